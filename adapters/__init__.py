@@ -1,0 +1,1 @@
+"""Translations between the outside world and the core model: input formats and export profiles."""

@@ -1,0 +1,115 @@
+"""Helpers shared by the source adapters: vendored schemas, times, purls, pointers."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from importlib import resources
+from typing import Any
+
+import orjson
+import yaml
+from packageurl import PackageURL
+
+from core.errors import SchemaError
+from core.schema import SchemaValidator
+
+SCHEMA_PACKAGE = "adapters.sources.schemas"
+
+
+def load_schema(relpath: str) -> dict[str, Any]:
+    """Load a vendored schema (JSON or YAML) from ``adapters/sources/schemas/<relpath>``."""
+    ref = resources.files(SCHEMA_PACKAGE).joinpath(relpath)
+    data = ref.read_bytes()
+    if relpath.endswith((".yaml", ".yml")):
+        loaded: dict[str, Any] = yaml.safe_load(data)
+        return loaded
+    parsed: dict[str, Any] = orjson.loads(data)
+    return parsed
+
+
+@functools.cache
+def validator(label: str, relpath: str, resources_: tuple[tuple[str, str], ...] = ()) -> SchemaValidator:
+    """A compiled, cached validator for a vendored schema.
+
+    ``resources_`` maps the URLs the schema ``$ref``s to other vendored files.
+    """
+    side = {url: load_schema(path) for url, path in resources_}
+    return SchemaValidator(label, load_schema(relpath), resources=side)
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_time(value: Any, *, path: str, pointer: str, required: bool = False) -> datetime | None:
+    """Parse an RFC 3339 / ISO 8601 timestamp into naive UTC; ``None`` passes through unless required."""
+    if value is None or value == "":
+        if required:
+            raise SchemaError("a timestamp is required here", path=path, pointer=pointer)
+        return None
+    if not isinstance(value, str):
+        raise SchemaError(f"expected a timestamp string, got {type(value).__name__}", path=path, pointer=pointer)
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Python 3.11 accepts at most 6 fractional digits; some feeds send 9.
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
+    # EPSS writes offsets as +0000.
+    if re.search(r"[+-]\d{4}$", text):
+        text = text[:-2] + ":" + text[-2:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise SchemaError(f"{value!r} is not an RFC 3339 timestamp", path=path, pointer=pointer) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def parse_date(value: Any, *, path: str, pointer: str) -> date | None:
+    """Parse a ``YYYY-MM-DD`` date; ``None``/empty passes through."""
+    if value is None or value == "":
+        return None
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise SchemaError(f"{value!r} is not a YYYY-MM-DD date", path=path, pointer=pointer) from None
+
+
+def check_purl(value: str, *, path: str, pointer: str) -> str:
+    """Return ``value`` if it is a valid package URL, else raise naming the problem."""
+    try:
+        PackageURL.from_string(value)
+    except ValueError as exc:
+        raise SchemaError(f"invalid package URL {value!r}: {exc}", path=path, pointer=pointer) from None
+    return value
+
+
+def is_purl(value: Any) -> bool:
+    """True when ``value`` parses as a package URL."""
+    if not isinstance(value, str) or not value.startswith("pkg:"):
+        return False
+    try:
+        PackageURL.from_string(value)
+    except ValueError:
+        return False
+    return True
+
+
+def get_in(obj: Any, *keys: str | int) -> Any:
+    """Nested lookup that returns ``None`` instead of raising on a missing step."""
+    cur = obj
+    for key in keys:
+        if isinstance(key, int):
+            if not isinstance(cur, list) or key >= len(cur):
+                return None
+            cur = cur[key]
+        else:
+            if not isinstance(cur, Mapping):
+                return None
+            cur = cur.get(key)
+        if cur is None:
+            return None
+    return cur

@@ -1,0 +1,67 @@
+"""`stella import PATH...`: import documents, report each one, summarize."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from adapters.sources.registry import SOURCES, format_names, get_format
+from app.output import RichSink, print_json, print_json_line, stderr, stdout
+from core.home import resolve_home
+from core.ingest import DEFAULT_TENANT, FileResult, Importer, Outcome
+from core.store import Store
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "import",
+        parents=[common],
+        help="import documents (files, directories, .zip/.tar/.tar.gz/.tar.zst archives)",
+        description="Import security documents into the store. Formats are detected automatically; "
+        "known formats: " + ", ".join(format_names()) + ".",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", type=Path)
+    p.add_argument("--tenant", default=DEFAULT_TENANT, help=f"tenant to import into (default: {DEFAULT_TENANT})")
+    p.add_argument("--format", dest="format", choices=format_names(), help="skip detection and use this format")
+    p.add_argument("--quiet", "-q", action="store_true", help="print only rejections and the summary")
+    p.set_defaults(handler=run)
+
+
+_STYLE = {Outcome.IMPORTED: "green", Outcome.DUPLICATE: "yellow", Outcome.REJECTED: "bold red"}
+
+
+def run(args: argparse.Namespace) -> int:
+    forced = get_format(args.format) if args.format else None
+    home = resolve_home(args.home)
+
+    def report(result: FileResult) -> None:
+        if args.json:
+            print_json_line({"event": "document", **result.to_dict()})
+            return
+        if args.quiet and result.outcome is not Outcome.REJECTED:
+            return
+        line = f"[{_STYLE[result.outcome]}]{result.outcome:9}[/] {result.path}"
+        if result.format:
+            line += f"  [dim]{result.format} {result.document_id or ''}[/]"
+        if result.error is not None:
+            where = f" at {result.error.pointer}" if result.error.pointer else ""
+            line += f"\n          {result.error.message}{where}"
+        for warning in result.warnings:
+            line += f"\n          [yellow]warning:[/] {warning}"
+        (stderr if result.outcome is Outcome.REJECTED else stdout).print(line, highlight=False)
+
+    with Store.open(home) as store:
+        importer = Importer(
+            store, SOURCES, tenant=args.tenant, forced_format=forced, sink=RichSink("importing"), on_result=report
+        )
+        summary = importer.run(args.paths)
+    if args.json:
+        print_json_line({"event": "summary", **summary.to_dict()})
+    else:
+        stdout.print(
+            f"[bold]{summary.imported}[/] imported, {summary.duplicates} duplicate, "
+            f"[{'bold red' if summary.rejected else 'default'}]{summary.rejected} rejected[/] "
+            f"into tenant [bold]{summary.tenant}[/] ({home.root})"
+        )
+    return int(summary.exit_code)

@@ -1,0 +1,19 @@
+"""Canonical JSON (RFC 8785, JCS) for everything the tool signs or hashes."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import rfc8785
+
+
+def canonical_json(value: Any) -> bytes:
+    """Serialize ``value`` with RFC 8785 canonicalization (sorted keys, ES6 numbers, UTF-8)."""
+    data: bytes = rfc8785.dumps(value)
+    return data
+
+
+def canonical_sha256(value: Any) -> str:
+    """Hex SHA-256 of the canonical form of ``value``."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()

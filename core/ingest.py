@@ -1,0 +1,246 @@
+"""The import pipeline: inputs -> detect format -> validate/normalize -> store, in batches.
+
+Each document is all-or-nothing: it is fully parsed before any of its rows are written, and a
+batch is written in one transaction (rolled back, blobs included, on failure). Importing the same
+bytes again changes nothing: raw documents are keyed by (tenant, sha256) and duplicates are
+recognised before parsing. Results are reported per document through ``on_result``; nothing is
+printed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from core.clock import utcnow
+from core.errors import BadInputError, Cancelled, ExitCode, StellaError, UsageError
+from core.inputs import InputItem, InputLimits, iter_inputs
+from core.progress import NullSink, ProgressSink
+from core.records import ParsedDocument
+from core.sources import Candidate, SourceFormat
+from core.store import BLOB_THRESHOLD, Store
+from core.store.tables import RowBatch, StagedDocument
+
+DEFAULT_TENANT = "default"
+DEFAULT_BATCH = 2000
+
+
+class Outcome(StrEnum):
+    IMPORTED = "imported"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass
+class FileResult:
+    """What happened to one input document."""
+
+    path: str
+    outcome: Outcome
+    sha256: str | None = None
+    format: str | None = None
+    kind: str | None = None
+    document_id: str | None = None
+    error: StellaError | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"path": self.path, "outcome": str(self.outcome)}
+        for key in ("sha256", "format", "kind", "document_id"):
+            value = getattr(self, key)
+            if value is not None:
+                out["documentId" if key == "document_id" else key] = value
+        if self.error is not None:
+            out["reason"] = self.error.message
+            out["error"] = self.error.code
+            if self.error.pointer is not None:
+                out["pointer"] = self.error.pointer
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
+
+
+@dataclass
+class ImportSummary:
+    """Counts of one import, per outcome and per format."""
+
+    import_id: str
+    tenant: str
+    imported: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    by_format: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.BAD_INPUT if self.rejected else ExitCode.OK
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "importId": self.import_id,
+            "tenant": self.tenant,
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "byFormat": dict(sorted(self.by_format.items())),
+        }
+
+
+def validate_tenant(tenant: str) -> str:
+    """Tenants are short identifiers: letters, digits, '-', '_' and '.'."""
+    ok = tenant and len(tenant) <= 64 and all(c.isalnum() or c in "-_." for c in tenant)
+    if not ok:
+        raise UsageError(f"invalid tenant {tenant!r}", hint="use letters, digits, '-', '_' or '.' (at most 64)")
+    return tenant
+
+
+def detect(candidate: Candidate, sources: Sequence[SourceFormat]) -> SourceFormat | None:
+    """The first adapter, in registry order, that recognises ``candidate``."""
+    for source in sources:
+        if source.sniff(candidate):
+            return source
+    return None
+
+
+class Importer:
+    """Imports documents into one tenant of a store."""
+
+    def __init__(
+        self,
+        store: Store,
+        sources: Sequence[SourceFormat],
+        *,
+        tenant: str = DEFAULT_TENANT,
+        forced_format: SourceFormat | None = None,
+        sink: ProgressSink | None = None,
+        on_result: Callable[[FileResult], None] | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        limits: InputLimits | None = None,
+    ) -> None:
+        self.store = store
+        self.sources = sources
+        self.tenant = validate_tenant(tenant)
+        self.forced = forced_format
+        self.sink = sink or NullSink()
+        self.on_result = on_result or (lambda _r: None)
+        self.batch_size = batch_size
+        self.limits = limits or InputLimits()
+
+    def run(self, paths: Sequence[Path]) -> ImportSummary:
+        """Import everything under ``paths``; returns the summary (rejections do not raise)."""
+        summary = ImportSummary(import_id=str(uuid.uuid4()), tenant=self.tenant)
+        started = utcnow()
+        self.sink.start("import", None)
+        pending: list[InputItem] = []
+        for path in paths:
+            try:
+                for item in iter_inputs([path], self.limits):
+                    if self.sink.is_cancelled():
+                        raise Cancelled("import cancelled; documents already committed stay, nothing partial")
+                    if item.error is not None:
+                        self._emit(summary, FileResult(item.path, Outcome.REJECTED, error=item.error))
+                        continue
+                    pending.append(item)
+                    if len(pending) >= self.batch_size:
+                        self._flush(pending, summary)
+                        pending = []
+            except BadInputError as exc:
+                # A damaged container: refused as a whole, before any of its members was staged.
+                self._flush(pending, summary)
+                pending = []
+                self._emit(summary, FileResult(exc.path or str(path), Outcome.REJECTED, error=exc))
+        self._flush(pending, summary)
+        self._log(summary, started, paths)
+        self.sink.finish("import")
+        return summary
+
+    # -- internals -------------------------------------------------------------------------
+    def _emit(self, summary: ImportSummary, result: FileResult) -> None:
+        if result.outcome is Outcome.IMPORTED:
+            summary.imported += 1
+            summary.by_format[result.format or "?"] += 1
+        elif result.outcome is Outcome.DUPLICATE:
+            summary.duplicates += 1
+        else:
+            summary.rejected += 1
+        self.sink.advance(1, detail=result.path)
+        self.on_result(result)
+
+    def _parse(self, item: InputItem) -> ParsedDocument:
+        candidate = Candidate(path=item.path, data=item.data)
+        source = self.forced or detect(candidate, self.sources)
+        if source is None:
+            reason = candidate.json_error if candidate.json is None and candidate.data[:1] in (b"{", b"[") else None
+            raise BadInputError(
+                reason or "unrecognised format: not any of the formats stella imports",
+                path=item.path,
+                hint="force one with --format; see `stella import --help` for the list",
+            )
+        return source.parse(candidate)
+
+    def _flush(self, items: list[InputItem], summary: ImportSummary) -> None:
+        if not items:
+            return
+        digests = [hashlib.sha256(it.data).hexdigest() for it in items]
+        existing = self.store.existing_digests(self.tenant, set(digests))
+        seen: set[str] = set()
+        staged: list[tuple[StagedDocument, FileResult]] = []
+        results: list[FileResult] = []
+        for item, sha in zip(items, digests, strict=True):
+            if sha in existing or sha in seen:
+                results.append(FileResult(item.path, Outcome.DUPLICATE, sha256=sha))
+                continue
+            try:
+                parsed = self._parse(item)
+            except StellaError as exc:
+                if exc.path is None:
+                    exc.path = item.path
+                results.append(FileResult(item.path, Outcome.REJECTED, sha256=sha, error=exc))
+                continue
+            seen.add(sha)
+            big = len(item.data) > BLOB_THRESHOLD
+            doc = StagedDocument(sha, len(item.data), item.path, parsed, None if big else item.data)
+            res = FileResult(
+                item.path, Outcome.IMPORTED, sha256=sha, format=parsed.format, kind=str(parsed.kind),
+                document_id=parsed.document_id, warnings=list(parsed.warnings),
+            )
+            staged.append((doc, res))
+            results.append(res)
+        big = {sha: it.data for it, sha in zip(items, digests, strict=True) if len(it.data) > BLOB_THRESHOLD}
+        self._write(staged, big)
+        for res in results:
+            self._emit(summary, res)
+
+    def _write(self, staged: list[tuple[StagedDocument, FileResult]], big: dict[str, bytes]) -> None:
+        if not staged:
+            return
+        batch = RowBatch()
+        now = utcnow()
+        for doc, _ in staged:
+            batch.add(self.tenant, doc, now)
+        new_blobs: list[str] = []
+        try:
+            for doc, _ in staged:
+                if doc.content is None and self.store.put_blob(doc.sha256, big[doc.sha256]):
+                    new_blobs.append(doc.sha256)
+            with self.store.transaction():
+                self.store.write_batch(batch)
+        except BaseException:
+            for sha in new_blobs:
+                self.store.remove_blob(sha)
+            raise
+
+    def _log(self, summary: ImportSummary, started: object, paths: Sequence[Path]) -> None:
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO import_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    self.tenant, summary.import_id, started, utcnow(), summary.imported,
+                    summary.duplicates, summary.rejected, [str(p) for p in paths],
+                ],
+            )

@@ -1,0 +1,216 @@
+"""Walk import inputs: files, directories, and .zip / .tar / .tar.gz / .tar.zst archives, streamed.
+
+Each yielded :class:`InputItem` holds one document's bytes (bounded by ``max_document_bytes``);
+an archive is never loaded whole. Archive members that are not regular files (links, devices)
+are yielded as rejected items rather than silently skipped. A tar stream is read to its end once
+before its members are imported, so a truncated archive is refused before anything from it is
+written.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import stat
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import zstandard
+
+from core.errors import BadInputError, EnvironmentFailure
+
+ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+DEFAULT_MAX_DOCUMENT = 512 << 20
+#: A member expanding more than this many times its compressed size is treated as a zip bomb.
+MAX_COMPRESSION_RATIO = 2000
+
+
+@dataclass
+class InputItem:
+    """One document to import, or an input-level rejection (``error`` set, ``data`` empty)."""
+
+    path: str
+    data: bytes = b""
+    error: BadInputError | None = None
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT
+
+
+def iter_inputs(paths: list[Path], limits: InputLimits | None = None) -> Iterator[InputItem]:
+    """Yield every document found under ``paths`` in a stable order."""
+    lim = limits or InputLimits()
+    for path in paths:
+        if not path.exists() and not path.is_symlink():
+            raise BadInputError("no such file or directory", path=str(path))
+        if path.is_dir():
+            yield from _walk_dir(path, lim)
+        else:
+            yield from _from_file(path, lim)
+
+
+def _walk_dir(root: Path, lim: InputLimits) -> Iterator[InputItem]:
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield from _from_file(Path(dirpath) / name, lim)
+
+
+def _from_file(path: Path, lim: InputLimits) -> Iterator[InputItem]:
+    try:
+        st = path.lstat()
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot read: {exc.strerror}", path=str(path)) from exc
+    if stat.S_ISLNK(st.st_mode):
+        yield InputItem(str(path), error=BadInputError("is a symbolic link; refusing to follow it", path=str(path)))
+        return
+    if not stat.S_ISREG(st.st_mode):
+        yield InputItem(str(path), error=BadInputError("is not a regular file", path=str(path)))
+        return
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot read: {exc.strerror}", path=str(path)) from exc
+    if head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC)):
+        yield from _from_zip(path, lim)
+    elif head.startswith(GZIP_MAGIC):
+        yield from _from_compressed(path, lim, "gzip")
+    elif head.startswith(ZSTD_MAGIC):
+        yield from _from_compressed(path, lim, "zstd")
+    elif _is_plain_tar(path):
+        _preflight_tar(path, lambda: path.open("rb"))
+        yield from _tar_members(path, lambda: path.open("rb"), lim)
+    else:
+        if st.st_size > lim.max_document_bytes:
+            yield InputItem(str(path), error=_too_big(str(path), st.st_size, lim))
+            return
+        yield InputItem(str(path), path.read_bytes())
+
+
+def _too_big(label: str, size: int, lim: InputLimits) -> BadInputError:
+    return BadInputError(
+        f"document is {size} bytes, over the {lim.max_document_bytes}-byte limit for one document",
+        path=label,
+    )
+
+
+def _is_plain_tar(path: Path) -> bool:
+    with path.open("rb") as fh:
+        block = fh.read(512)
+    return len(block) == 512 and block[257:262] == b"ustar"
+
+
+def _open_decompressed(path: Path, codec: str) -> IO[bytes]:
+    raw = path.open("rb")
+    if codec == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True, read_across_frames=True)
+    return io.BufferedReader(reader)  # type: ignore[arg-type]
+
+
+def _from_compressed(path: Path, lim: InputLimits, codec: str) -> Iterator[InputItem]:
+    """A .tar.gz / .tar.zst archive, or one compressed document (e.g. an EPSS ``.csv.gz``)."""
+    try:
+        with _open_decompressed(path, codec) as fh:
+            head = fh.read(512)
+    except (OSError, EOFError, zstandard.ZstdError) as exc:
+        raise BadInputError(f"damaged {codec} stream: {exc}", path=str(path)) from None
+    if len(head) == 512 and head[257:262] == b"ustar":
+        _preflight_tar(path, lambda: _open_decompressed(path, codec))
+        yield from _tar_members(path, lambda: _open_decompressed(path, codec), lim)
+        return
+    label = str(path)
+    try:
+        with _open_decompressed(path, codec) as fh:
+            data = fh.read(lim.max_document_bytes + 1)
+            if len(data) > lim.max_document_bytes:
+                yield InputItem(label, error=_too_big(label, len(data), lim))
+                return
+            fh.read()  # reach the end so the stream's checksum is verified
+    except (OSError, EOFError, zstandard.ZstdError) as exc:
+        raise BadInputError(f"damaged or truncated {codec} stream: {exc}", path=label) from None
+    yield InputItem(label, data)
+
+
+def _preflight_tar(path: Path, opener: object) -> None:
+    """Read the whole tar stream once: a truncated or corrupt archive fails before any import."""
+    assert callable(opener)
+    try:
+        with opener() as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+            for member in tar:
+                if member.isfile():
+                    extracted = tar.extractfile(member)
+                    if extracted is not None:
+                        while extracted.read(1 << 20):
+                            pass
+    except (tarfile.TarError, OSError, EOFError, zstandard.ZstdError) as exc:
+        raise BadInputError(
+            f"archive is truncated or corrupt ({exc}); nothing from it was imported", path=str(path)
+        ) from None
+
+
+def _tar_members(path: Path, opener: object, lim: InputLimits) -> Iterator[InputItem]:
+    assert callable(opener)
+    with opener() as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        for member in tar:
+            label = f"{path}!{member.name}"
+            if member.isdir():
+                continue
+            if not member.isfile():
+                what = "a link" if (member.issym() or member.islnk()) else "not a regular file"
+                yield InputItem(label, error=BadInputError(f"archive member is {what}; skipped", path=label))
+                continue
+            if member.size > lim.max_document_bytes:
+                yield InputItem(label, error=_too_big(label, member.size, lim))
+                continue
+            extracted = tar.extractfile(member)
+            yield InputItem(label, extracted.read() if extracted else b"")
+
+
+def _from_zip(path: Path, lim: InputLimits) -> Iterator[InputItem]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise BadInputError(
+            f"not a readable zip archive ({exc}); it may be truncated. Nothing from it was imported",
+            path=str(path),
+        ) from None
+    with zf:
+        for info in zf.infolist():
+            label = f"{path}!{info.filename}"
+            if info.is_dir():
+                continue
+            mode = info.external_attr >> 16
+            if mode and not stat.S_ISREG(mode):
+                yield InputItem(label, error=BadInputError("archive member is not a regular file; skipped", path=label))
+                continue
+            if info.file_size > lim.max_document_bytes:
+                yield InputItem(label, error=_too_big(label, info.file_size, lim))
+                continue
+            if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
+                yield InputItem(
+                    label,
+                    error=BadInputError(
+                        f"archive member expands {info.file_size // info.compress_size}x; refusing a likely zip bomb",
+                        path=label,
+                    ),
+                )
+                continue
+            try:
+                with zf.open(info) as member:
+                    data = member.read(lim.max_document_bytes + 1)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                yield InputItem(label, error=BadInputError(f"damaged archive member: {exc}", path=label))
+                continue
+            yield InputItem(label, data)

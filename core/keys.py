@@ -1,0 +1,150 @@
+"""Signing keys under the home: generate, list, export the public half.
+
+Private keys are PKCS#8 PEM files with mode 0600, encrypted with a passphrase when one is given
+(``-----BEGIN ENCRYPTED PRIVATE KEY-----``). Public keys are SubjectPublicKeyInfo PEM, the form
+``cosign verify-blob --key`` and ``openssl dgst -verify`` read. The key id is the hex SHA-256 of
+the DER public key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from core.clock import rfc3339, utcnow
+from core.errors import BadInputError, EnvironmentFailure, NotFoundError, SignatureError, UsageError
+from core.home import Home
+
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class KeyAlgorithm(StrEnum):
+    ECDSA_P256 = "ecdsa-p256"
+    ED25519 = "ed25519"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What ``keys list`` shows about a key."""
+
+    name: str
+    algorithm: KeyAlgorithm
+    keyid: str
+    created: str
+    encrypted: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "algorithm": str(self.algorithm),
+            "keyid": self.keyid,
+            "created": self.created,
+            "encrypted": self.encrypted,
+        }
+
+
+def keyid_of(public: PublicKey) -> str:
+    """Hex SHA-256 of the DER SubjectPublicKeyInfo."""
+    der = public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def public_pem(public: PublicKey) -> bytes:
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def read_passphrase_file(path: Path) -> bytes:
+    """The first line of ``path`` (without its newline); an empty passphrase is refused."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"cannot read passphrase file: {exc.strerror}", path=str(path)) from exc
+    first = text.splitlines()[0] if text.strip() else b""
+    if not first:
+        raise BadInputError("passphrase file is empty", path=str(path))
+    return first
+
+
+class KeyStore:
+    """The ``keys/`` directory of a home."""
+
+    def __init__(self, home: Home) -> None:
+        self.dir = home.keys_dir
+
+    def _paths(self, name: str) -> tuple[Path, Path, Path]:
+        return self.dir / f"{name}.key", self.dir / f"{name}.pub", self.dir / f"{name}.json"
+
+    def generate(self, name: str, algorithm: KeyAlgorithm, passphrase: bytes | None = None) -> KeyInfo:
+        """Create a key pair; refuses to overwrite an existing key."""
+        if not _NAME.match(name):
+            raise UsageError(f"invalid key name {name!r}", hint="letters, digits, '.', '_' and '-' (at most 64)")
+        key_path, pub_path, meta_path = self._paths(name)
+        if meta_path.exists() or key_path.exists():
+            raise UsageError(f"a key named {name!r} already exists", path=str(key_path))
+        private: PrivateKey = (
+            ec.generate_private_key(ec.SECP256R1())
+            if algorithm is KeyAlgorithm.ECDSA_P256
+            else ed25519.Ed25519PrivateKey.generate()
+        )
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+        )
+        pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+        public = private.public_key()
+        info = KeyInfo(name, algorithm, keyid_of(public), rfc3339(utcnow().replace(microsecond=0)), bool(passphrase))
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _write_private(key_path, pem)
+            pub_path.write_bytes(public_pem(public))
+            meta_path.write_text(json.dumps(info.to_dict(), indent=2, sort_keys=True) + "\n")
+        except OSError as exc:
+            raise EnvironmentFailure(f"cannot write key: {exc.strerror}", path=str(self.dir)) from exc
+        return info
+
+    def list(self) -> list[KeyInfo]:
+        if not self.dir.is_dir():
+            return []
+        return [self.info(p.stem) for p in sorted(self.dir.glob("*.json"))]
+
+    def info(self, name: str) -> KeyInfo:
+        _, _, meta_path = self._paths(name)
+        try:
+            meta = json.loads(meta_path.read_text())
+        except FileNotFoundError:
+            raise NotFoundError(f"no key named {name!r}", hint="see `stella keys list`") from None
+        return KeyInfo(meta["name"], KeyAlgorithm(meta["algorithm"]), meta["keyid"], meta["created"], meta["encrypted"])
+
+    def public_pem(self, name: str) -> bytes:
+        self.info(name)
+        return self._paths(name)[1].read_bytes()
+
+    def load_private(self, name: str, passphrase: bytes | None = None) -> PrivateKey:
+        """Load a private key; a wrong or missing passphrase is a clear signature-class error."""
+        info = self.info(name)
+        data = self._paths(name)[0].read_bytes()
+        if info.encrypted and not passphrase:
+            raise UsageError(f"key {name!r} is encrypted", hint="give its passphrase with --passphrase-file")
+        try:
+            key = serialization.load_pem_private_key(data, password=passphrase if info.encrypted else None)
+        except (ValueError, TypeError):
+            raise SignatureError(f"cannot unlock key {name!r}: wrong passphrase or damaged key file") from None
+        if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
+            raise SignatureError(f"key {name!r} is not ECDSA P-256 or Ed25519")
+        return key
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)

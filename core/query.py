@@ -1,0 +1,159 @@
+"""Read-only questions users ask of the store: what is in it, per tenant, and one document in full."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from core.errors import NotFoundError
+from core.store import Store
+
+
+class ListKind(StrEnum):
+    """What ``stella data list`` can list."""
+
+    DOCUMENTS = "documents"
+    ADVISORIES = "advisories"
+    VEX = "vex"
+    SBOMS = "sboms"
+    COMPONENTS = "components"
+    ATTESTATIONS = "attestations"
+    KEV = "kev"
+    EPSS = "epss"
+    POLICIES = "policies"
+    FINDINGS = "findings"
+
+
+_LIST_SQL: dict[ListKind, tuple[str, str]] = {
+    ListKind.DOCUMENTS: (
+        "SELECT sha256, format, kind, document_id, subject, size, source_path, imported_at FROM raw_documents",
+        "kind, subject, document_id, sha256",
+    ),
+    ListKind.ADVISORIES: (
+        "SELECT advisory_id, source_format, modified, published, withdrawn, summary, aliases, document_sha256,"
+        " (SELECT count(*) FROM advisories b WHERE b.tenant = a.tenant AND b.advisory_id = a.advisory_id)"
+        " AS revisions FROM advisories_latest a",
+        "advisory_id",
+    ),
+    ListKind.VEX: (
+        "SELECT vulnerability_id, product, status, justification, vex_format, document_sha256 FROM vex_statements",
+        "vulnerability_id, product, document_sha256",
+    ),
+    ListKind.SBOMS: (
+        "SELECT subject_name, subject_version, sbom_format, spec_version, component_count, serial_number,"
+        " document_sha256 FROM sbom_documents",
+        "subject_name, document_sha256",
+    ),
+    ListKind.COMPONENTS: (
+        "SELECT name, version, purl, type, document_sha256 FROM sbom_components",
+        "name, version, document_sha256",
+    ),
+    ListKind.ATTESTATIONS: (
+        "SELECT envelope_kind, predicate_type, statement_type, signature_count, verification, entry_index,"
+        " document_sha256 FROM attestations",
+        "document_sha256, entry_index",
+    ),
+    ListKind.KEV: (
+        "SELECT cve_id, vendor_project, product, date_added, due_date, known_ransomware_campaign_use,"
+        " document_sha256 FROM kev_entries",
+        "cve_id, document_sha256",
+    ),
+    ListKind.EPSS: (
+        "SELECT cve_id, epss, percentile, document_sha256 FROM epss_scores",
+        "cve_id, document_sha256",
+    ),
+    ListKind.POLICIES: (
+        "SELECT policy_id, policy_version, inputs_hash, decision_trace_fingerprint, evaluated_at, findings_count,"
+        " document_sha256 FROM policy_snapshots",
+        "policy_id, policy_version",
+    ),
+    ListKind.FINDINGS: (
+        "SELECT finding_id, vulnerability_id, subject, decision, severity, policy_version, document_sha256"
+        " FROM findings",
+        "finding_id, document_sha256",
+    ),
+}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat() + "Z"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cur = store.conn.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    return [{n: _jsonable(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
+
+
+def list_rows(store: Store, kind: ListKind, tenant: str, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+    """One page of ``kind`` for ``tenant``, in a stable order."""
+    base, order = _LIST_SQL[kind]
+    sql = f"SELECT * FROM ({base} WHERE tenant = ?) ORDER BY {order} LIMIT ? OFFSET ?"
+    return _rows(store, sql, [tenant, limit, offset])
+
+
+def count_rows(store: Store, kind: ListKind, tenant: str) -> int:
+    base, _ = _LIST_SQL[kind]
+    row = store.conn.execute(f"SELECT count(*) FROM ({base} WHERE tenant = ?)", [tenant]).fetchone()
+    return int(row[0]) if row else 0
+
+
+def show(store: Store, tenant: str, ident: str) -> dict[str, Any]:
+    """A document by sha256 (or unique prefix) or an advisory by ID, with its normalized rows.
+
+    For an advisory ID, every revision is listed and the latest is shown in full.
+    """
+    docs = _rows(
+        store,
+        "SELECT sha256, format, format_version, kind, media_type, document_id, subject, size, source_path,"
+        " imported_at FROM raw_documents WHERE tenant = ? AND (sha256 LIKE ? OR document_id = ?)"
+        " ORDER BY sha256",
+        [tenant, ident.lower() + "%" if len(ident) >= 8 else "\x00", ident],
+    )
+    revisions: list[dict[str, Any]] = []
+    if not docs:
+        revisions = _rows(
+            store,
+            "SELECT advisory_id, modified, document_sha256 FROM advisories WHERE tenant = ? AND"
+            " (advisory_id = ? OR list_contains(aliases, ?)) ORDER BY modified DESC NULLS LAST, document_sha256 DESC",
+            [tenant, ident, ident],
+        )
+        if revisions:
+            docs = _rows(
+                store,
+                "SELECT sha256, format, format_version, kind, media_type, document_id, subject, size, source_path,"
+                " imported_at FROM raw_documents WHERE tenant = ? AND sha256 = ?",
+                [tenant, revisions[0]["document_sha256"]],
+            )
+    if not docs:
+        raise NotFoundError(f"nothing in tenant {tenant!r} matches {ident!r}", hint="try `stella data list documents`")
+    if len(docs) > 1:
+        raise NotFoundError(
+            f"{ident!r} matches {len(docs)} documents; give more of the sha256",
+            hint=", ".join(d["sha256"][:16] for d in docs[:5]),
+        )
+    doc = docs[0]
+    sha = doc["sha256"]
+    out: dict[str, Any] = {"document": doc}
+    if revisions:
+        out["revisions"] = revisions
+    for table in (
+        "advisories", "advisory_severities", "affected_packages", "vex_statements", "sbom_documents",
+        "sbom_components", "attestations", "attestation_subjects", "kev_catalogs", "kev_entries",
+        "epss_snapshots", "epss_scores", "policy_snapshots", "findings",
+    ):
+        rows = _rows(
+            store,
+            f"SELECT * EXCLUDE (tenant, document_sha256) FROM {table} WHERE tenant = ? AND document_sha256 = ?",
+            [tenant, sha],
+        )
+        if rows:
+            out[table] = rows
+    return out

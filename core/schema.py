@@ -1,0 +1,61 @@
+"""JSON Schema validation with clear, pointer-carrying errors, fully offline.
+
+Wraps ``jsonschema_rs`` (fast enough for the 3,000 documents/s import target). Side schemas a
+main schema refers to by URL are registered up front; nothing is ever fetched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jsonschema_rs
+
+from core.errors import SchemaError
+
+
+def json_pointer(parts: Iterable[str | int]) -> str:
+    """RFC 6901 pointer for a path of keys and indexes."""
+    out = []
+    for part in parts:
+        out.append(str(part).replace("~", "~0").replace("/", "~1"))
+    return "/" + "/".join(out) if out else ""
+
+
+class SchemaValidator:
+    """A compiled JSON Schema plus the name users know it by (e.g. ``OSV schema``)."""
+
+    def __init__(
+        self,
+        label: str,
+        schema: Mapping[str, Any],
+        *,
+        resources: Mapping[str, Mapping[str, Any]] | None = None,
+        validate_formats: bool = True,
+    ) -> None:
+        self.label = label
+        kwargs: dict[str, Any] = {"validate_formats": validate_formats, "ignore_unknown_formats": True}
+        if resources:
+            kwargs["registry"] = jsonschema_rs.Registry(list(resources.items()))
+        # offline: a $ref to an unregistered URL is an error, never a download.
+        self._validator = jsonschema_rs.validator_for(dict(schema), offline=True, **kwargs)
+
+    def is_valid(self, instance: Any) -> bool:
+        result: bool = self._validator.is_valid(instance)
+        return result
+
+    def check(self, instance: Any, *, path: str, base_pointer: str = "") -> None:
+        """Raise :class:`SchemaError` naming the first violation and its JSON pointer."""
+        if self._validator.is_valid(instance):
+            return
+        errors = list(self._validator.iter_errors(instance))
+        # The deepest error is usually the most specific one a user can act on.
+        first = max(errors, key=lambda e: len(e.instance_path))
+        pointer = base_pointer + json_pointer(first.instance_path)
+        message = _shorten(first.message)
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SchemaError(f"fails the {self.label}: {message}{more}", path=path, pointer=pointer)
+
+
+def _shorten(message: str, limit: int = 300) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."

@@ -1,0 +1,289 @@
+"""The local DuckDB store: raw documents (immutable, keyed by sha256), normalized rows, export tables.
+
+One connection per store; threads take their own cursor (``Store.cursor()``). DuckDB's
+extension auto-install/auto-load and all external file/network access are switched off, so the
+store can never reach for the network. Blobs too big for rows live in ``blobs/sha256/<hex>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import duckdb
+
+from core import __version__
+from core.clock import utcnow
+from core.errors import EnvironmentFailure, NotFoundError, StoreLockedError, StoreVersionError
+from core.home import Home
+from core.store.lock import StoreLock
+from core.store.tables import NORMALIZED_TABLES, TABLES, RowBatch
+
+#: Raw documents larger than this go to the blob directory instead of a BLOB column.
+BLOB_THRESHOLD = 1 << 20
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+DUCKDB_CONFIG: dict[str, Any] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "enable_external_access": False,
+}
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """The numbered, forward-only migrations shipped with this version, in order."""
+    found = []
+    for entry in resources.files("core.store.migrations").iterdir():
+        m = _MIGRATION_NAME.match(entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), entry.name, entry.read_text("utf-8")))
+    found.sort(key=lambda mig: mig.version)
+    return found
+
+
+def latest_schema_version() -> int:
+    return load_migrations()[-1].version
+
+
+class Store:
+    """An open store. Use :meth:`open` as a context manager."""
+
+    def __init__(self, home: Home, conn: duckdb.DuckDBPyConnection, lock: StoreLock, *, read_only: bool) -> None:
+        self.home = home
+        self.conn = conn
+        self.read_only = read_only
+        self._lock = lock
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, home: Home, *, read_only: bool = False) -> Store:
+        """Open (and create or migrate, when writable) the store under ``home``.
+
+        Readers share the lock; a writer holds it alone. A reader of a store that does not exist
+        yet, or that needs a migration, briefly opens it as a writer first.
+        """
+        home.ensure()
+        if read_only and not cls._is_current(home):
+            cls.open(home, read_only=False).close()
+        lock = StoreLock(home.lock_path, exclusive=not read_only).acquire()
+        try:
+            conn = cls._connect(home, read_only=read_only)
+        except BaseException:
+            lock.release()
+            raise
+        store = cls(home, conn, lock, read_only=read_only)
+        try:
+            store._check_and_migrate()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @staticmethod
+    def _connect(home: Home, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        try:
+            return duckdb.connect(str(home.store_path), read_only=read_only, config=dict(DUCKDB_CONFIG))
+        except duckdb.IOException as exc:
+            text = str(exc)
+            pid = re.search(r"PID (\d+)", text)
+            if "lock" in text.lower():
+                who = f"PID {pid.group(1)}" if pid else "another process"
+                raise StoreLockedError(f"store is locked by {who}", path=str(home.store_path)) from None
+            raise EnvironmentFailure(f"cannot open the store: {text}", path=str(home.store_path)) from None
+        except duckdb.Error as exc:
+            raise EnvironmentFailure(
+                f"cannot open the store: {exc}",
+                path=str(home.store_path),
+                hint="the file may be damaged or not a stella store",
+            ) from None
+
+    @staticmethod
+    def _is_current(home: Home) -> bool:
+        if not home.store_path.exists():
+            return False
+        try:
+            with StoreLock(home.lock_path, exclusive=False):
+                conn = duckdb.connect(str(home.store_path), read_only=True, config=dict(DUCKDB_CONFIG))
+                try:
+                    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+                finally:
+                    conn.close()
+        except (duckdb.Error, StoreLockedError):
+            return True  # let the real open report the problem
+        return bool(row) and row[0] is not None and int(row[0]) >= latest_schema_version()
+
+    def _check_and_migrate(self) -> None:
+        current = self.schema_version()
+        known = load_migrations()
+        newest = known[-1].version
+        if current > newest:
+            raise StoreVersionError(
+                f"this store has schema version {current}, newer than this stella {__version__} supports ({newest})",
+                path=str(self.home.store_path),
+                hint="upgrade stella, or use another --home",
+            )
+        if current == newest:
+            return
+        if self.read_only:
+            raise StoreVersionError("the store needs a migration but was opened read-only", path=str(self.home.store_path))
+        for mig in known:
+            if mig.version <= current:
+                continue
+            self.conn.execute("BEGIN TRANSACTION")
+            try:
+                self.conn.execute(mig.sql)
+                self.conn.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?, ?)",
+                    [mig.version, mig.name, utcnow(), __version__],
+                )
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        """The store's schema version (0 for an empty file)."""
+        exists = self.conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()
+        if not exists or not exists[0]:
+            if self.read_only:
+                return 0
+            self.conn.execute(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL, name VARCHAR NOT NULL,"
+                " applied_at TIMESTAMP NOT NULL, tool_version VARCHAR NOT NULL)"
+            )
+            return 0
+        row = self.conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self.conn.close()
+        self._lock.release()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for another thread (DuckDB connections are not shared across threads)."""
+        return self.conn.cursor()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All-or-nothing: commit on success, roll back on any exception."""
+        self.conn.execute("BEGIN TRANSACTION")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- raw documents and blobs -----------------------------------------------------------
+    def existing_digests(self, tenant: str, digests: Iterable[str]) -> set[str]:
+        """Which of ``digests`` the tenant already holds."""
+        wanted = list(digests)
+        if not wanted:
+            return set()
+        rows = self.conn.execute(
+            "SELECT sha256 FROM raw_documents WHERE tenant = ? AND list_contains(?, sha256)",
+            [tenant, wanted],
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def blob_path(self, sha256: str) -> Path:
+        return self.home.blobs_dir / sha256[:2] / sha256
+
+    def put_blob(self, sha256: str, data: bytes) -> bool:
+        """Write a content-addressed blob atomically; return True if it was new."""
+        target = self.blob_path(sha256)
+        if target.exists():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise EnvironmentFailure(f"cannot write blob: {exc.strerror}", path=str(target)) from exc
+        return True
+
+    def remove_blob(self, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.blob_path(sha256).unlink()
+
+    def raw_bytes(self, tenant: str, sha256: str) -> bytes:
+        """The document exactly as imported."""
+        row = self.conn.execute(
+            "SELECT content FROM raw_documents WHERE tenant = ? AND sha256 = ?", [tenant, sha256]
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"no document with sha256 {sha256} for tenant {tenant!r}")
+        if row[0] is not None:
+            return bytes(row[0])
+        return self.blob_path(sha256).read_bytes()
+
+    def write_batch(self, batch: RowBatch) -> None:
+        """Insert every row of ``batch`` (call inside :meth:`transaction`)."""
+        for table, arrow in batch.arrow_tables().items():
+            name = f"_batch_{table}"
+            cols = ", ".join(f'"{c}"' for c, _ in TABLES[table])
+            self.conn.register(name, arrow)
+            try:
+                self.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}")
+            finally:
+                self.conn.unregister(name)
+
+    # -- reading ---------------------------------------------------------------------------
+    def tenants(self) -> list[str]:
+        rows = self.conn.execute("SELECT DISTINCT tenant FROM raw_documents ORDER BY tenant").fetchall()
+        return [r[0] for r in rows]
+
+    def stats(self, tenant: str | None = None) -> dict[str, dict[str, int]]:
+        """Row counts per tenant and table (raw documents counted per kind too)."""
+        out: dict[str, dict[str, int]] = {}
+        where = "WHERE tenant = ?" if tenant else ""
+        params = [tenant] if tenant else []
+        for t_name in ["raw_documents", *NORMALIZED_TABLES]:
+            for ten, count in self.conn.execute(
+                f"SELECT tenant, count(*) FROM {t_name} {where} GROUP BY tenant", params
+            ).fetchall():
+                out.setdefault(ten, {})[t_name] = int(count)
+        for ten, kind, count in self.conn.execute(
+            f"SELECT tenant, kind, count(*) FROM raw_documents {where} GROUP BY tenant, kind", params
+        ).fetchall():
+            out.setdefault(ten, {})[f"documents.{kind}"] = int(count)
+        for ten, count in self.conn.execute(
+            f"SELECT tenant, count(DISTINCT advisory_id) FROM advisories {where} GROUP BY tenant", params
+        ).fetchall():
+            out.setdefault(ten, {})["advisories.distinct_ids"] = int(count)
+        return out

@@ -1,0 +1,73 @@
+"""The store's one-writer lock: an ``flock`` on ``store.lock`` that records the holder's PID."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from core.errors import EnvironmentFailure, StoreLockedError
+
+
+class StoreLock:
+    """Exclusive (writer) or shared (reader) advisory lock on the store.
+
+    A second writer, or a reader while a writer is active, fails at once with the PID of the
+    process holding the lock rather than waiting silently.
+    """
+
+    def __init__(self, path: Path, *, exclusive: bool) -> None:
+        self.path = path
+        self.exclusive = exclusive
+        self._fd: int | None = None
+
+    def acquire(self) -> StoreLock:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise EnvironmentFailure(f"cannot open the store lock: {exc.strerror}", path=str(self.path)) from exc
+        mode = fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f"PID {holder}" if holder else "another process"
+            raise StoreLockedError(
+                f"store is locked by {who}",
+                path=str(self.path.parent),
+                hint="wait for that stella command to finish, or use another --home",
+            ) from None
+        if self.exclusive:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        if self.exclusive:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> StoreLock:
+        return self.acquire()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
