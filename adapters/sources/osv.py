@@ -1,0 +1,326 @@
+"""OSV importer: OSV 1.x records, including GitHub Security Advisories in OSV form.
+
+Validation is the official OSV JSON Schema plus the osv-linter rules it cannot express (an
+``affected`` list that says something, distinct range events, valid purls, complete CVSS
+vectors). One known upstream quirk is tolerated: older GitHub advisories end CVSS vectors with
+a ``/`` that the current schema rejects; the slash is dropped before validation and a warning
+is recorded (the raw bytes are stored unchanged elsewhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from adapters.sources._common import check_purl, get_in, parse_time, validator
+from adapters.sources._csaf_checks import cvss3_base_score, json_object, parse_cvss3
+from core.errors import SchemaError, UnsupportedFormatError
+from core.records import Advisory, AdvisorySeverity, AffectedRange, DocumentKind, ParsedDocument
+from core.schema import json_pointer
+from core.sources import Candidate, SourceFormat
+
+OSV_MEDIA_TYPE = "application/vnd.osv+json"
+_SCHEMA = "osv/osv-schema.json"
+# Top-level keys of the other JSON formats the registry knows; an OSV record has none of them.
+_FOREIGN_KEYS = frozenset(
+    {
+        "document",
+        "dataType",
+        "dataVersion",
+        "@context",
+        "bomFormat",
+        "spdxVersion",
+        "_type",
+        "payloadType",
+        "mediaType",
+        "predicateType",
+        "statements",
+        "catalogVersion",
+    }
+)
+_CVSS_TYPES = frozenset({"CVSS_V2", "CVSS_V3", "CVSS_V4"})
+_END_EVENTS = ("fixed", "last_affected", "limit")
+_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+
+Interval = tuple[str, str | None, str | None]  # introduced, end event kind, end version
+
+
+def _severity_lists(doc: Mapping[str, Any]) -> Iterator[tuple[list[str | int], Any]]:
+    yield ["severity"], doc.get("severity")
+    for i, entry in enumerate(doc.get("affected") or ()):
+        if isinstance(entry, dict):
+            yield ["affected", i, "severity"], entry.get("severity")
+
+
+def _drop_trailing_slash(doc: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Copy ``doc`` with the GitHub trailing-'/' CVSS quirk removed; never mutates the input."""
+    warnings: list[str] = []
+    out = dict(doc)
+    for loc, severities in _severity_lists(doc):
+        if not isinstance(severities, list):
+            continue
+        fixed = []
+        for j, item in enumerate(severities):
+            if (
+                isinstance(item, dict)
+                and item.get("type") in _CVSS_TYPES
+                and isinstance(score := item.get("score"), str)
+                and score.endswith("/")
+            ):
+                warnings.append(
+                    f"{json_pointer([*loc, j, 'score'])}: dropped the trailing '/' of CVSS vector {score!r} "
+                    "(known GitHub advisory quirk)"
+                )
+                item = {**item, "score": score[:-1]}
+            fixed.append(item)
+        if fixed != severities:
+            if len(loc) == 1:
+                out["severity"] = fixed
+            else:
+                affected = out["affected"] = list(out["affected"])
+                affected[int(loc[1])] = {**affected[int(loc[1])], "severity": fixed}
+    return out, warnings
+
+
+def _explain_ranges(doc: Mapping[str, Any], path: str) -> SchemaError | None:
+    """Name a range without 'introduced' plainly; the schema reports it as an opaque 'contains' failure."""
+    for i, entry in enumerate(get_in(doc, "affected") or ()):
+        for j, rng in enumerate(get_in(entry, "ranges") or ()):
+            events = get_in(rng, "events")
+            if isinstance(events, list) and not any(isinstance(e, dict) and "introduced" in e for e in events):
+                return SchemaError(
+                    "range has no 'introduced' event: every OSV range must say where the vulnerable "
+                    'versions start ("0" for the very first version)',
+                    path=path,
+                    pointer=json_pointer(["affected", i, "ranges", j, "events"]),
+                )
+    return None
+
+
+def _event(event: Mapping[str, str]) -> tuple[str, str]:
+    """(kind, version) of a schema-valid range event."""
+    kind = next(k for k in ("introduced", *_END_EVENTS) if k in event)
+    return kind, event[kind]
+
+
+def _check_distinct(events: list[dict[str, str]], loc: list[str | int], path: str) -> None:
+    """osv-linter: events must be distinct, and no version can be both introduced and fixed."""
+    pairs = [_event(e) for e in events]
+    introduced = {value for kind, value in pairs if kind == "introduced"}
+    seen: set[tuple[str, str]] = set()
+    for k, (kind, value) in enumerate(pairs):
+        if kind in ("fixed", "limit") and value in introduced:
+            problem = f"{value!r} is both 'introduced' and '{kind}', which leaves no affected version"
+        elif (kind, value) in seen:
+            problem = f"'{kind}: {value}' is listed twice"
+        else:
+            seen.add((kind, value))
+            continue
+        raise SchemaError(f"range events are not distinct: {problem}", path=path, pointer=json_pointer([*loc, k]))
+
+
+def _check_semantics(doc: Mapping[str, Any], path: str) -> None:
+    affected = doc.get("affected")
+    if not affected:
+        raise SchemaError(
+            "the record lists no affected packages ('affected' is missing or empty), "
+            "so it cannot be matched against anything",
+            path=path,
+            pointer="/affected" if "affected" in doc else "",
+        )
+    for i, entry in enumerate(affected):
+        purl = get_in(entry, "package", "purl")
+        if purl is not None:
+            check_purl(purl, path=path, pointer=json_pointer(["affected", i, "package", "purl"]))
+        for j, rng in enumerate(entry.get("ranges") or ()):
+            _check_distinct(rng["events"], ["affected", i, "ranges", j, "events"], path)
+    for loc, severities in _severity_lists(doc):
+        for j, item in enumerate(severities or ()):
+            if item["type"] == "CVSS_V3":
+                try:
+                    parse_cvss3(item["score"])
+                except ValueError as exc:
+                    raise SchemaError(
+                        f"invalid CVSS v3 vector: {exc}", path=path, pointer=json_pointer([*loc, j, "score"])
+                    ) from None
+
+
+def _semver_key(version: str) -> tuple[Any, ...]:
+    if version == "0":  # OSV's "since the first version"
+        return (0, 0, 0), 0, ()
+    match = _SEMVER.match(version)
+    if match is None:
+        raise ValueError(version)
+    core = tuple(int(match.group(n)) for n in (1, 2, 3))
+    pre = match.group(4)
+    if pre is None:
+        return core, 1, ()
+    return core, 0, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
+
+
+def _intervals(rng: Mapping[str, Any]) -> list[Interval]:
+    """Pair a range's events into intervals: each end event closes the latest introduced one.
+
+    SEMVER events are sorted by precedence first, as OSV evaluation does; other range types
+    keep document order because their versions only compare with ecosystem rules (or, for GIT,
+    not at all: several 'fixed' commits on different branches all close the same 'introduced').
+    """
+    events = [_event(e) for e in rng["events"]]
+    if rng["type"] == "SEMVER":
+        # Not strict SemVer (the schema allows it): keep the publisher's order.
+        with contextlib.suppress(ValueError):
+            events = sorted(events, key=lambda e: _semver_key(e[1]))
+    first = next(k for k, (kind, _) in enumerate(events) if kind == "introduced")
+    # End events listed before any 'introduced' belong to the first one.
+    events = [events[first], *events[:first], *events[first + 1 :]]
+    out: list[Interval] = []
+    current, open_ = events[0][1], True
+    for kind, value in events[1:]:
+        if kind == "introduced":
+            if open_:
+                out.append((current, None, None))
+            current, open_ = value, True
+        else:
+            out.append((current, kind, value))
+            open_ = False
+    if open_:
+        out.append((current, None, None))
+    return out
+
+
+def _affected(doc: Mapping[str, Any]) -> list[AffectedRange]:
+    rows: list[AffectedRange] = []
+    for entry in doc["affected"]:
+        package = entry.get("package") or {}
+        ecosystem, name, purl = package.get("ecosystem"), package.get("name"), package.get("purl")
+        ranges = entry.get("ranges") or []
+        for rng in ranges:
+            # A package-less entry (CVE-converted records) names its code by the GIT repo.
+            row_name = name or rng.get("repo") or doc["id"]
+            for introduced, end_kind, end in _intervals(rng):
+                row = AffectedRange(ecosystem, row_name, purl, rng["type"], introduced=introduced)
+                if end_kind is not None:
+                    setattr(row, end_kind, end)
+                rows.append(row)
+        versions = entry.get("versions") or []
+        if versions:
+            rows.append(AffectedRange(ecosystem, name or doc["id"], purl, "VERSIONS", versions=list(versions)))
+        if not ranges and not versions:
+            rows.append(AffectedRange(ecosystem, name or doc["id"], purl))
+    return rows
+
+
+def _severities(doc: Mapping[str, Any]) -> list[AdvisorySeverity]:
+    out: list[AdvisorySeverity] = []
+    for loc, severities in _severity_lists(doc):
+        source = None
+        if len(loc) > 1:
+            package = get_in(doc, "affected", loc[1], "package") or {}
+            source = f"{package.get('ecosystem')}/{package.get('name')}" if package else None
+        for item in severities or ():
+            score = item["score"]
+            base = cvss3_base_score(score) if item["type"] == "CVSS_V3" else None
+            severity = AdvisorySeverity(item["type"], score, base, source)
+            if severity not in out:
+                out.append(severity)
+    label = get_in(doc, "database_specific", "severity")
+    if doc["id"].startswith("GHSA-") and isinstance(label, str):
+        out.append(AdvisorySeverity("GHSA", label))
+    return out
+
+
+def _cwes(doc: Mapping[str, Any]) -> list[str]:
+    cwes = [c for c in get_in(doc, "database_specific", "cwe_ids") or () if isinstance(c, str)]
+    # The osv-schema GHSA converter puts CWEs on each affected entry instead.
+    for entry in doc["affected"]:
+        for cwe in get_in(entry, "database_specific", "cwes") or ():
+            if isinstance(get_in(cwe, "cweId"), str):
+                cwes.append(cwe["cweId"])
+    return list(dict.fromkeys(cwes))
+
+
+def _summary(doc: Mapping[str, Any]) -> str | None:
+    if doc.get("summary"):
+        return str(doc["summary"])
+    lines = [line.strip() for line in str(doc.get("details") or "").splitlines()]
+    return next((line for line in lines if line), None)
+
+
+def _advisory(doc: Mapping[str, Any], path: str) -> Advisory:
+    return Advisory(
+        advisory_id=doc["id"],
+        modified=parse_time(doc["modified"], path=path, pointer="/modified", required=True),
+        published=parse_time(doc.get("published"), path=path, pointer="/published"),
+        withdrawn=parse_time(doc.get("withdrawn"), path=path, pointer="/withdrawn"),
+        summary=_summary(doc),
+        aliases=list(doc.get("aliases") or ()),
+        # 'upstream' (OSV 1.7) names the records this one derives from; closest to 'related'.
+        related=list(dict.fromkeys([*(doc.get("related") or ()), *(doc.get("upstream") or ())])),
+        cwes=_cwes(doc),
+        severities=_severities(doc),
+        affected=_affected(doc),
+    )
+
+
+class OsvFormat:
+    """OSV 1.x vulnerability records (OSV.dev, GitHub, Go, PyPA, distributions...)."""
+
+    name = "osv"
+    kind = DocumentKind.ADVISORY
+    media_type = OSV_MEDIA_TYPE
+
+    def sniff(self, candidate: Candidate) -> bool:
+        """A JSON object with string ``id`` and ``modified`` and no key of another known format."""
+        data = candidate.json
+        return (
+            isinstance(data, dict)
+            and isinstance(data.get("id"), str)
+            and isinstance(data.get("modified"), str)
+            and not _FOREIGN_KEYS.intersection(data)
+        )
+
+    def parse(self, candidate: Candidate) -> ParsedDocument:
+        """Validate (schema and osv-linter rules) and normalize to one :class:`Advisory`."""
+        path = candidate.path
+        doc = json_object(candidate, "OSV record")
+        missing = [key for key in ("id", "modified") if key not in doc]
+        if missing:
+            raise SchemaError(
+                f"not an OSV record: the required field(s) {', '.join(missing)} are missing",
+                path=path,
+                pointer="",
+            )
+        version = doc.get("schema_version")
+        if isinstance(version, str) and version.split(".")[0] != "1":
+            raise UnsupportedFormatError(
+                f"OSV schema version {version} is not supported; this tool imports OSV 1.x",
+                path=path,
+                pointer="/schema_version",
+            )
+        doc, warnings = _drop_trailing_slash(doc)
+        try:
+            validator("OSV schema", _SCHEMA).check(doc, path=path)
+        except SchemaError as exc:
+            clearer = _explain_ranges(doc, path)
+            if clearer is not None:
+                raise clearer from exc
+            raise
+        _check_semantics(doc, path)
+        advisory = _advisory(doc, path)
+        first = advisory.affected[0]
+        return ParsedDocument(
+            format=self.name,
+            kind=self.kind,
+            media_type=self.media_type,
+            document_id=advisory.advisory_id,
+            subject=f"{first.ecosystem}/{first.name}" if first.ecosystem else advisory.advisory_id,
+            format_version=version if isinstance(version, str) else None,
+            advisories=[advisory],
+            warnings=warnings,
+        )
+
+
+OSV = OsvFormat()
+FORMATS: tuple[SourceFormat, ...] = (OSV,)
