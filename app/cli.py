@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from rich.text import Text
+
 from app.commands import data as data_cmd
 from app.commands import imports as import_cmd
 from app.commands import keys as keys_cmd
@@ -68,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StellaError as exc:
         if getattr(args, "json", False):
             print_json(exc.to_dict())
-        stderr.print(f"[bold red]error:[/] {exc.diagnostics()}", markup=True, highlight=False)
+        stderr.print(Text("error: ", style="bold red") + Text(exc.diagnostics()))
         return int(exc.exit_code)
     except KeyboardInterrupt:
         stderr.print("cancelled")

@@ -62,7 +62,11 @@ class StellaError(Exception):
 
     def to_dict(self) -> dict[str, object]:
         """The stable JSON form used by ``--json`` output."""
-        out: dict[str, object] = {"error": self.code, "message": self.message, "exitCode": int(self.exit_code)}
+        out: dict[str, object] = {
+            "error": self.code,
+            "message": self.message,
+            "exitCode": int(self.exit_code),
+        }
         if self.path is not None:
             out["path"] = self.path
         if self.pointer is not None:

@@ -203,11 +203,16 @@ class Importer:
                 results.append(FileResult(item.path, Outcome.REJECTED, sha256=sha, error=exc))
                 continue
             seen.add(sha)
-            big = len(item.data) > BLOB_THRESHOLD
-            doc = StagedDocument(sha, len(item.data), item.path, parsed, None if big else item.data)
+            in_blobs = len(item.data) > BLOB_THRESHOLD
+            doc = StagedDocument(sha, len(item.data), item.path, parsed, None if in_blobs else item.data)
             res = FileResult(
-                item.path, Outcome.IMPORTED, sha256=sha, format=parsed.format, kind=str(parsed.kind),
-                document_id=parsed.document_id, warnings=list(parsed.warnings),
+                item.path,
+                Outcome.IMPORTED,
+                sha256=sha,
+                format=parsed.format,
+                kind=str(parsed.kind),
+                document_id=parsed.document_id,
+                warnings=list(parsed.warnings),
             )
             staged.append((doc, res))
             results.append(res)
@@ -240,7 +245,13 @@ class Importer:
             conn.execute(
                 "INSERT INTO import_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    self.tenant, summary.import_id, started, utcnow(), summary.imported,
-                    summary.duplicates, summary.rejected, [str(p) for p in paths],
+                    self.tenant,
+                    summary.import_id,
+                    started,
+                    utcnow(),
+                    summary.imported,
+                    summary.duplicates,
+                    summary.rejected,
+                    [str(p) for p in paths],
                 ],
             )

@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 import zstandard
 
@@ -29,8 +29,9 @@ EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DEFAULT_MAX_DOCUMENT = 512 << 20
-#: A member expanding more than this many times its compressed size is treated as a zip bomb.
-MAX_COMPRESSION_RATIO = 2000
+#: A member over 1 MiB expanding more than this many times its compressed size is a likely zip bomb
+#: (JSON feeds compress 5-20x; deflate tops out near 1000x on degenerate input).
+MAX_COMPRESSION_RATIO = 200
 
 
 @dataclass
@@ -60,10 +61,16 @@ def iter_inputs(paths: list[Path], limits: InputLimits | None = None) -> Iterato
 
 
 def _walk_dir(root: Path, lim: InputLimits) -> Iterator[InputItem]:
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames):
-            yield from _from_file(Path(dirpath) / name, lim)
+    # Depth-first in name order, so the walk order is the sorted order of relative paths.
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot list directory: {exc.strerror}", path=str(root)) from exc
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk_dir(Path(entry.path), lim)
+        else:
+            yield from _from_file(Path(entry.path), lim)
 
 
 def _from_file(path: Path, lim: InputLimits) -> Iterator[InputItem]:
@@ -114,9 +121,47 @@ def _is_plain_tar(path: Path) -> bool:
 def _open_decompressed(path: Path, codec: str) -> IO[bytes]:
     raw = path.open("rb")
     if codec == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True, read_across_frames=True)
-    return io.BufferedReader(reader)  # type: ignore[arg-type]
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+    return io.BufferedReader(_ZstdReader(raw), buffer_size=1 << 20)
+
+
+class _ZstdReader(io.RawIOBase):
+    """Streaming zstd decompression that raises on a truncated frame instead of ending quietly."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._dctx = zstandard.ZstdDecompressor()
+        self._dobj = self._dctx.decompressobj()
+        self._pending = b""
+        self._in_frame = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._raw.read(1 << 20)
+            if not chunk:
+                if self._in_frame:
+                    raise EOFError("zstd stream ends in the middle of a frame (truncated)")
+                return 0
+            while chunk:
+                self._in_frame = True
+                self._pending += self._dobj.decompress(chunk)
+                if self._dobj.eof:
+                    chunk = self._dobj.unused_data
+                    self._dobj = self._dctx.decompressobj()
+                    self._in_frame = False
+                else:
+                    chunk = b""
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def _from_compressed(path: Path, lim: InputLimits, codec: str) -> Iterator[InputItem]:
@@ -191,14 +236,16 @@ def _from_zip(path: Path, lim: InputLimits) -> Iterator[InputItem]:
             label = f"{path}!{info.filename}"
             if info.is_dir():
                 continue
-            mode = info.external_attr >> 16
-            if mode and not stat.S_ISREG(mode):
+            # Many zip writers leave the file-type bits empty; only a declared non-regular type is refused.
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            if kind and kind != stat.S_IFREG:
                 yield InputItem(label, error=BadInputError("archive member is not a regular file; skipped", path=label))
                 continue
             if info.file_size > lim.max_document_bytes:
                 yield InputItem(label, error=_too_big(label, info.file_size, lim))
                 continue
-            if info.compress_size and info.file_size / info.compress_size > MAX_COMPRESSION_RATIO:
+            ratio = info.file_size / info.compress_size if info.compress_size else 0
+            if info.file_size > (1 << 20) and ratio > MAX_COMPRESSION_RATIO:
                 yield InputItem(
                     label,
                     error=BadInputError(

@@ -110,28 +110,22 @@ def show(store: Store, tenant: str, ident: str) -> dict[str, Any]:
 
     For an advisory ID, every revision is listed and the latest is shown in full.
     """
-    docs = _rows(
-        store,
+    doc_sql = (
         "SELECT sha256, format, format_version, kind, media_type, document_id, subject, size, source_path,"
-        " imported_at FROM raw_documents WHERE tenant = ? AND (sha256 LIKE ? OR document_id = ?)"
-        " ORDER BY sha256",
-        [tenant, ident.lower() + "%" if len(ident) >= 8 else "\x00", ident],
+        " imported_at FROM raw_documents WHERE tenant = ? AND "
     )
-    revisions: list[dict[str, Any]] = []
-    if not docs:
-        revisions = _rows(
-            store,
-            "SELECT advisory_id, modified, document_sha256 FROM advisories WHERE tenant = ? AND"
-            " (advisory_id = ? OR list_contains(aliases, ?)) ORDER BY modified DESC NULLS LAST, document_sha256 DESC",
-            [tenant, ident, ident],
-        )
-        if revisions:
-            docs = _rows(
-                store,
-                "SELECT sha256, format, format_version, kind, media_type, document_id, subject, size, source_path,"
-                " imported_at FROM raw_documents WHERE tenant = ? AND sha256 = ?",
-                [tenant, revisions[0]["document_sha256"]],
-            )
+    # An advisory ID or alias first: every revision is listed, the latest shown in full.
+    revisions = _rows(
+        store,
+        "SELECT advisory_id, modified, document_sha256 FROM advisories WHERE tenant = ? AND"
+        " (advisory_id = ? OR list_contains(aliases, ?)) ORDER BY modified DESC NULLS LAST, document_sha256 DESC",
+        [tenant, ident, ident],
+    )
+    if revisions:
+        docs = _rows(store, doc_sql + "sha256 = ?", [tenant, revisions[0]["document_sha256"]])
+    else:
+        prefix = ident.lower() + "%" if len(ident) >= 8 else "\x00"
+        docs = _rows(store, doc_sql + "(sha256 LIKE ? OR document_id = ?) ORDER BY sha256", [tenant, prefix, ident])
     if not docs:
         raise NotFoundError(f"nothing in tenant {tenant!r} matches {ident!r}", hint="try `stella data list documents`")
     if len(docs) > 1:
@@ -145,9 +139,20 @@ def show(store: Store, tenant: str, ident: str) -> dict[str, Any]:
     if revisions:
         out["revisions"] = revisions
     for table in (
-        "advisories", "advisory_severities", "affected_packages", "vex_statements", "sbom_documents",
-        "sbom_components", "attestations", "attestation_subjects", "kev_catalogs", "kev_entries",
-        "epss_snapshots", "epss_scores", "policy_snapshots", "findings",
+        "advisories",
+        "advisory_severities",
+        "affected_packages",
+        "vex_statements",
+        "sbom_documents",
+        "sbom_components",
+        "attestations",
+        "attestation_subjects",
+        "kev_catalogs",
+        "kev_entries",
+        "epss_snapshots",
+        "epss_scores",
+        "policy_snapshots",
+        "findings",
     ):
         rows = _rows(
             store,

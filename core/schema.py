@@ -36,7 +36,7 @@ class SchemaValidator:
         self.label = label
         kwargs: dict[str, Any] = {"validate_formats": validate_formats, "ignore_unknown_formats": True}
         if resources:
-            kwargs["registry"] = jsonschema_rs.Registry(list(resources.items()))
+            kwargs["registry"] = jsonschema_rs.Registry([(url, dict(res)) for url, res in resources.items()])
         # offline: a $ref to an unregistered URL is an error, never a download.
         self._validator = jsonschema_rs.validator_for(dict(schema), offline=True, **kwargs)
 
@@ -49,12 +49,31 @@ class SchemaValidator:
         if self._validator.is_valid(instance):
             return
         errors = list(self._validator.iter_errors(instance))
-        # The deepest error is usually the most specific one a user can act on.
-        first = max(errors, key=lambda e: len(e.instance_path))
+        first = min(errors, key=_actionability)
         pointer = base_pointer + json_pointer(first.instance_path)
-        message = _shorten(first.message)
+        message = _describe(first)
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise SchemaError(f"fails the {self.label}: {message}{more}", path=path, pointer=pointer)
+
+
+# A missing required field is what a user fixes first; combinator failures ("not valid under any of the
+# schemas in oneOf") say least, so they come last. Within a rank, document order (shallowest path first).
+_COMBINATORS = {"OneOfNotValid", "OneOfMultipleValid", "AnyOf", "Not"}
+
+
+def _actionability(error: Any) -> tuple[int, int]:
+    kind = type(error.kind).__name__
+    rank = 0 if kind == "Required" else 2 if kind in _COMBINATORS else 1
+    return rank, len(error.instance_path)
+
+
+def _describe(error: Any) -> str:
+    """The validator's message, with the offending value elided when it would be a data dump."""
+    kind = type(error.kind).__name__
+    keyword = error.schema_path[-1] if error.schema_path else kind
+    if kind in _COMBINATORS:
+        return f"the value matches none of the allowed shapes ({keyword})"
+    return _shorten(error.message)
 
 
 def _shorten(message: str, limit: int = 300) -> str:

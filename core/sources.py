@@ -109,6 +109,9 @@ class SourceFormat(Protocol):
     kind: DocumentKind
     """The kind of document this format carries."""
 
+    media_type: str
+    """The IANA or vendor media type stored with each document of this format."""
+
     def sniff(self, candidate: Candidate) -> bool:
         """Cheaply decide whether ``candidate`` is in this format (no full validation)."""
 

@@ -66,7 +66,11 @@ def run_list(args: argparse.Namespace) -> int:
         stdout.print(f"no {kind.value} in tenant {tenant}")
         return 0
     columns = list(rows[0])
-    table(columns, [[_short(r[c]) for c in columns] for r in rows], title=f"{kind.value} ({len(rows)} of {total})")
+    table(
+        columns,
+        [[_short(r[c]) for c in columns] for r in rows],
+        title=f"{kind.value} ({len(rows)} of {total})",
+    )
     return 0
 
 

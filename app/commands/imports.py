@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from adapters.sources.registry import SOURCES, format_names, get_format
-from app.output import RichSink, print_json, print_json_line, stderr, stdout
+from app.output import RichSink, print_json_line, stderr, stdout
 from core.home import resolve_home
 from core.ingest import DEFAULT_TENANT, FileResult, Importer, Outcome
 from core.store import Store
@@ -41,19 +43,24 @@ def run(args: argparse.Namespace) -> int:
             return
         if args.quiet and result.outcome is not Outcome.REJECTED:
             return
-        line = f"[{_STYLE[result.outcome]}]{result.outcome:9}[/] {result.path}"
+        line = f"[{_STYLE[result.outcome]}]{result.outcome:9}[/] {escape(result.path)}"
         if result.format:
-            line += f"  [dim]{result.format} {result.document_id or ''}[/]"
+            line += f"  [dim]{result.format} {escape(result.document_id or '')}[/]"
         if result.error is not None:
             where = f" at {result.error.pointer}" if result.error.pointer else ""
-            line += f"\n          {result.error.message}{where}"
+            line += f"\n          {escape(result.error.message + where)}"
         for warning in result.warnings:
-            line += f"\n          [yellow]warning:[/] {warning}"
+            line += f"\n          [yellow]warning:[/] {escape(warning)}"
         (stderr if result.outcome is Outcome.REJECTED else stdout).print(line, highlight=False)
 
     with Store.open(home) as store:
         importer = Importer(
-            store, SOURCES, tenant=args.tenant, forced_format=forced, sink=RichSink("importing"), on_result=report
+            store,
+            SOURCES,
+            tenant=args.tenant,
+            forced_format=forced,
+            sink=RichSink("importing"),
+            on_result=report,
         )
         summary = importer.run(args.paths)
     if args.json:

@@ -19,7 +19,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     gen = ksub.add_parser("generate", parents=[common], help="create a key pair")
     gen.add_argument("name")
     gen.add_argument(
-        "--algorithm", choices=[a.value for a in KeyAlgorithm], default=KeyAlgorithm.ECDSA_P256.value,
+        "--algorithm",
+        choices=[a.value for a in KeyAlgorithm],
+        default=KeyAlgorithm.ECDSA_P256.value,
         help="ecdsa-p256 (default, cosign's) or ed25519",
     )
     gen.add_argument("--passphrase-file", type=Path, metavar="F", help="encrypt the private key with this passphrase")

@@ -13,7 +13,6 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +36,10 @@ DUCKDB_CONFIG: dict[str, Any] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "enable_external_access": False,
+    # DuckDB's default buffer pool is 80% of RAM; the store's working set is small, and memory must stay
+    # flat as data grows (large sorts spill to the temp directory beside the store instead).
+    "memory_limit": os.environ.get("STELLA_DB_MEMORY", "128MB"),
+    "threads": 2,
 }
 
 
@@ -127,7 +130,9 @@ class Store:
                     conn.close()
         except (duckdb.Error, StoreLockedError):
             return True  # let the real open report the problem
-        return bool(row) and row[0] is not None and int(row[0]) >= latest_schema_version()
+        if row is None or row[0] is None:
+            return False
+        return int(row[0]) >= latest_schema_version()
 
     def _check_and_migrate(self) -> None:
         current = self.schema_version()
@@ -142,7 +147,9 @@ class Store:
         if current == newest:
             return
         if self.read_only:
-            raise StoreVersionError("the store needs a migration but was opened read-only", path=str(self.home.store_path))
+            raise StoreVersionError(
+                "the store needs a migration but was opened read-only", path=str(self.home.store_path)
+            )
         for mig in known:
             if mig.version <= current:
                 continue
@@ -230,10 +237,10 @@ class Store:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, target)
+            Path(tmp).replace(target)
         except OSError as exc:
             with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                Path(tmp).unlink()
             raise EnvironmentFailure(f"cannot write blob: {exc.strerror}", path=str(target)) from exc
         return True
 
