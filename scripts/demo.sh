@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The main job, end to end, on the built-in sample data (samples/), in a fresh demo home.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/bootstrap.sh
+source "$ROOT/scripts/bootstrap.sh"
+export STELLA_HOME="${STELLA_HOME:-$ROOT/.demo-home}"
+rm -rf "$STELLA_HOME"
+echo "== stella $(stella --version | cut -d' ' -f2), home: $STELLA_HOME"
+echo "== import the sample data (advisories, VEX, SBOMs, attestations, KEV, EPSS, policy)"
+stella import --quiet "$ROOT"/samples/*/
+echo "== import it again: nothing changes"
+stella import --quiet "$ROOT"/samples/*/
+echo "== what the store holds"
+stella data stats
+stella data list advisories --limit 10

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite: system tools for interop tests, lint (ruff), types (mypy --strict),
+# the layer contract (import-linter), then pytest. CI (.ci/run) calls exactly this.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+# System tools the interop tests drive (DESIGN.md section 10). Installed when we may (root + apt).
+APT_PACKAGES=(openssl zstd)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "note: missing system packages for interop tests: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
+  fi
+fi
+# shellcheck source=scripts/bootstrap.sh
+source "$ROOT/scripts/bootstrap.sh" test
+echo "== ruff";          ruff check .
+echo "== ruff format";   ruff format --check .
+echo "== mypy --strict"; mypy
+echo "== import-linter"; lint-imports
+echo "== pytest";        pytest -n 2 "$@"
