@@ -212,7 +212,7 @@ class Finding:
 
 @dataclass(slots=True)
 class PolicySnapshot:
-    """A policy snapshot (our own JSON format; schema in adapters/sources/schemas/stella/, see docs/policy-format.md)."""
+    """A policy snapshot (our own JSON format, see docs/policy-format.md)."""
 
     policy_id: str
     policy_version: str

@@ -65,7 +65,7 @@ def run_list(args: argparse.Namespace) -> int:
     if not rows:
         stdout.print(f"no {kind.value} in tenant {tenant}")
         return 0
-    columns = list(rows[0])
+    columns = [c for c in _HUMAN_COLUMNS.get(kind, list(rows[0])) if c in rows[0]]
     table(
         columns,
         [[_short(r[c]) for c in columns] for r in rows],
@@ -74,11 +74,26 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# What fits an 80-column terminal; --json always carries every field.
+_HUMAN_COLUMNS: dict[ListKind, list[str]] = {
+    ListKind.DOCUMENTS: ["kind", "format", "document_id", "subject", "size", "sha256"],
+    ListKind.ADVISORIES: ["advisory_id", "source_format", "modified", "revisions", "summary"],
+    ListKind.VEX: ["vulnerability_id", "product", "status", "justification"],
+    ListKind.SBOMS: ["subject_name", "subject_version", "sbom_format", "component_count"],
+    ListKind.COMPONENTS: ["name", "version", "purl"],
+    ListKind.ATTESTATIONS: ["envelope_kind", "predicate_type", "signature_count", "verification"],
+    ListKind.KEV: ["cve_id", "vendor_project", "product", "date_added", "due_date"],
+    ListKind.FINDINGS: ["finding_id", "vulnerability_id", "subject", "decision"],
+}
+
+
 def _short(value: Any) -> Any:
     if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
         return value[:12]
-    if isinstance(value, str) and len(value) > 80:
-        return value[:77] + "..."
+    if isinstance(value, str) and len(value) > 48:
+        return value[:45] + "..."
+    if isinstance(value, str) and value.endswith("Z") and "T" in value:
+        return value[:10]
     return value
 
 
