@@ -15,6 +15,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "note: missing system packages for interop tests: ${missing[*]} (sudo apt-get install ${missing[*]})" >&2
   fi
 fi
+# npm packages the interop tests drive (@sigstore/verify, pinned in tests/interop/node/package-lock.json).
+if command -v npm >/dev/null; then
+  npm ci --prefix "$ROOT/tests/interop/node" --no-audit --no-fund --loglevel=error >/dev/null
+else
+  echo "note: npm is missing; the Sigstore interop tests need Node 20 and npm" >&2
+fi
 # shellcheck source=scripts/bootstrap.sh
 source "$ROOT/scripts/bootstrap.sh" test
 echo "== ruff";          ruff check .

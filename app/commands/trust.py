@@ -1,0 +1,92 @@
+"""`stella trust add|list|remove`: the public keys this installation accepts signatures from."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from app.output import print_json, stdout, table
+from core.errors import EnvironmentFailure
+from core.home import resolve_home
+from core.trust import TrustStore
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``trust`` command and its actions to the top-level subparsers."""
+    p = sub.add_parser("trust", parents=[common], help="trusted public keys for verification")
+    tsub = p.add_subparsers(dest="trust_command", metavar="ACTION", required=True)
+
+    add = tsub.add_parser(
+        "add",
+        parents=[common],
+        help="trust a public key (ECDSA P-256 or Ed25519 PEM)",
+        description="Trust the public key in PUBKEY (PEM, e.g. cosign.pub) under LABEL. Without --profile or "
+        "--tenant the key is trusted for every profile and tenant.",
+    )
+    add.add_argument("label", help="a short name for the key (letters, digits, '.', '_', '-')")
+    add.add_argument("pubkey", type=Path, metavar="PUBKEY.pem", help="the signer's public key")
+    add.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        metavar="P",
+        help="only for this profile (e.g. mirror:full, or mirror for every variant); repeatable",
+    )
+    add.add_argument("--tenant", action="append", default=[], metavar="T", help="only for this tenant; repeatable")
+    add.set_defaults(handler=run_add)
+
+    lst = tsub.add_parser("list", parents=[common], help="list trusted keys")
+    lst.set_defaults(handler=run_list)
+
+    rm = tsub.add_parser("remove", parents=[common], help="stop trusting a key")
+    rm.add_argument("label")
+    rm.set_defaults(handler=run_remove)
+
+
+def run_add(args: argparse.Namespace) -> int:
+    """``stella trust add LABEL PUBKEY.pem``."""
+    try:
+        pem = args.pubkey.read_bytes()
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot read public key: {exc.strerror}", path=str(args.pubkey)) from exc
+    store = TrustStore(resolve_home(args.home).ensure())
+    key = store.add(args.label, pem, profiles=args.profile, tenants=args.tenant, source=str(args.pubkey))
+    if args.json:
+        print_json(key.to_dict())
+    else:
+        stdout.print(f"trusted {key.algorithm} key [bold]{key.label}[/], key id {key.keyid}", markup=True)
+        stdout.print(f"  profiles: {_scope(key.profiles)}; tenants: {_scope(key.tenants)}", markup=False)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """``stella trust list``."""
+    keys = TrustStore(resolve_home(args.home)).list()
+    if args.json:
+        print_json({"keys": [k.to_dict() for k in keys]})
+        return 0
+    if not keys:
+        stdout.print("no trusted keys; add one with `stella trust add LABEL PUBKEY.pem`", markup=False)
+        return 0
+    table(
+        ["label", "algorithm", "key id", "profiles", "tenants"],
+        [[k.label, k.algorithm, k.keyid[:16], _scope(k.profiles), _scope(k.tenants)] for k in keys],
+    )
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    """``stella trust remove LABEL``."""
+    key = TrustStore(resolve_home(args.home)).remove(args.label)
+    if args.json:
+        print_json({"removed": args.label, "keyid": key.keyid if key else None})
+    elif key is None:
+        stdout.print(f"removed damaged trust entry {args.label}", markup=False)
+    else:
+        stdout.print(f"removed trusted key {key.label} (key id {key.keyid})", markup=False)
+    return 0
+
+
+def _scope(values: tuple[str, ...]) -> str:
+    return ", ".join(values) if values else "any"
