@@ -1,0 +1,150 @@
+"""Planning an export: from a pinned profile revision and selectors to a pending run with ordered inputs.
+
+Everything that decides the bytes of the bundle is fixed here, in the run's ``parameters``: the profile
+id, revision and config, the canonical selectors, the signing key's name, ``createdAt`` (now, whole
+seconds, UTC) and the ordered list of input documents (``export_inputs``, with a digest over it in the
+parameters). Executing or retrying the run later never looks at the selectors again, so it reproduces
+the same output whatever was imported in between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from core.clock import rfc3339, utcnow
+from core.errors import UsageError
+from core.ingest import validate_tenant
+from core.keys import KeyStore
+from core.profiles import Profile
+from core.runs import (
+    PARAMETERS_VERSION,
+    ExportRun,
+    RunState,
+    cursor_transaction,
+    insert_run,
+    new_run_id,
+    write_event,
+)
+from core.selectors import INPUT_ORDER, Selectors, selection_sql
+from core.store import Store
+
+FETCH_ROWS = 5000
+
+
+def plan_run(
+    store: Store,
+    tenant: str,
+    profile: Profile,
+    selectors: Selectors,
+    *,
+    key_name: str | None,
+    out_path: Path,
+    created_at: datetime | None = None,
+) -> ExportRun:
+    """Write a ``pending`` run and its resolved inputs in one transaction; return the run.
+
+    ``profile`` is the pinned revision (from :meth:`core.profiles.ProfileStore.get`). ``key_name`` defaults
+    to the profile's ``signing_key``; the key must exist in the home's key store. ``created_at`` (default:
+    now) is truncated to whole seconds and becomes the bundle's ``createdAt``.
+
+    Raises :class:`core.errors.PolicyRefusal` (exit 7) for a cross-tenant selector, :class:`UsageError`
+    when there is no signing key or the output exists, :class:`core.errors.NotFoundError` for an unknown key.
+    """
+    validate_tenant(tenant)
+    if profile.tenant != tenant:
+        raise UsageError(f"profile {profile.ref} belongs to tenant {profile.tenant!r}, not {tenant!r}")
+    selectors.check_tenant(tenant)
+    key = key_name or profile.config.signing_key
+    if not key:
+        raise UsageError(
+            "no signing key for this export", hint="give one with --key NAME, or set signing_key in the profile"
+        )
+    KeyStore(store.home).info(key)  # an unknown key fails now, not after the payload was written
+    out = out_path.expanduser().resolve()
+    if out.exists() or out.is_symlink():
+        raise UsageError(f"output {out} already exists", path=str(out), hint="choose another --out or move it away")
+    when = _whole_seconds(created_at or utcnow())
+    run_id = new_run_id()
+    sql, params = selection_sql(tenant, selectors, profile.config.record_types)
+    cur = store.cursor()
+    try:
+        with cursor_transaction(cur):
+            # Resolved and numbered inside the database: nothing is held in memory, however many inputs.
+            cur.execute(
+                "INSERT INTO export_inputs (tenant, run_id, ordinal, document_sha256, kind, subject, document_id)"
+                f" SELECT $tenant, $run_id, CAST(row_number() OVER (ORDER BY {INPUT_ORDER}) - 1 AS INTEGER),"
+                f" sha256, kind, subject, document_id FROM ({sql}) s",
+                {**params, "run_id": run_id},
+            )
+            count, digest = _inputs_digest(cur, tenant, run_id)
+            parameters: dict[str, Any] = {
+                "parametersVersion": PARAMETERS_VERSION,
+                "runId": run_id,
+                "tenant": tenant,
+                "profile": {
+                    "id": profile.profile_id,
+                    "revision": profile.revision,
+                    "config": profile.config.to_dict(),
+                },
+                "selectors": selectors.to_dict(),
+                "keyName": key,
+                "outPath": str(out),
+                "createdAt": rfc3339(when),
+                "inputs": {"count": count, "sha256": digest},
+            }
+            run = ExportRun(
+                tenant=tenant,
+                run_id=run_id,
+                profile_id=profile.profile_id,
+                profile_revision=profile.revision,
+                state=RunState.PENDING,
+                parameters=parameters,
+                created_at=utcnow(),
+                started_at=None,
+                finished_at=None,
+                correlation_id=str(uuid.uuid4()),
+                error_code=None,
+                error_message=None,
+                artifact_path=None,
+                artifact_sha256=None,
+                artifact_size=None,
+                retry_of=None,
+            )
+            insert_run(cur, run)
+            write_event(
+                cur,
+                run,
+                "planned",
+                to_state=RunState.PENDING,
+                detail={"profile": profile.ref, "inputs": count, "selectors": selectors.to_dict()},
+            )
+    finally:
+        cur.close()
+    return run
+
+
+def _inputs_digest(cur: duckdb.DuckDBPyConnection, tenant: str, run_id: str) -> tuple[int, str]:
+    """Count and SHA-256 of the input digests in order, one per line (``ExportRun.inputs_sha256``)."""
+    digest = hashlib.sha256()
+    count = 0
+    cur.execute(
+        "SELECT document_sha256 FROM export_inputs WHERE tenant = ? AND run_id = ? ORDER BY ordinal", [tenant, run_id]
+    )
+    while rows := cur.fetchmany(FETCH_ROWS):
+        for (sha,) in rows:
+            digest.update(f"{sha}\n".encode("ascii"))
+            count += 1
+    return count, digest.hexdigest()
+
+
+def _whole_seconds(value: datetime) -> datetime:
+    """Naive UTC, truncated to the second (an aware time is converted first)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.replace(microsecond=0)
