@@ -1,0 +1,858 @@
+"""Deterministic bundle archives, and the fail-closed streaming reader the verifier uses.
+
+Writing (DESIGN.md section 5): :func:`write_archive` streams entries, in the order the caller gives, into a
+POSIX pax tar (``.tar.zst`` by default, ``.tgz`` or plain ``.tar`` on request). Every header is fixed: mtime is
+the run's ``createdAt``, uid/gid 0, empty user and group names, mode 0644 or 0755, no directory entries. Pax
+extended headers appear only where ustar cannot hold a value (a path over 100 bytes or not ASCII, a file of
+8 GiB or more) and then carry only ``path`` / ``size``: never a time. The gzip header has mtime 0 and no file
+name; zstd runs single-threaded at a fixed level with the frame checksum on and no content size. The archive is
+written to a temporary file beside ``out``, fsynced, and renamed into place, so a reader never sees half a
+bundle and a failed or cancelled run leaves nothing behind.
+
+Reading: :class:`SafeArchiveReader` walks a received ``.tar.zst`` / ``.tar.gz`` / ``.tar`` member by member,
+straight from the compressed file; nothing is extracted. Its own small tar parser fails closed: unsafe names,
+links, devices, duplicates, a truncated or corrupt stream, a missing end-of-archive marker, data after it, and
+anything over the :class:`ReaderLimits` are errors, never skipped. Iteration ends normally only after the
+end-of-archive marker and the end of the compressed stream (and its checksum) have been read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import os
+import secrets
+import stat
+import tarfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Literal, cast
+
+import zstandard
+
+from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError
+from core.inputs import GZIP_MAGIC, ZSTD_MAGIC, _ZstdReader
+from core.progress import CancelToken, NullSink, ProgressSink
+
+__all__ = [
+    "ArchiveEntry",
+    "ArchiveMember",
+    "Compression",
+    "MemberStream",
+    "ReaderLimits",
+    "SafeArchiveReader",
+    "unsafe_path_reason",
+    "write_archive",
+]
+
+Compression = Literal["zstd", "gzip", "none"]
+
+BLOCK = 512
+CHUNK = 1 << 20
+#: The modes an entry may have: DESIGN.md fixes them so the umask of the building machine never shows.
+FILE_MODE = 0o644
+EXEC_MODE = 0o755
+#: ustar's 11 octal digits; a later mtime would need a pax ``mtime`` record, which the format forbids.
+MAX_MTIME = 8**11 - 1
+#: The ratio check starts once this much has been decompressed, so small archives with a tiny compressed
+#: size (a few highly compressible JSON files) are not refused for their ratio.
+RATIO_GRACE = 16 << 20
+#: zstd expands a run of zeros ~32,000x, and the decompressor we reuse turns each raw chunk it is fed into one
+#: bytes object. Feeding it 4 KiB at a time keeps one step at <= 128 MiB, and the ratio limit stops a bomb after
+#: the first 16 MiB.
+ZSTD_RAW_CHUNK = 4 << 10
+MAX_PAX_HEADER = 1 << 20
+MAX_LONG_NAME = 64 << 10
+
+
+def unsafe_path_reason(name: str) -> str | None:
+    """Why ``name`` may not be a path inside a bundle, or None when it is a safe, normalized relative path.
+
+    Safe means: relative POSIX path, no ``..``, ``.`` or empty component, no backslash, NUL or other control
+    character. The writer and the reader apply the same rule, so every name one writes the other accepts.
+    """
+    if not name:
+        return "has an empty name"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if "\x00" in name:
+        return "contains a NUL byte"
+    if "\\" in name:
+        return "contains a backslash"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return "contains a control character"
+    parts = name.split("/")
+    if ".." in parts:
+        return "has a '..' component that escapes the bundle root"
+    if "" in parts or "." in parts:
+        return "is not a normalized relative path (empty or '.' component)"
+    return None
+
+
+def _printable(name: str) -> str:
+    """A name as it can be shown in a message: control characters and undecodable bytes escaped."""
+    return name.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace").translate(_CONTROL_ESCAPES)
+
+
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
+
+
+def _parents(name: str) -> Iterator[str]:
+    parts = name.split("/")
+    for i in range(1, len(parts)):
+        yield "/".join(parts[:i])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One file to put into a bundle archive.
+
+    ``path`` is the POSIX relative name inside the archive; ``source`` a file to stream from, or the bytes
+    themselves; ``mode`` 0o644, or 0o755 for an executable (the verify script).
+    """
+
+    path: str
+    source: Path | bytes
+    mode: int = FILE_MODE
+
+
+def write_archive(
+    out: Path,
+    entries: Sequence[ArchiveEntry],
+    *,
+    mtime: int,
+    compression: Compression = "zstd",
+    level: int = 19,
+    sink: ProgressSink | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[str, int]:
+    """Write ``entries``, in the order given, as a deterministic archive at ``out``; returns (sha256 hex, size).
+
+    The caller orders the entries (manifest and signatures first, then checksums, README, verify script, trust
+    metadata, payload sorted by path): they are not re-sorted. ``mtime`` (seconds since the epoch) is stamped
+    on every entry. ``level`` is zstd's; gzip uses ``min(level, 9)``; plain tar ignores it. Progress is
+    reported in input bytes as the phase ``"archive"``.
+
+    Raises IntegrityError for an unsafe or duplicate path, EnvironmentFailure when a source cannot be read or
+    the archive cannot be written, Cancelled when ``cancel`` (or ``sink``) asks to stop. On any failure the
+    temporary file is removed and an existing ``out`` is left as it was.
+    """
+    if compression not in ("zstd", "gzip", "none"):
+        raise ValueError(f"unknown compression {compression!r}")
+    if not 0 <= mtime <= MAX_MTIME:
+        raise ValueError(f"mtime {mtime} is outside 0..{MAX_MTIME}; it would need a pax time header")
+    if compression == "zstd" and not 1 <= level <= zstandard.MAX_COMPRESSION_LEVEL:
+        raise ValueError(f"zstd level {level} is outside 1..{zstandard.MAX_COMPRESSION_LEVEL}")
+    if compression == "gzip" and level < 1:
+        raise ValueError(f"gzip level {level} is below 1")
+    sizes = _check_entries(out, entries)
+    progress = sink or NullSink()
+    token = cancel or CancelToken()
+
+    def cancelled() -> bool:
+        return token.is_cancelled() or progress.is_cancelled()
+
+    tmp = out.parent / f".{out.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        # O_EXCL: never write through a file or link someone placed at the temporary name; 0o666 lets the umask
+        # decide the final permissions exactly as for any file the user creates.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot create the archive: {exc.strerror}", path=str(out)) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            hashed = _HashingWriter(fh)
+            progress.start("archive", sum(sizes))
+            _write_tar(hashed, entries, sizes, mtime, compression, level, progress, cancelled, out)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(out)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise EnvironmentFailure(f"cannot write the archive: {exc.strerror or exc}", path=str(out)) from exc
+        raise
+    _fsync_dir(out.parent)
+    progress.finish("archive")
+    return hashed.sha256.hexdigest(), hashed.size
+
+
+def _check_entries(out: Path, entries: Sequence[ArchiveEntry]) -> list[int]:
+    """Validate every entry before a byte is written; returns each entry's size."""
+    files: set[str] = set()
+    dirs: set[str] = set()
+    sizes: list[int] = []
+    for entry in entries:
+        name = entry.path
+        reason = unsafe_path_reason(name)
+        if reason is None:
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                reason = "is not valid UTF-8"
+        if reason is not None:
+            raise IntegrityError(f"archive entry {reason}; {out.name} was not written", path=_printable(name))
+        if name in files:
+            raise IntegrityError(f"duplicate archive entry; {out.name} was not written", path=name)
+        if name in dirs or any(p in files for p in _parents(name)):
+            raise IntegrityError(f"archive entry is both a file and a directory; {out.name} was not written", path=name)
+        files.add(name)
+        dirs.update(_parents(name))
+        if entry.mode not in (FILE_MODE, EXEC_MODE):
+            raise ValueError(f"{name}: mode {entry.mode:#o} is not 0o644 or 0o755")
+        if isinstance(entry.source, bytes):
+            sizes.append(len(entry.source))
+            continue
+        try:
+            st = entry.source.stat()
+        except OSError as exc:
+            raise EnvironmentFailure(f"cannot read: {exc.strerror}", path=str(entry.source)) from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise BadInputError("is not a regular file; only regular files go into a bundle", path=str(entry.source))
+        sizes.append(st.st_size)
+    return sizes
+
+
+def _write_tar(
+    target: _HashingWriter,
+    entries: Sequence[ArchiveEntry],
+    sizes: list[int],
+    mtime: int,
+    compression: Compression,
+    level: int,
+    sink: ProgressSink,
+    cancelled: Callable[[], bool],
+    out: Path,
+) -> None:
+    compressed: Any
+    if compression == "zstd":
+        # threads=0: one thread, so the frame layout never depends on the machine's core count.
+        cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=False, threads=0)
+        compressed = cctx.stream_writer(cast(IO[bytes], target), closefd=False)
+    elif compression == "gzip":
+        # filename="" keeps the FNAME field out; without it GzipFile would use the temporary file's name.
+        compressed = gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=min(level, 9), mtime=0)
+    else:
+        compressed = target
+    tar_out = _TellingWriter(compressed)
+    # Mode "w" (not the stream mode "w|", whose record buffer re-slices on every write) needs only tell().
+    with tarfile.TarFile(
+        fileobj=cast(IO[bytes], tar_out), mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8", copybufsize=CHUNK
+    ) as tar:
+        for entry, size in zip(entries, sizes, strict=True):
+            if cancelled():
+                raise Cancelled("writing the archive was cancelled; the partial file was removed", path=str(out))
+            info = tarfile.TarInfo(entry.path)
+            info.size = size
+            info.mtime = mtime
+            info.mode = entry.mode
+            info.type = tarfile.REGTYPE
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if isinstance(entry.source, bytes):
+                tar.addfile(info, _SourceReader(io.BytesIO(entry.source), entry, size, sink, cancelled, out))
+                continue
+            try:
+                src = entry.source.open("rb")
+            except OSError as exc:
+                raise EnvironmentFailure(f"cannot read: {exc.strerror}", path=str(entry.source)) from exc
+            with src:
+                tar.addfile(info, _SourceReader(src, entry, size, sink, cancelled, out))
+                if src.read(1):
+                    raise EnvironmentFailure("file grew while it was being archived", path=str(entry.source))
+    if compressed is not target:
+        compressed.close()
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory, and the data is already safe.
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+class _HashingWriter(io.RawIOBase):
+    """Hashes and counts the archive's bytes on their way to disk, so the file is never read back."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.sha256.update(view)
+        self._fh.write(view)
+        self.size += len(view)
+        return len(view)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
+class _TellingWriter:
+    """The tar layer's output: counts what tarfile writes so ``tell()`` works over a compressor."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self._pos = 0
+
+    def write(self, data: bytes) -> int:
+        self._target.write(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
+class _SourceReader:
+    """Feeds one entry to tarfile chunk by chunk, reporting progress and honouring cancellation."""
+
+    def __init__(
+        self,
+        fh: IO[bytes],
+        entry: ArchiveEntry,
+        size: int,
+        sink: ProgressSink,
+        cancelled: Callable[[], bool],
+        out: Path,
+    ) -> None:
+        self._fh = fh
+        self._entry = entry
+        self._left = size
+        self._sink = sink
+        self._cancelled = cancelled
+        self._out = out
+
+    def read(self, n: int = -1) -> bytes:
+        if self._cancelled():
+            raise Cancelled("writing the archive was cancelled; the partial file was removed", path=str(self._out))
+        want = self._left if n < 0 else min(n, self._left)
+        data = self._fh.read(want)
+        if len(data) < want:
+            raise EnvironmentFailure("file shrank while it was being archived", path=str(self._entry.source))
+        self._left -= len(data)
+        if data:
+            self._sink.advance(len(data), detail=self._entry.path)
+        return data
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reader
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ReaderLimits:
+    """What a received archive may claim before it is refused as hostile.
+
+    ``max_total_bytes`` bounds the whole decompressed tar stream; ``max_ratio`` is that stream's size over the
+    compressed bytes read so far, checked continuously once 16 MiB have been decompressed.
+    """
+
+    max_entries: int = 1_000_000
+    max_total_bytes: int = 64 << 30
+    max_entry_bytes: int = 16 << 30
+    max_ratio: float = 200.0
+
+
+class ArchiveMember:
+    """A regular file in a received archive, in archive order. Its data is readable only until the next one."""
+
+    __slots__ = ("_reader", "_remaining", "mode", "mtime", "name", "size")
+
+    def __init__(self, reader: _TarScanner, name: str, size: int, mode: int, mtime: int) -> None:
+        self.name = name
+        self.size = size
+        self.mode = mode
+        self.mtime = mtime
+        self._reader = reader
+        self._remaining = size
+
+    def stream(self) -> MemberStream:
+        """A file-like over this member's data; read it in chunks. Usable as a context manager."""
+        return MemberStream(self)
+
+    def __repr__(self) -> str:
+        return f"ArchiveMember({self.name!r}, size={self.size})"
+
+
+class MemberStream(io.RawIOBase):
+    """Reads one member's bytes from the archive stream; raises BadInputError if the archive ends early."""
+
+    def __init__(self, member: ArchiveMember) -> None:
+        super().__init__()
+        self._member = member
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        member = self._member
+        scanner = member._reader
+        scanner.raise_if_broken()
+        if scanner.current is not member:
+            raise RuntimeError(f"{member.name}: the archive reader has moved past this member")
+        want = member._remaining if size is None or size < 0 else min(size, member._remaining)
+        if want == 0:
+            return b""
+        data = scanner.read_some(want)
+        if not data:
+            raise scanner.fail(
+                BadInputError(
+                    f"archive ends inside entry {_printable(member.name)!r}: it is truncated",
+                    path=scanner.label,
+                )
+            )
+        member._remaining -= len(data)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+class SafeArchiveReader:
+    """Streams the regular-file members of a received bundle archive, failing closed on anything unsafe.
+
+    Detects zstd, gzip or plain tar by magic bytes. Iterating yields :class:`ArchiveMember` objects in
+    archive order (plain directory entries are checked, then skipped). Raises IntegrityError (exit 4),
+    naming the entry, for an absolute path, a ``..`` component, a backslash, NUL or control character, a
+    link, a device or fifo, a duplicate name, or a directory entry that is not a plain directory; raises
+    BadInputError (exit 3), naming the archive, for truncated or corrupt compression or tar data, a missing
+    end-of-archive marker, data after it, or a :class:`ReaderLimits` limit exceeded.
+    """
+
+    def __init__(self, path: Path, limits: ReaderLimits | None = None) -> None:
+        self.path = path
+        self.limits = limits or ReaderLimits()
+        label = str(path)
+        try:
+            raw = path.open("rb")
+        except OSError as exc:
+            raise EnvironmentFailure(f"cannot read the archive: {exc.strerror}", path=label) from exc
+        try:
+            head = raw.read(BLOCK)
+            raw.seek(0)
+        except OSError as exc:
+            raw.close()
+            raise EnvironmentFailure(f"cannot read the archive: {exc.strerror}", path=label) from exc
+        counted: _CountingRaw | None = None
+        source: IO[bytes]
+        self.compression: Compression
+        if head.startswith(ZSTD_MAGIC):
+            counted = _CountingRaw(raw, ZSTD_RAW_CHUNK)
+            source = io.BufferedReader(_ZstdReader(counted), buffer_size=CHUNK)  # type: ignore[arg-type]
+            self.compression = "zstd"
+        elif head.startswith(GZIP_MAGIC):
+            counted = _CountingRaw(raw, CHUNK)
+            source = gzip.GzipFile(fileobj=counted, mode="rb")  # type: ignore[assignment]
+            self.compression = "gzip"
+        elif len(head) == BLOCK and (head[257:262] == b"ustar" or head == bytes(BLOCK)):
+            source = raw
+            self.compression = "none"
+        else:
+            raw.close()
+            raise BadInputError("is not a tar, .tar.gz or .tar.zst archive", path=label)
+        self._source = source
+        self._scanner = _TarScanner(source, label, self.limits, counted, self.compression)
+        self._members: Iterator[ArchiveMember] | None = None
+
+    def __enter__(self) -> SafeArchiveReader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[ArchiveMember]:
+        if self._members is None:
+            self._members = self._scanner.members()
+        return self._members
+
+    def close(self) -> None:
+        """Release the file; iteration cannot continue afterwards."""
+        self._source.close()
+
+
+class _CountingRaw(io.RawIOBase):
+    """The compressed file as the decompressor sees it: counted (for the ratio limit) and in bounded chunks."""
+
+    def __init__(self, fh: IO[bytes], cap: int) -> None:
+        super().__init__()
+        self._fh = fh
+        self._cap = cap
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        # Overridden rather than inherited: RawIOBase.read(n) would allocate an n-byte buffer for every
+        # capped chunk, and the decompressor asks for 1 MiB at a time.
+        want = self._cap if size is None or size < 0 else min(size, self._cap)
+        data = self._fh.read(want)
+        self.count += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+_DAMAGED = (EOFError, zstandard.ZstdError, gzip.BadGzipFile, zlib.error)
+_LINK_TYPES = {b"1": "a hard link", b"2": "a symbolic link"}
+_SPECIAL_TYPES = {
+    b"3": "a character device",
+    b"4": "a block device",
+    b"6": "a fifo",
+    b"7": "a contiguous file",
+    b"D": "a GNU dump directory",
+    b"M": "a multi-volume continuation",
+    b"S": "a GNU sparse file",
+    b"V": "a volume label",
+}
+
+
+@dataclass
+class _Header:
+    name: bytes
+    typeflag: bytes
+    size: int
+    mode: int
+    mtime: int
+    linkname: bytes
+
+
+class _TarScanner:
+    """The tar parser behind :class:`SafeArchiveReader`: reads blocks, enforces limits, tracks the current member."""
+
+    def __init__(
+        self, source: IO[bytes], label: str, limits: ReaderLimits, counted: _CountingRaw | None, codec: str
+    ) -> None:
+        self._src = source
+        self._codec = codec
+        self.label = label
+        self._limits = limits
+        self._counted = counted
+        self._pos = 0
+        self._error: BaseException | None = None
+        self.current: ArchiveMember | None = None
+        self._files: set[str] = set()
+        self._dir_entries: set[str] = set()
+        self._dirs: set[str] = set()
+        self._entries = 0
+
+    # -- bytes ------------------------------------------------------------------------------------------------
+    def fail(self, error: BaseException) -> BaseException:
+        """Remember the first failure: once broken, every later read raises it again."""
+        if self._error is None:
+            self._error = error
+        self.current = None
+        return error
+
+    def raise_if_broken(self) -> None:
+        """Raise the failure already met, if any: a broken archive stays broken."""
+        if self._error is not None:
+            raise self._error
+
+    def read_some(self, n: int) -> bytes:
+        """Up to ``n`` decompressed bytes; fewer only at the end of the stream."""
+        self.raise_if_broken()
+        try:
+            data = self._src.read(n)
+        except _DAMAGED as exc:
+            raise self.fail(
+                BadInputError(f"{self._codec} stream is truncated or corrupt ({exc})", path=self.label)
+            ) from None
+        except OSError as exc:
+            raise self.fail(
+                EnvironmentFailure(f"cannot read the archive: {exc.strerror or exc}", path=self.label)
+            ) from exc
+        self._pos += len(data)
+        self._check_size()
+        return data
+
+    def _read_exact(self, n: int, what: str) -> bytes:
+        parts = []
+        got = 0
+        while got < n:
+            data = self.read_some(n - got)
+            if not data:
+                raise self.fail(BadInputError(f"archive ends inside {what}: it is truncated", path=self.label))
+            parts.append(data)
+            got += len(data)
+        return b"".join(parts)
+
+    def _skip(self, n: int, what: str) -> None:
+        while n:
+            n -= len(self._read_exact(min(n, CHUNK), what))
+
+    def _check_size(self) -> None:
+        lim = self._limits
+        if self._pos > lim.max_total_bytes:
+            raise self.fail(
+                BadInputError(
+                    f"archive expands past {lim.max_total_bytes} bytes (max_total_bytes limit)", path=self.label
+                )
+            )
+        if self._counted is not None and self._pos > RATIO_GRACE and self._pos > lim.max_ratio * self._counted.count:
+            raise self.fail(
+                BadInputError(
+                    f"archive expands more than {lim.max_ratio:g} times its compressed size (max_ratio limit); "
+                    "refusing a likely decompression bomb",
+                    path=self.label,
+                )
+            )
+
+    # -- members ----------------------------------------------------------------------------------------------
+    def members(self) -> Iterator[ArchiveMember]:
+        pax: dict[bytes, bytes] | None = None
+        long_name: bytes | None = None
+        long_link = False
+        while True:
+            self._finish_current()
+            block = self.read_some(BLOCK)
+            if block and len(block) < BLOCK:
+                block += self._read_exact(BLOCK - len(block), "a header")
+            if not block:
+                raise self.fail(
+                    BadInputError(
+                        "archive ends without its end-of-archive marker (two zero blocks): it is truncated",
+                        path=self.label,
+                    )
+                )
+            if block == bytes(BLOCK):
+                if pax is not None or long_name is not None or long_link:
+                    raise self.fail(BadInputError("an extended header is not followed by an entry", path=self.label))
+                self._end_of_archive()
+                return
+            header = self._parse(block)
+            kind = header.typeflag
+            if kind in (b"x", b"g", b"L", b"K"):
+                limit = MAX_PAX_HEADER if kind in (b"x", b"g") else MAX_LONG_NAME
+                if header.size > limit:
+                    raise self.fail(
+                        BadInputError(f"an extended header of {header.size} bytes is too large", path=self.label)
+                    )
+                data = self._read_exact(_padded(header.size), "an extended header")[: header.size]
+                if kind == b"x":
+                    if pax is not None:
+                        raise self.fail(BadInputError("two pax headers in a row", path=self.label))
+                    pax = self._pax_records(data)
+                elif kind == b"g":
+                    keys = set(self._pax_records(data))
+                    if keys & {b"path", b"size", b"linkpath"} or any(k.startswith(b"GNU.sparse") for k in keys):
+                        raise self.fail(
+                            BadInputError("a global pax header changes entry names or sizes", path=self.label)
+                        )
+                elif kind == b"L":
+                    if long_name is not None:
+                        raise self.fail(BadInputError("two GNU long-name headers in a row", path=self.label))
+                    long_name = data.rstrip(b"\x00")
+                else:
+                    long_link = True
+                continue
+            member = self._entry(header, pax or {}, long_name)
+            pax, long_name, long_link = None, None, False
+            if member is not None:
+                self.current = member
+                yield member
+
+    def _finish_current(self) -> None:
+        member = self.current
+        if member is None:
+            return
+        self._skip(member._remaining, f"entry {_printable(member.name)!r}")
+        member._remaining = 0
+        self._skip(_padded(member.size) - member.size, f"entry {_printable(member.name)!r}")
+        self.current = None
+
+    def _end_of_archive(self) -> None:
+        second = self.read_some(BLOCK)
+        if len(second) < BLOCK and second:
+            second += self._read_exact(BLOCK - len(second), "the end-of-archive marker")
+        if second != bytes(BLOCK):
+            reason = "is incomplete: it is truncated" if not second else "is a lone zero block followed by data"
+            raise self.fail(BadInputError(f"the archive's end-of-archive marker {reason}", path=self.label))
+        # Tar writers pad to a record with zeros; anything else after the marker is smuggled or corrupt data.
+        # Reading to the end also makes the decompressor check the frame end and checksum.
+        while data := self.read_some(CHUNK):
+            if data.count(0) != len(data):
+                raise self.fail(BadInputError("archive has data after its end-of-archive marker", path=self.label))
+
+    def _parse(self, block: bytes) -> _Header:
+        def corrupt(what: str) -> BaseException:
+            return self.fail(BadInputError(f"tar header at offset {self._pos - BLOCK} {what}", path=self.label))
+
+        stored = _octal(block[148:156])
+        unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
+        signed = unsigned - sum(256 for b in block[:148] + block[156:] if b > 127)
+        if stored is None or stored not in (unsigned, signed):
+            raise corrupt("has a bad checksum (corrupt archive)")
+        magic = block[257:263]
+        if magic not in (b"ustar\x00", b"ustar "):
+            raise corrupt("is not a ustar header")
+        size, mode, mtime = _number(block[124:136]), _number(block[100:108]), _number(block[136:148])
+        if size is None or mode is None or mtime is None:
+            raise corrupt("has a malformed number")
+        name = _cstring(block[0:100])
+        prefix = _cstring(block[345:500]) if magic == b"ustar\x00" else b""
+        if prefix:
+            name = prefix + b"/" + name
+        return _Header(name, block[156:157], size, mode, mtime, _cstring(block[157:257]))
+
+    def _pax_records(self, data: bytes) -> dict[bytes, bytes]:
+        records: dict[bytes, bytes] = {}
+        pos = 0
+        while pos < len(data):
+            space = data.find(b" ", pos)
+            length = int(data[pos:space]) if space > pos and data[pos:space].isdigit() else 0
+            record = data[pos : pos + length]
+            if length <= space - pos + 1 or len(record) != length or not record.endswith(b"\n"):
+                raise self.fail(BadInputError("malformed pax extended header", path=self.label))
+            key, eq, value = record[space - pos + 1 : -1].partition(b"=")
+            if not eq:
+                raise self.fail(BadInputError("malformed pax extended header", path=self.label))
+            records[key] = value
+            pos += length
+        return records
+
+    def _entry(self, header: _Header, pax: dict[bytes, bytes], long_name: bytes | None) -> ArchiveMember | None:
+        raw_name = pax.get(b"path", long_name if long_name is not None else header.name)
+        size = header.size
+        if b"size" in pax:
+            if not pax[b"size"].isdigit():
+                raise self.fail(BadInputError("pax header has a malformed size", path=self.label))
+            size = int(pax[b"size"])
+        try:
+            name = raw_name.decode("utf-8")
+        except UnicodeDecodeError:
+            shown = _printable(raw_name.decode("utf-8", "surrogateescape"))
+            raise self.fail(IntegrityError("archive entry name is not valid UTF-8", path=shown)) from None
+        kind = header.typeflag
+        is_dir = kind == b"5"
+        if is_dir and name.endswith("/") and len(name) > 1:
+            name = name[:-1]
+        shown = _printable(name)
+        reason = unsafe_path_reason(name)
+        if reason is not None:
+            raise self.fail(IntegrityError(f"archive entry {reason}", path=shown))
+        if kind in _LINK_TYPES:
+            target = _printable(header.linkname.decode("utf-8", "surrogateescape"))
+            raise self.fail(
+                IntegrityError(f"archive entry is {_LINK_TYPES[kind]} (to {target!r}); links are refused", path=shown)
+            )
+        if kind in _SPECIAL_TYPES or any(k.startswith(b"GNU.sparse") for k in pax):
+            what = _SPECIAL_TYPES.get(kind, "a GNU sparse file")
+            raise self.fail(IntegrityError(f"archive entry is {what}; only regular files are accepted", path=shown))
+        if kind not in (b"0", b"\x00", b"5"):
+            raise self.fail(
+                IntegrityError(f"archive entry has unknown type {kind!r}; only regular files are accepted", path=shown)
+            )
+        self._entries += 1
+        if self._entries > self._limits.max_entries:
+            raise self.fail(
+                BadInputError(
+                    f"archive has more than {self._limits.max_entries} entries (max_entries limit)", path=self.label
+                )
+            )
+        if is_dir:
+            if size:
+                raise self.fail(
+                    IntegrityError(f"directory entry carries {size} bytes of data; not a plain directory", path=shown)
+                )
+            if name in self._dir_entries:
+                raise self.fail(IntegrityError("duplicate archive entry", path=shown))
+            if name in self._files or any(p in self._files for p in _parents(name)):
+                raise self.fail(IntegrityError("archive entry is both a file and a directory", path=shown))
+            self._dir_entries.add(name)
+            self._dirs.add(name)
+            self._dirs.update(_parents(name))
+            return None
+        if name in self._files:
+            raise self.fail(IntegrityError("duplicate archive entry", path=shown))
+        if name in self._dirs or any(p in self._files for p in _parents(name)):
+            raise self.fail(IntegrityError("archive entry is both a file and a directory", path=shown))
+        lim = self._limits
+        if size > lim.max_entry_bytes:
+            raise self.fail(
+                BadInputError(
+                    f"entry {shown!r} is {size} bytes, over {lim.max_entry_bytes} (max_entry_bytes limit)",
+                    path=self.label,
+                )
+            )
+        if self._pos + _padded(size) > lim.max_total_bytes:
+            raise self.fail(
+                BadInputError(
+                    f"entry {shown!r} would take the archive past {lim.max_total_bytes} bytes (max_total_bytes limit)",
+                    path=self.label,
+                )
+            )
+        self._files.add(name)
+        self._dirs.update(_parents(name))
+        return ArchiveMember(self, name, size, header.mode & 0o7777, header.mtime)
+
+
+def _padded(size: int) -> int:
+    return -(-size // BLOCK) * BLOCK
+
+
+def _cstring(field: bytes) -> bytes:
+    end = field.find(b"\x00")
+    return field if end < 0 else field[:end]
+
+
+def _octal(field: bytes) -> int | None:
+    text = field.replace(b"\x00", b" ").strip()
+    if not text:
+        return 0
+    if any(c not in b"01234567" for c in text):
+        return None
+    return int(text, 8)
+
+
+def _number(field: bytes) -> int | None:
+    """A ustar numeric field: octal, or GNU base-256 (high bit set) for values octal cannot hold."""
+    if field and field[0] & 0x80:
+        if field[0] == 0xFF:
+            return None  # negative
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    return _octal(field)
