@@ -10,8 +10,11 @@ from typing import NoReturn
 from rich.text import Text
 
 from app.commands import data as data_cmd
+from app.commands import export as export_cmd
 from app.commands import imports as import_cmd
 from app.commands import keys as keys_cmd
+from app.commands import trust as trust_cmd
+from app.commands import verify as verify_cmd
 from app.output import print_json, stderr
 from core import __version__
 from core.errors import ExitCode, StellaError
@@ -49,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     import_cmd.register(sub, common)
     data_cmd.register(sub, common)
     keys_cmd.register(sub, common)
+    export_cmd.register(sub, common)
+    trust_cmd.register(sub, common)
+    verify_cmd.register(sub, common)
     return parser
 
 

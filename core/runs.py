@@ -670,6 +670,8 @@ class RunEngine:
                 detail={"artifact": str(artifact.path), "sha256": artifact.sha256, "size": artifact.size},
                 artifact=artifact,
             )
+            # The built bundle is the run's first distribution: a file where the run said it would be.
+            self.record_distribution(run_id, "file", str(artifact.path), artifact.sha256, artifact.size)
         finally:
             with _ACTIVE_LOCK:
                 _ACTIVE.discard((self._key, run_id))

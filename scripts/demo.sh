@@ -14,3 +14,12 @@ stella import --quiet "$ROOT"/samples/*/
 echo "== what the store holds"
 stella data stats
 stella data list advisories --limit 10
+echo "== a signing key (ECDSA P-256, cosign-compatible) and its public half"
+stella keys generate demo-signer
+stella keys export-public demo-signer --out "$STELLA_HOME/demo-signer.pub"
+echo "== build a signed, deterministic json:raw bundle"
+bundle="$STELLA_HOME/out/samples-json-raw.tar.zst"
+stella export run --profile json:raw --key demo-signer --out "$bundle"
+echo "== verify it offline, check by check, as the receiving side would"
+stella verify "$bundle" --key "$STELLA_HOME/demo-signer.pub"
+echo "== done: $bundle"

@@ -168,7 +168,10 @@ def test_successful_run_records_states_events_and_the_artifact(store: Store, tmp
         (1, "planned", None, "pending"),
         (2, "started", "pending", "running"),
         (3, "succeeded", "running", "succeeded"),
+        (4, "distributed", None, None),
     ]
+    (built,) = engine.distributions(run.run_id)
+    assert (built.type, built.target, built.sha256) == ("file", str(run.out_path), done.artifact_sha256)
     assert {e.correlation_id for e in events} == {run.correlation_id}
     assert {e.actor for e in events} == {current_user()}
     assert events[1].detail["pid"] == os.getpid()
@@ -385,7 +388,7 @@ def test_retry_reuses_parameters_created_at_and_inputs_and_reproduces_the_bytes(
     assert (tmp_path / "again.bin").read_bytes() == bytes_first
     assert bytes_first.startswith(f"{orig.run_id} {orig.bundle_created_at_text}\n".encode())
     # A succeeded run is rebuilt byte-identically, but never over its own bundle.
-    with pytest.raises(UsageError, match="give --out"):
+    with pytest.raises(UsageError, match="succeeded and its bundle exists"):
         engine.retry(second_id)
     third_id = engine.retry(second_id, out_path=tmp_path / "third.bin")
     engine.execute(third_id, concat_builder(store), NullSink(), CancelToken())
@@ -415,7 +418,8 @@ def test_download_copies_and_records_a_distribution(store: Store, finished: Expo
         finished.artifact_size,
         0,
     )
-    assert [d.distribution_id for d in engine.distributions(finished.run_id)] == [dist.distribution_id]
+    # The build itself was the first distribution; the copy is the second.
+    assert [d.distribution_id for d in engine.distributions(finished.run_id)][1:] == [dist.distribution_id]
     assert _events(engine, finished.run_id)[-1] == ("distributed", None, None)
 
 
@@ -456,7 +460,7 @@ def test_download_of_a_corrupted_artifact_fails_with_exit_4_and_leaves_nothing(
     assert err.value.exit_code == ExitCode.INTEGRITY
     assert finished.artifact_sha256 is not None and finished.artifact_sha256 in err.value.message
     assert not target.exists()
-    assert engine.distributions(finished.run_id) == []
+    assert [d.type for d in engine.distributions(finished.run_id)] == ["file"]  # only the build, no copy
     shutil.copy(finished.out_path, tmp_path / "keep")  # the artifact itself is left for inspection
     finished.out_path.unlink()
     with pytest.raises(IntegrityError, match="missing"):

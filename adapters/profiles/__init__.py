@@ -1,0 +1,1 @@
+"""Export profile adapters: one module per profile, each writing one bundle kind's payload."""

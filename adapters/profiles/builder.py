@@ -1,0 +1,47 @@
+"""The bundle builder the run engine calls: a run's pinned parameters -> a signed bundle archive."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from adapters.profiles.registry import get_profile
+from core.bundle import BundleSpec, ResolvedInput, build_bundle
+from core.progress import CancelToken, ProgressSink
+from core.runs import Artifact, BundleBuilder, ExportRun
+from core.selectors import InputRef
+from core.signing import Signer
+from core.store import Store
+
+
+def bundle_builder(store: Store, signer: Signer) -> BundleBuilder:
+    """A :class:`core.runs.BundleBuilder` that writes the run's profile payload and signs it with ``signer``."""
+
+    def build(run: ExportRun, inputs: Iterator[InputRef], sink: ProgressSink, cancel: CancelToken, /) -> Artifact:
+        config = run.profile_config
+        resolved = [ResolvedInput(i.document_sha256, i.kind, i.format, i.document_id) for i in inputs]
+        spec = BundleSpec(
+            run_id=run.bundle_run_id,
+            tenant=run.tenant,
+            profile_id=run.profile_id,
+            profile_kind=config.kind,
+            profile_variant=config.variant,
+            profile_revision=run.profile_revision,
+            profile_config=config.to_dict(),
+            selectors=run.selectors_dict,
+            created_at=run.bundle_created_at,
+            compression_level=config.compression_level,
+        )
+        sha, size = build_bundle(
+            spec,
+            get_profile(config.kind, config.variant),
+            inputs=lambda: iter(resolved),
+            raw_bytes=lambda digest: store.raw_bytes(run.tenant, digest),
+            query=store.cursor(),
+            signer=signer,
+            out_path=run.out_path,
+            sink=sink,
+            cancel=cancel,
+        )
+        return Artifact(run.out_path, sha, size)
+
+    return build

@@ -1,0 +1,361 @@
+"""The bundle writer: payload staging, manifest, provenance, signatures, checksums, archive.
+
+Digest chain (DESIGN.md section 5): ``export.json.sig`` signs ``export.json``; ``export.json`` lists every
+other file of the bundle with its sha256, size and media type (payload, README, verify script and the
+provenance files); ``provenance.json`` is an in-toto Statement whose subjects are every payload file,
+signed as DSSE (``provenance.dsse.json``) and as a Sigstore bundle v0.3 (``provenance.sigstore.json``).
+``checksums.txt`` is a ``sha256sum -c`` list of ``export.json`` and every listed file; it is a pure
+function of the signed manifest, so a verifier recomputes it and requires an exact match.
+
+Everything signed or hashed is canonical JSON (RFC 8785). Payload files are written to a staging
+directory beside the output while their digests are computed, so no step holds a bundle in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, Protocol
+
+import zstandard
+
+from core import __version__
+from core.archive import ArchiveEntry, write_archive
+from core.canonical import canonical_json
+from core.errors import Cancelled, EnvironmentFailure, UsageError
+from core.progress import CancelToken, NullSink, ProgressSink
+from core.signing import Signer, cosign_blob_signature, dsse_envelope, sigstore_bundle_v03
+
+MANIFEST_SCHEMA = "https://stellaops.dev/schemas/export-manifest/v1"
+BUILD_TYPE = "https://stellaops.dev/export-center/bundle/v1"
+BUILDER_ID = "https://stellaops.dev/export-center/offline"
+INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+
+MANIFEST = "export.json"
+MANIFEST_SIG = "export.json.sig"
+CHECKSUMS = "checksums.txt"
+README = "README.txt"
+VERIFY_SCRIPT = "verify.sh"
+PROVENANCE = "provenance.json"
+PROVENANCE_DSSE = "provenance.dsse.json"
+PROVENANCE_SIGSTORE = "provenance.sigstore.json"
+#: Files that are not listed in the manifest: the manifest, its signature, and the derived checksums.
+UNLISTED = (MANIFEST, MANIFEST_SIG, CHECKSUMS)
+#: Archive order before the payload (sorted by path): the verifier can reject early.
+HEAD_ORDER = (
+    MANIFEST,
+    MANIFEST_SIG,
+    CHECKSUMS,
+    README,
+    VERIFY_SCRIPT,
+    PROVENANCE,
+    PROVENANCE_DSSE,
+    PROVENANCE_SIGSTORE,
+)
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of the bundle as the manifest lists it."""
+
+    path: str
+    sha256: str
+    size: int
+    media_type: str
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size, "mediaType": self.media_type}
+
+
+@dataclass(frozen=True)
+class BundleSpec:
+    """The immutable parameters of one bundle build (from the planned run)."""
+
+    run_id: str
+    tenant: str
+    profile_id: str
+    profile_kind: str
+    profile_variant: str
+    profile_revision: int
+    profile_config: dict[str, Any]
+    selectors: dict[str, Any]
+    created_at: datetime  # naive UTC, whole seconds
+    compression_level: int = 19
+
+    @property
+    def created_at_text(self) -> str:
+        return self.created_at.replace(microsecond=0).isoformat() + "Z"
+
+
+@dataclass(frozen=True)
+class ResolvedInput:
+    """An input document as provenance names it."""
+
+    sha256: str
+    kind: str
+    format: str
+    document_id: str
+
+
+def _check_path(path: str) -> str:
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or ".." in pure.parts or path != str(pure) or path in UNLISTED or "\\" in path:
+        raise UsageError(f"unsafe or reserved bundle path {path!r}")
+    return path
+
+
+class _HashingFile:
+    """A write-only file that hashes and counts what goes through it."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return self._fh.write(data)
+
+
+class PayloadWriter:
+    """Writes payload files into the staging directory, recording digest, size and media type."""
+
+    def __init__(self, staging: Path, *, sink: ProgressSink, cancel: CancelToken) -> None:
+        self.staging = staging
+        self.sink = sink
+        self.cancel = cancel
+        self.files: dict[str, FileEntry] = {}
+
+    def _target(self, path: str) -> Path:
+        _check_path(path)
+        if path in self.files:
+            raise UsageError(f"bundle path {path!r} written twice")
+        target = self.staging.joinpath(*PurePosixPath(path).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def add_bytes(self, path: str, data: bytes, media_type: str) -> FileEntry:
+        """Add a file whose bytes are at hand (raw documents, small JSON)."""
+        if self.cancel.is_cancelled():
+            raise Cancelled("export cancelled")
+        target = self._target(path)
+        target.write_bytes(data)
+        entry = FileEntry(path, hashlib.sha256(data).hexdigest(), len(data), media_type)
+        self.files[path] = entry
+        self.sink.advance(len(data))
+        return entry
+
+    @contextlib.contextmanager
+    def stream(self, path: str, media_type: str) -> Iterator[_HashingFile]:
+        """Add a file written incrementally (e.g. a JSONL stream)."""
+        target = self._target(path)
+        with target.open("wb") as fh:
+            hashing = _HashingFile(fh)
+            yield hashing
+        entry = FileEntry(path, hashing.sha.hexdigest(), hashing.size, media_type)
+        self.files[path] = entry
+
+    @contextlib.contextmanager
+    def jsonl_zst(self, path: str, level: int) -> Iterator[Callable[[Any], None]]:
+        """Add a zstd-compressed canonical JSON Lines file; yields a function that writes one record."""
+        with self.stream(path, "application/x-ndjson+zstd") as out:
+            cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=False, threads=0)
+            with cctx.stream_writer(out, closefd=False) as zw:  # type: ignore[arg-type]
+
+                def write(record: Any) -> None:
+                    if self.cancel.is_cancelled():
+                        raise Cancelled("export cancelled")
+                    zw.write(canonical_json(record) + b"\n")
+
+                yield write
+
+
+class PayloadProfile(Protocol):
+    """A profile adapter: writes the payload of one bundle kind (``adapters/profiles/<name>.py``)."""
+
+    kind: str
+    variant: str
+
+    def write_payload(self, ctx: PayloadContext) -> dict[str, int]:
+        """Write payload files through ``ctx.writer``; return counts for the manifest."""
+
+
+@dataclass
+class PayloadContext:
+    """What a profile adapter gets: the spec, the writer, and a way to read inputs and raw bytes."""
+
+    spec: BundleSpec
+    writer: PayloadWriter
+    inputs: Callable[[], Iterator[ResolvedInput]]
+    raw_bytes: Callable[[str], bytes]
+    query: Any  # the store connection cursor for normalized rows (tenant-filtered by the adapter)
+    sink: ProgressSink
+    extra_manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _template(name: str) -> bytes:
+    return resources.files("core.bundle_files").joinpath(name).read_bytes()
+
+
+def _provenance(spec: BundleSpec, files: list[FileEntry], inputs: list[ResolvedInput]) -> dict[str, Any]:
+    return {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": f.path, "digest": {"sha256": f.sha256}} for f in files],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "profile": {
+                        "id": spec.profile_id,
+                        "kind": spec.profile_kind,
+                        "variant": spec.profile_variant,
+                        "revision": spec.profile_revision,
+                    },
+                    "selectors": spec.selectors,
+                    "tenant": spec.tenant,
+                },
+                "internalParameters": {"profileConfig": spec.profile_config, "createdAt": spec.created_at_text},
+                "resolvedDependencies": [
+                    {
+                        "uri": f"stella:document/{i.sha256}",
+                        "digest": {"sha256": i.sha256},
+                        "name": i.document_id,
+                        "annotations": {"kind": i.kind, "format": i.format},
+                    }
+                    for i in inputs
+                ],
+            },
+            "runDetails": {
+                "builder": {"id": BUILDER_ID, "version": {"stella": __version__}},
+                "metadata": {"invocationId": spec.run_id, "startedOn": spec.created_at_text},
+            },
+        },
+    }
+
+
+def _manifest(
+    spec: BundleSpec, files: list[FileEntry], counts: dict[str, int], extra: dict[str, Any]
+) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "schema": MANIFEST_SCHEMA,
+        "schemaVersion": 1,
+        "runId": spec.run_id,
+        "tenant": spec.tenant,
+        "profile": {
+            "id": spec.profile_id,
+            "kind": spec.profile_kind,
+            "variant": spec.profile_variant,
+            "revision": spec.profile_revision,
+        },
+        "selectors": spec.selectors,
+        "counts": counts,
+        "files": [f.to_manifest() for f in files],
+        "tool": {"name": "stella", "version": __version__},
+        "createdAt": spec.created_at_text,
+    }
+    manifest.update(extra)
+    return manifest
+
+
+def render_checksums(manifest_sha256: str, files: list[dict[str, Any]]) -> bytes:
+    """``sha256sum -c`` lines for ``export.json`` and every listed file, sorted by path."""
+    lines = [(MANIFEST, manifest_sha256)] + [(f["path"], f["sha256"]) for f in files]
+    return "".join(f"{sha}  {path}\n" for path, sha in sorted(lines)).encode()
+
+
+def build_bundle(
+    spec: BundleSpec,
+    profile: PayloadProfile,
+    *,
+    inputs: Callable[[], Iterator[ResolvedInput]],
+    raw_bytes: Callable[[str], bytes],
+    query: Any,
+    signer: Signer,
+    out_path: Path,
+    sink: ProgressSink | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[str, int]:
+    """Build the signed bundle archive at ``out_path``; returns its (sha256, size).
+
+    On failure or cancellation nothing is left behind: neither the staging directory nor a partial archive.
+    """
+    sink = sink or NullSink()
+    cancel = cancel or CancelToken()
+    staging = out_path.parent / f".{out_path.name}.staging"
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+    except OSError as exc:
+        raise EnvironmentFailure(
+            f"cannot create the bundle staging directory: {exc.strerror}", path=str(staging)
+        ) from exc
+    try:
+        return _build(spec, profile, inputs, raw_bytes, query, signer, out_path, staging, sink, cancel)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            out_path.unlink()
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _build(
+    spec: BundleSpec,
+    profile: PayloadProfile,
+    inputs: Callable[[], Iterator[ResolvedInput]],
+    raw_bytes: Callable[[str], bytes],
+    query: Any,
+    signer: Signer,
+    out_path: Path,
+    staging: Path,
+    sink: ProgressSink,
+    cancel: CancelToken,
+) -> tuple[str, int]:
+    writer = PayloadWriter(staging, sink=sink, cancel=cancel)
+    sink.start("payload", None)
+    ctx = PayloadContext(spec, writer, inputs, raw_bytes, query, sink)
+    counts = profile.write_payload(ctx)
+    sink.finish("payload")
+    writer.add_bytes(README, _template("README.txt"), "text/plain; charset=utf-8")
+    writer.add_bytes(VERIFY_SCRIPT, _template("verify.sh"), "text/x-shellscript")
+    payload = sorted(writer.files.values(), key=lambda f: f.path)
+
+    statement = canonical_json(_provenance(spec, payload, list(inputs())))
+    writer.add_bytes(PROVENANCE, statement, INTOTO_PAYLOAD_TYPE)
+    envelope = dsse_envelope(signer, INTOTO_PAYLOAD_TYPE, statement)
+    writer.add_bytes(PROVENANCE_DSSE, canonical_json(envelope), "application/vnd.dsse.envelope.v1+json")
+    writer.add_bytes(
+        PROVENANCE_SIGSTORE,
+        canonical_json(sigstore_bundle_v03(envelope, signer)),
+        "application/vnd.dev.sigstore.bundle.v0.3+json",
+    )
+
+    listed = sorted(writer.files.values(), key=lambda f: f.path)
+    extra = dict(ctx.extra_manifest)
+    extra["signing"] = {"algorithm": str(signer.algorithm), "keyid": signer.keyid}
+    manifest = canonical_json(_manifest(spec, listed, counts, extra))
+    (staging / MANIFEST).write_bytes(manifest)
+    (staging / MANIFEST_SIG).write_bytes(cosign_blob_signature(signer, manifest))
+    checksums = render_checksums(hashlib.sha256(manifest).hexdigest(), [f.to_manifest() for f in listed])
+    (staging / CHECKSUMS).write_bytes(checksums)
+
+    head = [p for p in HEAD_ORDER if (staging / p).exists()]
+    rest = [f.path for f in listed if f.path not in head]
+    entries = [
+        ArchiveEntry(p, staging.joinpath(*PurePosixPath(p).parts), 0o755 if p == VERIFY_SCRIPT else 0o644)
+        for p in head + rest
+    ]
+    mtime = int((spec.created_at - datetime(1970, 1, 1)).total_seconds())
+    return write_archive(
+        out_path, entries, mtime=mtime, compression="zstd", level=spec.compression_level, sink=sink, cancel=cancel
+    )

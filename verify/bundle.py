@@ -1,0 +1,501 @@
+"""Offline, fail-closed, streaming verification of a received bundle (DESIGN.md sections 5 and 7).
+
+The archive is read once, member by member, straight from the compressed file: nothing is extracted. The
+manifest is spooled to a temporary file while it is hashed, its signature is checked against the trusted
+keys, and then its (path-sorted) file list is merge-joined with the (path-sorted) payload members, so memory
+stays flat however many files a bundle has. Every check is reported as it completes; the first failure
+raises the error whose exit code the CLI returns (4 integrity, 5 signature, 6 trust metadata, 3 bad input).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from core.archive import ReaderLimits, SafeArchiveReader
+from core.errors import (
+    BadInputError,
+    IntegrityError,
+    SignatureError,
+    StellaError,
+    TrustMetadataError,
+    UsageError,
+)
+from core.keys import KeyAlgorithm
+from core.signing import verify_prehashed_sha256, verify_raw
+from core.trust import TrustedKey
+from verify.manifest import ListedFile, ManifestReader
+
+MANIFEST = "export.json"
+MANIFEST_SIG = "export.json.sig"
+CHECKSUMS = "checksums.txt"
+PROVENANCE = "provenance.json"
+PROVENANCE_DSSE = "provenance.dsse.json"
+PROVENANCE_SIGSTORE = "provenance.sigstore.json"
+HEAD = ("README.txt", "verify.sh", PROVENANCE, PROVENANCE_DSSE, PROVENANCE_SIGSTORE)
+INTOTO = "application/vnd.in-toto+json"
+SIGSTORE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+MAX_MANIFEST = 1 << 30
+MAX_SIGNATURE = 1 << 16
+CHUNK = 1 << 20
+
+
+@dataclass
+class Check:
+    """One verification step and its outcome."""
+
+    name: str
+    ok: bool
+    detail: str
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"check": self.name, "ok": self.ok, "detail": self.detail}
+        if self.path is not None:
+            out["path"] = self.path
+        return out
+
+
+@dataclass
+class VerifyReport:
+    """Everything ``stella verify`` says about a bundle, as a human report or as JSON evidence."""
+
+    bundle: str
+    checks: list[Check] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    signer: dict[str, Any] | None = None
+    error: StellaError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.checks) and all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "bundle": self.bundle,
+            "verified": self.ok,
+            "exitCode": 0 if self.ok else int(self.error.exit_code if self.error else 4),
+            "checks": [c.to_dict() for c in self.checks],
+            "manifest": self.manifest,
+        }
+        if self.signer:
+            out["signer"] = self.signer
+        if self.error is not None:
+            out["error"] = self.error.to_dict()
+        return out
+
+
+class _Verification:
+    def __init__(
+        self,
+        bundle: Path,
+        keys: Sequence[TrustedKey],
+        at: datetime | None,
+        report: VerifyReport,
+        on_check: Callable[[Check], None],
+        workdir: Path,
+    ) -> None:
+        self.bundle = bundle
+        self.keys = keys
+        self.at = at
+        self.report = report
+        self.on_check = on_check
+        self.work = workdir
+        self.signer: TrustedKey | None = None
+
+    def passed(self, name: str, detail: str, path: str | None = None) -> None:
+        check = Check(name, True, detail, path)
+        self.report.checks.append(check)
+        self.on_check(check)
+
+    def failed(self, name: str, error: StellaError) -> StellaError:
+        check = Check(name, False, error.message, error.path)
+        self.report.checks.append(check)
+        self.on_check(check)
+        return error
+
+    # -- members -------------------------------------------------------------------------
+    def spool(self, member: Any, limit: int) -> tuple[Path, str]:
+        if member.size > limit:
+            raise IntegrityError(f"{member.name} is {member.size} bytes, over the {limit}-byte limit", path=member.name)
+        target = self.work / member.name.replace("/", "_")
+        sha = hashlib.sha256()
+        with member.stream() as src, target.open("wb") as out:
+            while chunk := src.read(CHUNK):
+                sha.update(chunk)
+                out.write(chunk)
+        return target, sha.hexdigest()
+
+    def run(self) -> None:
+        with SafeArchiveReader(self.bundle, ReaderLimits()) as reader:
+            members = iter(reader)
+            first = next(members, None)
+            if first is None or first.name != MANIFEST:
+                found = first.name if first is not None else "an empty archive"
+                raise self.failed(
+                    "layout",
+                    IntegrityError(f"export.json must be the first entry, found {found}", path=str(self.bundle)),
+                )
+            manifest_path, manifest_sha = self.spool(first, MAX_MANIFEST)
+            second = next(members, None)
+            if second is None or second.name != MANIFEST_SIG:
+                raise self.failed(
+                    "signature", SignatureError("export.json.sig is missing: the bundle is unsigned", path=MANIFEST_SIG)
+                )
+            sig_path, _ = self.spool(second, MAX_SIGNATURE)
+            self.check_manifest_signature(manifest_path, sig_path.read_bytes())
+            manifest = ManifestReader(manifest_path)
+            self.report.manifest = {k: v for k, v in manifest.header.items() if k != "selectors"} | {
+                "selectors": manifest.header.get("selectors"),
+                "fileCount": manifest.file_count,
+                "sha256": manifest_sha,
+            }
+            self.check_scope(manifest.header)
+            third = next(members, None)
+            if third is None or third.name != CHECKSUMS:
+                raise self.failed("layout", IntegrityError("checksums.txt must follow the signature", path=CHECKSUMS))
+            checksums_path, _ = self.spool(third, MAX_MANIFEST)
+            head_seen = self.check_members(members, manifest)
+        self.check_checksums(checksums_path, manifest, manifest_sha)
+        self.check_provenance(head_seen)
+        self.check_time(manifest.header)
+
+    def check_manifest_signature(self, manifest_path: Path, sig_text: bytes) -> None:
+        if not self.keys:
+            raise self.failed(
+                "signature",
+                SignatureError(
+                    "no trusted signer: no key was given and the trust store is empty",
+                    hint="pass --key SIGNER.pub or add it with `stella trust add`",
+                ),
+            )
+        try:
+            signature = base64.b64decode(sig_text.strip(), validate=True)
+        except binascii.Error:
+            raise self.failed("signature", SignatureError("export.json.sig is not base64", path=MANIFEST_SIG)) from None
+        digest = _sha256_file(manifest_path)
+        for key in self.keys:
+            if key.algorithm is KeyAlgorithm.ECDSA_P256:
+                assert isinstance(key.public_key, ec.EllipticCurvePublicKey)
+                ok = verify_prehashed_sha256(key.public_key, signature, digest)
+            else:
+                ok = verify_raw(key.public_key, signature, manifest_path.read_bytes())
+            if ok:
+                self.signer = key
+                self.report.signer = {"label": key.label, "keyid": key.keyid, "algorithm": str(key.algorithm)}
+                self.passed(
+                    "signature",
+                    f"export.json.sig verified with trusted key {key.label!r} ({key.keyid[:16]})",
+                    MANIFEST_SIG,
+                )
+                return
+        tried = ", ".join(k.label for k in self.keys)
+        raise self.failed(
+            "signature",
+            SignatureError(f"export.json.sig does not verify with any trusted key (tried: {tried})", path=MANIFEST_SIG),
+        )
+
+    def check_scope(self, header: dict[str, Any]) -> None:
+        assert self.signer is not None
+        profile = str((header.get("profile") or {}).get("id", ""))
+        tenant = str(header.get("tenant", ""))
+        if not self.signer.allows(profile, tenant):
+            raise self.failed(
+                "signer scope",
+                SignatureError(
+                    f"trusted key {self.signer.label!r} may not sign profile {profile!r} for tenant {tenant!r}"
+                ),
+            )
+        self.passed("signer scope", f"key {self.signer.label!r} may sign {profile} for tenant {tenant}")
+
+    def check_members(self, members: Iterator[Any], manifest: ManifestReader) -> dict[str, tuple[str, int, Path]]:
+        listed = manifest.files()
+        head_expected: dict[str, ListedFile] = {}
+
+        def next_payload() -> ListedFile | None:
+            for entry in listed:
+                if entry.path in HEAD:
+                    head_expected[entry.path] = entry
+                    continue
+                return entry
+            return None
+
+        expected = next_payload()
+        head_seen: dict[str, tuple[str, int, Path]] = {}
+        previous = ""
+        count = 0
+        in_head = True
+        for member in members:
+            name = member.name
+            if in_head and name in HEAD:
+                if name in head_seen:
+                    raise self.failed("files", IntegrityError("duplicate entry", path=name))
+                path, sha = self.spool(member, MAX_MANIFEST)
+                head_seen[name] = (sha, member.size, path)
+                continue
+            in_head = False
+            if name in HEAD or name in (MANIFEST, MANIFEST_SIG, CHECKSUMS):
+                raise self.failed("files", IntegrityError("entry out of place (head files come first)", path=name))
+            if name <= previous:
+                raise self.failed(
+                    "files", IntegrityError(f"payload is not sorted by path (after {previous!r})", path=name)
+                )
+            previous = name
+            while expected is not None and expected.path < name:
+                raise self.failed(
+                    "files",
+                    IntegrityError("listed in the signed manifest but missing from the bundle", path=expected.path),
+                )
+            if expected is None or expected.path != name:
+                raise self.failed("files", IntegrityError("file is not listed in the signed manifest", path=name))
+            if member.size != expected.size:
+                raise self.failed(
+                    "files",
+                    IntegrityError(f"size {member.size} differs from the manifest's {expected.size}", path=name),
+                )
+            digest = hashlib.sha256()
+            with member.stream() as src:
+                while chunk := src.read(CHUNK):
+                    digest.update(chunk)
+            if digest.hexdigest() != expected.sha256:
+                raise self.failed("files", IntegrityError("sha256 differs from the signed manifest", path=name))
+            count += 1
+            expected = next_payload()
+        if expected is not None:
+            raise self.failed(
+                "files", IntegrityError("listed in the signed manifest but missing from the bundle", path=expected.path)
+            )
+        for entry in listed:  # drain: collect head entries listed after the last payload path
+            if entry.path in HEAD:
+                head_expected[entry.path] = entry
+            else:
+                raise self.failed(
+                    "files",
+                    IntegrityError("listed in the signed manifest but missing from the bundle", path=entry.path),
+                )
+        for name, (sha_hex, size, _) in head_seen.items():
+            want = head_expected.get(name)
+            if want is None:
+                raise self.failed("files", IntegrityError("file is not listed in the signed manifest", path=name))
+            if size != want.size or sha_hex != want.sha256:
+                raise self.failed("files", IntegrityError("sha256 or size differs from the signed manifest", path=name))
+        for name in head_expected:
+            if name not in head_seen:
+                raise self.failed(
+                    "files", IntegrityError("listed in the signed manifest but missing from the bundle", path=name)
+                )
+        self.passed(
+            "files",
+            f"{count + len(head_seen)} files match the signed manifest (digest and size); no missing or unlisted files",
+        )
+        return head_seen
+
+    def check_checksums(self, checksums_path: Path, manifest: ManifestReader, manifest_sha: str) -> None:
+        def expected_lines() -> Iterator[bytes]:
+            manifest_line = f"{manifest_sha}  {MANIFEST}\n".encode()
+            for entry in manifest.files():
+                if manifest_line and entry.path > MANIFEST:
+                    yield manifest_line
+                    manifest_line = b""
+                yield f"{entry.sha256}  {entry.path}\n".encode()
+            if manifest_line:
+                yield manifest_line
+
+        with checksums_path.open("rb") as fh:
+            for n, want in enumerate(expected_lines(), start=1):
+                got = fh.readline()
+                if got != want:
+                    raise self.failed(
+                        "checksums", IntegrityError(f"line {n} differs from the signed manifest", path=CHECKSUMS)
+                    )
+            if fh.read(1):
+                raise self.failed("checksums", IntegrityError("has lines the signed manifest does not", path=CHECKSUMS))
+        self.passed("checksums", "checksums.txt agrees with the signed manifest", CHECKSUMS)
+
+    def check_provenance(self, head: dict[str, tuple[str, int, Path]]) -> None:
+        if PROVENANCE not in head or PROVENANCE_DSSE not in head:
+            raise self.failed(
+                "provenance", IntegrityError("provenance.json or its DSSE envelope is missing", path=PROVENANCE)
+            )
+        assert self.signer is not None
+        statement_sha, statement_size, _ = head[PROVENANCE]
+        envelope_path = head[PROVENANCE_DSSE][2]
+        pae_digest, payload_sha, payload_len, sigs = _stream_dsse(envelope_path, statement_size)
+        if payload_sha != statement_sha or payload_len != statement_size:
+            raise self.failed(
+                "provenance",
+                IntegrityError("provenance.dsse.json does not carry provenance.json", path=PROVENANCE_DSSE),
+            )
+        key = self.signer
+        ok = False
+        for sig in sigs:
+            if key.algorithm is KeyAlgorithm.ECDSA_P256:
+                assert isinstance(key.public_key, ec.EllipticCurvePublicKey)
+                ok = verify_prehashed_sha256(key.public_key, sig, pae_digest)
+            else:
+                pae = _pae_prefix(payload_len) + head[PROVENANCE][2].read_bytes()
+                ok = verify_raw(key.public_key, sig, pae)
+            if ok:
+                break
+        if not ok:
+            raise self.failed(
+                "provenance",
+                SignatureError(
+                    f"provenance.dsse.json is not signed by the manifest's signer {key.label!r}", path=PROVENANCE_DSSE
+                ),
+            )
+        self.passed("provenance", "in-toto provenance DSSE signature verified", PROVENANCE_DSSE)
+        if PROVENANCE_SIGSTORE in head:
+            self.check_sigstore(head[PROVENANCE_SIGSTORE][2], envelope_path)
+
+    def check_sigstore(self, bundle_path: Path, envelope_path: Path) -> None:
+        prefix = b'{"dsseEnvelope":'
+        envelope_sha = _sha256_file(envelope_path)
+        env_size = envelope_path.stat().st_size
+        with bundle_path.open("rb") as fh:
+            ok = fh.read(len(prefix)) == prefix
+            sha = hashlib.sha256()
+            remaining = env_size
+            while ok and remaining:
+                chunk = fh.read(min(CHUNK, remaining))
+                if not chunk:
+                    ok = False
+                    break
+                sha.update(chunk)
+                remaining -= len(chunk)
+            tail = fh.read(1 << 16)
+        if not ok or sha.digest() != envelope_sha:
+            raise self.failed(
+                "sigstore bundle",
+                IntegrityError("provenance.sigstore.json does not wrap provenance.dsse.json", path=PROVENANCE_SIGSTORE),
+            )
+        try:
+            rest = orjson.loads(b"{" + tail.lstrip(b",")) if tail.startswith(b",") else {}
+        except orjson.JSONDecodeError:
+            rest = {}
+        hint = ((rest.get("verificationMaterial") or {}).get("publicKey") or {}).get("hint")
+        assert self.signer is not None
+        want = base64.b64encode(bytes.fromhex(self.signer.keyid)).decode()
+        if rest.get("mediaType") != SIGSTORE_V03 or hint != want:
+            raise self.failed(
+                "sigstore bundle",
+                IntegrityError(
+                    "provenance.sigstore.json is not a v0.3 bundle with the signer's public-key hint",
+                    path=PROVENANCE_SIGSTORE,
+                ),
+            )
+        self.passed("sigstore bundle", "Sigstore bundle v0.3 wraps the verified DSSE envelope", PROVENANCE_SIGSTORE)
+
+    def check_time(self, header: dict[str, Any]) -> None:
+        created = header.get("createdAt")
+        try:
+            created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00")).replace(tzinfo=None)
+        except ValueError:
+            raise self.failed("time", BadInputError(f"createdAt {created!r} is not RFC 3339", path=MANIFEST)) from None
+        at = self.at
+        if at is not None and created_at > at:
+            raise self.failed(
+                "time",
+                TrustMetadataError(
+                    f"bundle was created at {created}, after the evaluation time {at.isoformat()}Z",
+                    path=MANIFEST,
+                    hint="check the clock, or pass --at",
+                ),
+            )
+        self.passed("time", f"created {created}" + (f", evaluated at {at.isoformat()}Z" if at else ""))
+
+
+def _pae_prefix(length: int) -> bytes:
+    return b"DSSEv1 %d %s %d " % (len(INTOTO), INTOTO.encode(), length)
+
+
+def _sha256_file(path: Path) -> bytes:
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            sha.update(chunk)
+    return sha.digest()
+
+
+def _stream_dsse(path: Path, expected_length: int) -> tuple[bytes, str, int, list[bytes]]:
+    """Decode our canonical DSSE envelope's payload in a stream.
+
+    Returns (sha256 of the PAE bytes, sha256 hex of the payload, payload length, signatures). Canonical JSON puts
+    ``payload`` first, so the base64 text is decoded chunk by chunk instead of being parsed whole. The PAE length
+    prefix uses ``expected_length`` (provenance.json's size); a payload of another length fails the caller's
+    digest comparison.
+    """
+    prefix = b'{"payload":"'
+    payload_sha = hashlib.sha256()
+    pae = hashlib.sha256(_pae_prefix(expected_length))
+    length = 0
+    carry = b""
+    with path.open("rb") as fh:
+        if fh.read(len(prefix)) != prefix:
+            raise IntegrityError("provenance.dsse.json is not a canonical DSSE envelope", path=PROVENANCE_DSSE)
+        while True:
+            chunk = fh.read(CHUNK)
+            if not chunk:
+                raise IntegrityError("provenance.dsse.json ends inside its payload", path=PROVENANCE_DSSE)
+            end = chunk.find(b'"')
+            text = carry + (chunk if end < 0 else chunk[:end])
+            usable = len(text) - len(text) % 4 if end < 0 else len(text)
+            try:
+                decoded = base64.b64decode(text[:usable], validate=True)
+            except binascii.Error:
+                raise IntegrityError("provenance.dsse.json payload is not base64", path=PROVENANCE_DSSE) from None
+            carry = text[usable:]
+            payload_sha.update(decoded)
+            pae.update(decoded)
+            length += len(decoded)
+            if end >= 0:
+                tail = chunk[end:] + fh.read(1 << 20)
+                break
+    try:
+        rest = orjson.loads(b'{"payload":""' + tail[1:])
+    except orjson.JSONDecodeError:
+        raise IntegrityError("provenance.dsse.json is not valid JSON", path=PROVENANCE_DSSE) from None
+    if rest.get("payloadType") != INTOTO:
+        raise IntegrityError(
+            f"provenance.dsse.json payloadType is {rest.get('payloadType')!r}, not {INTOTO}", path=PROVENANCE_DSSE
+        )
+    sigs = []
+    for entry in rest.get("signatures") or []:
+        try:
+            sigs.append(base64.b64decode(str(entry.get("sig", "")), validate=True))
+        except binascii.Error:
+            continue
+    return pae.digest(), payload_sha.hexdigest(), length, sigs
+
+
+def verify_bundle(
+    bundle: Path,
+    keys: Sequence[TrustedKey],
+    *,
+    at: datetime | None = None,
+    on_check: Callable[[Check], None] | None = None,
+) -> VerifyReport:
+    """Verify ``bundle`` against ``keys``; the report says what passed, and ``report.error`` what failed first."""
+    if not bundle.is_file():
+        raise UsageError("no such bundle file", path=str(bundle))
+    report = VerifyReport(str(bundle))
+    with tempfile.TemporaryDirectory(prefix="stella-verify-") as work:
+        job = _Verification(bundle, keys, at, report, on_check or (lambda _c: None), Path(work))
+        try:
+            job.run()
+        except StellaError as exc:
+            if not report.checks or report.checks[-1].ok:
+                report.checks.append(Check("archive", False, exc.message, exc.path))
+                (on_check or (lambda _c: None))(report.checks[-1])
+            report.error = exc
+    return report
