@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -81,6 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         stderr.print("cancelled")
         return int(ExitCode.CANCELLED)
+    except MemoryError:
+        stderr.print(Text("error: out of memory", style="bold red"))
+        return int(ExitCode.ENVIRONMENT)
+    except Exception as exc:  # a defect, not a user error: one clear line, the details with STELLA_DEBUG=1
+        if os.environ.get("STELLA_DEBUG"):
+            raise
+        stderr.print(Text(f"internal error: {type(exc).__name__}: {exc}", style="bold red"))
+        stderr.print("this is a bug in stella; rerun with STELLA_DEBUG=1 for the traceback and report it")
+        return 1
 
 
 def run() -> NoReturn:

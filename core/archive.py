@@ -241,7 +241,7 @@ def _write_tar(
         cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=False, threads=0)
         compressed = cctx.stream_writer(cast(IO[bytes], target), closefd=False)
     elif compression == "gzip":
-        # filename="" keeps the FNAME field out; without it GzipFile would use the temporary file's name.
+        # filename="": no FNAME field, whatever the target is called (GzipFile would borrow a file's .name).
         compressed = gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=min(level, 9), mtime=0)
     else:
         compressed = target
@@ -568,7 +568,7 @@ class _TarScanner:
         self, source: IO[bytes], label: str, limits: ReaderLimits, counted: _CountingRaw | None, codec: str
     ) -> None:
         self._src = source
-        self._codec = codec
+        self._codec = {"none": "tar"}.get(codec, codec)
         self.label = label
         self._limits = limits
         self._counted = counted

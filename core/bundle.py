@@ -87,7 +87,7 @@ class BundleSpec:
     profile_config: dict[str, Any]
     selectors: dict[str, Any]
     created_at: datetime  # naive UTC, whole seconds
-    compression_level: int = 19
+    compression_level: int = 9
 
     @property
     def created_at_text(self) -> str:
@@ -162,6 +162,18 @@ class PayloadWriter:
             yield hashing
         entry = FileEntry(path, hashing.sha.hexdigest(), hashing.size, media_type)
         self.files[path] = entry
+
+    @contextlib.contextmanager
+    def jsonl(self, path: str) -> Iterator[Callable[[Any], None]]:
+        """Add an uncompressed canonical JSON Lines file; yields a function that writes one record."""
+        with self.stream(path, "application/x-ndjson") as out:
+
+            def write(record: Any) -> None:
+                if self.cancel.is_cancelled():
+                    raise Cancelled("export cancelled")
+                out.write(canonical_json(record) + b"\n")
+
+            yield write
 
     @contextlib.contextmanager
     def jsonl_zst(self, path: str, level: int) -> Iterator[Callable[[Any], None]]:

@@ -133,18 +133,21 @@ class _ZstdReader(io.RawIOBase):
         self._dctx = zstandard.ZstdDecompressor()
         self._dobj = self._dctx.decompressobj()
         self._pending = b""
+        self._offset = 0
         self._in_frame = False
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            chunk = self._raw.read(1 << 20)
+        while self._offset >= len(self._pending):
+            # Small compressed steps: zstd can expand ~32,000x, so a 1 MiB step could mean gigabytes at once.
+            chunk = self._raw.read(4096)
             if not chunk:
                 if self._in_frame:
                     raise EOFError("zstd stream ends in the middle of a frame (truncated)")
                 return 0
+            self._pending, self._offset = b"", 0
             while chunk:
                 self._in_frame = True
                 self._pending += self._dobj.decompress(chunk)
@@ -154,9 +157,9 @@ class _ZstdReader(io.RawIOBase):
                     self._in_frame = False
                 else:
                     chunk = b""
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
+        n = min(len(buffer), len(self._pending) - self._offset)
+        buffer[:n] = self._pending[self._offset : self._offset + n]
+        self._offset += n
         return n
 
     def close(self) -> None:

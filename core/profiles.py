@@ -36,7 +36,7 @@ KNOWN_VARIANTS: frozenset[tuple[str, str]] = frozenset({("json", "raw"), ("json"
 
 MIN_COMPRESSION_LEVEL = 1
 MAX_COMPRESSION_LEVEL = 22
-DEFAULT_COMPRESSION_LEVEL = 19
+DEFAULT_COMPRESSION_LEVEL = 9
 
 _PROFILE_ID = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,63}$")
 # The same rule `stella keys generate` applies to key names.

@@ -22,15 +22,19 @@ def _plain(value: Any) -> Any:
 
 
 def stream(cursor: Any, sql: str, params: list[Any]) -> Iterator[dict[str, Any]]:
-    """Rows of ``sql`` as dicts with None fields dropped and times in RFC 3339, fetched in batches."""
-    cur = cursor.execute(sql, params)
-    names = [d[0] for d in cur.description]
-    while True:
-        rows = cur.fetchmany(BATCH)
-        if not rows:
-            return
-        for row in rows:
-            yield {n: _plain(v) for n, v in zip(names, row, strict=True) if v is not None}
+    """Rows of ``sql`` (params: run id, tenant) as dicts, None fields dropped, times in RFC 3339.
+
+    The query runs over windows of ``BATCH`` input ordinals (``i.ordinal >= ? AND i.ordinal < ?``), so
+    DuckDB aggregates one window at a time: memory stays flat however many documents the run has.
+    """
+    row = cursor.execute("SELECT max(ordinal) FROM export_inputs WHERE run_id = ? AND tenant = ?", params).fetchone()
+    last = -1 if row is None or row[0] is None else int(row[0])
+    for lo in range(0, last + 1, BATCH):
+        cur = cursor.execute(sql, [*params, lo, lo + BATCH])
+        names = [d[0] for d in cur.description]
+        while rows := cur.fetchmany(BATCH):
+            for values in rows:
+                yield {n: _plain(v) for n, v in zip(names, values, strict=True) if v is not None}
 
 
 ADVISORIES = """
@@ -51,7 +55,7 @@ SELECT i.tenant, a.advisory_id AS "advisoryId", a.document_sha256 AS "documentSh
          AS affected
   FROM export_inputs i
   JOIN advisories a ON a.tenant = i.tenant AND a.document_sha256 = i.document_sha256
- WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'advisory'
+ WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'advisory' AND i.ordinal >= ? AND i.ordinal < ?
  ORDER BY i.ordinal, a.advisory_id
 """
 
@@ -62,7 +66,7 @@ SELECT i.tenant, v.document_sha256 AS "documentSha256", v.vex_format AS "vexForm
        v.action_statement AS "actionStatement", v.statement_time AS "timestamp"
   FROM export_inputs i
   JOIN vex_statements v ON v.tenant = i.tenant AND v.document_sha256 = i.document_sha256
- WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'vex'
+ WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'vex' AND i.ordinal >= ? AND i.ordinal < ?
  ORDER BY i.ordinal, v.vulnerability_id, v.product, v.status
 """
 
@@ -78,15 +82,15 @@ SELECT i.tenant, d.document_sha256 AS "documentSha256", d.sbom_format AS "sbomFo
          AS components
   FROM export_inputs i
   JOIN sbom_documents d ON d.tenant = i.tenant AND d.document_sha256 = i.document_sha256
- WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'sbom'
+ WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'sbom' AND i.ordinal >= ? AND i.ordinal < ?
  ORDER BY i.ordinal
 """
 
 RAW = """
-SELECT r.sha256, r.kind, r.media_type, r.content
+SELECT r.sha256, r.kind, r.media_type, r.format, r.document_id, r.content
   FROM export_inputs i
   JOIN raw_documents r ON r.tenant = i.tenant AND r.sha256 = i.document_sha256
- WHERE i.run_id = ? AND i.tenant = ?
+ WHERE i.run_id = ? AND i.tenant = ? AND i.ordinal >= ? AND i.ordinal < ?
  ORDER BY i.ordinal
 """
 

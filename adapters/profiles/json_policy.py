@@ -19,7 +19,7 @@ SELECT i.tenant, p.document_sha256 AS "documentSha256", p.policy_id AS "policyId
        p.findings_count AS "findingsCount"
   FROM export_inputs i
   JOIN policy_snapshots p ON p.tenant = i.tenant AND p.document_sha256 = i.document_sha256
- WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'policy'
+ WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'policy' AND i.ordinal >= ? AND i.ordinal < ?
  ORDER BY i.ordinal
 """
 
@@ -29,7 +29,7 @@ SELECT i.tenant, f.document_sha256 AS "documentSha256", f.policy_id AS "policyId
        f.subject, f.purl, f.severity, f.decision, f.reason
   FROM export_inputs i
   JOIN findings f ON f.tenant = i.tenant AND f.document_sha256 = i.document_sha256
- WHERE i.run_id = ? AND i.tenant = ? AND i.kind IN ('policy', 'findings')
+ WHERE i.run_id = ? AND i.tenant = ? AND i.kind IN ('policy', 'findings') AND i.ordinal >= ? AND i.ordinal < ?
  ORDER BY i.ordinal, f.finding_id
 """
 

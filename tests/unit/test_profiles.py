@@ -36,13 +36,13 @@ def test_builtins_are_seeded_per_tenant_as_revision_1_with_canonical_config(stor
     ]
     raw = {p.profile_id: p for p in profiles}["json:raw"].config
     assert raw.record_types == ("advisory", "vex", "sbom")
-    assert raw.compression_level == 19
+    assert raw.compression_level == 9
     assert raw.redaction_allowlist is None and raw.signing_key is None
     policy = {p.profile_id: p for p in profiles}["json:policy"].config
     assert policy.record_types == ("advisory", "vex", "sbom", "policy", "findings")
     rows = _rows(store, "acme")
     # The stored config is the RFC 8785 form: sorted keys, no spaces.
-    assert rows[1][2] == '{"compressionLevel":19,"kind":"json","recordTypes":["advisory","vex","sbom"],' + (
+    assert rows[1][2] == '{"compressionLevel":9,"kind":"json","recordTypes":["advisory","vex","sbom"],' + (
         '"redactionAllowlist":null,"signingKey":null,"variant":"raw"}'
     )
     # Seeding is lazy and happens once: reading again adds nothing, and another tenant is untouched.
@@ -78,8 +78,8 @@ def test_update_makes_a_new_revision_only_when_the_config_changes(store: Store) 
     same = profiles.update("acme", "redacted", {"redaction_allowlist": ["affected.purl", "advisory_id"]})
     assert not same.changed and same.profile.revision == 2
     assert len([r for r in _rows(store, "acme") if r[0] == "redacted"]) == 2
-    # Old revisions stay as they were: a run pinned to revision 1 rebuilds with level 19.
-    assert profiles.get("acme", "redacted", 1).config.compression_level == 19
+    # Old revisions stay as they were: a run pinned to revision 1 rebuilds with level 9.
+    assert profiles.get("acme", "redacted", 1).config.compression_level == 9
     assert profiles.get("acme", "redacted").config.compression_level == 5
     assert [p.revision for p in profiles.revisions("acme", "redacted")] == [1, 2]
     with pytest.raises(NotFoundError) as err:
