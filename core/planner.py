@@ -10,7 +10,6 @@ the same output whatever was imported in between.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -98,23 +97,12 @@ def plan_run(
                 "createdAt": rfc3339(when),
                 "inputs": {"count": count, "sha256": digest},
             }
-            run = ExportRun(
+            run = ExportRun.pending(
                 tenant=tenant,
                 run_id=run_id,
                 profile_id=profile.profile_id,
                 profile_revision=profile.revision,
-                state=RunState.PENDING,
                 parameters=parameters,
-                created_at=utcnow(),
-                started_at=None,
-                finished_at=None,
-                correlation_id=str(uuid.uuid4()),
-                error_code=None,
-                error_message=None,
-                artifact_path=None,
-                artifact_sha256=None,
-                artifact_size=None,
-                retry_of=None,
             )
             insert_run(cur, run)
             write_event(

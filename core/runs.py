@@ -120,6 +120,37 @@ class ExportRun:
     artifact_size: int | None
     retry_of: str | None
 
+    @classmethod
+    def pending(
+        cls,
+        *,
+        tenant: str,
+        run_id: str,
+        profile_id: str,
+        profile_revision: int,
+        parameters: dict[str, Any],
+        retry_of: str | None = None,
+    ) -> ExportRun:
+        """A new run as the planner (or a retry) records it: pending, with a fresh correlation id."""
+        return cls(
+            tenant=tenant,
+            run_id=run_id,
+            profile_id=profile_id,
+            profile_revision=profile_revision,
+            state=RunState.PENDING,
+            parameters=parameters,
+            created_at=utcnow(),
+            started_at=None,
+            finished_at=None,
+            correlation_id=str(uuid.uuid4()),
+            error_code=None,
+            error_message=None,
+            artifact_path=None,
+            artifact_sha256=None,
+            artifact_size=None,
+            retry_of=retry_of,
+        )
+
     @property
     def bundle_run_id(self) -> str:
         """The run id written into the bundle: the first attempt's, so a retry reproduces the same bytes."""
@@ -802,22 +833,12 @@ class RunEngine:
         params = dict(orig.parameters)
         if out_path is not None:
             params["outPath"] = str(out_path.expanduser().resolve())
-        new = ExportRun(
+        new = ExportRun.pending(
             tenant=orig.tenant,
             run_id=new_run_id(),
             profile_id=orig.profile_id,
             profile_revision=orig.profile_revision,
-            state=RunState.PENDING,
             parameters=params,
-            created_at=utcnow(),
-            started_at=None,
-            finished_at=None,
-            correlation_id=str(uuid.uuid4()),
-            error_code=None,
-            error_message=None,
-            artifact_path=None,
-            artifact_sha256=None,
-            artifact_size=None,
             retry_of=orig.run_id,
         )
         with self._writing() as cur:
