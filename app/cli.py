@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -10,12 +11,6 @@ from typing import NoReturn
 
 from rich.text import Text
 
-from app.commands import data as data_cmd
-from app.commands import export as export_cmd
-from app.commands import imports as import_cmd
-from app.commands import keys as keys_cmd
-from app.commands import trust as trust_cmd
-from app.commands import verify as verify_cmd
 from app.output import print_json, stderr
 from core import __version__
 from core.errors import ExitCode, StellaError
@@ -40,7 +35,32 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Command name -> module with register(sub, common). Only the module of the command being run is imported, so a
+# receiver's `stella verify` never loads the store, DuckDB or the source adapters (DESIGN.md section 2).
+COMMANDS: dict[str, str] = {
+    "import": "app.commands.imports",
+    "data": "app.commands.data",
+    "keys": "app.commands.keys",
+    "export": "app.commands.export",
+    "trust": "app.commands.trust",
+    "verify": "app.commands.verify",
+}
+
+
+def _command_of(args: Sequence[str]) -> str | None:
+    """The subcommand named in ``args`` (the first positional), if any."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--home":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     common = common_options()
     parser = _Parser(
         prog="stella",
@@ -50,19 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"stella {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    import_cmd.register(sub, common)
-    data_cmd.register(sub, common)
-    keys_cmd.register(sub, common)
-    export_cmd.register(sub, common)
-    trust_cmd.register(sub, common)
-    verify_cmd.register(sub, common)
+    for name, module in COMMANDS.items():
+        if only is None or only == name:
+            importlib.import_module(module).register(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code (DESIGN.md section 7)."""
-    parser = build_parser()
     args_list = list(sys.argv[1:] if argv is None else argv)
+    named = _command_of(args_list)
+    parser = build_parser(named if named in COMMANDS else None)
     try:
         args = parser.parse_args(args_list)
     except _UsageExit as exc:

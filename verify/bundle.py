@@ -218,7 +218,39 @@ class _Verification:
             )
         self.passed("signer scope", f"key {self.signer.label!r} may sign {profile} for tenant {tenant}")
 
-    def check_members(self, members: Iterator[Any], manifest: ManifestReader) -> dict[str, tuple[str, int, Path]]:
+    def consume_head(self, member: Any) -> HeadFile:
+        """Hash a head member as it streams past, keeping only what later checks need.
+
+        For ``provenance.json`` that is also the digest of its DSSE PAE bytes (its size is known up front), and
+        the file itself when the signer is Ed25519 (which cannot verify a digest). For the two envelopes it is
+        the small JSON tail after the base64 payload: payload type and signatures, media type and key hint.
+        """
+        name = member.name
+        digest = hashlib.sha256()
+        pae = hashlib.sha256(_pae_prefix(member.size)) if name == PROVENANCE else None
+        keep = bytearray() if name == PROVENANCE and self._needs_full_pae() else None
+        scanner = _EnvelopeScanner(name) if name in (PROVENANCE_DSSE, PROVENANCE_SIGSTORE) else None
+        with member.stream() as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+                if pae is not None:
+                    pae.update(chunk)
+                if keep is not None:
+                    keep += chunk
+                if scanner is not None:
+                    scanner.feed(chunk)
+        return HeadFile(
+            digest.hexdigest(),
+            member.size,
+            pae_digest=pae.digest() if pae is not None else None,
+            content=bytes(keep) if keep is not None else None,
+            tail=scanner.tail() if scanner is not None else None,
+        )
+
+    def _needs_full_pae(self) -> bool:
+        return self.signer is not None and self.signer.algorithm is not KeyAlgorithm.ECDSA_P256
+
+    def check_members(self, members: Iterator[Any], manifest: ManifestReader) -> dict[str, HeadFile]:
         listed = manifest.files()
         head_expected: dict[str, ListedFile] = {}
 
@@ -231,7 +263,7 @@ class _Verification:
             return None
 
         expected = next_payload()
-        head_seen: dict[str, tuple[str, int, Path]] = {}
+        head_seen: dict[str, HeadFile] = {}
         previous = ""
         count = 0
         in_head = True
@@ -240,8 +272,7 @@ class _Verification:
             if in_head and name in HEAD:
                 if name in head_seen:
                     raise self.failed("files", IntegrityError("duplicate entry", path=name))
-                path, sha = self.spool(member, MAX_MANIFEST)
-                head_seen[name] = (sha, member.size, path)
+                head_seen[name] = self.consume_head(member)
                 continue
             in_head = False
             if name in HEAD or name in (MANIFEST, MANIFEST_SIG, CHECKSUMS):
@@ -283,11 +314,11 @@ class _Verification:
                     "files",
                     IntegrityError("listed in the signed manifest but missing from the bundle", path=entry.path),
                 )
-        for name, (sha_hex, size, _) in head_seen.items():
+        for name, seen in head_seen.items():
             want = head_expected.get(name)
             if want is None:
                 raise self.failed("files", IntegrityError("file is not listed in the signed manifest", path=name))
-            if size != want.size or sha_hex != want.sha256:
+            if seen.size != want.size or seen.sha256 != want.sha256:
                 raise self.failed("files", IntegrityError("sha256 or size differs from the signed manifest", path=name))
         for name in head_expected:
             if name not in head_seen:
@@ -322,69 +353,56 @@ class _Verification:
                 raise self.failed("checksums", IntegrityError("has lines the signed manifest does not", path=CHECKSUMS))
         self.passed("checksums", "checksums.txt agrees with the signed manifest", CHECKSUMS)
 
-    def check_provenance(self, head: dict[str, tuple[str, int, Path]]) -> None:
+    def check_provenance(self, head: dict[str, HeadFile]) -> None:
         if PROVENANCE not in head or PROVENANCE_DSSE not in head:
             raise self.failed(
                 "provenance", IntegrityError("provenance.json or its DSSE envelope is missing", path=PROVENANCE)
             )
-        assert self.signer is not None
-        statement_sha, statement_size, _ = head[PROVENANCE]
-        envelope_path = head[PROVENANCE_DSSE][2]
-        pae_digest, payload_sha, payload_len, sigs = _stream_dsse(envelope_path, statement_size)
-        if payload_sha != statement_sha or payload_len != statement_size:
-            raise self.failed(
-                "provenance",
-                IntegrityError("provenance.dsse.json does not carry provenance.json", path=PROVENANCE_DSSE),
-            )
-        key = self.signer
-        ok = False
-        for sig in sigs:
-            if key.algorithm is KeyAlgorithm.ECDSA_P256:
-                assert isinstance(key.public_key, ec.EllipticCurvePublicKey)
-                ok = verify_prehashed_sha256(key.public_key, sig, pae_digest)
-            else:
-                pae = _pae_prefix(payload_len) + head[PROVENANCE][2].read_bytes()
-                ok = verify_raw(key.public_key, sig, pae)
-            if ok:
-                break
-        if not ok:
+        statement = head[PROVENANCE]
+        envelope = _parse_tail(head[PROVENANCE_DSSE], PROVENANCE_DSSE, nested=False)
+        if not self._signed_by_signer(envelope, statement):
+            assert self.signer is not None
             raise self.failed(
                 "provenance",
                 SignatureError(
-                    f"provenance.dsse.json is not signed by the manifest's signer {key.label!r}", path=PROVENANCE_DSSE
+                    f"provenance.dsse.json is not a signature over provenance.json by the manifest's signer "
+                    f"{self.signer.label!r}",
+                    path=PROVENANCE_DSSE,
                 ),
             )
-        self.passed("provenance", "in-toto provenance DSSE signature verified", PROVENANCE_DSSE)
+        self.passed("provenance", "in-toto provenance DSSE signature verified over provenance.json", PROVENANCE_DSSE)
         if PROVENANCE_SIGSTORE in head:
-            self.check_sigstore(head[PROVENANCE_SIGSTORE][2], envelope_path)
+            self.check_sigstore(head[PROVENANCE_SIGSTORE], statement)
 
-    def check_sigstore(self, bundle_path: Path, envelope_path: Path) -> None:
-        prefix = b'{"dsseEnvelope":'
-        envelope_sha = _sha256_file(envelope_path)
-        env_size = envelope_path.stat().st_size
-        with bundle_path.open("rb") as fh:
-            ok = fh.read(len(prefix)) == prefix
-            sha = hashlib.sha256()
-            remaining = env_size
-            while ok and remaining:
-                chunk = fh.read(min(CHUNK, remaining))
-                if not chunk:
-                    ok = False
-                    break
-                sha.update(chunk)
-                remaining -= len(chunk)
-            tail = fh.read(1 << 16)
-        if not ok or sha.digest() != envelope_sha:
-            raise self.failed(
-                "sigstore bundle",
-                IntegrityError("provenance.sigstore.json does not wrap provenance.dsse.json", path=PROVENANCE_SIGSTORE),
-            )
-        try:
-            rest = orjson.loads(b"{" + tail.lstrip(b",")) if tail.startswith(b",") else {}
-        except orjson.JSONDecodeError:
-            rest = {}
-        hint = ((rest.get("verificationMaterial") or {}).get("publicKey") or {}).get("hint")
+    def _signed_by_signer(self, envelope: dict[str, Any], statement: HeadFile) -> bool:
+        """Does one of the envelope's signatures verify over PAE(provenance.json) with the manifest's signer?
+
+        The PAE digest was computed from provenance.json itself, so a valid signature proves the signer signed
+        exactly those bytes; the envelope's own copy of the payload is covered by the manifest digest.
+        """
+        key = self.signer
+        assert key is not None and statement.pae_digest is not None
+        if envelope.get("payloadType") != INTOTO:
+            return False
+        for entry in envelope.get("signatures") or []:
+            try:
+                sig = base64.b64decode(str(entry.get("sig", "")), validate=True)
+            except binascii.Error:
+                continue
+            if key.algorithm is KeyAlgorithm.ECDSA_P256:
+                assert isinstance(key.public_key, ec.EllipticCurvePublicKey)
+                if verify_prehashed_sha256(key.public_key, sig, statement.pae_digest):
+                    return True
+            elif statement.content is not None and verify_raw(
+                key.public_key, sig, _pae_prefix(statement.size) + statement.content
+            ):
+                return True
+        return False
+
+    def check_sigstore(self, bundle: HeadFile, statement: HeadFile) -> None:
+        rest = _parse_tail(bundle, PROVENANCE_SIGSTORE, nested=True)
         assert self.signer is not None
+        hint = ((rest.get("verificationMaterial") or {}).get("publicKey") or {}).get("hint")
         want = base64.b64encode(bytes.fromhex(self.signer.keyid)).decode()
         if rest.get("mediaType") != SIGSTORE_V03 or hint != want:
             raise self.failed(
@@ -394,7 +412,17 @@ class _Verification:
                     path=PROVENANCE_SIGSTORE,
                 ),
             )
-        self.passed("sigstore bundle", "Sigstore bundle v0.3 wraps the verified DSSE envelope", PROVENANCE_SIGSTORE)
+        if not self._signed_by_signer(rest.get("dsseEnvelope") or {}, statement):
+            raise self.failed(
+                "sigstore bundle",
+                SignatureError(
+                    "provenance.sigstore.json's envelope is not signed by the manifest's signer",
+                    path=PROVENANCE_SIGSTORE,
+                ),
+            )
+        self.passed(
+            "sigstore bundle", "Sigstore bundle v0.3: key hint and DSSE signature verified", PROVENANCE_SIGSTORE
+        )
 
     def check_time(self, header: dict[str, Any]) -> None:
         created = header.get("createdAt")
@@ -427,55 +455,66 @@ def _sha256_file(path: Path) -> bytes:
     return sha.digest()
 
 
-def _stream_dsse(path: Path, expected_length: int) -> tuple[bytes, str, int, list[bytes]]:
-    """Decode our canonical DSSE envelope's payload in a stream.
+@dataclass
+class HeadFile:
+    """What the verifier keeps of a head member after streaming it once."""
 
-    Returns (sha256 of the PAE bytes, sha256 hex of the payload, payload length, signatures). Canonical JSON puts
-    ``payload`` first, so the base64 text is decoded chunk by chunk instead of being parsed whole. The PAE length
-    prefix uses ``expected_length`` (provenance.json's size); a payload of another length fails the caller's
-    digest comparison.
+    sha256: str
+    size: int
+    pae_digest: bytes | None = None
+    content: bytes | None = None
+    tail: bytes | None = None
+
+
+class _EnvelopeScanner:
+    """Finds the end of a canonical envelope's base64 payload and keeps the JSON after it (bounded).
+
+    Canonical JSON puts ``payload`` first (``{"payload":"...`` for DSSE, ``{"dsseEnvelope":{"payload":"...`` for
+    the Sigstore bundle), and base64 never contains a quote, so the payload ends at the first quote after it.
     """
-    prefix = b'{"payload":"'
-    payload_sha = hashlib.sha256()
-    pae = hashlib.sha256(_pae_prefix(expected_length))
-    length = 0
-    carry = b""
-    with path.open("rb") as fh:
-        if fh.read(len(prefix)) != prefix:
-            raise IntegrityError("provenance.dsse.json is not a canonical DSSE envelope", path=PROVENANCE_DSSE)
-        while True:
-            chunk = fh.read(CHUNK)
-            if not chunk:
-                raise IntegrityError("provenance.dsse.json ends inside its payload", path=PROVENANCE_DSSE)
-            end = chunk.find(b'"')
-            text = carry + (chunk if end < 0 else chunk[:end])
-            usable = len(text) - len(text) % 4 if end < 0 else len(text)
-            try:
-                decoded = base64.b64decode(text[:usable], validate=True)
-            except binascii.Error:
-                raise IntegrityError("provenance.dsse.json payload is not base64", path=PROVENANCE_DSSE) from None
-            carry = text[usable:]
-            payload_sha.update(decoded)
-            pae.update(decoded)
-            length += len(decoded)
-            if end >= 0:
-                tail = chunk[end:] + fh.read(1 << 20)
-                break
+
+    LIMIT = 1 << 20
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.prefix = b'{"payload":"' if name == PROVENANCE_DSSE else b'{"dsseEnvelope":{"payload":"'
+        self.head = b""
+        self.in_payload = False
+        self.after: bytearray | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        if self.after is not None:
+            if len(self.after) + len(chunk) > self.LIMIT:
+                raise IntegrityError("envelope has an oversized tail after its payload", path=self.name)
+            self.after += chunk
+            return
+        if not self.in_payload:
+            self.head += chunk
+            if len(self.head) < len(self.prefix):
+                return
+            if not self.head.startswith(self.prefix):
+                raise IntegrityError("not a canonical envelope (payload must come first)", path=self.name)
+            chunk = self.head[len(self.prefix) :]
+            self.in_payload = True
+        end = chunk.find(b'"')
+        if end >= 0:
+            self.after = bytearray(chunk[end + 1 :])
+
+    def tail(self) -> bytes:
+        if self.after is None:
+            raise IntegrityError("envelope ends inside its payload", path=self.name)
+        return bytes(self.after)
+
+
+def _parse_tail(head: HeadFile, name: str, *, nested: bool) -> dict[str, Any]:
+    opening = b'{"dsseEnvelope":{"payload":""' if nested else b'{"payload":""'
     try:
-        rest = orjson.loads(b'{"payload":""' + tail[1:])
+        parsed = orjson.loads(opening + (head.tail or b""))
     except orjson.JSONDecodeError:
-        raise IntegrityError("provenance.dsse.json is not valid JSON", path=PROVENANCE_DSSE) from None
-    if rest.get("payloadType") != INTOTO:
-        raise IntegrityError(
-            f"provenance.dsse.json payloadType is {rest.get('payloadType')!r}, not {INTOTO}", path=PROVENANCE_DSSE
-        )
-    sigs = []
-    for entry in rest.get("signatures") or []:
-        try:
-            sigs.append(base64.b64decode(str(entry.get("sig", "")), validate=True))
-        except binascii.Error:
-            continue
-    return pae.digest(), payload_sha.hexdigest(), length, sigs
+        raise IntegrityError("envelope is not valid JSON after its payload", path=name) from None
+    if not isinstance(parsed, dict):
+        raise IntegrityError("envelope is not a JSON object", path=name)
+    return parsed
 
 
 def verify_bundle(
