@@ -23,7 +23,9 @@ from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, Protocol
 
+import pyrage
 import zstandard
+from pyrage import x25519
 
 from core import __version__
 from core.archive import ArchiveEntry, write_archive
@@ -124,6 +126,9 @@ class _HashingFile:
         self.size += len(data)
         return self._fh.write(data)
 
+    def flush(self) -> None:
+        self._fh.flush()
+
 
 class PayloadWriter:
     """Writes payload files into the staging directory, recording digest, size and media type."""
@@ -211,6 +216,36 @@ class PayloadContext:
     query: Any  # the store connection cursor for normalized rows (tenant-filtered by the adapter)
     sink: ProgressSink
     extra_manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def _encrypt_payload(writer: PayloadWriter, recipients: list[str], cancel: CancelToken) -> dict[str, Any]:
+    """Encrypt every payload file to the age recipients, in place of its plaintext (DESIGN.md section 8).
+
+    Only payload is encrypted: the manifest, signatures, provenance, README and verify script stay readable,
+    and integrity is checkable without an identity because the manifest lists the ciphertext digests. The
+    plaintext digests are recorded too, so a receiver with an identity checks the plaintext after decryption.
+    age draws a fresh file key per file, so ciphertext differs between builds; plaintext digests do not.
+    """
+    keys = [x25519.Recipient.from_str(r) for r in recipients]
+    plaintext: list[dict[str, Any]] = []
+    for entry in sorted(writer.files.values(), key=lambda f: f.path):
+        if cancel.is_cancelled():
+            raise Cancelled("export cancelled")
+        source = writer.staging.joinpath(*PurePosixPath(entry.path).parts)
+        target_path = entry.path + ".age"
+        del writer.files[entry.path]
+        with source.open("rb") as src, writer.stream(target_path, "application/vnd.age") as out:
+            pyrage.encrypt_io(src, out, keys)
+        source.unlink()
+        plaintext.append(
+            {
+                "path": target_path,
+                "plaintextSha256": entry.sha256,
+                "plaintextSize": entry.size,
+                "plaintextMediaType": entry.media_type,
+            }
+        )
+    return {"scheme": "age-x25519", "recipients": sorted(recipients), "files": plaintext}
 
 
 def _template(name: str) -> bytes:
@@ -338,6 +373,9 @@ def _build(
     ctx = PayloadContext(spec, writer, inputs, raw_bytes, query, sink)
     counts = profile.write_payload(ctx)
     sink.finish("payload")
+    recipients = spec.profile_config.get("encryptionRecipients")
+    if recipients:
+        ctx.extra_manifest["encryption"] = _encrypt_payload(writer, recipients, cancel)
     writer.add_bytes(README, _template("README.txt"), "text/plain; charset=utf-8")
     writer.add_bytes(VERIFY_SCRIPT, _template("verify.sh"), "text/x-shellscript")
     payload = sorted(writer.files.values(), key=lambda f: f.path)

@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import pyrage
+from pyrage import x25519
 
 from core.canonical import canonical_json
 from core.clock import rfc3339, utcnow
@@ -53,6 +55,8 @@ _FIELD_ALIASES: dict[str, str] = {
     "redactionAllowlist": "redaction_allowlist",
     "signing_key": "signing_key",
     "signingKey": "signing_key",
+    "encryption_recipients": "encryption_recipients",
+    "encryptionRecipients": "encryption_recipients",
 }
 _FIXED_FIELDS = {"kind", "variant"}
 
@@ -116,6 +120,19 @@ def _check_allowlist(paths: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(set(paths)))
 
 
+def _check_recipients(values: Sequence[str]) -> tuple[str, ...]:
+    """age X25519 recipients (``age1...``), sorted and de-duplicated; a bad one is named."""
+    out = sorted(set(values))
+    if not out:
+        raise BadInputError("encryption_recipients needs at least one age recipient (age1...)")
+    for value in out:
+        try:
+            x25519.Recipient.from_str(value)
+        except pyrage.RecipientError:
+            raise BadInputError(f"{value!r} is not an age X25519 recipient (age1...)") from None
+    return tuple(out)
+
+
 def _check_key_name(name: str) -> None:
     if not _KEY_NAME.match(name):
         raise BadInputError(
@@ -137,6 +154,7 @@ class ProfileConfig:
     compression_level: int = DEFAULT_COMPRESSION_LEVEL
     redaction_allowlist: tuple[str, ...] | None = None
     signing_key: str | None = None
+    encryption_recipients: tuple[str, ...] | None = None  # age X25519 recipients (public); payload is encrypted
 
     def __post_init__(self) -> None:
         if (self.kind, self.variant) not in KNOWN_VARIANTS:
@@ -148,6 +166,8 @@ class ProfileConfig:
             object.__setattr__(self, "redaction_allowlist", _check_allowlist(self.redaction_allowlist))
         if self.signing_key is not None:
             _check_key_name(self.signing_key)
+        if self.encryption_recipients is not None:
+            object.__setattr__(self, "encryption_recipients", _check_recipients(self.encryption_recipients))
 
     @property
     def profile_kind(self) -> str:
@@ -163,7 +183,7 @@ class ProfileConfig:
             "compressionLevel": self.compression_level,
             "redactionAllowlist": None if self.redaction_allowlist is None else list(self.redaction_allowlist),
             "signingKey": self.signing_key,
-        }
+        } | ({"encryptionRecipients": list(self.encryption_recipients)} if self.encryption_recipients else {})
 
     def canonical(self) -> bytes:
         """RFC 8785 bytes of :meth:`to_dict`: equal configs give equal bytes."""
@@ -201,6 +221,7 @@ class ProfileConfig:
             "compression_level": self.compression_level,
             "redaction_allowlist": self.redaction_allowlist,
             "signing_key": self.signing_key,
+            "encryption_recipients": self.encryption_recipients,
         }
         for name, value in overrides.items():
             if name in _FIXED_FIELDS:
@@ -219,7 +240,7 @@ class ProfileConfig:
                 if isinstance(value, bool) or not isinstance(value, int):
                     raise BadInputError(f"compression_level must be an integer, not {value!r}")
                 fields[field] = value
-            elif field == "redaction_allowlist":
+            elif field in ("redaction_allowlist", "encryption_recipients"):
                 fields[field] = None if value is None else _str_list(value, field)
             else:
                 fields[field] = None if value is None else _str(value, field)
@@ -305,9 +326,9 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
             if not value.lstrip("-").isdigit():
                 raise BadInputError(f"compression_level must be an integer, not {value!r}")
             out[field] = int(value)
-        elif field in ("record_types", "redaction_allowlist"):
+        elif field in ("record_types", "redaction_allowlist", "encryption_recipients"):
             parts = [p.strip() for p in value.split(",")] if value else []
-            if field == "redaction_allowlist" and not parts:
+            if field in ("redaction_allowlist", "encryption_recipients") and not parts:
                 out[field] = None
             else:
                 out[field] = parts

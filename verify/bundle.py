@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyrage
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.archive import ReaderLimits, SafeArchiveReader
@@ -112,6 +113,9 @@ class _Verification:
         self.on_check = on_check
         self.work = workdir
         self.signer: TrustedKey | None = None
+        self.identities: Sequence[Any] = ()
+        self.plaintext: dict[str, tuple[str, int]] = {}
+        self.decrypted = 0
 
     def passed(self, name: str, detail: str, path: str | None = None) -> None:
         check = Check(name, True, detail, path)
@@ -161,11 +165,14 @@ class _Verification:
                 "sha256": manifest_sha,
             }
             self.check_scope(manifest.header)
+            self.read_encryption(manifest.header)
             third = next(members, None)
             if third is None or third.name != CHECKSUMS:
                 raise self.failed("layout", IntegrityError("checksums.txt must follow the signature", path=CHECKSUMS))
             checksums_path, _ = self.spool(third, MAX_MANIFEST)
             head_seen = self.check_members(members, manifest)
+        if self.identities and self.plaintext:
+            self.passed("decryption", f"{self.decrypted} encrypted files decrypted; plaintext digests match")
         self.check_checksums(checksums_path, manifest, manifest_sha)
         self.check_provenance(head_seen)
         self.check_time(manifest.header)
@@ -296,8 +303,11 @@ class _Verification:
                 )
             digest = hashlib.sha256()
             with member.stream() as src:
-                while chunk := src.read(CHUNK):
-                    digest.update(chunk)
+                if name in self.plaintext and self.identities:
+                    self.decrypt_and_check(name, _TeeReader(src, digest))
+                else:
+                    while chunk := src.read(CHUNK):
+                        digest.update(chunk)
             if digest.hexdigest() != expected.sha256:
                 raise self.failed("files", IntegrityError("sha256 differs from the signed manifest", path=name))
             count += 1
@@ -330,6 +340,38 @@ class _Verification:
             f"{count + len(head_seen)} files match the signed manifest (digest and size); no missing or unlisted files",
         )
         return head_seen
+
+    def read_encryption(self, header: dict[str, Any]) -> None:
+        section = header.get("encryption")
+        if not section:
+            if self.identities:
+                self.passed("encryption", "payload is not encrypted; --identity not needed")
+            return
+        for entry in section.get("files") or []:
+            self.plaintext[str(entry["path"])] = (str(entry["plaintextSha256"]), int(entry["plaintextSize"]))
+        n = len(section.get("recipients") or [])
+        if not self.identities:
+            self.passed(
+                "encryption",
+                f"payload is age-encrypted to {n} recipient(s): ciphertext digests are checked; "
+                "give --identity to check the plaintext too",
+            )
+
+    def decrypt_and_check(self, name: str, reader: _TeeReader) -> None:
+        sink = _HashingSink()
+        try:
+            pyrage.decrypt_io(reader, sink, list(self.identities))
+        except pyrage.DecryptError as exc:
+            raise self.failed(
+                "decryption", SignatureError(f"cannot decrypt with the given identity: {exc}", path=name)
+            ) from None
+        reader.drain()
+        want_sha, want_size = self.plaintext[name]
+        if sink.size != want_size or sink.sha.hexdigest() != want_sha:
+            raise self.failed(
+                "decryption", IntegrityError("decrypted plaintext differs from the signed manifest", path=name)
+            )
+        self.decrypted += 1
 
     def check_checksums(self, checksums_path: Path, manifest: ManifestReader, manifest_sha: str) -> None:
         def expected_lines() -> Iterator[bytes]:
@@ -455,6 +497,42 @@ def _sha256_file(path: Path) -> bytes:
     return sha.digest()
 
 
+class _TeeReader:
+    """A reader that hashes what passes through it (the ciphertext, while pyrage decrypts it)."""
+
+    def __init__(self, src: Any, digest: Any) -> None:
+        self._src = src
+        self._digest = digest
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self._src.read(n if n and n > 0 else CHUNK)
+        self._digest.update(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+class _HashingSink:
+    def __init__(self) -> None:
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha.update(data)
+        self.size += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+
 @dataclass
 class HeadFile:
     """What the verifier keeps of a head member after streaming it once."""
@@ -523,6 +601,7 @@ def verify_bundle(
     *,
     at: datetime | None = None,
     on_check: Callable[[Check], None] | None = None,
+    identities: Sequence[Any] = (),
 ) -> VerifyReport:
     """Verify ``bundle`` against ``keys``; the report says what passed, and ``report.error`` what failed first."""
     if not bundle.is_file():
@@ -530,6 +609,7 @@ def verify_bundle(
     report = VerifyReport(str(bundle))
     with tempfile.TemporaryDirectory(prefix="stella-verify-") as work:
         job = _Verification(bundle, keys, at, report, on_check or (lambda _c: None), Path(work))
+        job.identities = identities
         try:
             job.run()
         except StellaError as exc:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyrage
+from pyrage import x25519
 from rich.markup import escape
 
 from app.output import print_json, stderr, stdout
@@ -29,6 +31,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("bundle", type=Path)
     p.add_argument("--key", type=Path, action="append", metavar="PUB", help="trusted public key (PEM); repeatable")
+    p.add_argument(
+        "--identity",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="age identity file (AGE-SECRET-KEY-1...): decrypt an encrypted payload and check its plaintext digests",
+    )
     p.add_argument("--at", metavar="TIME", help="evaluate time-dependent checks at this RFC 3339 time (UTC)")
     p.set_defaults(handler=run)
 
@@ -43,6 +52,26 @@ def _keys_from_files(paths: list[Path]) -> list[TrustedKey]:
         public = parse_public_key(pem, source=str(path))
         keys.append(TrustedKey(str(path), keyid_of(public), algorithm_of(public), public))
     return keys
+
+
+def read_identities(path: Path) -> list[Any]:
+    """X25519 identities from an age identity file (one AGE-SECRET-KEY-1... per line, # comments)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read identity file: {exc.strerror}", path=str(path)) from None
+    out = []
+    for n, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            out.append(x25519.Identity.from_str(line))
+        except pyrage.IdentityError:
+            raise UsageError(f"line {n} is not an age X25519 identity", path=str(path)) from None
+    if not out:
+        raise UsageError("no identity in the file", path=str(path))
+    return out
 
 
 def _parse_at(text: str | None) -> datetime | None:
@@ -66,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         where = f" [dim]{escape(check.path)}[/]" if check.path and not check.ok else ""
         (stdout if check.ok else stderr).print(f"{mark} {check.name:16} {escape(check.detail)}{where}")
 
-    report = verify_bundle(args.bundle, keys, at=_parse_at(args.at), on_check=show)
+    identities = [i for path in args.identity or [] for i in read_identities(path)]
+    report = verify_bundle(args.bundle, keys, at=_parse_at(args.at), on_check=show, identities=identities)
     if args.json:
         print_json(report.to_dict())
     elif report.ok:
