@@ -13,6 +13,7 @@ directory beside the output while their digests are computed, so no step holds a
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import shutil
@@ -31,8 +32,9 @@ from core import __version__
 from core.archive import ArchiveEntry, write_archive
 from core.canonical import canonical_json
 from core.errors import Cancelled, EnvironmentFailure, UsageError
+from core.keys import KeyAlgorithm
 from core.progress import CancelToken, NullSink, ProgressSink
-from core.signing import Signer, cosign_blob_signature, dsse_envelope, sigstore_bundle_v03
+from core.signing import SIGSTORE_BUNDLE_V03, Signer, cosign_blob_signature
 
 MANIFEST_SCHEMA = "https://stellaops.dev/schemas/export-manifest/v1"
 BUILD_TYPE = "https://stellaops.dev/export-center/bundle/v1"
@@ -248,8 +250,86 @@ def _encrypt_payload(writer: PayloadWriter, recipients: list[str], cancel: Cance
     return {"scheme": "age-x25519", "recipients": sorted(recipients), "files": plaintext}
 
 
+_HOLE = "@@stella-stream-hole@@"
+
+
+def _split(skeleton: Any, hole: Any) -> tuple[bytes, bytes]:
+    """Canonical bytes of ``skeleton`` around the one place that holds ``hole`` (streamed in separately)."""
+    head, sep, tail = canonical_json(skeleton).partition(canonical_json(hole))
+    assert sep and canonical_json(hole) not in tail
+    return head, tail
+
+
+def _b64_file(path: Path, out: _HashingFile) -> None:
+    with path.open("rb") as fh:
+        while chunk := fh.read(3 * CHUNK):  # a multiple of 3: chunks encode without padding in between
+            out.write(base64.b64encode(chunk))
+
+
+def _write_provenance(
+    writer: PayloadWriter, spec: BundleSpec, payload: list[FileEntry], inputs: Iterator[ResolvedInput], signer: Signer
+) -> None:
+    """Write provenance.json, its DSSE envelope and its Sigstore bundle without holding them in memory.
+
+    The bytes are exactly RFC 8785 of the in-memory objects (a unit test compares them): the statement's one
+    large value, ``resolvedDependencies``, is streamed item by item into its canonical place, and the envelopes'
+    base64 payload is encoded from the file in chunks. ECDSA signs the PAE digest; Ed25519, which cannot sign
+    a digest, reads the statement once into memory.
+    """
+    skeleton = _provenance(spec, payload, [])
+    skeleton["predicate"]["buildDefinition"]["resolvedDependencies"] = [_HOLE]
+    head, tail = _split(skeleton, [_HOLE])
+    with writer.stream(PROVENANCE, INTOTO_PAYLOAD_TYPE) as out:
+        out.write(head + b"[")
+        for n, item in enumerate(inputs):
+            if writer.cancel.is_cancelled():
+                raise Cancelled("export cancelled")
+            out.write((b"," if n else b"") + canonical_json(_dependency(item)))
+        out.write(b"]" + tail)
+    statement = writer.staging / PROVENANCE
+    size = writer.files[PROVENANCE].size
+    prefix = b"DSSEv1 %d %s %d " % (len(INTOTO_PAYLOAD_TYPE), INTOTO_PAYLOAD_TYPE.encode(), size)
+    if signer.algorithm is KeyAlgorithm.ECDSA_P256:
+        digest = hashlib.sha256(prefix)
+        with statement.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+        signature = signer.sign_prehashed_sha256(digest.digest())
+    else:
+        signature = signer.sign(prefix + statement.read_bytes())
+    envelope = {
+        "payload": _HOLE,
+        "payloadType": INTOTO_PAYLOAD_TYPE,
+        "signatures": [{"keyid": "", "sig": base64.b64encode(signature).decode("ascii")}],
+    }
+    bundle = {
+        "dsseEnvelope": envelope,
+        "mediaType": SIGSTORE_BUNDLE_V03,
+        "verificationMaterial": {"publicKey": {"hint": signer.hint}, "tlogEntries": []},
+    }
+    for name, skeleton_doc, media in (
+        (PROVENANCE_DSSE, envelope, "application/vnd.dsse.envelope.v1+json"),
+        (PROVENANCE_SIGSTORE, bundle, SIGSTORE_BUNDLE_V03),
+    ):
+        head, tail = _split(skeleton_doc, _HOLE)
+        with writer.stream(name, media) as out:
+            out.write(head + b'"')
+            _b64_file(statement, out)
+            out.write(b'"' + tail)
+
+
 def _template(name: str) -> bytes:
     return resources.files("core.bundle_files").joinpath(name).read_bytes()
+
+
+def _dependency(i: ResolvedInput) -> dict[str, Any]:
+    """An input document as an in-toto ResourceDescriptor."""
+    return {
+        "uri": f"stella:document/{i.sha256}",
+        "digest": {"sha256": i.sha256},
+        "name": i.document_id,
+        "annotations": {"kind": i.kind, "format": i.format},
+    }
 
 
 def _provenance(spec: BundleSpec, files: list[FileEntry], inputs: list[ResolvedInput]) -> dict[str, Any]:
@@ -271,15 +351,7 @@ def _provenance(spec: BundleSpec, files: list[FileEntry], inputs: list[ResolvedI
                     "tenant": spec.tenant,
                 },
                 "internalParameters": {"profileConfig": spec.profile_config, "createdAt": spec.created_at_text},
-                "resolvedDependencies": [
-                    {
-                        "uri": f"stella:document/{i.sha256}",
-                        "digest": {"sha256": i.sha256},
-                        "name": i.document_id,
-                        "annotations": {"kind": i.kind, "format": i.format},
-                    }
-                    for i in inputs
-                ],
+                "resolvedDependencies": [_dependency(i) for i in inputs],
             },
             "runDetails": {
                 "builder": {"id": BUILDER_ID, "version": {"stella": __version__}},
@@ -380,15 +452,7 @@ def _build(
     writer.add_bytes(VERIFY_SCRIPT, _template("verify.sh"), "text/x-shellscript")
     payload = sorted(writer.files.values(), key=lambda f: f.path)
 
-    statement = canonical_json(_provenance(spec, payload, list(inputs())))
-    writer.add_bytes(PROVENANCE, statement, INTOTO_PAYLOAD_TYPE)
-    envelope = dsse_envelope(signer, INTOTO_PAYLOAD_TYPE, statement)
-    writer.add_bytes(PROVENANCE_DSSE, canonical_json(envelope), "application/vnd.dsse.envelope.v1+json")
-    writer.add_bytes(
-        PROVENANCE_SIGSTORE,
-        canonical_json(sigstore_bundle_v03(envelope, signer)),
-        "application/vnd.dev.sigstore.bundle.v0.3+json",
-    )
+    _write_provenance(writer, spec, payload, inputs(), signer)
 
     listed = sorted(writer.files.values(), key=lambda f: f.path)
     extra = dict(ctx.extra_manifest)

@@ -18,7 +18,8 @@ def bundle_builder(store: Store, signer: Signer) -> BundleBuilder:
 
     def build(run: ExportRun, inputs: Iterator[InputRef], sink: ProgressSink, cancel: CancelToken, /) -> Artifact:
         config = run.profile_config
-        resolved = [ResolvedInput(i.document_sha256, i.kind, i.format, i.document_id) for i in inputs]
+        # Streamed once, into provenance.json's resolvedDependencies: never held as a list.
+        resolved = (ResolvedInput(i.document_sha256, i.kind, i.format, i.document_id) for i in inputs)
         spec = BundleSpec(
             run_id=run.bundle_run_id,
             tenant=run.tenant,
@@ -34,7 +35,7 @@ def bundle_builder(store: Store, signer: Signer) -> BundleBuilder:
         sha, size = build_bundle(
             spec,
             get_profile(config.kind, config.variant),
-            inputs=lambda: iter(resolved),
+            inputs=lambda: resolved,
             raw_bytes=lambda digest: store.raw_bytes(run.tenant, digest),
             query=store.cursor(),
             signer=signer,
