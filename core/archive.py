@@ -23,9 +23,11 @@ import gzip
 import hashlib
 import io
 import os
+import queue
 import secrets
 import stat
 import tarfile
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -484,6 +486,9 @@ class SafeArchiveReader:
         else:
             raw.close()
             raise BadInputError("is not a tar, .tar.gz or .tar.zst archive", path=label)
+        if counted is not None:
+            # Decompress on a second core while this thread parses and hashes (both release the GIL).
+            source = _Prefetch(source)  # type: ignore[assignment]
         self._source = source
         self._scanner = _TarScanner(source, label, self.limits, counted, self.compression)
         self._members: Iterator[ArchiveMember] | None = None
@@ -504,6 +509,75 @@ class SafeArchiveReader:
     def close(self) -> None:
         """Release the file; iteration cannot continue afterwards."""
         self._source.close()
+
+
+class _Prefetch(io.RawIOBase):
+    """Reads ahead of its consumer on a background thread, a bounded number of chunks at a time.
+
+    The producer's exceptions (a damaged stream) are handed over and raised in the consumer's thread, at the
+    point in the stream where they happened.
+    """
+
+    DEPTH = 4
+
+    def __init__(self, source: IO[bytes]) -> None:
+        super().__init__()
+        self._source = source
+        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=self.DEPTH)
+        self._buffer = b""
+        self._offset = 0
+        self._done = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="archive-prefetch", daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._source.read(CHUNK)
+                if not data:
+                    break
+                self._queue.put(data)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._queue.put(exc)
+            return
+        self._queue.put(None)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        while self._offset >= len(self._buffer):
+            if self._done:
+                return b""
+            item = self._queue.get()
+            if item is None:
+                self._done = True
+                return b""
+            if isinstance(item, BaseException):
+                self._done = True
+                raise item
+            self._buffer, self._offset = item, 0
+        end = len(self._buffer) if size is None or size < 0 else min(len(self._buffer), self._offset + size)
+        data = self._buffer[self._offset : end]
+        self._offset = end
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(timeout=0.05)
+        self._source.close()
+        super().close()
 
 
 class _CountingRaw(io.RawIOBase):
