@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from adapters.profiles.builder import bundle_builder
 from adapters.sources.registry import format_names
 from app.output import RichSink, print_json, stdout, table
 from core.clock import utcnow
-from core.errors import StoreLockedError
+from core.errors import StoreLockedError, UsageError
 from core.home import Home, resolve_home
 from core.ingest import DEFAULT_TENANT, validate_tenant
 from core.keys import KeyStore, read_passphrase_file
@@ -129,7 +130,18 @@ def _signer(home: Home, name: str, passphrase_file: Path | None) -> Signer:
 def _execute(store: Store, home: Home, run: ExportRun, key: str | None, passphrase_file: Path | None) -> ExportRun:
     signer = _signer(home, key or run.key_name, passphrase_file)
     sink = RichSink("building bundle")
-    return RunEngine(store).execute(run.run_id, bundle_builder(store, signer), sink, sink.cancel)
+    limit = _max_active()
+    return RunEngine(store, max_active_per_tenant=limit).execute(
+        run.run_id, bundle_builder(store, signer), sink, sink.cancel
+    )
+
+
+def _max_active() -> int:
+    """Runs a tenant may have active at once (STELLA_MAX_ACTIVE_RUNS, default 4); beyond it: exit 7."""
+    text = os.environ.get("STELLA_MAX_ACTIVE_RUNS", "4")
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"STELLA_MAX_ACTIVE_RUNS={text!r} is not a positive integer")
+    return int(text)
 
 
 def run_export(args: argparse.Namespace) -> int:
