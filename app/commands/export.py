@@ -147,6 +147,7 @@ def _max_active() -> int:
 def run_export(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     tenant = validate_tenant(args.tenant)
+    _max_active()  # a bad setting is refused before anything is planned
     name, revision = parse_profile_ref(args.profile)
     selectors = parse_selectors(args.selector, known_formats=format_names())
     out = args.out
