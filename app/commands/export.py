@@ -98,7 +98,7 @@ def run_profile_show(args: argparse.Namespace) -> int:
     name, revision = parse_profile_ref(args.profile)
     with Store.open(resolve_home(args.home)) as store:
         profile = ProfileStore(store).get(validate_tenant(args.tenant), name, revision)
-    print_json(profile.to_dict()) if args.json else stdout.print_json(data=profile.to_dict())
+    _show_json(args, profile.to_dict())
     return 0
 
 
@@ -203,7 +203,7 @@ def run_show(args: argparse.Namespace) -> int:
             "events": [e.to_dict() for e in engine.events(args.run_id)],
             "distributions": [d.to_dict() for d in engine.distributions(args.run_id)],
         }
-    print_json(body) if args.json else stdout.print_json(data=body)
+    _show_json(args, body)
     return 0
 
 
@@ -225,6 +225,14 @@ def run_download(args: argparse.Namespace) -> int:
         dist = RunEngine(store).download(args.run_id, args.to, sink=RichSink("copying"))
     _say(args, dist.to_dict(), f"copied to {dist.to_dict().get('target')} (digest checked)")
     return 0
+
+
+def _show_json(args: argparse.Namespace, body: dict[str, Any]) -> None:
+    """A JSON document: plain with --json (for machines), highlighted otherwise (for people)."""
+    if args.json:
+        print_json(body)
+    else:
+        stdout.print_json(data=body)
 
 
 def _say(args: argparse.Namespace, body: dict[str, Any], text: str) -> None:
