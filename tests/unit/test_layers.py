@@ -31,3 +31,15 @@ def test_verify_does_not_load_adapters() -> None:
     code = "import verify, sys; print(any(m.startswith('adapters') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_stella_verify_does_not_load_the_store_or_the_adapters(tmp_path: object) -> None:
+    code = (
+        "import sys\n"
+        "from app.cli import main\n"
+        "main(['verify', '/nonexistent.tar.zst', '--key', '/nonexistent.pub'])\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'duckdb', 'pyarrow', 'adapters', 'jsonschema_rs'})\n"
+        "print('loaded:' + ','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "loaded:"
