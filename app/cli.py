@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "export": "app.commands.export",
     "trust": "app.commands.trust",
     "verify": "app.commands.verify",
+    "tui": "app.tui.command",
 }
 
 
@@ -79,6 +80,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code (DESIGN.md section 7)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list and sys.stdin.isatty() and sys.stdout.isatty():
+        args_list = ["tui"]  # `stella` alone on a terminal opens the TUI (DESIGN.md section 1)
     named = _command_of(args_list)
     parser = build_parser(named if named in COMMANDS else None)
     try:

@@ -1,0 +1,120 @@
+"""Verify: check a received bundle offline, showing each check as it completes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, DataTable, Footer, Header, Input, Static
+
+from app.commands.verify import _keys_from_files
+from app.tui.screens.base import StellaScreen, sentence_of
+from app.tui.screens.modals import ErrorModal
+from core.trust import TrustStore
+from verify.bundle import Check, VerifyReport, verify_bundle
+
+
+class CheckDone(Message):
+    """One verification check completed (posted from the worker thread)."""
+
+    def __init__(self, check: Check) -> None:
+        super().__init__()
+        self.check = check
+
+
+class VerifyDone(Message):
+    def __init__(self, report: VerifyReport) -> None:
+        super().__init__()
+        self.report = report
+
+
+class VerifyScreen(StellaScreen):
+    """Type a bundle path and, optionally, a public key; trusted keys come from the trust store otherwise."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+r", "verify", "Verify"),
+        Binding("escape", "leave_field", "Leave field"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(classes="form"):
+            yield Input(placeholder="bundle path (.tar.zst / .tgz)", id="verify-bundle")
+            with Horizontal(classes="row"):
+                yield Input(placeholder="public key PEM (default: the trust store)", id="verify-key")
+                yield Button("Verify", id="verify-run", variant="primary")
+        yield Static("", id="verify-verdict", markup=False)
+        yield DataTable(id="verify-checks", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "verify"
+        table = self.query_one("#verify-checks", DataTable)
+        table.add_column("result", key="result")
+        table.add_column("check", key="check")
+        table.add_column("detail", key="detail")
+        self.query_one("#verify-bundle", Input).focus()
+
+    @on(Button.Pressed, "#verify-run")
+    @on(Input.Submitted)
+    def action_verify(self) -> None:
+        bundle = self.query_one("#verify-bundle", Input).value.strip()
+        if not bundle:
+            self.query_one("#verify-verdict", Static).update("type the path of a bundle to verify")
+            self.query_one("#verify-bundle", Input).focus()
+            return
+        key = self.query_one("#verify-key", Input).value.strip()
+        self.query_one("#verify-checks", DataTable).clear()
+        self.query_one("#verify-verdict", Static).update(f"verifying {bundle} ...")
+        self.query_one("#verify-run", Button).disabled = True
+        self.run_verify(Path(bundle).expanduser(), Path(key).expanduser() if key else None)
+
+    @work(thread=True, exclusive=True, group="verify", exit_on_error=False, description="verify a bundle")
+    def run_verify(self, bundle: Path, key: Path | None) -> None:
+        try:
+            keys = _keys_from_files([key]) if key else TrustStore(self.home).list()
+            report = verify_bundle(bundle, keys, on_check=self._report)
+        finally:
+            # The app's worker-error handler shows the sentence; the button must come back either way.
+            self.app.call_from_thread(self._enable)
+        self.post_message(VerifyDone(report))
+
+    def _report(self, check: Check) -> None:
+        self.post_message(CheckDone(check))
+
+    def _enable(self) -> None:
+        self.query_one("#verify-run", Button).disabled = False
+
+    def on_check_done(self, message: CheckDone) -> None:
+        check = message.check
+        detail = check.detail if check.ok or not check.path else f"{check.detail} ({check.path})"
+        table = self.query_one("#verify-checks", DataTable)
+        table.add_row("ok" if check.ok else "FAIL", check.name, detail)
+        table.move_cursor(row=table.row_count - 1)
+
+    def on_verify_done(self, message: VerifyDone) -> None:
+        report = message.report
+        verdict = self.query_one("#verify-verdict", Static)
+        if report.ok:
+            m = report.manifest
+            profile = (m.get("profile") or {}).get("id")
+            verdict.update(
+                f"verified {report.bundle}: {profile} run {m.get('runId')} for tenant {m.get('tenant')}, "
+                f"{m.get('fileCount')} files, created {m.get('createdAt')}"
+            )
+            verdict.set_class(True, "ok")
+            verdict.set_class(False, "failed")
+            return
+        verdict.set_class(False, "ok")
+        verdict.set_class(True, "failed")
+        if report.error is None:
+            verdict.update(f"not verified: {report.bundle}")
+            return
+        title, sentence = sentence_of(report.error)
+        verdict.update(f"not verified: {sentence}")
+        self.app.push_screen(ErrorModal(f"not verified: {title}", sentence))
