@@ -16,8 +16,11 @@ from adapters.sources._attest import Where, decode_base64
 from core.errors import SchemaError, UnsupportedFormatError
 from core.records import AttestationSubject, DocumentKind, ParsedDocument
 from core.sources import Candidate
+from tests.unit.sources.fixture_docs import FixtureDocs
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+_docs = FixtureDocs(FIXTURES)
+load = _docs.load
 MINE = (
     *sigstore_bundle.FORMATS,
     *dsse.FORMATS,
@@ -34,11 +37,6 @@ BUNDLE_01 = "application/vnd.dev.sigstore.bundle+json;version=0.1"
 BUNDLE_03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 BUNDLE_03_ALT = "application/vnd.dev.sigstore.bundle+json;version=0.3"
 A_TXT_SHA256 = "a0cfc71271d6e278e57cd332ff957c3f7043fdda354c4cbb190a30d56efa01bf"
-
-
-def load(rel: str) -> Candidate:
-    p = FIXTURES / rel
-    return Candidate(path=str(p), data=p.read_bytes())
 
 
 def from_json(value: Any, name: str = "synthetic.json") -> Candidate:

@@ -16,9 +16,12 @@ from adapters.sources import csaf, cve5, osv
 from adapters.sources._csaf_checks import cvss3_base_score, parse_cvss3
 from core.errors import SchemaError, UnsupportedFormatError
 from core.records import Advisory, AffectedRange, DocumentKind, ParsedDocument, VexStatus
-from core.sources import Candidate
+from tests.unit.sources.fixture_docs import FixtureDocs
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+_docs = FixtureDocs(FIXTURES)
+load = _docs.load
+edited = _docs.edited
 CSAF, CSAF_VEX = csaf.CSAF, csaf.CSAF_VEX
 OTHER_FORMATS = (*osv.FORMATS, *cve5.FORMATS)
 
@@ -56,18 +59,6 @@ INVALID_VEX = [
     "csaf-vex/invalid/oasis_csaf_tc-csaf_2_0-2021-6-1-27-09-01.json",
     "csaf-vex/invalid/oasis_csaf_tc-csaf_2_0-2021-6-1-27-10-01.json",
 ]
-
-
-def load(rel: str) -> Candidate:
-    p = FIXTURES / rel
-    return Candidate(path=str(p), data=p.read_bytes())
-
-
-def edited(rel: str, change: Callable[[dict[str, Any]], object]) -> Candidate:
-    """A fixture with ``change(doc)`` applied, for rules no corpus sample breaks."""
-    doc = orjson.loads((FIXTURES / rel).read_bytes())
-    change(doc)
-    return Candidate(path=f"edited-{Path(rel).name}", data=orjson.dumps(doc))
 
 
 def advisory(rel: str) -> Advisory:

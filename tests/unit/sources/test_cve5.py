@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,12 @@ from adapters.sources._csaf_checks import cvss3_base_score
 from core.errors import BadInputError, SchemaError, UnsupportedFormatError
 from core.records import Advisory, AffectedRange, DocumentKind, ParsedDocument
 from core.sources import Candidate
+from tests.unit.sources.fixture_docs import FixtureDocs
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "cve5"
+_docs = FixtureDocs(FIXTURES)
+load = _docs.load
+edited = _docs.edited
 CVE5 = cve5.CVE5
 OTHER_FORMATS = (*csaf.FORMATS, *osv.FORMATS)
 
@@ -40,18 +43,6 @@ INVALID = [
     "invalid/CVE-2017-4024_version_fail.json",
     "invalid/CVE-2017-5833_reserved.json",
 ]
-
-
-def load(rel: str) -> Candidate:
-    p = FIXTURES / rel
-    return Candidate(path=str(p), data=p.read_bytes())
-
-
-def edited(rel: str, change: Callable[[dict[str, Any]], None]) -> Candidate:
-    """A fixture with ``change(doc)`` applied, for rules no corpus sample breaks."""
-    doc = orjson.loads((FIXTURES / rel).read_bytes())
-    change(doc)
-    return Candidate(path=f"edited-{rel}", data=orjson.dumps(doc))
 
 
 def parse(rel: str) -> ParsedDocument:

@@ -13,8 +13,12 @@ from adapters.sources import cyclonedx, openvex, spdx
 from core.errors import SchemaError, UnsupportedFormatError
 from core.records import DocumentKind, VexStatus
 from core.sources import Candidate
+from tests.unit.sources.fixture_docs import FixtureDocs
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+_docs = FixtureDocs(FIXTURES)
+load = _docs.load
+edited = _docs.edited
 SBOM = cyclonedx.CYCLONEDX
 VEX = cyclonedx.CYCLONEDX_VEX
 OTHER_FORMATS = (openvex.OPENVEX, spdx.SPDX)
@@ -59,18 +63,6 @@ VEX_VALID = [
     "cyclonedx-vex/vex-under_investigation.json",
     "cyclonedx-vex/vex-usecase11-ripple20.json",
 ]
-
-
-def load(rel: str) -> Candidate:
-    p = FIXTURES / rel
-    return Candidate(path=str(p), data=p.read_bytes())
-
-
-def edited(rel: str, change: Any) -> Candidate:
-    """A fixture with ``change(doc)`` applied, for rules no corpus sample breaks."""
-    doc = orjson.loads((FIXTURES / rel).read_bytes())
-    change(doc)
-    return Candidate(path=f"edited-{rel}", data=orjson.dumps(doc))
 
 
 # --- sniffing -------------------------------------------------------------------------------

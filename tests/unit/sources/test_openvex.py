@@ -7,15 +7,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from adapters.sources import cyclonedx, openvex, spdx
 from core.errors import SchemaError, UnsupportedFormatError
 from core.records import DocumentKind, VexStatus
 from core.sources import Candidate
+from tests.unit.sources.fixture_docs import FixtureDocs
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "openvex"
+_docs = FixtureDocs(FIXTURES)
+load = _docs.load
+edited = _docs.edited
 OPENVEX = openvex.OPENVEX
 OTHER_FORMATS = (cyclonedx.CYCLONEDX_VEX, cyclonedx.CYCLONEDX, spdx.SPDX)
 
@@ -28,18 +31,6 @@ ALL_SAMPLES = [
     "invalid/openvex-nested.json",
     "invalid/unknown.json",
 ]
-
-
-def load(rel: str) -> Candidate:
-    p = FIXTURES / rel
-    return Candidate(path=str(p), data=p.read_bytes())
-
-
-def edited(rel: str, change: Any) -> Candidate:
-    """A fixture with ``change(doc)`` applied, for rules no corpus sample breaks."""
-    doc = orjson.loads((FIXTURES / rel).read_bytes())
-    change(doc)
-    return Candidate(path=f"edited-{rel}", data=orjson.dumps(doc))
 
 
 # --- sniffing ---------------------------------------------------------------------------

@@ -12,8 +12,11 @@ from adapters.sources import csaf, cve5, osv
 from core.errors import SchemaError
 from core.records import Advisory, AffectedRange, DocumentKind, ParsedDocument
 from core.sources import Candidate
+from tests.unit.sources.fixture_docs import FixtureDocs
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+_docs = FixtureDocs(FIXTURES)
+load = _docs.load
 OSV = osv.OSV
 OTHER_FORMATS = (*csaf.FORMATS, *cve5.FORMATS)
 
@@ -49,11 +52,6 @@ REJECTED = [
     "osv/edge/CYCLE-ROOT-3.json",
 ]
 NOT_OSV = ["ghsa/edge/withdrawn.graphql.json", "ghsa/invalid/GHSA-wjx8-cgrm-hh8p.json"]
-
-
-def load(rel: str) -> Candidate:
-    p = FIXTURES / rel
-    return Candidate(path=str(p), data=p.read_bytes())
 
 
 def parse(rel: str) -> ParsedDocument:

@@ -16,9 +16,12 @@ from adapters.sources._common import load_schema
 from core.errors import SchemaError, UnsupportedFormatError
 from core.records import DocumentKind, Finding
 from core.sources import Candidate
+from tests.unit.sources.fixture_docs import FixtureDocs
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures"
+_docs = FixtureDocs(FIXTURES)
+load = _docs.load
 MINE = (
     *sigstore_bundle.FORMATS,
     *dsse.FORMATS,
@@ -29,11 +32,6 @@ MINE = (
 )
 IMAGE_DIGEST = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 SUBJECT = f"registry.example.com/payments/api@{IMAGE_DIGEST}"
-
-
-def load(rel: str) -> Candidate:
-    p = FIXTURES / rel
-    return Candidate(path=str(p), data=p.read_bytes())
 
 
 def raw(rel: str) -> Any:

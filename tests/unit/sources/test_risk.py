@@ -14,8 +14,11 @@ from adapters.sources import dsse, epss, intoto, kev, policy, sigstore_bundle
 from core.errors import SchemaError
 from core.records import DocumentKind, EpssScore, KevEntry
 from core.sources import Candidate
+from tests.unit.sources.fixture_docs import FixtureDocs
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+_docs = FixtureDocs(FIXTURES)
+load = _docs.load
 MINE = (
     *sigstore_bundle.FORMATS,
     *dsse.FORMATS,
@@ -28,11 +31,6 @@ KEV_HEADER = (
     "cveID,vendorProject,product,vulnerabilityName,dateAdded,shortDescription,requiredAction,"
     "dueDate,knownRansomwareCampaignUse,notes,cwes"
 )
-
-
-def load(rel: str) -> Candidate:
-    p = FIXTURES / rel
-    return Candidate(path=str(p), data=p.read_bytes())
 
 
 def text(body: str, name: str = "synthetic.csv") -> Candidate:

@@ -7,15 +7,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from adapters.sources import cyclonedx, openvex, spdx
 from core.errors import SchemaError, UnsupportedFormatError
 from core.records import DocumentKind
 from core.sources import Candidate
+from tests.unit.sources.fixture_docs import FixtureDocs
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "spdx"
+_docs = FixtureDocs(FIXTURES)
+load = _docs.load
+edited = _docs.edited
 SPDX = spdx.SPDX
 OTHER_FORMATS = (openvex.OPENVEX, cyclonedx.CYCLONEDX_VEX, cyclonedx.CYCLONEDX)
 TRIVY_2022 = (
@@ -36,18 +39,6 @@ VALID = {
     "edge/ControlCharacters.spdx.json": "2.2",
     "edge/SPDXJSONExample-UTF-16.spdx.json": "2.2",
 }
-
-
-def load(rel: str) -> Candidate:
-    p = FIXTURES / rel
-    return Candidate(path=str(p), data=p.read_bytes())
-
-
-def edited(rel: str, change: Any) -> Candidate:
-    """A fixture with ``change(doc)`` applied, for rules no corpus sample breaks."""
-    doc = orjson.loads((FIXTURES / rel).read_bytes())
-    change(doc)
-    return Candidate(path=f"edited-{rel}", data=orjson.dumps(doc))
 
 
 def component(doc_rel: str, ref: str) -> Any:
