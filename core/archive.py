@@ -404,7 +404,17 @@ class ArchiveMember:
         return f"ArchiveMember({self.name!r}, size={self.size})"
 
 
-class MemberStream(io.RawIOBase):
+class _ReadIntoFromRead(io.RawIOBase):
+    """``readinto`` in terms of a ``read`` that returns at most the bytes asked for."""
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+class MemberStream(_ReadIntoFromRead):
     """Reads one member's bytes from the archive stream; raises BadInputError if the archive ends early."""
 
     def __init__(self, member: ArchiveMember) -> None:
@@ -436,12 +446,6 @@ class MemberStream(io.RawIOBase):
 
     def readall(self) -> bytes:
         return self.read(-1)
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
 
 class SafeArchiveReader:
@@ -511,7 +515,7 @@ class SafeArchiveReader:
         self._source.close()
 
 
-class _Prefetch(io.RawIOBase):
+class _Prefetch(_ReadIntoFromRead):
     """Reads ahead of its consumer on a background thread, a bounded number of chunks at a time.
 
     The producer's exceptions (a damaged stream) are handed over and raised in the consumer's thread, at the
@@ -563,12 +567,6 @@ class _Prefetch(io.RawIOBase):
         self._offset = end
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
     def close(self) -> None:
         self._stop.set()
         while self._thread.is_alive():  # unblock a producer waiting on a full queue
@@ -580,7 +578,7 @@ class _Prefetch(io.RawIOBase):
         super().close()
 
 
-class _CountingRaw(io.RawIOBase):
+class _CountingRaw(_ReadIntoFromRead):
     """The compressed file as the decompressor sees it: counted (for the ratio limit) and in bounded chunks."""
 
     def __init__(self, fh: IO[bytes], cap: int) -> None:
@@ -599,12 +597,6 @@ class _CountingRaw(io.RawIOBase):
         data = self._fh.read(want)
         self.count += len(data)
         return data
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         self._fh.close()

@@ -419,57 +419,42 @@ def build_bundle(
             f"cannot create the bundle staging directory: {exc.strerror}", path=str(staging)
         ) from exc
     try:
-        return _build(spec, profile, inputs, raw_bytes, query, signer, out_path, staging, sink, cancel)
+        writer = PayloadWriter(staging, sink=sink, cancel=cancel)
+        sink.start("payload", None)
+        ctx = PayloadContext(spec, writer, inputs, raw_bytes, query, sink)
+        counts = profile.write_payload(ctx)
+        sink.finish("payload")
+        recipients = spec.profile_config.get("encryptionRecipients")
+        if recipients:
+            ctx.extra_manifest["encryption"] = _encrypt_payload(writer, recipients, cancel)
+        writer.add_bytes(README, _template("README.txt"), "text/plain; charset=utf-8")
+        writer.add_bytes(VERIFY_SCRIPT, _template("verify.sh"), "text/x-shellscript")
+        payload = sorted(writer.files.values(), key=lambda f: f.path)
+
+        _write_provenance(writer, spec, payload, inputs(), signer)
+
+        listed = sorted(writer.files.values(), key=lambda f: f.path)
+        extra = dict(ctx.extra_manifest)
+        extra["signing"] = {"algorithm": str(signer.algorithm), "keyid": signer.keyid}
+        manifest = canonical_json(_manifest(spec, listed, counts, extra))
+        (staging / MANIFEST).write_bytes(manifest)
+        (staging / MANIFEST_SIG).write_bytes(cosign_blob_signature(signer, manifest))
+        checksums = render_checksums(hashlib.sha256(manifest).hexdigest(), [f.to_manifest() for f in listed])
+        (staging / CHECKSUMS).write_bytes(checksums)
+
+        head = [p for p in HEAD_ORDER if (staging / p).exists()]
+        rest = [f.path for f in listed if f.path not in head]
+        entries = [
+            ArchiveEntry(p, staging.joinpath(*PurePosixPath(p).parts), 0o755 if p == VERIFY_SCRIPT else 0o644)
+            for p in head + rest
+        ]
+        mtime = int((spec.created_at - datetime(1970, 1, 1)).total_seconds())
+        return write_archive(
+            out_path, entries, mtime=mtime, compression="zstd", level=spec.compression_level, sink=sink, cancel=cancel
+        )
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             out_path.unlink()
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _build(
-    spec: BundleSpec,
-    profile: PayloadProfile,
-    inputs: Callable[[], Iterator[ResolvedInput]],
-    raw_bytes: Callable[[str], bytes],
-    query: Any,
-    signer: Signer,
-    out_path: Path,
-    staging: Path,
-    sink: ProgressSink,
-    cancel: CancelToken,
-) -> tuple[str, int]:
-    writer = PayloadWriter(staging, sink=sink, cancel=cancel)
-    sink.start("payload", None)
-    ctx = PayloadContext(spec, writer, inputs, raw_bytes, query, sink)
-    counts = profile.write_payload(ctx)
-    sink.finish("payload")
-    recipients = spec.profile_config.get("encryptionRecipients")
-    if recipients:
-        ctx.extra_manifest["encryption"] = _encrypt_payload(writer, recipients, cancel)
-    writer.add_bytes(README, _template("README.txt"), "text/plain; charset=utf-8")
-    writer.add_bytes(VERIFY_SCRIPT, _template("verify.sh"), "text/x-shellscript")
-    payload = sorted(writer.files.values(), key=lambda f: f.path)
-
-    _write_provenance(writer, spec, payload, inputs(), signer)
-
-    listed = sorted(writer.files.values(), key=lambda f: f.path)
-    extra = dict(ctx.extra_manifest)
-    extra["signing"] = {"algorithm": str(signer.algorithm), "keyid": signer.keyid}
-    manifest = canonical_json(_manifest(spec, listed, counts, extra))
-    (staging / MANIFEST).write_bytes(manifest)
-    (staging / MANIFEST_SIG).write_bytes(cosign_blob_signature(signer, manifest))
-    checksums = render_checksums(hashlib.sha256(manifest).hexdigest(), [f.to_manifest() for f in listed])
-    (staging / CHECKSUMS).write_bytes(checksums)
-
-    head = [p for p in HEAD_ORDER if (staging / p).exists()]
-    rest = [f.path for f in listed if f.path not in head]
-    entries = [
-        ArchiveEntry(p, staging.joinpath(*PurePosixPath(p).parts), 0o755 if p == VERIFY_SCRIPT else 0o644)
-        for p in head + rest
-    ]
-    mtime = int((spec.created_at - datetime(1970, 1, 1)).total_seconds())
-    return write_archive(
-        out_path, entries, mtime=mtime, compression="zstd", level=spec.compression_level, sink=sink, cancel=cancel
-    )
