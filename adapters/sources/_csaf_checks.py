@@ -17,6 +17,7 @@ from typing import Any
 
 from adapters.sources._common import check_purl
 from core.errors import SchemaError
+from core.records import AdvisorySeverity
 from core.schema import json_pointer
 from core.sources import Candidate
 
@@ -130,6 +131,23 @@ def score_mismatch(vector: str, published: Any) -> str | None:
     if abs(computed - float(published)) < 0.05:
         return None
     return f"published base score {published} differs from {computed} computed from {vector!r}"
+
+
+def add_cvss(
+    out: list[AdvisorySeverity],
+    warnings: list[str],
+    kind: str,
+    cvss: Mapping[str, Any],
+    source: str | None,
+    pointer: list[str | int],
+) -> None:
+    """Record a CVSS object (CSAF ``scores[]`` or CVE 5 ``metrics[]``) once, and warn when its score is off."""
+    severity = AdvisorySeverity(kind, cvss["vectorString"], float(cvss["baseScore"]), source)
+    if severity not in out:
+        out.append(severity)
+    problem = score_mismatch(cvss["vectorString"], cvss["baseScore"])
+    if problem:
+        warnings.append(f"{json_pointer(pointer)}: {problem}")
 
 
 # --------------------------------------------------------------------------- CSAF product tree

@@ -15,10 +15,10 @@ from adapters.sources._common import get_in, parse_time, validator
 from adapters.sources._csaf_checks import (
     STATUS_GROUP,
     ProductTree,
+    add_cvss,
     explain_cvss,
     json_object,
     run_mandatory_tests,
-    score_mismatch,
 )
 from core.errors import SchemaError, UnsupportedFormatError
 from core.records import (
@@ -30,7 +30,6 @@ from core.records import (
     VexStatement,
     VexStatus,
 )
-from core.schema import json_pointer
 from core.sources import Candidate, SourceFormat
 
 CSAF_MEDIA_TYPE = "application/csaf+json"
@@ -102,12 +101,7 @@ def _severities(doc: Mapping[str, Any], warnings: list[str]) -> list[AdvisorySev
                 cvss = score.get(key)
                 if cvss is None:
                     continue
-                severity = AdvisorySeverity(kind, cvss["vectorString"], float(cvss["baseScore"]), publisher)
-                if severity not in out:
-                    out.append(severity)
-                problem = score_mismatch(cvss["vectorString"], cvss["baseScore"])
-                if problem:
-                    warnings.append(f"{json_pointer(['vulnerabilities', v, 'scores', i, key])}: {problem}")
+                add_cvss(out, warnings, kind, cvss, publisher, ["vulnerabilities", v, "scores", i, key])
     return out
 
 

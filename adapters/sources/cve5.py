@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from adapters.sources._common import get_in, is_purl, load_schema, parse_time
-from adapters.sources._csaf_checks import json_object, score_mismatch
+from adapters.sources._csaf_checks import add_cvss, json_object
 from core.errors import SchemaError, UnsupportedFormatError
 from core.records import Advisory, AdvisorySeverity, AffectedRange, DocumentKind, ParsedDocument
-from core.schema import SchemaValidator, json_pointer
+from core.schema import SchemaValidator
 from core.sources import Candidate, SourceFormat
 
 CVE5_MEDIA_TYPE = "application/vnd.cve+json;version=5"
@@ -79,13 +79,8 @@ def _severities(containers: list[Mapping[str, Any]], warnings: list[str]) -> lis
                 cvss = metric.get(key)
                 if cvss is None:
                     continue
-                severity = AdvisorySeverity(kind, cvss["vectorString"], float(cvss["baseScore"]), source)
-                if severity not in out:
-                    out.append(severity)
-                problem = score_mismatch(cvss["vectorString"], cvss["baseScore"])
-                if problem:
-                    where = ["containers", "cna"] if c == 0 else ["containers", "adp", c - 1]
-                    warnings.append(f"{json_pointer([*where, 'metrics', m, key])}: {problem}")
+                where: list[str | int] = ["containers", "cna"] if c == 0 else ["containers", "adp", c - 1]
+                add_cvss(out, warnings, kind, cvss, source, [*where, "metrics", m, key])
     return out
 
 
