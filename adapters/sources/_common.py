@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import _csv
+import csv
 import functools
+import io
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -15,6 +18,7 @@ from packageurl import PackageURL
 
 from core.errors import SchemaError
 from core.schema import SchemaValidator
+from core.sources import Candidate
 
 SCHEMA_PACKAGE = "adapters.sources.schemas"
 
@@ -96,6 +100,21 @@ def is_purl(value: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def first_line(candidate: Candidate) -> str:
+    """The first line of a text document, from its first bytes only (sniffing must stay cheap)."""
+    head = candidate.data[:512].decode("utf-8", "replace").lstrip("\ufeff")
+    return head.split("\n", 1)[0].rstrip("\r")
+
+
+def csv_rows(candidate: Candidate, what: str) -> _csv.Reader:
+    """A CSV reader over the document's text (quoted multi-line fields allowed); ``what`` names it in errors."""
+    try:
+        text = candidate.text
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"the {what} is not UTF-8 text: {exc}", path=candidate.path) from None
+    return csv.reader(io.StringIO(text, newline=""))
 
 
 def get_in(obj: Any, *keys: str | int) -> Any:

@@ -10,12 +10,10 @@ with ``csv.reader`` as a stream and turned straight into records.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 
-from adapters.sources._common import parse_time
+from adapters.sources._common import csv_rows, first_line, parse_time
 from core.errors import SchemaError
 from core.records import DocumentKind, EpssScore, EpssSnapshot, ParsedDocument
 from core.sources import Candidate, SourceFormat
@@ -23,11 +21,6 @@ from core.sources import Candidate, SourceFormat
 HEADER = ("cve", "epss", "percentile")
 COMMENT_PREFIX = "#model_version:"
 _CVE = re.compile(r"CVE-[0-9]{4}-[0-9]{4,}")
-
-
-def _first_line(data: bytes) -> str:
-    head = data[:256].decode("utf-8", "replace").lstrip("\ufeff")
-    return head.split("\n", 1)[0].rstrip("\r")
 
 
 def _metadata(line: str, path: str) -> tuple[str, str]:
@@ -62,17 +55,13 @@ class EpssFormat:
 
     def sniff(self, candidate: Candidate) -> bool:
         """The first line is the ``#model_version:`` comment or exactly ``cve,epss,percentile``."""
-        first = _first_line(candidate.data)
+        first = first_line(candidate)
         return first.startswith(COMMENT_PREFIX) or first == ",".join(HEADER)
 
     def parse(self, candidate: Candidate) -> ParsedDocument:
         """Read the metadata, check the header, then stream and check every row."""
         path = candidate.path
-        try:
-            text = candidate.text
-        except UnicodeDecodeError as exc:
-            raise SchemaError(f"the EPSS file is not UTF-8 text: {exc}", path=path) from None
-        reader = csv.reader(io.StringIO(text, newline=""))
+        reader = csv_rows(candidate, "EPSS file")
         first = next(reader, [])
         model_version = score_date = None
         warnings: list[str] = []

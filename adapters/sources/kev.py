@@ -10,14 +10,12 @@ the same checks, so the CSV and JSON of one release yield identical entries. Emp
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from adapters.sources._common import parse_date, parse_time, validator
+from adapters.sources._common import csv_rows, first_line, parse_date, parse_time, validator
 from core.errors import SchemaError
 from core.records import DocumentKind, KevCatalog, KevEntry, ParsedDocument
 from core.sources import Candidate, SourceFormat
@@ -40,12 +38,6 @@ CSV_COLUMNS = (
 _REQUIRED = CSV_COLUMNS[:8]
 _CVE = re.compile(r"CVE-[0-9]{4}-[0-9]{4,19}")
 _CWE = re.compile(r"CWE-[0-9]+")
-
-
-def _first_line(candidate: Candidate) -> str:
-    # Sniffing must stay cheap on a 1 MB catalog: look at the first bytes only.
-    head = candidate.data[:512].decode("utf-8", "replace").lstrip("\ufeff")
-    return head.split("\n", 1)[0].rstrip("\r")
 
 
 class KevJsonFormat:
@@ -100,16 +92,12 @@ class KevCsvFormat:
 
     def sniff(self, candidate: Candidate) -> bool:
         """The first line is the KEV CSV header (starts ``cveID,vendorProject``)."""
-        return _first_line(candidate).startswith("cveID,vendorProject")
+        return first_line(candidate).startswith("cveID,vendorProject")
 
     def parse(self, candidate: Candidate) -> ParsedDocument:
         """Check the header and every row; the catalog has no version or release time in CSV."""
         path = candidate.path
-        try:
-            text = candidate.text
-        except UnicodeDecodeError as exc:
-            raise SchemaError(f"the KEV CSV is not UTF-8 text: {exc}", path=path) from None
-        reader = csv.reader(io.StringIO(text, newline=""))
+        reader = csv_rows(candidate, "KEV CSV")
         header = next(reader, [])
         if tuple(header) != CSV_COLUMNS:
             raise SchemaError(
