@@ -42,7 +42,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=run)
 
 
-def _keys_from_files(paths: list[Path]) -> list[TrustedKey]:
+def keys_from_files(paths: list[Path]) -> list[TrustedKey]:
+    """Trusted keys from PEM files given on the command line or in the TUI (labelled by their path)."""
     keys = []
     for path in paths:
         try:
@@ -86,7 +87,7 @@ def _parse_at(text: str | None) -> datetime | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    keys = _keys_from_files(args.key) if args.key else TrustStore(resolve_home(args.home)).list()
+    keys = keys_from_files(args.key) if args.key else TrustStore(resolve_home(args.home)).list()
 
     def show(check: Check) -> None:
         if args.json:

@@ -33,7 +33,7 @@ def test_verify_does_not_load_adapters() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_stella_verify_does_not_load_the_store_or_the_adapters(tmp_path: object) -> None:
+def test_stella_verify_does_not_load_the_store_or_the_adapters() -> None:
     code = (
         "import sys\n"
         "from app.cli import main\n"

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
-from app.commands.verify import _keys_from_files
+from app.commands.verify import keys_from_files
 from app.tui.screens.base import StellaScreen, sentence_of
 from app.tui.screens.modals import ErrorModal
 from core.trust import TrustStore
@@ -77,7 +77,7 @@ class VerifyScreen(StellaScreen):
     @work(thread=True, exclusive=True, group="verify", exit_on_error=False, description="verify a bundle")
     def run_verify(self, bundle: Path, key: Path | None) -> None:
         try:
-            keys = _keys_from_files([key]) if key else TrustStore(self.home).list()
+            keys = keys_from_files([key]) if key else TrustStore(self.home).list()
             report = verify_bundle(bundle, keys, on_check=self._report)
         finally:
             # The app's worker-error handler shows the sentence; the button must come back either way.
