@@ -242,9 +242,9 @@ def test_verify_screen_uses_the_trust_store_without_a_key(tui_home: Home, signed
 
 
 def _keys(pub: Path) -> list[Any]:
-    from app.commands.verify import _keys_from_files
+    from app.commands.verify import keys_from_files
 
-    return _keys_from_files([pub])
+    return keys_from_files([pub])
 
 
 @pytest.mark.parametrize("damage", ["garbage", "tampered"])
