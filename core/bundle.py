@@ -92,6 +92,7 @@ class BundleSpec:
     selectors: dict[str, Any]
     created_at: datetime  # naive UTC, whole seconds
     compression_level: int = 9
+    options: dict[str, Any] = field(default_factory=dict)  # profile-specific run options, pinned at plan time
 
     @property
     def created_at_text(self) -> str:
@@ -198,10 +199,15 @@ class PayloadWriter:
 
 
 class PayloadProfile(Protocol):
-    """A profile adapter: writes the payload of one bundle kind (``adapters/profiles/<name>.py``)."""
+    """A profile adapter: writes the payload of one bundle kind (``adapters/profiles/<name>.py``).
+
+    ``encrypted_prefixes`` names the payload paths that encryption covers (``None``: all payload); a
+    profile that ships its own trust metadata (TUF) or manifests in the payload keeps them readable.
+    """
 
     kind: str
     variant: str
+    encrypted_prefixes: tuple[str, ...] | None
 
     def write_payload(self, ctx: PayloadContext) -> dict[str, int]:
         """Write payload files through ``ctx.writer``; return counts for the manifest."""
@@ -218,26 +224,59 @@ class PayloadContext:
     query: Any  # the store connection cursor for normalized rows (tenant-filtered by the adapter)
     sink: ProgressSink
     extra_manifest: dict[str, Any] = field(default_factory=dict)
+    home: Path | None = None  # the stella home, for profiles that keep state there (TUF keys, mirror states)
+    cancel: CancelToken = field(default_factory=CancelToken)
 
 
-def _encrypt_payload(writer: PayloadWriter, recipients: list[str], cancel: CancelToken) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Encryption:
+    """How a build encrypts its payload: age X25519 recipients, or (exclusively) an age passphrase.
+
+    The passphrase is never part of the run's parameters; it is given again to a retry.
+    """
+
+    recipients: tuple[str, ...] = ()
+    passphrase: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.recipients and self.passphrase is not None:
+            raise UsageError(
+                "an age passphrase cannot be combined with recipients",
+                hint="age allows a passphrase (scrypt) stanza only on its own; choose one",
+            )
+
+    def __bool__(self) -> bool:
+        return bool(self.recipients) or self.passphrase is not None
+
+
+def _encrypt_payload(
+    writer: PayloadWriter, encryption: Encryption, prefixes: tuple[str, ...] | None, cancel: CancelToken
+) -> dict[str, Any]:
     """Encrypt every payload file to the age recipients, in place of its plaintext (DESIGN.md section 8).
 
     Only payload is encrypted: the manifest, signatures, provenance, README and verify script stay readable,
     and integrity is checkable without an identity because the manifest lists the ciphertext digests. The
     plaintext digests are recorded too, so a receiver with an identity checks the plaintext after decryption.
     age draws a fresh file key per file, so ciphertext differs between builds; plaintext digests do not.
+    With a passphrase (age's scrypt stanza, which pyrage offers only in memory) each file is read whole,
+    so profiles that use it keep their payload files bounded (mirror packs are at most 64 MiB).
     """
-    keys = [x25519.Recipient.from_str(r) for r in recipients]
+    keys = [x25519.Recipient.from_str(r) for r in encryption.recipients]
     plaintext: list[dict[str, Any]] = []
     for entry in sorted(writer.files.values(), key=lambda f: f.path):
+        if prefixes is not None and not entry.path.startswith(prefixes):
+            continue
         if cancel.is_cancelled():
             raise Cancelled("export cancelled")
         source = writer.staging.joinpath(*PurePosixPath(entry.path).parts)
         target_path = entry.path + ".age"
         del writer.files[entry.path]
-        with source.open("rb") as src, writer.stream(target_path, "application/vnd.age") as out:
-            pyrage.encrypt_io(src, out, keys)
+        with writer.stream(target_path, "application/vnd.age") as out:
+            if encryption.passphrase is not None:
+                out.write(pyrage.passphrase.encrypt(source.read_bytes(), encryption.passphrase))
+            else:
+                with source.open("rb") as src:
+                    pyrage.encrypt_io(src, out, keys)
         source.unlink()
         plaintext.append(
             {
@@ -247,7 +286,9 @@ def _encrypt_payload(writer: PayloadWriter, recipients: list[str], cancel: Cance
                 "plaintextMediaType": entry.media_type,
             }
         )
-    return {"scheme": "age-x25519", "recipients": sorted(recipients), "files": plaintext}
+    if encryption.passphrase is not None:
+        return {"scheme": "age-scrypt", "recipients": [], "files": plaintext}
+    return {"scheme": "age-x25519", "recipients": sorted(encryption.recipients), "files": plaintext}
 
 
 _HOLE = "@@stella-stream-hole@@"
@@ -402,8 +443,13 @@ def build_bundle(
     out_path: Path,
     sink: ProgressSink | None = None,
     cancel: CancelToken | None = None,
+    home: Path | None = None,
+    passphrase: str | None = None,
 ) -> tuple[str, int]:
     """Build the signed bundle archive at ``out_path``; returns its (sha256, size).
+
+    Payload is encrypted to the run's ``encryptionRecipients`` option, else the profile's, or with
+    ``passphrase`` (never stored: a retry is given it again).
 
     On failure or cancellation nothing is left behind: neither the staging directory nor a partial archive.
     """
@@ -421,12 +467,15 @@ def build_bundle(
     try:
         writer = PayloadWriter(staging, sink=sink, cancel=cancel)
         sink.start("payload", None)
-        ctx = PayloadContext(spec, writer, inputs, raw_bytes, query, sink)
+        ctx = PayloadContext(spec, writer, inputs, raw_bytes, query, sink, home=home, cancel=cancel)
         counts = profile.write_payload(ctx)
         sink.finish("payload")
-        recipients = spec.profile_config.get("encryptionRecipients")
-        if recipients:
-            ctx.extra_manifest["encryption"] = _encrypt_payload(writer, recipients, cancel)
+        recipients = spec.options.get("encryptionRecipients") or spec.profile_config.get("encryptionRecipients")
+        encryption = Encryption(tuple(recipients or ()), passphrase)
+        if encryption:
+            ctx.extra_manifest["encryption"] = _encrypt_payload(
+                writer, encryption, getattr(profile, "encrypted_prefixes", None), cancel
+            )
         writer.add_bytes(README, _template("README.txt"), "text/plain; charset=utf-8")
         writer.add_bytes(VERIFY_SCRIPT, _template("verify.sh"), "text/x-shellscript")
         payload = sorted(writer.files.values(), key=lambda f: f.path)

@@ -10,6 +10,7 @@ the same output whatever was imported in between.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,15 @@ def plan_run(
     key_name: str | None,
     out_path: Path,
     created_at: datetime | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> ExportRun:
     """Write a ``pending`` run and its resolved inputs in one transaction; return the run.
 
     ``profile`` is the pinned revision (from :meth:`core.profiles.ProfileStore.get`). ``key_name`` defaults
     to the profile's ``signing_key``; the key must exist in the home's key store. ``created_at`` (default:
-    now) is truncated to whole seconds and becomes the bundle's ``createdAt``.
+    now) is truncated to whole seconds and becomes the bundle's ``createdAt``. ``options`` are the
+    profile-specific run options (JSON values: a delta's resolved base, encryption recipients, a Trivy
+    schema version); they are pinned with the rest, so a retry sees the same ones.
 
     Raises :class:`core.errors.PolicyRefusal` (exit 7) for a cross-tenant selector, :class:`UsageError`
     when there is no signing key or the output exists, :class:`core.errors.NotFoundError` for an unknown key.
@@ -96,6 +100,7 @@ def plan_run(
                 "outPath": str(out),
                 "createdAt": rfc3339(when),
                 "inputs": {"count": count, "sha256": digest},
+                "options": dict(options or {}),
             }
             run = ExportRun.pending(
                 tenant=tenant,

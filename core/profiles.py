@@ -34,7 +34,21 @@ RECORD_TYPES: tuple[str, ...] = tuple(k.value for k in DocumentKind)
 POLICY_RECORD_TYPES = frozenset({"policy", "findings"})
 
 #: (kind, variant) pairs this version can build.
-KNOWN_VARIANTS: frozenset[tuple[str, str]] = frozenset({("json", "raw"), ("json", "policy")})
+KNOWN_VARIANTS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("json", "raw"),
+        ("json", "policy"),
+        ("mirror", "full"),
+        ("mirror", "delta"),
+        ("trivy", "db"),
+        ("trivy", "java-db"),
+    }
+)
+#: Record types each non-JSON kind may select (JSON kinds: every type, policy ones only in the policy variant).
+_KIND_RECORD_TYPES: dict[str, frozenset[str]] = {
+    "mirror": frozenset({"advisory", "vex", "sbom", "attestation", "kev", "epss", "policy", "findings"}),
+    "trivy": frozenset({"advisory", "sbom"}),
+}
 
 MIN_COMPRESSION_LEVEL = 1
 MAX_COMPRESSION_LEVEL = 22
@@ -80,7 +94,7 @@ def _str_list(value: Any, field: str) -> tuple[str, ...]:
     return tuple(_str(v, field) for v in value)
 
 
-def _check_record_types(values: Sequence[str], variant: str) -> tuple[str, ...]:
+def _check_record_types(values: Sequence[str], kind: str, variant: str) -> tuple[str, ...]:
     if not values:
         raise BadInputError("record_types is empty", hint="known record types: " + ", ".join(RECORD_TYPES))
     unknown = sorted(set(values) - set(RECORD_TYPES))
@@ -88,7 +102,15 @@ def _check_record_types(values: Sequence[str], variant: str) -> tuple[str, ...]:
         raise BadInputError(
             f"unknown record type(s): {', '.join(unknown)}", hint="known record types: " + ", ".join(RECORD_TYPES)
         )
-    if variant != "policy":
+    allowed = _KIND_RECORD_TYPES.get(kind)
+    if allowed is not None:
+        wrong = sorted(set(values) - allowed)
+        if wrong:
+            raise BadInputError(
+                f"record type(s) {', '.join(wrong)} cannot go into a {kind} bundle",
+                hint=f"{kind} profiles take: " + ", ".join(t for t in RECORD_TYPES if t in allowed),
+            )
+    elif variant != "policy":
         wrong = sorted(set(values) & POLICY_RECORD_TYPES)
         if wrong:
             raise BadInputError(
@@ -160,7 +182,7 @@ class ProfileConfig:
         if (self.kind, self.variant) not in KNOWN_VARIANTS:
             known = ", ".join(sorted(f"{k}:{v}" for k, v in KNOWN_VARIANTS))
             raise BadInputError(f"unknown profile kind {self.kind}:{self.variant}", hint=f"known: {known}")
-        object.__setattr__(self, "record_types", _check_record_types(self.record_types, self.variant))
+        object.__setattr__(self, "record_types", _check_record_types(self.record_types, self.kind, self.variant))
         object.__setattr__(self, "compression_level", _check_level(self.compression_level))
         if self.redaction_allowlist is not None:
             object.__setattr__(self, "redaction_allowlist", _check_allowlist(self.redaction_allowlist))
@@ -253,6 +275,14 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
     "json:policy": ProfileConfig(
         kind="json", variant="policy", record_types=("advisory", "vex", "sbom", "policy", "findings")
     ),
+    "mirror:full": ProfileConfig(
+        kind="mirror", variant="full", record_types=("advisory", "vex", "sbom", "attestation", "policy", "findings")
+    ),
+    "mirror:delta": ProfileConfig(
+        kind="mirror", variant="delta", record_types=("advisory", "vex", "sbom", "attestation", "policy", "findings")
+    ),
+    "trivy:db": ProfileConfig(kind="trivy", variant="db", record_types=("advisory",)),
+    "trivy:java-db": ProfileConfig(kind="trivy", variant="java-db", record_types=("sbom",)),
 }
 
 

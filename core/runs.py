@@ -193,6 +193,12 @@ class ExportRun:
         return value
 
     @property
+    def options(self) -> dict[str, Any]:
+        """Profile-specific run options pinned at plan time (empty for runs planned before they existed)."""
+        value: dict[str, Any] = self.parameters.get("options", {})
+        return value
+
+    @property
     def input_count(self) -> int:
         return int(self.parameters["inputs"]["count"])
 

@@ -13,8 +13,11 @@ from core.signing import Signer
 from core.store import Store
 
 
-def bundle_builder(store: Store, signer: Signer) -> BundleBuilder:
-    """A :class:`core.runs.BundleBuilder` that writes the run's profile payload and signs it with ``signer``."""
+def bundle_builder(store: Store, signer: Signer, *, passphrase: str | None = None) -> BundleBuilder:
+    """A :class:`core.runs.BundleBuilder` that writes the run's profile payload and signs it with ``signer``.
+
+    ``passphrase`` encrypts the payload with age's scrypt stanza; it is never stored with the run.
+    """
 
     def build(run: ExportRun, inputs: Iterator[InputRef], sink: ProgressSink, cancel: CancelToken, /) -> Artifact:
         config = run.profile_config
@@ -31,6 +34,7 @@ def bundle_builder(store: Store, signer: Signer) -> BundleBuilder:
             selectors=run.selectors_dict,
             created_at=run.bundle_created_at,
             compression_level=config.compression_level,
+            options=run.options,
         )
         sha, size = build_bundle(
             spec,
@@ -42,6 +46,8 @@ def bundle_builder(store: Store, signer: Signer) -> BundleBuilder:
             out_path=run.out_path,
             sink=sink,
             cancel=cancel,
+            home=store.home.root,
+            passphrase=passphrase,
         )
         return Artifact(run.out_path, sha, size)
 

@@ -39,6 +39,7 @@ class JsonRaw:
 
     kind = "json"
     variant = "raw"
+    encrypted_prefixes: tuple[str, ...] | None = None
 
     def write_payload(self, ctx: PayloadContext) -> dict[str, int]:
         config: dict[str, Any] = ctx.spec.profile_config

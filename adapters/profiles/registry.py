@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from pyrage import x25519
+
 from adapters.profiles import json_policy, json_raw
 from core.bundle import PayloadProfile
-from core.errors import UsageError
+from core.errors import BadInputError, UsageError
+from core.profiles import ProfileConfig
+from core.store import Store
 
 PROFILES: dict[str, PayloadProfile] = {
     "json:raw": json_raw.PROFILE,
@@ -18,3 +25,33 @@ def get_profile(kind: str, variant: str) -> PayloadProfile:
         return PROFILES[f"{kind}:{variant}"]
     except KeyError:
         raise UsageError(f"no payload adapter for profile {kind}:{variant}", hint=", ".join(PROFILES)) from None
+
+
+#: The CLI flag of each run option, for error messages.
+_FLAGS = {"base": "--base", "trivySchema": "--trivy-schema"}
+
+
+def run_options(config: ProfileConfig, requested: Mapping[str, Any], store: Store) -> dict[str, Any]:
+    """The run options to pin for a run of ``config``, from what the user asked (``None``/empty: not given).
+
+    Encryption recipients apply to every profile; anything else is the profile adapter's to accept
+    (``plan_options(requested, store) -> dict``): an option a profile does not know is a usage error.
+    """
+    options: dict[str, Any] = {}
+    recipients = requested.get("encryptionRecipients") or []
+    for value in recipients:
+        try:
+            x25519.Recipient.from_str(value)
+        except Exception:
+            raise BadInputError(f"{value!r} is not an age X25519 recipient (age1...)") from None
+    if recipients:
+        options["encryptionRecipients"] = sorted(set(recipients))
+    rest = {k: v for k, v in requested.items() if k != "encryptionRecipients" and v not in (None, "", [])}
+    profile = get_profile(config.kind, config.variant)
+    plan = getattr(profile, "plan_options", None)
+    if plan is not None:
+        options.update(plan(rest, store))
+    elif rest:
+        names = ", ".join(_FLAGS.get(k, k) for k in sorted(rest))
+        raise UsageError(f"{names} does not apply to a {config.profile_kind} export")
+    return options

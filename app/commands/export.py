@@ -11,10 +11,11 @@ from typing import Any
 from rich.markup import escape
 
 from adapters.profiles.builder import bundle_builder
+from adapters.profiles.registry import run_options
 from adapters.sources.registry import format_names
 from app.output import RichSink, print_json, stdout, table
 from core.clock import utcnow
-from core.errors import StoreLockedError, UsageError
+from core.errors import BadInputError, StoreLockedError, UsageError
 from core.home import Home, resolve_home
 from core.ingest import DEFAULT_TENANT, validate_tenant
 from core.keys import KeyStore, read_passphrase_file
@@ -58,6 +59,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     r.add_argument("--profile", required=True, help="profile ID or ID@REVISION, e.g. json:raw")
     r.add_argument("--selector", "-s", action="append", default=[], metavar="KEY=VALUE")
     r.add_argument("--out", type=Path, help="bundle path (default: HOME/exports/<run>.tar.zst)")
+    enc = r.add_argument_group("encryption (age; only payload is encrypted)")
+    enc.add_argument("--recipient", action="append", default=[], metavar="AGE1...", help="repeatable")
+    enc.add_argument("--recipients-file", type=Path, metavar="F", help="one age1... recipient per line, # comments")
+    enc.add_argument("--encrypt-passphrase-file", type=Path, metavar="F", help="encrypt with an age passphrase")
+    r.add_argument("--base", metavar="RUN|MANIFEST|RECEIPT", help="mirror:delta: the state the receiver has")
+    r.add_argument("--trivy-schema", type=int, metavar="N", help="trivy profiles: the DB schema version")
     r.set_defaults(handler=run_export)
 
     rs = esub.add_parser("runs", parents=[common, tenant], help="recent runs")
@@ -72,6 +79,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     rt = esub.add_parser("retry", parents=[common, key], help="rebuild a run: same parameters, same bytes")
     rt.add_argument("run_id")
     rt.add_argument("--out", type=Path, help="where the rebuilt bundle goes (default: beside the original)")
+    rt.add_argument("--encrypt-passphrase-file", type=Path, metavar="F", help="the passphrase the run encrypted with")
     rt.set_defaults(handler=run_retry)
     dl = esub.add_parser("download", parents=[common], help="copy a run's bundle out (resumes, checks the digest)")
     dl.add_argument("run_id")
@@ -127,13 +135,30 @@ def _signer(home: Home, name: str, passphrase_file: Path | None) -> Signer:
     return Signer.from_keystore(KeyStore(home), name, passphrase)
 
 
-def _execute(store: Store, home: Home, run: ExportRun, key: str | None, passphrase_file: Path | None) -> ExportRun:
-    signer = _signer(home, key or run.key_name, passphrase_file)
+def _execute(store: Store, home: Home, run: ExportRun, args: argparse.Namespace) -> ExportRun:
+    signer = _signer(home, args.key or run.key_name, args.passphrase_file)
+    encrypt = None
+    if args.encrypt_passphrase_file:
+        encrypt = read_passphrase_file(args.encrypt_passphrase_file).decode("utf-8", "strict")
     sink = RichSink("building bundle")
     limit = _max_active()
     return RunEngine(store, max_active_per_tenant=limit).execute(
-        run.run_id, bundle_builder(store, signer), sink, sink.cancel
+        run.run_id, bundle_builder(store, signer, passphrase=encrypt), sink, sink.cancel
     )
+
+
+def _recipients(args: argparse.Namespace) -> list[str]:
+    """``--recipient`` values plus the lines of ``--recipients-file`` (age's format: # comments, blanks)."""
+    values = list(args.recipient)
+    if args.recipients_file is not None:
+        try:
+            text = args.recipients_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadInputError(f"cannot read recipients file: {exc.strerror}", path=str(args.recipients_file)) from exc
+        values += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        if not values:
+            raise BadInputError("the recipients file lists no recipient", path=str(args.recipients_file))
+    return values
 
 
 def _max_active() -> int:
@@ -154,10 +179,20 @@ def run_export(args: argparse.Namespace) -> int:
     if out is None:
         stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
         out = home.root / "exports" / f"{name.replace(':', '-')}-{stamp}-{secrets.token_hex(3)}.tar.zst"
+    requested: dict[str, Any] = {
+        "encryptionRecipients": _recipients(args),
+        "base": args.base,
+        "trivySchema": args.trivy_schema,
+    }
+    if requested["encryptionRecipients"] and args.encrypt_passphrase_file:
+        raise UsageError(
+            "--encrypt-passphrase-file cannot be combined with recipients", hint="age allows one or the other"
+        )
     with Store.open(home) as store:
         profile = ProfileStore(store).get(tenant, name, revision)
-        run = plan_run(store, tenant, profile, selectors, key_name=args.key, out_path=out.resolve())
-        done = _execute(store, home, run, args.key, args.passphrase_file)
+        options = run_options(profile.config, requested, store)
+        run = plan_run(store, tenant, profile, selectors, key_name=args.key, out_path=out.resolve(), options=options)
+        done = _execute(store, home, run, args)
     _report_run(args, done)
     return 0
 
@@ -167,7 +202,7 @@ def run_retry(args: argparse.Namespace) -> int:
     with Store.open(home) as store:
         engine = RunEngine(store)
         new_id = engine.retry(args.run_id, out_path=args.out.resolve() if args.out else None)
-        done = _execute(store, home, engine.get_run(new_id), args.key, args.passphrase_file)
+        done = _execute(store, home, engine.get_run(new_id), args)
     _report_run(args, done)
     return 0
 

@@ -33,6 +33,10 @@ def test_builtins_are_seeded_per_tenant_as_revision_1_with_canonical_config(stor
     assert [(p.profile_id, p.revision, p.builtin) for p in profiles] == [
         ("json:policy", 1, True),
         ("json:raw", 1, True),
+        ("mirror:delta", 1, True),
+        ("mirror:full", 1, True),
+        ("trivy:db", 1, True),
+        ("trivy:java-db", 1, True),
     ]
     raw = {p.profile_id: p for p in profiles}["json:raw"].config
     assert raw.record_types == ("advisory", "vex", "sbom")
@@ -47,7 +51,7 @@ def test_builtins_are_seeded_per_tenant_as_revision_1_with_canonical_config(stor
     )
     # Seeding is lazy and happens once: reading again adds nothing, and another tenant is untouched.
     ProfileStore(store).list("acme")
-    assert len(_rows(store, "acme")) == 2
+    assert len(_rows(store, "acme")) == len(BUILTIN_PROFILES)
     assert _rows(store, "other") == []
 
 
@@ -64,7 +68,7 @@ def test_create_a_custom_profile_varying_a_builtin(store: Store) -> None:
     assert created.config.profile_kind == "json:raw"
     again = profiles.get("acme", "nightly")
     assert again.config == created.config
-    assert [p.profile_id for p in profiles.list("acme")] == ["json:policy", "json:raw", "nightly"]
+    assert [p.profile_id for p in profiles.list("acme")] == [*sorted(BUILTIN_PROFILES), "nightly"]
     with pytest.raises(NotFoundError):
         profiles.get("other", "nightly")  # profiles belong to one tenant
 
