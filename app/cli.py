@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "export": "app.commands.export",
     "trust": "app.commands.trust",
     "verify": "app.commands.verify",
+    "tuf": "app.commands.tuf",
     "tui": "app.tui.command",
 }
 

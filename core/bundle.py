@@ -63,6 +63,13 @@ HEAD_ORDER = (
     PROVENANCE_SIGSTORE,
 )
 CHUNK = 1 << 20
+#: Trust metadata a profile ships in its payload: archived (and listed) before the rest, so it is read first.
+TRUST_PREFIXES = ("tuf/",)
+
+
+def bundle_order(path: str) -> tuple[int, str]:
+    """The order of listed files in the manifest and the archive: trust metadata first, then by path."""
+    return (0 if path.startswith(TRUST_PREFIXES) else 1, path)
 
 
 @dataclass(frozen=True)
@@ -116,13 +123,14 @@ def _check_path(path: str) -> str:
     return path
 
 
-class _HashingFile:
+class HashingFile:
     """A write-only file that hashes and counts what goes through it."""
 
     def __init__(self, fh: IO[bytes]) -> None:
         self._fh = fh
         self.sha = hashlib.sha256()
         self.size = 0
+        self.path: str | None = None  # the bundle path, once known (content-addressed files)
 
     def write(self, data: bytes) -> int:
         self.sha.update(data)
@@ -162,14 +170,29 @@ class PayloadWriter:
         return entry
 
     @contextlib.contextmanager
-    def stream(self, path: str, media_type: str) -> Iterator[_HashingFile]:
+    def stream(self, path: str, media_type: str) -> Iterator[HashingFile]:
         """Add a file written incrementally (e.g. a JSONL stream)."""
         target = self._target(path)
         with target.open("wb") as fh:
-            hashing = _HashingFile(fh)
+            hashing = HashingFile(fh)
             yield hashing
         entry = FileEntry(path, hashing.sha.hexdigest(), hashing.size, media_type)
         self.files[path] = entry
+
+    @contextlib.contextmanager
+    def content_addressed(self, directory: str, suffix: str, media_type: str) -> Iterator[HashingFile]:
+        """Add a file named by its own digest, ``<directory>/<sha256><suffix>``; its ``path`` is set on exit."""
+        if self.cancel.is_cancelled():
+            raise Cancelled("export cancelled")
+        tmp = self.staging / f".content-{len(self.files)}.tmp"
+        with tmp.open("wb") as fh:
+            hashing = HashingFile(fh)
+            yield hashing
+        sha = hashing.sha.hexdigest()
+        path = f"{directory}/{sha}{suffix}"
+        tmp.replace(self._target(path))
+        self.files[path] = FileEntry(path, sha, hashing.size, media_type)
+        hashing.path = path
 
     @contextlib.contextmanager
     def jsonl(self, path: str) -> Iterator[Callable[[Any], None]]:
@@ -301,7 +324,7 @@ def _split(skeleton: Any, hole: Any) -> tuple[bytes, bytes]:
     return head, tail
 
 
-def _b64_file(path: Path, out: _HashingFile) -> None:
+def _b64_file(path: Path, out: HashingFile) -> None:
     with path.open("rb") as fh:
         while chunk := fh.read(3 * CHUNK):  # a multiple of 3: chunks encode without padding in between
             out.write(base64.b64encode(chunk))
@@ -427,9 +450,9 @@ def _manifest(
 
 
 def render_checksums(manifest_sha256: str, files: list[dict[str, Any]]) -> bytes:
-    """``sha256sum -c`` lines for ``export.json`` and every listed file, sorted by path."""
+    """``sha256sum -c`` lines for ``export.json`` and every listed file, in bundle order."""
     lines = [(MANIFEST, manifest_sha256)] + [(f["path"], f["sha256"]) for f in files]
-    return "".join(f"{sha}  {path}\n" for path, sha in sorted(lines)).encode()
+    return "".join(f"{sha}  {path}\n" for path, sha in sorted(lines, key=lambda p: bundle_order(p[0]))).encode()
 
 
 def build_bundle(
@@ -482,7 +505,7 @@ def build_bundle(
 
         _write_provenance(writer, spec, payload, inputs(), signer)
 
-        listed = sorted(writer.files.values(), key=lambda f: f.path)
+        listed = sorted(writer.files.values(), key=lambda f: bundle_order(f.path))
         extra = dict(ctx.extra_manifest)
         extra["signing"] = {"algorithm": str(signer.algorithm), "keyid": signer.keyid}
         manifest = canonical_json(_manifest(spec, listed, counts, extra))

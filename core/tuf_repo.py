@@ -329,16 +329,14 @@ def write_repository(
     it lies inside ``targets_dir``. Symlinks and special files in the tree are refused.
     """
     metadata_dir = out_dir / METADATA_SUBDIR
-    base = _utc(now)
     if latest_root_version(metadata_dir) == 0:
         root_md = init_repository(keys, thresholds, expiries, now=now, consistent_snapshot=consistent_snapshot)
         _write(metadata_dir / "1.root.json", root_md)
     root_md = load_root(metadata_dir)
     root = root_md.signed
-    _check_keys(root, keys)
     prev_targets, prev_snapshot, prev_timestamp = _previous_versions(metadata_dir)
 
-    targets = Targets(version=prev_targets + 1, expires=base + expiries.targets)
+    targets = Targets()
     try:
         for target_path, path in _iter_target_files(targets_dir, out_dir / "tuf"):
             length = path.stat().st_size
@@ -351,34 +349,69 @@ def write_repository(
     except OSError as exc:
         raise EnvironmentFailure(f"cannot read mirror tree: {exc.strerror}", path=str(exc.filename)) from exc
 
-    snapshot = Snapshot(
-        version=prev_snapshot + 1,
-        expires=base + expiries.snapshot,
-        meta={"targets.json": MetaFile(version=targets.version)},
+    files = top_level_metadata(
+        root,
+        keys,
+        targets.targets,
+        versions=(prev_targets + 1, prev_snapshot + 1, prev_timestamp + 1),
+        now=now,
+        expiries=expiries,
     )
-    timestamp = Timestamp(
-        version=prev_timestamp + 1,
-        expires=base + expiries.timestamp,
-        snapshot_meta=MetaFile(version=snapshot.version),
-    )
-    consistent = root.consistent_snapshot
-    for signed, role in ((targets, Targets.type), (snapshot, Snapshot.type)):
-        md: Metadata[Any] = Metadata(signed)
-        _sign(md, keys.for_role(role))
-        name = f"{signed.version}.{role}.json" if consistent else f"{role}.json"
-        _write(metadata_dir / name, md)
-    ts_md = Metadata(timestamp)
-    _sign(ts_md, keys.for_role(Timestamp.type))
-    _write(metadata_dir / "timestamp.json", ts_md)
-
+    for name, data in files.items():
+        try:
+            (metadata_dir / name).write_bytes(data)
+        except OSError as exc:
+            raise EnvironmentFailure(f"cannot write TUF metadata: {exc.strerror}", path=str(metadata_dir)) from exc
+    versions = _previous_versions(metadata_dir)
     return RepositoryState(
         metadata_dir=metadata_dir,
         root_version=root.version,
-        targets_version=targets.version,
-        snapshot_version=snapshot.version,
-        timestamp_version=timestamp.version,
+        targets_version=versions[0],
+        snapshot_version=versions[1],
+        timestamp_version=versions[2],
         targets=tuple(targets.targets),
     )
+
+
+def top_level_metadata(
+    root: Root,
+    keys: TufKeys,
+    targets: Mapping[str, TargetFile],
+    *,
+    versions: tuple[int, int, int],
+    now: datetime,
+    expiries: Expiries = Expiries(),
+) -> dict[str, bytes]:
+    """Signed targets, snapshot and timestamp metadata for ``targets`` under ``root``, as file name -> bytes.
+
+    ``versions`` are (targets, snapshot, timestamp). With consistent snapshots the targets and snapshot
+    files carry their version in the name. Nothing touches the disk, so a bundle writer can place the
+    files where it wants; the keys must be a threshold of those ``root`` names for each role.
+    """
+    _check_keys(root, keys)
+    base = _utc(now)
+    signed_targets = Targets(version=versions[0], expires=base + expiries.targets)
+    signed_targets.targets = dict(targets)
+    snapshot = Snapshot(
+        version=versions[1],
+        expires=base + expiries.snapshot,
+        meta={"targets.json": MetaFile(version=signed_targets.version)},
+    )
+    timestamp = Timestamp(
+        version=versions[2],
+        expires=base + expiries.timestamp,
+        snapshot_meta=MetaFile(version=snapshot.version),
+    )
+    out: dict[str, bytes] = {}
+    for signed, role in ((signed_targets, Targets.type), (snapshot, Snapshot.type)):
+        md: Metadata[Any] = Metadata(signed)
+        _sign(md, keys.for_role(role))
+        name = f"{signed.version}.{role}.json" if root.consistent_snapshot else f"{role}.json"
+        out[name] = md.to_bytes(_SERIALIZER)
+    ts_md = Metadata(timestamp)
+    _sign(ts_md, keys.for_role(Timestamp.type))
+    out["timestamp.json"] = ts_md.to_bytes(_SERIALIZER)
+    return out
 
 
 def role_keyids(root: Metadata[Root]) -> Mapping[str, tuple[str, ...]]:
@@ -400,5 +433,6 @@ __all__ = [
     "load_root",
     "role_keyids",
     "rotate_root",
+    "top_level_metadata",
     "write_repository",
 ]

@@ -24,6 +24,7 @@ import pyrage
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.archive import ReaderLimits, SafeArchiveReader
+from core.bundle import bundle_order
 from core.errors import (
     BadInputError,
     IntegrityError,
@@ -284,12 +285,12 @@ class _Verification:
             in_head = False
             if name in HEAD or name in (MANIFEST, MANIFEST_SIG, CHECKSUMS):
                 raise self.failed("files", IntegrityError("entry out of place (head files come first)", path=name))
-            if name <= previous:
+            if previous and bundle_order(name) <= bundle_order(previous):
                 raise self.failed(
-                    "files", IntegrityError(f"payload is not sorted by path (after {previous!r})", path=name)
+                    "files", IntegrityError(f"payload is not in bundle order (after {previous!r})", path=name)
                 )
             previous = name
-            while expected is not None and expected.path < name:
+            while expected is not None and bundle_order(expected.path) < bundle_order(name):
                 raise self.failed(
                     "files",
                     IntegrityError("listed in the signed manifest but missing from the bundle", path=expected.path),
@@ -377,7 +378,7 @@ class _Verification:
         def expected_lines() -> Iterator[bytes]:
             manifest_line = f"{manifest_sha}  {MANIFEST}\n".encode()
             for entry in manifest.files():
-                if manifest_line and entry.path > MANIFEST:
+                if manifest_line and bundle_order(entry.path) > bundle_order(MANIFEST):
                     yield manifest_line
                     manifest_line = b""
                 yield f"{entry.sha256}  {entry.path}\n".encode()

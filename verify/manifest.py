@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.bundle import bundle_order
 from core.errors import BadInputError
 
 _CHUNK = 1 << 20
@@ -141,9 +142,9 @@ class ManifestReader:
         previous = ""
         for _, entry in self._walk(collect=False):
             assert entry is not None
-            if entry.path <= previous:
+            if previous and bundle_order(entry.path) <= bundle_order(previous):
                 raise BadInputError(
-                    f"manifest files are not sorted by path ({entry.path!r} after {previous!r})", path=str(self.path)
+                    f"manifest files are not in bundle order ({entry.path!r} after {previous!r})", path=str(self.path)
                 )
             previous = entry.path
             yield entry

@@ -7,7 +7,7 @@ from typing import Any
 
 from pyrage import x25519
 
-from adapters.profiles import json_policy, json_raw
+from adapters.profiles import json_policy, json_raw, mirror
 from core.bundle import PayloadProfile
 from core.errors import BadInputError, UsageError
 from core.profiles import ProfileConfig
@@ -16,6 +16,8 @@ from core.store import Store
 PROFILES: dict[str, PayloadProfile] = {
     "json:raw": json_raw.PROFILE,
     "json:policy": json_policy.PROFILE,
+    "mirror:full": mirror.FULL,
+    "mirror:delta": mirror.DELTA,
 }
 
 

@@ -1,0 +1,155 @@
+"""`stella tuf init|rotate|expiry|status`: the TUF repository that signs mirror bundles."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from app.output import print_json, stdout, table
+from core.clock import utcnow
+from core.errors import UsageError
+from core.home import resolve_home
+from core.keys import read_passphrase_file
+from core.tuf_home import DEFAULT_EXPIRIES, TufHome, parse_duration
+from core.tuf_repo import TOP_LEVEL_ROLES, Expiries
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("tuf", parents=[common], help="TUF keys, thresholds, expiry and root rotation for mirrors")
+    tsub = p.add_subparsers(dest="tuf_command", metavar="ACTION", required=True)
+    pw = argparse.ArgumentParser(add_help=False)
+    pw.add_argument("--passphrase-file", type=Path, metavar="F", help="passphrase of encrypted role keys")
+
+    init = tsub.add_parser(
+        "init",
+        parents=[common, pw],
+        help="create the TUF repository (root version 1)",
+        description="Name the key-store keys of each top-level role. --key sets every role not given its own.",
+    )
+    init.add_argument("--key", metavar="NAME", help="key for every role without its own option")
+    for role in TOP_LEVEL_ROLES:
+        init.add_argument(f"--{role}-key", action="append", default=[], metavar="NAME", help=f"{role} key; repeatable")
+    init.add_argument("--threshold", action="append", default=[], metavar="ROLE=N", help="signatures a role needs")
+    init.add_argument("--expires", action="append", default=[], metavar="ROLE=DURATION", help="e.g. timestamp=7d")
+    init.set_defaults(handler=run_init)
+
+    rot = tsub.add_parser(
+        "rotate",
+        parents=[common, pw],
+        help="new keys for a role: root N+1 signed by the old and the new root keys",
+    )
+    rot.add_argument("role", choices=TOP_LEVEL_ROLES)
+    rot.add_argument("--key", action="append", required=True, metavar="NAME", help="the role's new key; repeatable")
+    rot.add_argument("--threshold", type=int, help="signatures the role needs from now on")
+    rot.set_defaults(handler=run_rotate)
+
+    exp = tsub.add_parser("expiry", parents=[common], help="how long a role's metadata stays valid")
+    exp.add_argument("role", choices=TOP_LEVEL_ROLES)
+    exp.add_argument("duration", help="e.g. 7d, 12h, 2w")
+    exp.set_defaults(handler=run_expiry)
+
+    st = tsub.add_parser("status", parents=[common], help="roles, keys, thresholds, expiry and root versions")
+    st.set_defaults(handler=run_status)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        role, sep, value = item.partition("=")
+        if not sep or role not in TOP_LEVEL_ROLES:
+            raise UsageError(f"{what} {item!r} is not ROLE=VALUE", hint="roles: " + ", ".join(TOP_LEVEL_ROLES))
+        out[role] = value
+    return out
+
+
+def _passphrase(args: argparse.Namespace) -> bytes | None:
+    return read_passphrase_file(args.passphrase_file) if args.passphrase_file else None
+
+
+def run_init(args: argparse.Namespace) -> int:
+    role_keys: dict[str, tuple[str, ...]] = {}
+    for role in TOP_LEVEL_ROLES:
+        names = getattr(args, f"{role}_key") or ([args.key] if args.key else [])
+        if not names:
+            raise UsageError(f"no key for the {role} role", hint="give --key NAME, or --{role}-key NAME")
+        role_keys[role] = tuple(names)
+    thresholds = {}
+    for role, value in _pairs(args.threshold, "--threshold").items():
+        if not value.isdigit():
+            raise UsageError(f"threshold {value!r} for {role} is not a number")
+        thresholds[role] = int(value)
+    durations = {r: getattr(DEFAULT_EXPIRIES, r) for r in TOP_LEVEL_ROLES}
+    durations.update({r: parse_duration(v) for r, v in _pairs(args.expires, "--expires").items()})
+    tuf = TufHome(resolve_home(args.home))
+    md = tuf.init(role_keys, thresholds, Expiries(**durations), now=utcnow(), passphrase=_passphrase(args))
+    body = {"rootVersion": md.signed.version, "expires": _iso(md.signed.expires), **tuf.config().to_dict()}
+    _say(args, body, f"TUF repository created: root version 1, expires {_iso(md.signed.expires)}")
+    return 0
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    tuf = TufHome(resolve_home(args.home))
+    md = tuf.rotate(
+        args.role, tuple(args.key), threshold=args.threshold, now=utcnow(), passphrase=_passphrase(args)
+    )
+    version = md.signed.version
+    _say(
+        args,
+        {"rootVersion": version, "role": args.role, "keys": args.key, "expires": _iso(md.signed.expires)},
+        f"root {version} names new {args.role} keys ({', '.join(args.key)}), signed by the old and new root "
+        f"keys; the next mirror bundle ships {version}.root.json",
+    )
+    return 0
+
+
+def run_expiry(args: argparse.Namespace) -> int:
+    duration = parse_duration(args.duration)
+    config = TufHome(resolve_home(args.home)).set_expiry(args.role, duration)
+    note = " (applies from the next root rotation)" if args.role == "root" else " (applies to the next export)"
+    _say(args, config.to_dict(), f"{args.role} metadata now expires {_human(duration)} after signing{note}")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    tuf = TufHome(resolve_home(args.home))
+    config = tuf.config()
+    root = tuf.latest_root()
+    body = {
+        "rootVersion": root.signed.version,
+        "rootExpires": _iso(root.signed.expires),
+        "rootVersions": [v for v, _ in tuf.roots()],
+        **config.to_dict(),
+    }
+    if args.json:
+        print_json(body)
+        return 0
+    rows = [
+        [role, ", ".join(c.keys), c.threshold, _human(getattr(config.expiries, role))]
+        for role, c in sorted(config.roles.items(), key=lambda rc: TOP_LEVEL_ROLES.index(rc[0]))
+    ]
+    table(["role", "keys", "threshold", "expires after"], rows)
+    stdout.print(f"root version {root.signed.version}, expires {_iso(root.signed.expires)}")
+    return 0
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def _human(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _say(args: argparse.Namespace, body: dict[str, Any], text: str) -> None:
+    if args.json:
+        print_json(body)
+    else:
+        stdout.print(escape(text))
