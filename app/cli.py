@@ -45,6 +45,7 @@ COMMANDS: dict[str, str] = {
     "trust": "app.commands.trust",
     "verify": "app.commands.verify",
     "tuf": "app.commands.tuf",
+    "mirror": "app.commands.mirror",
     "tui": "app.tui.command",
 }
 

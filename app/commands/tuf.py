@@ -93,9 +93,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_rotate(args: argparse.Namespace) -> int:
     tuf = TufHome(resolve_home(args.home))
-    md = tuf.rotate(
-        args.role, tuple(args.key), threshold=args.threshold, now=utcnow(), passphrase=_passphrase(args)
-    )
+    md = tuf.rotate(args.role, tuple(args.key), threshold=args.threshold, now=utcnow(), passphrase=_passphrase(args))
     version = md.signed.version
     _say(
         args,

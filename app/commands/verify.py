@@ -75,7 +75,7 @@ def read_identities(path: Path) -> list[Any]:
     return out
 
 
-def _parse_at(text: str | None) -> datetime | None:
+def parse_at(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         (stdout if check.ok else stderr).print(f"{mark} {check.name:16} {escape(check.detail)}{where}")
 
     identities = [i for path in args.identity or [] for i in read_identities(path)]
-    report = verify_bundle(args.bundle, keys, at=_parse_at(args.at), on_check=show, identities=identities)
+    report = verify_bundle(args.bundle, keys, at=parse_at(args.at), on_check=show, identities=identities)
     if args.json:
         print_json(report.to_dict())
     elif report.ok:
