@@ -139,6 +139,22 @@ class TufHome:
             raise EnvironmentFailure(f"cannot write TUF root metadata: {exc.strerror}", path=str(path)) from exc
         return path
 
+    def next_version(self, now: datetime) -> int:
+        """A targets/snapshot/timestamp version above every one this home issued: ``now`` in epoch seconds, or
+        one more than the last when exports come faster than one a second. Pinned in the run's options."""
+        path = self.dir / "last-version"
+        try:
+            last = int(path.read_text().strip()) if path.is_file() else 0
+        except (OSError, ValueError):
+            last = 0
+        epoch = int((now.replace(tzinfo=None) - datetime(1970, 1, 1)).total_seconds())
+        version = max(epoch, last + 1)
+        try:
+            path.write_text(f"{version}\n")
+        except OSError as exc:
+            raise EnvironmentFailure(f"cannot record the TUF version: {exc.strerror}", path=str(path)) from exc
+        return version
+
     def roots(self) -> list[tuple[int, bytes]]:
         """Every root version, oldest first, as (version, file bytes)."""
         if not self.root_dir.is_dir():

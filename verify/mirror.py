@@ -322,10 +322,10 @@ class _Import:
         final = self.mirror.states / name
         self.staging.rename(final)
         _fsync_dir(self.mirror.states)
+        if current is not None:  # first, so that a kill after the swap still leaves the rollback target
+            self.mirror._point(self.mirror.previous_link, current)
         self.mirror._point(self.mirror.current_link, final)
         _fault("after-swap")
-        if current is not None:
-            self.mirror._point(self.mirror.previous_link, current)
         self.mirror.recover()
         self.mirror.receipts.mkdir(exist_ok=True)
         log = self.mirror.receipts / f"{receipt['importedAt'].replace(':', '')}-{state.sequence:06d}.json"
@@ -560,12 +560,36 @@ def rollback(into: Path) -> dict[str, Any]:
     mirror = MirrorDir(into)
     with mirror.locked():
         current, previous = mirror.current(), mirror.previous()
-        if previous is None or current is None:
+        if previous is None or current is None or previous.resolve() == current.resolve():
             raise UsageError("this mirror has no previous state to roll back to", path=str(into))
         mirror._point(mirror.current_link, previous)
         mirror._point(mirror.previous_link, current)
         now, before = load_state(previous / "tree"), load_state(current / "tree")
         return {"stateDigest": now.digest, "sequence": now.sequence, "previousStateDigest": before.digest}
+
+
+def verify_current(into: Path, *, at: datetime | None = None) -> dict[str, Any]:
+    """Verify the mirror's current state afresh: the TUF chain from the root it trusts, every target's
+    length and digest, no unlisted file, and a state that lists exactly the targets."""
+    current = MirrorDir(into).current()
+    if current is None:
+        raise UsageError("the mirror is empty: nothing to verify", path=str(into))
+    root_path = current / "meta" / "tuf" / "root.json"
+    try:
+        root = root_path.read_bytes()
+    except OSError as exc:
+        raise TrustMetadataError(
+            f"the mirror's trusted TUF root is unreadable: {exc.strerror}", path=str(root_path)
+        ) from None
+    tree = current / "tree"
+    tuf = verify_mirror(tree, root, at=at, strict=True)
+    state = load_state(tree)
+    listed = {f.path for f in state.files} | {STATE}
+    targets = {t.path for t in tuf.targets}
+    if listed != targets:
+        odd = sorted(listed ^ targets)[0]
+        raise IntegrityError("the mirror state and the TUF targets disagree", path=odd)
+    return {"stateDigest": state.digest, "sequence": state.sequence, "files": len(listed), **tuf.to_dict()}
 
 
 def _role_info(cache: Path, name: str) -> dict[str, Any] | None:
@@ -602,7 +626,7 @@ def status(into: Path, *, at: datetime | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "mirror": str(into),
         "current": None,
-        "previous": _state_summary(previous) if previous is not None else None,
+        "previous": _state_summary(previous) if previous is not None and previous != current else None,
         "quarantined": len(list(mirror.quarantine_dir.iterdir())) if mirror.quarantine_dir.is_dir() else 0,
         "at": when.isoformat() + "Z",
     }

@@ -33,12 +33,14 @@ from typing import Any
 
 import orjson
 import zstandard
+from packageurl import PackageURL
 from tuf.api.metadata import TargetFile  # type: ignore[attr-defined]
 
 from adapters.profiles._records import stream
 from adapters.profiles.json_policy import FINDINGS, SNAPSHOTS
 from core.bundle import HashingFile, PayloadContext
 from core.canonical import canonical_json
+from core.clock import utcnow
 from core.errors import BadInputError, EnvironmentFailure, NotFoundError, UsageError
 from core.home import Home
 from core.mirror_layout import (
@@ -68,6 +70,9 @@ SELECT r.sha256, r.kind, r.media_type, r.format, r.document_id, r.content, i.sub
        (SELECT list(DISTINCT k.purl ORDER BY k.purl) FROM (
             SELECT purl FROM affected_packages a
              WHERE a.tenant = i.tenant AND a.document_sha256 = i.document_sha256 AND a.purl IS NOT NULL
+            UNION SELECT '~' || ecosystem || '~' || name FROM affected_packages e
+             WHERE e.tenant = i.tenant AND e.document_sha256 = i.document_sha256 AND e.purl IS NULL
+               AND e.ecosystem IS NOT NULL
             UNION SELECT product_purl FROM vex_statements v
              WHERE v.tenant = i.tenant AND v.document_sha256 = i.document_sha256 AND v.product_purl IS NOT NULL
             UNION SELECT purl FROM sbom_components c
@@ -80,6 +85,49 @@ SELECT r.sha256, r.kind, r.media_type, r.format, r.document_id, r.content, i.sub
  WHERE i.run_id = ? AND i.tenant = ? AND i.ordinal >= ? AND i.ordinal < ?
  ORDER BY i.ordinal
 """
+
+#: OSV ecosystems and the purl type their packages have (https://github.com/package-url/purl-spec).
+_PURL_TYPES = {
+    "Go": "golang",
+    "PyPI": "pypi",
+    "npm": "npm",
+    "Maven": "maven",
+    "crates.io": "cargo",
+    "RubyGems": "gem",
+    "NuGet": "nuget",
+    "Packagist": "composer",
+    "Hex": "hex",
+    "Pub": "pub",
+    "SwiftURL": "swift",
+}
+
+
+def package_purl(ecosystem: str, name: str) -> str | None:
+    """The versionless purl of an OSV (ecosystem, name), or None for an ecosystem purl does not name."""
+    kind = _PURL_TYPES.get(ecosystem)
+    if kind is None:
+        return None
+    if kind == "maven" and ":" in name:
+        namespace, _, name = name.partition(":")
+    elif "/" in name and kind in ("npm", "golang", "composer", "swift"):
+        namespace, _, name = name.rpartition("/")
+    else:
+        namespace = None
+    return str(PackageURL(type=kind, namespace=namespace, name=name).to_string())
+
+
+def _purls(values: list[str]) -> list[str]:
+    out = set()
+    for value in values:
+        if value.startswith("~"):
+            ecosystem, _, name = value[1:].partition("~")
+            purl = package_purl(ecosystem, name)
+            if purl is not None:
+                out.add(purl)
+        else:
+            out.add(value)
+    return sorted(out)
+
 
 _POLICY_FILES = (
     ("policy", f"{POLICY_DIR}/snapshots.jsonl.zst", SNAPSHOTS),
@@ -226,21 +274,25 @@ class Mirror:
         unknown = sorted(set(requested) - {"base"})
         if unknown:
             raise UsageError(f"option {unknown[0]} does not apply to a mirror export")
-        TufHome(store.home).config()
+        tuf = TufHome(store.home)
+        tuf.config()
         base = requested.get("base")
-        if self.variant == "full":
-            if base:
-                raise UsageError("--base applies to mirror:delta; a mirror:full bundle starts a new chain")
-            return {}
-        if not base:
+        if self.variant == "full" and base:
+            raise UsageError("--base applies to mirror:delta; a mirror:full bundle starts a new chain")
+        if self.variant == "delta" and not base:
             raise UsageError("mirror:delta needs --base RUN_ID|STATE_JSON|RECEIPT", hint="the state the receiver has")
-        record = resolve_base(store, str(base))
+        record = resolve_base(store, str(base)) if base else None
+        # TUF versions only go up, one export after another, and a retry must reuse its own: pin it now.
+        version = tuf.next_version(utcnow())
+        if record is None:
+            return {"tufVersion": version}
         return {
+            "tufVersion": version,
             "base": {
                 "stateDigest": record.digest,
                 "runId": record.state.run_id,
                 "sequence": record.state.sequence,
-            }
+            },
         }
 
     def write_payload(self, ctx: PayloadContext) -> dict[str, int]:
@@ -280,7 +332,7 @@ class Mirror:
                 "documentId": row["document_id"],
                 "mediaType": row["media_type"],
                 "subject": row.get("subject", ""),
-                "purls": row.get("purls") or [],
+                "purls": _purls(row.get("purls") or []),
             }
             packer.add(fields, data)
         packer.close()
@@ -337,7 +389,7 @@ class Mirror:
 
         targets = {f.path: TargetFile(f.size, {"sha256": f.sha256}, f.path) for f in state.files}
         targets[STATE] = TargetFile(state_entry.size, {"sha256": state_entry.sha256}, STATE)
-        version = _epoch(spec.created_at)
+        version = int(spec.options.get("tufVersion") or _epoch(spec.created_at))
         roots = tuf.roots()
         for number, data in roots:
             ctx.writer.add_bytes(f"tuf/metadata/{number}.root.json", data, "application/json")

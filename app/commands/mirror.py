@@ -19,7 +19,7 @@ from core.mirror_layout import query, read_document
 from core.signing import Signer
 from core.trust import TrustStore
 from verify.bundle import Check
-from verify.mirror import DEFAULT_MIN_FREE, MirrorDir, import_bundle, rollback, status
+from verify.mirror import DEFAULT_MIN_FREE, MirrorDir, import_bundle, rollback, status, verify_current
 
 _SIZE = re.compile(r"^([0-9]+)([KMGT]?)$")
 
@@ -53,6 +53,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     st.add_argument("dir", type=Path)
     st.add_argument("--at", metavar="TIME", help="evaluate expiry at this time")
     st.set_defaults(handler=run_status)
+
+    ve = msub.add_parser("verify", parents=[common], help="verify the current state afresh (TUF, every file)")
+    ve.add_argument("dir", type=Path)
+    ve.add_argument("--at", metavar="TIME", help="evaluate expiry at this time")
+    ve.set_defaults(handler=run_verify)
 
     rb = msub.add_parser("rollback", parents=[common], help="make the previous state current again")
     rb.add_argument("dir", type=Path)
@@ -160,6 +165,18 @@ def run_status(args: argparse.Namespace) -> int:
         stdout.print(f"previous state {body['previous']['stateDigest'][:12]} (stella mirror rollback)")
     if body["quarantined"]:
         stderr.print(f"{body['quarantined']} bundle(s) in quarantine: {escape(str(args.dir / 'quarantine'))}")
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    body = verify_current(args.dir, at=parse_at(args.at))
+    if args.json:
+        print_json({k: v for k, v in body.items() if k != "targets"} | {"targets": len(body["targets"])})
+    else:
+        stdout.print(
+            f"[bold green]verified[/] state {body['stateDigest'][:12]} (sequence {body['sequence']}): "
+            f"{body['files']} files match TUF targets {body['targetsVersion']} under root {body['rootVersion']}"
+        )
     return 0
 
 
