@@ -496,9 +496,9 @@ def build_bundle(
         recipients = spec.options.get("encryptionRecipients") or spec.profile_config.get("encryptionRecipients")
         encryption = Encryption(tuple(recipients or ()), passphrase)
         if encryption:
-            ctx.extra_manifest["encryption"] = _encrypt_payload(
-                writer, encryption, getattr(profile, "encrypted_prefixes", None), cancel
-            )
+            section = _encrypt_payload(writer, encryption, getattr(profile, "encrypted_prefixes", None), cancel)
+            if section["files"]:
+                ctx.extra_manifest["encryption"] = section
         writer.add_bytes(README, _template("README.txt"), "text/plain; charset=utf-8")
         writer.add_bytes(VERIFY_SCRIPT, _template("verify.sh"), "text/x-shellscript")
         payload = sorted(writer.files.values(), key=lambda f: f.path)

@@ -414,6 +414,34 @@ def top_level_metadata(
     return out
 
 
+def fresh_snapshot_and_timestamp(
+    root: Root,
+    keys: TufKeys,
+    targets_version: int,
+    *,
+    version: int,
+    now: datetime,
+    expiries: Expiries = Expiries(),
+) -> dict[str, bytes]:
+    """New snapshot and timestamp metadata (``version``, expiry from ``now``) over an unchanged targets version.
+
+    This is how a bundle that waited too long for transfer gets fresh metadata without touching its payload
+    or its targets metadata. Returns file name -> bytes, as :func:`top_level_metadata` does.
+    """
+    _check_keys(root, keys)
+    base = _utc(now)
+    snapshot = Snapshot(
+        version=version, expires=base + expiries.snapshot, meta={"targets.json": MetaFile(version=targets_version)}
+    )
+    timestamp = Timestamp(version=version, expires=base + expiries.timestamp, snapshot_meta=MetaFile(version=version))
+    snap_md: Metadata[Any] = Metadata(snapshot)
+    _sign(snap_md, keys.for_role(Snapshot.type))
+    ts_md: Metadata[Any] = Metadata(timestamp)
+    _sign(ts_md, keys.for_role(Timestamp.type))
+    name = f"{version}.snapshot.json" if root.consistent_snapshot else "snapshot.json"
+    return {name: snap_md.to_bytes(_SERIALIZER), "timestamp.json": ts_md.to_bytes(_SERIALIZER)}
+
+
 def role_keyids(root: Metadata[Root]) -> Mapping[str, tuple[str, ...]]:
     """The key ids ``root`` names for each top-level role (for display and tests)."""
     return {role: tuple(root.signed.roles[role].keyids) for role in TOP_LEVEL_ROLES}
@@ -428,6 +456,7 @@ __all__ = [
     "Thresholds",
     "TufKeys",
     "TufSigner",
+    "fresh_snapshot_and_timestamp",
     "init_repository",
     "latest_root_version",
     "load_root",

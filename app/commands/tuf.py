@@ -1,4 +1,4 @@
-"""`stella tuf init|rotate|expiry|status`: the TUF repository that signs mirror bundles."""
+"""`stella tuf init|rotate|expiry|refresh|status`: the TUF repository that signs mirror bundles."""
 
 from __future__ import annotations
 
@@ -9,13 +9,17 @@ from typing import Any
 
 from rich.markup import escape
 
-from app.output import print_json, stdout, table
+from adapters.profiles.mirror_refresh import refresh_bundle
+from app.output import RichSink, print_json, stdout, table
 from core.clock import utcnow
 from core.errors import UsageError
 from core.home import resolve_home
-from core.keys import read_passphrase_file
+from core.keys import KeyStore, read_passphrase_file
+from core.signing import Signer
+from core.trust import TrustedKey
 from core.tuf_home import DEFAULT_EXPIRIES, TufHome, parse_duration
 from core.tuf_repo import TOP_LEVEL_ROLES, Expiries
+from verify.bundle import verify_bundle
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -51,6 +55,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     exp.add_argument("role", choices=TOP_LEVEL_ROLES)
     exp.add_argument("duration", help="e.g. 7d, 12h, 2w")
     exp.set_defaults(handler=run_expiry)
+
+    rf = tsub.add_parser(
+        "refresh",
+        parents=[common, pw],
+        help="new snapshot and timestamp for a mirror bundle that waited too long (payload unchanged)",
+    )
+    rf.add_argument("bundle", type=Path)
+    rf.add_argument("--out", type=Path, required=True, help="the refreshed bundle")
+    rf.add_argument("--key", required=True, metavar="NAME", help="the key that signed the bundle (signs it again)")
+    rf.set_defaults(handler=run_refresh)
 
     st = tsub.add_parser("status", parents=[common], help="roles, keys, thresholds, expiry and root versions")
     st.set_defaults(handler=run_status)
@@ -109,6 +123,22 @@ def run_expiry(args: argparse.Namespace) -> int:
     config = TufHome(resolve_home(args.home)).set_expiry(args.role, duration)
     note = " (applies from the next root rotation)" if args.role == "root" else " (applies to the next export)"
     _say(args, config.to_dict(), f"{args.role} metadata now expires {_human(duration)} after signing{note}")
+    return 0
+
+
+def run_refresh(args: argparse.Namespace) -> int:
+    home = resolve_home(args.home)
+    signer = Signer.from_keystore(KeyStore(home), args.key, _passphrase(args))
+    own = TrustedKey(args.key, signer.keyid, signer.algorithm, signer.public_key)
+    report = verify_bundle(args.bundle, [own])  # refresh only what we signed and what is intact
+    if report.error is not None:
+        raise report.error
+    sha, size = refresh_bundle(args.bundle, args.out, signer, home, now=utcnow(), sink=RichSink("refreshing"))
+    _say(
+        args,
+        {"bundle": str(args.out), "sha256": sha, "size": size},
+        f"refreshed {args.out}: new snapshot and timestamp, payload unchanged ({size} bytes, sha256 {sha})",
+    )
     return 0
 
 

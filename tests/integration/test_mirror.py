@@ -302,3 +302,32 @@ def test_killed_import_leaves_the_old_or_the_new_state(
     leftovers = [p.name for p in sender["mirror"].iterdir() if p.name.startswith(".staging") or p.name.endswith(".new")]
     assert leftovers == []
     assert len(list((sender["mirror"] / "states").iterdir())) == 2  # current and previous only
+
+
+def test_refresh_renews_timestamp_without_touching_the_payload(
+    stella: Any, sender: dict[str, Any], tmp_path: Path
+) -> None:
+    import time
+
+    from pyrage import x25519
+
+    identity = x25519.Identity.generate()
+    id_file = tmp_path / "receiver.age"
+    id_file.write_text(str(identity) + "\n")
+    assert stella("tuf", "expiry", "timestamp", "2s").code == 0
+    bundle, _ = _export(stella, tmp_path, "mirror:full", "--recipient", str(identity.to_public()))
+    time.sleep(3)
+    stale = _import(stella, sender, bundle, "--trust-root", sender["root"], "--identity", id_file)
+    assert stale.code == 6 and "expired" in stale.err.lower()
+    assert stella("tuf", "expiry", "timestamp", "1d").code == 0
+    fresh = tmp_path / "refreshed.tar.zst"
+    assert stella("tuf", "refresh", bundle, "--out", fresh, "--key", "signer").code == 0
+    before = stella("verify", bundle, "--key", sender["pub"], "--json").json()["manifest"]
+    after = stella("verify", fresh, "--key", sender["pub"], "--json").json()["manifest"]
+    assert after["runId"] == before["runId"] and after["encryption"] == before["encryption"]
+    assert after["mirror"]["stateDigest"] == before["mirror"]["stateDigest"]
+    assert after["mirror"]["tuf"]["timestampVersion"] > before["mirror"]["tuf"]["timestampVersion"]
+    assert after["mirror"]["tuf"]["targetsVersion"] == before["mirror"]["tuf"]["targetsVersion"]
+    result = _import(stella, sender, fresh, "--trust-root", sender["root"], "--identity", id_file)
+    assert result.code == 0, result.err
+    assert stella("tuf", "refresh", fresh, "--out", tmp_path / "x.tar.zst", "--key", "other").code != 0
