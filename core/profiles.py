@@ -42,12 +42,17 @@ KNOWN_VARIANTS: frozenset[tuple[str, str]] = frozenset(
         ("mirror", "delta"),
         ("trivy", "db"),
         ("trivy", "java-db"),
+        ("attestation", "bundle"),
+        ("risk", "bundle"),
+        ("risk", "simulation"),
     }
 )
 #: Record types each non-JSON kind may select (JSON kinds: every type, policy ones only in the policy variant).
 _KIND_RECORD_TYPES: dict[str, frozenset[str]] = {
     "mirror": frozenset({"advisory", "vex", "sbom", "attestation", "kev", "epss", "policy", "findings"}),
     "trivy": frozenset({"advisory", "sbom"}),
+    "attestation": frozenset({"attestation"}),
+    "risk": frozenset({"advisory", "kev", "epss", "policy", "findings"}),
 }
 
 MIN_COMPRESSION_LEVEL = 1
@@ -283,6 +288,11 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
     ),
     "trivy:db": ProfileConfig(kind="trivy", variant="db", record_types=("advisory",)),
     "trivy:java-db": ProfileConfig(kind="trivy", variant="java-db", record_types=("sbom",)),
+    "attestation:bundle": ProfileConfig(kind="attestation", variant="bundle", record_types=("attestation",)),
+    "risk-bundle": ProfileConfig(kind="risk", variant="bundle", record_types=("kev", "epss")),
+    "risk:simulation": ProfileConfig(
+        kind="risk", variant="simulation", record_types=("advisory", "kev", "epss", "policy", "findings")
+    ),
 }
 
 

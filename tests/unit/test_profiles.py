@@ -31,13 +31,11 @@ def test_builtins_are_seeded_per_tenant_as_revision_1_with_canonical_config(stor
     assert _rows(store, "acme") == []
     profiles = ProfileStore(store).list("acme")
     assert [(p.profile_id, p.revision, p.builtin) for p in profiles] == [
-        ("json:policy", 1, True),
-        ("json:raw", 1, True),
-        ("mirror:delta", 1, True),
-        ("mirror:full", 1, True),
-        ("trivy:db", 1, True),
-        ("trivy:java-db", 1, True),
+        (pid, 1, True) for pid in sorted(BUILTIN_PROFILES)
     ]
+    assert {"json:raw", "json:policy", "mirror:full", "mirror:delta", "trivy:db", "risk-bundle"} <= set(
+        BUILTIN_PROFILES
+    )
     raw = {p.profile_id: p for p in profiles}["json:raw"].config
     assert raw.record_types == ("advisory", "vex", "sbom")
     assert raw.compression_level == 9
