@@ -65,7 +65,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     enc.add_argument("--encrypt-passphrase-file", type=Path, metavar="F", help="encrypt with an age passphrase")
     r.add_argument("--base", metavar="RUN|MANIFEST|RECEIPT", help="mirror:delta: the state the receiver has")
     r.add_argument("--trivy-schema", type=int, metavar="N", help="trivy profiles: the DB schema version")
-    r.add_argument("--provider", action="append", default=[], metavar="NAME", help="risk bundles: kev, epss; repeatable")
+    r.add_argument("--provider", action="append", default=[], metavar="NAME", help="risk bundles: kev, epss")
     r.set_defaults(handler=run_export)
 
     rs = esub.add_parser("runs", parents=[common, tenant], help="recent runs")
