@@ -44,7 +44,9 @@ def test_builtins_are_seeded_per_tenant_as_revision_1_with_canonical_config(stor
     assert policy.record_types == ("advisory", "vex", "sbom", "policy", "findings")
     rows = _rows(store, "acme")
     # The stored config is the RFC 8785 form: sorted keys, no spaces.
-    assert {r[0]: r for r in rows}["json:raw"][2] == '{"compressionLevel":9,"kind":"json","recordTypes":["advisory","vex","sbom"],' + (
+    assert {r[0]: r for r in rows}["json:raw"][
+        2
+    ] == '{"compressionLevel":9,"kind":"json","recordTypes":["advisory","vex","sbom"],' + (
         '"redactionAllowlist":null,"signingKey":null,"variant":"raw"}'
     )
     # Seeding is lazy and happens once: reading again adds nothing, and another tenant is untouched.
