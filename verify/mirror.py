@@ -41,7 +41,7 @@ import orjson
 import pyrage
 from tuf.api.metadata import Metadata
 
-from core.archive import ReaderLimits, SafeArchiveReader
+from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
 from core.errors import (
     EnvironmentFailure,
     IntegrityError,
@@ -54,7 +54,7 @@ from core.errors import (
 )
 from core.mirror_layout import STATE, MirrorState, load_state
 from core.mirror_receipt import make_receipt
-from core.signing import Signer
+from core.signing import Signer, sha256_file
 from core.trust import TrustedKey
 from verify.bundle import Check, verify_bundle
 from verify.tuf_client import TufVerification, verify_mirror
@@ -208,10 +208,10 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _safe_member(name: str) -> PurePosixPath:
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or any(p in ("", ".", "..") for p in pure.parts) or "\\" in name:
-        raise IntegrityError("unsafe path in bundle", path=name)
-    return pure
+    reason = unsafe_path_reason(name)
+    if reason is not None:
+        raise IntegrityError(f"bundle path {reason}", path=name)
+    return PurePosixPath(name)
 
 
 class _Import:
@@ -306,7 +306,7 @@ class _Import:
             "runId": state.run_id,
             "createdAt": state.created_at,
             "previousStateDigest": previous_digest,
-            "bundle": {"name": self.bundle.name, "sha256": _sha256_file(self.bundle)},
+            "bundle": {"name": self.bundle.name, "sha256": _hex_sha256(self.bundle)},
             "manifestSha256": manifest["sha256"],
             "tuf": {k: v for k, v in tuf.to_dict().items() if k != "targets"},
             "importedAt": _now_text(),
@@ -442,7 +442,7 @@ class _Import:
                 raise SignatureError(
                     f"cannot decrypt with the given identity or passphrase: {exc}", path=name
                 ) from None
-            if (_sha256_file(target), target.stat().st_size) != (entry["plaintextSha256"], entry["plaintextSize"]):
+            if (_hex_sha256(target), target.stat().st_size) != (entry["plaintextSha256"], entry["plaintextSize"]):
                 raise IntegrityError("decrypted plaintext differs from the signed manifest", path=name)
             source.unlink()
         if files:
@@ -486,12 +486,8 @@ class _Import:
         return verify_mirror(self.tree, root, state_dir=cache, at=self.at, strict=True)
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _hex_sha256(path: Path) -> str:
+    return sha256_file(path).hex()
 
 
 def _fsync_tree(root: Path) -> None:
