@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "export": "app.commands.export",
     "trust": "app.commands.trust",
     "verify": "app.commands.verify",
+    "trivy": "app.commands.trivy",
     "tuf": "app.commands.tuf",
     "mirror": "app.commands.mirror",
     "tui": "app.tui.command",

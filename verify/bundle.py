@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import pyrage
@@ -36,6 +36,7 @@ from core.errors import (
 from core.keys import KeyAlgorithm
 from core.signing import verify_prehashed_sha256, verify_raw
 from core.trust import TrustedKey
+from verify.bbolt_check import check_bbolt
 from verify.manifest import ListedFile, ManifestReader
 
 MANIFEST = "export.json"
@@ -50,6 +51,8 @@ SIGSTORE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_MANIFEST = 1 << 30
 MAX_SIGNATURE = 1 << 16
 CHUNK = 1 << 20
+#: The layer media type of a Trivy DB tarball (trivy.db + metadata.json); shared/research/trivy-db.md 3.3.
+TRIVY_DB_LAYER = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"
 
 
 @dataclass
@@ -117,6 +120,8 @@ class _Verification:
         self.identities: Sequence[Any] = ()
         self.plaintext: dict[str, tuple[str, int]] = {}
         self.decrypted = 0
+        self.trivy_db = False  # a trivy:db bundle: every trivy.db in it gets a bbolt structure check
+        self.bbolt_checked: set[str] = set()  # digests already checked (the OCI layer repeats db.tar.gz)
 
     def passed(self, name: str, detail: str, path: str | None = None) -> None:
         check = Check(name, True, detail, path)
@@ -167,6 +172,8 @@ class _Verification:
             }
             self.check_scope(manifest.header)
             self.read_encryption(manifest.header)
+            profile = manifest.header.get("profile") or {}
+            self.trivy_db = (profile.get("kind"), profile.get("variant")) == ("trivy", "db")
             third = next(members, None)
             if third is None or third.name != CHECKSUMS:
                 raise self.failed("layout", IntegrityError("checksums.txt must follow the signature", path=CHECKSUMS))
@@ -303,20 +310,27 @@ class _Verification:
                     IntegrityError(f"size {member.size} differs from the manifest's {expected.size}", path=name),
                 )
             digest = hashlib.sha256()
+            spool = self.bbolt_spool(expected)
             with member.stream() as src:
                 if name in self.plaintext and self.identities:
                     self.decrypt_and_check(name, _TeeReader(src, digest))
                 else:
                     while chunk := src.read(CHUNK):
                         digest.update(chunk)
+                        if spool is not None:
+                            spool.write(chunk)
             if digest.hexdigest() != expected.sha256:
                 raise self.failed("files", IntegrityError("sha256 differs from the signed manifest", path=name))
+            if spool is not None:
+                self.check_trivy_db(expected, spool)
             count += 1
             expected = next_payload()
         if expected is not None:
             raise self.failed(
                 "files", IntegrityError("listed in the signed manifest but missing from the bundle", path=expected.path)
             )
+        if self.trivy_db and not self.bbolt_checked and not self.plaintext:
+            raise self.failed("bbolt", IntegrityError("a trivy:db bundle without a trivy.db", path=MANIFEST))
         for entry in listed:  # drain: collect head entries listed after the last payload path
             if entry.path in HEAD:
                 head_expected[entry.path] = entry
@@ -341,6 +355,43 @@ class _Verification:
             f"{count + len(head_seen)} files match the signed manifest (digest and size); no missing or unlisted files",
         )
         return head_seen
+
+    def bbolt_spool(self, entry: ListedFile) -> IO[bytes] | None:
+        """A file to copy a member into while it is hashed, when it is a trivy.db (or a Trivy DB layer) to check.
+
+        Encrypted members are not checked (their plaintext never touches the disk here); a digest already checked
+        is not checked again.
+        """
+        if not self.trivy_db or entry.path in self.plaintext or entry.sha256 in self.bbolt_checked:
+            return None
+        if entry.path.rsplit("/", 1)[-1] != "trivy.db" and entry.media_type != TRIVY_DB_LAYER:
+            return None
+        return (self.work / "bbolt-spool").open("wb")
+
+    def check_trivy_db(self, entry: ListedFile, spool: IO[bytes]) -> None:
+        """Check the bbolt structure (meta checksums, page ids, reachability) before anyone hands it to Trivy."""
+        spool.close()
+        path, where = Path(spool.name), entry.path
+        try:
+            if entry.media_type == TRIVY_DB_LAYER:
+                path, where = self.work / "bbolt-layer.db", f"{entry.path}:trivy.db"
+                _extract_member(Path(spool.name), "trivy.db", path)
+            report = check_bbolt(path)
+        except StellaError as exc:
+            raise self.failed(
+                "bbolt",
+                IntegrityError(exc.message, path=where, hint="do not hand this database to Trivy; rebuild it"),
+            ) from None
+        finally:
+            Path(spool.name).unlink(missing_ok=True)
+            (self.work / "bbolt-layer.db").unlink(missing_ok=True)
+        self.bbolt_checked.add(entry.sha256)
+        self.passed(
+            "bbolt",
+            f"{where}: meta checksums, page ids and reachability OK ({report.high_water} pages, "
+            f"{report.buckets} buckets, {report.keys} keys)",
+            where,
+        )
 
     def read_encryption(self, header: dict[str, Any]) -> None:
         section = header.get("encryption")
@@ -484,6 +535,18 @@ class _Verification:
                 ),
             )
         self.passed("time", f"created {created}" + (f", evaluated at {at.isoformat()}Z" if at else ""))
+
+
+def _extract_member(tarball: Path, name: str, target: Path) -> None:
+    """Copy member ``name`` of a (gzip) tarball to ``target`` with the fail-closed reader; absent: IntegrityError."""
+    with SafeArchiveReader(tarball, ReaderLimits()) as reader:
+        for member in reader:
+            if member.name == name:
+                with member.stream() as src, target.open("wb") as out:
+                    while chunk := src.read(CHUNK):
+                        out.write(chunk)
+                return
+    raise IntegrityError(f"the Trivy DB layer has no {name}")
 
 
 def _pae_prefix(length: int) -> bytes:

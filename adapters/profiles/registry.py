@@ -7,7 +7,7 @@ from typing import Any
 
 from pyrage import x25519
 
-from adapters.profiles import json_policy, json_raw, mirror
+from adapters.profiles import json_policy, json_raw, mirror, trivy_db, trivy_java_db
 from core.bundle import PayloadProfile
 from core.errors import BadInputError, UsageError
 from core.profiles import ProfileConfig
@@ -16,6 +16,8 @@ from core.store import Store
 PROFILES: dict[str, PayloadProfile] = {
     "json:raw": json_raw.PROFILE,
     "json:policy": json_policy.PROFILE,
+    "trivy:db": trivy_db.PROFILE,
+    "trivy:java-db": trivy_java_db.PROFILE,
     "mirror:full": mirror.FULL,
     "mirror:delta": mirror.DELTA,
 }
@@ -30,7 +32,7 @@ def get_profile(kind: str, variant: str) -> PayloadProfile:
 
 
 #: The CLI flag of each run option, for error messages.
-_FLAGS = {"base": "--base", "trivySchema": "--trivy-schema"}
+_FLAGS = {"base": "--base", "trivySchema": "--trivy-schema", "providers": "--provider"}
 
 
 def run_options(config: ProfileConfig, requested: Mapping[str, Any], store: Store) -> dict[str, Any]:

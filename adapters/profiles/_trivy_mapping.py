@@ -1,0 +1,555 @@
+"""Normalized advisories (OSV, GHSA, CSAF, CVE 5 rows) -> Trivy DB schema 2 buckets and values.
+
+Where an advisory goes (``shared/research/trivy-db.md`` sections 1.4-1.7, trivy-db ``pkg/vulnsrc/osv``):
+
+* OS packages go to the OS bucket Trivy looks up by exact name (``debian 12``, ``alpine 3.19``,
+  ``ubuntu 22.04``, ``wolfi``, ``chainguard``); the value is ``{"FixedVersion": V}``, or ``{"Status": 2}``
+  (affected, no fix yet) when no range names a fix.
+* Language packages go to ``<ecosystem>::StellaOps Export Center``; Trivy collects every root bucket with the
+  ``<ecosystem>::`` prefix, so no change to Trivy is needed. The value carries ``VulnerableVersions`` (constraint
+  strings, rendered as trivy-db renders OSV ranges) and ``PatchedVersions`` (the fixed versions), from which
+  Trivy derives the FixedVersion it reports.
+* The key is the vulnerability ID Trivy reports: every CVE among the advisory ID and its aliases (one entry each,
+  as upstream does), or else the advisory ID; the other IDs become ``VendorIDs``.
+* ``vulnerability/<ID>`` holds title, severity (integer ``VendorSeverity`` under our data-source ID, so Trivy
+  reports it with ``SeveritySource`` = that ID), CVSS vectors, CWEs and dates. ``data-source/<bucket>`` names us.
+
+Package names are normalized exactly as Trivy normalizes the scanned package (``NormalizePkgName``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from packageurl import PackageURL
+
+#: Our data source, as Trivy reports it in each finding's ``DataSource``.
+SOURCE_ID = "stellaops"
+SOURCE_NAME = "StellaOps Export Center"
+SOURCE_URL = "https://stellaops.dev/export-center"
+
+#: Trivy's Advisory.Status integers (trivy-db ``pkg/types/status.go``).
+STATUS_AFFECTED = 2
+#: Trivy's Severity integers (trivy-db ``pkg/types/types.go``).
+SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+#: OSV ecosystem name (lowercase) -> Trivy ecosystem slug (trivy-db ``osv.go: convertEcosystem`` plus Conan/Julia).
+_OSV_LANGUAGES = {
+    "go": "go",
+    "npm": "npm",
+    "pypi": "pip",
+    "rubygems": "rubygems",
+    "crates.io": "cargo",
+    "packagist": "composer",
+    "maven": "maven",
+    "nuget": "nuget",
+    "hex": "erlang",
+    "pub": "pub",
+    "swifturl": "swift",
+    "purl-type:swift": "swift",
+    "bitnami": "bitnami",
+    "kubernetes": "k8s",
+    "conancenter": "conan",
+    "julia": "julia",
+}
+#: purl type -> Trivy ecosystem slug.
+_PURL_LANGUAGES = {
+    "golang": "go",
+    "npm": "npm",
+    "pypi": "pip",
+    "gem": "rubygems",
+    "cargo": "cargo",
+    "composer": "composer",
+    "maven": "maven",
+    "nuget": "nuget",
+    "hex": "erlang",
+    "pub": "pub",
+    "swift": "swift",
+    "bitnami": "bitnami",
+    "conan": "conan",
+    "julia": "julia",
+}
+#: CVE 5 ``collectionURL`` host -> Trivy ecosystem slug.
+_COLLECTION_HOSTS = {
+    "pypi.org": "pip",
+    "pypi.python.org": "pip",
+    "www.npmjs.com": "npm",
+    "registry.npmjs.org": "npm",
+    "npmjs.com": "npm",
+    "repo.maven.apache.org": "maven",
+    "repo1.maven.org": "maven",
+    "central.sonatype.com": "maven",
+    "pkg.go.dev": "go",
+    "proxy.golang.org": "go",
+    "crates.io": "cargo",
+    "rubygems.org": "rubygems",
+    "packagist.org": "composer",
+    "www.nuget.org": "nuget",
+    "api.nuget.org": "nuget",
+    "hex.pm": "erlang",
+    "pub.dev": "pub",
+}
+#: Debian code names, for purls that give ``distro=bookworm`` rather than ``debian-12``.
+_DEBIAN_CODENAMES = {"buster": "10", "bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14"}
+#: OSV OS ecosystems without a release suffix, bucket name = the Trivy name.
+_VERSIONLESS_OS = {"wolfi": "wolfi", "chainguard": "chainguard"}
+
+_GHSA_LABELS = {"LOW": 1, "MODERATE": 2, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
+_CSAF_LABELS = {"low": 1, "moderate": 2, "medium": 2, "important": 3, "high": 3, "critical": 4}
+_NO_LOWER_BOUND = {"", "0", "*"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one package's advisories go: the root bucket and the (normalized) package bucket."""
+
+    bucket: str
+    package: str
+    os: bool
+    ecosystem: str  # Trivy slug for languages, the OS family for OS buckets
+
+
+def language_bucket(ecosystem: str) -> str:
+    """The root bucket for a language ecosystem: ``<ecosystem>::<our data source name>``."""
+    return f"{ecosystem}::{SOURCE_NAME}"
+
+
+def normalize_name(ecosystem: str, name: str) -> str:
+    """Trivy's ``NormalizePkgName``: pip lowercases and turns ``_`` into ``-``; go, cocoapods, julia keep case;
+    swift drops ``https://`` and ``.git``; everything else is lowercased."""
+    if ecosystem == "pip":
+        return name.lower().replace("_", "-")
+    if ecosystem in ("go", "cocoapods", "julia"):
+        return name
+    if ecosystem == "swift":
+        name = name.removeprefix("https://")
+        return name.removesuffix(".git")
+    return name.lower()
+
+
+def severity_label(value: int) -> str:
+    """``HIGH`` for 3 and so on; Trivy's deprecated string form."""
+    return SEVERITIES[value]
+
+
+def _os_target(ecosystem: str, name: str) -> Target | None:
+    parts = ecosystem.split(":")
+    family = parts[0].strip().lower()
+    release = parts[1].strip() if len(parts) > 1 else ""
+    if family in _VERSIONLESS_OS:
+        return Target(_VERSIONLESS_OS[family], name, True, family)
+    if family == "debian" and release:
+        return Target(f"debian {release.split('.')[0]}", name, True, "debian")
+    if family == "alpine" and release:
+        release = release.removeprefix("v")
+        minor = ".".join(release.split(".")[:2])
+        return Target(f"alpine {minor}", name, True, "alpine")
+    if family == "ubuntu" and release and release.lower() != "pro":
+        return Target(f"ubuntu {release}", name, True, "ubuntu")
+    return None
+
+
+def _purl_name(purl: PackageURL) -> str:
+    if purl.type == "maven" and purl.namespace:
+        return f"{purl.namespace}:{purl.name}"
+    if purl.type == "npm" and purl.namespace:
+        ns = purl.namespace if purl.namespace.startswith("@") else f"@{purl.namespace}"
+        return f"{ns}/{purl.name}"
+    if purl.type in ("golang", "composer", "swift") and purl.namespace:
+        return f"{purl.namespace}/{purl.name}"
+    return str(purl.name)
+
+
+def _purl_os_target(purl: PackageURL) -> Target | None:
+    distro = str((purl.qualifiers or {}).get("distro") or "")
+    if purl.type == "deb" and purl.namespace in ("debian", "ubuntu"):
+        release = distro.split("-", 1)[1] if "-" in distro else _DEBIAN_CODENAMES.get(distro, "")
+        if release:
+            return _os_target(f"{purl.namespace}:{release}", purl.name)
+    if purl.type == "apk" and purl.namespace in ("alpine", "wolfi", "chainguard"):
+        if purl.namespace != "alpine":
+            return _os_target(str(purl.namespace), purl.name)
+        release = distro.split("-", 1)[1] if "-" in distro else distro
+        if release:
+            return _os_target(f"alpine:{release}", purl.name)
+    return None
+
+
+def _name_in_collection_url(path: str) -> str | None:
+    """``protobuf`` from ``/project/protobuf/`` (PyPI) or ``@scope/name`` from ``/package/@scope/name`` (npm)."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] in ("project", "package", "packages", "crates", "gems"):
+        return "/".join(parts[1:3]) if parts[1].startswith("@") else parts[1]
+    return None
+
+
+def parse_purl(text: str | None) -> PackageURL | None:
+    """A purl, or None when absent or malformed (a bad purl never fails an export: the row is skipped)."""
+    if not text:
+        return None
+    try:
+        return PackageURL.from_string(text)
+    except ValueError:
+        return None
+
+
+def target_of(ecosystem: str | None, name: str, purl_text: str | None) -> Target | None:
+    """Where a package's advisories go, from the OSV ecosystem, a CVE 5 collection URL, or the purl.
+
+    None when Trivy has no bucket for it (an ecosystem it does not scan, a CSAF product without a purl).
+    """
+    if ecosystem:
+        slug = _OSV_LANGUAGES.get(ecosystem.lower())
+        if slug is None and ecosystem.startswith(("http://", "https://")):
+            url = urlsplit(ecosystem)
+            slug = _COLLECTION_HOSTS.get(url.netloc.lower())
+            # CVE 5 records without packageName fall back to "vendor/product"; the collection URL may name it.
+            name = _name_in_collection_url(url.path) or name
+        if slug is not None:
+            return Target(language_bucket(slug), normalize_name(slug, name), False, slug)
+        os_target = _os_target(ecosystem, name)
+        if os_target is not None:
+            return os_target
+    # Parsing a purl costs more than the rest of the mapping: only rows without a usable ecosystem pay for it.
+    purl = parse_purl(purl_text)
+    if purl is not None:
+        slug = _PURL_LANGUAGES.get(purl.type)
+        if slug is not None:
+            return Target(language_bucket(slug), normalize_name(slug, _purl_name(purl)), False, slug)
+        return _purl_os_target(purl)
+    return None
+
+
+def constraint(introduced: str | None, fixed: str | None, last_affected: str | None, limit: str | None) -> str:
+    """One affected interval as a Trivy constraint, rendered as trivy-db renders OSV ranges (``range.go``).
+
+    ``introduced 0, fixed X`` -> ``<X``; ``introduced A, fixed B`` -> ``>=A, <B``; ``last_affected L`` -> ``<=L``;
+    a single version (``introduced == last_affected``) -> ``=V``; introduced only -> ``>=A``. An OSV ``limit``
+    ends the range like ``fixed`` but is not a fix.
+    """
+    lower = (introduced or "0").strip()
+    lower = "0" if lower in _NO_LOWER_BOUND else lower
+    if last_affected and lower == last_affected:
+        return f"={lower}"
+    upper = ""
+    if fixed:
+        upper = f"<{fixed}"
+    elif last_affected:
+        upper = f"<={last_affected}"
+    elif limit:
+        upper = f"<{limit}"
+    if not upper:
+        return f">={lower}"
+    return upper if lower == "0" else f">={lower}, {upper}"
+
+
+def severity_of(severities: Iterable[Mapping[str, Any]]) -> int:
+    """Trivy severity (0-4) of an advisory: the GHSA label, else the highest CVSS base score, else CSAF's text."""
+    items = list(severities)
+    labels = [_GHSA_LABELS.get(str(s.get("score", "")).upper(), 0) for s in items if s.get("type") == "GHSA"]
+    if any(labels):
+        return max(labels)
+    scores = [float(s["baseScore"]) for s in items if s.get("baseScore") is not None]
+    if scores:
+        return _cvss_rating(max(scores))
+    texts = [_CSAF_LABELS.get(str(s.get("score", "")).lower(), 0) for s in items if s.get("type") == "CSAF"]
+    return max(texts, default=0)
+
+
+def _cvss_rating(score: float) -> int:
+    """CVSS v3/v4 qualitative rating: None 0, Low 0.1-3.9, Medium 4-6.9, High 7-8.9, Critical 9-10."""
+    if score >= 9.0:
+        return 4
+    if score >= 7.0:
+        return 3
+    if score >= 4.0:
+        return 2
+    return 1 if score > 0 else 0
+
+
+def _cvss(severities: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for s in severities:
+        kind, vector, base = s.get("type"), s.get("score"), s.get("baseScore")
+        prefix = {"CVSS_V2": "V2", "CVSS_V3": "V3", "CVSS_V4": "V40"}.get(str(kind))
+        if prefix is None or f"{prefix}Vector" in out:
+            continue
+        out[f"{prefix}Vector"] = vector
+        if base is not None:
+            out[f"{prefix}Score"] = float(base)
+    return out
+
+
+def vulnerability_ids(advisory_id: str, aliases: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(IDs to key the advisory under, vendor IDs), as trivy-db's ``groupVulnIDs``: CVEs first, else the ID."""
+    ids = list(dict.fromkeys([*aliases, advisory_id]))
+    cves = sorted(i for i in ids if i.startswith("CVE-"))
+    if not cves:
+        return [advisory_id], sorted(i for i in ids if i != advisory_id)
+    return cves, sorted(i for i in ids if not i.startswith("CVE-"))
+
+
+@dataclass(slots=True)
+class _LangValue:
+    vulnerable: list[str] = field(default_factory=list)
+    patched: list[str] = field(default_factory=list)
+    vendor_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.vendor_ids:
+            out["VendorIDs"] = self.vendor_ids
+        if self.vulnerable:
+            out["VulnerableVersions"] = self.vulnerable
+        if self.patched:
+            out["PatchedVersions"] = self.patched
+        return out
+
+
+@dataclass(slots=True)
+class _OsValue:
+    fixed: str | None = None
+    vendor_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.vendor_ids:
+            out["VendorIDs"] = self.vendor_ids
+        if self.fixed:
+            out["FixedVersion"] = self.fixed
+        else:
+            out["Status"] = STATUS_AFFECTED
+        return out
+
+
+def _extend(target: list[str], values: Iterable[str]) -> None:
+    for value in values:
+        if value not in target:
+            target.append(value)
+
+
+@dataclass
+class MappingCounts:
+    """What the mapping did, for the bundle manifest's counts."""
+
+    advisories: int = 0
+    withdrawn: int = 0
+    unmapped: int = 0  # advisories none of whose packages Trivy can look up
+
+
+class TrivyDbModel:
+    """Accumulates advisories into the Trivy DB layout; :meth:`take_root` gives the bucket tree to write.
+
+    Advisories arrive in the run's input order; merging is order-independent for ranges (lists are de-duplicated
+    and kept in first-seen order) and for severities (the highest wins), and first-wins for texts.
+    """
+
+    def __init__(self) -> None:
+        self.packages: dict[str, dict[str, dict[str, _LangValue | _OsValue]]] = {}
+        # Details are kept serialized (right-sized bytes): a dict per vulnerability would cost ~5x the memory.
+        self.vulns: dict[str, bytes] = {}
+        self.counts = MappingCounts()
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Add one advisory record (the shape ``_records.ADVISORIES`` yields)."""
+        if record.get("withdrawn"):
+            self.counts.withdrawn += 1
+            return
+        advisory_id = str(record["advisoryId"])
+        keys, vendor_ids = vulnerability_ids(advisory_id, record.get("aliases") or ())
+        placed = False
+        for target, rows in _group_rows(record.get("affected") or ()).items():
+            if target.os:
+                value: _LangValue | _OsValue | None = _os_value(rows)
+            else:
+                value = _lang_value(rows)
+            if value is None:
+                continue
+            placed = True
+            value.vendor_ids = list(vendor_ids)
+            bucket = self.packages.setdefault(target.bucket, {}).setdefault(target.package, {})
+            for key in keys:
+                _merge(bucket, key, value)
+        self.counts.advisories += 1
+        if not placed:
+            self.counts.unmapped += 1
+            return
+        detail = _vulnerability(record)
+        for key in keys:
+            _merge_vulnerability(self.vulns, key, detail)
+
+    def take_root(self) -> dict[bytes, Any]:
+        """The bbolt bucket tree: data-source, vulnerability, and one root bucket per OS release / ecosystem.
+
+        The model is emptied on the way (each entry is dropped as soon as it is serialized), so the mapped
+        advisories and their JSON are never both held in full.
+        """
+        root: dict[bytes, Any] = {}
+        sources: dict[bytes, bytes] = {}
+        source = _dumps({"ID": SOURCE_ID, "Name": SOURCE_NAME, "URL": SOURCE_URL})
+        while self.packages:
+            bucket_name, packages = self.packages.popitem()
+            bucket: dict[bytes, Any] = {}
+            while packages:
+                pkg, values = packages.popitem()
+                bucket[pkg.encode()] = {vid.encode(): _dumps(v.to_json()) for vid, v in values.items()}
+            root[bucket_name.encode()] = bucket
+            sources[bucket_name.encode()] = source
+        root[b"data-source"] = sources
+        root[b"vulnerability"] = {vid.encode(): detail for vid, detail in self.vulns.items()}
+        self.vulns = {}
+        return root
+
+    @property
+    def package_count(self) -> int:
+        """Package buckets so far (read it before :meth:`take_root`)."""
+        return sum(len(p) for p in self.packages.values())
+
+
+def _dumps(value: Any) -> bytes:
+    # orjson's result keeps its 4 KiB working buffer; a right-sized copy makes the tree ~10x smaller in memory.
+    return memoryview(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).tobytes()
+
+
+def _group_rows(affected: Iterable[Mapping[str, Any]]) -> dict[Target, list[Mapping[str, Any]]]:
+    groups: dict[Target, list[Mapping[str, Any]]] = {}
+    for row in affected:
+        if row.get("status", "affected") not in ("affected", "fixed"):
+            continue  # not_affected, under_investigation, unknown: Trivy has no way to say "maybe"
+        if str(row.get("rangeType") or "").upper() == "GIT":
+            continue  # commit ranges cannot be compared with package versions
+        target = target_of(row.get("ecosystem"), str(row["name"]), row.get("purl"))
+        if target is not None:
+            groups.setdefault(target, []).append(_open_ends(row))
+    return groups
+
+
+def _open_ends(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """CVE 5 writes ``lessThan: "*"`` for "and every later version": that is no upper bound at all."""
+    if all(row.get(k) not in ("*", "") for k in ("fixed", "lastAffected", "limit")):
+        return row
+    return {k: (None if k in ("fixed", "lastAffected", "limit") and v in ("*", "") else v) for k, v in row.items()}
+
+
+def _purl_version(row: Mapping[str, Any]) -> str | None:
+    purl = parse_purl(row.get("purl"))
+    return purl.version if purl is not None and purl.version else None
+
+
+def _lang_value(rows: list[Mapping[str, Any]]) -> _LangValue | None:
+    value = _LangValue()
+    has_ranges = any(r.get("rangeType") not in ("VERSIONS", "CSAF") and _has_bounds(r) for r in rows)
+    for row in rows:
+        kind = row.get("rangeType")
+        if kind == "CSAF":
+            version = _purl_version(row)
+            if version is None:
+                continue
+            if row.get("status") == "fixed":
+                _extend(value.vulnerable, [f"<{version}"])
+                _extend(value.patched, [version])
+            else:
+                _extend(value.vulnerable, [f"={version}"])
+        elif kind == "VERSIONS":
+            # OSV says explicit versions enumerate the ranges; without ranges they are all we know.
+            if not has_ranges:
+                _extend(value.vulnerable, [f"={v}" for v in row.get("versions") or ()])
+        elif _has_bounds(row):
+            _extend(
+                value.vulnerable,
+                [constraint(row.get("introduced"), row.get("fixed"), row.get("lastAffected"), row.get("limit"))],
+            )
+            if row.get("fixed"):
+                _extend(value.patched, [str(row["fixed"])])
+        elif row.get("status") == "affected" and not kind:
+            # An OSV entry with neither ranges nor versions: every version is affected.
+            _extend(value.vulnerable, [">=0"])
+    return value if value.vulnerable else None
+
+
+def _has_bounds(row: Mapping[str, Any]) -> bool:
+    return any(row.get(k) for k in ("introduced", "fixed", "lastAffected", "limit"))
+
+
+def _os_value(rows: list[Mapping[str, Any]]) -> _OsValue | None:
+    """One OS advisory: the fix of the range that starts at the beginning (else the first fix), or unfixed."""
+    fixes: list[tuple[bool, str]] = []
+    affected = False
+    for row in rows:
+        if row.get("rangeType") == "CSAF":
+            version = _purl_version(row)
+            if row.get("status") == "fixed" and version:
+                fixes.append((True, version))
+            else:
+                affected = True
+        elif row.get("fixed"):
+            fixes.append((str(row.get("introduced") or "0") in _NO_LOWER_BOUND, str(row["fixed"])))
+        elif row.get("lastAffected") or row.get("limit"):
+            continue  # "up to and including L" has no OS-bucket form: leave it out rather than over-report
+        else:
+            affected = True
+    if fixes:
+        from_start = [v for starts, v in fixes if starts]
+        return _OsValue(fixed=(from_start or [v for _, v in fixes])[0])
+    return _OsValue() if affected else None
+
+
+def _merge(bucket: dict[str, _LangValue | _OsValue], key: str, value: _LangValue | _OsValue) -> None:
+    current = bucket.get(key)
+    if current is None:
+        copy: _LangValue | _OsValue
+        if isinstance(value, _LangValue):
+            copy = _LangValue(list(value.vulnerable), list(value.patched), list(value.vendor_ids))
+        else:
+            copy = _OsValue(value.fixed, list(value.vendor_ids))
+        bucket[key] = copy
+        return
+    _extend(current.vendor_ids, value.vendor_ids)
+    current.vendor_ids.sort()
+    if isinstance(current, _LangValue) and isinstance(value, _LangValue):
+        _extend(current.vulnerable, value.vulnerable)
+        _extend(current.patched, value.patched)
+    elif isinstance(current, _OsValue) and isinstance(value, _OsValue) and current.fixed is None:
+        current.fixed = value.fixed
+
+
+def _vulnerability(record: Mapping[str, Any]) -> dict[str, Any]:
+    severities = record.get("severities") or []
+    level = severity_of(severities)
+    out: dict[str, Any] = {}
+    if record.get("summary"):
+        out["Title"] = record["summary"]
+    if level:
+        out["Severity"] = severity_label(level)
+        out["VendorSeverity"] = {SOURCE_ID: level}
+    cvss = _cvss(severities)
+    if cvss:
+        out["CVSS"] = {SOURCE_ID: cvss}
+    if record.get("cwes"):
+        out["CweIDs"] = list(record["cwes"])
+    if record.get("published"):
+        out["PublishedDate"] = record["published"]
+    if record.get("modified"):
+        out["LastModifiedDate"] = record["modified"]
+    return out
+
+
+def _merge_vulnerability(vulns: dict[str, bytes], key: str, detail: dict[str, Any]) -> None:
+    stored = vulns.get(key)
+    if stored is None:
+        vulns[key] = _dumps(detail)
+        return
+    current: dict[str, Any] = orjson.loads(stored)
+    for name, value in detail.items():
+        current.setdefault(name, value)
+    level = max(current.get("VendorSeverity", {}).get(SOURCE_ID, 0), detail.get("VendorSeverity", {}).get(SOURCE_ID, 0))
+    if level:
+        current["VendorSeverity"] = {SOURCE_ID: level}
+        current["Severity"] = severity_label(level)
+    if "CweIDs" in detail:
+        _extend(current["CweIDs"], detail["CweIDs"])
+    vulns[key] = _dumps(current)
