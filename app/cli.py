@@ -47,6 +47,7 @@ COMMANDS: dict[str, str] = {
     "trivy": "app.commands.trivy",
     "tuf": "app.commands.tuf",
     "mirror": "app.commands.mirror",
+    "devportal": "app.commands.devportal",
     "tui": "app.tui.command",
 }
 

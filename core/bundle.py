@@ -29,7 +29,7 @@ import zstandard
 from pyrage import x25519
 
 from core import __version__
-from core.archive import ArchiveEntry, write_archive
+from core.archive import ArchiveEntry, Compression, write_archive
 from core.canonical import canonical_json
 from core.errors import Cancelled, EnvironmentFailure, UsageError
 from core.keys import KeyAlgorithm
@@ -226,6 +226,8 @@ class PayloadProfile(Protocol):
 
     ``encrypted_prefixes`` names the payload paths that encryption covers (``None``: all payload); a
     profile that ships its own trust metadata (TUF) or manifests in the payload keeps them readable.
+    An optional ``archive_compression`` attribute (``"zstd"`` when absent, ``"gzip"`` for a ``.tgz``) picks the
+    archive's compression.
     """
 
     kind: str
@@ -249,6 +251,7 @@ class PayloadContext:
     extra_manifest: dict[str, Any] = field(default_factory=dict)
     home: Path | None = None  # the stella home, for profiles that keep state there (TUF keys, mirror states)
     cancel: CancelToken = field(default_factory=CancelToken)
+    signer: Signer | None = None  # the run's signer, for profiles that sign payload files (DSSE manifests)
 
 
 @dataclass(frozen=True)
@@ -490,7 +493,7 @@ def build_bundle(
     try:
         writer = PayloadWriter(staging, sink=sink, cancel=cancel)
         sink.start("payload", None)
-        ctx = PayloadContext(spec, writer, inputs, raw_bytes, query, sink, home=home, cancel=cancel)
+        ctx = PayloadContext(spec, writer, inputs, raw_bytes, query, sink, home=home, cancel=cancel, signer=signer)
         counts = profile.write_payload(ctx)
         sink.finish("payload")
         recipients = spec.options.get("encryptionRecipients") or spec.profile_config.get("encryptionRecipients")
@@ -521,8 +524,16 @@ def build_bundle(
             for p in head + rest
         ]
         mtime = int((spec.created_at - datetime(1970, 1, 1)).total_seconds())
+        # A profile may name another compression where its bundle's name is fixed (devportal: ``bundle.tgz``).
+        compression: Compression = getattr(profile, "archive_compression", "zstd")
         return write_archive(
-            out_path, entries, mtime=mtime, compression="zstd", level=spec.compression_level, sink=sink, cancel=cancel
+            out_path,
+            entries,
+            mtime=mtime,
+            compression=compression,
+            level=spec.compression_level,
+            sink=sink,
+            cancel=cancel,
         )
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -45,6 +45,7 @@ KNOWN_VARIANTS: frozenset[tuple[str, str]] = frozenset(
         ("attestation", "bundle"),
         ("risk", "bundle"),
         ("risk", "simulation"),
+        ("devportal", "offline"),
     }
 )
 #: Record types each non-JSON kind may select (JSON kinds: every type, policy ones only in the policy variant).
@@ -53,6 +54,7 @@ _KIND_RECORD_TYPES: dict[str, frozenset[str]] = {
     "trivy": frozenset({"advisory", "sbom"}),
     "attestation": frozenset({"attestation"}),
     "risk": frozenset({"advisory", "kev", "epss", "policy", "findings"}),
+    "devportal": frozenset({"devportal"}),
 }
 
 MIN_COMPRESSION_LEVEL = 1
@@ -293,6 +295,7 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
     "risk:simulation": ProfileConfig(
         kind="risk", variant="simulation", record_types=("advisory", "kev", "epss", "policy", "findings")
     ),
+    "devportal:offline": ProfileConfig(kind="devportal", variant="offline", record_types=("devportal",)),
 }
 
 

@@ -25,6 +25,7 @@ class DocumentKind(StrEnum):
     EPSS = "epss"
     POLICY = "policy"
     FINDINGS = "findings"
+    DEVPORTAL = "devportal"
 
 
 class VexStatus(StrEnum):

@@ -7,7 +7,7 @@ from typing import Any
 
 from pyrage import x25519
 
-from adapters.profiles import json_policy, json_raw, mirror, trivy_db, trivy_java_db
+from adapters.profiles import devportal, json_policy, json_raw, mirror, trivy_db, trivy_java_db
 from core.bundle import PayloadProfile
 from core.errors import BadInputError, UsageError
 from core.profiles import ProfileConfig
@@ -20,6 +20,7 @@ PROFILES: dict[str, PayloadProfile] = {
     "trivy:java-db": trivy_java_db.PROFILE,
     "mirror:full": mirror.FULL,
     "mirror:delta": mirror.DELTA,
+    "devportal:offline": devportal.PROFILE,
 }
 
 

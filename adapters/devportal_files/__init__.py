@@ -1,0 +1,1 @@
+"""Helper scripts shipped inside every devportal:offline bundle (``serve.sh``, ``verify-portal.sh``)."""

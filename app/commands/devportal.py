@@ -1,0 +1,252 @@
+"""`stella devportal ...`: import a developer portal, export it as bundle.tgz, verify it, serve it locally."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import secrets
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from adapters.devportal import import_portal, list_portals, resolve_portal
+from adapters.profiles.builder import bundle_builder
+from adapters.profiles.registry import run_options
+from app.commands.verify import keys_from_files
+from app.output import RichSink, print_json, stderr, stdout, table
+from core.clock import utcnow
+from core.errors import UsageError
+from core.home import resolve_home
+from core.ingest import DEFAULT_TENANT, validate_tenant
+from core.keys import KeyStore, read_passphrase_file
+from core.planner import plan_run
+from core.profiles import ProfileStore
+from core.runs import RunEngine
+from core.selectors import parse_selectors
+from core.signing import Signer
+from core.store import Store
+from core.trust import TrustedKey, TrustStore
+from verify.bundle import Check
+from verify.devportal import PortalReport, materialize_portal, verify_portal
+
+PROFILE_ID = "devportal:offline"
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "devportal",
+        parents=[common],
+        help="developer portals: import a tree, export bundle.tgz, verify it, serve it on 127.0.0.1",
+    )
+    dsub = p.add_subparsers(dest="devportal_command", metavar="ACTION", required=True)
+    tenant = argparse.ArgumentParser(add_help=False)
+    tenant.add_argument("--tenant", default=DEFAULT_TENANT)
+    keys = argparse.ArgumentParser(add_help=False)
+    keys.add_argument("--key", type=Path, action="append", metavar="PUB", help="trusted public key (PEM); repeatable")
+
+    im = dsub.add_parser(
+        "import",
+        parents=[common, tenant],
+        help="import a portal tree (pages, OpenAPI specs, SDKs, changelogs); all or nothing",
+        description="Import a developer-portal directory. Every OpenAPI description (3.0, 3.1; Swagger 2.0) is "
+        "validated against its official schema; one invalid spec or unsafe path refuses the whole import "
+        "(exit 3 / 4) and nothing is written.",
+    )
+    im.add_argument("dir", type=Path)
+    im.add_argument("--portal", metavar="NAME", help="portal name (default: the directory's name)")
+    im.set_defaults(handler=run_import)
+
+    ls = dsub.add_parser("list", parents=[common, tenant], help="imported portals and their current trees")
+    ls.set_defaults(handler=run_list)
+
+    ex = dsub.add_parser(
+        "export",
+        parents=[common, tenant],
+        help="build a signed devportal:offline bundle (.tgz) of a portal's current tree",
+        description="Plans and runs a devportal:offline export run (same engine, events and retries as "
+        "`stella export run`), pinned to the portal's current tree.",
+    )
+    ex.add_argument("--portal", metavar="NAME", help="portal to export (default: the tenant's only portal)")
+    ex.add_argument("--out", type=Path, help="bundle path (default: HOME/exports/devportal-<portal>-<time>.tgz)")
+    ex.add_argument("--key", metavar="NAME", help="signing key (default: the profile's signing_key)")
+    ex.add_argument("--passphrase-file", type=Path, metavar="F", help="passphrase of an encrypted key")
+    ex.set_defaults(handler=run_export)
+
+    ve = dsub.add_parser(
+        "verify",
+        parents=[common, keys],
+        help="verify a devportal bundle offline: DSSE signature, every digest, no extra or missing file",
+        description="Exit codes: 0 verified, 3 bad input, 4 integrity (digest, size, missing or unlisted file, "
+        "unsafe path), 5 signature (missing or bad manifest.dsse.json, no trusted signer).",
+    )
+    ve.add_argument("bundle", type=Path, help="bundle.tgz, or a directory it was extracted to")
+    ve.set_defaults(handler=run_verify)
+
+    se = dsub.add_parser(
+        "serve",
+        parents=[common, keys],
+        help="verify a portal bundle, then serve its portal on 127.0.0.1 for local browsing",
+        description="Verifies first (as `stella devportal verify`), copies what verified into a private "
+        "directory and serves only that copy, on 127.0.0.1. Ctrl-C stops the server.",
+    )
+    se.add_argument("bundle", type=Path, metavar="BUNDLE|DIR", help="bundle.tgz, or an extracted bundle directory")
+    se.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port; default 8000)")
+    se.set_defaults(handler=run_serve)
+
+
+# -- import / list -------------------------------------------------------------------------------
+def run_import(args: argparse.Namespace) -> int:
+    with Store.open(resolve_home(args.home)) as store:
+        result = import_portal(store, args.dir, portal=args.portal, tenant=validate_tenant(args.tenant))
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    state = "imported" if result.changed else "unchanged (this tree is already current)"
+    counts = ", ".join(f"{n} {role}" for role, n in result.counts.items() if role != "files" and n)
+    stdout.print(
+        f"[bold green]{state}[/] portal {escape(result.portal)} for tenant {escape(result.tenant)}: "
+        f"{result.files} files ({counts}); {result.imported} new documents, {result.duplicates} already stored\n"
+        f"  tree {result.tree_sha256}"
+    )
+    for spec in result.specs:
+        stdout.print(f"  openapi {escape(spec['openapi'])}  {escape(spec['path'])}  [green]valid[/]")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with Store.open(resolve_home(args.home), read_only=True) as store:
+        portals = list_portals(store, validate_tenant(args.tenant))
+    if args.json:
+        print_json({"portals": portals})
+        return 0
+    table(
+        ["portal", "files", "bytes", "imported", "tree"],
+        [[p["portal"], p["files"], p["size"], p["importedAt"], p["tree"][:16]] for p in portals],
+    )
+    return 0
+
+
+# -- export --------------------------------------------------------------------------------------
+def run_export(args: argparse.Namespace) -> int:
+    home = resolve_home(args.home)
+    tenant = validate_tenant(args.tenant)
+    with Store.open(home) as store:
+        portal, tree = resolve_portal(store, tenant, args.portal)
+        out = args.out
+        if out is None:
+            stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+            out = home.root / "exports" / f"devportal-{portal}-{stamp}-{secrets.token_hex(3)}.tgz"
+        profile = ProfileStore(store).get(tenant, PROFILE_ID)
+        options = run_options(profile.config, {"portal": portal, "tree": tree}, store)
+        # The portal's tree listings are its only inputs: they pin every file by digest (see docs/devportal.md).
+        selectors = parse_selectors([f"include_id={portal}"])
+        run = plan_run(store, tenant, profile, selectors, key_name=args.key, out_path=out.resolve(), options=options)
+        passphrase = read_passphrase_file(args.passphrase_file) if args.passphrase_file else None
+        signer = Signer.from_keystore(KeyStore(home), args.key or run.key_name, passphrase)
+        sink = RichSink("building portal bundle")
+        done = RunEngine(store).execute(run.run_id, bundle_builder(store, signer), sink, sink.cancel)
+    if args.json:
+        print_json(done.to_dict() | {"portal": portal, "tree": tree})
+        return 0
+    art = done.to_dict()["artifact"] or {}
+    stdout.print(
+        f"[bold green]{done.state}[/] {done.run_id}: portal {escape(portal)} -> {escape(str(art.get('path')))}\n"
+        f"  sha256 {art.get('sha256')}  {art.get('size')} bytes\n"
+        f"  verify with: stella devportal verify {escape(str(art.get('path')))} --key SIGNER.pub"
+    )
+    return 0
+
+
+# -- verify / serve ------------------------------------------------------------------------------
+def _keys(args: argparse.Namespace) -> list[TrustedKey]:
+    return keys_from_files(args.key) if args.key else TrustStore(resolve_home(args.home)).list()
+
+
+def _show(args: argparse.Namespace) -> Any:
+    def show(check: Check) -> None:
+        if args.json:
+            return
+        mark = "[green]  ok  [/]" if check.ok else "[bold red] FAIL [/]"
+        where = f" [dim]{escape(check.path)}[/]" if check.path and not check.ok else ""
+        (stdout if check.ok else stderr).print(f"{mark} {check.name:14} {escape(check.detail)}{where}")
+
+    return show
+
+
+def _finish(args: argparse.Namespace, report: PortalReport) -> int:
+    if args.json:
+        print_json(report.to_dict())
+    if report.error is not None:
+        if not args.json:
+            stderr.print(f"[bold red]not verified:[/] {escape(report.error.diagnostics())}")
+        return int(report.error.exit_code)
+    return 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    report = verify_portal(args.bundle, _keys(args), on_check=_show(args))
+    code = _finish(args, report)
+    if code == 0 and not args.json:
+        m = report.manifest
+        stdout.print(
+            f"[bold green]verified[/] {escape(str(args.bundle))}: portal {escape(str(m.get('portal')))} "
+            f"for tenant {escape(str(m.get('tenant')))}, {m.get('fileCount')} files, created {m.get('createdAt')}"
+        )
+    return code
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files from the verified copy; request lines go to stderr like every diagnostic."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        stderr.print(escape(f"{self.address_string()} {format % args}"), markup=True)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port {args.port} is not a TCP port", hint="0 picks any free port")
+    workdir = Path(tempfile.mkdtemp(prefix="stella-serve-"))
+    try:
+        report, root = materialize_portal(args.bundle, _keys(args), workdir, on_check=_show(args))
+        if root is None:
+            return _finish(args, report) or 4
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        try:
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", hint="try --port 0") from None
+        port = server.server_address[1]
+        url = f"http://127.0.0.1:{port}/"
+        if args.json:
+            print_json(
+                {"serving": url, "portal": report.manifest.get("portal"), "root": str(root)}
+                | {"verification": report.to_dict()}
+            )
+        else:
+            stdout.print(f"[bold green]serving[/] portal {escape(str(report.manifest.get('portal')))} on {url}")
+            stderr.print("press Ctrl-C to stop")
+        worker = threading.Thread(target=server.serve_forever, name="devportal-serve", daemon=True)
+        worker.start()
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM stops the server like Ctrl-C does, so the verified copy is removed either way.
+            signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            worker.join()
+        except KeyboardInterrupt:
+            stderr.print("stopping")
+        finally:
+            server.shutdown()
+            server.server_close()
+        return 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
