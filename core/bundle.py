@@ -116,6 +116,11 @@ class ResolvedInput:
     document_id: str
 
 
+#: What provenance lists as a resolved dependency: an input document, or a ready in-toto ResourceDescriptor
+#: (a rewritten bundle carries its original descriptors over; a mirror delta names its base state).
+Dependency = ResolvedInput | dict[str, Any]
+
+
 def _check_path(path: str) -> str:
     pure = PurePosixPath(path)
     if pure.is_absolute() or ".." in pure.parts or path != str(pure) or path in UNLISTED or "\\" in path:
@@ -244,7 +249,7 @@ class PayloadContext:
 
     spec: BundleSpec
     writer: PayloadWriter
-    inputs: Callable[[], Iterator[ResolvedInput]]
+    inputs: Callable[[], Iterator[Dependency]]
     raw_bytes: Callable[[str], bytes]
     query: Any  # the store connection cursor for normalized rows (tenant-filtered by the adapter)
     sink: ProgressSink
@@ -252,6 +257,10 @@ class PayloadContext:
     home: Path | None = None  # the stella home, for profiles that keep state there (TUF keys, mirror states)
     cancel: CancelToken = field(default_factory=CancelToken)
     signer: Signer | None = None  # the run's signer, for profiles that sign payload files (DSSE manifests)
+    #: Provenance lists only the inputs with these digests (None: every input), then ``extra_dependencies``.
+    #: A mirror delta ships only what changed: its provenance names those documents and the base state.
+    provenance_keep: set[str] | None = None
+    extra_dependencies: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -334,7 +343,7 @@ def _b64_file(path: Path, out: HashingFile) -> None:
 
 
 def _write_provenance(
-    writer: PayloadWriter, spec: BundleSpec, payload: list[FileEntry], inputs: Iterator[ResolvedInput], signer: Signer
+    writer: PayloadWriter, spec: BundleSpec, payload: list[FileEntry], inputs: Iterator[Dependency], signer: Signer
 ) -> None:
     """Write provenance.json, its DSSE envelope and its Sigstore bundle without holding them in memory.
 
@@ -389,8 +398,10 @@ def _template(name: str) -> bytes:
     return resources.files("core.bundle_files").joinpath(name).read_bytes()
 
 
-def _dependency(i: ResolvedInput) -> dict[str, Any]:
-    """An input document as an in-toto ResourceDescriptor."""
+def _dependency(i: Dependency) -> dict[str, Any]:
+    """An input document as an in-toto ResourceDescriptor (a descriptor is taken as it is)."""
+    if isinstance(i, dict):
+        return i
     return {
         "uri": f"stella:document/{i.sha256}",
         "digest": {"sha256": i.sha256},
@@ -399,7 +410,7 @@ def _dependency(i: ResolvedInput) -> dict[str, Any]:
     }
 
 
-def _provenance(spec: BundleSpec, files: list[FileEntry], inputs: list[ResolvedInput]) -> dict[str, Any]:
+def _provenance(spec: BundleSpec, files: list[FileEntry], inputs: list[Dependency]) -> dict[str, Any]:
     return {
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": f.path, "digest": {"sha256": f.sha256}} for f in files],
@@ -452,6 +463,15 @@ def _manifest(
     return manifest
 
 
+def _provenance_inputs(ctx: PayloadContext, inputs: Iterator[Dependency]) -> Iterator[Dependency]:
+    keep = ctx.provenance_keep
+    for item in inputs:
+        sha = item.sha256 if isinstance(item, ResolvedInput) else item.get("digest", {}).get("sha256")
+        if keep is None or sha in keep:
+            yield item
+    yield from ctx.extra_dependencies
+
+
 def render_checksums(manifest_sha256: str, files: list[dict[str, Any]]) -> bytes:
     """``sha256sum -c`` lines for ``export.json`` and every listed file, in bundle order."""
     lines = [(MANIFEST, manifest_sha256)] + [(f["path"], f["sha256"]) for f in files]
@@ -462,7 +482,7 @@ def build_bundle(
     spec: BundleSpec,
     profile: PayloadProfile,
     *,
-    inputs: Callable[[], Iterator[ResolvedInput]],
+    inputs: Callable[[], Iterator[Dependency]],
     raw_bytes: Callable[[str], bytes],
     query: Any,
     signer: Signer,
@@ -506,7 +526,7 @@ def build_bundle(
         writer.add_bytes(VERIFY_SCRIPT, _template("verify.sh"), "text/x-shellscript")
         payload = sorted(writer.files.values(), key=lambda f: f.path)
 
-        _write_provenance(writer, spec, payload, inputs(), signer)
+        _write_provenance(writer, spec, payload, _provenance_inputs(ctx, inputs()), signer)
 
         listed = sorted(writer.files.values(), key=lambda f: bundle_order(f.path))
         extra = dict(ctx.extra_manifest)

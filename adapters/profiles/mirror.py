@@ -427,6 +427,17 @@ class Mirror:
                 "timestampVersion": version,
             },
         }
+        if base is not None:
+            # A delta's provenance names what it ships and the state it applies to, not every live document.
+            ctx.provenance_keep = {d.sha256 for d in added}
+            ctx.extra_dependencies.append(
+                {
+                    "uri": f"stella:mirror-state/{base.digest}",
+                    "digest": {"sha256": base.digest},
+                    "name": STATE,
+                    "annotations": {"runId": base.state.run_id, "sequence": base.state.sequence},
+                }
+            )
         records.save(StateRecord(state, live))
         return counts
 

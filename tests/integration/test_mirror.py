@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from core.archive import ReaderLimits, SafeArchiveReader
 from core.mirror_layout import STATE, MirrorState
 from tests.conftest import ROOT
 
@@ -59,6 +60,16 @@ def _new_revision(tmp_path: Path, summary: str) -> Path:
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(doc))
     return path
+
+
+def _provenance(bundle: Path) -> dict[str, Any]:
+    with SafeArchiveReader(bundle, ReaderLimits()) as reader:
+        for member in reader:
+            if member.name == "provenance.json":
+                with member.stream() as src:
+                    doc: dict[str, Any] = json.loads(src.read())
+                    return doc
+    raise AssertionError("no provenance.json")
 
 
 def _tree(sender: dict[str, Any]) -> Path:
@@ -107,6 +118,13 @@ def test_delta_chain_ships_only_changes_and_applies_on_its_base(
     assert listed["manifest"]["mirror"]["removed"] == []  # the old revision's pack still holds live documents
     assert listed["manifest"]["counts"] == listed["manifest"]["counts"] | {"added": 1, "removed": 1}
     assert delta1.stat().st_size < full.stat().st_size
+    deps = _provenance(delta1)["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert [d["uri"].split("/")[0] for d in deps] == ["stella:document", "stella:mirror-state"]
+    assert deps[1]["digest"]["sha256"] == run1["parameters"]["options"]["base"]["stateDigest"]
+    assert (
+        len(_provenance(full)["predicate"]["buildDefinition"]["resolvedDependencies"])
+        == (full_run["parameters"]["inputs"]["count"])
+    )
     result = _import(stella, sender, delta1)
     assert result.code == 0, result.err
     assert result.json()["sequence"] == 1 and result.json()["linkedFiles"] >= 1
