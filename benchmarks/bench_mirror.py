@@ -37,6 +37,8 @@ from pyrage import x25519
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from osv_corpus import write_all_zip
 
+from core.age_decrypt import decrypt_stream
+
 STELLA = shutil.which("stella") or str(Path(sys.executable).parent / "stella")
 CHUNK = 1 << 20
 
@@ -146,7 +148,6 @@ def bench_age(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
         subprocess.run([keygen, "-o", str(id_file)], check=True, capture_output=True)
         recipient = subprocess.run([keygen, "-y", str(id_file)], check=True, capture_output=True, text=True)
         secret = next(line for line in id_file.read_text().splitlines() if line.startswith("AGE-SECRET-KEY-"))
-        identity = x25519.Identity.from_str(secret)
         public = x25519.Recipient.from_str(recipient.stdout.strip())
 
         plain = work / "payload.bin"
@@ -161,9 +162,9 @@ def bench_age(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
             with plain.open("rb") as src, ours_ct.open("wb") as dst:
                 pyrage.encrypt_io(src, dst, [public])
 
-        def stella_decrypt() -> None:
+        def stella_decrypt() -> None:  # what `stella mirror import --identity` runs (core.age_decrypt)
             with ours_ct.open("rb") as src, ours_pt.open("wb") as dst:
-                pyrage.decrypt_io(src, dst, [identity])
+                decrypt_stream(src, dst, [secret])
 
         def cli_encrypt() -> None:
             subprocess.run([age, "-r", public_text, "-o", str(cli_ct), str(plain)], check=True)
@@ -184,9 +185,9 @@ def bench_age(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
         # Cross-check once (untimed): each side decrypts the other's ciphertext.
         subprocess.run([age, "-d", "-i", str(id_file), "-o", str(cli_pt), str(ours_ct)], check=True)
         with cli_ct.open("rb") as src, ours_pt.open("wb") as dst:
-            pyrage.decrypt_io(src, dst, [identity])
+            decrypt_stream(src, dst, [secret])
         if _sha256(ours_pt) != want or _sha256(cli_pt) != want:
-            raise SystemExit("cross-decryption (age <-> pyrage) differs from the plaintext")
+            raise SystemExit("cross-decryption (age <-> stella) differs from the plaintext")
         version = subprocess.run([age, "--version"], capture_output=True, text=True, check=False).stdout.strip()
     finally:
         shutil.rmtree(work, ignore_errors=True)

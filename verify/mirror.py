@@ -41,6 +41,7 @@ import orjson
 import pyrage
 from tuf.api.metadata import Metadata
 
+from core.age_decrypt import AgeDecryptError, decrypt_stream
 from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
 from core.errors import (
     EnvironmentFailure,
@@ -437,8 +438,8 @@ class _Import:
                     target.write_bytes(pyrage.passphrase.decrypt(source.read_bytes(), self.passphrase))
                 else:
                     with source.open("rb") as src, target.open("xb") as out:
-                        pyrage.decrypt_io(src, out, list(self.identities))
-            except pyrage.DecryptError as exc:
+                        decrypt_stream(src, out, [str(i) for i in self.identities])
+            except (pyrage.DecryptError, AgeDecryptError) as exc:
                 raise SignatureError(
                     f"cannot decrypt with the given identity or passphrase: {exc}", path=name
                 ) from None
