@@ -26,9 +26,9 @@ from typing import IO, Any, Protocol
 
 import pyrage
 import zstandard
-from pyrage import x25519
 
 from core import __version__
+from core.age_stream import encrypt_stream
 from core.archive import ArchiveEntry, Compression, write_archive
 from core.canonical import canonical_json
 from core.errors import Cancelled, EnvironmentFailure, UsageError
@@ -296,7 +296,6 @@ def _encrypt_payload(
     With a passphrase (age's scrypt stanza, which pyrage offers only in memory) each file is read whole,
     so profiles that use it keep their payload files bounded (mirror packs are at most 64 MiB).
     """
-    keys = [x25519.Recipient.from_str(r) for r in encryption.recipients]
     plaintext: list[dict[str, Any]] = []
     for entry in sorted(writer.files.values(), key=lambda f: f.path):
         if prefixes is not None and not entry.path.startswith(prefixes):
@@ -311,7 +310,7 @@ def _encrypt_payload(
                 out.write(pyrage.passphrase.encrypt(source.read_bytes(), encryption.passphrase))
             else:
                 with source.open("rb") as src:
-                    pyrage.encrypt_io(src, out, keys)
+                    encrypt_stream(src, out, encryption.recipients)
         source.unlink()
         plaintext.append(
             {

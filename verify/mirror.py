@@ -41,7 +41,7 @@ import orjson
 import pyrage
 from tuf.api.metadata import Metadata
 
-from core.age_decrypt import AgeDecryptError, decrypt_stream
+from core.age_stream import AgeError, decrypt_stream
 from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
 from core.errors import (
     EnvironmentFailure,
@@ -439,7 +439,7 @@ class _Import:
                 else:
                     with source.open("rb") as src, target.open("xb") as out:
                         decrypt_stream(src, out, [str(i) for i in self.identities])
-            except (pyrage.DecryptError, AgeDecryptError) as exc:
+            except (pyrage.DecryptError, AgeError) as exc:
                 raise SignatureError(
                     f"cannot decrypt with the given identity or passphrase: {exc}", path=name
                 ) from None

@@ -1,8 +1,9 @@
-"""Streaming decryption of age files for X25519 identities (the age v1 format, https://c2sp.org/age).
+"""Streaming age encryption and decryption for X25519 recipients (the age v1 format, https://c2sp.org/age).
 
-pyrage encrypts at the age CLI's speed but decrypts at about 0.6 of it (it moves 8 KiB at a time), so the
-receiving side decrypts X25519 payloads here, with ``cryptography``'s X25519, HKDF-SHA-256, HMAC-SHA-256 and
-ChaCha20-Poly1305 over whole 64 KiB chunks. Passphrase (scrypt) files still go through pyrage.
+pyrage moves 8 KiB at a time and runs at 0.6-0.8 of the age CLI's speed, so bundle payloads are encrypted
+and decrypted here, with ``cryptography``'s X25519, HKDF-SHA-256, HMAC-SHA-256 and ChaCha20-Poly1305 over
+whole 64 KiB chunks. The output is plain age: the reference CLI decrypts it and we decrypt the CLI's
+(tests/interop/test_mirror_age.py). Passphrase (scrypt) files still go through pyrage.
 
 Format, as the specification gives it:
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import os
 from collections.abc import Sequence
 from hashlib import sha256
 from typing import IO
@@ -41,8 +43,11 @@ _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _IDENTITY_HRP = "age-secret-key-"
 
 
-class AgeDecryptError(Exception):
+class AgeError(Exception):
     """The file is not age, no identity opens it, or its header or payload fails authentication."""
+
+
+_RECIPIENT_HRP = "age"
 
 
 def _polymod(values: list[int]) -> int:
@@ -56,16 +61,16 @@ def _polymod(values: list[int]) -> int:
     return chk
 
 
-def identity_key(text: str) -> X25519PrivateKey:
-    """The X25519 private key of an ``AGE-SECRET-KEY-1...`` identity (Bech32, BIP 173)."""
+def _bech32(text: str, hrp: str, what: str) -> bytes:
+    """The 32-byte payload of a Bech32 string (BIP 173) with human-readable part ``hrp``."""
     lowered = text.strip().lower()
-    hrp, sep, data = lowered.rpartition("1")
-    if not sep or hrp != _IDENTITY_HRP or len(data) < 6 or any(c not in _BECH32 for c in data):
-        raise AgeDecryptError("not an age X25519 identity (AGE-SECRET-KEY-1...)")
+    got, sep, data = lowered.rpartition("1")
+    if not sep or got != hrp or len(data) < 6 or any(c not in _BECH32 for c in data):
+        raise AgeError(f"not an age {what}")
     values = [_BECH32.index(c) for c in data]
     expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
     if _polymod(expanded + values) != 1:
-        raise AgeDecryptError("age identity checksum is wrong")
+        raise AgeError(f"age {what} checksum is wrong")
     acc, bits, out = 0, 0, bytearray()
     for v in values[:-6]:
         acc = (acc << 5) | v
@@ -74,8 +79,71 @@ def identity_key(text: str) -> X25519PrivateKey:
             bits -= 8
             out.append((acc >> bits) & 0xFF)
     if bits >= 5 or (acc << (8 - bits)) & 0xFF or len(out) != 32:
-        raise AgeDecryptError("age identity has the wrong length or padding")
-    return X25519PrivateKey.from_private_bytes(bytes(out))
+        raise AgeError(f"age {what} has the wrong length or padding")
+    return bytes(out)
+
+
+def identity_key(text: str) -> X25519PrivateKey:
+    """The X25519 private key of an ``AGE-SECRET-KEY-1...`` identity."""
+    return X25519PrivateKey.from_private_bytes(_bech32(text, _IDENTITY_HRP, "X25519 identity (AGE-SECRET-KEY-1...)"))
+
+
+def recipient_key(text: str) -> X25519PublicKey:
+    """The X25519 public key of an ``age1...`` recipient."""
+    return X25519PublicKey.from_public_bytes(_bech32(text, _RECIPIENT_HRP, "X25519 recipient (age1...)"))
+
+
+def _read_full(src: IO[bytes], n: int) -> bytes:
+    """``n`` bytes, fewer only at the end of ``src`` (pipes and readers may return short reads)."""
+    data = src.read(n)
+    while data and len(data) < n:
+        more = src.read(n - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _b64_encode(data: bytes) -> bytes:
+    return base64.b64encode(data).rstrip(b"=")
+
+
+def encrypt_stream(src: IO[bytes], dst: IO[bytes], recipients: Sequence[str]) -> int:
+    """Encrypt ``src`` into ``dst`` as an age file for the X25519 ``recipients``; returns the plaintext size.
+
+    A fresh file key, a fresh ephemeral share per recipient and a fresh payload nonce each time: ciphertexts
+    of the same plaintext differ, as age's do.
+    """
+    keys = [recipient_key(r) for r in recipients]
+    if not keys:
+        raise AgeError("age encryption needs at least one recipient")
+    file_key = os.urandom(16)
+    header = bytearray(VERSION_LINE + b"\n")
+    for key in keys:
+        ephemeral = X25519PrivateKey.generate()
+        share = ephemeral.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        theirs = key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        wrap = _hkdf(ephemeral.exchange(key), share + theirs, b"age-encryption.org/v1/X25519")
+        body = ChaCha20Poly1305(wrap).encrypt(bytes(12), file_key, None)
+        header += b"-> X25519 " + _b64_encode(share) + b"\n" + _b64_encode(body) + b"\n"  # 43 columns: one line
+    header += b"---"
+    mac = hmac.new(_hkdf(file_key, b"", b"header"), bytes(header), sha256).digest()
+    dst.write(bytes(header) + b" " + _b64_encode(mac) + b"\n")
+    nonce = os.urandom(16)
+    dst.write(nonce)
+    aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
+    size = 0
+    counter = 0
+    chunk = _read_full(src, CHUNK)
+    while True:
+        following = _read_full(src, CHUNK) if len(chunk) == CHUNK else b""
+        last = not following
+        dst.write(aead.encrypt(counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00"), chunk, None))
+        size += len(chunk)
+        if last:
+            return size
+        counter += 1
+        chunk = following
 
 
 def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
@@ -84,20 +152,20 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
 
 def _b64(text: bytes) -> bytes:
     if b"=" in text or b"\r" in text:
-        raise AgeDecryptError("age header has padded or non-canonical base64")
+        raise AgeError("age header has padded or non-canonical base64")
     try:
         return base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
     except binascii.Error:
-        raise AgeDecryptError("age header has invalid base64") from None
+        raise AgeError("age header has invalid base64") from None
 
 
 def _read_line(src: IO[bytes], header: bytearray) -> bytes:
     line = src.readline(_MAX_HEADER)
     if not line.endswith(b"\n"):
-        raise AgeDecryptError("age header is truncated")
+        raise AgeError("age header is truncated")
     header += line
     if len(header) > _MAX_HEADER:
-        raise AgeDecryptError("age header is too large")
+        raise AgeError("age header is too large")
     return line[:-1]
 
 
@@ -105,7 +173,7 @@ def _file_key(src: IO[bytes], keys: Sequence[X25519PrivateKey]) -> tuple[bytes, 
     """(file key, header bytes through ``---``, header MAC) from the header at the start of ``src``."""
     header = bytearray()
     if _read_line(src, header) != VERSION_LINE:
-        raise AgeDecryptError("not an age v1 file")
+        raise AgeError("not an age v1 file")
     stanzas: list[tuple[list[bytes], bytes]] = []
     line = _read_line(src, header)
     while line.startswith(b"-> "):
@@ -119,7 +187,7 @@ def _file_key(src: IO[bytes], keys: Sequence[X25519PrivateKey]) -> tuple[bytes, 
         stanzas.append((args, bytes(wrapped)))
         line = _read_line(src, header)
     if not line.startswith(b"--- "):
-        raise AgeDecryptError("age header lacks its MAC line")
+        raise AgeError("age header lacks its MAC line")
     mac = _b64(line[4:])
     signed = bytes(header[: len(header) - len(line) - 1]) + b"---"
     for args, body in stanzas:
@@ -127,49 +195,49 @@ def _file_key(src: IO[bytes], keys: Sequence[X25519PrivateKey]) -> tuple[bytes, 
             continue
         share = _b64(args[1])
         if len(share) != 32 or len(body) != 32:
-            raise AgeDecryptError("malformed X25519 stanza")
+            raise AgeError("malformed X25519 stanza")
         for key in keys:
             shared = key.exchange(X25519PublicKey.from_public_bytes(share))
             if shared == bytes(32):
-                raise AgeDecryptError("X25519 stanza has a low-order share")
+                raise AgeError("X25519 stanza has a low-order share")
             ours = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
             wrap = _hkdf(shared, share + ours, b"age-encryption.org/v1/X25519")
             try:
                 return ChaCha20Poly1305(wrap).decrypt(bytes(12), body, None), signed, mac
             except InvalidTag:
                 continue
-    raise AgeDecryptError("no identity matched any of the file's recipients")
+    raise AgeError("no identity matched any of the file's recipients")
 
 
 def decrypt_stream(src: IO[bytes], dst: IO[bytes], identities: Sequence[str]) -> int:
     """Decrypt the age file ``src`` into ``dst`` with X25519 ``identities``; returns the plaintext size.
 
     Nothing unauthenticated is written: each chunk is checked before it goes out, and a file cut short, a
-    reordered or altered chunk, or a wrong header MAC raises :class:`AgeDecryptError`.
+    reordered or altered chunk, or a wrong header MAC raises :class:`AgeError`.
     """
     keys = [identity_key(i) for i in identities]
     file_key, signed, mac = _file_key(src, keys)
     expected = hmac.new(_hkdf(file_key, b"", b"header"), signed, sha256).digest()
     if not hmac.compare_digest(expected, mac):
-        raise AgeDecryptError("age header MAC does not verify")
-    nonce = src.read(16)
+        raise AgeError("age header MAC does not verify")
+    nonce = _read_full(src, 16)
     if len(nonce) != 16:
-        raise AgeDecryptError("age payload is truncated (no nonce)")
+        raise AgeError("age payload is truncated (no nonce)")
     aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
     size = 0
     counter = 0
-    chunk = src.read(CHUNK + TAG)
+    chunk = _read_full(src, CHUNK + TAG)
     while True:
-        following = src.read(CHUNK + TAG) if len(chunk) == CHUNK + TAG else b""
+        following = _read_full(src, CHUNK + TAG) if len(chunk) == CHUNK + TAG else b""
         last = not following
         if len(chunk) < TAG or (last and len(chunk) == TAG and counter > 0):
-            raise AgeDecryptError("age payload is truncated or has an empty final chunk")
+            raise AgeError("age payload is truncated or has an empty final chunk")
         if counter >= 1 << 88:
-            raise AgeDecryptError("age payload has too many chunks")
+            raise AgeError("age payload has too many chunks")
         try:
             plain = aead.decrypt(counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00"), chunk, None)
         except InvalidTag:
-            raise AgeDecryptError(f"age payload chunk {counter} fails authentication") from None
+            raise AgeError(f"age payload chunk {counter} fails authentication") from None
         dst.write(plain)
         size += len(plain)
         if last:
