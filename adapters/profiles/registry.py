@@ -7,7 +7,16 @@ from typing import Any
 
 from pyrage import x25519
 
-from adapters.profiles import devportal, json_policy, json_raw, mirror, trivy_db, trivy_java_db
+from adapters.profiles import (
+    devportal,
+    json_policy,
+    json_raw,
+    mirror,
+    risk_bundle,
+    risk_simulation,
+    trivy_db,
+    trivy_java_db,
+)
 from core.bundle import PayloadProfile
 from core.errors import BadInputError, UsageError
 from core.profiles import ProfileConfig
@@ -21,6 +30,8 @@ PROFILES: dict[str, PayloadProfile] = {
     "mirror:full": mirror.FULL,
     "mirror:delta": mirror.DELTA,
     "devportal:offline": devportal.PROFILE,
+    "risk:bundle": risk_bundle.PROFILE,
+    "risk:simulation": risk_simulation.PROFILE,
 }
 
 
