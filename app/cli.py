@@ -27,11 +27,25 @@ class _UsageExit(Exception):
     pass
 
 
-def common_options() -> argparse.ArgumentParser:
-    """Options every command takes."""
+def common_options(*, keep_earlier: bool = False) -> argparse.ArgumentParser:
+    """Options every command takes, before or after the command name.
+
+    With ``keep_earlier`` (the subcommands' copy) an option left out after the command name sets nothing,
+    so ``stella --home B keys list`` keeps the ``--home`` given before it.
+    """
     common = _Parser(add_help=False)
-    common.add_argument("--home", metavar="DIR", help="state directory (default: $STELLA_HOME or the user data dir)")
-    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument(
+        "--home",
+        metavar="DIR",
+        default=argparse.SUPPRESS if keep_earlier else None,
+        help="state directory (default: $STELLA_HOME or the user data dir)",
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if keep_earlier else False,
+        help="machine-readable output on stdout",
+    )
     return common
 
 
@@ -48,6 +62,7 @@ COMMANDS: dict[str, str] = {
     "tuf": "app.commands.tuf",
     "mirror": "app.commands.mirror",
     "devportal": "app.commands.devportal",
+    "risk": "app.commands.risk",
     "tui": "app.tui.command",
 }
 
@@ -66,12 +81,12 @@ def _command_of(args: Sequence[str]) -> str | None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    common = common_options()
+    common = common_options(keep_earlier=True)
     parser = _Parser(
         prog="stella",
         description="StellaOps Export Center, offline edition: import security data, build signed bundles, "
         "verify them offline.",
-        parents=[common],
+        parents=[common_options()],
     )
     parser.add_argument("--version", action="version", version=f"stella {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

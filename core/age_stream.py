@@ -26,7 +26,7 @@ import hmac
 import os
 from collections.abc import Sequence
 from hashlib import sha256
-from typing import IO
+from typing import IO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -41,6 +41,15 @@ TAG = 16
 _MAX_HEADER = 1 << 20
 _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _IDENTITY_HRP = "age-secret-key-"
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+    def readline(self, limit: int = -1, /) -> bytes: ...
+
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
 
 
 class AgeError(Exception):
@@ -93,7 +102,7 @@ def recipient_key(text: str) -> X25519PublicKey:
     return X25519PublicKey.from_public_bytes(_bech32(text, _RECIPIENT_HRP, "X25519 recipient (age1...)"))
 
 
-def _read_full(src: IO[bytes], n: int) -> bytes:
+def _read_full(src: Readable | IO[bytes], n: int) -> bytes:
     """``n`` bytes, fewer only at the end of ``src`` (pipes and readers may return short reads)."""
     data = src.read(n)
     while data and len(data) < n:
@@ -108,7 +117,7 @@ def _b64_encode(data: bytes) -> bytes:
     return base64.b64encode(data).rstrip(b"=")
 
 
-def encrypt_stream(src: IO[bytes], dst: IO[bytes], recipients: Sequence[str]) -> int:
+def encrypt_stream(src: IO[bytes], dst: Writable, recipients: Sequence[str]) -> int:
     """Encrypt ``src`` into ``dst`` as an age file for the X25519 ``recipients``; returns the plaintext size.
 
     A fresh file key, a fresh ephemeral share per recipient and a fresh payload nonce each time: ciphertexts
@@ -159,7 +168,7 @@ def _b64(text: bytes) -> bytes:
         raise AgeError("age header has invalid base64") from None
 
 
-def _read_line(src: IO[bytes], header: bytearray) -> bytes:
+def _read_line(src: Readable, header: bytearray) -> bytes:
     line = src.readline(_MAX_HEADER)
     if not line.endswith(b"\n"):
         raise AgeError("age header is truncated")
@@ -169,7 +178,7 @@ def _read_line(src: IO[bytes], header: bytearray) -> bytes:
     return line[:-1]
 
 
-def _file_key(src: IO[bytes], keys: Sequence[X25519PrivateKey]) -> tuple[bytes, bytes, bytes]:
+def _file_key(src: Readable, keys: Sequence[X25519PrivateKey]) -> tuple[bytes, bytes, bytes]:
     """(file key, header bytes through ``---``, header MAC) from the header at the start of ``src``."""
     header = bytearray()
     if _read_line(src, header) != VERSION_LINE:
@@ -209,7 +218,7 @@ def _file_key(src: IO[bytes], keys: Sequence[X25519PrivateKey]) -> tuple[bytes, 
     raise AgeError("no identity matched any of the file's recipients")
 
 
-def decrypt_stream(src: IO[bytes], dst: IO[bytes], identities: Sequence[str]) -> int:
+def decrypt_stream(src: Readable, dst: Writable, identities: Sequence[str]) -> int:
     """Decrypt the age file ``src`` into ``dst`` with X25519 ``identities``; returns the plaintext size.
 
     Nothing unauthenticated is written: each chunk is checked before it goes out, and a file cut short, a
