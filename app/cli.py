@@ -63,6 +63,7 @@ COMMANDS: dict[str, str] = {
     "mirror": "app.commands.mirror",
     "devportal": "app.commands.devportal",
     "risk": "app.commands.risk",
+    "attest": "app.commands.attest",
     "tui": "app.tui.command",
 }
 

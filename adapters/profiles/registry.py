@@ -8,6 +8,7 @@ from typing import Any
 from pyrage import x25519
 
 from adapters.profiles import (
+    attestation,
     devportal,
     json_policy,
     json_raw,
@@ -32,6 +33,7 @@ PROFILES: dict[str, PayloadProfile] = {
     "devportal:offline": devportal.PROFILE,
     "risk:bundle": risk_bundle.PROFILE,
     "risk:simulation": risk_simulation.PROFILE,
+    "attestation:bundle": attestation.PROFILE,
 }
 
 

@@ -1,0 +1,276 @@
+"""`stella attest bundle verify|import`: check every attestation of an attestation bundle offline, then import."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from app.commands.verify import keys_from_files
+from app.output import print_json, stderr, stdout
+from core.errors import BadInputError, ExitCode, PolicyRefusal, StellaError, UsageError
+from core.home import resolve_home
+from core.ingest import validate_tenant
+from core.trust import TrustedKey, TrustStore
+from verify.attest import AttestationReport, verify_attestation_bundle
+from verify.attest_sigstore import (
+    AttestationResult,
+    IdentityPolicy,
+    SigstoreRoot,
+    Trust,
+    load_root,
+    package_production_root,
+    trust_store_roots,
+)
+from verify.bundle import Check
+
+_EXIT_CODES = (
+    "Exit codes: 0 every attestation verified, 3 bad input, 4 integrity, 5 signature (a bad signature, "
+    "no trusted signer, or a signer the identity policy refuses), 6 trust metadata."
+)
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("attest", parents=[common], help="attestation bundles: verify offline and import")
+    asub = p.add_subparsers(dest="attest_command", metavar="ACTION", required=True)
+    b = asub.add_parser("bundle", parents=[common], help="verify or import an attestation bundle")
+    bsub = b.add_subparsers(dest="attest_bundle_command", metavar="ACTION", required=True)
+
+    checks = argparse.ArgumentParser(add_help=False)
+    checks.add_argument("bundle", type=Path)
+    checks.add_argument(
+        "--key", type=Path, action="append", metavar="PUB", help="trusted key of the bundle's signer (PEM); repeatable"
+    )
+    checks.add_argument(
+        "--attestation-key",
+        type=Path,
+        action="append",
+        metavar="PUB",
+        help="trusted key of key-based attestations (PEM); repeatable (default: the trust store's keys)",
+    )
+    checks.add_argument(
+        "--trusted-root",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="Sigstore trusted_root.json for keyless attestations; repeatable (default: the production root of "
+        "the sigstore package and the trust store's sigstore/*.json)",
+    )
+    checks.add_argument(
+        "--no-bundle-roots",
+        action="store_true",
+        help="do not use the trusted roots shipped in the bundle (trust/sigstore/)",
+    )
+    checks.add_argument(
+        "--certificate-identity", action="append", metavar="ID", help="accepted keyless signer (SAN); repeatable"
+    )
+    checks.add_argument("--certificate-identity-regexp", metavar="RE", help="accepted keyless signers (full match)")
+    checks.add_argument("--certificate-oidc-issuer", metavar="URL", help="accepted OIDC issuer of keyless signers")
+    checks.add_argument("--certificate-oidc-issuer-regexp", metavar="RE", help="accepted OIDC issuers (full match)")
+
+    ve = bsub.add_parser(
+        "verify",
+        parents=[common, checks],
+        help="verify an attestation bundle and every attestation in it, offline",
+        description="Verifies the bundle (as `stella verify`), its signed attestation manifest, then every "
+        "attestation: keyless Sigstore bundles against a trusted root and the identity policy, key-based ones "
+        "against trusted keys. " + _EXIT_CODES,
+    )
+    ve.set_defaults(handler=run_verify)
+    im = bsub.add_parser(
+        "import",
+        parents=[common, checks],
+        help="verify an attestation bundle (same checks), then import the attestations that verified",
+        description="Verifies exactly as `attest bundle verify`, then imports every document whose attestations "
+        "all verified, byte for byte, into the bundle's tenant; the others are reported and left out. " + _EXIT_CODES,
+    )
+    im.add_argument("--tenant", help="tenant to import into (must be the bundle's tenant; default: the bundle's)")
+    im.set_defaults(handler=run_import)
+
+
+def _policy(args: argparse.Namespace) -> IdentityPolicy:
+    if args.certificate_identity and args.certificate_identity_regexp is not None:
+        raise UsageError("give --certificate-identity or --certificate-identity-regexp, not both")
+    if args.certificate_oidc_issuer is not None and args.certificate_oidc_issuer_regexp is not None:
+        raise UsageError("give --certificate-oidc-issuer or --certificate-oidc-issuer-regexp, not both")
+    try:
+        policy = IdentityPolicy(
+            identities=tuple(args.certificate_identity or ()),
+            identity_regexp=args.certificate_identity_regexp,
+            issuer=args.certificate_oidc_issuer,
+            issuer_regexp=args.certificate_oidc_issuer_regexp,
+        )
+    except BadInputError as exc:
+        raise UsageError(exc.message) from None
+    if policy.given and not policy.complete:
+        raise UsageError(
+            "a keyless identity policy needs both a certificate identity and an OIDC issuer",
+            hint="add --certificate-identity(-regexp) and --certificate-oidc-issuer(-regexp)",
+        )
+    return policy
+
+
+def _roots(args: argparse.Namespace) -> list[SigstoreRoot]:
+    if args.trusted_root:
+        roots = []
+        for path in args.trusted_root:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise UsageError(f"cannot read trusted root: {exc.strerror}", path=str(path)) from None
+            roots.append(load_root(data, name=path.stem, source="file", path=str(path)))
+        return roots
+    return [package_production_root(), *trust_store_roots(resolve_home(args.home).trust_dir)]
+
+
+def _keys(args: argparse.Namespace) -> list[TrustedKey]:
+    return keys_from_files(args.key) if args.key else TrustStore(resolve_home(args.home)).list()
+
+
+def _attestation_keys(args: argparse.Namespace) -> list[TrustedKey]:
+    if args.attestation_key:
+        return keys_from_files(args.attestation_key)
+    return TrustStore(resolve_home(args.home)).list()
+
+
+def _signer(result: AttestationResult) -> str:
+    if "key" in result.signer:
+        return f"key {result.signer['key']}"
+    identity = result.signer.get("identity")
+    return f"{identity} ({result.signer.get('issuer')})" if identity else ""
+
+
+def _subject(result: AttestationResult) -> str:
+    if not result.subjects:
+        return ""
+    first = result.subjects[0]
+    digest = next(iter(sorted((first.get("digest") or {}).items())), ("", ""))
+    more = f" +{len(result.subjects) - 1}" if len(result.subjects) > 1 else ""
+    return f"{first.get('name') or digest[0] + ':' + digest[1][:16]}{more}"
+
+
+def _verify(args: argparse.Namespace, extract_to: Path | None = None) -> AttestationReport:
+    policy = _policy(args)
+    trust = Trust(keys=_attestation_keys(args), roots=_roots(args), policy=policy)
+
+    def show(check: Check) -> None:
+        if args.json:
+            return
+        mark = "[green]  ok  [/]" if check.ok else "[bold red] FAIL [/]"
+        where = f" [dim]{escape(check.path)}[/]" if check.path and not check.ok else ""
+        (stdout if check.ok else stderr).print(f"{mark} {check.name:20} {escape(check.detail)}{where}")
+
+    report = verify_attestation_bundle(
+        args.bundle,
+        _keys(args),
+        trust=trust,
+        use_bundle_roots=not args.no_bundle_roots,
+        on_check=show,
+        extract_to=extract_to,
+    )
+    if not args.json and report.results:
+        stdout.print("[bold]attestations[/]")
+        for r in report.results:
+            mark = "[green]verified[/]" if r.verified else "[bold red]FAILED  [/]"
+            where = f"{r.path}#{r.entry_index}" if r.entry_index else r.path
+            kind = r.predicate_type or r.payload_type or r.kind
+            stdout.print(
+                f"  {mark} {r.method:8} {escape(kind)}  signer: {escape(_signer(r) or '-')}  "
+                f"subject: {escape(_subject(r) or '-')}  [dim]{escape(where)}[/]"
+            )
+            if r.error is not None:
+                stdout.print(f"           [red]{escape(r.error.message)}[/]")
+    if not args.json and report.error is not None:
+        stderr.print(f"[bold red]not verified:[/] {escape(report.error.diagnostics())}")
+    return report
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    report = _verify(args)
+    if args.json:
+        print_json(report.to_dict())
+    if report.error is not None:
+        return int(report.error.exit_code)
+    if not args.json:
+        stdout.print(
+            f"[bold green]verified[/] {escape(str(args.bundle))}: {len(report.results)} attestations of tenant "
+            f"{report.manifest.get('tenant')}, run {report.manifest.get('runId')}"
+        )
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    # The store and the source adapters are loaded only here: verifying needs neither.
+    from adapters.sources.dsse import FORMATS as DSSE_FORMATS
+    from adapters.sources.intoto import FORMATS as INTOTO_FORMATS
+    from adapters.sources.sigstore_bundle import FORMATS as BUNDLE_FORMATS
+    from core.ingest import FileResult, Importer, Outcome
+    from core.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="stella-attest-import-") as work:
+        report = _verify(args, extract_to=Path(work))
+        verified_bundle = all(c.ok for c in report.checks if c.name != "attestations")
+        if not verified_bundle or not report.checks:
+            if args.json:
+                print_json({"verification": report.to_dict(), "imported": []})
+            error = report.error or BadInputError("the bundle did not verify", path=str(args.bundle))
+            return int(error.exit_code)
+        bundle_tenant = str(report.manifest.get("tenant"))
+        tenant = validate_tenant(args.tenant or bundle_tenant)
+        if tenant != bundle_tenant:
+            raise PolicyRefusal(
+                f"the bundle belongs to tenant {bundle_tenant!r}, not {tenant!r}",
+                path=str(args.bundle),
+                hint="an attestation bundle is imported into its own tenant",
+            )
+        by_path = {str(path): sha for sha, path in report.extracted.items()}
+        results: list[FileResult] = []
+        paths = [report.extracted[sha] for sha in sorted(report.extracted)]
+        if paths:
+            with Store.open(resolve_home(args.home)) as store:
+                importer = Importer(
+                    store, (*BUNDLE_FORMATS, *DSSE_FORMATS, *INTOTO_FORMATS), tenant=tenant, on_result=results.append
+                )
+                importer.run(paths)
+                stored = [by_path[r.path] for r in results if r.outcome is not Outcome.REJECTED and r.path in by_path]
+                if stored:
+                    with store.transaction() as conn:
+                        conn.execute(
+                            "UPDATE attestations SET verification = 'verified' WHERE tenant = ? "
+                            f"AND document_sha256 IN ({', '.join('?' for _ in stored)})",
+                            [tenant, *stored],
+                        )
+    outcome = {by_path.get(r.path, r.path): r for r in results}
+    rows: list[dict[str, Any]] = []
+    for result in report.results:
+        imported = outcome.get(result.document_sha256)
+        row = result.to_dict()
+        if imported is None:
+            row["import"] = "not imported: did not verify" if not result.verified else "not imported"
+        else:
+            row["import"] = str(imported.outcome)
+            if imported.error is not None:
+                row["importError"] = imported.error.to_dict()
+        rows.append(row)
+    rejected = [r for r in results if r.outcome is Outcome.REJECTED]
+    code = report.error.exit_code if report.error is not None else ExitCode.OK
+    if code is ExitCode.OK and rejected:
+        code = ExitCode.BAD_INPUT
+    if args.json:
+        print_json({"verification": report.to_dict(), "tenant": tenant, "imported": rows})
+    else:
+        for row in rows:
+            stdout.print(f"  {row['import']:28} {escape(row['path'])}#{row['entryIndex']}")
+        n_new = sum(1 for r in results if r.outcome is Outcome.IMPORTED)
+        n_dup = sum(1 for r in results if r.outcome is Outcome.DUPLICATE)
+        left = sum(1 for r in report.results if not r.verified)
+        stdout.print(
+            f"[bold]imported[/] {n_new} new and {n_dup} already stored attestation documents into tenant "
+            f"{escape(tenant)}; {left} attestations did not verify and were left out"
+        )
+    if rejected and isinstance(rejected[0].error, StellaError) and not args.json:
+        stderr.print(f"[bold red]rejected:[/] {escape(rejected[0].error.diagnostics())}")
+    return int(code)

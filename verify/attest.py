@@ -1,0 +1,392 @@
+"""Offline verification of an attestation bundle: the bundle contract, its signed manifest, then every attestation.
+
+Checks, in order, each reported as it completes; the first failure decides the exit code:
+
+1. the whole bundle contract as ``stella verify`` checks it (:func:`verify.bundle.verify_bundle`: the manifest
+   signature by a trusted key, every digest and size, provenance) - exit 3, 4, 5 or 6;
+2. ``attestation profile`` (3): the bundle is an ``attestation``/``bundle`` export;
+3. ``attestation files`` (4): a second read of the archive finds ``export.json`` with the digest that verified,
+   and every attestation, trust and log file with the digest ``export.json`` lists (so what is verified and
+   imported is what the signature covers, even if the archive changed in between);
+4. ``attestation manifest`` (5/4): ``attestations/manifest.dsse.json`` is signed by the key that signed
+   ``export.json``, over exactly ``attestations/manifest.json``, an in-toto Statement whose subjects are every
+   attestation, trust and log file; ``manifest.sigstore.json`` carries the same envelope;
+5. ``trust material`` (3): the Sigstore trusted roots to check keyless attestations with;
+6. ``attestations`` (3/5): every attestation of every document, verified offline
+   (:mod:`verify.attest_sigstore`): keyless Sigstore bundles against a trusted root and the identity policy,
+   key-based ones against the trusted keys. Each result is reported; the first failure's exit code is the
+   command's.
+
+Trusted roots: those the receiver gives (``roots``: the trust store's, or ``--trusted-root`` files), and unless
+``use_bundle_roots`` is off, the roots shipped in the bundle's ``trust/sigstore/``. A shipped root is as
+trustworthy as the bundle's signer, which the receiver trusts already; the identity policy still decides which
+signers are accepted. Shipped public keys (``trust/keys/``) are never trusted by themselves: a key is an
+identity, so key-based attestations verify only with keys of the receiver's trust store or ``--attestation-key``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import orjson
+
+from core.archive import ReaderLimits, SafeArchiveReader
+from core.errors import BadInputError, IntegrityError, SignatureError, StellaError
+from core.signing import pae, verify_raw
+from core.trust import TrustedKey
+from verify.attest_sigstore import AttestationResult, IdentityPolicy, SigstoreRoot, Trust, load_root, verify_document
+from verify.bundle import Check, verify_bundle
+from verify.manifest import ManifestReader
+
+DOCUMENTS = "attestations/documents/"
+INDEX = "attestations/index.jsonl"
+MANIFEST = "attestations/manifest.json"
+MANIFEST_DSSE = "attestations/manifest.dsse.json"
+MANIFEST_SIGSTORE = "attestations/manifest.sigstore.json"
+MANIFEST_PREDICATE = "https://stellaops.dev/attestation-bundle/v1"
+ROOTS = "trust/sigstore/"
+IN_TOTO = "application/vnd.in-toto+json"
+#: The payload prefixes this verifier reads a second time; everything else is left to ``verify_bundle``.
+_PREFIXES = ("attestations/", "trust/", "tlog/")
+_SIGNED_MANIFEST = (MANIFEST, MANIFEST_DSSE, MANIFEST_SIGSTORE)
+_MAX_MANIFEST = 64 << 20
+_CHUNK = 1 << 20
+
+
+@dataclass
+class AttestationReport:
+    """What ``stella attest bundle verify`` says about a bundle (``stella verify``'s shape + attestations)."""
+
+    bundle: str
+    policy: IdentityPolicy
+    checks: list[Check] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    signer: dict[str, Any] | None = None
+    roots: list[SigstoreRoot] = field(default_factory=list)
+    results: list[AttestationResult] = field(default_factory=list)
+    error: StellaError | None = None
+    #: Documents whose every attestation verified, copied out (only with ``extract_to``), by document digest.
+    extracted: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the bundle and every attestation verified."""
+        return self.error is None and bool(self.checks) and all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` form."""
+        out: dict[str, Any] = {
+            "bundle": self.bundle,
+            "verified": self.ok,
+            "exitCode": 0 if self.ok else int(self.error.exit_code if self.error else 4),
+            "checks": [c.to_dict() for c in self.checks],
+            "manifest": self.manifest,
+            "policy": self.policy.describe(),
+            "trustedRoots": [r.describe() for r in self.roots],
+            "attestations": [r.to_dict() for r in self.results],
+            "summary": {
+                "attestations": len(self.results),
+                "verified": sum(1 for r in self.results if r.verified),
+                "failed": sum(1 for r in self.results if not r.verified),
+            },
+        }
+        if self.signer:
+            out["signer"] = self.signer
+        if self.error is not None:
+            out["error"] = self.error.to_dict()
+        return out
+
+
+class _AttestationVerification:
+    def __init__(
+        self,
+        bundle: Path,
+        keys: Sequence[TrustedKey],
+        trust: Trust,
+        use_bundle_roots: bool,
+        report: AttestationReport,
+        on_check: Callable[[Check], None],
+        on_result: Callable[[AttestationResult], None],
+        work: Path,
+        extract_to: Path | None,
+    ) -> None:
+        self.bundle = bundle
+        self.keys = keys
+        self.trust = trust
+        self.use_bundle_roots = use_bundle_roots
+        self.report = report
+        self.on_check = on_check
+        self.on_result = on_result
+        self.work = work
+        self.extract_to = extract_to
+
+    def passed(self, name: str, detail: str, path: str | None = None) -> None:
+        check = Check(name, True, detail, path)
+        self.report.checks.append(check)
+        self.on_check(check)
+
+    def failed(self, name: str, error: StellaError) -> StellaError:
+        check = Check(name, False, error.message, error.path)
+        self.report.checks.append(check)
+        self.on_check(check)
+        return error
+
+    def run(self, manifest_sha: str) -> None:
+        profile = self.report.manifest.get("profile") or {}
+        if (profile.get("kind"), profile.get("variant")) != ("attestation", "bundle"):
+            raise self.failed(
+                "attestation profile",
+                BadInputError(
+                    f"not an attestation bundle: profile {profile.get('id')!r}"
+                    f" ({profile.get('kind')}:{profile.get('variant')})",
+                    path=str(self.bundle),
+                    hint="`stella verify` checks bundles of other profiles",
+                ),
+            )
+        self.passed("attestation profile", f"{profile.get('id')} bundle")
+        files = self.read_files(manifest_sha)
+        self.check_manifest(files)
+        roots = self.check_trust(files)
+        self.check_attestations(files, roots)
+
+    # -- a second, digest-checked read -----------------------------------------------------------------
+    def read_files(self, manifest_sha: str) -> dict[str, Path]:
+        """Copy export.json and every attestation, trust and log file out, each checked by digest."""
+        copies: dict[str, Path] = {}
+        listed: dict[str, tuple[str, int]] = {}
+        with SafeArchiveReader(self.bundle, ReaderLimits()) as reader:
+            for member in reader:
+                name = member.name
+                if name == "export.json":
+                    target = self.work / "export.json"
+                elif name.startswith(_PREFIXES):
+                    if name not in listed:
+                        raise self.failed("attestation files", IntegrityError("not listed in export.json", path=name))
+                    target = self.work / "files" / PurePosixPath(name).as_posix().replace("/", "_")
+                else:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                sha = hashlib.sha256()
+                size = 0
+                with member.stream() as src, target.open("wb") as out:
+                    while chunk := src.read(_CHUNK):
+                        sha.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+                if name == "export.json":
+                    if sha.hexdigest() != manifest_sha:
+                        raise self.failed(
+                            "attestation files", IntegrityError("export.json changed since it was verified", path=name)
+                        )
+                    listed = {
+                        f.path: (f.sha256, f.size)
+                        for f in ManifestReader(target).files()
+                        if f.path.startswith(_PREFIXES)
+                    }
+                    continue
+                if (sha.hexdigest(), size) != listed[name]:
+                    raise self.failed(
+                        "attestation files", IntegrityError("differs from the digest export.json lists", path=name)
+                    )
+                copies[name] = target
+        missing = sorted(set(listed) - set(copies)) + [p for p in (*_SIGNED_MANIFEST, INDEX) if p not in listed]
+        if missing:
+            raise self.failed("attestation files", IntegrityError("missing from the bundle", path=missing[0]))
+        self.passed("attestation files", f"{len(copies)} attestation, trust and log files match export.json")
+        return copies
+
+    # -- the signed attestation manifest ----------------------------------------------------------------
+    def check_manifest(self, files: dict[str, Path]) -> None:
+        body = files[MANIFEST].read_bytes()
+        raw_envelope = files[MANIFEST_DSSE].read_bytes()
+        if len(body) > _MAX_MANIFEST or len(raw_envelope) > 2 * _MAX_MANIFEST:
+            raise self.failed("attestation manifest", IntegrityError("oversized attestation manifest", path=MANIFEST))
+        try:
+            envelope = orjson.loads(raw_envelope)
+            payload_type = str(envelope["payloadType"])
+            payload = base64.b64decode(envelope["payload"], validate=True)
+            signatures = [base64.b64decode(s["sig"], validate=True) for s in envelope["signatures"]]
+        except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error):
+            raise self.failed(
+                "attestation manifest", SignatureError("not a DSSE envelope", path=MANIFEST_DSSE)
+            ) from None
+        keyid = (self.report.signer or {}).get("keyid")
+        signer = next((k for k in self.keys if k.keyid == keyid), None)
+        if (
+            payload_type != IN_TOTO
+            or signer is None
+            or not any(verify_raw(signer.public_key, s, pae(payload_type, payload)) for s in signatures)
+        ):
+            raise self.failed(
+                "attestation manifest",
+                SignatureError(
+                    f"{MANIFEST_DSSE} is not an in-toto envelope signed by the key that signed export.json",
+                    path=MANIFEST_DSSE,
+                ),
+            )
+        if payload != body:
+            raise self.failed(
+                "attestation manifest",
+                IntegrityError(f"the DSSE envelope does not carry {MANIFEST}", path=MANIFEST_DSSE),
+            )
+        try:
+            sigstore = orjson.loads(files[MANIFEST_SIGSTORE].read_bytes())
+            same = sigstore["dsseEnvelope"] == envelope and sigstore["verificationMaterial"]["publicKey"]["hint"] == (
+                signer.hint
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            same = False
+        if not same:
+            raise self.failed(
+                "attestation manifest",
+                SignatureError(
+                    f"{MANIFEST_SIGSTORE} does not carry the signed envelope of {MANIFEST_DSSE}",
+                    path=MANIFEST_SIGSTORE,
+                ),
+            )
+        try:
+            statement = orjson.loads(body)
+            subjects = {str(s["name"]): str(s["digest"]["sha256"]) for s in statement["subject"]}
+            predicate_type = statement.get("predicateType")
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise self.failed(
+                "attestation manifest", BadInputError("not an in-toto Statement", path=MANIFEST)
+            ) from None
+        expected = {
+            name: hashlib.sha256(path.read_bytes()).hexdigest()
+            for name, path in files.items()
+            if name not in _SIGNED_MANIFEST
+        }
+        if predicate_type != MANIFEST_PREDICATE or subjects != expected:
+            extra = sorted(set(expected) ^ set(subjects)) or sorted(n for n in expected if expected[n] != subjects[n])
+            raise self.failed(
+                "attestation manifest",
+                IntegrityError(
+                    f"{MANIFEST} does not list the bundle's attestation files"
+                    + (f" (first difference: {extra[0]})" if extra else f" (predicateType {predicate_type!r})"),
+                    path=MANIFEST,
+                ),
+            )
+        self.passed(
+            "attestation manifest",
+            f"DSSE and Sigstore bundle verified with the bundle's signer; {len(subjects)} files listed",
+            MANIFEST,
+        )
+
+    # -- trust material --------------------------------------------------------------------------------
+    def check_trust(self, files: dict[str, Path]) -> list[SigstoreRoot]:
+        roots = list(self.trust.roots)
+        shipped = sorted(name for name in files if name.startswith(ROOTS))
+        if self.use_bundle_roots:
+            for name in shipped:
+                try:
+                    root = load_root(
+                        files[name].read_bytes(), name=PurePosixPath(name).stem, source="bundle", path=name
+                    )
+                except StellaError as exc:
+                    raise self.failed("trust material", exc) from None
+                if all(r.data != root.data for r in roots):
+                    roots.append(root)
+        self.report.roots = roots
+        names = ", ".join(f"{r.name} ({r.source})" for r in roots) or "none"
+        used = "" if self.use_bundle_roots or not shipped else f"; {len(shipped)} shipped roots not used"
+        self.passed("trust material", f"Sigstore trusted roots: {names}; {len(self.trust.keys)} trusted keys{used}")
+        return roots
+
+    # -- every attestation -----------------------------------------------------------------------------
+    def check_attestations(self, files: dict[str, Path], roots: list[SigstoreRoot]) -> None:
+        documents = {name: path for name, path in files.items() if name.startswith(DOCUMENTS)}
+        indexed: list[str] = []
+        for n, line in enumerate(files[INDEX].read_bytes().splitlines(), start=1):
+            try:
+                record = orjson.loads(line)
+                path = str(record["path"])
+                document = str(record["document"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                raise self.failed(
+                    "attestations", BadInputError(f"line {n} is not an index record", path=INDEX)
+                ) from None
+            if path != f"{DOCUMENTS}{document}.json" or path not in documents:
+                raise self.failed(
+                    "attestations", IntegrityError(f"line {n} names a document the bundle lacks: {path}", path=INDEX)
+                )
+            if path not in indexed:
+                indexed.append(path)
+        unindexed = sorted(set(documents) - set(indexed))
+        if unindexed:
+            raise self.failed("attestations", IntegrityError(f"not in {INDEX}", path=unindexed[0]))
+        trust = Trust(keys=self.trust.keys, roots=roots, policy=self.trust.policy)
+        first_error: StellaError | None = None
+        for path in indexed:
+            data = documents[path].read_bytes()
+            if hashlib.sha256(data).hexdigest() != PurePosixPath(path).stem:
+                raise self.failed("attestations", IntegrityError("not the document its name says", path=path))
+            results = verify_document(data, path=path, trust=trust)
+            for result in results:
+                self.report.results.append(result)
+                self.on_result(result)
+                if result.error is not None and first_error is None:
+                    first_error = result.error
+            if self.extract_to is not None and all(r.verified for r in results):
+                target = self.extract_to / PurePosixPath(path).name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                self.report.extracted[PurePosixPath(path).stem] = target
+        total = len(self.report.results)
+        good = sum(1 for r in self.report.results if r.verified)
+        if first_error is not None:
+            raise self.failed(
+                "attestations",
+                type(first_error)(
+                    f"{total - good} of {total} attestations did not verify; first: {first_error.message}",
+                    path=first_error.path,
+                    hint=first_error.hint,
+                ),
+            )
+        self.passed("attestations", f"{good} of {total} attestations verified")
+
+
+def verify_attestation_bundle(
+    bundle: Path,
+    keys: Sequence[TrustedKey],
+    *,
+    trust: Trust,
+    use_bundle_roots: bool = True,
+    on_check: Callable[[Check], None] | None = None,
+    on_result: Callable[[AttestationResult], None] | None = None,
+    extract_to: Path | None = None,
+) -> AttestationReport:
+    """Verify an attestation bundle whose ``export.json`` is signed by one of ``keys``, then every attestation.
+
+    ``trust`` holds what attestations are checked against (trusted keys, the receiver's Sigstore trusted roots,
+    the identity policy). ``report.error`` is the first failure (its exit code is the command's). With
+    ``extract_to``, each document whose every attestation verified is copied there (``report.extracted``).
+    """
+    show = on_check or (lambda _c: None)
+    report = AttestationReport(str(bundle), trust.policy)
+    base = verify_bundle(bundle, keys, on_check=show)
+    report.checks = list(base.checks)
+    report.manifest = base.manifest
+    report.signer = base.signer
+    if base.error is not None:
+        report.error = base.error
+        return report
+    with tempfile.TemporaryDirectory(prefix="stella-attest-") as work:
+        job = _AttestationVerification(
+            bundle, keys, trust, use_bundle_roots, report, show, on_result or (lambda _r: None), Path(work), extract_to
+        )
+        try:
+            job.run(str(base.manifest["sha256"]))
+        except StellaError as exc:
+            if not report.checks or report.checks[-1].ok:
+                report.checks.append(Check("attestation", False, exc.message, exc.path))
+                show(report.checks[-1])
+            report.error = exc
+    return report
