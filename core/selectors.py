@@ -420,3 +420,20 @@ def _stream(store: Store, sql: str, params: dict[str, Any]) -> Iterator[InputRef
                 yield InputRef(sha, kind, fmt, subject, doc_id, int(size))
     finally:
         cur.close()
+
+
+def count_inputs(store: Store, tenant: str, selectors: Selectors, record_types: Iterable[str]) -> dict[str, int]:
+    """How many documents an export with these selectors would take now, per record type.
+
+    The same selection :func:`resolve_inputs` streams and the planner pins, counted in the database; record types
+    with nothing selected are left out. Raises like :func:`resolve_inputs`.
+    """
+    validate_tenant(tenant)
+    selectors.check_tenant(tenant)
+    sql, params = selection_sql(tenant, selectors, record_types)
+    cur = store.cursor()
+    try:
+        rows = cur.execute(f"SELECT kind, count(*) FROM ({sql}) s GROUP BY kind ORDER BY kind", params).fetchall()
+    finally:
+        cur.close()
+    return {str(kind): int(n) for kind, n in rows}

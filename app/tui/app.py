@@ -4,55 +4,57 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from app.tui.navigation import SCREENS_HELP, nav_bindings
+from app.tui.screens.base import shown_path
 from app.tui.screens.dashboard import DashboardScreen
+from app.tui.screens.data import DataScreen
+from app.tui.screens.export import ExportScreen
 from app.tui.screens.importing import ImportScreen
 from app.tui.screens.keys import KeysScreen
 from app.tui.screens.modals import HelpScreen
+from app.tui.screens.profiles import ProfilesScreen
+from app.tui.screens.runs import RunsScreen
 from app.tui.screens.verify import VerifyScreen
 from core import __version__
 from core.home import Home
 
-#: mode name -> (title in the command palette, what it shows)
-SCREENS_HELP: dict[str, tuple[str, str]] = {
-    "dashboard": ("Dashboard", "store counts per tenant, recent runs, keys"),
-    "import": ("Import", "import files, directories or archives into a tenant"),
-    "verify": ("Verify", "verify a received bundle check by check"),
-    "keys": ("Keys and trust", "signing keys and trusted keys"),
-}
-
 
 class StellaApp(App[None]):
-    """`stella tui`: dashboard, import, verify, keys; every action calls the same services as the CLI."""
+    """`stella tui`: every action calls the same services as the CLI."""
 
     TITLE = "stella"
     CSS_PATH = "app.tcss"
     MODES: ClassVar[dict[str, str | Callable[[], Screen[None]]]] = {
         "dashboard": DashboardScreen,
         "import": ImportScreen,
+        "data": DataScreen,
+        "profiles": ProfilesScreen,
+        "export": ExportScreen,
+        "runs": RunsScreen,
         "verify": VerifyScreen,
         "keys": KeysScreen,
     }
     DEFAULT_MODE: ClassVar[str] = "dashboard"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("d", "show('dashboard')", "Dashboard"),
-        Binding("i", "show('import')", "Import"),
-        Binding("v", "show('verify')", "Verify"),
-        Binding("k", "show('keys')", "Keys"),
+        *nav_bindings(show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, home: Home) -> None:
+    def __init__(self, home: Home, *, screenshot: Path | None = None) -> None:
         super().__init__()
         self.home = home
         self.store_guard = threading.Lock()
-        self.sub_title = f"{__version__}  {home.root}"
+        self.sub_title = f"{__version__}  {shown_path(home.root)}"
+        self.screenshot = screenshot
+        self._first_screen_shown = False
 
     def action_show(self, mode: str) -> None:
         if mode != self.current_mode:
@@ -64,6 +66,23 @@ class StellaApp(App[None]):
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        for mode, (title, what) in SCREENS_HELP.items():
-            yield SystemCommand(title, what, lambda mode=mode: self.action_show(mode))
-        yield SystemCommand("Help", "key bindings and what each screen does", self.action_help)
+        for mode, (key, title, what) in SCREENS_HELP.items():
+            yield SystemCommand(f"{title} ({key})", what, lambda mode=mode: self.action_show(mode))
+        yield SystemCommand("Help (?)", "key bindings and what each screen does", self.action_help)
+
+    def first_screen_shown(self) -> None:
+        """Called once the first screen has drawn what it read: with ``screenshot``, save it as SVG and exit.
+
+        This is `stella tui --screenshot PATH`: the smoke test of the binary, and the time to first screen.
+        """
+        if self._first_screen_shown:
+            return
+        self._first_screen_shown = True
+        if self.screenshot is not None:
+            # Rows added and texts updated are laid out on the next refresh: save after that one.
+            self.call_after_refresh(self._save_screenshot_and_exit)
+
+    def _save_screenshot_and_exit(self) -> None:
+        assert self.screenshot is not None
+        self.save_screenshot(filename=self.screenshot.name, path=str(self.screenshot.parent))
+        self.exit()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from textual import on
+from textual.message import Message
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from core.errors import StellaError
 from core.home import Home
@@ -14,6 +16,23 @@ from core.home import Home
 
 class StellaScreen(Screen[None]):
     """A top-level screen of the app (one per mode)."""
+
+    _resumes = 0
+
+    def on_screen_resume(self) -> None:
+        """Coming back to a screen (from another mode or a dialog) reads the store again; the first showing is
+        ``on_mount``'s to load, so it is not read twice."""
+        self._resumes += 1
+        if self._resumes > 1:
+            self.resumed()
+
+    def resumed(self) -> None:
+        """What a screen does when it is shown again; nothing by default."""
+
+    def loaded(self, message: Message) -> None:
+        """Post a worker's result, unless the worker was cancelled (a newer load of the same screen replaced it)."""
+        if not get_current_worker().is_cancelled:
+            self.post_message(message)
 
     @property
     def home(self) -> Home:
@@ -29,6 +48,13 @@ class StellaScreen(Screen[None]):
 
         title, sentence = sentence_of(event.worker.error)
         self.app.push_screen(ErrorModal(title, sentence))
+        self.drawn()
+
+    def drawn(self) -> None:
+        """The screen shows what it read (or why it could not): tell the app after the next refresh."""
+        hook = getattr(self.app, "first_screen_shown", None)
+        if hook is not None:
+            self.call_after_refresh(hook)
 
     def action_leave_field(self) -> None:
         """Escape in a form: leave the text field so the single-letter bindings work again."""
@@ -50,3 +76,13 @@ def sentence_of(error: BaseException) -> tuple[str, str]:
         "internal error",
         f"internal error: {type(error).__name__}: {error} (this is a bug in stella; report it)",
     )
+
+
+def shown_path(path: Path | str) -> str:
+    """A path as the TUI prints it: relative to the working directory when it is under it (shorter at 80 columns),
+    absolute otherwise."""
+    p = Path(path)
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)

@@ -12,9 +12,10 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from app.tui.screens.base import StellaScreen
+from app.tui.navigation import nav_bindings
+from app.tui.screens.base import StellaScreen, shown_path
 from core.keys import KeyStore
-from core.runs import ExportRun, RunEngine
+from core.runs import ExportRun, RunEngine, RunState
 from core.store import Store
 from core.trust import TrustStore
 
@@ -41,6 +42,23 @@ class DashboardData:
     trusted: int = 0
 
 
+def dashboard_warnings(data: DashboardData) -> list[str]:
+    """What an operator should fix before exporting or verifying, from what the store and home hold."""
+    out: list[str] = []
+    if not data.stats:
+        out.append("the store is empty: import documents with `stella import PATH` (i)")
+    if not data.keys:
+        out.append("no signing key: exports cannot be signed; create one with `stella keys generate NAME` (k, g)")
+    if not data.trusted:
+        out.append(
+            "no trusted key: `stella verify` without --key refuses every bundle; add one with `stella trust add` (k, a)"
+        )
+    failed = sum(1 for r in data.runs if r.state is RunState.FAILED)
+    if failed:
+        out.append(f"{failed} of the recent runs failed: see their events (h)")
+    return out
+
+
 class DashboardLoaded(Message):
     def __init__(self, data: DashboardData) -> None:
         super().__init__()
@@ -50,17 +68,21 @@ class DashboardLoaded(Message):
 class DashboardScreen(StellaScreen):
     """Per-tenant counts (``Store.stats``), recent runs, keys and trusted keys."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "refresh", "Refresh")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *nav_bindings(show=True, prefix="app."),
+        Binding("r", "refresh", "Refresh", show=False),
+    ]
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll():
             yield Static("", id="dash-summary", markup=False)
+            yield Static("", id="dash-warnings", markup=False)
             yield Label("Store", classes="section")
             yield DataTable(id="dash-counts", cursor_type="row", zebra_stripes=True)
             yield Label("Recent runs", classes="section")
             yield DataTable(id="dash-runs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "dashboard"
@@ -73,12 +95,11 @@ class DashboardScreen(StellaScreen):
             runs.add_column(heading, key=heading)
         self.action_refresh()
 
-    def on_screen_resume(self) -> None:
-        if self.is_mounted:
-            self.action_refresh()
+    def resumed(self) -> None:
+        self.action_refresh()
 
     def action_refresh(self) -> None:
-        self.query_one("#dash-summary", Static).update(f"home {self.home.root}  (loading...)")
+        self.query_one("#dash-summary", Static).update(f"home {shown_path(self.home.root)}  (loading...)")
         self.load()
 
     @work(thread=True, exclusive=True, group="dashboard", exit_on_error=False, description="read the store")
@@ -94,7 +115,7 @@ class DashboardScreen(StellaScreen):
                 data.runs.extend(engine.list_runs(tenant, limit=RECENT_RUNS))
         data.runs.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
         del data.runs[RECENT_RUNS:]
-        self.post_message(DashboardLoaded(data))
+        self.loaded(DashboardLoaded(data))
 
     def on_dashboard_loaded(self, message: DashboardLoaded) -> None:
         data = message.data
@@ -114,9 +135,14 @@ class DashboardScreen(StellaScreen):
                 f"{run.created_at:%Y-%m-%d %H:%M}",
                 key=run.run_id,
             )
+        warnings = dashboard_warnings(data)
+        box = self.query_one("#dash-warnings", Static)
+        box.update("\n".join(f"! {w}" for w in warnings))
+        box.display = bool(warnings)
         tenants = len(data.stats)
         self.query_one("#dash-summary", Static).update(
-            f"home {self.home.root}\n"
+            f"home {shown_path(self.home.root)}\n"
             f"{tenants} tenant{'s' if tenants != 1 else ''}, {data.keys} signing key{'s' if data.keys != 1 else ''}, "
             f"{data.trusted} trusted key{'s' if data.trusted != 1 else ''}, {len(data.runs)} recent runs"
         )
+        self.drawn()

@@ -15,6 +15,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBa
 
 from adapters.sources.registry import SOURCES
 from app.tui.screens.base import StellaScreen
+from app.tui.screens.modals import TextModal
 from core.errors import Cancelled
 from core.ingest import DEFAULT_TENANT, FileResult, Importer, ImportSummary
 from core.progress import CancelToken
@@ -66,6 +67,19 @@ class MessageSink:
         return self.token.is_cancelled()
 
 
+def result_text(result: FileResult) -> str:
+    """One file's import result in full, as `stella import` reports it."""
+    lines = [f"outcome   {result.outcome}", f"path      {result.path}"]
+    lines.append(f"format    {result.format or '(not recognised)'}")
+    if result.document_id:
+        lines.append(f"document  {result.document_id} ({result.kind}, sha256 {result.sha256})")
+    if result.error is not None:
+        lines.append(f"reason    {result.error.diagnostics()}")
+        lines.append(f"exit code {int(result.error.exit_code)} ({result.error.code})")
+    lines += [f"warning   {w}" for w in result.warnings]
+    return "\n".join(lines)
+
+
 def split_paths(text: str) -> list[Path]:
     """Paths typed on one line, shell-style (quote a path with spaces)."""
     try:
@@ -86,6 +100,7 @@ class ImportScreen(StellaScreen):
     def __init__(self) -> None:
         super().__init__()
         self.token: CancelToken | None = None
+        self.results: list[FileResult] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -98,7 +113,7 @@ class ImportScreen(StellaScreen):
         yield ProgressBar(id="import-progress", show_eta=False)
         yield Static("", id="import-summary", markup=False)
         yield DataTable(id="import-results", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "import"
@@ -120,6 +135,7 @@ class ImportScreen(StellaScreen):
         tenant = self.query_one("#import-tenant", Input).value.strip() or DEFAULT_TENANT
         self.token = CancelToken()
         self.query_one("#import-results", DataTable).clear()
+        self.results.clear()
         self.query_one("#import-progress", ProgressBar).update(total=None, progress=0)
         self.query_one("#import-summary", Static).update(f"importing into tenant {tenant} ...")
         self._set_running(True)
@@ -177,7 +193,14 @@ class ImportScreen(StellaScreen):
             reason = "warning: " + "; ".join(result.warnings)
         table = self.query_one("#import-results", DataTable)
         table.add_row(str(result.outcome), result.path, result.format or "", reason)
+        self.results.append(result)
         table.move_cursor(row=table.row_count - 1)
+
+    @on(DataTable.RowSelected, "#import-results")
+    def result_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a result: the whole of it, above all a rejected file's reason (the table cuts it short)."""
+        result = self.results[event.cursor_row]
+        self.app.push_screen(TextModal(f"{result.outcome}: {result.path}", result_text(result)))
 
     def on_import_finished(self, message: ImportFinished) -> None:
         self.token = None

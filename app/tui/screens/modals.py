@@ -44,23 +44,31 @@ class ErrorModal(ModalScreen[None]):
 HELP_TEXT = """\
 stella: import security data, build signed bundles, verify them offline.
 
-Screens
-  d  Dashboard   store counts per tenant, recent runs, keys, trusted keys
+Screens (letters work when no text field has the focus)
+  d  Dashboard   store counts per tenant, recent runs, keys, warnings
   i  Import      import files, directories or archives into a tenant
-  v  Verify      verify a received bundle, check by check
-  k  Keys        signing keys and trusted keys
+  b  Browse      what `stella data list|show|stats` shows ([ ] pages, o opens)
+  p  Profiles    list and inspect profiles; n new, e edit (a changed config
+                 is a new revision)
+  e  Export      run wizard: profile, selectors (live count), options,
+                 confirm (ctrl+n next, ctrl+b back); then the run with
+                 progress, escape cancels, and the bundle is verified
+  h  Runs        runs of a tenant and the event timeline of each;
+                 o parameters, c cancel
+  v  Verify      verify a received bundle, check by check, trust chain
+  k  Keys        g generate, x export public key, a trust a key, del untrust
 
 Everywhere
   ?       this help
   ctrl+p  command palette (every screen and action by name)
   tab     next field;  enter  run the focused button or field
-  escape  leave a text field (then d i v k q work), cancel a running import,
-          close a dialog
+  escape  leave a text field, cancel a running import or run, close a dialog
   r       refresh the current screen
   q       quit
 
-Every action here has a CLI twin with the same messages:
-  stella import, stella verify, stella keys list, stella trust list, stella data stats.
+Every action here has a CLI twin with the same messages: stella import,
+stella data, stella export profile|run|runs|show|cancel, stella verify,
+stella keys, stella trust.
 """
 
 
@@ -72,6 +80,29 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box", classes="modal-box"):
             yield Static(HELP_TEXT, id="help-text", markup=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class TextModal(ModalScreen[None]):
+    """A long text (a document, a profile, a run's parameters) in a scrollable box; escape closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "Close")]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="text-box", classes="modal-box"):
+            yield Label(self.title_text, id="text-title")
+            with VerticalScroll(id="text-scroll"):
+                yield Static(self.text, id="text-body", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#text-scroll", VerticalScroll).focus()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -13,9 +13,9 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from app.commands.verify import keys_from_files
-from app.tui.screens.base import StellaScreen, sentence_of
+from app.tui.screens.base import StellaScreen, sentence_of, shown_path
 from app.tui.screens.modals import ErrorModal
-from core.trust import TrustStore
+from core.trust import TrustedKey, TrustStore
 from verify.bundle import Check, VerifyReport, verify_bundle
 
 
@@ -28,9 +28,29 @@ class CheckDone(Message):
 
 
 class VerifyDone(Message):
-    def __init__(self, report: VerifyReport) -> None:
+    def __init__(self, report: VerifyReport, chain: str) -> None:
         super().__init__()
         self.report = report
+        self.chain = chain
+
+
+def trust_chain(report: VerifyReport, keys: list[TrustedKey]) -> str:
+    """key id -> signer label -> scope -> expiry, for the key that verified the manifest signature."""
+    signer = report.signer
+    if not signer:
+        return ""
+    key = next((k for k in keys if k.keyid == signer["keyid"]), None)
+    where = (
+        f"profiles {', '.join(key.profiles) or 'any'}, tenants {', '.join(key.tenants) or 'any'}"
+        if key is not None
+        else "scope unknown"
+    )
+    added = f", trusted since {key.added}" if key is not None and key.added else ""
+    return (
+        f"trust chain: key id {signer['keyid'][:16]} -> signer {signer['label']}"
+        f" ({signer['algorithm']}; {where}{added})"
+        " -> expiry: none (trusted keys carry no expiry; the bundle's time check is in the list)"
+    )
 
 
 class VerifyScreen(StellaScreen):
@@ -49,8 +69,9 @@ class VerifyScreen(StellaScreen):
                 yield Input(placeholder="public key PEM (default: the trust store)", id="verify-key")
                 yield Button("Verify", id="verify-run", variant="primary")
         yield Static("", id="verify-verdict", markup=False)
+        yield Static("", id="verify-chain", markup=False)
         yield DataTable(id="verify-checks", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.sub_title = "verify"
@@ -70,6 +91,7 @@ class VerifyScreen(StellaScreen):
             return
         key = self.query_one("#verify-key", Input).value.strip()
         self.query_one("#verify-checks", DataTable).clear()
+        self.query_one("#verify-chain", Static).update("")
         self.query_one("#verify-verdict", Static).update(f"verifying {bundle} ...")
         self.query_one("#verify-run", Button).disabled = True
         self.run_verify(Path(bundle).expanduser(), Path(key).expanduser() if key else None)
@@ -82,7 +104,7 @@ class VerifyScreen(StellaScreen):
         finally:
             # The app's worker-error handler shows the sentence; the button must come back either way.
             self.app.call_from_thread(self._enable)
-        self.post_message(VerifyDone(report))
+        self.post_message(VerifyDone(report, trust_chain(report, keys)))
 
     def _report(self, check: Check) -> None:
         self.post_message(CheckDone(check))
@@ -100,11 +122,12 @@ class VerifyScreen(StellaScreen):
     def on_verify_done(self, message: VerifyDone) -> None:
         report = message.report
         verdict = self.query_one("#verify-verdict", Static)
+        self.query_one("#verify-chain", Static).update(message.chain)
         if report.ok:
             m = report.manifest
             profile = (m.get("profile") or {}).get("id")
             verdict.update(
-                f"verified {report.bundle}: {profile} run {m.get('runId')} for tenant {m.get('tenant')}, "
+                f"verified {shown_path(report.bundle)}: {profile} run {m.get('runId')} for tenant {m.get('tenant')}, "
                 f"{m.get('fileCount')} files, created {m.get('createdAt')}"
             )
             verdict.set_class(True, "ok")

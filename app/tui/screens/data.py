@@ -1,0 +1,180 @@
+"""Data browser: what `stella data stats|list|show` shows, a page at a time."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+
+from app.commands.data import _HUMAN_COLUMNS, _short
+from app.tui.screens.base import StellaScreen
+from app.tui.screens.modals import TextModal
+from core.ingest import DEFAULT_TENANT, validate_tenant
+from core.query import ListKind, count_rows, list_rows, show
+from core.store import Store
+
+PAGE = 50
+
+
+class PageRead(Message):
+    def __init__(self, tenant: str, kind: ListKind, offset: int, total: int, rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.tenant = tenant
+        self.kind = kind
+        self.page_offset = offset
+        self.total = total
+        self.rows = rows
+
+
+class Shown(Message):
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title = title
+        self.text = text
+
+
+def ident_of(kind: ListKind, row: dict[str, Any]) -> str:
+    """What `stella data show` takes for a listed row: an advisory ID, else the document's sha256."""
+    if kind is ListKind.ADVISORIES:
+        return str(row["advisory_id"])
+    return str(row.get("sha256") or row["document_sha256"])
+
+
+def stats_text(stats: dict[str, dict[str, int]]) -> str:
+    """`stella data stats` as text: per tenant, documents per kind, then every table's count."""
+    if not stats:
+        return "the store is empty; import documents with `stella import PATH`"
+    lines: list[str] = []
+    for tenant, counts in sorted(stats.items()):
+        lines.append(f"tenant {tenant}")
+        kinds = sorted((k.split(".", 1)[1], v) for k, v in counts.items() if k.startswith("documents."))
+        lines += [f"  documents ({k:<12}) {v:>8}" for k, v in kinds]
+        rows = [(k, v) for k, v in sorted(counts.items()) if "." not in k or k == "advisories.distinct_ids"]
+        lines += [f"  {k:<24} {v:>8}" for k, v in rows]
+    return "\n".join(lines)
+
+
+class DataScreen(StellaScreen):
+    """Pick a tenant and what to list; enter opens the row as `stella data show` prints it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "refresh", "Refresh"),
+        Binding("o", "show_row", "Show"),
+        Binding("right_square_bracket", "page(1)", "Next page", key_display="]"),
+        Binding("left_square_bracket", "page(-1)", "Prev page", key_display="["),
+        Binding("s", "stats", "Stats"),
+        Binding("escape", "leave_field", "Leave field", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.page_offset = 0
+        self.total = 0
+        self.rows: list[dict[str, Any]] = []
+        self.kind = ListKind.DOCUMENTS
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="row form"):
+            yield Input(value=DEFAULT_TENANT, placeholder="tenant", id="data-tenant")
+            yield Select([(k.value, k.value) for k in ListKind], value="documents", allow_blank=False, id="data-kind")
+            yield Static("", id="data-summary", markup=False)
+        yield DataTable(id="data-table", cursor_type="row", zebra_stripes=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = "data"
+        self.action_refresh()
+
+    def resumed(self) -> None:
+        self.action_refresh()
+
+    @property
+    def tenant(self) -> str:
+        return self.query_one("#data-tenant", Input).value.strip() or DEFAULT_TENANT
+
+    @on(Input.Submitted, "#data-tenant")
+    def tenant_submitted(self) -> None:
+        self.page_offset = 0
+        self.action_refresh()
+        self.query_one("#data-table", DataTable).focus()
+
+    @on(Select.Changed, "#data-kind")
+    def kind_changed(self, event: Select.Changed) -> None:
+        kind = ListKind(str(event.value))
+        if kind is self.kind:
+            return  # the Select announcing its initial value
+        self.kind = kind
+        self.page_offset = 0
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        self.query_one("#data-summary", Static).update("  loading ...")
+        self.load(self.tenant, self.kind, self.page_offset)
+
+    def action_page(self, step: int) -> None:
+        offset = self.page_offset + step * PAGE
+        if 0 <= offset < max(self.total, 1):
+            self.page_offset = offset
+            self.action_refresh()
+
+    @work(thread=True, exclusive=True, group="data", exit_on_error=False, description="read the store")
+    def load(self, tenant: str, kind: ListKind, offset: int) -> None:
+        validate_tenant(tenant)
+        with self.store_guard, Store.open(self.home, read_only=True) as store:
+            rows = list_rows(store, kind, tenant, limit=PAGE, offset=offset)
+            total = count_rows(store, kind, tenant)
+        self.loaded(PageRead(tenant, kind, offset, total, rows))
+
+    def on_page_read(self, message: PageRead) -> None:
+        self.rows = message.rows
+        self.total = message.total
+        table = self.query_one("#data-table", DataTable)
+        table.clear(columns=True)
+        summary = self.query_one("#data-summary", Static)
+        if not message.rows:
+            summary.update(f"  no {message.kind.value} in tenant {message.tenant}")
+            return
+        columns = [c for c in _HUMAN_COLUMNS.get(message.kind, list(message.rows[0])) if c in message.rows[0]]
+        for column in columns:
+            table.add_column(column, key=column)
+        for row in message.rows:
+            table.add_row(*("" if row[c] is None else str(_short(row[c])) for c in columns))
+        last = message.page_offset + len(message.rows)
+        summary.update(f"  {message.kind.value} {message.page_offset + 1}-{last} of {message.total}")
+
+    def action_show_row(self) -> None:
+        table = self.query_one("#data-table", DataTable)
+        if not self.rows or not table.has_focus:
+            return
+        row = self.rows[table.cursor_row]
+        self.show_ident(self.tenant, ident_of(self.kind, row))
+
+    @on(DataTable.RowSelected, "#data-table")
+    def row_selected(self) -> None:
+        self.action_show_row()
+
+    @work(thread=True, group="data-show", exit_on_error=False, description="read a document")
+    def show_ident(self, tenant: str, ident: str) -> None:
+        with self.store_guard, Store.open(self.home, read_only=True) as store:
+            result = show(store, tenant, ident)
+        text = json.dumps(result, indent=2, ensure_ascii=False, default=str)
+        self.post_message(Shown(f"{ident} in tenant {tenant}", text))
+
+    def on_shown(self, message: Shown) -> None:
+        self.app.push_screen(TextModal(message.title, message.text))
+
+    def action_stats(self) -> None:
+        self.load_stats()
+
+    @work(thread=True, group="data-stats", exit_on_error=False, description="count the store")
+    def load_stats(self) -> None:
+        with self.store_guard, Store.open(self.home, read_only=True) as store:
+            stats = store.stats()
+        self.post_message(Shown("store counts (stella data stats)", stats_text(stats)))

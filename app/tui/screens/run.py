@@ -1,0 +1,300 @@
+"""The run screen: plan and build one export with live progress, cancel, then the summary and a verification.
+
+It makes the calls `stella export run` makes, in the same order (profile, selectors, run options, plan, signer,
+execute), so a failure shows the CLI's sentence; then it verifies the new bundle as `stella verify --key` would.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import orjson
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static
+
+from adapters.profiles.builder import bundle_builder
+from adapters.profiles.registry import run_options
+from adapters.sources.registry import format_names
+from app.commands.export import _max_active
+from app.tui.screens.base import StellaScreen, sentence_of, shown_path
+from core.archive import ReaderLimits, SafeArchiveReader
+from core.clock import utcnow
+from core.errors import Cancelled
+from core.home import Home
+from core.keys import KeyStore, keyid_of, read_passphrase_file
+from core.planner import plan_run
+from core.profiles import ProfileStore, parse_profile_ref
+from core.progress import CancelToken
+from core.runs import ExportRun, RunEngine, RunState
+from core.selectors import parse_selectors
+from core.signing import Signer, algorithm_of
+from core.store import Store
+from core.trust import TrustedKey, parse_public_key
+from verify.bundle import PROVENANCE, Check, VerifyReport, verify_bundle
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything the wizard collected: the arguments of `stella export run`."""
+
+    tenant: str
+    profile: str  # ID or ID@REVISION
+    selectors: tuple[str, ...] = ()
+    key: str | None = None
+    passphrase_file: Path | None = None
+    recipients: tuple[str, ...] = ()
+    out: Path | None = None
+    base: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_out(home: Home, profile_id: str) -> Path:
+    """Where `stella export run` puts a bundle when no --out is given."""
+    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
+    return home.root / "exports" / f"{profile_id.replace(':', '-')}-{stamp}-{secrets.token_hex(3)}.tar.zst"
+
+
+class RunPlanned(Message):
+    def __init__(self, run: ExportRun) -> None:
+        super().__init__()
+        self.export_run = run
+
+
+class RunProgress(Message):
+    """From the builder's sink: a phase started (``total``), or ``units`` more are done."""
+
+    def __init__(self, *, phase: str | None = None, total: int | None = None, units: int = 0, detail: str = "") -> None:
+        super().__init__()
+        self.phase = phase
+        self.total = total
+        self.units = units
+        self.detail = detail
+
+
+class RunEnded(Message):
+    """The run finished (``run``), was cancelled (``cancelled`` holds the sentence), or failed (both None)."""
+
+    def __init__(self, run: ExportRun | None, cancelled: str | None = None) -> None:
+        super().__init__()
+        self.export_run = run
+        self.cancelled = cancelled
+
+
+class CheckPassed(Message):
+    def __init__(self, check: Check) -> None:
+        super().__init__()
+        self.check = check
+
+
+class RunVerified(Message):
+    def __init__(self, report: VerifyReport, provenance: str) -> None:
+        super().__init__()
+        self.report = report
+        self.provenance = provenance
+
+
+class RunSink:
+    """The ``ProgressSink`` of the run: posts messages to the screen (thread-safe) and reports the cancel token."""
+
+    def __init__(self, screen: RunScreen, token: CancelToken) -> None:
+        self.screen = screen
+        self.token = token
+
+    def start(self, phase: str, total: int | None = None) -> None:
+        self.screen.post_message(RunProgress(phase=phase, total=total))
+
+    def advance(self, units: int = 1, *, detail: str | None = None) -> None:
+        self.screen.post_message(RunProgress(units=units, detail=detail or ""))
+
+    def finish(self, phase: str) -> None:
+        return None
+
+    def is_cancelled(self) -> bool:
+        return self.token.is_cancelled()
+
+
+def signer_key(home: Home, name: str) -> TrustedKey:
+    """The public half of signing key ``name`` as a trusted key: what `stella verify --key NAME.pub` uses."""
+    public = parse_public_key(KeyStore(home).public_pem(name), source=f"key {name}")
+    return TrustedKey(f"key {name}", keyid_of(public), algorithm_of(public), public)
+
+
+def provenance_summary(bundle: Path) -> str:
+    """A few lines about the bundle's provenance.json (in-toto statement, SLSA predicate)."""
+    with SafeArchiveReader(bundle, ReaderLimits()) as reader:
+        for member in reader:
+            if member.name == PROVENANCE:
+                with member.stream() as src:
+                    statement = orjson.loads(src.read())
+                break
+        else:
+            return "no provenance.json in the bundle"
+    predicate = statement.get("predicate") or {}
+    build = predicate.get("buildDefinition") or {}
+    builder = (predicate.get("runDetails") or {}).get("builder") or {}
+    return (
+        f"provenance: {statement.get('_type')}\n"
+        f"  predicate {statement.get('predicateType')}, buildType {build.get('buildType')}\n"
+        f"  {len(statement.get('subject') or [])} subjects, "
+        f"{len(build.get('resolvedDependencies') or [])} resolved dependencies, builder {builder.get('id')}"
+    )
+
+
+class RunScreen(StellaScreen):
+    """One export run from plan to verified bundle. Escape cancels while it runs and closes the screen after."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel_or_close", "Cancel / close"),
+        Binding("h", "runs", "Runs"),
+    ]
+
+    def __init__(self, request: RunRequest) -> None:
+        super().__init__()
+        self.request = request
+        self.token: CancelToken | None = CancelToken()
+        self.export_run: ExportRun | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="run-body"):
+            yield Static(f"planning {self.request.profile} for tenant {self.request.tenant} ...", id="run-title")
+            with Horizontal(classes="row"):
+                yield Label("", id="run-phase")
+                yield ProgressBar(id="run-progress", show_eta=False)
+            yield Static("", id="run-detail", markup=False)
+            yield Static("", id="run-summary", markup=False)
+            yield Label("Verification", classes="section")
+            yield Static("", id="run-verdict", markup=False)
+            yield DataTable(id="run-checks", cursor_type="row", zebra_stripes=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.sub_title = "export run"
+        table = self.query_one("#run-checks", DataTable)
+        for heading in ("result", "check", "detail"):
+            table.add_column(heading, key=heading)
+        assert self.token is not None
+        self.build(self.request, self.token)
+
+    @work(thread=True, exclusive=True, group="run", exit_on_error=False, description="build a bundle")
+    def build(self, req: RunRequest, token: CancelToken) -> None:
+        home = self.home
+        name, revision = parse_profile_ref(req.profile)
+        try:
+            with self.store_guard, Store.open(home) as store:
+                limit = _max_active()
+                selectors = parse_selectors(list(req.selectors), known_formats=format_names())
+                profile = ProfileStore(store).get(req.tenant, name, revision)
+                requested: dict[str, Any] = {
+                    "encryptionRecipients": list(req.recipients),
+                    "base": req.base,
+                    **req.extra,
+                }
+                options = run_options(profile.config, requested, store)
+                out = (req.out or default_out(home, name)).expanduser().resolve()
+                run = plan_run(store, req.tenant, profile, selectors, key_name=req.key, out_path=out, options=options)
+                self.post_message(RunPlanned(run))
+                passphrase = read_passphrase_file(req.passphrase_file) if req.passphrase_file else None
+                signer = Signer.from_keystore(KeyStore(home), req.key or run.key_name, passphrase)
+                sink = RunSink(self, token)
+                done = RunEngine(store, max_active_per_tenant=limit).execute(
+                    run.run_id, bundle_builder(store, signer), sink, token
+                )
+        except Cancelled as exc:
+            self.post_message(RunEnded(None, cancelled=exc.diagnostics()))
+            return
+        except BaseException:
+            self.post_message(RunEnded(None))
+            raise  # the screen shows the CLI's sentence in a modal
+        self.post_message(RunEnded(done))
+        assert done.artifact_path is not None
+        report = verify_bundle(done.artifact_path, [signer_key(home, done.key_name)], on_check=self._checked)
+        summary = provenance_summary(done.artifact_path) if report.ok else ""
+        self.post_message(RunVerified(report, summary))
+
+    def _checked(self, check: Check) -> None:
+        self.post_message(CheckPassed(check))
+
+    def on_run_planned(self, message: RunPlanned) -> None:
+        self.export_run = message.export_run
+        run = message.export_run
+        self.query_one("#run-title", Static).update(
+            f"run {run.run_id}: {run.profile_id}@{run.profile_revision} for tenant {run.tenant}, "
+            f"{run.input_count} inputs, createdAt {run.bundle_created_at_text}\n"
+            f"  -> {shown_path(run.out_path)}"
+        )
+
+    def on_run_progress(self, message: RunProgress) -> None:
+        bar = self.query_one("#run-progress", ProgressBar)
+        if message.phase is not None:
+            self.query_one("#run-phase", Label).update(f"{message.phase} ")
+            bar.update(total=message.total, progress=0)
+        elif message.units:
+            bar.advance(message.units)
+        if message.detail:
+            self.query_one("#run-detail", Static).update(message.detail[-76:])
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        self.token = None
+        summary = self.query_one("#run-summary", Static)
+        run = message.export_run
+        if message.cancelled is not None:
+            summary.update(f"cancelled: {message.cancelled}")
+            summary.set_class(True, "failed")
+            return
+        if run is None:
+            summary.update("the run failed; see `h` for its events")
+            summary.set_class(True, "failed")
+            return
+        bar = self.query_one("#run-progress", ProgressBar)
+        bar.update(total=max(int(bar.progress), 1), progress=max(int(bar.progress), 1))
+        self.query_one("#run-detail", Static).update("")
+        self.export_run = run
+        art = run.to_dict()["artifact"] or {}
+        summary.update(
+            f"{run.state} {run.run_id}: {shown_path(str(art.get('path')))}\n"
+            f"  sha256 {art.get('sha256')}\n"
+            f"  {art.get('size')} bytes, {run.input_count} input documents, signed with key {run.key_name}"
+        )
+        summary.set_class(run.state is RunState.SUCCEEDED, "ok")
+        self.query_one("#run-verdict", Static).update(f"verifying {shown_path(str(art.get('path')))} ...")
+
+    def on_check_passed(self, message: CheckPassed) -> None:
+        check = message.check
+        detail = check.detail if check.ok or not check.path else f"{check.detail} ({check.path})"
+        table = self.query_one("#run-checks", DataTable)
+        table.add_row("ok" if check.ok else "FAIL", check.name, detail)
+
+    def on_run_verified(self, message: RunVerified) -> None:
+        report = message.report
+        verdict = self.query_one("#run-verdict", Static)
+        if report.ok:
+            m = report.manifest
+            verdict.update(
+                f"verified: manifest sha256 {str(m.get('sha256'))[:16]}..., {m.get('fileCount')} files, "
+                f"created {m.get('createdAt')}\n{message.provenance}"
+            )
+            verdict.set_class(True, "ok")
+        else:
+            _, sentence = sentence_of(report.error) if report.error else ("", "not verified")
+            verdict.update(f"not verified: {sentence}")
+            verdict.set_class(True, "failed")
+
+    def action_cancel_or_close(self) -> None:
+        if self.token is not None:
+            self.token.cancel()
+            self.query_one("#run-summary", Static).update("cancelling ...")
+        else:
+            self.dismiss(None)
+
+    def action_runs(self) -> None:
+        if self.token is None:
+            self.dismiss(None)
+            self.app.call_later(self.app.switch_mode, "runs")

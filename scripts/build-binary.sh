@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build the single `stella` binary with PyInstaller (pyinstaller.spec, hooks in packaging/pyinstaller_hooks):
+#   dist/stella                 onefile: one file to carry; unpacks to $TMPDIR on every start
+#   dist/stella-onedir/stella   onedir: a directory to carry; starts several times faster
+#   dist/SHA256SUMS             digests of both
+# PYTHONHASHSEED=0 makes two builds on the same machine and environment byte-identical (docs/binary.md);
+# STELLA_REPRO_CHECK=1 builds the onefile a second time and fails when the two differ.
+# Environment: STELLA_PYTHON (default .venv/bin/python), STELLA_SKIP_INSTALL=1 to skip `pip install -e .[binary]`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${STELLA_PYTHON:-$ROOT/.venv/bin/python}"
+if [ "${STELLA_SKIP_INSTALL:-}" != 1 ]; then
+  "$PY" -m pip install -q -e ".[binary]"
+fi
+export PYTHONHASHSEED=0
+# PyInstaller reads SOURCE_DATE_EPOCH only for Windows PE headers; set it anyway, from the project file.
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(stat -c %Y pyproject.toml)}"
+mkdir -p dist build
+
+build() {  # build VARIANT DISTPATH WORKPATH
+  local variant=$1 dist=$2 work=$3 start end
+  start=$(date +%s.%N)
+  if [ "$variant" = onedir ]; then
+    STELLA_ONEDIR=1 "$PY" -m PyInstaller --clean --noconfirm --log-level WARN --distpath "$dist" --workpath "$work" \
+      pyinstaller.spec
+  else
+    "$PY" -m PyInstaller --clean --noconfirm --log-level WARN --distpath "$dist" --workpath "$work" pyinstaller.spec
+  fi
+  end=$(date +%s.%N)
+  printf "built %s in %s s\n" "$variant" "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')"
+}
+
+rm -rf dist/stella dist/stella-onedir
+build onefile dist build/pyinstaller-onefile
+build onedir dist build/pyinstaller-onedir
+printf 'onefile: %s bytes; onedir: %s\n' "$(stat -c %s dist/stella)" "$(du -sh dist/stella-onedir | cut -f1)"
+
+if [ "${STELLA_REPRO_CHECK:-}" = 1 ]; then
+  rm -rf build/repro
+  build onefile build/repro/dist build/repro/work
+  a=$(sha256sum dist/stella | cut -d' ' -f1)
+  b=$(sha256sum build/repro/dist/stella | cut -d' ' -f1)
+  if [ "$a" != "$b" ]; then
+    echo "not reproducible: two onefile builds differ ($a, $b)" >&2
+    exit 1
+  fi
+  echo "reproducible: both onefile builds are sha256 $a"
+fi
+
+(cd dist && { sha256sum stella; find stella-onedir -type f -print0 | sort -z | xargs -0 sha256sum; } > SHA256SUMS)
+echo "dist/SHA256SUMS: $(wc -l < dist/SHA256SUMS) files"
