@@ -39,6 +39,7 @@ from core.errors import BadInputError, SignatureError, StellaError, UnsupportedF
 from core.signing import verify_prehashed_sha256
 from core.trust import TrustedKey
 from verify.signatures import verify_dsse, verify_sigstore_bundle_keyed
+from verify.sigstore_promise import signing_certificate, sigstore_python_refuses, verify_promise
 
 IN_TOTO = "application/vnd.in-toto+json"
 BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
@@ -277,6 +278,7 @@ class AttestationResult:
     signer: dict[str, Any] = field(default_factory=dict)
     tlog: list[dict[str, Any]] = field(default_factory=list)
     trusted_root: dict[str, Any] | None = None
+    verified_by: dict[str, Any] | None = None  # which verifier checked a keyless bundle, and why that one
     error: StellaError | None = None
 
     @property
@@ -299,6 +301,7 @@ class AttestationResult:
             ("payloadType", self.payload_type),
             ("predicateType", self.predicate_type),
             ("trustedRoot", self.trusted_root),
+            ("verifiedBy", self.verified_by),
         ):
             if value is not None:
                 out[key] = value
@@ -428,7 +431,7 @@ def _bundle(
     try:
         if not isinstance(doc, dict):
             raise BadInputError("a Sigstore bundle must be a JSON object", path=path, pointer=pointer)
-        _bundle_version(doc.get("mediaType"), path, pointer)
+        version = _bundle_version(doc.get("mediaType"), path, pointer)
         material = doc.get("verificationMaterial")
         if not isinstance(material, dict):
             raise BadInputError("the bundle has no verificationMaterial", path=path, pointer=pointer)
@@ -438,7 +441,7 @@ def _bundle(
             _keyed_bundle(doc, result, trust, pointer, artifact)
         else:
             result.method = "keyless"
-            _keyless_bundle(raw, result, trust, artifact)
+            _keyless_bundle(raw, doc, version, result, trust, artifact)
     except StellaError as exc:
         result.error = exc
     return result
@@ -520,21 +523,26 @@ def _log_ids(raw: bytes) -> set[str]:
         return set()
 
 
-def _keyless_bundle(raw: bytes, result: AttestationResult, trust: Trust, artifact: str | None) -> None:
+def _keyless_bundle(
+    raw: bytes, doc: dict[str, Any], version: str, result: AttestationResult, trust: Trust, artifact: str | None
+) -> None:
+    """Verify a keyless bundle with sigstore-python, or with :mod:`verify.sigstore_promise` for the valid bundles
+    (and private-instance trusted roots) sigstore-python refuses; then apply the identity policy."""
     # Imported here: sigstore-python pulls in requests, tuf and protobuf models, which a receiver checking
     # a bundle with keys alone never needs.
     from sigstore.errors import Error as SigstoreError
-    from sigstore.hashes import Hashed
-    from sigstore.models import Bundle, TrustedRoot
-    from sigstore.verify import Verifier
-    from sigstore_models.common.v1 import HashAlgorithm
-    from sigstore_models.trustroot import v1 as trustroot_v1
+    from sigstore.models import Bundle
 
-    try:
-        bundle = Bundle.from_json(raw)
-    except SigstoreError as exc:
-        raise BadInputError(f"not a verifiable Sigstore bundle: {_first_line(exc)}", path=result.path) from None
-    cert = bundle.signing_certificate
+    own_reason = sigstore_python_refuses(doc, version)
+    bundle = None
+    if own_reason is None:
+        try:
+            bundle = Bundle.from_json(raw)
+        except SigstoreError as exc:
+            raise BadInputError(f"not a verifiable Sigstore bundle: {_first_line(exc)}", path=result.path) from None
+        cert = bundle.signing_certificate
+    else:
+        cert = signing_certificate(doc.get("verificationMaterial") or {}, result.path)
     identities = certificate_identities(cert)
     issuer = certificate_issuer(cert)
     result.signer = {"identity": identities[0] if identities else None, "issuer": issuer}
@@ -550,33 +558,26 @@ def _keyless_bundle(raw: bytes, result: AttestationResult, trust: Trust, artifac
     # match every root is tried, and the failure reported is the first root's.
     wanted = _log_ids(raw)
     roots = [r for r in trust.roots if r.log_ids & wanted] or list(trust.roots)
-    envelope = bundle._dsse_envelope  # the public API exposes no "is this DSSE" test
     failures: list[str] = []
     for root in roots:
+        models_root = None if bundle is None else _models_root(root)
         try:
-            verifier = Verifier(trusted_root=TrustedRoot(trustroot_v1.TrustedRoot.from_json(root.data)))
-            if envelope is not None:
-                payload_type, payload = verifier.verify_dsse(bundle, _DEFERRED)
+            if bundle is None or models_root is None:
+                why = own_reason or f"trusted root {root.name} is outside sigstore-python's models"
+                payload_type, payload = _by_promise(doc, root, version, why, result, artifact)
             else:
-                signature = bundle._inner.message_signature
-                digest = signature.message_digest.digest if signature and signature.message_digest else None
-                if digest is None:
-                    raise BadInputError("the message signature has no digest", path=result.path)
-                if artifact is not None and digest.hex() != artifact:
-                    raise SignatureError(
-                        "the bundle signs another artifact (message digest mismatch)", path=result.path
-                    )
-                verifier.verify_artifact(Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest), bundle, _DEFERRED)
-                payload_type, payload = "", b""
-                result.subjects = [{"name": "", "digest": {"sha256": digest.hex()}}]
+                payload_type, payload = _by_sigstore_python(bundle, models_root, result, artifact)
+        except SignatureError as exc:
+            failures.append(f"{exc.message} (trusted root {root.name})")
+            continue
         except SigstoreError as exc:
             failures.append(f"{_first_line(exc)} (trusted root {root.name})")
             continue
-        except ValueError as exc:  # a damaged trusted root or certificate the models refuse
+        except ValueError as exc:  # a damaged certificate the models refuse
             failures.append(f"{_first_line(exc)} (trusted root {root.name})")
             continue
         result.trusted_root = root.describe()
-        if envelope is not None:
+        if payload_type:
             _read_statement(result, payload_type, payload)
         refused = trust.policy.mismatch(identities, issuer)
         if refused is not None:
@@ -593,6 +594,53 @@ def _keyless_bundle(raw: bytes, result: AttestationResult, trust: Trust, artifac
         hint="the bundle was changed, its log proof does not verify, or it was signed under another Sigstore "
         "instance (give its trusted root with --trusted-root)",
     )
+
+
+def _models_root(root: SigstoreRoot) -> Any:
+    """sigstore-python's ``TrustedRoot`` for ``root``, or None when its models refuse the document (a private
+    instance's root without a CA ``commonName``, which the specification does not require)."""
+    from sigstore.models import TrustedRoot
+    from sigstore_models.trustroot import v1 as trustroot_v1
+
+    try:
+        return TrustedRoot(trustroot_v1.TrustedRoot.from_json(root.data))
+    except ValueError:
+        return None
+
+
+def _by_sigstore_python(
+    bundle: Any, models_root: Any, result: AttestationResult, artifact: str | None
+) -> tuple[str, bytes]:
+    """sigstore-python's full check: chain, SCT, inclusion proof and checkpoint, SET, timestamps, signature."""
+    from sigstore.hashes import Hashed
+    from sigstore.verify import Verifier
+    from sigstore_models.common.v1 import HashAlgorithm
+
+    verifier = Verifier(trusted_root=models_root)
+    result.verified_by = {"verifier": "sigstore-python"}
+    if bundle._dsse_envelope is not None:  # the public API exposes no "is this DSSE" test
+        payload_type, payload = verifier.verify_dsse(bundle, _DEFERRED)
+        return str(payload_type), bytes(payload)
+    signature = bundle._inner.message_signature
+    digest = signature.message_digest.digest if signature and signature.message_digest else None
+    if digest is None:
+        raise BadInputError("the message signature has no digest", path=result.path)
+    if artifact is not None and digest.hex() != artifact:
+        raise SignatureError("the bundle signs another artifact (message digest mismatch)", path=result.path)
+    verifier.verify_artifact(Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest), bundle, _DEFERRED)
+    result.subjects = [{"name": "", "digest": {"sha256": digest.hex()}}]
+    return "", b""
+
+
+def _by_promise(
+    doc: dict[str, Any], root: SigstoreRoot, version: str, why: str, result: AttestationResult, artifact: str | None
+) -> tuple[str, bytes]:
+    """:func:`verify.sigstore_promise.verify_promise`, for what sigstore-python refuses; see that module."""
+    promised = verify_promise(doc, json.loads(root.data), version=version, path=result.path, artifact=artifact)
+    result.verified_by = {"verifier": "stella", "why": why, "logChecks": promised.log_checks}
+    if promised.digest is not None:
+        result.subjects = [{"name": "", "digest": {"sha256": promised.digest.hex()}}]
+    return promised.payload_type or "", promised.payload or b""
 
 
 class _DeferredPolicy:
