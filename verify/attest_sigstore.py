@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ObjectIdentifier
 
@@ -116,39 +115,6 @@ def trust_store_roots(trust_dir: Path) -> list[SigstoreRoot]:
     for path in sorted(folder.glob("*.json")):
         roots.append(load_root(path.read_bytes(), name=path.stem, source="trust store", path=str(path)))
     return roots
-
-
-def certificate_chain(root: SigstoreRoot, leaf: x509.Certificate) -> list[x509.Certificate]:
-    """The CA certificates of ``root`` that chain ``leaf`` up to a self-signed certificate (issuer names).
-
-    This is what a receiver hands to ``openssl verify`` and other X.509 tools; it is not a trust decision
-    (sigstore-python builds and checks the real path at the signing time).
-    """
-    doc = json.loads(root.data)
-    pool: list[x509.Certificate] = []
-    for ca in doc.get("certificateAuthorities") or []:
-        for cert in ((ca or {}).get("certChain") or {}).get("certificates") or []:
-            try:
-                pool.append(x509.load_der_x509_certificate(base64.b64decode(cert["rawBytes"])))
-            except (KeyError, TypeError, ValueError, binascii.Error):
-                continue
-    chain: list[x509.Certificate] = []
-    current = leaf
-    while current.issuer != current.subject and len(chain) < 8:
-        parent = next((c for c in pool if c.subject == current.issuer and _signed_by(current, c)), None)
-        if parent is None or parent in chain:
-            break
-        chain.append(parent)
-        current = parent
-    return chain
-
-
-def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    try:
-        child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 # -- identity policy ------------------------------------------------------------------------------------------

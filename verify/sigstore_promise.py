@@ -33,7 +33,6 @@ import base64
 import binascii
 import hashlib
 import json
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +48,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core.errors import BadInputError, SignatureError, UnsupportedFormatError
 from core.signing import pae
+from core.x509_path import issued_by, issuer_path
+from core.x509_path import signing_certificate as core_signing_certificate
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The hash ECDSA pairs with each curve of a Fulcio certificate's key (DSSE signatures sign the PAE with it).
@@ -236,17 +237,11 @@ def _checkpoint(note: str, log_key: ec.EllipticCurvePublicKey, root_hash: bytes,
 
 
 def signing_certificate(material: dict[str, Any], path: str) -> x509.Certificate:
-    """The leaf certificate of a bundle's verification material (v0.3 ``certificate`` or an older chain)."""
-    raw = (material.get("certificate") or {}).get("rawBytes")
-    if raw is None:
-        chain = (material.get("x509CertificateChain") or {}).get("certificates") or []
-        raw = (chain[0] or {}).get("rawBytes") if chain else None
-    if not raw:
-        raise BadInputError("the bundle has no signing certificate", path=path)
-    try:
-        return x509.load_der_x509_certificate(base64.b64decode(str(raw), validate=True))
-    except (ValueError, binascii.Error):
-        raise BadInputError("the signing certificate is not a DER X.509 certificate", path=path) from None
+    """The leaf certificate of a bundle's verification material; ``BadInputError`` when there is none."""
+    leaf = core_signing_certificate(material)
+    if leaf is None:
+        raise BadInputError("the bundle has no signing certificate (or it is not DER X.509)", path=path)
+    return leaf
 
 
 def _chain(leaf: x509.Certificate, root: dict[str, Any], at: datetime, path: str) -> list[x509.Certificate]:
@@ -261,11 +256,7 @@ def _chain(leaf: x509.Certificate, root: dict[str, Any], at: datetime, path: str
             ]
         except (KeyError, TypeError, ValueError, binascii.Error):
             continue
-        with warnings.catch_warnings():
-            # cryptography warns about names that break X.509's rules (a three-letter country in sigstore-go's
-            # test CA); comparing and verifying them is still exact.
-            warnings.simplefilter("ignore", UserWarning)
-            holds = bool(certs) and _path_holds(leaf, certs, at)
+        holds = bool(certs) and _path_holds(leaf, certs, at)
         if holds:
             return certs
     raise SignatureError(
@@ -276,25 +267,17 @@ def _chain(leaf: x509.Certificate, root: dict[str, Any], at: datetime, path: str
 
 
 def _path_holds(leaf: x509.Certificate, certs: list[x509.Certificate], at: datetime) -> bool:
-    child = leaf
+    """``certs`` (issuer first) is ``leaf``'s whole path to a self-signed CA, each one a CA valid at ``at``."""
+    if issuer_path(leaf, certs) != certs or not issued_by(certs[-1], certs[-1]):
+        return False
     for issuer in certs:
         if not issuer.not_valid_before_utc <= at <= issuer.not_valid_after_utc:
             return False
         try:
-            constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+            if not issuer.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+                return False
         except x509.ExtensionNotFound:
             return False
-        if not constraints.ca or child.issuer != issuer.subject or not _issued_by(child, issuer):
-            return False
-        child = issuer
-    return child.issuer == child.subject and _issued_by(child, child)
-
-
-def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        child.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
     return True
 
 

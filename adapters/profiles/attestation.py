@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -58,6 +57,7 @@ from core.signing import (
     verify_raw,
 )
 from core.trust import TrustedKey, TrustStore
+from core.x509_path import issuer_path, signing_certificate
 
 DOCUMENTS = "attestations/documents"
 INDEX = "attestations/index.jsonl"
@@ -149,38 +149,10 @@ def candidate_roots(home: Path | None) -> list[_Root]:
     return roots
 
 
-def _leaf(material: dict[str, Any]) -> x509.Certificate | None:
-    raw = (material.get("certificate") or {}).get("rawBytes")
-    if raw is None:
-        chain = (material.get("x509CertificateChain") or {}).get("certificates") or []
-        raw = chain[0].get("rawBytes") if chain and isinstance(chain[0], dict) else None
-    try:
-        return x509.load_der_x509_certificate(base64.b64decode(str(raw))) if raw else None
-    except (ValueError, binascii.Error):
-        return None
-
-
-def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    if child.issuer != parent.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def _chain(leaf: x509.Certificate, roots: list[_Root]) -> tuple[_Root | None, list[x509.Certificate]]:
     """The root whose CA issued ``leaf``, and the CA chain up to a self-signed certificate."""
     for root in roots:
-        chain: list[x509.Certificate] = []
-        current = leaf
-        while current.issuer != current.subject and len(chain) < 8:
-            parent = next((c for c in root.cas if _issued_by(current, c)), None)
-            if parent is None or parent in chain:
-                break
-            chain.append(parent)
-            current = parent
+        chain = issuer_path(leaf, root.cas)
         if chain:
             return root, chain
     return None, []
@@ -372,7 +344,7 @@ class AttestationBundle:
                         used_roots.setdefault(root.name, root)
                         entry.record["trustedRoot"] = f"{ROOTS}/{root.name}.json"
                         break
-                leaf = _leaf(entry.signed.get("verificationMaterial") or {})
+                leaf = signing_certificate(entry.signed.get("verificationMaterial") or {})
                 if leaf is not None:
                     issuer_root, chain = _chain(leaf, roots)
                     if issuer_root is not None:

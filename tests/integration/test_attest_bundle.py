@@ -383,3 +383,54 @@ def test_import_refuses_a_bundle_that_does_not_verify_and_stores_nothing(
         "--tenant", "other", *POLICY,
     )  # fmt: skip
     assert wrong_tenant.code == 7
+
+
+def test_bundles_sigstore_python_refuses_travel_verify_and_import_by_stellas_own_check(
+    stella: Stella, home: Path, tmp_path: Path
+) -> None:
+    # CPython's v0.1 release bundle (SET only), npm provenance (intoto/0.0.2) and sigstore-go's otherName bundle,
+    # whose private-instance root is a custom root of the exporter's trust store and ships in the bundle.
+    refused = [
+        OFFLINE / "Python-3.12.5.tgz.sigstore",
+        OFFLINE / "sigstore.js@2.0.0-provenance.sigstore.json",
+        OFFLINE / "othername.sigstore.json",
+    ]
+    assert stella("keys", "generate", "k").code == 0
+    pub = tmp_path / "k.pub"
+    assert stella("keys", "export-public", "k", "--out", pub).code == 0
+    roots = Home(home).trust_dir / "sigstore"
+    roots.mkdir(parents=True)
+    shutil.copy(OFFLINE / "trust" / "sigstore-go-scaffolding.trusted_root.json", roots / "scaffolding.json")
+    assert stella("import", "--quiet", *refused).code == 0
+    out = tmp_path / "refused.tar.zst"
+    assert stella("export", "run", "--profile", "attestation:bundle", "--key", "k", "--out", out).code == 0
+    policy = [
+        "--certificate-identity-regexp",
+        r"thomas@python\.org|https://github\.com/sigstore/sigstore-js/.*|foo!oidc\.local",
+        "--certificate-oidc-issuer-regexp",
+        r"https://accounts\.google\.com|https://token\.actions\.githubusercontent\.com|http://oidc\.local:8080",
+    ]
+    res = stella("attest", "bundle", "verify", out, "--key", pub, "--json", *policy)
+    assert res.code == 0, res.out + res.err
+    report = res.json()
+    assert report["summary"] == {"attestations": 3, "verified": 3, "failed": 0}
+    by_identity = {a["signer"]["identity"]: a for a in report["attestations"]}
+    assert set(by_identity) == {
+        "thomas@python.org",
+        "https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main",
+        "foo!oidc.local",
+    }
+    assert {a["verifiedBy"]["verifier"] for a in report["attestations"]} == {"stella"}
+    assert by_identity["foo!oidc.local"]["trustedRoot"]["name"] == "scaffolding"
+    # A policy that names only CPython's release manager trusts one of the three; the others are refused (exit 5).
+    narrow = stella(
+        "attest", "bundle", "verify", out, "--key", pub, "--json",
+        "--certificate-identity", "thomas@python.org", "--certificate-oidc-issuer", "https://accounts.google.com",
+    )  # fmt: skip
+    assert narrow.code == 5
+    assert narrow.json()["summary"] == {"attestations": 3, "verified": 1, "failed": 2}
+    into = tmp_path / "receiver"
+    imported = stella("--home", into, "attest", "bundle", "import", out, "--key", pub, "--json", *policy)
+    assert imported.code == 0, imported.out + imported.err
+    with Store.open(Home(into)) as store:
+        assert store.stats()["default"]["raw_documents"] == 3
