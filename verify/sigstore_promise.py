@@ -123,7 +123,7 @@ def verify_promise(
             "invalid log entry: the signed entry timestamp does not verify with the log's key", path=path
         )
     result.log_checks.append("signed entry timestamp")
-    _inclusion(entry.get("inclusionProof"), body_raw, log_key, version, path, result)
+    _inclusion(entry.get("inclusionProof"), body_raw, log_key, log_id, version, path, result)
 
     chain = _chain(leaf, root, signed_at, path)
     _sct(leaf, chain[0], root, path)
@@ -163,7 +163,13 @@ def _log_key(root: dict[str, Any], section: str, log_id: bytes, at: datetime, pa
 
 
 def _inclusion(
-    proof: Any, body: bytes, log_key: ec.EllipticCurvePublicKey, version: str, path: str, result: PromiseResult
+    proof: Any,
+    body: bytes,
+    log_key: ec.EllipticCurvePublicKey,
+    log_id: bytes,
+    version: str,
+    path: str,
+    result: PromiseResult,
 ) -> None:
     """Recompute an inclusion proof to its root hash, and check its checkpoint when there is one."""
     if not isinstance(proof, dict):
@@ -185,7 +191,7 @@ def _inclusion(
             raise BadInputError("the inclusion proof has no checkpoint (required after bundle v0.1)", path=path)
         result.log_checks.append("inclusion proof (no checkpoint: its root hash is not signed)")
         return
-    _checkpoint(str(checkpoint), log_key, root_hash, size, path)
+    _checkpoint(str(checkpoint), log_key, log_id, root_hash, size, path)
     result.log_checks.append("inclusion proof and signed checkpoint")
 
 
@@ -210,8 +216,11 @@ def _merkle_root(index: int, size: int, leaf: bytes, proof: list[bytes]) -> byte
     return r if sn == 0 else None
 
 
-def _checkpoint(note: str, log_key: ec.EllipticCurvePublicKey, root_hash: bytes, size: int, path: str) -> None:
-    """A signed note (origin, tree size, root hash, then ``— name base64(hint || signature)`` lines)."""
+def _checkpoint(
+    note: str, log_key: ec.EllipticCurvePublicKey, log_id: bytes, root_hash: bytes, size: int, path: str
+) -> None:
+    """A signed note (origin, tree size, root hash, then ``— name base64(hint || signature)`` lines): a line whose
+    key hint is the log's (the first four bytes of its log id) must carry a signature by the log's key."""
     text, _, signatures = note.partition("\n\n")
     lines = text.split("\n")
     try:
@@ -228,7 +237,7 @@ def _checkpoint(note: str, log_key: ec.EllipticCurvePublicKey, root_hash: bytes,
             raw = base64.b64decode(line.rsplit(" ", 1)[-1], validate=True)
         except (ValueError, binascii.Error):
             continue
-        if len(raw) > 4 and _verifies(log_key, raw[4:], signed, hashes.SHA256()):
+        if len(raw) > 4 and raw[:4] == log_id[:4] and _verifies(log_key, raw[4:], signed, hashes.SHA256()):
             return
     raise SignatureError("invalid log entry: the checkpoint is not signed by the log's key", path=path)
 

@@ -5,6 +5,7 @@
 * the DSSE signatures (the attestation manifest's and our own attestation's) verify with ``openssl dgst`` over
   the PAE bytes rebuilt by the shell, and fail once tampered;
 * the certificate chains the bundle ships check with ``openssl verify`` at the transparency log's time.
+* keyless bundles, real and tampered one way at a time, get the same verdict from stella and @sigstore/verify.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,6 +25,7 @@ from core.canonical import canonical_json
 from core.signing import IN_TOTO_PAYLOAD_TYPE, Signer, dsse_envelope, sigstore_bundle_v03
 from tests.conftest import FIXTURES, ROOT, CliResult, require_tool
 from tests.integration.bundle_helpers import extract
+from verify.attest_sigstore import IdentityPolicy, Trust, load_root, verify_bundle_file
 
 pytestmark = pytest.mark.interop
 
@@ -141,3 +144,114 @@ def test_openssl_checks_the_shipped_certificate_chain_at_the_log_time(tree: tupl
     # Fulcio certificates live ten minutes: now, long after signing, the chain is expired. This is why the
     # signing time comes from the transparency log.
     assert _run(openssl, "verify", "-CAfile", ca, "-untrusted", intermediate, leaf).returncode != 0
+
+
+# -- keyless bundles: stella and @sigstore/verify reach the same verdict -----------------------------------------
+
+OFFLINE = FIXTURES / "sigstore-offline"
+SIGSTORE_JS_BUNDLE = OFFLINE / "sigstore.js@2.0.0-provenance.sigstore.json"
+
+
+def _flip_b64(value: str) -> str:
+    raw = bytearray(base64.b64decode(value))
+    raw[-1] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _entry(doc: dict[str, Any]) -> dict[str, Any]:
+    entry: dict[str, Any] = doc["verificationMaterial"]["tlogEntries"][0]
+    return entry
+
+
+def _flip_checkpoint(doc: dict[str, Any]) -> None:
+    checkpoint = _entry(doc)["inclusionProof"]["checkpoint"]
+    lines = checkpoint["envelope"].split("\n")
+    i = next(n for n, line in enumerate(lines) if line.startswith("\u2014 "))
+    head, sig = lines[i].rsplit(" ", 1)
+    lines[i] = f"{head} {_flip_b64(sig)}"
+    checkpoint["envelope"] = "\n".join(lines)
+
+
+def _set(*path: Any, to: Callable[[Any], Any]) -> Callable[[dict[str, Any]], None]:
+    def change(doc: dict[str, Any]) -> None:
+        target: Any = doc
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = to(target[path[-1]])
+
+    return change
+
+
+TLOG_ENTRY = ("verificationMaterial", "tlogEntries", 0)
+# (case, bundle, root, change or None): sigstore.js@2.0.0 goes through stella's own check (intoto/0.0.2), the
+# conformance and Trivy bundles through sigstore-python; slsa-verifier's two tampered bundles fail in both.
+AGREE: list[tuple[str, Path, str, Callable[[dict[str, Any]], None] | None]] = [
+    ("sigstore.js", SIGSTORE_JS_BUNDLE, "production", None),
+    ("sigstore.js-payload", SIGSTORE_JS_BUNDLE, "production", _set("dsseEnvelope", "payload", to=_flip_b64)),
+    (
+        "sigstore.js-signature",
+        SIGSTORE_JS_BUNDLE,
+        "production",
+        _set("dsseEnvelope", "signatures", 0, "sig", to=_flip_b64),
+    ),
+    (
+        "sigstore.js-set",
+        SIGSTORE_JS_BUNDLE,
+        "production",
+        _set(*TLOG_ENTRY, "inclusionPromise", "signedEntryTimestamp", to=_flip_b64),
+    ),
+    (
+        "sigstore.js-time",
+        SIGSTORE_JS_BUNDLE,
+        "production",
+        _set(*TLOG_ENTRY, "integratedTime", to=lambda t: str(int(t) + 1)),
+    ),
+    (
+        "sigstore.js-proof",
+        SIGSTORE_JS_BUNDLE,
+        "production",
+        _set(*TLOG_ENTRY, "inclusionProof", "hashes", 0, to=_flip_b64),
+    ),
+    ("sigstore.js-checkpoint", SIGSTORE_JS_BUNDLE, "production", _flip_checkpoint),
+    ("sigstore.js-staging-root", SIGSTORE_JS_BUNDLE, "staging", None),
+    (
+        "intoto-in-dsse-v3",
+        OFFLINE / "conformance/happy-path-intoto-in-dsse-v3/bundle.sigstore.json",
+        "production",
+        None,
+    ),
+    ("trivy", OFFLINE / "trivy-cyclonedx-attestation.sigstore.json", "production", None),
+    ("slsa-invalid-dsse-sig", OFFLINE / "must-fail/invalid-dsse-sig.intoto.sigstore", "production", None),
+    ("slsa-mismatch-tlog", OFFLINE / "must-fail/mismatch-tlog.intoto.sigstore", "production", None),
+]
+
+
+@pytest.mark.parametrize(("case", "bundle", "root", "change"), AGREE, ids=[a[0] for a in AGREE])
+def test_stella_and_sigstore_js_agree_on_keyless_bundles(
+    case: str, bundle: Path, root: str, change: Callable[[dict[str, Any]], None] | None, tmp_path: Path
+) -> None:
+    node = require_tool("node")
+    if not (NODE_DIR / "node_modules" / "@sigstore" / "verify").is_dir():
+        pytest.fail("tests/interop/node/node_modules is missing: run `npm ci` there (scripts/test.sh does)")
+    doc = json.loads(bundle.read_bytes())
+    if change is not None:
+        change(doc)
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(doc))
+    root_path = OFFLINE / "trust" / f"{root}.trusted_root.json"
+    theirs = _run(node, NODE_DIR / "verify-keyless.js", path, root_path, cwd=NODE_DIR)
+    ours = verify_bundle_file(
+        path,
+        trust=Trust(
+            roots=[load_root(root_path.read_bytes(), name=root, source="file")],
+            policy=IdentityPolicy(identity_regexp=".*", issuer_regexp=".*"),
+        ),
+    )
+    assert ours.verified == (theirs.returncode == 0), (
+        f"stella: {ours.error.diagnostics() if ours.error else 'verified'}; @sigstore/verify: {theirs.stderr}"
+    )
+    assert theirs.returncode in (0, 1), theirs.stderr
+    if ours.verified:
+        assert json.loads(theirs.stdout)["identity"] == ours.signer["identity"]
+    expect_verified = change is None and root == "production" and not case.startswith("slsa-")
+    assert ours.verified is expect_verified
