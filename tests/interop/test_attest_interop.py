@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.canonical import canonical_json
 from core.signing import IN_TOTO_PAYLOAD_TYPE, Signer, dsse_envelope, sigstore_bundle_v03
-from tests.conftest import FIXTURES, ROOT, CliResult, require_tool
+from tests.conftest import FIXTURES, ROOT, CliResult, require_tool, sigstore_js_verifier
 from tests.integration.bundle_helpers import extract
 from verify.attest_sigstore import IdentityPolicy, Trust, load_root, verify_bundle_file
 
@@ -70,10 +70,7 @@ def tree(stella: Stella, tmp_path: Path) -> tuple[Path, Path, Path, Path]:
 
 
 def _node_verify(bundle: Path, key: Path) -> subprocess.CompletedProcess[str]:
-    node = require_tool("node")
-    if not (NODE_DIR / "node_modules" / "@sigstore" / "verify").is_dir():
-        pytest.fail("tests/interop/node/node_modules is missing: run `npm ci` there (scripts/test.sh does)")
-    return _run(node, NODE_DIR / "verify-bundle.js", bundle, key, cwd=NODE_DIR)
+    return _run(*sigstore_js_verifier(), bundle, key, cwd=NODE_DIR)
 
 
 def test_sigstore_js_accepts_the_signed_attestation_manifest(tree: tuple[Path, Path, Path, Path]) -> None:
@@ -230,16 +227,14 @@ AGREE: list[tuple[str, Path, str, Callable[[dict[str, Any]], None] | None]] = [
 def test_stella_and_sigstore_js_agree_on_keyless_bundles(
     case: str, bundle: Path, root: str, change: Callable[[dict[str, Any]], None] | None, tmp_path: Path
 ) -> None:
-    node = require_tool("node")
-    if not (NODE_DIR / "node_modules" / "@sigstore" / "verify").is_dir():
-        pytest.fail("tests/interop/node/node_modules is missing: run `npm ci` there (scripts/test.sh does)")
+    verifier = sigstore_js_verifier()
     doc = json.loads(bundle.read_bytes())
     if change is not None:
         change(doc)
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(doc))
     root_path = OFFLINE / "trust" / f"{root}.trusted_root.json"
-    theirs = _run(node, NODE_DIR / "verify-keyless.js", path, root_path, cwd=NODE_DIR)
+    theirs = _run(*verifier, path, "--trusted-root", root_path, cwd=NODE_DIR)
     ours = verify_bundle_file(
         path,
         trust=Trust(

@@ -21,12 +21,11 @@ from core.home import Home
 from core.keys import KeyAlgorithm, PrivateKey
 from core.signing import IN_TOTO_PAYLOAD_TYPE, Signer, cosign_blob_signature, dsse_envelope, sigstore_bundle_v03
 from core.trust import TrustStore
-from tests.conftest import ROOT, require_tool
+from tests.conftest import require_tool, sigstore_js_verifier
 from verify.signatures import find_blob_signer, verify_dsse
 
 pytestmark = pytest.mark.interop
 
-NODE_DIR = ROOT / "tests" / "interop" / "node"
 
 STATEMENT = canonical_json(
     {
@@ -172,17 +171,6 @@ def test_our_verifier_accepts_signatures_made_by_openssl(algorithm: KeyAlgorithm
 # --- @sigstore/verify 4.1.3 ------------------------------------------------------------------------
 
 
-def _bundle_verifier() -> list[str]:
-    """``node verify-bundle.js``; skips locally / fails under CI=true when node or its packages are missing."""
-    node = require_tool("node")
-    if not (NODE_DIR / "node_modules" / "@sigstore" / "verify").is_dir():
-        message = f"@sigstore/verify is not installed in {NODE_DIR}: run `npm ci --prefix tests/interop/node`"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return [node, str(NODE_DIR / "verify-bundle.js")]
-
-
 def _write_bundle(tmp_path: Path, bundle: dict[str, object], name: str = "provenance.sigstore.json") -> Path:
     path = tmp_path / name
     path.write_bytes(canonical_json(bundle))
@@ -190,7 +178,7 @@ def _write_bundle(tmp_path: Path, bundle: dict[str, object], name: str = "proven
 
 
 def test_sigstore_js_accepts_our_dsse_bundle(signer: Signer, tmp_path: Path) -> None:
-    verifier = _bundle_verifier()
+    verifier = sigstore_js_verifier()
     pub = tmp_path / "key.pub"
     pub.write_bytes(signer.public_pem)
     bundle = _write_bundle(
@@ -208,7 +196,7 @@ def test_sigstore_js_accepts_our_dsse_bundle(signer: Signer, tmp_path: Path) -> 
 
 
 def test_sigstore_js_rejects_a_tampered_payload(signer: Signer, tmp_path: Path) -> None:
-    verifier = _bundle_verifier()
+    verifier = sigstore_js_verifier()
     pub = tmp_path / "key.pub"
     pub.write_bytes(signer.public_pem)
     bundle = sigstore_bundle_v03(dsse_envelope(signer, IN_TOTO_PAYLOAD_TYPE, STATEMENT), signer)
@@ -221,7 +209,7 @@ def test_sigstore_js_rejects_a_tampered_payload(signer: Signer, tmp_path: Path) 
 
 
 def test_sigstore_js_rejects_the_wrong_key(signer: Signer, tmp_path: Path) -> None:
-    verifier = _bundle_verifier()
+    verifier = sigstore_js_verifier()
     impostor = Signer(ec.generate_private_key(ec.SECP256R1()))
     wrong_pub = tmp_path / "wrong.pub"
     wrong_pub.write_bytes(impostor.public_pem)
