@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke-test the built binaries, not the venv, with the network unavailable:
 #   --version, import the samples, generate a key, build a json:raw bundle, verify it (and refuse a damaged
-#   copy), open the TUI headless and save a screenshot of its first screen.
+#   copy), build and verify an attestation bundle (keyless Sigstore bundles through sigstore-python and its
+#   embedded production root), open the TUI headless and save a screenshot of its first screen.
 # Usage: scripts/smoke-binary.sh [BINARY...]   (default: dist/stella and dist/stella-onedir/stella)
 # The network is removed with `unshare -rn` (a new user and network namespace: only a loopback that is down).
 # Where that is not allowed (some containers forbid user namespaces), the run says so and goes on with the
@@ -10,6 +11,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BINARIES=("$@")
+SIGSTORE="$ROOT/tests/fixtures/sigstore-offline"
 [ ${#BINARIES[@]} -gt 0 ] || BINARIES=(dist/stella dist/stella-onedir/stella)
 
 if unshare -rn true 2>/dev/null; then
@@ -36,10 +38,11 @@ smoke() {
     echo "unexpected --version output: $out" >&2; return 1; }
   printf '  --version: %s (%.2f s)\n' "$out" "$(elapsed "$start" "$end")"
 
+  # The samples, and a keyless Sigstore bundle signed under Sigstore's production instance.
   "${run[@]}" import samples/advisories samples/vex samples/sboms samples/attestations samples/policy samples/risk \
-    > "$work/import.txt"
+    "$SIGSTORE/trivy-cyclonedx-attestation.sigstore.json" > "$work/import.txt"
   tail -n 1 "$work/import.txt" | sed 's/^/  import: /'
-  grep -q "^19 imported, 0 duplicate, 0 rejected" "$work/import.txt"
+  grep -q "^20 imported, 0 duplicate, 0 rejected" "$work/import.txt"
 
   "${run[@]}" keys generate smoke > /dev/null
   "${run[@]}" keys export-public smoke --out "$work/smoke.pub"
@@ -62,6 +65,18 @@ PY
   "${run[@]}" verify "$work/damaged.tar.zst" --key "$work/smoke.pub" > /dev/null 2>&1 || code=$?
   case "$code" in 3|4|5) echo "  verify of a damaged copy: refused (exit $code)" ;;
     *) echo "a damaged bundle was not refused (exit $code)" >&2; return 1 ;; esac
+
+  # Attestations: the production trusted root the exporter ships comes from sigstore's package data inside the
+  # binary; sigstore-python checks both keyless bundles. The unsigned sample Statement fails (exit 5), as it must.
+  "${run[@]}" export run --profile attestation:bundle --key smoke --out "$work/attest.tar.zst" > /dev/null
+  code=0
+  "${run[@]}" attest bundle verify "$work/attest.tar.zst" --key "$work/smoke.pub" \
+    --trusted-root "$SIGSTORE/trust/staging.trusted_root.json" --attestation-key "$SIGSTORE/dsse/vsa_signing_public_key.pem" \
+    --certificate-identity-regexp 'william@yossarian\.net|thomas\.grininger@ringodev\.com' \
+    --certificate-oidc-issuer https://github.com/login/oauth > "$work/attest.txt" 2>&1 || code=$?
+  [ "$code" = 5 ] && [ "$(grep -c '^  verified keyless ' "$work/attest.txt")" = 2 ] \
+    && grep -q '^  verified key ' "$work/attest.txt" || { cat "$work/attest.txt" >&2; echo "attest verify: exit $code" >&2; return 1; }
+  echo "  attest bundle verify: 2 keyless and 1 key-based attestations verified, the unsigned one refused (exit 5)"
 
   start=$(now)
   "${run[@]}" tui --screenshot "$work/tui.svg"
