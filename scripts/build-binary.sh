@@ -4,7 +4,7 @@
 #   dist/stella-onedir/stella   onedir: a directory to carry; starts several times faster
 #   dist/SHA256SUMS             digests of both
 # PYTHONHASHSEED=0 makes two builds on the same machine and environment byte-identical (docs/binary.md);
-# STELLA_REPRO_CHECK=1 builds the onefile a second time and fails when the two differ.
+# STELLA_REPRO_CHECK=1 builds both a second time (other work and dist paths) and fails when a byte differs.
 # Environment: STELLA_PYTHON (default .venv/bin/python), STELLA_SKIP_INSTALL=1 to skip `pip install -e .[binary]`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,17 +36,21 @@ build onefile dist build/pyinstaller-onefile
 build onedir dist build/pyinstaller-onedir
 printf 'onefile: %s bytes; onedir: %s\n' "$(stat -c %s dist/stella)" "$(du -sh dist/stella-onedir | cut -f1)"
 
+digests() {  # digests DIST: the onefile's sha256, then every onedir file's, by path
+  (cd "$1" && { sha256sum stella; find stella-onedir -type f -print0 | sort -z | xargs -0 sha256sum; })
+}
+
 if [ "${STELLA_REPRO_CHECK:-}" = 1 ]; then
   rm -rf build/repro
-  build onefile build/repro/dist build/repro/work
-  a=$(sha256sum dist/stella | cut -d' ' -f1)
-  b=$(sha256sum build/repro/dist/stella | cut -d' ' -f1)
-  if [ "$a" != "$b" ]; then
-    echo "not reproducible: two onefile builds differ ($a, $b)" >&2
+  build onefile build/repro/dist build/repro/onefile
+  build onedir build/repro/dist build/repro/onedir
+  if ! diff <(digests dist) <(digests build/repro/dist) >&2; then
+    echo "not reproducible: the second build differs from the first (lines above)" >&2
     exit 1
   fi
-  echo "reproducible: both onefile builds are sha256 $a"
+  echo "reproducible: a second build is byte-identical (onefile sha256 $(sha256sum dist/stella | cut -d' ' -f1)," \
+    "onedir $(find dist/stella-onedir -type f | wc -l) files)"
 fi
 
-(cd dist && { sha256sum stella; find stella-onedir -type f -print0 | sort -z | xargs -0 sha256sum; } > SHA256SUMS)
+digests dist > dist/SHA256SUMS
 echo "dist/SHA256SUMS: $(wc -l < dist/SHA256SUMS) files"
