@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,8 @@ from rich.markup import escape
 from app.commands.verify import keys_from_files
 from app.output import print_json, stderr, stdout
 from core.errors import BadInputError, ExitCode, PolicyRefusal, StellaError, UsageError
-from core.home import resolve_home
-from core.ingest import validate_tenant
+from core.home import Home, resolve_home
+from core.ingest import FileResult, Outcome, validate_tenant
 from core.trust import TrustedKey, TrustStore
 from verify.attest import AttestationReport, verify_attestation_bundle
 from verify.attest_sigstore import (
@@ -91,17 +93,23 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     im.set_defaults(handler=run_import)
 
 
-def _policy(args: argparse.Namespace) -> IdentityPolicy:
-    if args.certificate_identity and args.certificate_identity_regexp is not None:
+def identity_policy(
+    identities: Sequence[str] = (),
+    identity_regexp: str | None = None,
+    issuer: str | None = None,
+    issuer_regexp: str | None = None,
+) -> IdentityPolicy:
+    """The keyless identity policy of the ``--certificate-*`` options: both an identity and an issuer, or neither."""
+    if identities and identity_regexp is not None:
         raise UsageError("give --certificate-identity or --certificate-identity-regexp, not both")
-    if args.certificate_oidc_issuer is not None and args.certificate_oidc_issuer_regexp is not None:
+    if issuer is not None and issuer_regexp is not None:
         raise UsageError("give --certificate-oidc-issuer or --certificate-oidc-issuer-regexp, not both")
     try:
         policy = IdentityPolicy(
-            identities=tuple(args.certificate_identity or ()),
-            identity_regexp=args.certificate_identity_regexp,
-            issuer=args.certificate_oidc_issuer,
-            issuer_regexp=args.certificate_oidc_issuer_regexp,
+            identities=tuple(identities),
+            identity_regexp=identity_regexp,
+            issuer=issuer,
+            issuer_regexp=issuer_regexp,
         )
     except BadInputError as exc:
         raise UsageError(exc.message) from None
@@ -113,17 +121,32 @@ def _policy(args: argparse.Namespace) -> IdentityPolicy:
     return policy
 
 
-def _roots(args: argparse.Namespace) -> list[SigstoreRoot]:
-    if args.trusted_root:
+def _policy(args: argparse.Namespace) -> IdentityPolicy:
+    return identity_policy(
+        args.certificate_identity or (),
+        args.certificate_identity_regexp,
+        args.certificate_oidc_issuer,
+        args.certificate_oidc_issuer_regexp,
+    )
+
+
+def sigstore_roots(home: Home, files: Sequence[Path] = ()) -> list[SigstoreRoot]:
+    """The Sigstore trusted roots keyless attestations are checked against: ``files`` (``--trusted-root``), or
+    else the sigstore package's production root and the trust store's ``sigstore/*.json``."""
+    if files:
         roots = []
-        for path in args.trusted_root:
+        for path in files:
             try:
                 data = path.read_bytes()
             except OSError as exc:
                 raise UsageError(f"cannot read trusted root: {exc.strerror}", path=str(path)) from None
             roots.append(load_root(data, name=path.stem, source="file", path=str(path)))
         return roots
-    return [package_production_root(), *trust_store_roots(resolve_home(args.home).trust_dir)]
+    return [package_production_root(), *trust_store_roots(home.trust_dir)]
+
+
+def _roots(args: argparse.Namespace) -> list[SigstoreRoot]:
+    return sigstore_roots(resolve_home(args.home), args.trusted_root or ())
 
 
 def _keys(args: argparse.Namespace) -> list[TrustedKey]:
@@ -202,47 +225,65 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_import(args: argparse.Namespace) -> int:
+def bundle_verified(report: AttestationReport) -> bool:
+    """True when the bundle itself verified (signature, digests, its attestation manifest), whatever became of
+    single attestations: then the attestations that verified may be imported."""
+    return bool(report.checks) and all(c.ok for c in report.checks if c.name != "attestations")
+
+
+@dataclass
+class AttestationImport:
+    """What importing a verified attestation bundle did: a row per attestation (``--json``'s ``imported``), the
+    import outcome per stored document, and the command's exit code."""
+
+    tenant: str
+    rows: list[dict[str, Any]]
+    results: list[FileResult]
+    exit_code: ExitCode
+
+    @property
+    def rejected(self) -> list[FileResult]:
+        return [r for r in self.results if r.outcome is Outcome.REJECTED]
+
+
+def import_verified_attestations(
+    home: Home, bundle: Path, report: AttestationReport, tenant: str | None = None
+) -> AttestationImport:
+    """Import, into the bundle's own tenant, every document whose attestations all verified (``report`` from
+    ``verify_attestation_bundle`` with ``extract_to``, and ``bundle_verified``): the import half of
+    `stella attest bundle import`. The stored attestations are marked verified."""
     # The store and the source adapters are loaded only here: verifying needs neither.
     from adapters.sources.dsse import FORMATS as DSSE_FORMATS
     from adapters.sources.intoto import FORMATS as INTOTO_FORMATS
     from adapters.sources.sigstore_bundle import FORMATS as BUNDLE_FORMATS
-    from core.ingest import FileResult, Importer, Outcome
+    from core.ingest import Importer
     from core.store import Store
 
-    with tempfile.TemporaryDirectory(prefix="stella-attest-import-") as work:
-        report = _verify(args, extract_to=Path(work))
-        verified_bundle = all(c.ok for c in report.checks if c.name != "attestations")
-        if not verified_bundle or not report.checks:
-            if args.json:
-                print_json({"verification": report.to_dict(), "imported": []})
-            error = report.error or BadInputError("the bundle did not verify", path=str(args.bundle))
-            return int(error.exit_code)
-        bundle_tenant = str(report.manifest.get("tenant"))
-        tenant = validate_tenant(args.tenant or bundle_tenant)
-        if tenant != bundle_tenant:
-            raise PolicyRefusal(
-                f"the bundle belongs to tenant {bundle_tenant!r}, not {tenant!r}",
-                path=str(args.bundle),
-                hint="an attestation bundle is imported into its own tenant",
+    bundle_tenant = str(report.manifest.get("tenant"))
+    chosen = validate_tenant(tenant or bundle_tenant)
+    if chosen != bundle_tenant:
+        raise PolicyRefusal(
+            f"the bundle belongs to tenant {bundle_tenant!r}, not {chosen!r}",
+            path=str(bundle),
+            hint="an attestation bundle is imported into its own tenant",
+        )
+    by_path = {str(path): sha for sha, path in report.extracted.items()}
+    results: list[FileResult] = []
+    paths = [report.extracted[sha] for sha in sorted(report.extracted)]
+    if paths:
+        with Store.open(home) as store:
+            importer = Importer(
+                store, (*BUNDLE_FORMATS, *DSSE_FORMATS, *INTOTO_FORMATS), tenant=chosen, on_result=results.append
             )
-        by_path = {str(path): sha for sha, path in report.extracted.items()}
-        results: list[FileResult] = []
-        paths = [report.extracted[sha] for sha in sorted(report.extracted)]
-        if paths:
-            with Store.open(resolve_home(args.home)) as store:
-                importer = Importer(
-                    store, (*BUNDLE_FORMATS, *DSSE_FORMATS, *INTOTO_FORMATS), tenant=tenant, on_result=results.append
-                )
-                importer.run(paths)
-                stored = [by_path[r.path] for r in results if r.outcome is not Outcome.REJECTED and r.path in by_path]
-                if stored:
-                    with store.transaction() as conn:
-                        conn.execute(
-                            "UPDATE attestations SET verification = 'verified' WHERE tenant = ? "
-                            f"AND document_sha256 IN ({', '.join('?' for _ in stored)})",
-                            [tenant, *stored],
-                        )
+            importer.run(paths)
+            stored = [by_path[r.path] for r in results if r.outcome is not Outcome.REJECTED and r.path in by_path]
+            if stored:
+                with store.transaction() as conn:
+                    conn.execute(
+                        "UPDATE attestations SET verification = 'verified' WHERE tenant = ? "
+                        f"AND document_sha256 IN ({', '.join('?' for _ in stored)})",
+                        [chosen, *stored],
+                    )
     outcome = {by_path.get(r.path, r.path): r for r in results}
     rows: list[dict[str, Any]] = []
     for result in report.results:
@@ -255,10 +296,22 @@ def run_import(args: argparse.Namespace) -> int:
             if imported.error is not None:
                 row["importError"] = imported.error.to_dict()
         rows.append(row)
-    rejected = [r for r in results if r.outcome is Outcome.REJECTED]
     code = report.error.exit_code if report.error is not None else ExitCode.OK
-    if code is ExitCode.OK and rejected:
+    if code is ExitCode.OK and any(r.outcome is Outcome.REJECTED for r in results):
         code = ExitCode.BAD_INPUT
+    return AttestationImport(chosen, rows, results, code)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="stella-attest-import-") as work:
+        report = _verify(args, extract_to=Path(work))
+        if not bundle_verified(report):
+            if args.json:
+                print_json({"verification": report.to_dict(), "imported": []})
+            error = report.error or BadInputError("the bundle did not verify", path=str(args.bundle))
+            return int(error.exit_code)
+        done = import_verified_attestations(resolve_home(args.home), args.bundle, report, args.tenant)
+    tenant, rows, results, rejected, code = done.tenant, done.rows, done.results, done.rejected, done.exit_code
     if args.json:
         print_json({"verification": report.to_dict(), "tenant": tenant, "imported": rows})
     else:

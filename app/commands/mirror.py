@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,13 @@ from rich.markup import escape
 from app.commands.verify import keys_from_files, parse_at, read_identities
 from app.output import print_json, stderr, stdout, table
 from core.errors import BadInputError, NotFoundError, UsageError
-from core.home import resolve_home
+from core.home import Home, resolve_home
 from core.keys import KeyStore, read_passphrase_file
 from core.mirror_layout import query, read_document
 from core.signing import Signer
 from core.trust import TrustStore
 from verify.bundle import Check
-from verify.mirror import DEFAULT_MIN_FREE, MirrorDir, import_bundle, rollback, status, verify_current
+from verify.mirror import DEFAULT_MIN_FREE, ImportResult, MirrorDir, import_bundle, rollback, status, verify_current
 
 _SIZE = re.compile(r"^([0-9]+)([KMGT]?)$")
 
@@ -80,10 +81,9 @@ def _size(text: str) -> int:
     return int(m.group(1)) * (1 << (10 * exponent))
 
 
-def _receipt_signer(args: argparse.Namespace) -> Signer:
-    home = resolve_home(args.home)
+def receipt_signer(home: Home, name: str | None) -> Signer:
+    """The key-store key that signs an import receipt: ``name``, or else the home's only key."""
     store = KeyStore(home)
-    name = args.receipt_key
     if name is None:
         keys = store.list()
         if len(keys) != 1:
@@ -95,34 +95,67 @@ def _receipt_signer(args: argparse.Namespace) -> Signer:
     return Signer.from_keystore(store, name)
 
 
-def run_import(args: argparse.Namespace) -> int:
-    home = resolve_home(args.home)
-    keys = keys_from_files(args.key) if args.key else TrustStore(home).list()
-    signer = _receipt_signer(args)
+def import_into_mirror(
+    home: Home,
+    bundle: Path,
+    into: Path,
+    *,
+    key_files: Sequence[Path] = (),
+    receipt_key: str | None = None,
+    trust_root: Path | None = None,
+    identity_files: Sequence[Path] = (),
+    passphrase_file: Path | None = None,
+    at: str | None = None,
+    min_free: str = str(DEFAULT_MIN_FREE),
+    on_check: Callable[[Check], None] | None = None,
+) -> ImportResult:
+    """What `stella mirror import` does, without printing (the CLI and the TUI share it).
+
+    The arguments are the command's, as typed: trusted signer keys (else the trust store), the receipt key
+    (else the home's only key), the TUF root for a first import, age identity files or a passphrase file for an
+    encrypted payload, ``--at`` and ``--min-free``. They are read in that order, so the first bad one is reported.
+    """
+    keys = keys_from_files(list(key_files)) if key_files else TrustStore(home).list()
+    signer = receipt_signer(home, receipt_key)
     root = None
-    if args.trust_root is not None:
+    if trust_root is not None:
         try:
-            root = args.trust_root.read_bytes()
+            root = trust_root.read_bytes()
         except OSError as exc:
-            raise BadInputError(f"cannot read the TUF root: {exc.strerror}", path=str(args.trust_root)) from None
-    identities = [i for path in args.identity or [] for i in read_identities(path)]
-    passphrase = read_passphrase_file(args.passphrase_file).decode() if args.passphrase_file else None
-
-    def show(check: Check) -> None:
-        if not args.json:
-            mark = "[green]  ok  [/]" if check.ok else "[bold red] FAIL [/]"
-            (stdout if check.ok else stderr).print(f"{mark} {check.name:16} {escape(check.detail)}")
-
-    result = import_bundle(
-        args.bundle,
-        args.into,
+            raise BadInputError(f"cannot read the TUF root: {exc.strerror}", path=str(trust_root)) from None
+    identities = [i for path in identity_files for i in read_identities(path)]
+    passphrase = read_passphrase_file(passphrase_file).decode() if passphrase_file else None
+    return import_bundle(
+        bundle,
+        into,
         keys=keys,
         signer=signer,
         trust_root=root,
         identities=identities,
         passphrase=passphrase,
-        at=parse_at(args.at),
-        min_free=_size(args.min_free),
+        at=parse_at(at),
+        min_free=_size(min_free),
+        on_check=on_check,
+    )
+
+
+def run_import(args: argparse.Namespace) -> int:
+    def show(check: Check) -> None:
+        if not args.json:
+            mark = "[green]  ok  [/]" if check.ok else "[bold red] FAIL [/]"
+            (stdout if check.ok else stderr).print(f"{mark} {check.name:16} {escape(check.detail)}")
+
+    result = import_into_mirror(
+        resolve_home(args.home),
+        args.bundle,
+        args.into,
+        key_files=args.key or (),
+        receipt_key=args.receipt_key,
+        trust_root=args.trust_root,
+        identity_files=args.identity or (),
+        passphrase_file=args.passphrase_file,
+        at=args.at,
+        min_free=args.min_free,
         on_check=show,
     )
     if args.receipt_out is not None:

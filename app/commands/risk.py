@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,8 @@ from adapters.sources.kev import FORMATS as KEV_FORMATS
 from app.commands.verify import keys_from_files, parse_at
 from app.output import print_json, stderr, stdout
 from core.errors import BadInputError, PolicyRefusal, StellaError, UsageError
-from core.home import resolve_home
-from core.ingest import FileResult, Importer, Outcome, detect, validate_tenant
+from core.home import Home, resolve_home
+from core.ingest import FileResult, Importer, ImportSummary, Outcome, detect, validate_tenant
 from core.sources import Candidate
 from core.store import Store
 from core.trust import TrustedKey, TrustStore
@@ -69,11 +71,16 @@ def _keys(args: argparse.Namespace) -> list[TrustedKey]:
     return keys_from_files(args.key) if args.key else TrustStore(resolve_home(args.home)).list()
 
 
-def _verify(args: argparse.Namespace, extract_to: Path | None = None) -> RiskReport:
-    policy = FreshnessPolicy(args.policy)
-    if args.grace is not None and policy is not FreshnessPolicy.GRACE:
+def freshness_policy(policy: str, grace: str | None = None) -> tuple[FreshnessPolicy, timedelta | None]:
+    """The ``--policy`` and ``--grace`` of `stella risk bundle verify|import`, checked together."""
+    chosen = FreshnessPolicy(policy)
+    if grace is not None and chosen is not FreshnessPolicy.GRACE:
         raise UsageError("--grace applies only with --policy grace")
-    grace = parse_duration(args.grace, "--grace") if args.grace is not None else None
+    return chosen, parse_duration(grace, "--grace") if grace is not None else None
+
+
+def _verify(args: argparse.Namespace, extract_to: Path | None = None) -> RiskReport:
+    policy, grace = freshness_policy(args.policy, args.grace)
 
     def show(check: Check) -> None:
         if args.json:
@@ -119,32 +126,37 @@ def _preflight(paths: list[Path]) -> None:
         source.parse(candidate)
 
 
-def run_import(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="stella-risk-import-") as work:
-        report = _verify(args, extract_to=Path(work))
-        if report.error is not None:
-            if args.json:
-                print_json({"verification": report.to_dict(), "imported": False})
-            return int(report.error.exit_code)
-        bundle_tenant = str(report.manifest.get("tenant"))
-        tenant = validate_tenant(args.tenant or bundle_tenant)
-        if tenant != bundle_tenant:
-            raise PolicyRefusal(
-                f"the bundle belongs to tenant {bundle_tenant!r}, not {tenant!r}",
-                path=str(args.bundle),
-                hint="a risk bundle is imported into its own tenant",
-            )
-        paths = [report.extracted[name] for name in sorted(report.extracted)]
-        _preflight(paths)
-        results: list[FileResult] = []
-        with Store.open(resolve_home(args.home)) as store:
-            # One batch, so every dataset lands in one transaction or none does.
-            importer = Importer(store, RISK_FORMATS, tenant=tenant, on_result=results.append, batch_size=len(paths) + 1)
-            summary = importer.run(paths)
-        rejected = [r for r in results if r.outcome is Outcome.REJECTED]
-        if rejected:
-            error = rejected[0].error
-            raise error if isinstance(error, StellaError) else BadInputError("dataset rejected", path=rejected[0].path)
+@dataclass
+class RiskImport:
+    """What importing a verified risk bundle stored: one row per dataset, and the import's counts."""
+
+    tenant: str
+    datasets: list[dict[str, Any]]
+    summary: ImportSummary
+
+
+def import_verified_risk(home: Home, bundle: Path, report: RiskReport, tenant: str | None = None) -> RiskImport:
+    """Import the datasets of a risk bundle that verified (``report`` from ``verify_risk_bundle`` with
+    ``extract_to``) into its own tenant, all or nothing: the import half of `stella risk bundle import`."""
+    bundle_tenant = str(report.manifest.get("tenant"))
+    chosen = validate_tenant(tenant or bundle_tenant)
+    if chosen != bundle_tenant:
+        raise PolicyRefusal(
+            f"the bundle belongs to tenant {bundle_tenant!r}, not {chosen!r}",
+            path=str(bundle),
+            hint="a risk bundle is imported into its own tenant",
+        )
+    paths = [report.extracted[name] for name in sorted(report.extracted)]
+    _preflight(paths)
+    results: list[FileResult] = []
+    with Store.open(home) as store:
+        # One batch, so every dataset lands in one transaction or none does.
+        importer = Importer(store, RISK_FORMATS, tenant=chosen, on_result=results.append, batch_size=len(paths) + 1)
+        summary = importer.run(paths)
+    rejected = [r for r in results if r.outcome is Outcome.REJECTED]
+    if rejected:
+        error = rejected[0].error
+        raise error if isinstance(error, StellaError) else BadInputError("dataset rejected", path=rejected[0].path)
     by_name = {str(path): name for name, path in report.extracted.items()}
     datasets = [
         {
@@ -155,6 +167,18 @@ def run_import(args: argparse.Namespace) -> int:
         }
         for r in results
     ]
+    return RiskImport(chosen, datasets, summary)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="stella-risk-import-") as work:
+        report = _verify(args, extract_to=Path(work))
+        if report.error is not None:
+            if args.json:
+                print_json({"verification": report.to_dict(), "imported": False})
+            return int(report.error.exit_code)
+        done = import_verified_risk(resolve_home(args.home), args.bundle, report, args.tenant)
+    tenant, datasets, summary = done.tenant, done.datasets, done.summary
     if args.json:
         print_json(
             {"verification": report.to_dict(), "imported": True, "tenant": tenant, "datasets": datasets}

@@ -1,9 +1,10 @@
-"""Verify: check a received bundle offline, showing each check as it completes."""
+"""Verify: check a received bundle offline, showing each check as it completes; then, by the bundle's kind,
+ctrl+n opens the receive screen to import or install what verified (app/tui/screens/receive.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,6 +16,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 from app.commands.verify import keys_from_files
 from app.tui.screens.base import StellaScreen, sentence_of, shown_path
 from app.tui.screens.modals import ErrorModal
+from app.tui.screens.receive import ReceiveScreen, Receiving, receiving_for
 from core.trust import TrustedKey, TrustStore
 from verify.bundle import Check, VerifyReport, verify_bundle
 
@@ -28,10 +30,11 @@ class CheckDone(Message):
 
 
 class VerifyDone(Message):
-    def __init__(self, report: VerifyReport, chain: str) -> None:
+    def __init__(self, report: VerifyReport, chain: str, key: Path | None) -> None:
         super().__init__()
         self.report = report
         self.chain = chain
+        self.key = key
 
 
 def trust_chain(report: VerifyReport, keys: list[TrustedKey]) -> str:
@@ -59,7 +62,23 @@ class VerifyScreen(StellaScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "verify", "Verify"),
         Binding("escape", "leave_field", "Leave field"),
+        Binding("ctrl+n", "receive", "Import / install"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: What the last bundle that verified offers (None: nothing, or it did not verify), with its key and manifest.
+        self.receivable: tuple[Receiving, Path, Path | None, dict[str, Any]] | None = None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """ctrl+n is in the footer only while a verified bundle offers an import or install."""
+        if action == "receive":
+            return self.receivable is not None
+        return True
+
+    def action_receive(self) -> None:
+        if self.receivable is not None:
+            self.app.push_screen(ReceiveScreen(*self.receivable))
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -90,6 +109,8 @@ class VerifyScreen(StellaScreen):
             self.query_one("#verify-bundle", Input).focus()
             return
         key = self.query_one("#verify-key", Input).value.strip()
+        self.receivable = None
+        self.refresh_bindings()
         self.query_one("#verify-checks", DataTable).clear()
         self.query_one("#verify-chain", Static).update("")
         self.query_one("#verify-verdict", Static).update(f"verifying {bundle} ...")
@@ -104,7 +125,7 @@ class VerifyScreen(StellaScreen):
         finally:
             # The app's worker-error handler shows the sentence; the button must come back either way.
             self.app.call_from_thread(self._enable)
-        self.post_message(VerifyDone(report, trust_chain(report, keys)))
+        self.post_message(VerifyDone(report, trust_chain(report, keys), key))
 
     def _report(self, check: Check) -> None:
         self.post_message(CheckDone(check))
@@ -126,12 +147,17 @@ class VerifyScreen(StellaScreen):
         if report.ok:
             m = report.manifest
             profile = (m.get("profile") or {}).get("id")
+            receiving = receiving_for(m)
+            offer = f"; ctrl+n: {receiving.title}" if receiving is not None else ""
             verdict.update(
                 f"verified {shown_path(report.bundle)}: {profile} run {m.get('runId')} for tenant {m.get('tenant')}, "
-                f"{m.get('fileCount')} files, created {m.get('createdAt')}"
+                f"{m.get('fileCount')} files, created {m.get('createdAt')}{offer}"
             )
             verdict.set_class(True, "ok")
             verdict.set_class(False, "failed")
+            if receiving is not None:
+                self.receivable = (receiving, Path(report.bundle), message.key, m)
+                self.refresh_bindings()
             return
         verdict.set_class(False, "ok")
         verdict.set_class(True, "failed")
