@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, require_tool
+from tests.conftest import ROOT, require_tool, sigstore_js_verifier
 from tests.integration.bundle_helpers import extract, flip, read_members, write_members
 
 SAMPLES = ROOT / "samples"
@@ -253,9 +253,7 @@ def test_verify_sh_fails_on_each_tampering(built: dict[str, Any], tmp_path: Path
 
 @pytest.mark.interop
 def test_sigstore_js_verifies_the_bundles_provenance(built: dict[str, Any], tmp_path: Path) -> None:
-    from tests.interop.test_signature_interop import _bundle_verifier
-
-    cmd = _bundle_verifier()
+    cmd = sigstore_js_verifier()
     tree = extract(built["bundle"], tmp_path / "tree")
     ok = subprocess.run(
         [*cmd, str(tree / "provenance.sigstore.json"), str(built["pub"])], capture_output=True, text=True
