@@ -3,7 +3,9 @@
 pyrage moves 8 KiB at a time and runs at 0.6-0.8 of the age CLI's speed, so bundle payloads are encrypted
 and decrypted here, with ``cryptography``'s X25519, HKDF-SHA-256, HMAC-SHA-256 and ChaCha20-Poly1305 over
 whole 64 KiB chunks. The output is plain age: the reference CLI decrypts it and we decrypt the CLI's
-(tests/interop/test_mirror_age.py). Passphrase (scrypt) files still go through pyrage.
+(tests/interop/test_mirror_age.py); ``stella verify --identity`` and ``stella mirror import --identity``
+both read identity files with :func:`read_identities` and decrypt with :func:`decrypt_stream`. Passphrase
+(scrypt) files still go through pyrage.
 
 Format, as the specification gives it:
 
@@ -26,6 +28,7 @@ import hmac
 import os
 from collections.abc import Sequence
 from hashlib import sha256
+from pathlib import Path
 from typing import IO, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -34,6 +37,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from core.errors import UsageError
 
 VERSION_LINE = b"age-encryption.org/v1"
 CHUNK = 64 * 1024
@@ -95,6 +100,28 @@ def _bech32(text: str, hrp: str, what: str) -> bytes:
 def identity_key(text: str) -> X25519PrivateKey:
     """The X25519 private key of an ``AGE-SECRET-KEY-1...`` identity."""
     return X25519PrivateKey.from_private_bytes(_bech32(text, _IDENTITY_HRP, "X25519 identity (AGE-SECRET-KEY-1...)"))
+
+
+def read_identities(path: Path) -> list[str]:
+    """The X25519 identities of an age identity file (one ``AGE-SECRET-KEY-1...`` per line, ``#`` comments), as
+    :func:`decrypt_stream` takes them; an unreadable or malformed file is a :class:`~core.errors.UsageError`."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read identity file: {exc.strerror}", path=str(path)) from None
+    out = []
+    for n, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            identity_key(line)
+        except (AgeError, ValueError):
+            raise UsageError(f"line {n} is not an age X25519 identity", path=str(path)) from None
+        out.append(line)
+    if not out:
+        raise UsageError("no identity in the file", path=str(path))
+    return out
 
 
 def recipient_key(text: str) -> X25519PublicKey:

@@ -26,10 +26,7 @@ identity, so key-based attestations verify only with keys of the receiver's trus
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -37,13 +34,11 @@ from typing import Any
 
 import orjson
 
-from core.archive import ReaderLimits, SafeArchiveReader
 from core.errors import BadInputError, IntegrityError, SignatureError, StellaError
-from core.signing import pae, verify_raw
 from core.trust import TrustedKey
 from verify.attest_sigstore import AttestationResult, IdentityPolicy, SigstoreRoot, Trust, load_root, verify_document
-from verify.bundle import Check, verify_bundle
-from verify.manifest import ManifestReader
+from verify.bundle import Check, VerifyReport, verify_then
+from verify.extract import KindVerification
 
 DOCUMENTS = "attestations/documents/"
 INDEX = "attestations/index.jsonl"
@@ -57,37 +52,20 @@ IN_TOTO = "application/vnd.in-toto+json"
 _PREFIXES = ("attestations/", "trust/", "tlog/")
 _SIGNED_MANIFEST = (MANIFEST, MANIFEST_DSSE, MANIFEST_SIGSTORE)
 _MAX_MANIFEST = 64 << 20
-_CHUNK = 1 << 20
 
 
 @dataclass
-class AttestationReport:
+class AttestationReport(VerifyReport):
     """What ``stella attest bundle verify`` says about a bundle (``stella verify``'s shape + attestations)."""
 
-    bundle: str
     policy: IdentityPolicy
-    checks: list[Check] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
-    signer: dict[str, Any] | None = None
     roots: list[SigstoreRoot] = field(default_factory=list)
     results: list[AttestationResult] = field(default_factory=list)
-    error: StellaError | None = None
     #: Documents whose every attestation verified, copied out (only with ``extract_to``), by document digest.
     extracted: dict[str, Path] = field(default_factory=dict)
 
-    @property
-    def ok(self) -> bool:
-        """True when the bundle and every attestation verified."""
-        return self.error is None and bool(self.checks) and all(c.ok for c in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` form."""
-        out: dict[str, Any] = {
-            "bundle": self.bundle,
-            "verified": self.ok,
-            "exitCode": 0 if self.ok else int(self.error.exit_code if self.error else 4),
-            "checks": [c.to_dict() for c in self.checks],
-            "manifest": self.manifest,
+    def details(self) -> dict[str, Any]:
+        return {
             "policy": self.policy.describe(),
             "trustedRoots": [r.describe() for r in self.roots],
             "attestations": [r.to_dict() for r in self.results],
@@ -97,14 +75,12 @@ class AttestationReport:
                 "failed": sum(1 for r in self.results if not r.verified),
             },
         }
-        if self.signer:
-            out["signer"] = self.signer
-        if self.error is not None:
-            out["error"] = self.error.to_dict()
-        return out
 
 
-class _AttestationVerification:
+class _AttestationVerification(KindVerification):
+    kind = "attestation"
+    report: AttestationReport
+
     def __init__(
         self,
         bundle: Path,
@@ -117,125 +93,28 @@ class _AttestationVerification:
         work: Path,
         extract_to: Path | None,
     ) -> None:
-        self.bundle = bundle
-        self.keys = keys
+        super().__init__(bundle, keys, report, on_check, work, extract_to)
         self.trust = trust
         self.use_bundle_roots = use_bundle_roots
-        self.report = report
-        self.on_check = on_check
         self.on_result = on_result
-        self.work = work
-        self.extract_to = extract_to
-
-    def passed(self, name: str, detail: str, path: str | None = None) -> None:
-        check = Check(name, True, detail, path)
-        self.report.checks.append(check)
-        self.on_check(check)
-
-    def failed(self, name: str, error: StellaError) -> StellaError:
-        check = Check(name, False, error.message, error.path)
-        self.report.checks.append(check)
-        self.on_check(check)
-        return error
 
     def run(self, manifest_sha: str) -> None:
-        profile = self.report.manifest.get("profile") or {}
-        if (profile.get("kind"), profile.get("variant")) != ("attestation", "bundle"):
-            raise self.failed(
-                "attestation profile",
-                BadInputError(
-                    f"not an attestation bundle: profile {profile.get('id')!r}"
-                    f" ({profile.get('kind')}:{profile.get('variant')})",
-                    path=str(self.bundle),
-                    hint="`stella verify` checks bundles of other profiles",
-                ),
-            )
-        self.passed("attestation profile", f"{profile.get('id')} bundle")
-        files = self.read_files(manifest_sha)
+        self.check_profile("an")
+        files = self.read_files(manifest_sha, _PREFIXES, (*_SIGNED_MANIFEST, INDEX), "attestation, trust and log")
         self.check_manifest(files)
         roots = self.check_trust(files)
         self.check_attestations(files, roots)
 
-    # -- a second, digest-checked read -----------------------------------------------------------------
-    def read_files(self, manifest_sha: str) -> dict[str, Path]:
-        """Copy export.json and every attestation, trust and log file out, each checked by digest."""
-        copies: dict[str, Path] = {}
-        listed: dict[str, tuple[str, int]] = {}
-        with SafeArchiveReader(self.bundle, ReaderLimits()) as reader:
-            for member in reader:
-                name = member.name
-                if name == "export.json":
-                    target = self.work / "export.json"
-                elif name.startswith(_PREFIXES):
-                    if name not in listed:
-                        raise self.failed("attestation files", IntegrityError("not listed in export.json", path=name))
-                    target = self.work / "files" / PurePosixPath(name).as_posix().replace("/", "_")
-                else:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                sha = hashlib.sha256()
-                size = 0
-                with member.stream() as src, target.open("wb") as out:
-                    while chunk := src.read(_CHUNK):
-                        sha.update(chunk)
-                        size += len(chunk)
-                        out.write(chunk)
-                if name == "export.json":
-                    if sha.hexdigest() != manifest_sha:
-                        raise self.failed(
-                            "attestation files", IntegrityError("export.json changed since it was verified", path=name)
-                        )
-                    listed = {
-                        f.path: (f.sha256, f.size)
-                        for f in ManifestReader(target).files()
-                        if f.path.startswith(_PREFIXES)
-                    }
-                    continue
-                if (sha.hexdigest(), size) != listed[name]:
-                    raise self.failed(
-                        "attestation files", IntegrityError("differs from the digest export.json lists", path=name)
-                    )
-                copies[name] = target
-        missing = sorted(set(listed) - set(copies)) + [p for p in (*_SIGNED_MANIFEST, INDEX) if p not in listed]
-        if missing:
-            raise self.failed("attestation files", IntegrityError("missing from the bundle", path=missing[0]))
-        self.passed("attestation files", f"{len(copies)} attestation, trust and log files match export.json")
-        return copies
-
     # -- the signed attestation manifest ----------------------------------------------------------------
     def check_manifest(self, files: dict[str, Path]) -> None:
-        body = files[MANIFEST].read_bytes()
-        raw_envelope = files[MANIFEST_DSSE].read_bytes()
-        if len(body) > _MAX_MANIFEST or len(raw_envelope) > 2 * _MAX_MANIFEST:
-            raise self.failed("attestation manifest", IntegrityError("oversized attestation manifest", path=MANIFEST))
-        try:
-            envelope = orjson.loads(raw_envelope)
-            payload_type = str(envelope["payloadType"])
-            payload = base64.b64decode(envelope["payload"], validate=True)
-            signatures = [base64.b64decode(s["sig"], validate=True) for s in envelope["signatures"]]
-        except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error):
-            raise self.failed(
-                "attestation manifest", SignatureError("not a DSSE envelope", path=MANIFEST_DSSE)
-            ) from None
-        keyid = (self.report.signer or {}).get("keyid")
-        signer = next((k for k in self.keys if k.keyid == keyid), None)
-        if (
-            payload_type != IN_TOTO
-            or signer is None
-            or not any(verify_raw(signer.public_key, s, pae(payload_type, payload)) for s in signatures)
-        ):
-            raise self.failed(
-                "attestation manifest",
-                SignatureError(
-                    f"{MANIFEST_DSSE} is not an in-toto envelope signed by the key that signed export.json",
-                    path=MANIFEST_DSSE,
-                ),
-            )
-        if payload != body:
-            raise self.failed(
-                "attestation manifest",
-                IntegrityError(f"the DSSE envelope does not carry {MANIFEST}", path=MANIFEST_DSSE),
-            )
+        body, envelope, signer = self.signed_manifest(
+            files,
+            (MANIFEST, MANIFEST_DSSE),
+            IN_TOTO,
+            _MAX_MANIFEST,
+            unsigned=f"{MANIFEST_DSSE} is not an in-toto envelope signed by the key that signed export.json",
+            strict_type=False,
+        )
         try:
             sigstore = orjson.loads(files[MANIFEST_SIGSTORE].read_bytes())
             same = sigstore["dsseEnvelope"] == envelope and sigstore["verificationMaterial"]["publicKey"]["hint"] == (
@@ -335,10 +214,7 @@ class _AttestationVerification:
                 if result.error is not None and first_error is None:
                     first_error = result.error
             if self.extract_to is not None and all(r.verified for r in results):
-                target = self.extract_to / PurePosixPath(path).name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-                self.report.extracted[PurePosixPath(path).stem] = target
+                self.report.extracted[PurePosixPath(path).stem] = self.extract(data, PurePosixPath(path).name)
         total = len(self.report.results)
         good = sum(1 for r in self.report.results if r.verified)
         if first_error is not None:
@@ -371,22 +247,10 @@ def verify_attestation_bundle(
     """
     show = on_check or (lambda _c: None)
     report = AttestationReport(str(bundle), trust.policy)
-    base = verify_bundle(bundle, keys, on_check=show)
-    report.checks = list(base.checks)
-    report.manifest = base.manifest
-    report.signer = base.signer
-    if base.error is not None:
-        report.error = base.error
-        return report
-    with tempfile.TemporaryDirectory(prefix="stella-attest-") as work:
-        job = _AttestationVerification(
-            bundle, keys, trust, use_bundle_roots, report, show, on_result or (lambda _r: None), Path(work), extract_to
-        )
-        try:
-            job.run(str(base.manifest["sha256"]))
-        except StellaError as exc:
-            if not report.checks or report.checks[-1].ok:
-                report.checks.append(Check("attestation", False, exc.message, exc.path))
-                show(report.checks[-1])
-            report.error = exc
-    return report
+
+    def then(work: Path) -> None:
+        _AttestationVerification(
+            bundle, keys, trust, use_bundle_roots, report, show, on_result or (lambda _r: None), work, extract_to
+        ).run(str(report.manifest["sha256"]))
+
+    return verify_then(report, keys, "attestation", then, on_check=show)

@@ -12,17 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import orjson
-import pyrage
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.age_stream import AgeError, decrypt_stream
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.bundle import bundle_order
 from core.errors import (
@@ -34,7 +36,7 @@ from core.errors import (
     UsageError,
 )
 from core.keys import KeyAlgorithm
-from core.signing import verify_prehashed_sha256, verify_raw
+from core.signing import sha256_file, verify_prehashed_sha256, verify_raw
 from core.trust import TrustedKey
 from verify.bbolt_check import check_bbolt
 from verify.manifest import ListedFile, ManifestReader
@@ -73,9 +75,14 @@ class Check:
 
 @dataclass
 class VerifyReport:
-    """Everything ``stella verify`` says about a bundle, as a human report or as JSON evidence."""
+    """Everything ``stella verify`` says about a bundle, as a human report or as JSON evidence.
+
+    The verifiers of kinds of bundle (attestation, risk, devportal) extend it: :meth:`details` is what they add
+    to the JSON form.
+    """
 
     bundle: str
+    _: KW_ONLY
     checks: list[Check] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
     signer: dict[str, Any] | None = None
@@ -83,16 +90,22 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
+        """True when every check passed."""
         return self.error is None and bool(self.checks) and all(c.ok for c in self.checks)
 
+    def details(self) -> dict[str, Any]:
+        """What a kind of bundle adds to the JSON form, after ``manifest``."""
+        return {}
+
     def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` form."""
         out: dict[str, Any] = {
             "bundle": self.bundle,
             "verified": self.ok,
             "exitCode": 0 if self.ok else int(self.error.exit_code if self.error else 4),
             "checks": [c.to_dict() for c in self.checks],
             "manifest": self.manifest,
-        }
+        } | self.details()
         if self.signer:
             out["signer"] = self.signer
         if self.error is not None:
@@ -100,7 +113,73 @@ class VerifyReport:
         return out
 
 
-class _Verification:
+Report = TypeVar("Report", bound=VerifyReport)
+
+
+def _ignore(_check: Check) -> None:
+    return None
+
+
+class Recorder:
+    """Records each check in a report as it completes, and tells ``on_check``; the signer checks of a verifier."""
+
+    def __init__(self, report: VerifyReport, on_check: Callable[[Check], None]) -> None:
+        self.report = report
+        self.on_check = on_check
+        self.signer: TrustedKey | None = None
+
+    def passed(self, name: str, detail: str, path: str | None = None) -> None:
+        check = Check(name, True, detail, path)
+        self.report.checks.append(check)
+        self.on_check(check)
+
+    def failed(self, name: str, error: StellaError) -> StellaError:
+        """Record ``error`` as the failure of check ``name``; returns it, to raise."""
+        check = Check(name, False, error.message, error.path)
+        self.report.checks.append(check)
+        self.on_check(check)
+        return error
+
+    def settle(self, name: str, error: StellaError) -> None:
+        """Make ``error`` the report's; as check ``name`` unless a failed check already says it."""
+        if not self.report.checks or self.report.checks[-1].ok:
+            self.failed(name, error)
+        self.report.error = error
+
+    def require_keys(self, keys: Sequence[TrustedKey]) -> None:
+        if not keys:
+            raise self.failed(
+                "signature",
+                SignatureError(
+                    "no trusted signer: no key was given and the trust store is empty",
+                    hint="pass --key SIGNER.pub or add it with `stella trust add`",
+                ),
+            )
+
+    def signed_by(self, key: TrustedKey, name: str) -> None:
+        """Check ``signature`` passed: ``name`` verified with ``key``, the signer from now on."""
+        self.signer = key
+        self.report.signer = {"label": key.label, "keyid": key.keyid, "algorithm": str(key.algorithm)}
+        self.passed("signature", f"{name} verified with trusted key {key.label!r} ({key.keyid[:16]})", name)
+
+    def unsigned(self, keys: Sequence[TrustedKey], name: str) -> StellaError:
+        tried = ", ".join(k.label for k in keys)
+        return self.failed(
+            "signature", SignatureError(f"{name} does not verify with any trusted key (tried: {tried})", path=name)
+        )
+
+    def check_scope(self, profile: str, tenant: str, what: str) -> None:
+        """Check ``signer scope``: the signer may sign ``profile`` (``what`` when refused) for ``tenant``."""
+        assert self.signer is not None
+        if not self.signer.allows(profile, tenant):
+            raise self.failed(
+                "signer scope",
+                SignatureError(f"trusted key {self.signer.label!r} may not sign {what} for tenant {tenant!r}"),
+            )
+        self.passed("signer scope", f"key {self.signer.label!r} may sign {profile} for tenant {tenant}")
+
+
+class _Verification(Recorder):
     def __init__(
         self,
         bundle: Path,
@@ -110,41 +189,23 @@ class _Verification:
         on_check: Callable[[Check], None],
         workdir: Path,
     ) -> None:
+        super().__init__(report, on_check)
         self.bundle = bundle
         self.keys = keys
         self.at = at
-        self.report = report
-        self.on_check = on_check
         self.work = workdir
-        self.signer: TrustedKey | None = None
-        self.identities: Sequence[Any] = ()
+        self.identities: list[str] = []
         self.plaintext: dict[str, tuple[str, int]] = {}
         self.decrypted = 0
         self.trivy_db = False  # a trivy:db bundle: every trivy.db in it gets a bbolt structure check
         self.bbolt_checked: set[str] = set()  # digests already checked (the OCI layer repeats db.tar.gz)
-
-    def passed(self, name: str, detail: str, path: str | None = None) -> None:
-        check = Check(name, True, detail, path)
-        self.report.checks.append(check)
-        self.on_check(check)
-
-    def failed(self, name: str, error: StellaError) -> StellaError:
-        check = Check(name, False, error.message, error.path)
-        self.report.checks.append(check)
-        self.on_check(check)
-        return error
 
     # -- members -------------------------------------------------------------------------
     def spool(self, member: Any, limit: int) -> tuple[Path, str]:
         if member.size > limit:
             raise IntegrityError(f"{member.name} is {member.size} bytes, over the {limit}-byte limit", path=member.name)
         target = self.work / member.name.replace("/", "_")
-        sha = hashlib.sha256()
-        with member.stream() as src, target.open("wb") as out:
-            while chunk := src.read(CHUNK):
-                sha.update(chunk)
-                out.write(chunk)
-        return target, sha.hexdigest()
+        return target, copy_member(member, target)[0]
 
     def run(self) -> None:
         with SafeArchiveReader(self.bundle, ReaderLimits()) as reader:
@@ -170,7 +231,7 @@ class _Verification:
                 "fileCount": manifest.file_count,
                 "sha256": manifest_sha,
             }
-            self.check_scope(manifest.header)
+            self.check_scope_of(manifest.header)
             self.read_encryption(manifest.header)
             profile = manifest.header.get("profile") or {}
             self.trivy_db = (profile.get("kind"), profile.get("variant")) == ("trivy", "db")
@@ -186,19 +247,12 @@ class _Verification:
         self.check_time(manifest.header)
 
     def check_manifest_signature(self, manifest_path: Path, sig_text: bytes) -> None:
-        if not self.keys:
-            raise self.failed(
-                "signature",
-                SignatureError(
-                    "no trusted signer: no key was given and the trust store is empty",
-                    hint="pass --key SIGNER.pub or add it with `stella trust add`",
-                ),
-            )
+        self.require_keys(self.keys)
         try:
             signature = base64.b64decode(sig_text.strip(), validate=True)
         except binascii.Error:
             raise self.failed("signature", SignatureError("export.json.sig is not base64", path=MANIFEST_SIG)) from None
-        digest = _sha256_file(manifest_path)
+        digest = sha256_file(manifest_path)
         for key in self.keys:
             if key.algorithm is KeyAlgorithm.ECDSA_P256:
                 assert isinstance(key.public_key, ec.EllipticCurvePublicKey)
@@ -206,32 +260,12 @@ class _Verification:
             else:
                 ok = verify_raw(key.public_key, signature, manifest_path.read_bytes())
             if ok:
-                self.signer = key
-                self.report.signer = {"label": key.label, "keyid": key.keyid, "algorithm": str(key.algorithm)}
-                self.passed(
-                    "signature",
-                    f"export.json.sig verified with trusted key {key.label!r} ({key.keyid[:16]})",
-                    MANIFEST_SIG,
-                )
-                return
-        tried = ", ".join(k.label for k in self.keys)
-        raise self.failed(
-            "signature",
-            SignatureError(f"export.json.sig does not verify with any trusted key (tried: {tried})", path=MANIFEST_SIG),
-        )
+                return self.signed_by(key, MANIFEST_SIG)
+        raise self.unsigned(self.keys, MANIFEST_SIG)
 
-    def check_scope(self, header: dict[str, Any]) -> None:
-        assert self.signer is not None
+    def check_scope_of(self, header: dict[str, Any]) -> None:
         profile = str((header.get("profile") or {}).get("id", ""))
-        tenant = str(header.get("tenant", ""))
-        if not self.signer.allows(profile, tenant):
-            raise self.failed(
-                "signer scope",
-                SignatureError(
-                    f"trusted key {self.signer.label!r} may not sign profile {profile!r} for tenant {tenant!r}"
-                ),
-            )
-        self.passed("signer scope", f"key {self.signer.label!r} may sign {profile} for tenant {tenant}")
+        self.check_scope(profile, str(header.get("tenant", "")), f"profile {profile!r}")
 
     def consume_head(self, member: Any) -> HeadFile:
         """Hash a head member as it streams past, keeping only what later checks need.
@@ -412,8 +446,8 @@ class _Verification:
     def decrypt_and_check(self, name: str, reader: _TeeReader) -> None:
         sink = _HashingSink()
         try:
-            pyrage.decrypt_io(reader, sink, list(self.identities))
-        except pyrage.DecryptError as exc:
+            decrypt_stream(reader, sink, self.identities)
+        except AgeError as exc:
             raise self.failed(
                 "decryption", SignatureError(f"cannot decrypt with the given identity: {exc}", path=name)
             ) from None
@@ -542,41 +576,46 @@ def _extract_member(tarball: Path, name: str, target: Path) -> None:
     with SafeArchiveReader(tarball, ReaderLimits()) as reader:
         for member in reader:
             if member.name == name:
-                with member.stream() as src, target.open("wb") as out:
-                    while chunk := src.read(CHUNK):
-                        out.write(chunk)
+                copy_member(member, target)
                 return
     raise IntegrityError(f"the Trivy DB layer has no {name}")
+
+
+def copy_member(member: Any, target: Path, *, fsync: bool = False) -> tuple[str, int]:
+    """Copy an archive member to ``target``; returns its sha256 (hex) and size."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sha = hashlib.sha256()
+    size = 0
+    with member.stream() as src, target.open("wb") as out:
+        while chunk := src.read(CHUNK):
+            sha.update(chunk)
+            size += len(chunk)
+            out.write(chunk)
+        if fsync:
+            out.flush()
+            os.fsync(out.fileno())
+    return sha.hexdigest(), size
 
 
 def _pae_prefix(length: int) -> bytes:
     return b"DSSEv1 %d %s %d " % (len(INTOTO), INTOTO.encode(), length)
 
 
-def _sha256_file(path: Path) -> bytes:
-    sha = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            sha.update(chunk)
-    return sha.digest()
-
-
-class _TeeReader:
-    """A reader that hashes what passes through it (the ciphertext, while pyrage decrypts it)."""
+class _TeeReader(io.RawIOBase):
+    """A reader that hashes what passes through it (the ciphertext, while it is decrypted)."""
 
     def __init__(self, src: Any, digest: Any) -> None:
+        super().__init__()
         self._src = src
         self._digest = digest
 
-    def read(self, n: int = -1) -> bytes:
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
         data: bytes = self._src.read(n if n and n > 0 else CHUNK)
         self._digest.update(data)
         return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def drain(self) -> None:
         while self.read(CHUNK):
@@ -592,9 +631,6 @@ class _HashingSink:
         self.sha.update(data)
         self.size += len(data)
         return len(data)
-
-    def flush(self) -> None:
-        return None
 
 
 @dataclass
@@ -667,18 +703,47 @@ def verify_bundle(
     on_check: Callable[[Check], None] | None = None,
     identities: Sequence[Any] = (),
 ) -> VerifyReport:
-    """Verify ``bundle`` against ``keys``; the report says what passed, and ``report.error`` what failed first."""
+    """Verify ``bundle`` against ``keys``; the report says what passed, and ``report.error`` what failed first.
+
+    ``identities`` (``AGE-SECRET-KEY-1...``, see :func:`core.age_stream.read_identities`) decrypt an encrypted
+    payload as it streams past, to check its plaintext digests too.
+    """
     if not bundle.is_file():
         raise UsageError("no such bundle file", path=str(bundle))
     report = VerifyReport(str(bundle))
     with tempfile.TemporaryDirectory(prefix="stella-verify-") as work:
-        job = _Verification(bundle, keys, at, report, on_check or (lambda _c: None), Path(work))
-        job.identities = identities
+        job = _Verification(bundle, keys, at, report, on_check or _ignore, Path(work))
+        job.identities = [str(i) for i in identities]
         try:
             job.run()
         except StellaError as exc:
-            if not report.checks or report.checks[-1].ok:
-                report.checks.append(Check("archive", False, exc.message, exc.path))
-                (on_check or (lambda _c: None))(report.checks[-1])
-            report.error = exc
+            job.settle("archive", exc)
+    return report
+
+
+def verify_then(
+    report: Report,
+    keys: Sequence[TrustedKey],
+    name: str,
+    then: Callable[[Path], None],
+    *,
+    at: datetime | None = None,
+    on_check: Callable[[Check], None] | None = None,
+) -> Report:
+    """Verify ``report.bundle`` as :func:`verify_bundle` does, then, if it verified, the checks of its kind.
+
+    ``then(workdir)`` runs them in a fresh temporary directory; the first failure is the report's
+    error, reported as check ``name`` unless a failed check already says it.
+    """
+    show = on_check or _ignore
+    base = verify_bundle(Path(report.bundle), keys, at=at, on_check=show)
+    report.checks, report.manifest, report.signer = list(base.checks), base.manifest, base.signer
+    if base.error is not None:
+        report.error = base.error
+        return report
+    with tempfile.TemporaryDirectory(prefix=f"stella-{name}-") as work:
+        try:
+            then(Path(work))
+        except StellaError as exc:
+            Recorder(report, show).settle(name, exc)
     return report

@@ -27,7 +27,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,7 +37,8 @@ from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, SignatureError, StellaError, UsageError
 from core.signing import pae, verify_raw
 from core.trust import TrustedKey
-from verify.bundle import Check, verify_bundle
+from verify.bundle import CHECKSUMS, HEAD, MANIFEST_SIG, Check, Recorder, VerifyReport, verify_bundle
+from verify.bundle import MANIFEST as BUNDLE_MANIFEST
 
 MANIFEST = "manifest.json"
 MANIFEST_DSSE = "manifest.dsse.json"
@@ -46,50 +47,14 @@ PAYLOAD_TYPE = "application/vnd.stellaops.devportal.manifest+json"
 PROFILE = "devportal:offline"
 PORTAL_DIR = "portal"
 #: The bundle contract's own files: checked by the ``bundle`` step, not listed in manifest.json.
-CONTRACT_FILES = frozenset(
-    {
-        "export.json",
-        "export.json.sig",
-        "checksums.txt",
-        "README.txt",
-        "verify.sh",
-        "provenance.json",
-        "provenance.dsse.json",
-        "provenance.sigstore.json",
-    }
-)
+CONTRACT_FILES = frozenset({BUNDLE_MANIFEST, MANIFEST_SIG, CHECKSUMS, *HEAD})
 MAX_MANIFEST = 64 << 20
 _CHUNK = 1 << 20
 
 
-@dataclass
-class PortalReport:
-    """What ``stella devportal verify`` says about a bundle, check by check, as text or JSON."""
-
-    bundle: str
-    checks: list[Check] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
-    signer: dict[str, Any] | None = None
-    error: StellaError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and bool(self.checks) and all(c.ok for c in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` form (same shape as ``stella verify --json``)."""
-        out: dict[str, Any] = {
-            "bundle": self.bundle,
-            "verified": self.ok,
-            "exitCode": 0 if self.ok else int(self.error.exit_code if self.error else 4),
-            "checks": [c.to_dict() for c in self.checks],
-            "manifest": self.manifest,
-        }
-        if self.signer:
-            out["signer"] = self.signer
-        if self.error is not None:
-            out["error"] = self.error.to_dict()
-        return out
+class PortalReport(VerifyReport):
+    """What ``stella devportal verify`` says about a bundle, check by check, as text or JSON (``stella verify``'s
+    shape)."""
 
 
 class _Readable(Protocol):
@@ -203,23 +168,10 @@ def _collect_dir(root: Path, copy_to: Path | None) -> _Collected:
     return found
 
 
-class _Verification:
+class _Verification(Recorder):
     def __init__(self, keys: Sequence[TrustedKey], report: PortalReport, on_check: Callable[[Check], None]) -> None:
+        super().__init__(report, on_check)
         self.keys = keys
-        self.report = report
-        self.on_check = on_check
-        self.signer: TrustedKey | None = None
-
-    def passed(self, name: str, detail: str, path: str | None = None) -> None:
-        check = Check(name, True, detail, path)
-        self.report.checks.append(check)
-        self.on_check(check)
-
-    def failed(self, name: str, error: StellaError) -> StellaError:
-        check = Check(name, False, error.message, error.path)
-        self.report.checks.append(check)
-        self.on_check(check)
-        return error
 
     def check_signature(self, envelope_bytes: bytes | None) -> bytes:
         """The DSSE payload, once a trusted key's signature over it verified."""
@@ -232,14 +184,7 @@ class _Verification:
                     hint="do not serve or import this portal; ask the sender for the signed bundle",
                 ),
             )
-        if not self.keys:
-            raise self.failed(
-                "signature",
-                SignatureError(
-                    "no trusted signer: no key was given and the trust store is empty",
-                    hint="pass --key SIGNER.pub or add it with `stella trust add`",
-                ),
-            )
+        self.require_keys(self.keys)
         try:
             envelope = orjson.loads(envelope_bytes)
             payload_type = envelope["payloadType"]
@@ -267,21 +212,9 @@ class _Verification:
                 continue
             for key in self.keys:
                 if sig and verify_raw(key.public_key, sig, message):
-                    self.signer = key
-                    self.report.signer = {"label": key.label, "keyid": key.keyid, "algorithm": str(key.algorithm)}
-                    self.passed(
-                        "signature",
-                        f"manifest.dsse.json verified with trusted key {key.label!r} ({key.keyid[:16]})",
-                        MANIFEST_DSSE,
-                    )
+                    self.signed_by(key, MANIFEST_DSSE)
                     return payload
-        tried = ", ".join(k.label for k in self.keys)
-        raise self.failed(
-            "signature",
-            SignatureError(
-                f"manifest.dsse.json does not verify with any trusted key (tried: {tried})", path=MANIFEST_DSSE
-            ),
-        )
+        raise self.unsigned(self.keys, MANIFEST_DSSE)
 
     def check_manifest(self, payload: bytes, manifest_bytes: bytes | None) -> dict[str, Any]:
         if manifest_bytes is None:
@@ -304,14 +237,7 @@ class _Verification:
             "sha256": hashlib.sha256(manifest_bytes).hexdigest(),
         }
         self.passed("manifest", f"manifest.json is the signed payload ({len(manifest['files'])} files)", MANIFEST)
-        assert self.signer is not None
-        tenant = str(manifest.get("tenant", ""))
-        if not self.signer.allows(PROFILE, tenant):
-            raise self.failed(
-                "signer scope",
-                SignatureError(f"trusted key {self.signer.label!r} may not sign {PROFILE} for tenant {tenant!r}"),
-            )
-        self.passed("signer scope", f"key {self.signer.label!r} may sign {PROFILE} for tenant {tenant}")
+        self.check_scope(PROFILE, str(manifest.get("tenant", "")), PROFILE)
         return manifest
 
     def check_files(self, manifest: dict[str, Any], seen: dict[str, _Seen]) -> None:

@@ -18,10 +18,7 @@ Checks, in order, each reported as it completes; the first failure decides the e
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,20 +28,17 @@ from typing import Any
 
 import orjson
 
-from core.archive import ReaderLimits, SafeArchiveReader
 from core.clock import rfc3339, utcnow
-from core.errors import BadInputError, IntegrityError, PolicyRefusal, SignatureError, StellaError
-from core.signing import pae, verify_raw
+from core.errors import BadInputError, IntegrityError, PolicyRefusal
 from core.trust import TrustedKey
-from verify.bundle import Check, verify_bundle
-from verify.manifest import ManifestReader
+from verify.bundle import Check, VerifyReport, verify_then
+from verify.extract import KindVerification
 
 RISK_MANIFEST = "risk/manifest.json"
 RISK_MANIFEST_DSSE = "risk/manifest.dsse.json"
 RISK_MANIFEST_SCHEMA = "https://stellaops.dev/schemas/risk-manifest/v1"
 RISK_PAYLOAD_TYPE = "application/vnd.stellaops.risk.manifest+json"
 MAX_RISK_MANIFEST = 16 << 20
-_CHUNK = 1 << 20
 
 
 class FreshnessPolicy(StrEnum):
@@ -84,51 +78,28 @@ class ProviderFreshness:
 
 
 @dataclass
-class RiskReport:
+class RiskReport(VerifyReport):
     """What ``stella risk bundle verify`` says about a bundle, as text or JSON (``stella verify``'s shape + risk)."""
 
-    bundle: str
     policy: FreshnessPolicy
     grace: timedelta | None
     evaluated_at: datetime
-    checks: list[Check] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
     risk: dict[str, Any] = field(default_factory=dict)
-    signer: dict[str, Any] | None = None
     providers: list[ProviderFreshness] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    error: StellaError | None = None
     #: Provider raw files extracted after they verified (only when ``extract_to`` was given), by provider name.
     extracted: dict[str, Path] = field(default_factory=dict)
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None and bool(self.checks) and all(c.ok for c in self.checks)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``--json`` form."""
-        out: dict[str, Any] = {
-            "bundle": self.bundle,
-            "verified": self.ok,
-            "exitCode": 0 if self.ok else int(self.error.exit_code if self.error else 4),
-            "checks": [c.to_dict() for c in self.checks],
-            "manifest": self.manifest,
-            "freshness": {
-                "policy": str(self.policy),
-                "evaluatedAt": rfc3339(self.evaluated_at),
-                "providers": [p.to_dict() for p in self.providers],
-                "warnings": self.warnings,
-            },
+    def details(self) -> dict[str, Any]:
+        freshness: dict[str, Any] = {
+            "policy": str(self.policy),
+            "evaluatedAt": rfc3339(self.evaluated_at),
+            "providers": [p.to_dict() for p in self.providers],
+            "warnings": self.warnings,
         }
         if self.grace is not None:
-            out["freshness"]["graceSeconds"] = int(self.grace.total_seconds())
-        if self.risk:
-            out["risk"] = self.risk
-        if self.signer:
-            out["signer"] = self.signer
-        if self.error is not None:
-            out["error"] = self.error.to_dict()
-        return out
+            freshness["graceSeconds"] = int(self.grace.total_seconds())
+        return {"freshness": freshness} | ({"risk": self.risk} if self.risk else {})
 
 
 def _time(text: Any, what: str) -> datetime:
@@ -138,132 +109,28 @@ def _time(text: Any, what: str) -> datetime:
         raise BadInputError(f"{what} {text!r} is not an RFC 3339 time", path=RISK_MANIFEST) from None
 
 
-class _RiskVerification:
-    def __init__(
-        self,
-        bundle: Path,
-        keys: Sequence[TrustedKey],
-        report: RiskReport,
-        on_check: Callable[[Check], None],
-        work: Path,
-        extract_to: Path | None,
-    ) -> None:
-        self.bundle = bundle
-        self.keys = keys
-        self.report = report
-        self.on_check = on_check
-        self.work = work
-        self.extract_to = extract_to
-
-    def passed(self, name: str, detail: str, path: str | None = None) -> None:
-        check = Check(name, True, detail, path)
-        self.report.checks.append(check)
-        self.on_check(check)
-
-    def failed(self, name: str, error: StellaError) -> StellaError:
-        check = Check(name, False, error.message, error.path)
-        self.report.checks.append(check)
-        self.on_check(check)
-        return error
+class _RiskVerification(KindVerification):
+    kind = "risk"
+    report: RiskReport
 
     def run(self, manifest_sha: str) -> None:
-        profile = self.report.manifest.get("profile") or {}
-        if (profile.get("kind"), profile.get("variant")) != ("risk", "bundle"):
-            raise self.failed(
-                "risk profile",
-                BadInputError(
-                    f"not a risk bundle: profile {profile.get('id')!r}"
-                    f" ({profile.get('kind')}:{profile.get('variant')})",
-                    path=str(self.bundle),
-                    hint="`stella verify` checks bundles of other profiles",
-                ),
-            )
-        self.passed("risk profile", f"{profile.get('id')} bundle")
-        files = self.read_files(manifest_sha)
+        self.check_profile()
+        files = self.read_files(
+            manifest_sha, ("risk/", "providers/"), (RISK_MANIFEST, RISK_MANIFEST_DSSE), "risk and provider"
+        )
         risk = self.check_manifest(files)
         self.check_freshness(risk)
 
-    # -- a second, digest-checked read of what matters -------------------------------------------------
-    def read_files(self, manifest_sha: str) -> dict[str, Path]:
-        """Copy export.json, the risk manifest, its envelope and provider files out, each checked by digest."""
-        copies: dict[str, Path] = {}
-        listed: dict[str, tuple[str, int]] = {}
-        with SafeArchiveReader(self.bundle, ReaderLimits()) as reader:
-            for member in reader:
-                name = member.name
-                if name == "export.json":
-                    target = self.work / "export.json"
-                elif name.startswith(("risk/", "providers/")):
-                    if name not in listed:
-                        raise self.failed("risk files", IntegrityError("not listed in export.json", path=name))
-                    target = self.work / "files" / PurePosixPath(name).as_posix().replace("/", "_")
-                else:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                sha = hashlib.sha256()
-                size = 0
-                with member.stream() as src, target.open("wb") as out:
-                    while chunk := src.read(_CHUNK):
-                        sha.update(chunk)
-                        size += len(chunk)
-                        out.write(chunk)
-                if name == "export.json":
-                    if sha.hexdigest() != manifest_sha:
-                        raise self.failed(
-                            "risk files",
-                            IntegrityError("export.json changed since it was verified", path=name),
-                        )
-                    listed = {
-                        f.path: (f.sha256, f.size)
-                        for f in ManifestReader(target).files()
-                        if f.path.startswith(("risk/", "providers/"))
-                    }
-                    continue
-                if (sha.hexdigest(), size) != listed[name]:
-                    raise self.failed(
-                        "risk files", IntegrityError("differs from the digest export.json lists", path=name)
-                    )
-                copies[name] = target
-        missing = sorted(set(listed) - set(copies))
-        if missing or RISK_MANIFEST not in copies or RISK_MANIFEST_DSSE not in copies:
-            absent = missing[0] if missing else RISK_MANIFEST if RISK_MANIFEST not in copies else RISK_MANIFEST_DSSE
-            raise self.failed("risk files", IntegrityError("missing from the bundle", path=absent))
-        self.passed("risk files", f"{len(copies)} risk and provider files match export.json")
-        return copies
-
     # -- the risk manifest ---------------------------------------------------------------------------------
     def check_manifest(self, files: dict[str, Path]) -> dict[str, Any]:
-        body = files[RISK_MANIFEST].read_bytes()
-        envelope_bytes = files[RISK_MANIFEST_DSSE].read_bytes()
-        if len(body) > MAX_RISK_MANIFEST or len(envelope_bytes) > 2 * MAX_RISK_MANIFEST:
-            raise self.failed("risk manifest", IntegrityError("oversized risk manifest", path=RISK_MANIFEST))
-        try:
-            envelope = orjson.loads(envelope_bytes)
-            payload_type = str(envelope["payloadType"])
-            payload = base64.b64decode(envelope["payload"], validate=True)
-            signatures = [base64.b64decode(s["sig"], validate=True) for s in envelope["signatures"]]
-        except (orjson.JSONDecodeError, KeyError, TypeError, binascii.Error):
-            raise self.failed("risk manifest", SignatureError("not a DSSE envelope", path=RISK_MANIFEST_DSSE)) from None
-        if payload_type != RISK_PAYLOAD_TYPE:
-            raise self.failed(
-                "risk manifest",
-                SignatureError(f"payloadType {payload_type!r} is not {RISK_PAYLOAD_TYPE}", path=RISK_MANIFEST_DSSE),
-            )
-        keyid = (self.report.signer or {}).get("keyid")
-        signer = next((k for k in self.keys if k.keyid == keyid), None)
-        if signer is None or not any(verify_raw(signer.public_key, s, pae(payload_type, payload)) for s in signatures):
-            raise self.failed(
-                "risk manifest",
-                SignatureError(
-                    "risk/manifest.dsse.json is not signed by the key that signed export.json",
-                    path=RISK_MANIFEST_DSSE,
-                ),
-            )
-        if payload != body:
-            raise self.failed(
-                "risk manifest",
-                IntegrityError("the DSSE envelope does not carry risk/manifest.json", path=RISK_MANIFEST_DSSE),
-            )
+        body, _, _ = self.signed_manifest(
+            files,
+            (RISK_MANIFEST, RISK_MANIFEST_DSSE),
+            RISK_PAYLOAD_TYPE,
+            MAX_RISK_MANIFEST,
+            unsigned="risk/manifest.dsse.json is not signed by the key that signed export.json",
+            strict_type=True,
+        )
         try:
             risk: dict[str, Any] = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -295,10 +162,8 @@ class _RiskVerification:
                     IntegrityError(f"the {provider.get('name')} dataset is not the document it names", path=raw),
                 )
             if self.extract_to is not None:
-                target = self.extract_to / str(provider["name"]) / PurePosixPath(raw).name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(path.read_bytes())
-                self.report.extracted[str(provider["name"])] = target
+                name = str(provider["name"])
+                self.report.extracted[name] = self.extract(path.read_bytes(), name, PurePosixPath(raw).name)
         self.report.risk = risk
         names = ", ".join(str(p["name"]) for p in risk["providers"])
         self.passed("risk manifest", f"DSSE verified with the bundle's signer; providers: {names}", RISK_MANIFEST)
@@ -373,20 +238,8 @@ def verify_risk_bundle(
     if policy is FreshnessPolicy.GRACE and grace is None:
         grace = DEFAULT_GRACE
     report = RiskReport(str(bundle), policy, grace, at or utcnow().replace(microsecond=0))
-    base = verify_bundle(bundle, keys, at=at, on_check=show)
-    report.checks = list(base.checks)
-    report.manifest = base.manifest
-    report.signer = base.signer
-    if base.error is not None:
-        report.error = base.error
-        return report
-    with tempfile.TemporaryDirectory(prefix="stella-risk-") as work:
-        job = _RiskVerification(bundle, keys, report, show, Path(work), extract_to)
-        try:
-            job.run(str(base.manifest["sha256"]))
-        except StellaError as exc:
-            if not report.checks or report.checks[-1].ok:
-                report.checks.append(Check("risk", False, exc.message, exc.path))
-                show(report.checks[-1])
-            report.error = exc
-    return report
+
+    def then(work: Path) -> None:
+        _RiskVerification(bundle, keys, report, show, work, extract_to).run(str(report.manifest["sha256"]))
+
+    return verify_then(report, keys, "risk", then, at=at, on_check=show)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +10,19 @@ from typing import Any
 
 from rich.markup import escape
 
-from app.commands.verify import keys_from_files
+from app.commands.verify import (
+    check_printer,
+    finish,
+    own_tenant,
+    receive_commands,
+    say_not_verified,
+    trusted_keys,
+    verify_and_import,
+)
 from app.output import print_json, stderr, stdout
-from core.errors import BadInputError, ExitCode, PolicyRefusal, StellaError, UsageError
+from core.errors import BadInputError, ExitCode, StellaError, UsageError
 from core.home import Home, resolve_home
-from core.ingest import FileResult, Outcome, validate_tenant
-from core.trust import TrustedKey, TrustStore
+from core.ingest import FileResult, Outcome
 from verify.attest import AttestationReport, verify_attestation_bundle
 from verify.attest_sigstore import (
     AttestationResult,
@@ -27,7 +33,6 @@ from verify.attest_sigstore import (
     package_production_root,
     trust_store_roots,
 )
-from verify.bundle import Check
 
 _EXIT_CODES = (
     "Exit codes: 0 every attestation verified, 3 bad input, 4 integrity, 5 signature (a bad signature, "
@@ -36,11 +41,6 @@ _EXIT_CODES = (
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("attest", parents=[common], help="attestation bundles: verify offline and import")
-    asub = p.add_subparsers(dest="attest_command", metavar="ACTION", required=True)
-    b = asub.add_parser("bundle", parents=[common], help="verify or import an attestation bundle")
-    bsub = b.add_subparsers(dest="attest_bundle_command", metavar="ACTION", required=True)
-
     checks = argparse.ArgumentParser(add_help=False)
     checks.add_argument("bundle", type=Path)
     checks.add_argument(
@@ -73,24 +73,27 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     checks.add_argument("--certificate-oidc-issuer", metavar="URL", help="accepted OIDC issuer of keyless signers")
     checks.add_argument("--certificate-oidc-issuer-regexp", metavar="RE", help="accepted OIDC issuers (full match)")
 
-    ve = bsub.add_parser(
-        "verify",
-        parents=[common, checks],
-        help="verify an attestation bundle and every attestation in it, offline",
-        description="Verifies the bundle (as `stella verify`), its signed attestation manifest, then every "
-        "attestation: keyless Sigstore bundles against a trusted root and the identity policy, key-based ones "
-        "against trusted keys. " + _EXIT_CODES,
+    receive_commands(
+        sub,
+        common,
+        "attest",
+        ("attestation bundles: verify offline and import", "verify or import an attestation bundle"),
+        checks,
+        (
+            "verify an attestation bundle and every attestation in it, offline",
+            "Verifies the bundle (as `stella verify`), its signed attestation manifest, then every "
+            "attestation: keyless Sigstore bundles against a trusted root and the identity policy, key-based ones "
+            "against trusted keys. " + _EXIT_CODES,
+            run_verify,
+        ),
+        (
+            "verify an attestation bundle (same checks), then import the attestations that verified",
+            "Verifies exactly as `attest bundle verify`, then imports every document whose attestations "
+            "all verified, byte for byte, into the bundle's tenant; the others are reported and left out. "
+            + _EXIT_CODES,
+            run_import,
+        ),
     )
-    ve.set_defaults(handler=run_verify)
-    im = bsub.add_parser(
-        "import",
-        parents=[common, checks],
-        help="verify an attestation bundle (same checks), then import the attestations that verified",
-        description="Verifies exactly as `attest bundle verify`, then imports every document whose attestations "
-        "all verified, byte for byte, into the bundle's tenant; the others are reported and left out. " + _EXIT_CODES,
-    )
-    im.add_argument("--tenant", help="tenant to import into (must be the bundle's tenant; default: the bundle's)")
-    im.set_defaults(handler=run_import)
 
 
 def identity_policy(
@@ -149,16 +152,6 @@ def _roots(args: argparse.Namespace) -> list[SigstoreRoot]:
     return sigstore_roots(resolve_home(args.home), args.trusted_root or ())
 
 
-def _keys(args: argparse.Namespace) -> list[TrustedKey]:
-    return keys_from_files(args.key) if args.key else TrustStore(resolve_home(args.home)).list()
-
-
-def _attestation_keys(args: argparse.Namespace) -> list[TrustedKey]:
-    if args.attestation_key:
-        return keys_from_files(args.attestation_key)
-    return TrustStore(resolve_home(args.home)).list()
-
-
 def _signer(result: AttestationResult) -> str:
     if "key" in result.signer:
         return f"key {result.signer['key']}"
@@ -177,21 +170,13 @@ def _subject(result: AttestationResult) -> str:
 
 def _verify(args: argparse.Namespace, extract_to: Path | None = None) -> AttestationReport:
     policy = _policy(args)
-    trust = Trust(keys=_attestation_keys(args), roots=_roots(args), policy=policy)
-
-    def show(check: Check) -> None:
-        if args.json:
-            return
-        mark = "[green]  ok  [/]" if check.ok else "[bold red] FAIL [/]"
-        where = f" [dim]{escape(check.path)}[/]" if check.path and not check.ok else ""
-        (stdout if check.ok else stderr).print(f"{mark} {check.name:20} {escape(check.detail)}{where}")
-
+    trust = Trust(keys=trusted_keys(args, "attestation_key"), roots=_roots(args), policy=policy)
     report = verify_attestation_bundle(
         args.bundle,
-        _keys(args),
+        trusted_keys(args),
         trust=trust,
         use_bundle_roots=not args.no_bundle_roots,
-        on_check=show,
+        on_check=check_printer(args, 20),
         extract_to=extract_to,
     )
     if not args.json and report.results:
@@ -206,23 +191,21 @@ def _verify(args: argparse.Namespace, extract_to: Path | None = None) -> Attesta
             )
             if r.error is not None:
                 stdout.print(f"           [red]{escape(r.error.message)}[/]")
-    if not args.json and report.error is not None:
-        stderr.print(f"[bold red]not verified:[/] {escape(report.error.diagnostics())}")
+    say_not_verified(args, report)
     return report
 
 
 def run_verify(args: argparse.Namespace) -> int:
     report = _verify(args)
-    if args.json:
-        print_json(report.to_dict())
-    if report.error is not None:
-        return int(report.error.exit_code)
-    if not args.json:
-        stdout.print(
-            f"[bold green]verified[/] {escape(str(args.bundle))}: {len(report.results)} attestations of tenant "
-            f"{report.manifest.get('tenant')}, run {report.manifest.get('runId')}"
-        )
-    return 0
+    return finish(
+        args,
+        report,
+        said=True,
+        verified=lambda: (
+            f"{len(report.results)} attestations of tenant {report.manifest.get('tenant')}, "
+            f"run {report.manifest.get('runId')}"
+        ),
+    )
 
 
 def bundle_verified(report: AttestationReport) -> bool:
@@ -259,14 +242,7 @@ def import_verified_attestations(
     from core.ingest import Importer
     from core.store import Store
 
-    bundle_tenant = str(report.manifest.get("tenant"))
-    chosen = validate_tenant(tenant or bundle_tenant)
-    if chosen != bundle_tenant:
-        raise PolicyRefusal(
-            f"the bundle belongs to tenant {bundle_tenant!r}, not {chosen!r}",
-            path=str(bundle),
-            hint="an attestation bundle is imported into its own tenant",
-        )
+    chosen = own_tenant(report, bundle, tenant, "an attestation bundle")
     by_path = {str(path): sha for sha, path in report.extracted.items()}
     results: list[FileResult] = []
     paths = [report.extracted[sha] for sha in sorted(report.extracted)]
@@ -303,14 +279,16 @@ def import_verified_attestations(
 
 
 def run_import(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="stella-attest-import-") as work:
-        report = _verify(args, extract_to=Path(work))
-        if not bundle_verified(report):
-            if args.json:
-                print_json({"verification": report.to_dict(), "imported": []})
-            error = report.error or BadInputError("the bundle did not verify", path=str(args.bundle))
-            return int(error.exit_code)
-        done = import_verified_attestations(resolve_home(args.home), args.bundle, report, args.tenant)
+    outcome = verify_and_import(
+        args,
+        lambda work: _verify(args, extract_to=work),
+        lambda report: import_verified_attestations(resolve_home(args.home), args.bundle, report, args.tenant),
+        verified=bundle_verified,
+        nothing=[],
+    )
+    if isinstance(outcome, int):
+        return outcome
+    report, done = outcome
     tenant, rows, results, rejected, code = done.tenant, done.rows, done.results, done.rejected, done.exit_code
     if args.json:
         print_json({"verification": report.to_dict(), "tenant": tenant, "imported": rows})

@@ -18,7 +18,7 @@ from rich.markup import escape
 from adapters.devportal import import_portal, list_portals, resolve_portal
 from adapters.profiles.builder import bundle_builder
 from adapters.profiles.registry import run_options
-from app.commands.verify import keys_from_files
+from app.commands.verify import check_printer, finish, trusted_keys
 from app.output import RichSink, print_json, stderr, stdout, table
 from core.clock import utcnow
 from core.errors import UsageError
@@ -31,9 +31,7 @@ from core.runs import RunEngine
 from core.selectors import parse_selectors
 from core.signing import Signer
 from core.store import Store
-from core.trust import TrustedKey, TrustStore
-from verify.bundle import Check
-from verify.devportal import PortalReport, materialize_portal, verify_portal
+from verify.devportal import materialize_portal, verify_portal
 
 PROFILE_ID = "devportal:offline"
 
@@ -164,41 +162,17 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 # -- verify / serve ------------------------------------------------------------------------------
-def _keys(args: argparse.Namespace) -> list[TrustedKey]:
-    return keys_from_files(args.key) if args.key else TrustStore(resolve_home(args.home)).list()
-
-
-def _show(args: argparse.Namespace) -> Any:
-    def show(check: Check) -> None:
-        if args.json:
-            return
-        mark = "[green]  ok  [/]" if check.ok else "[bold red] FAIL [/]"
-        where = f" [dim]{escape(check.path)}[/]" if check.path and not check.ok else ""
-        (stdout if check.ok else stderr).print(f"{mark} {check.name:14} {escape(check.detail)}{where}")
-
-    return show
-
-
-def _finish(args: argparse.Namespace, report: PortalReport) -> int:
-    if args.json:
-        print_json(report.to_dict())
-    if report.error is not None:
-        if not args.json:
-            stderr.print(f"[bold red]not verified:[/] {escape(report.error.diagnostics())}")
-        return int(report.error.exit_code)
-    return 0
-
-
 def run_verify(args: argparse.Namespace) -> int:
-    report = verify_portal(args.bundle, _keys(args), on_check=_show(args))
-    code = _finish(args, report)
-    if code == 0 and not args.json:
-        m = report.manifest
-        stdout.print(
-            f"[bold green]verified[/] {escape(str(args.bundle))}: portal {escape(str(m.get('portal')))} "
-            f"for tenant {escape(str(m.get('tenant')))}, {m.get('fileCount')} files, created {m.get('createdAt')}"
-        )
-    return code
+    report = verify_portal(args.bundle, trusted_keys(args), on_check=check_printer(args, 14))
+    m = report.manifest
+    return finish(
+        args,
+        report,
+        lambda: (
+            f"portal {escape(str(m.get('portal')))} for tenant {escape(str(m.get('tenant')))}, "
+            f"{m.get('fileCount')} files, created {m.get('createdAt')}"
+        ),
+    )
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -217,9 +191,9 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port} is not a TCP port", hint="0 picks any free port")
     workdir = Path(tempfile.mkdtemp(prefix="stella-serve-"))
     try:
-        report, root = materialize_portal(args.bundle, _keys(args), workdir, on_check=_show(args))
+        report, root = materialize_portal(args.bundle, trusted_keys(args), workdir, on_check=check_printer(args, 14))
         if root is None:
-            return _finish(args, report) or 4
+            return finish(args, report) or 4
         handler = functools.partial(_QuietHandler, directory=str(root))
         try:
             server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -14,15 +13,22 @@ from rich.markup import escape
 from adapters.profiles.risk_bundle import parse_duration
 from adapters.sources.epss import FORMATS as EPSS_FORMATS
 from adapters.sources.kev import FORMATS as KEV_FORMATS
-from app.commands.verify import keys_from_files, parse_at
+from app.commands.verify import (
+    check_printer,
+    finish,
+    own_tenant,
+    parse_at,
+    receive_commands,
+    say_not_verified,
+    trusted_keys,
+    verify_and_import,
+)
 from app.output import print_json, stderr, stdout
-from core.errors import BadInputError, PolicyRefusal, StellaError, UsageError
+from core.errors import BadInputError, StellaError, UsageError
 from core.home import Home, resolve_home
-from core.ingest import FileResult, Importer, ImportSummary, Outcome, detect, validate_tenant
+from core.ingest import FileResult, Importer, ImportSummary, Outcome, detect
 from core.sources import Candidate
 from core.store import Store
-from core.trust import TrustedKey, TrustStore
-from verify.bundle import Check
 from verify.risk import FreshnessPolicy, RiskReport, verify_risk_bundle
 
 #: The only formats a risk bundle's datasets may be imported as.
@@ -30,11 +36,6 @@ RISK_FORMATS = (*KEV_FORMATS, *EPSS_FORMATS)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("risk", parents=[common], help="risk bundles (CISA KEV, FIRST EPSS): verify and import")
-    rsub = p.add_subparsers(dest="risk_command", metavar="ACTION", required=True)
-    b = rsub.add_parser("bundle", parents=[common], help="verify or import a risk bundle")
-    bsub = b.add_subparsers(dest="risk_bundle_command", metavar="ACTION", required=True)
-
     checks = argparse.ArgumentParser(add_help=False)
     checks.add_argument("bundle", type=Path)
     checks.add_argument("--key", type=Path, action="append", metavar="PUB", help="trusted public key (PEM); repeatable")
@@ -47,28 +48,25 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     checks.add_argument("--grace", metavar="DURATION", help="grace window of --policy grace, e.g. 72h, 3d (default 3d)")
     checks.add_argument("--at", metavar="TIME", help="evaluate freshness at this RFC 3339 time (UTC) instead of now")
-
-    ve = bsub.add_parser(
-        "verify",
-        parents=[common, checks],
-        help="verify a risk bundle offline: signatures, every digest, and freshness under a policy",
-        description="Exit codes: 0 verified, 3 bad input, 4 integrity, 5 signature, 6 trust metadata, "
-        "7 refused by the freshness policy.",
+    receive_commands(
+        sub,
+        common,
+        "risk",
+        ("risk bundles (CISA KEV, FIRST EPSS): verify and import", "verify or import a risk bundle"),
+        checks,
+        (
+            "verify a risk bundle offline: signatures, every digest, and freshness under a policy",
+            "Exit codes: 0 verified, 3 bad input, 4 integrity, 5 signature, 6 trust metadata, "
+            "7 refused by the freshness policy.",
+            run_verify,
+        ),
+        (
+            "verify a risk bundle (same checks), then import its KEV/EPSS datasets; all or nothing",
+            "Verifies first, exactly as `risk bundle verify`; only then imports the provider datasets "
+            "(byte-for-byte the documents the sender imported) into the bundle's tenant, in one transaction.",
+            run_import,
+        ),
     )
-    ve.set_defaults(handler=run_verify)
-    im = bsub.add_parser(
-        "import",
-        parents=[common, checks],
-        help="verify a risk bundle (same checks), then import its KEV/EPSS datasets; all or nothing",
-        description="Verifies first, exactly as `risk bundle verify`; only then imports the provider datasets "
-        "(byte-for-byte the documents the sender imported) into the bundle's tenant, in one transaction.",
-    )
-    im.add_argument("--tenant", help="tenant to import into (must be the bundle's tenant; default: the bundle's)")
-    im.set_defaults(handler=run_import)
-
-
-def _keys(args: argparse.Namespace) -> list[TrustedKey]:
-    return keys_from_files(args.key) if args.key else TrustStore(resolve_home(args.home)).list()
 
 
 def freshness_policy(policy: str, grace: str | None = None) -> tuple[FreshnessPolicy, timedelta | None]:
@@ -81,39 +79,34 @@ def freshness_policy(policy: str, grace: str | None = None) -> tuple[FreshnessPo
 
 def _verify(args: argparse.Namespace, extract_to: Path | None = None) -> RiskReport:
     policy, grace = freshness_policy(args.policy, args.grace)
-
-    def show(check: Check) -> None:
-        if args.json:
-            return
-        mark = "[green]  ok  [/]" if check.ok else "[bold red] FAIL [/]"
-        where = f" [dim]{escape(check.path)}[/]" if check.path and not check.ok else ""
-        (stdout if check.ok else stderr).print(f"{mark} {check.name:16} {escape(check.detail)}{where}")
-
     report = verify_risk_bundle(
-        args.bundle, _keys(args), policy=policy, grace=grace, at=parse_at(args.at), on_check=show, extract_to=extract_to
+        args.bundle,
+        trusted_keys(args),
+        policy=policy,
+        grace=grace,
+        at=parse_at(args.at),
+        on_check=check_printer(args),
+        extract_to=extract_to,
     )
     if not args.json:
         for warning in report.warnings:
             stderr.print(f"[bold yellow]warning:[/] {escape(warning)}")
-        if report.error is not None:
-            stderr.print(f"[bold red]not verified:[/] {escape(report.error.diagnostics())}")
+    say_not_verified(args, report)
     return report
 
 
 def run_verify(args: argparse.Namespace) -> int:
     report = _verify(args)
-    if args.json:
-        print_json(report.to_dict())
-    if report.error is not None:
-        return int(report.error.exit_code)
-    if not args.json:
-        providers = ", ".join(f"{p.name} ({p.status})" for p in report.providers)
-        stdout.print(
-            f"[bold green]verified[/] {escape(str(args.bundle))}: risk bundle run {report.manifest.get('runId')} "
-            f"for tenant {report.manifest.get('tenant')}, providers {providers}, "
+    return finish(
+        args,
+        report,
+        said=True,
+        verified=lambda: (
+            f"risk bundle run {report.manifest.get('runId')} for tenant {report.manifest.get('tenant')}, "
+            f"providers {', '.join(f'{p.name} ({p.status})' for p in report.providers)}, "
             f"expires {report.risk.get('expiresAt')}"
-        )
-    return 0
+        ),
+    )
 
 
 def _preflight(paths: list[Path]) -> None:
@@ -138,14 +131,7 @@ class RiskImport:
 def import_verified_risk(home: Home, bundle: Path, report: RiskReport, tenant: str | None = None) -> RiskImport:
     """Import the datasets of a risk bundle that verified (``report`` from ``verify_risk_bundle`` with
     ``extract_to``) into its own tenant, all or nothing: the import half of `stella risk bundle import`."""
-    bundle_tenant = str(report.manifest.get("tenant"))
-    chosen = validate_tenant(tenant or bundle_tenant)
-    if chosen != bundle_tenant:
-        raise PolicyRefusal(
-            f"the bundle belongs to tenant {bundle_tenant!r}, not {chosen!r}",
-            path=str(bundle),
-            hint="a risk bundle is imported into its own tenant",
-        )
+    chosen = own_tenant(report, bundle, tenant, "a risk bundle")
     paths = [report.extracted[name] for name in sorted(report.extracted)]
     _preflight(paths)
     results: list[FileResult] = []
@@ -171,13 +157,16 @@ def import_verified_risk(home: Home, bundle: Path, report: RiskReport, tenant: s
 
 
 def run_import(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="stella-risk-import-") as work:
-        report = _verify(args, extract_to=Path(work))
-        if report.error is not None:
-            if args.json:
-                print_json({"verification": report.to_dict(), "imported": False})
-            return int(report.error.exit_code)
-        done = import_verified_risk(resolve_home(args.home), args.bundle, report, args.tenant)
+    outcome = verify_and_import(
+        args,
+        lambda work: _verify(args, extract_to=work),
+        lambda report: import_verified_risk(resolve_home(args.home), args.bundle, report, args.tenant),
+        verified=lambda report: report.error is None,
+        nothing=False,
+    )
+    if isinstance(outcome, int):
+        return outcome
+    report, done = outcome
     tenant, datasets, summary = done.tenant, done.datasets, done.summary
     if args.json:
         print_json(

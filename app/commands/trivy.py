@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import secrets
 import shutil
@@ -21,16 +20,13 @@ from typing import Any
 
 from rich.markup import escape
 
-from app.commands.verify import keys_from_files, parse_at
+from app.commands.verify import parse_at, trusted_keys
 from app.output import print_json, stderr, stdout
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, UsageError
-from core.home import resolve_home
-from core.trust import TrustStore
-from verify.bundle import Check, verify_bundle
+from verify.bundle import Check, copy_member, verify_bundle
 from verify.manifest import ListedFile, ManifestReader
 
-CHUNK = 1 << 20
 #: Cache sub-directories a Trivy bundle may install, and the files each must contain (trivy-db / trivy-java-db).
 DB_DIRS = {"db": ("metadata.json", "trivy.db"), "java-db": ("metadata.json", "trivy-java.db")}
 SCAN_FLAGS = "--skip-db-update --skip-java-db-update --offline-scan --skip-version-check --disable-telemetry"
@@ -95,12 +91,7 @@ def _stage(bundle: Path, manifest_sha256: str, stage: Path) -> tuple[dict[str, L
         if first is None or first.name != "export.json":
             raise IntegrityError("export.json is no longer the first entry: the bundle changed", path=str(bundle))
         manifest_path = stage / ".export.json"
-        sha = hashlib.sha256()
-        with first.stream() as src, manifest_path.open("wb") as out:
-            while chunk := src.read(CHUNK):
-                sha.update(chunk)
-                out.write(chunk)
-        if sha.hexdigest() != manifest_sha256:
+        if copy_member(first, manifest_path)[0] != manifest_sha256:
             raise IntegrityError("export.json differs from the one that verified: the bundle changed", path=str(bundle))
         listed = {f.path: f for f in ManifestReader(manifest_path).files() if _cache_member(f.path)}
         manifest_path.unlink()
@@ -109,16 +100,7 @@ def _stage(bundle: Path, manifest_sha256: str, stage: Path) -> tuple[dict[str, L
             entry = listed.get(member.name)
             if where is None or entry is None:
                 continue
-            target = stage / where[0] / where[1]
-            target.parent.mkdir(exist_ok=True)
-            digest = hashlib.sha256()
-            with member.stream() as src, target.open("wb") as out:
-                while chunk := src.read(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != entry.sha256 or target.stat().st_size != entry.size:
+            if copy_member(member, stage / where[0] / where[1], fsync=True) != (entry.sha256, entry.size):
                 raise IntegrityError("differs from the verified manifest: the bundle changed", path=member.name)
             written.append(member.name)
     missing = sorted(set(listed) - set(written))
@@ -195,7 +177,7 @@ def install_bundle(bundle: Path, cache_dir: Path, keys: list[Any], at: Any, on_c
 
 
 def run_install(args: argparse.Namespace) -> int:
-    keys = keys_from_files(args.key) if args.key else TrustStore(resolve_home(args.home)).list()
+    keys = trusted_keys(args)
 
     def show(check: Check) -> None:
         if args.json or check.ok:
