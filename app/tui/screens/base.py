@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from textual import on
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from core.errors import StellaError
 from core.home import Home
+from verify.bundle import Check
 
 
 class StellaScreen(Screen[None]):
@@ -86,3 +89,11 @@ def shown_path(path: Path | str) -> str:
         return str(p.relative_to(Path.cwd()))
     except ValueError:
         return str(p)
+
+
+def add_check_row(table: DataTable[Any], check: Check) -> None:
+    """A verification check as a row of a checks table (result, check, detail with the file it names), kept in
+    view: the Verify, Receive and Mirror screens list checks as they complete."""
+    detail = check.detail if check.ok or not check.path else f"{check.detail} ({check.path})"
+    table.add_row("ok" if check.ok else "FAIL", check.name, detail)
+    table.move_cursor(row=table.row_count - 1)

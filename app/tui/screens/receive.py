@@ -26,7 +26,7 @@ from app.commands.mirror import import_into_mirror
 from app.commands.risk import freshness_policy, import_verified_risk
 from app.commands.trivy import SCAN_FLAGS, install_bundle
 from app.commands.verify import keys_from_files
-from app.tui.screens.base import StellaScreen, sentence_of, shown_path
+from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from core.errors import StellaError, UsageError
 from core.trust import TrustedKey, TrustStore
 from verify.attest import verify_attestation_bundle
@@ -437,11 +437,7 @@ class ReceiveScreen(StellaScreen):
 
     # -- messages ---------------------------------------------------------------------------------
     def on_receive_check(self, message: ReceiveCheck) -> None:
-        check = message.check
-        detail = check.detail if check.ok or not check.path else f"{check.detail} ({check.path})"
-        table = self.query_one("#receive-checks", DataTable)
-        table.add_row("ok" if check.ok else "FAIL", check.name, detail)
-        table.move_cursor(row=table.row_count - 1)
+        add_check_row(self.query_one("#receive-checks", DataTable), message.check)
 
     def on_receive_done(self, message: ReceiveDone) -> None:
         self.running = False

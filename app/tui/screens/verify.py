@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from app.commands.verify import keys_from_files
-from app.tui.screens.base import StellaScreen, sentence_of, shown_path
+from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from app.tui.screens.modals import ErrorModal
 from app.tui.screens.receive import ReceiveScreen, Receiving, receiving_for
 from core.trust import TrustedKey, TrustStore
@@ -134,11 +134,7 @@ class VerifyScreen(StellaScreen):
         self.query_one("#verify-run", Button).disabled = False
 
     def on_check_done(self, message: CheckDone) -> None:
-        check = message.check
-        detail = check.detail if check.ok or not check.path else f"{check.detail} ({check.path})"
-        table = self.query_one("#verify-checks", DataTable)
-        table.add_row("ok" if check.ok else "FAIL", check.name, detail)
-        table.move_cursor(row=table.row_count - 1)
+        add_check_row(self.query_one("#verify-checks", DataTable), message.check)
 
     def on_verify_done(self, message: VerifyDone) -> None:
         report = message.report
