@@ -581,12 +581,13 @@ def _extract_member(tarball: Path, name: str, target: Path) -> None:
     raise IntegrityError(f"the Trivy DB layer has no {name}")
 
 
-def copy_member(member: Any, target: Path, *, fsync: bool = False) -> tuple[str, int]:
-    """Copy an archive member to ``target``; returns its sha256 (hex) and size."""
+def copy_member(member: Any, target: Path, *, fsync: bool = False, exclusive: bool = False) -> tuple[str, int]:
+    """Copy an archive member to ``target``; returns its sha256 (hex) and size. ``exclusive`` refuses to replace
+    an existing file (a staging tree where a second member of the same name would be an attack)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     sha = hashlib.sha256()
     size = 0
-    with member.stream() as src, target.open("wb") as out:
+    with member.stream() as src, target.open("xb" if exclusive else "wb") as out:
         while chunk := src.read(CHUNK):
             sha.update(chunk)
             size += len(chunk)

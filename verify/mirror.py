@@ -57,10 +57,9 @@ from core.mirror_layout import STATE, MirrorState, load_state
 from core.mirror_receipt import make_receipt
 from core.signing import Signer, sha256_file
 from core.trust import TrustedKey
-from verify.bundle import Check, verify_bundle
+from verify.bundle import Check, copy_member, verify_bundle
 from verify.tuf_client import TufVerification, verify_mirror
 
-CHUNK = 1 << 20
 _HEAD = frozenset(
     {
         "export.json",
@@ -413,16 +412,8 @@ class _Import:
                 want = listed.get(name)
                 if want is None:
                     raise IntegrityError("file is not listed in the signed manifest", path=name)
-                target = self.tree.joinpath(*_safe_member(name).parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                digest = hashlib.sha256()
-                size = 0
-                with member.stream() as src, target.open("xb") as out:
-                    while chunk := src.read(CHUNK):
-                        digest.update(chunk)
-                        size += len(chunk)
-                        out.write(chunk)
-                if (digest.hexdigest(), size) != want:
+                sha, size = copy_member(member, self.tree.joinpath(*_safe_member(name).parts), exclusive=True)
+                if (sha, size) != want:
                     raise IntegrityError("file changed since it was verified", path=name)
                 self.written += size
         self.check("extract", f"{self.written} bytes written to staging, each checked against the signed manifest")
@@ -565,27 +556,52 @@ def rollback(into: Path) -> dict[str, Any]:
         return {"stateDigest": now.digest, "sequence": now.sequence, "previousStateDigest": before.digest}
 
 
-def verify_current(into: Path, *, at: datetime | None = None) -> dict[str, Any]:
+def verify_current(
+    into: Path, *, at: datetime | None = None, on_check: Callable[[Check], None] | None = None
+) -> dict[str, Any]:
     """Verify the mirror's current state afresh: the TUF chain from the root it trusts, every target's
-    length and digest, no unlisted file, and a state that lists exactly the targets."""
+    length and digest, no unlisted file, and a state that lists exactly the targets.
+
+    ``on_check`` hears each check as it completes (``root``, ``tuf``, ``state``), a failed one included,
+    before its error is raised."""
+    report = on_check or (lambda _c: None)
+
+    def failed(name: str, error: StellaError) -> StellaError:
+        report(Check(name, False, error.message, error.path))
+        return error
+
     current = MirrorDir(into).current()
     if current is None:
-        raise UsageError("the mirror is empty: nothing to verify", path=str(into))
+        raise failed("state", UsageError("the mirror is empty: nothing to verify", path=str(into)))
     root_path = current / "meta" / "tuf" / "root.json"
     try:
         root = root_path.read_bytes()
     except OSError as exc:
-        raise TrustMetadataError(
-            f"the mirror's trusted TUF root is unreadable: {exc.strerror}", path=str(root_path)
+        raise failed(
+            "root",
+            TrustMetadataError(f"the mirror's trusted TUF root is unreadable: {exc.strerror}", path=str(root_path)),
         ) from None
+    report(Check("root", True, f"the TUF root this state's import trusted ({len(root)} bytes)"))
     tree = current / "tree"
-    tuf = verify_mirror(tree, root, at=at, strict=True)
+    try:
+        tuf = verify_mirror(tree, root, at=at, strict=True)
+    except StellaError as exc:
+        raise failed("tuf", exc) from exc
+    report(
+        Check(
+            "tuf",
+            True,
+            f"TUF chain verified: root {tuf.root_version}, timestamp {tuf.timestamp_version}, snapshot "
+            f"{tuf.snapshot_version}, targets {tuf.targets_version}; {len(tuf.targets)} targets match",
+        )
+    )
     state = load_state(tree)
     listed = {f.path for f in state.files} | {STATE}
     targets = {t.path for t in tuf.targets}
     if listed != targets:
         odd = sorted(listed ^ targets)[0]
-        raise IntegrityError("the mirror state and the TUF targets disagree", path=odd)
+        raise failed("state", IntegrityError("the mirror state and the TUF targets disagree", path=odd))
+    report(Check("state", True, f"state {state.digest[:12]} (sequence {state.sequence}) lists exactly the targets"))
     return {"stateDigest": state.digest, "sequence": state.sequence, "files": len(listed), **tuf.to_dict()}
 
 
@@ -644,3 +660,20 @@ def status(into: Path, *, at: datetime | None = None) -> dict[str, Any]:
             "bundle": receipt.get("bundle")
         }
     return body
+
+
+def receipt_history(into: Path) -> list[dict[str, Any]]:
+    """Every import receipt the mirror kept (``receipts/``), newest first, as the receipts' bodies (unchecked:
+    the mirror signed them itself) with ``path``; a file that is not a readable receipt is left out."""
+    folder = MirrorDir(into).receipts
+    if not folder.is_dir():
+        return []
+    out: list[dict[str, Any]] = []
+    for path in sorted(folder.glob("*.json"), reverse=True):
+        try:
+            body = orjson.loads(base64.b64decode(orjson.loads(path.read_bytes())["payload"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(body, dict):
+            out.append(body | {"path": str(path)})
+    return out

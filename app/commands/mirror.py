@@ -16,7 +16,7 @@ from app.output import print_json, stderr, stdout, table
 from core.errors import BadInputError, NotFoundError, UsageError
 from core.home import Home, resolve_home
 from core.keys import KeyStore, read_passphrase_file
-from core.mirror_layout import query, read_document
+from core.mirror_layout import IndexedDocument, query, read_document
 from core.signing import Signer
 from core.trust import TrustStore
 from verify.bundle import Check
@@ -219,14 +219,23 @@ def run_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_query(args: argparse.Namespace) -> int:
-    if not (args.document_id or args.purl or args.subject):
+def query_mirror(
+    mirror: Path, *, document_id: str | None = None, purl: str | None = None, subject: str | None = None
+) -> tuple[Path, list[IndexedDocument]]:
+    """What `stella mirror query` finds, without printing: the current state's tree and the matching documents.
+
+    At least one of ``document_id``, ``purl`` and ``subject`` is needed; a document must match every one given."""
+    if not (document_id or purl or subject):
         raise UsageError("give --id, --purl or --subject")
-    current = MirrorDir(args.dir).current()
+    current = MirrorDir(mirror).current()
     if current is None:
-        raise NotFoundError("the mirror is empty", path=str(args.dir))
+        raise NotFoundError("the mirror is empty", path=str(mirror))
     tree = current / "tree"
-    hits = query(tree, document_id=args.document_id, purl=args.purl, subject=args.subject)
+    return tree, query(tree, document_id=document_id, purl=purl, subject=subject)
+
+
+def run_query(args: argparse.Namespace) -> int:
+    tree, hits = query_mirror(args.dir, document_id=args.document_id, purl=args.purl, subject=args.subject)
     if args.raw:
         if len(hits) != 1:
             raise UsageError(f"--raw needs exactly one match, found {len(hits)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -18,11 +19,13 @@ from app.tui.screens.data import DataScreen
 from app.tui.screens.export import ExportScreen
 from app.tui.screens.importing import ImportScreen
 from app.tui.screens.keys import KeysScreen
+from app.tui.screens.mirror import MirrorScreen
 from app.tui.screens.modals import HelpScreen
 from app.tui.screens.profiles import ProfilesScreen
 from app.tui.screens.runs import RunsScreen
 from app.tui.screens.verify import VerifyScreen
 from core import __version__
+from core.clock import utcnow
 from core.home import Home
 
 
@@ -39,6 +42,7 @@ class StellaApp(App[None]):
         "export": ExportScreen,
         "runs": RunsScreen,
         "verify": VerifyScreen,
+        "mirror": MirrorScreen,
         "keys": KeysScreen,
     }
     DEFAULT_MODE: ClassVar[str] = "dashboard"
@@ -48,13 +52,20 @@ class StellaApp(App[None]):
         Binding("q", "quit", "Quit"),
     ]
 
-    def __init__(self, home: Home, *, screenshot: Path | None = None) -> None:
+    def __init__(
+        self, home: Home, *, screenshot: Path | None = None, now: Callable[[], datetime] | None = None
+    ) -> None:
         super().__init__()
         self.home = home
+        self._now = now
         self.store_guard = threading.Lock()
         self.sub_title = f"{__version__}  {shown_path(home.root)}"
         self.screenshot = screenshot
         self._first_screen_shown = False
+
+    def now(self) -> datetime:
+        """The time warnings and expiry are judged at (naive UTC): ``now`` if given (tests pin it), else the clock."""
+        return self._now() if self._now is not None else utcnow()
 
     def action_show(self, mode: str) -> None:
         if mode != self.current_mode:

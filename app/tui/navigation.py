@@ -13,7 +13,8 @@ SCREENS_HELP: dict[str, tuple[str, str, str]] = {
     "export": ("e", "Export", "run wizard: profile, selectors, options, confirm; then the run"),
     "runs": ("h", "Runs", "export runs of a tenant and the event timeline of each"),
     "verify": ("v", "Verify", "verify a received bundle check by check"),
-    "keys": ("k", "Keys", "signing keys and trusted keys"),
+    "mirror": ("m", "Mirror", "a mirror directory: status, receipts, verify, rollback, query"),
+    "keys": ("k", "Keys", "signing keys, trusted keys and the TUF roles of the home"),
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,15 @@ def import_samples(home: Home) -> dict[str, dict[str, int]]:
     with Store.open(home) as store:
         Importer(store, SOURCES).run(sorted(p for p in SAMPLES.iterdir() if p.is_dir()))
         return store.stats()
+
+
+def drive_at(home: Home, now: datetime, script: Script) -> None:
+    """:func:`drive` with the app's clock pinned at ``now`` (naive UTC): dashboard warnings, TUF time left."""
+
+    async def main() -> None:
+        app = StellaApp(home, now=lambda: now)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await script(pilot)
+
+    asyncio.run(main())

@@ -8,6 +8,7 @@ trust stores, and error modals against the CLI's sentence.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Select, Static
 
+from app.commands.tuf import human_duration
 from app.tui.app import StellaApp
-from app.tui.screens.dashboard import DashboardScreen
+from app.tui.screens.dashboard import EPSS_STALE_AFTER, KEV_STALE_AFTER, DashboardScreen
 from app.tui.screens.data import DataScreen
 from app.tui.screens.export import ExportScreen
 from app.tui.screens.forms import ConfirmModal, FormModal
@@ -36,7 +38,9 @@ from core.runs import RunEngine, RunState
 from core.selectors import count_inputs, parse_selectors
 from core.store import Store
 from core.trust import TrustStore
-from tests.tui.support import SAMPLES, drive, import_samples, rows, settle, text_of
+from core.tuf_home import TufHome
+from core.tuf_repo import TOP_LEVEL_ROLES
+from tests.tui.support import SAMPLES, drive, drive_at, import_samples, rows, settle, text_of
 from verify.bundle import verify_bundle
 
 
@@ -425,10 +429,155 @@ def test_keys_generate_export_trust_and_untrust(tui_home: Home, tmp_path: Path) 
     assert TrustStore(tui_home).list() == []
 
 
+# -- TUF roles in the keys screen ------------------------------------------------------------------------
+
+
+def _tuf_rows(screen: KeysScreen) -> dict[str, list[str]]:
+    return {r[0]: r for r in rows(screen.query_one("#keys-tuf", DataTable))}
+
+
+def _bound(pilot: Pilot[None], action: str) -> bool:
+    return any(b.binding.action == action for b in pilot.app.active_bindings.values())
+
+
+def test_keys_screen_offers_tuf_init_then_shows_the_roles_as_tuf_status(tui_home: Home, stella: Any) -> None:
+    assert stella("keys", "generate", "k").code == 0
+
+    async def script(pilot: Pilot[None]) -> None:
+        screen = await open_mode(pilot, "k")
+        assert isinstance(screen, KeysScreen)
+        assert text_of(screen.query_one("#keys-tuf-summary", Static)).startswith("no TUF repository")
+        assert _bound(pilot, "tuf_init") and not _bound(pilot, "tuf_expiry") and not _bound(pilot, "tuf_rotate")
+        await pilot.press("t")
+        await settle(pilot)
+        await fill_form(pilot, key="k")
+        assert not _bound(pilot, "tuf_init") and _bound(pilot, "tuf_expiry") and _bound(pilot, "tuf_rotate")
+
+    drive(tui_home, script)
+    status = stella("tuf", "status", "--json").json()
+    assert isinstance(status, dict) and status["rootVersion"] == 1
+    root = TufHome(tui_home).latest_root()
+    now = root.signed.expires.astimezone(UTC).replace(tzinfo=None) - timedelta(days=365)  # when it was made
+
+    async def check(pilot: Pilot[None]) -> None:
+        screen = await open_mode(pilot, "k")
+        shown = _tuf_rows(screen)
+        assert list(shown) == list(TOP_LEVEL_ROLES)
+        for role, row in shown.items():
+            assert row[1] == ", ".join(status["roles"][role]["keys"]) == "k"
+            assert row[2] == " ".join(k[:8] for k in root.signed.roles[role].keyids)
+            assert row[3] == str(status["roles"][role]["threshold"])
+            assert row[4] == human_duration(timedelta(seconds=status["expiresSeconds"][role]))
+        assert shown["root"][5] == f"{status['rootExpires'][:10]} (365 days)"
+        assert shown["timestamp"][5] == "per bundle"
+        summary = text_of(screen.query_one("#keys-tuf-summary", Static))
+        assert summary.startswith(f"root version 1 (kept: 1), expires {status['rootExpires'][:10]} ")
+        assert summary.endswith("(365 days left)")
+
+    drive_at(tui_home, now, check)
+
+
+def test_keys_screen_changes_a_tuf_expiry_and_rotates_a_role(tui_home: Home, stella: Any) -> None:
+    for name in ("k", "k2"):
+        assert stella("keys", "generate", name).code == 0
+    assert stella("tuf", "init", "--key", "k").code == 0
+
+    async def script(pilot: Pilot[None]) -> None:
+        screen = await open_mode(pilot, "k")
+        assert isinstance(screen, KeysScreen)
+        table = screen.query_one("#keys-tuf", DataTable)
+        table.move_cursor(row=table.get_row_index("timestamp"))
+        table.focus()
+        await pilot.press("l")
+        await settle(pilot)
+        form = pilot.app.screen
+        assert isinstance(form, FormModal)
+        assert form.query_one("#form-role", Select).value == "timestamp"
+        assert form.query_one("#form-duration", Input).value == "1d"
+        await fill_form(pilot, duration="12h")
+        assert _tuf_rows(screen)["timestamp"][4] == "12h"
+        # A bad duration: the CLI's sentence in a modal, nothing changed.
+        await pilot.press("l")
+        await settle(pilot)
+        await fill_form(pilot, duration="soon")
+        modal = pilot.app.screen
+        assert isinstance(modal, ErrorModal) and modal.sentence.startswith("'soon' is not a duration")
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("o")
+        await settle(pilot)
+        await fill_form(pilot, role="targets", keys="k2")
+        assert _tuf_rows(screen)["targets"][1] == "k2"
+        assert text_of(screen.query_one("#keys-tuf-summary", Static)).startswith("root version 2 (kept: 1, 2)")
+
+    drive(tui_home, script)
+    status = stella("tuf", "status", "--json").json()
+    assert isinstance(status, dict)
+    assert status["expiresSeconds"]["timestamp"] == 12 * 3600
+    assert status["rootVersion"] == 2 and status["roles"]["targets"]["keys"] == ["k2"]
+    assert status["roles"]["snapshot"]["keys"] == ["k"]
+
+
 # -- dashboard, import, verify -------------------------------------------------------------------------
 
 
+def _warnings(screen: Any) -> list[str]:
+    box = screen.query_one("#dash-warnings", Static)
+    return text_of(box).splitlines() if box.display else []
+
+
+def test_dashboard_warns_of_an_expiring_or_expired_tuf_root(tui_home: Home, stella: Any) -> None:
+    assert stella("keys", "generate", "k").code == 0
+    assert stella("tuf", "init", "--key", "k", "--expires", "root=10d").code == 0
+    expires = TufHome(tui_home).latest_root().signed.expires.astimezone(UTC).replace(tzinfo=None)
+    seen: dict[str, list[str]] = {}
+
+    for label, now in (
+        ("soon", expires - timedelta(days=5, hours=1)),
+        ("expired", expires + timedelta(hours=1)),
+        ("fresh", expires - timedelta(days=15)),
+    ):
+
+        async def script(pilot: Pilot[None], label: str = label) -> None:
+            screen = pilot.app.screen
+            assert isinstance(screen, DashboardScreen)
+            seen[label] = [w for w in _warnings(screen) if "TUF" in w]
+            summary = text_of(screen.query_one("#dash-summary", Static)).splitlines()
+            assert summary[-1] == (
+                f"trust: 0 trusted keys, 0 custom Sigstore roots, TUF root 1 until {expires:%Y-%m-%d}"
+            )
+
+        drive_at(tui_home, now, script)
+    fix = "rotate it: `stella tuf rotate root --key NAME` (k, o)"
+    when = f"{expires:%Y-%m-%d %H:%M}"
+    assert seen["soon"] == [f"! TUF role root (version 1) expires {when} (in 5 days); {fix}"]
+    assert seen["expired"] == [f"! TUF role root (version 1) expired {when}: mirror bundles fail; {fix}"]
+    assert seen["fresh"] == []
+
+
+def test_dashboard_warns_of_stale_kev_and_epss_by_their_own_thresholds(tui_home: Home, stella: Any) -> None:
+    assert stella("import", "--quiet", SAMPLES / "risk").code == 0  # KEV released 2025-08-25, EPSS of 2025-02-20
+    kev = datetime(2025, 8, 25, 17, 4, 19)
+    seen: dict[datetime, list[str]] = {}
+    nows = (kev + timedelta(days=1), kev + KEV_STALE_AFTER + timedelta(hours=1), datetime(2025, 2, 22))
+    for now in nows:
+
+        async def script(pilot: Pilot[None], now: datetime = now) -> None:
+            seen[now] = [w for w in _warnings(pilot.app.screen) if w.startswith("! stale")]
+
+        drive_at(tui_home, now, script)
+    epss = (
+        "! stale EPSS in tenant default: newest snapshot 2025-02-20 ({} days old); import a fresh one with "
+        "`stella import FILE` or a risk bundle with `stella risk bundle import` (i, or v then ctrl+n)"
+    )
+    assert seen[nows[0]] == [epss.format(187)]  # the day-old KEV is fresh; EPSS is stale after 3 days
+    assert seen[nows[1]] == [epss.format(193), epss.replace("EPSS", "KEV").replace("02-20", "08-25").format(7)]
+    assert seen[nows[2]] == []  # two days after the EPSS scores, before the KEV release: nothing stale
+    assert EPSS_STALE_AFTER < KEV_STALE_AFTER
+
+
 def test_dashboard_warns_about_missing_keys_and_an_empty_store(tui_home: Home) -> None:
+    # The samples' KEV catalog was released on 2025-08-25: judge at the next day (their EPSS scores stay stale).
     async def script(pilot: Pilot[None]) -> None:
         screen = pilot.app.screen
         assert isinstance(screen, DashboardScreen)
@@ -439,9 +588,9 @@ def test_dashboard_warns_about_missing_keys_and_an_empty_store(tui_home: Home) -
         import_samples(tui_home)
         await pilot.press("r")
         await settle(pilot)
-        assert not screen.query_one("#dash-warnings", Static).display
+        assert [w.split(":")[0] for w in _warnings(screen)] == ["! stale EPSS in tenant default"]
 
-    drive(tui_home, script)
+    drive_at(tui_home, datetime(2025, 8, 26), script)
 
 
 def test_import_screen_opens_a_rejected_files_reason(tui_home: Home, tmp_path: Path) -> None:
@@ -510,7 +659,15 @@ def test_command_palette_lists_every_screen(tui_home: Home) -> None:
         app = pilot.app
         assert isinstance(app, StellaApp)
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for title in ("Dashboard (d)", "Import (i)", "Data (b)", "Profiles (p)", "Export (e)", "Runs (h)"):
+        for title in (
+            "Dashboard (d)",
+            "Import (i)",
+            "Data (b)",
+            "Profiles (p)",
+            "Export (e)",
+            "Runs (h)",
+            "Mirror (m)",
+        ):
             assert title in titles
         await pilot.press("ctrl+p")
         await pilot.pause()

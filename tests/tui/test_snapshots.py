@@ -13,7 +13,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,6 +33,7 @@ from core.profiles import ProfileStore
 from core.selectors import parse_selectors
 from core.store import Store
 from core.trust import TrustStore
+from core.tuf_repo import TOP_LEVEL_ROLES
 from tests.tui.support import SAMPLES, settle
 
 NOW = datetime(2026, 1, 2, 3, 4, 5)
@@ -55,7 +56,9 @@ class _FixedOs:
 def snap_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     monkeypatch.chdir(tmp_path)
     clock = lambda: NOW  # noqa: E731
-    for module in ("core.runs", "core.planner", "core.profiles", "core.keys", "core.trust", "core.ingest"):
+    modules = ("core.runs", "core.planner", "core.profiles", "core.keys", "core.trust", "core.ingest")
+    # the app's time (dashboard warnings, TUF time left) and `stella tuf init`'s root expiry
+    for module in (*modules, "app.tui.app", "app.commands.tuf"):
         monkeypatch.setattr(f"{module}.utcnow", clock)
     ids = itertools.count(1)
     monkeypatch.setattr("core.planner.new_run_id", lambda now=None: f"run-20260102T030405Z-{next(ids):08x}")
@@ -245,3 +248,24 @@ def test_keys_and_trust(snap_compare: Snap, snap_home: Home) -> None:
     KeyStore(snap_home).generate("signer", KeyAlgorithm.ED25519)
     TrustStore(snap_home).add("partner", KeyStore(snap_home).public_pem("signer"), profiles=["json:raw", "mirror"])
     assert snap_compare(StellaApp(snap_home), run_before=lambda pilot: go(pilot, "k"))
+
+
+def with_tuf(home: Home, root_expires: timedelta) -> None:
+    """A TUF repository made by `stella tuf init --key signer --expires root=...` at the pinned time."""
+    from app.commands.tuf import init_tuf
+
+    init_tuf(home, {role: ("signer",) for role in TOP_LEVEL_ROLES}, expires={"root": root_expires})
+
+
+def test_keys_with_tuf_roles(snap_compare: Snap, snap_home: Home) -> None:
+    KeyStore(snap_home).generate("signer", KeyAlgorithm.ED25519)
+    TrustStore(snap_home).add("partner", KeyStore(snap_home).public_pem("signer"))
+    with_tuf(snap_home, timedelta(days=30))
+    assert snap_compare(StellaApp(snap_home), run_before=lambda pilot: go(pilot, "k"))
+
+
+def test_dashboard_expiring_tuf_root_and_stale_feeds(snap_compare: Snap, snap_home: Home) -> None:
+    """The samples' KEV (2025-08-25) and EPSS (2025-02-20) snapshots are stale at NOW; the root expires in 10 days."""
+    with_samples_and_key(snap_home)
+    with_tuf(snap_home, timedelta(days=10))
+    assert snap_compare(StellaApp(snap_home), run_before=go)

@@ -91,9 +91,12 @@ def shown_path(path: Path | str) -> str:
         return str(p)
 
 
-def add_check_row(table: DataTable[Any], check: Check) -> None:
-    """A verification check as a row of a checks table (result, check, detail with the file it names), kept in
-    view: the Verify, Receive and Mirror screens list checks as they complete."""
+def add_check_row(table: DataTable[Any], check: Check, *, follow: bool = True) -> str:
+    """A verification check as a row of a checks table (result, check, detail with the file it names); with
+    ``follow`` the cursor moves to it, keeping the newest in view. Returns the detail as shown. The Verify,
+    Receive, Run and Mirror screens list checks as they complete."""
     detail = check.detail if check.ok or not check.path else f"{check.detail} ({check.path})"
     table.add_row("ok" if check.ok else "FAIL", check.name, detail)
-    table.move_cursor(row=table.row_count - 1)
+    if follow:
+        table.move_cursor(row=table.row_count - 1)
+    return detail

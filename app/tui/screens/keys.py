@@ -1,7 +1,9 @@
-"""Keys and trust: signing keys under the home (`stella keys ...`) and the trust store (`stella trust ...`)."""
+"""Keys and trust: signing keys under the home (`stella keys ...`), the trust store (`stella trust ...`) and the
+home's TUF roles (`stella tuf status|init|expiry|rotate`), which sign mirror bundles."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -10,20 +12,26 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Label
+from textual.widgets import DataTable, Footer, Header, Label, Static
 
+from app.commands.tuf import TufStatus, human_duration, init_tuf, rotate_role, set_role_expiry, tuf_status
 from app.tui.screens.base import StellaScreen, shown_path
+from app.tui.screens.dashboard import app_now, time_left
 from app.tui.screens.forms import ConfirmModal, Field, FormModal
-from core.errors import EnvironmentFailure
+from core.errors import EnvironmentFailure, UsageError
 from core.keys import KeyAlgorithm, KeyInfo, KeyStore, read_passphrase_file
 from core.trust import TrustedKey, TrustStore
+from core.tuf_home import TufHome
+from core.tuf_repo import TOP_LEVEL_ROLES
 
 
 class KeysLoaded(Message):
-    def __init__(self, keys: list[KeyInfo], trusted: list[TrustedKey]) -> None:
+    def __init__(self, keys: list[KeyInfo], trusted: list[TrustedKey], tuf: TufStatus | None, now: datetime) -> None:
         super().__init__()
         self.keys = keys
         self.trusted = trusted
+        self.tuf = tuf
+        self.now = now
 
 
 class KeysChanged(Message):
@@ -42,16 +50,50 @@ def split_list(text: str) -> list[str]:
     return [v.strip() for v in text.replace(",", " ").split() if v.strip()]
 
 
+def tuf_summary(tuf: TufStatus | None, now: datetime) -> str:
+    """The line above the TUF roles: the latest root's version, the versions kept, its expiry and time left."""
+    if tuf is None:
+        return "no TUF repository: mirror exports need one; t creates it (stella tuf init)"
+    versions = ", ".join(str(v) for v in tuf.root_versions)
+    return (
+        f"root version {tuf.root_version} (kept: {versions}), expires {tuf.root_expires:%Y-%m-%d %H:%M} "
+        f"({time_left(tuf.root_expires, now)}{' left' if tuf.root_expires > now else ''})"
+    )
+
+
+def _passphrase(text: str) -> bytes | None:
+    return read_passphrase_file(Path(text).expanduser()) if text else None
+
+
 class KeysScreen(StellaScreen):
     """What `stella keys list` and `stella trust list` show, and their generate/export/add/remove actions."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh", "Refresh"),
+        Binding("r", "refresh", "Refresh", show=False),
         Binding("g", "generate", "Generate"),
         Binding("x", "export_public", "Export pub"),
         Binding("a", "trust_add", "Trust key"),
         Binding("delete", "trust_remove", "Untrust", key_display="del"),
+        Binding("t", "tuf_init", "TUF init"),
+        Binding("l", "tuf_expiry", "Expiry"),
+        Binding("o", "tuf_rotate", "Rotate"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: What `stella tuf status` showed last (None: no TUF repository, or not read yet).
+        self.tuf: TufStatus | None = None
+        self._tuf_read = False
+        #: The names of the signing keys (the choices of `tuf init`).
+        self.keys: list[str] = []
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`tuf init` is offered only while the home has no TUF repository; expiry and rotate only once it has."""
+        if action == "tuf_init":
+            return self._tuf_read and self.tuf is None
+        if action in ("tuf_expiry", "tuf_rotate"):
+            return self.tuf is not None
+        return True
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -60,6 +102,9 @@ class KeysScreen(StellaScreen):
             yield DataTable(id="keys-signing", cursor_type="row", zebra_stripes=True)
             yield Label("Trusted keys (a trust a public key, del stop trusting)", classes="section")
             yield DataTable(id="keys-trusted", cursor_type="row", zebra_stripes=True)
+            yield Label("TUF roles of mirror bundles (t init, l expiry, o rotate)", classes="section")
+            yield Static("", id="keys-tuf-summary", markup=False)
+            yield DataTable(id="keys-tuf", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -70,6 +115,9 @@ class KeysScreen(StellaScreen):
         trusted = self.query_one("#keys-trusted", DataTable)
         for heading in ("label", "algorithm", "key id", "profiles", "tenants"):
             trusted.add_column(heading, key=heading)
+        tuf = self.query_one("#keys-tuf", DataTable)
+        for heading in ("role", "keys", "key ids", "threshold", "valid for", "expires"):
+            tuf.add_column(heading, key=heading)
         self.action_refresh()
 
     def resumed(self) -> None:
@@ -80,7 +128,9 @@ class KeysScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="keys", exit_on_error=False, description="read keys")
     def load(self) -> None:
-        self.loaded(KeysLoaded(KeyStore(self.home).list(), TrustStore(self.home).list()))
+        home = self.home
+        tuf = tuf_status(home) if TufHome(home).initialized else None
+        self.loaded(KeysLoaded(KeyStore(home).list(), TrustStore(home).list(), tuf, app_now(self)))
 
     def on_keys_loaded(self, message: KeysLoaded) -> None:
         signing = self.query_one("#keys-signing", DataTable)
@@ -93,6 +143,27 @@ class KeysScreen(StellaScreen):
         trusted.clear()
         for t in message.trusted:
             trusted.add_row(t.label, str(t.algorithm), t.keyid[:16], scope(t.profiles), scope(t.tenants), key=t.label)
+        self.keys = [k.name for k in message.keys]
+        self.tuf, self._tuf_read = message.tuf, True
+        self.query_one("#keys-tuf-summary", Static).update(tuf_summary(message.tuf, message.now))
+        table = self.query_one("#keys-tuf", DataTable)
+        table.clear()
+        tuf = message.tuf
+        table.display = tuf is not None
+        for r in tuf.roles if tuf is not None else []:
+            assert tuf is not None
+            expires = f"{tuf.root_expires:%Y-%m-%d} ({time_left(tuf.root_expires, message.now)})"
+            table.add_row(
+                r.role,
+                ", ".join(r.keys),
+                " ".join(k[:8] for k in r.keyids),
+                str(r.threshold),
+                human_duration(r.expires_after),
+                expires if r.role == "root" else "per bundle",
+                key=r.role,
+            )
+        self.refresh_bindings()
+        self.drawn()
 
     def on_keys_changed(self, message: KeysChanged) -> None:
         self.notify(message.text)
@@ -212,4 +283,99 @@ class KeysScreen(StellaScreen):
             text = f"removed damaged trust entry {label}"
         else:
             text = f"removed trusted key {key.label} (key id {key.keyid})"
+        self.post_message(KeysChanged(text))
+
+    # -- TUF ----------------------------------------------------------------------------------------------
+    def action_tuf_init(self) -> None:
+        if not self.keys:
+            self.notify("generate a signing key first (g): every TUF role needs one", severity="warning")
+            return
+        form = FormModal(
+            "Create the TUF repository (stella tuf init --key NAME)",
+            [
+                Field("key", "key-store key of every role", choices=tuple(self.keys)),
+                Field("passphrase_file", "passphrase file (only for an encrypted key)"),
+            ],
+            "Create",
+            note="Root version 1 names this key for root, targets, snapshot and timestamp, threshold 1, "
+            "default expiry; change them later with l (expiry) and o (rotate).",
+        )
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self.tuf_init(values["key"], values["passphrase_file"])
+
+        self.app.push_screen(form, done)
+
+    @work(thread=True, group="keys-write", exit_on_error=False, description="create the TUF repository")
+    def tuf_init(self, key: str, passphrase_file: str) -> None:
+        _body, text = init_tuf(
+            self.home.ensure(), {r: (key,) for r in TOP_LEVEL_ROLES}, passphrase=_passphrase(passphrase_file)
+        )
+        self.post_message(KeysChanged(text))
+
+    def _tuf_role(self) -> str:
+        role = self._current(self.query_one("#keys-tuf", DataTable))
+        return role if role in TOP_LEVEL_ROLES else TOP_LEVEL_ROLES[0]
+
+    def action_tuf_expiry(self) -> None:
+        if self.tuf is None:
+            return
+        role = self._tuf_role()
+        current = next(human_duration(r.expires_after) for r in self.tuf.roles if r.role == role)
+        form = FormModal(
+            "How long a role's metadata stays valid (stella tuf expiry ROLE DURATION)",
+            [
+                Field("role", "role", value=role, choices=TOP_LEVEL_ROLES),
+                Field("duration", "duration (s, m, h, d or w, e.g. 7d)", value=current),
+            ],
+            "Set",
+        )
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self.tuf_expiry(values["role"], values["duration"])
+
+        self.app.push_screen(form, done)
+
+    @work(thread=True, group="keys-write", exit_on_error=False, description="set a TUF expiry")
+    def tuf_expiry(self, role: str, duration: str) -> None:
+        _body, text = set_role_expiry(self.home, role, duration)
+        self.post_message(KeysChanged(text))
+
+    def action_tuf_rotate(self) -> None:
+        if self.tuf is None:
+            return
+        role = self._tuf_role()
+        form = FormModal(
+            "New keys for a role (stella tuf rotate ROLE --key NAME)",
+            [
+                Field("role", "role", value=role, choices=TOP_LEVEL_ROLES),
+                Field("keys", "new key-store keys (space or comma separated)", placeholder="NAME ..."),
+                Field("threshold", "threshold (optional: signatures the role needs)"),
+                Field("passphrase_file", "passphrase file (only for encrypted keys)"),
+            ],
+            "Rotate",
+            note="Writes root N+1, signed by the old and the new root keys; the old keys of the role are revoked.",
+        )
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self.tuf_rotate(
+                    values["role"], split_list(values["keys"]), values["threshold"], values["passphrase_file"]
+                )
+
+        self.app.push_screen(form, done)
+
+    @work(thread=True, group="keys-write", exit_on_error=False, description="rotate TUF keys")
+    def tuf_rotate(self, role: str, keys: list[str], threshold: str, passphrase_file: str) -> None:
+        if threshold and not threshold.isdigit():
+            raise UsageError(f"threshold {threshold!r} is not a number")
+        _body, text = rotate_role(
+            self.home,
+            role,
+            keys,
+            threshold=int(threshold) if threshold else None,
+            passphrase=_passphrase(passphrase_file),
+        )
         self.post_message(KeysChanged(text))

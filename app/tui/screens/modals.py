@@ -55,8 +55,13 @@ Screens (letters work when no text field has the focus)
                  progress, escape cancels, and the bundle is verified
   h  Runs        runs of a tenant and the event timeline of each;
                  o parameters, c cancel
-  v  Verify      verify a received bundle, check by check, trust chain
-  k  Keys        g generate, x export public key, a trust a key, del untrust
+  v  Verify      verify a received bundle, check by check, trust chain;
+                 ctrl+n imports or installs what verified (mirror, risk,
+                 attestations, Trivy DB, devportal)
+  m  Mirror      a mirror directory: status, TUF expiry, receipts;
+                 ctrl+t verify, ctrl+b roll back, query by id/purl/subject
+  k  Keys        g generate, x export public key, a trust a key, del untrust;
+                 TUF roles: t init, l expiry, o rotate
 
 Everywhere
   ?       this help
@@ -68,7 +73,7 @@ Everywhere
 
 Every action here has a CLI twin with the same messages: stella import,
 stella data, stella export profile|run|runs|show|cancel, stella verify,
-stella keys, stella trust.
+stella mirror, stella keys, stella trust, stella tuf.
 """
 
 

@@ -23,7 +23,7 @@ from adapters.profiles.builder import bundle_builder
 from adapters.profiles.registry import run_options
 from adapters.sources.registry import format_names
 from app.commands.export import _max_active
-from app.tui.screens.base import StellaScreen, sentence_of, shown_path
+from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.clock import utcnow
 from core.errors import Cancelled
@@ -267,10 +267,7 @@ class RunScreen(StellaScreen):
         self.query_one("#run-verdict", Static).update(f"verifying {shown_path(str(art.get('path')))} ...")
 
     def on_check_passed(self, message: CheckPassed) -> None:
-        check = message.check
-        detail = check.detail if check.ok or not check.path else f"{check.detail} ({check.path})"
-        table = self.query_one("#run-checks", DataTable)
-        table.add_row("ok" if check.ok else "FAIL", check.name, detail)
+        add_check_row(self.query_one("#run-checks", DataTable), message.check, follow=False)
 
     def on_run_verified(self, message: RunVerified) -> None:
         report = message.report
