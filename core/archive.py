@@ -456,10 +456,11 @@ class SafeArchiveReader:
     naming the entry, for an absolute path, a ``..`` component, a backslash, NUL or control character, a
     link, a device or fifo, a duplicate name, or a directory entry that is not a plain directory; raises
     BadInputError (exit 3), naming the archive, for truncated or corrupt compression or tar data, a missing
-    end-of-archive marker, data after it, or a :class:`ReaderLimits` limit exceeded.
+    end-of-archive marker, data after it, or a :class:`ReaderLimits` limit exceeded. With ``cancel``, a token set
+    from another thread stops it at the next read with :class:`Cancelled`.
     """
 
-    def __init__(self, path: Path, limits: ReaderLimits | None = None) -> None:
+    def __init__(self, path: Path, limits: ReaderLimits | None = None, *, cancel: CancelToken | None = None) -> None:
         self.path = path
         self.limits = limits or ReaderLimits()
         label = str(path)
@@ -495,6 +496,7 @@ class SafeArchiveReader:
             source = _Prefetch(source)  # type: ignore[assignment]
         self._source = source
         self._scanner = _TarScanner(source, label, self.limits, counted, self.compression)
+        self._scanner.cancel = cancel
         self._members: Iterator[ArchiveMember] | None = None
 
     def __enter__(self) -> SafeArchiveReader:
@@ -645,6 +647,8 @@ class _TarScanner:
         self._dir_entries: set[str] = set()
         self._dirs: set[str] = set()
         self._entries = 0
+        #: Polled before every read: a surface that set it stops the reader at the next block or chunk.
+        self.cancel: CancelToken | None = None
 
     # -- bytes ------------------------------------------------------------------------------------------------
     def fail(self, error: BaseException) -> BaseException:
@@ -662,6 +666,8 @@ class _TarScanner:
     def read_some(self, n: int) -> bytes:
         """Up to ``n`` decompressed bytes; fewer only at the end of the stream."""
         self.raise_if_broken()
+        if self.cancel is not None and self.cancel.is_cancelled():
+            raise self.fail(Cancelled("reading the archive was cancelled", path=self.label))
         try:
             data = self._src.read(n)
         except _DAMAGED as exc:

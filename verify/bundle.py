@@ -29,6 +29,7 @@ from core.archive import ReaderLimits, SafeArchiveReader
 from core.bundle import bundle_order
 from core.errors import (
     BadInputError,
+    Cancelled,
     IntegrityError,
     SignatureError,
     StellaError,
@@ -36,6 +37,7 @@ from core.errors import (
     UsageError,
 )
 from core.keys import KeyAlgorithm
+from core.progress import CancelToken
 from core.signing import sha256_file, verify_prehashed_sha256, verify_raw
 from core.trust import TrustedKey
 from verify.bbolt_check import check_bbolt
@@ -199,6 +201,7 @@ class _Verification(Recorder):
         self.decrypted = 0
         self.trivy_db = False  # a trivy:db bundle: every trivy.db in it gets a bbolt structure check
         self.bbolt_checked: set[str] = set()  # digests already checked (the OCI layer repeats db.tar.gz)
+        self.cancel: CancelToken | None = None
 
     # -- members -------------------------------------------------------------------------
     def spool(self, member: Any, limit: int) -> tuple[Path, str]:
@@ -208,7 +211,7 @@ class _Verification(Recorder):
         return target, copy_member(member, target)[0]
 
     def run(self) -> None:
-        with SafeArchiveReader(self.bundle, ReaderLimits()) as reader:
+        with SafeArchiveReader(self.bundle, ReaderLimits(), cancel=self.cancel) as reader:
             members = iter(reader)
             first = next(members, None)
             if first is None or first.name != MANIFEST:
@@ -703,11 +706,13 @@ def verify_bundle(
     at: datetime | None = None,
     on_check: Callable[[Check], None] | None = None,
     identities: Sequence[Any] = (),
+    cancel: CancelToken | None = None,
 ) -> VerifyReport:
     """Verify ``bundle`` against ``keys``; the report says what passed, and ``report.error`` what failed first.
 
     ``identities`` (``AGE-SECRET-KEY-1...``, see :func:`core.age_stream.read_identities`) decrypt an encrypted
-    payload as it streams past, to check its plaintext digests too.
+    payload as it streams past, to check its plaintext digests too. ``cancel``, set from another thread, stops
+    the verification at the archive's next read with :class:`Cancelled` (raised: a cancelled check is no verdict).
     """
     if not bundle.is_file():
         raise UsageError("no such bundle file", path=str(bundle))
@@ -715,8 +720,11 @@ def verify_bundle(
     with tempfile.TemporaryDirectory(prefix="stella-verify-") as work:
         job = _Verification(bundle, keys, at, report, on_check or _ignore, Path(work))
         job.identities = [str(i) for i in identities]
+        job.cancel = cancel
         try:
             job.run()
+        except Cancelled:
+            raise
         except StellaError as exc:
             job.settle("archive", exc)
     return report

@@ -332,3 +332,24 @@ def test_redaction_allowlist_keeps_only_listed_fields(stella: Any, built: dict[s
         for aff in rec.get("affected", []):
             assert set(aff) <= {"purl"}
     assert b"summary" not in lines
+
+
+def test_a_cancelled_verification_raises_instead_of_giving_a_verdict(built: dict[str, Any]) -> None:
+    from app.commands.verify import keys_from_files
+    from core.errors import Cancelled
+    from core.progress import CancelToken
+    from verify.bundle import Check, verify_bundle
+
+    token = CancelToken()
+    seen: list[str] = []
+
+    def cancel_after_the_signature(check: Check) -> None:
+        seen.append(check.name)
+        if check.name == "signature":
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        verify_bundle(
+            built["bundle"], keys_from_files([built["pub"]]), on_check=cancel_after_the_signature, cancel=token
+        )
+    assert "signature" in seen and "files" not in seen

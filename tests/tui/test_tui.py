@@ -327,3 +327,33 @@ def test_help_screen_and_footer_bindings(tui_home: Home) -> None:
         assert pilot.app.return_code == 0
 
     drive(tui_home, script)
+
+
+def test_verify_screen_cancels_a_running_verification(tui_home: Home, signed_bundle: tuple[Path, Path]) -> None:
+    bundle, pub = signed_bundle
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("v")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, VerifyScreen)
+        assert not screen.check_action("cancel_verify", ())  # no Cancel in the footer while nothing runs
+        screen.query_one("#verify-bundle", Input).value = str(bundle)
+        screen.query_one("#verify-key", Input).value = str(pub)
+        # Start and cancel in one step of the event loop, as ctrl+x would right after ctrl+r: the worker
+        # thread meets the cancelled token at the archive's first read.
+        screen.action_verify()
+        assert screen.check_action("cancel_verify", ())
+        screen.action_cancel_verify()
+        await settle(pilot)
+        verdict = text_of(screen.query_one("#verify-verdict", Static))
+        assert verdict.startswith("not verified: cancelled (") and verdict.endswith("nothing was imported")
+        assert not isinstance(pilot.app.screen, ErrorModal)
+        assert screen.receivable is None and screen.token is None
+        assert not screen.check_action("cancel_verify", ())
+        # The same bundle verifies when it is not cancelled.
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert text_of(screen.query_one("#verify-verdict", Static)).startswith(f"verified {bundle}")
+
+    drive(tui_home, script)

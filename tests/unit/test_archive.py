@@ -605,3 +605,22 @@ def test_reader_accepts_what_gnu_tar_writes(tmp_path: Path, fmt: str) -> None:
     got = dict(_read_all(out))
     long = f"data/{'d' * 60}/{'e' * 60}/advisory.json"
     assert got == {"export.json": b"{}", long: b'{"id":"CVE-2024-0001"}'}
+
+
+@pytest.mark.parametrize("compression", ["zstd", "gzip", "none"])
+def test_a_reader_stops_at_its_next_read_once_cancelled(tmp_path: Path, compression: str) -> None:
+    bundle = tmp_path / f"b.{compression}"
+    write_archive(bundle, _entries(tmp_path), mtime=MTIME, compression=compression)  # type: ignore[arg-type]
+    token = CancelToken()
+    seen = []
+    with SafeArchiveReader(bundle, cancel=token) as reader, pytest.raises(Cancelled) as stopped:
+        for member in reader:
+            seen.append(member.name)
+            token.cancel()  # as a surface's thread would, while this one reads
+            with member.stream() as data:
+                data.read()
+    assert seen == ["export.json"]
+    assert stopped.value.exit_code is ExitCode.CANCELLED and stopped.value.path == str(bundle)
+    # An uncancelled token changes nothing.
+    with SafeArchiveReader(bundle, cancel=CancelToken()) as reader:
+        assert [m.name for m in reader][:2] == ["export.json", "export.json.sig"]

@@ -17,6 +17,8 @@ from app.commands.verify import keys_from_files
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from app.tui.screens.modals import ErrorModal
 from app.tui.screens.receive import ReceiveScreen, Receiving, receiving_for
+from core.errors import Cancelled
+from core.progress import CancelToken
 from core.trust import TrustedKey, TrustStore
 from verify.bundle import Check, VerifyReport, verify_bundle
 
@@ -27,6 +29,14 @@ class CheckDone(Message):
     def __init__(self, check: Check) -> None:
         super().__init__()
         self.check = check
+
+
+class VerifyCancelled(Message):
+    """The user cancelled the verification (ctrl+x); ``sentence`` is the core's."""
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__()
+        self.sentence = sentence
 
 
 class VerifyDone(Message):
@@ -63,18 +73,29 @@ class VerifyScreen(StellaScreen):
         Binding("ctrl+r", "verify", "Verify"),
         Binding("escape", "leave_field", "Leave field"),
         Binding("ctrl+n", "receive", "Import / install"),
+        Binding("ctrl+x", "cancel_verify", "Cancel"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         #: What the last bundle that verified offers (None: nothing, or it did not verify), with its key and manifest.
         self.receivable: tuple[Receiving, Path, Path | None, dict[str, Any]] | None = None
+        #: The running verification's cancel token (None while none runs).
+        self.token: CancelToken | None = None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """ctrl+n is in the footer only while a verified bundle offers an import or install."""
         if action == "receive":
             return self.receivable is not None
+        if action == "cancel_verify":
+            return self.token is not None
         return True
+
+    def action_cancel_verify(self) -> None:
+        """ctrl+x while a verification runs: stop it at the archive's next read."""
+        if self.token is not None:
+            self.token.cancel()
+            self.query_one("#verify-verdict", Static).update("cancelling ...")
 
     def action_receive(self) -> None:
         if self.receivable is not None:
@@ -115,13 +136,18 @@ class VerifyScreen(StellaScreen):
         self.query_one("#verify-chain", Static).update("")
         self.query_one("#verify-verdict", Static).update(f"verifying {bundle} ...")
         self.query_one("#verify-run", Button).disabled = True
-        self.run_verify(Path(bundle).expanduser(), Path(key).expanduser() if key else None)
+        self.token = CancelToken()
+        self.refresh_bindings()
+        self.run_verify(Path(bundle).expanduser(), Path(key).expanduser() if key else None, self.token)
 
     @work(thread=True, exclusive=True, group="verify", exit_on_error=False, description="verify a bundle")
-    def run_verify(self, bundle: Path, key: Path | None) -> None:
+    def run_verify(self, bundle: Path, key: Path | None, token: CancelToken) -> None:
         try:
             keys = keys_from_files([key]) if key else TrustStore(self.home).list()
-            report = verify_bundle(bundle, keys, on_check=self._report)
+            report = verify_bundle(bundle, keys, on_check=self._report, cancel=token)
+        except Cancelled as exc:
+            self.post_message(VerifyCancelled(exc.diagnostics()))
+            return
         finally:
             # The app's worker-error handler shows the sentence; the button must come back either way.
             self.app.call_from_thread(self._enable)
@@ -132,6 +158,14 @@ class VerifyScreen(StellaScreen):
 
     def _enable(self) -> None:
         self.query_one("#verify-run", Button).disabled = False
+        self.token = None
+        self.refresh_bindings()
+
+    def on_verify_cancelled(self, message: VerifyCancelled) -> None:
+        verdict = self.query_one("#verify-verdict", Static)
+        verdict.update(f"not verified: cancelled ({message.sentence}); nothing was imported")
+        verdict.set_class(False, "ok")
+        verdict.set_class(True, "failed")
 
     def on_check_done(self, message: CheckDone) -> None:
         add_check_row(self.query_one("#verify-checks", DataTable), message.check)
