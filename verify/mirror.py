@@ -44,6 +44,7 @@ from tuf.api.metadata import Metadata
 from core.age_stream import AgeError, decrypt_stream
 from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
 from core.errors import (
+    Cancelled,
     EnvironmentFailure,
     IntegrityError,
     PolicyRefusal,
@@ -55,6 +56,7 @@ from core.errors import (
 )
 from core.mirror_layout import STATE, MirrorState, load_state
 from core.mirror_receipt import make_receipt
+from core.progress import CancelToken
 from core.signing import Signer, sha256_file
 from core.trust import TrustedKey
 from verify.bundle import Check, copy_member, verify_bundle
@@ -239,6 +241,7 @@ class _Import:
         self.signer = signer
         self.min_free = min_free
         self.on_check = on_check
+        self.cancel: CancelToken | None = None
         self.staging = mirror.path / f".staging-{os.getpid()}-{secrets.token_hex(4)}"
         self.tree = self.staging / "tree"
         self.meta = self.staging / "meta"
@@ -249,7 +252,7 @@ class _Import:
         self.on_check(Check(name, True, detail))
 
     def run(self) -> ImportResult:
-        report = verify_bundle(self.bundle, self.keys, at=self.at, on_check=self.on_check)
+        report = verify_bundle(self.bundle, self.keys, at=self.at, on_check=self.on_check, cancel=self.cancel)
         if report.error is not None:
             raise report.error
         manifest = report.manifest
@@ -317,6 +320,10 @@ class _Import:
         _fsync_tree(self.staging)
 
         _fault("before-swap")
+        if self.cancel is not None and self.cancel.is_cancelled():  # the last moment the mirror is untouched
+            raise Cancelled(
+                "the mirror import was cancelled before the new state was swapped in", path=str(self.bundle)
+            )
         name = f"{state.sequence:06d}-{state.digest[:12]}-{secrets.token_hex(3)}"
         self.mirror.states.mkdir(exist_ok=True)
         final = self.mirror.states / name
@@ -395,7 +402,7 @@ class _Import:
     def extract(self, manifest_sha: str) -> None:
         """Write every listed payload file into the staging tree, checking each against the verified manifest."""
         listed: dict[str, tuple[str, int]] = {}
-        with SafeArchiveReader(self.bundle, ReaderLimits()) as reader:
+        with SafeArchiveReader(self.bundle, ReaderLimits(), cancel=self.cancel) as reader:
             for member in reader:
                 name = member.name
                 if name in _HEAD:
@@ -509,12 +516,15 @@ def import_bundle(
     at: datetime | None = None,
     min_free: int = DEFAULT_MIN_FREE,
     on_check: Callable[[Check], None] | None = None,
+    cancel: CancelToken | None = None,
 ) -> ImportResult:
     """Verify ``bundle`` and make it the current state of the mirror at ``into``; see the module docstring.
 
     A bundle that fails is quarantined (``quarantine/``) and the mirror is left as it was. Errors carry the
     exit codes of DESIGN.md section 7: 4 integrity, 5 signature, 6 TUF/expiry/rollback/wrong base,
-    7 policy, 8 environment (space, lock).
+    7 policy, 8 environment (space, lock). ``cancel``, set from another thread, stops the import with
+    :class:`Cancelled` at the archive's next read or before the swap, never after it; the mirror is left as it
+    was, and the bundle is not quarantined (it did not fail).
     """
     if not bundle.is_file():
         raise UsageError("no such bundle file", path=str(bundle))
@@ -532,10 +542,11 @@ def import_bundle(
             min_free=min_free,
             on_check=on_check or (lambda _c: None),
         )
+        job.cancel = cancel
         try:
             return job.run()
         except StellaError as exc:
-            if not isinstance(exc, UsageError | StoreLockedError | EnvironmentFailure):
+            if not isinstance(exc, UsageError | StoreLockedError | EnvironmentFailure | Cancelled):
                 where = mirror.quarantine(bundle, exc)
                 exc.hint = (f"{exc.hint}; " if exc.hint else "") + f"the bundle was quarantined in {where}"
             raise

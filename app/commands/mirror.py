@@ -17,6 +17,7 @@ from core.errors import BadInputError, NotFoundError, UsageError
 from core.home import Home, resolve_home
 from core.keys import KeyStore, read_passphrase_file
 from core.mirror_layout import IndexedDocument, query, read_document
+from core.progress import CancelToken
 from core.signing import Signer
 from core.trust import TrustStore
 from verify.bundle import Check
@@ -108,8 +109,10 @@ def import_into_mirror(
     at: str | None = None,
     min_free: str = str(DEFAULT_MIN_FREE),
     on_check: Callable[[Check], None] | None = None,
+    cancel: CancelToken | None = None,
 ) -> ImportResult:
-    """What `stella mirror import` does, without printing (the CLI and the TUI share it).
+    """What `stella mirror import` does, without printing (the CLI and the TUI share it); ``cancel`` as for
+    :func:`verify.mirror.import_bundle`.
 
     The arguments are the command's, as typed: trusted signer keys (else the trust store), the receipt key
     (else the home's only key), the TUF root for a first import, age identity files or a passphrase file for an
@@ -136,6 +139,7 @@ def import_into_mirror(
         at=parse_at(at),
         min_free=_size(min_free),
         on_check=on_check,
+        cancel=cancel,
     )
 
 

@@ -23,7 +23,8 @@ from rich.markup import escape
 from app.commands.verify import parse_at, trusted_keys
 from app.output import print_json, stderr, stdout
 from core.archive import ReaderLimits, SafeArchiveReader
-from core.errors import BadInputError, EnvironmentFailure, IntegrityError, UsageError
+from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError, UsageError
+from core.progress import CancelToken
 from verify.bundle import Check, copy_member, verify_bundle
 from verify.manifest import ListedFile, ManifestReader
 
@@ -81,11 +82,13 @@ def _cache_member(path: str) -> tuple[str, str] | None:
     return None
 
 
-def _stage(bundle: Path, manifest_sha256: str, stage: Path) -> tuple[dict[str, ListedFile], list[str]]:
+def _stage(
+    bundle: Path, manifest_sha256: str, stage: Path, cancel: CancelToken | None
+) -> tuple[dict[str, ListedFile], list[str]]:
     """Copy the cache files of the (already verified) bundle into ``stage``, re-checking every digest."""
     listed: dict[str, ListedFile] = {}
     written: list[str] = []
-    with SafeArchiveReader(bundle, ReaderLimits()) as reader:
+    with SafeArchiveReader(bundle, ReaderLimits(), cancel=cancel) as reader:
         members = iter(reader)
         first = next(members, None)
         if first is None or first.name != "export.json":
@@ -124,9 +127,14 @@ def _swap_in(stage: Path, cache_dir: Path, name: str) -> None:
         raise
 
 
-def install_bundle(bundle: Path, cache_dir: Path, keys: list[Any], at: Any, on_check: Any) -> InstallResult:
-    """Verify ``bundle`` and install its Trivy cache files under ``cache_dir``; raises the first failure."""
-    report = verify_bundle(bundle, keys, at=at, on_check=on_check)
+def install_bundle(
+    bundle: Path, cache_dir: Path, keys: list[Any], at: Any, on_check: Any, cancel: CancelToken | None = None
+) -> InstallResult:
+    """Verify ``bundle`` and install its Trivy cache files under ``cache_dir``; raises the first failure.
+
+    ``cancel`` stops it with ``Cancelled`` at the archive's next read or before the swap; the cache is then as
+    it was."""
+    report = verify_bundle(bundle, keys, at=at, on_check=on_check, cancel=cancel)
     if report.error is not None:
         raise report.error
     manifest = report.manifest
@@ -149,7 +157,7 @@ def install_bundle(bundle: Path, cache_dir: Path, keys: list[Any], at: Any, on_c
         raise EnvironmentFailure(f"cannot write to the cache directory: {exc.strerror}", path=str(cache_dir)) from exc
     result = InstallResult(str(bundle), str(cache_dir), ref, trivy.get("schemaVersion"), checks=report.checks)
     try:
-        listed, written = _stage(bundle, str(manifest.get("sha256")), stage)
+        listed, written = _stage(bundle, str(manifest.get("sha256")), stage, cancel)
         dirs = sorted({PurePosixPath(p).parts[1] for p in written})
         for name in dirs:
             absent = [f for f in DB_DIRS[name] if f"cache/{name}/{f}" not in listed]
@@ -157,6 +165,8 @@ def install_bundle(bundle: Path, cache_dir: Path, keys: list[Any], at: Any, on_c
                 raise IntegrityError(f"the bundle's cache/{name} lacks {', '.join(absent)}", path=str(bundle))
         if not dirs:
             raise IntegrityError("the bundle has no Trivy cache files (cache/db or cache/java-db)", path=str(bundle))
+        if cancel is not None and cancel.is_cancelled():
+            raise Cancelled("the Trivy install was cancelled before the cache was changed", path=str(bundle))
         for name in dirs:
             _swap_in(stage, cache_dir, name)
         with contextlib.suppress(OSError):

@@ -349,3 +349,45 @@ def test_refresh_renews_timestamp_without_touching_the_payload(
     result = _import(stella, sender, fresh, "--trust-root", sender["root"], "--identity", id_file)
     assert result.code == 0, result.err
     assert stella("tuf", "refresh", fresh, "--out", tmp_path / "x.tar.zst", "--key", "other").code != 0
+
+
+@pytest.mark.parametrize("when", ["first-read", "before-swap"])
+def test_a_cancelled_import_changes_nothing_and_quarantines_nothing(
+    stella: Any, sender: dict[str, Any], home: Path, tmp_path: Path, when: str
+) -> None:
+    from app.commands.mirror import import_into_mirror
+    from core.errors import Cancelled
+    from core.home import Home
+    from core.progress import CancelToken
+    from verify.bundle import Check
+
+    full, _ = _export(stella, tmp_path, "mirror:full")
+    token = CancelToken()
+    seen: list[str] = []
+    if when == "first-read":
+        token.cancel()
+
+    def cancel_once_verified(check: Check) -> None:
+        # "tuf" is the last check before the swap: everything is extracted and verified in staging by then.
+        seen.append(check.name)
+        if when == "before-swap" and check.name == "tuf":
+            token.cancel()
+
+    with pytest.raises(Cancelled) as stopped:
+        import_into_mirror(
+            Home(home),
+            full,
+            sender["mirror"],
+            key_files=[sender["pub"]],
+            trust_root=sender["root"],
+            on_check=cancel_once_verified,
+            cancel=token,
+        )
+    assert ("tuf" in seen) is (when == "before-swap")
+    assert "swapped in" in stopped.value.message if when == "before-swap" else "cancelled" in stopped.value.message
+    mirror = sender["mirror"]
+    assert not (mirror / "current").exists() and not (mirror / "quarantine").exists()
+    # Only the lock file: no staging directory, no state, no link, no quarantine.
+    assert sorted(p.name for p in mirror.iterdir()) == [".lock"]
+    # The same bundle then imports, untroubled.
+    assert _import(stella, sender, full, "--trust-root", sender["root"]).code == 0

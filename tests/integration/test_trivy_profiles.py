@@ -353,3 +353,25 @@ def test_encrypted_trivy_bundle_verifies_but_is_not_installed(
     res = stella("trivy", "install", out, "--cache-dir", tmp_path / "c", "--key", bundles["pub"], "--json")
     assert res.code == 2 and "encrypted" in res.json()["message"]  # type: ignore[index]
     assert not (tmp_path / "c").exists()
+
+
+def test_a_cancelled_install_leaves_the_cache_as_it_was(stella: Any, bundles: dict[str, Path], tmp_path: Path) -> None:
+    from app.commands.trivy import install_bundle
+    from app.commands.verify import keys_from_files
+    from core.errors import Cancelled
+    from core.progress import CancelToken
+    from verify.bundle import Check
+
+    cache = tmp_path / "cache"
+    assert stella("trivy", "install", bundles["db"], "--cache-dir", cache, "--key", bundles["pub"]).code == 0
+    before = {p.name: p.read_bytes() for p in (cache / "db").iterdir()}
+    token = CancelToken()
+
+    def cancel_once_verified(check: Check) -> None:
+        if check.name == "time":  # the bundle verified; the staging read of the cache files comes next
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        install_bundle(bundles["java-db"], cache, keys_from_files([bundles["pub"]]), None, cancel_once_verified, token)
+    assert sorted(p.name for p in cache.iterdir()) == ["db"]  # no java-db, no staging directory
+    assert {p.name: p.read_bytes() for p in (cache / "db").iterdir()} == before

@@ -174,6 +174,30 @@ def test_mirror_bundle_verified_then_imported_into_a_mirror_dir(receiver: Home, 
     assert status["current"]["sequence"] == 0 and status["lastImport"]["bundle"]["name"] == bundle.name  # type: ignore[index]
 
 
+def test_a_cancelled_mirror_import_changes_nothing(receiver: Home, stella: Stella, tmp_path: Path) -> None:
+    bundle, pub, root = mirror_bundle(stella, tmp_path)
+    mirror = tmp_path / "mirror"
+
+    async def script(pilot: Pilot[None]) -> None:
+        screen = await verify_then_receive(pilot, bundle, pub)
+        assert not screen.check_action("cancel_receive", ())  # no Cancel in the footer while nothing runs
+        screen.query_one("#receive-into", Input).value = str(mirror)
+        screen.query_one("#receive-trust-root", Input).value = str(root)
+        # Start and cancel in one step of the event loop, as ctrl+x would right after ctrl+r.
+        screen.action_receive()
+        assert screen.check_action("cancel_receive", ())
+        screen.action_cancel_receive()
+        await settle(pilot)
+        summary = text_of(screen.query_one("#receive-summary", Static))
+        assert summary.startswith("nothing imported: cancelled (") and summary.endswith("nothing was changed")
+        assert not isinstance(pilot.app.screen, ErrorModal)
+        assert screen.token is None and not screen.check_action("cancel_receive", ())
+
+    drive(receiver, script)
+    assert MirrorDir(mirror).current() is None
+    assert not (mirror / "quarantine").exists()
+
+
 def test_a_first_mirror_import_without_a_tuf_root_is_refused_and_writes_nothing(
     receiver: Home, stella: Stella, tmp_path: Path
 ) -> None:

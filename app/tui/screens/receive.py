@@ -27,7 +27,8 @@ from app.commands.risk import freshness_policy, import_verified_risk
 from app.commands.trivy import SCAN_FLAGS, install_bundle
 from app.commands.verify import keys_from_files
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
-from core.errors import StellaError, UsageError
+from core.errors import Cancelled, StellaError, UsageError
+from core.progress import CancelToken
 from core.trust import TrustedKey, TrustStore
 from verify.attest import verify_attestation_bundle
 from verify.attest_sigstore import AttestationResult, Trust
@@ -176,7 +177,11 @@ class ReceiveScreen(StellaScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "receive", "Run"),
         Binding("escape", "back", "Leave field / back"),
+        Binding("ctrl+x", "cancel_receive", "Cancel"),
     ]
+    #: The kinds whose import or install can be stopped midway (the long ones: a mirror, a Trivy DB); the others
+    #: are small and run to their end.
+    CANCELLABLE = frozenset({"mirror", "trivy"})
 
     def __init__(self, receiving: Receiving, bundle: Path, key: Path | None, manifest: dict[str, Any]) -> None:
         super().__init__()
@@ -185,6 +190,20 @@ class ReceiveScreen(StellaScreen):
         self.key = key
         self.manifest = manifest
         self.running = False
+        #: The running import's cancel token, for a cancellable kind (None otherwise).
+        self.token: CancelToken | None = None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """ctrl+x is in the footer only while a cancellable import runs."""
+        if action == "cancel_receive":
+            return self.token is not None
+        return True
+
+    def action_cancel_receive(self) -> None:
+        """ctrl+x: stop the import at the archive's next read, or before it changes anything."""
+        if self.token is not None:
+            self.token.cancel()
+            self.query_one("#receive-summary", Static).update("cancelling ...")
 
     def compose(self) -> ComposeResult:
         kind = self.receiving.kind
@@ -291,6 +310,8 @@ class ReceiveScreen(StellaScreen):
         summary.set_classes("")
         summary.update(f"{self.receiving.doing} {shown_path(self.bundle)} ...")
         self.query_one("#receive-run", Button).disabled = True
+        self.token = CancelToken() if self.receiving.kind in self.CANCELLABLE else None
+        self.refresh_bindings()
         self.run_receive(self.request())
 
     # -- the worker -------------------------------------------------------------------------------
@@ -305,6 +326,9 @@ class ReceiveScreen(StellaScreen):
         }
         try:
             received, error = actions[self.receiving.kind](request)
+        except Cancelled as exc:
+            self.post_message(ReceiveDone(None, f"cancelled ({exc.diagnostics()}); nothing was changed"))
+            return
         except BaseException as exc:
             self.post_message(ReceiveDone(None, sentence_of(exc)[1]))
             raise  # the screen's worker-error handler shows the CLI's sentence in a dialog
@@ -331,6 +355,7 @@ class ReceiveScreen(StellaScreen):
             identity_files=[request.identity] if request.identity else (),
             passphrase_file=request.passphrase_file,
             on_check=self._report,
+            cancel=self.token,
         )
         tuf = result.tuf.to_dict()
         rows = [
@@ -350,7 +375,7 @@ class ReceiveScreen(StellaScreen):
     def _trivy(self, request: ReceiveRequest) -> tuple[Received, StellaError | None]:
         if request.cache_dir is None:
             raise UsageError("type the Trivy cache directory", hint="stella trivy install BUNDLE --cache-dir DIR")
-        result = install_bundle(request.bundle, request.cache_dir, self._keys(request), None, self._report)
+        result = install_bundle(request.bundle, request.cache_dir, self._keys(request), None, self._report, self.token)
         rows = [(shown_path(f["path"]), str(f["size"]), f"{f['sha256'][:16]}...") for f in result.files]
         cache = shown_path(result.cache_dir)
         return Received(
@@ -441,6 +466,8 @@ class ReceiveScreen(StellaScreen):
 
     def on_receive_done(self, message: ReceiveDone) -> None:
         self.running = False
+        self.token = None
+        self.refresh_bindings()
         self.query_one("#receive-run", Button).disabled = False
         summary = self.query_one("#receive-summary", Static)
         # Keep the last check in view, once the rows and the results (which take room from the checks) are laid out.
