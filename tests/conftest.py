@@ -6,11 +6,13 @@ import io
 import json
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -102,3 +104,23 @@ def sigstore_js_verifier() -> list[str]:
             pytest.fail(message)
         pytest.skip(message)
     return [node, str(folder / "verify-bundle.js")]
+
+
+class NetworkUsed(AssertionError):
+    """Raised by the ``no_network`` guard when code under test tries to reach the network."""
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail on any attempt to reach the network (DNS or a socket connection): a guard, not a stand-in, since
+    nothing under test is replaced. Modules whose every test must work offline use it with
+    ``pytestmark = pytest.mark.usefixtures("no_network")``."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise NetworkUsed(f"network access attempted: {args[1:] if len(args) > 1 else args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    yield

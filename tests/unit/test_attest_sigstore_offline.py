@@ -14,16 +14,14 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from app.commands.verify import keys_from_files
 from core.errors import ExitCode
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, NetworkUsed
 from verify.attest_sigstore import (
     IdentityPolicy,
     SigstoreRoot,
@@ -44,22 +42,7 @@ GITHUB_OAUTH = "https://github.com/login/oauth"
 ANYONE = IdentityPolicy(identity_regexp=".*", issuer_regexp=".*")
 
 
-class NetworkUsed(AssertionError):
-    pass
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fail on any attempt to reach the network (DNS or a socket connection)."""
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise NetworkUsed(f"network access attempted: {args[1:] if len(args) > 1 else args}")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    yield
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 def _root(name: str) -> SigstoreRoot:

@@ -18,6 +18,8 @@ from core.errors import BadInputError, SignatureError, StellaError
 from tests.conftest import FIXTURES
 from verify.sigstore_promise import sigstore_python_refuses, verify_promise
 
+pytestmark = pytest.mark.usefixtures("no_network")  # the whole check is offline: any socket fails the test
+
 OFFLINE = FIXTURES / "sigstore-offline"
 PYTHON = "Python-3.12.5.tgz.sigstore"  # v0.1, hashedrekord, inclusion proof without checkpoint
 SIGSTORE_JS = "sigstore.js@2.0.0-provenance.sigstore.json"  # v0.1, intoto/0.0.2, proof with checkpoint
