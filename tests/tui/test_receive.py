@@ -17,10 +17,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Select, Static
 
+from app.commands.verify import keys_from_files
 from app.tui.app import StellaApp
 from app.tui.screens.modals import ErrorModal
 from app.tui.screens.receive import COLUMNS, OFFERS, ReceiveScreen
-from app.tui.screens.verify import VerifyScreen
+from app.tui.screens.verify import VerifyScreen, trust_chain
 from core.canonical import canonical_json
 from core.home import Home, resolve_home
 from core.profiles import KNOWN_VARIANTS
@@ -34,6 +35,7 @@ from tests.integration.test_risk_bundle import EPSS, KEV_JSON
 from tests.integration.test_trivy_profiles import build_trivy_bundles
 from tests.tui.support import SAMPLES, drive, rows, settle, text_of
 from tests.tui.test_snapshots import NOW, Snap, go, snap_home  # noqa: F401 - snap_home is a fixture used below
+from verify.bundle import verify_bundle
 from verify.mirror import MirrorDir, verify_current
 
 Stella = Callable[..., CliResult]
@@ -172,6 +174,16 @@ def test_mirror_bundle_verified_then_imported_into_a_mirror_dir(receiver: Home, 
     assert current is not None and (current / "tree").is_dir()
     status = stella("mirror", "status", mirror, "--json").json()
     assert status["current"]["sequence"] == 0 and status["lastImport"]["bundle"]["name"] == bundle.name  # type: ignore[index]
+
+
+def test_a_mirror_bundles_trust_chain_names_its_tuf_roles(receiver: Home, stella: Stella, tmp_path: Path) -> None:
+    bundle, pub, _root = mirror_bundle(stella, tmp_path)
+    keys = keys_from_files([pub])
+    report = verify_bundle(bundle, keys)
+    tuf = report.manifest["mirror"]["tuf"]
+    chain = trust_chain(report, keys)
+    assert f"-> TUF root v{tuf['rootVersion']}; targets, snapshot, timestamp v{tuf['targetsVersion']} (" in chain
+    assert chain.index("-> signer ") < chain.index("-> TUF root") < chain.index("-> expiry")
 
 
 def test_a_cancelled_mirror_import_changes_nothing(receiver: Home, stella: Stella, tmp_path: Path) -> None:

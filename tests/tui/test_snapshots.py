@@ -57,8 +57,9 @@ def snap_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     monkeypatch.chdir(tmp_path)
     clock = lambda: NOW  # noqa: E731
     modules = ("core.runs", "core.planner", "core.profiles", "core.keys", "core.trust", "core.ingest")
-    # the app's time (dashboard warnings, TUF time left) and `stella tuf init`'s root expiry
-    for module in (*modules, "app.tui.app", "app.commands.tuf"):
+    # the app's time (dashboard warnings, TUF time left), `stella tuf init`'s root expiry, and the TUF versions a
+    # mirror bundle takes from its run's time
+    for module in (*modules, "app.tui.app", "app.commands.tuf", "adapters.profiles.mirror"):
         monkeypatch.setattr(f"{module}.utcnow", clock)
     ids = itertools.count(1)
     monkeypatch.setattr("core.planner.new_run_id", lambda now=None: f"run-20260102T030405Z-{next(ids):08x}")

@@ -48,7 +48,8 @@ class VerifyDone(Message):
 
 
 def trust_chain(report: VerifyReport, keys: list[TrustedKey]) -> str:
-    """key id -> signer label -> scope -> expiry, for the key that verified the manifest signature."""
+    """key id -> signer label -> scope (-> TUF roles, for a mirror bundle) -> expiry, for the key that verified the
+    manifest signature."""
     signer = report.signer
     if not signer:
         return ""
@@ -59,11 +60,23 @@ def trust_chain(report: VerifyReport, keys: list[TrustedKey]) -> str:
         else "scope unknown"
     )
     added = f", trusted since {key.added}" if key is not None and key.added else ""
-    return (
+    chain = (
         f"trust chain: key id {signer['keyid'][:16]} -> signer {signer['label']}"
         f" ({signer['algorithm']}; {where}{added})"
-        " -> expiry: none (trusted keys carry no expiry; the bundle's time check is in the list)"
     )
+    tuf = (report.manifest.get("mirror") or {}).get("tuf")
+    if isinstance(tuf, dict):
+        # A mirror bundle's TUF roles: their signatures and expiry are checked by the import (ctrl+n), from the
+        # root the mirror already trusts.
+        roles = [(role, tuf.get(f"{role}Version")) for role in ("targets", "snapshot", "timestamp")]
+        versions = {v for _, v in roles}
+        shown = (
+            f"targets, snapshot, timestamp v{versions.pop()}"
+            if len(versions) == 1
+            else ", ".join(f"{role} v{v}" for role, v in roles)
+        )
+        chain += f" -> TUF root v{tuf.get('rootVersion')}; {shown} (checked on import)"
+    return chain + " -> expiry: none (trusted keys carry no expiry; the bundle's time check is in the list)"
 
 
 class VerifyScreen(StellaScreen):
