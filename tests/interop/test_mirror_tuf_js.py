@@ -24,12 +24,12 @@ import pytest
 
 from core.mirror_layout import STATE, MirrorState
 from tests.conftest import ROOT, require_tool
+from tests.integration.test_mirror import _new_revision
 
 pytestmark = pytest.mark.interop
 
 NODE_DIR = ROOT / "tests" / "interop" / "node"
 SAMPLES = ROOT / "samples"
-GO_ADVISORY = SAMPLES / "advisories" / "GO-2020-0001.json"
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -110,16 +110,6 @@ def _targets_on_disk(tree: Path) -> dict[str, bytes]:
         for p in sorted(tree.rglob("*"))
         if p.is_file() and not p.relative_to(tree).as_posix().startswith("tuf/")
     }
-
-
-def _new_revision(tmp_path: Path, summary: str) -> Path:
-    doc = json.loads(GO_ADVISORY.read_text())
-    doc["modified"] = "2026-01-02T03:04:05Z"
-    doc["summary"] = summary
-    path = tmp_path / "revised" / "GO-2020-0001.json"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(doc))
-    return path
 
 
 def _assert_fetched_exactly(
