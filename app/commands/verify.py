@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.markup import escape
 
+import services.trust
 from app.output import print_json, stderr, stdout
 from core.age_stream import read_identities
-from core.errors import BadInputError, PolicyRefusal, UsageError
+from core.clock import parse_at
+from core.errors import BadInputError, PolicyRefusal
 from core.home import resolve_home
-from core.keys import keyid_of
-from core.signing import algorithm_of
-from core.trust import TrustedKey, TrustStore, parse_public_key
+from core.trust import TrustedKey
+from services.trust import keys_from_files
 from verify.bundle import Check, VerifyReport, verify_bundle
 
 __all__ = ["keys_from_files", "parse_at", "read_identities", "register", "run"]
@@ -49,34 +49,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=run)
 
 
-def keys_from_files(paths: list[Path]) -> list[TrustedKey]:
-    """Trusted keys from PEM files given on the command line or in the TUI (labelled by their path)."""
-    keys = []
-    for path in paths:
-        try:
-            pem = path.read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read key: {exc.strerror}", path=str(path)) from None
-        public = parse_public_key(pem, source=str(path))
-        keys.append(TrustedKey(str(path), keyid_of(public), algorithm_of(public), public))
-    return keys
-
-
-def parse_at(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"--at {text!r} is not an RFC 3339 time", hint="e.g. 2026-11-22T12:00:00Z") from None
-    # Naive times are taken as UTC; zoned times are converted to UTC.
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
-
-
 def trusted_keys(args: argparse.Namespace, option: str = "key") -> list[TrustedKey]:
     """The trusted keys of a receiving command: the files of its ``--key`` (``option``), or else the trust store's."""
-    files = getattr(args, option)
-    return keys_from_files(files) if files else TrustStore(resolve_home(args.home)).list()
+    return services.trust.trusted_keys(resolve_home(args.home), getattr(args, option) or ())
 
 
 def check_printer(args: argparse.Namespace, width: int = 16) -> Callable[[Check], None]:

@@ -25,11 +25,11 @@ from app.commands.attest import bundle_verified, identity_policy, import_verifie
 from app.commands.mirror import import_into_mirror
 from app.commands.risk import freshness_policy, import_verified_risk
 from app.commands.trivy import SCAN_FLAGS, install_bundle
-from app.commands.verify import keys_from_files
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from core.errors import Cancelled, StellaError, UsageError
 from core.progress import CancelToken
 from core.trust import TrustedKey, TrustStore
+from services.trust import keys_from_files
 from verify.attest import verify_attestation_bundle
 from verify.attest_sigstore import AttestationResult, Trust
 from verify.bundle import Check

@@ -13,13 +13,13 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
-from app.commands.verify import keys_from_files
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from app.tui.screens.modals import ErrorModal
 from app.tui.screens.receive import ReceiveScreen, Receiving, receiving_for
 from core.errors import Cancelled
 from core.progress import CancelToken
 from core.trust import TrustedKey, TrustStore
+from services.trust import keys_from_files
 from verify.bundle import Check, VerifyReport, verify_bundle
 
 

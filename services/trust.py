@@ -1,0 +1,30 @@
+"""Which public keys a receiver trusts: keys given for one command, or else the home's trust store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.errors import UsageError
+from core.home import Home
+from core.keys import keyid_of
+from core.signing import algorithm_of
+from core.trust import TrustedKey, TrustStore, parse_public_key
+
+
+def keys_from_files(paths: Sequence[Path]) -> list[TrustedKey]:
+    """Trusted keys from PEM files given on the command line or in the TUI (labelled by their path)."""
+    keys = []
+    for path in paths:
+        try:
+            pem = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read key: {exc.strerror}", path=str(path)) from None
+        public = parse_public_key(pem, source=str(path))
+        keys.append(TrustedKey(str(path), keyid_of(public), algorithm_of(public), public))
+    return keys
+
+
+def trusted_keys(home: Home, files: Sequence[Path] = ()) -> list[TrustedKey]:
+    """The keys a receiving workflow trusts: ``files`` when given, or else every key of the home's trust store."""
+    return keys_from_files(files) if files else TrustStore(home).list()
