@@ -33,7 +33,7 @@ from core.canonical import canonical_json
 from core.clock import utcnow
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, NotFoundError, UsageError
 from core.ingest import DEFAULT_TENANT, validate_tenant
-from core.progress import NullSink, ProgressSink
+from core.progress import NullObserver, Observer
 from core.records import DocumentKind, ParsedDocument
 from core.store import BLOB_THRESHOLD, Store
 from core.store.tables import RowBatch, StagedDocument
@@ -313,14 +313,14 @@ def _hash(path: Path) -> tuple[str, int, bytes]:
     return digest.hexdigest(), size, head
 
 
-def scan_portal(root: Path, portal: str, *, sink: ProgressSink | None = None) -> tuple[PortalTree, dict[str, Path]]:
+def scan_portal(root: Path, portal: str, *, sink: Observer | None = None) -> tuple[PortalTree, dict[str, Path]]:
     """Walk, classify and validate a portal tree without touching the store.
 
     Returns the tree and where each path's bytes are read from. Raises :class:`IntegrityError` (exit 4) for an
     unsafe path, an escaping link or a special file, and :class:`core.errors.SchemaError` /
     :class:`core.errors.UnsupportedFormatError` (exit 3) for an OpenAPI description that fails its schema.
     """
-    progress = sink or NullSink()
+    progress = sink or NullObserver()
     if not root.is_dir():
         raise UsageError("not a directory", path=str(root), hint="give the root directory of the portal tree")
     files: list[PortalFile] = []
@@ -421,12 +421,12 @@ def import_portal(
     *,
     portal: str | None = None,
     tenant: str = DEFAULT_TENANT,
-    sink: ProgressSink | None = None,
+    sink: Observer | None = None,
 ) -> PortalImport:
     """Import the portal tree under ``root`` as portal ``portal`` (default: the directory's name), all or nothing."""
     tenant = validate_tenant(tenant)
     name = validate_portal_name(portal if portal is not None else root.resolve().name.lower())
-    progress = sink or NullSink()
+    progress = sink or NullObserver()
     started = utcnow()
     tree, sources = scan_portal(root, name, sink=progress)
     listing = tree.document()

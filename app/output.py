@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from core.progress import CancelToken
+from core.progress import CancelToken, Check
 
 stdout = Console(soft_wrap=True, highlight=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -44,7 +44,7 @@ def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -
 
 
 class RichSink:
-    """A ProgressSink drawing a progress bar on stderr (only when stderr is a terminal)."""
+    """A Observer drawing a progress bar on stderr (only when stderr is a terminal)."""
 
     def __init__(self, label: str, cancel: CancelToken | None = None) -> None:
         self.enabled = stderr.is_terminal
@@ -77,6 +77,9 @@ class RichSink:
         if self._task is not None:
             self._progress.stop()
             self._task = None
+
+    def check(self, check: Check) -> None:
+        return None  # checks are drawn by the command or screen that asked for them
 
     def is_cancelled(self) -> bool:
         return self.cancel.is_cancelled()

@@ -39,7 +39,7 @@ import zstandard
 
 from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError
 from core.inputs import GZIP_MAGIC, ZSTD_MAGIC, _ZstdReader
-from core.progress import CancelToken, NullSink, ProgressSink
+from core.progress import CancelToken, NullObserver, Observer
 
 __all__ = [
     "ArchiveEntry",
@@ -135,7 +135,7 @@ def write_archive(
     mtime: int,
     compression: Compression = "zstd",
     level: int = 19,
-    sink: ProgressSink | None = None,
+    sink: Observer | None = None,
     cancel: CancelToken | None = None,
 ) -> tuple[str, int]:
     """Write ``entries``, in the order given, as a deterministic archive at ``out``; returns (sha256 hex, size).
@@ -158,7 +158,7 @@ def write_archive(
     if compression == "gzip" and level < 1:
         raise ValueError(f"gzip level {level} is below 1")
     sizes = _check_entries(out, entries)
-    progress = sink or NullSink()
+    progress = sink or NullObserver()
     token = cancel or CancelToken()
 
     def cancelled() -> bool:
@@ -233,7 +233,7 @@ def _write_tar(
     mtime: int,
     compression: Compression,
     level: int,
-    sink: ProgressSink,
+    sink: Observer,
     cancelled: Callable[[], bool],
     out: Path,
 ) -> None:
@@ -340,7 +340,7 @@ class _SourceReader:
         fh: IO[bytes],
         entry: ArchiveEntry,
         size: int,
-        sink: ProgressSink,
+        sink: Observer,
         cancelled: Callable[[], bool],
         out: Path,
     ) -> None:

@@ -33,7 +33,7 @@ from core.archive import ArchiveEntry, Compression, write_archive
 from core.canonical import canonical_json
 from core.errors import Cancelled, EnvironmentFailure, UsageError
 from core.keys import KeyAlgorithm
-from core.progress import CancelToken, NullSink, ProgressSink
+from core.progress import CancelToken, NullObserver, Observer
 from core.signing import SIGSTORE_BUNDLE_V03, Signer, cosign_blob_signature
 
 MANIFEST_SCHEMA = "https://stellaops.dev/schemas/export-manifest/v1"
@@ -149,7 +149,7 @@ class HashingFile:
 class PayloadWriter:
     """Writes payload files into the staging directory, recording digest, size and media type."""
 
-    def __init__(self, staging: Path, *, sink: ProgressSink, cancel: CancelToken) -> None:
+    def __init__(self, staging: Path, *, sink: Observer, cancel: CancelToken) -> None:
         self.staging = staging
         self.sink = sink
         self.cancel = cancel
@@ -252,7 +252,7 @@ class PayloadContext:
     inputs: Callable[[], Iterator[Dependency]]
     raw_bytes: Callable[[str], bytes]
     query: Any  # the store connection cursor for normalized rows (tenant-filtered by the adapter)
-    sink: ProgressSink
+    sink: Observer
     extra_manifest: dict[str, Any] = field(default_factory=dict)
     home: Path | None = None  # the stella home, for profiles that keep state there (TUF keys, mirror states)
     cancel: CancelToken = field(default_factory=CancelToken)
@@ -486,7 +486,7 @@ def build_bundle(
     query: Any,
     signer: Signer,
     out_path: Path,
-    sink: ProgressSink | None = None,
+    sink: Observer | None = None,
     cancel: CancelToken | None = None,
     home: Path | None = None,
     passphrase: str | None = None,
@@ -498,7 +498,7 @@ def build_bundle(
 
     On failure or cancellation nothing is left behind: neither the staging directory nor a partial archive.
     """
-    sink = sink or NullSink()
+    sink = sink or NullObserver()
     cancel = cancel or CancelToken()
     staging = out_path.parent / f".{out_path.name}.staging"
     try:

@@ -34,7 +34,7 @@ from core.bundle import (
     build_bundle,
 )
 from core.errors import BadInputError, IntegrityError, UsageError
-from core.progress import ProgressSink
+from core.progress import Observer
 from core.signing import Signer
 
 #: Manifest keys ``build_bundle`` writes itself; every other key is a profile's section and is carried over.
@@ -126,7 +126,7 @@ def rewrite_bundle(
     remove: frozenset[str] = frozenset(),
     add: Mapping[str, tuple[bytes, str]] | None = None,
     sections: Mapping[str, Any] | None = None,
-    sink: ProgressSink | None = None,
+    sink: Observer | None = None,
 ) -> tuple[str, int]:
     """Write ``dst``: bundle ``src`` with payload files ``replace[path]`` in place of ``path``, signed by ``signer``.
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from core.clock import utcnow
 from core.errors import BadInputError, Cancelled, ExitCode, StellaError, UsageError
 from core.inputs import InputItem, InputLimits, iter_inputs
-from core.progress import NullSink, ProgressSink
+from core.progress import NullObserver, Observer
 from core.records import ParsedDocument
 from core.sources import Candidate, SourceFormat
 from core.store import BLOB_THRESHOLD, Store
@@ -117,7 +117,7 @@ class Importer:
         *,
         tenant: str = DEFAULT_TENANT,
         forced_format: SourceFormat | None = None,
-        sink: ProgressSink | None = None,
+        sink: Observer | None = None,
         on_result: Callable[[FileResult], None] | None = None,
         batch_size: int = DEFAULT_BATCH,
         limits: InputLimits | None = None,
@@ -126,7 +126,7 @@ class Importer:
         self.sources = sources
         self.tenant = validate_tenant(tenant)
         self.forced = forced_format
-        self.sink = sink or NullSink()
+        self.sink = sink or NullObserver()
         self.on_result = on_result or (lambda _r: None)
         self.batch_size = batch_size
         self.limits = limits or InputLimits()

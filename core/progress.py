@@ -1,17 +1,36 @@
-"""Progress reporting without printing: the core talks to a ``ProgressSink``.
+"""One observer for long work: progress, check results and cancellation, without printing.
 
-The CLI draws a rich progress bar or prints JSON lines; the TUI posts messages. A sink may
-also ask for cancellation, which long-running work checks between units of work.
+Services, verifiers and the run engine report to an :class:`Observer`. The CLI draws a rich progress bar and prints
+checks (or prints JSON); the TUI posts messages, coalesced to a few a second. An observer also answers
+:meth:`Observer.is_cancelled`, which long work polls between units (the archive reader before every read), so
+cancelling is one flag whatever the surface.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 
-class ProgressSink(Protocol):
-    """Receives progress from long work in the core."""
+@dataclass
+class Check:
+    """One verification step and its outcome, as a receiver reads it (``stella verify`` prints one per line)."""
+
+    name: str
+    ok: bool
+    detail: str
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"check": self.name, "ok": self.ok, "detail": self.detail}
+        if self.path is not None:
+            out["path"] = self.path
+        return out
+
+
+class Observer(Protocol):
+    """Receives progress, check results and is asked whether to stop; every method is called from the worker."""
 
     def start(self, phase: str, total: int | None = None) -> None:
         """A phase begins; ``total`` units if known."""
@@ -22,12 +41,15 @@ class ProgressSink(Protocol):
     def finish(self, phase: str) -> None:
         """The phase is over."""
 
+    def check(self, check: Check) -> None:
+        """A verification check completed (passed or failed)."""
+
     def is_cancelled(self) -> bool:
         """True when the user asked to stop."""
 
 
-class NullSink:
-    """A sink that ignores everything; used by tests and scripts."""
+class NullObserver:
+    """An observer that ignores everything and never cancels; the default of every service."""
 
     def start(self, phase: str, total: int | None = None) -> None:
         return None
@@ -38,12 +60,15 @@ class NullSink:
     def finish(self, phase: str) -> None:
         return None
 
+    def check(self, check: Check) -> None:
+        return None
+
     def is_cancelled(self) -> bool:
         return False
 
 
 class CancelToken:
-    """A thread-safe flag a surface sets and the core polls."""
+    """A thread-safe flag a surface sets and the core polls (an observer's ``is_cancelled`` usually reads one)."""
 
     def __init__(self) -> None:
         self._event = threading.Event()

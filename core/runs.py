@@ -47,7 +47,7 @@ from core.errors import (
 )
 from core.home import Home
 from core.profiles import ProfileConfig
-from core.progress import CancelToken, NullSink, ProgressSink
+from core.progress import CancelToken, NullObserver, Observer
 from core.selectors import InputRef, Selectors
 from core.store import Store
 
@@ -307,7 +307,7 @@ class BundleBuilder(Protocol):
     """
 
     def __call__(
-        self, run: ExportRun, inputs: Iterator[InputRef], sink: ProgressSink, cancel: CancelToken, /
+        self, run: ExportRun, inputs: Iterator[InputRef], sink: Observer, cancel: CancelToken, /
     ) -> Artifact: ...
 
 
@@ -353,7 +353,7 @@ def _read_cancel_request(path: Path) -> str | None:
 class RunCancelToken(CancelToken):
     """The token a builder polls: the caller's token, the sink's cancel, or a cancel request file."""
 
-    def __init__(self, request_path: Path, parent: CancelToken | None = None, sink: ProgressSink | None = None) -> None:
+    def __init__(self, request_path: Path, parent: CancelToken | None = None, sink: Observer | None = None) -> None:
         super().__init__()
         self._path = request_path
         self._parent = parent
@@ -644,7 +644,7 @@ class RunEngine:
         self,
         run_id: str,
         builder: BundleBuilder,
-        sink: ProgressSink | None = None,
+        sink: Observer | None = None,
         cancel: CancelToken | None = None,
     ) -> ExportRun:
         """Run a pending run to the end; returns it succeeded, or raises what the builder raised.
@@ -653,7 +653,7 @@ class RunEngine:
         sink, a cancel request, Ctrl-C) it is ``aborted`` with the actor who cancelled. Either way nothing is
         left at the run's output path.
         """
-        sink = sink or NullSink()
+        sink = sink or NullObserver()
         run = self.get_run(run_id)
         if run.state is not RunState.PENDING:
             hint = f"retry it with `stella export retry {run_id}`" if run.state.terminal else None
@@ -892,7 +892,7 @@ class RunEngine:
         run_id: str,
         to: Path,
         *,
-        sink: ProgressSink | None = None,
+        sink: Observer | None = None,
         cancel: CancelToken | None = None,
     ) -> Distribution:
         """Copy the run's artifact to ``to`` (a file, or a directory to put it in), resuming a partial copy.
@@ -901,7 +901,7 @@ class RunEngine:
         replaced. The copy is checked against the sha256 recorded when the run succeeded: on a mismatch
         nothing is left at ``to`` and :class:`IntegrityError` (exit 4) is raised.
         """
-        sink = sink or NullSink()
+        sink = sink or NullObserver()
         run = self.get_run(run_id)
         if run.state is not RunState.SUCCEEDED or run.artifact_path is None or run.artifact_sha256 is None:
             raise UsageError(f"run {run_id} is {run.state}; only a succeeded run has an artifact to download")

@@ -35,9 +35,10 @@ from typing import Any
 import orjson
 
 from core.errors import BadInputError, IntegrityError, SignatureError, StellaError
+from core.progress import Check
 from core.trust import TrustedKey
 from verify.attest_sigstore import AttestationResult, IdentityPolicy, SigstoreRoot, Trust, load_root, verify_document
-from verify.bundle import Check, VerifyReport, verify_then
+from verify.bundle import VerifyReport, verify_then
 from verify.extract import KindVerification
 
 DOCUMENTS = "attestations/documents/"

@@ -37,7 +37,7 @@ from core.errors import (
     UsageError,
 )
 from core.keys import KeyAlgorithm
-from core.progress import CancelToken
+from core.progress import CancelToken, Check
 from core.signing import sha256_file, verify_prehashed_sha256, verify_raw
 from core.trust import TrustedKey
 from verify.bbolt_check import check_bbolt
@@ -57,22 +57,6 @@ MAX_SIGNATURE = 1 << 16
 CHUNK = 1 << 20
 #: The layer media type of a Trivy DB tarball (trivy.db + metadata.json); shared/research/trivy-db.md 3.3.
 TRIVY_DB_LAYER = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"
-
-
-@dataclass
-class Check:
-    """One verification step and its outcome."""
-
-    name: str
-    ok: bool
-    detail: str
-    path: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"check": self.name, "ok": self.ok, "detail": self.detail}
-        if self.path is not None:
-            out["path"] = self.path
-        return out
 
 
 @dataclass

@@ -35,9 +35,10 @@ import orjson
 
 from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, SignatureError, StellaError, UsageError
+from core.progress import Check
 from core.signing import pae, verify_raw
 from core.trust import TrustedKey
-from verify.bundle import CHECKSUMS, HEAD, MANIFEST_SIG, Check, Recorder, VerifyReport, verify_bundle
+from verify.bundle import CHECKSUMS, HEAD, MANIFEST_SIG, Recorder, VerifyReport, verify_bundle
 from verify.bundle import MANIFEST as BUNDLE_MANIFEST
 
 MANIFEST = "manifest.json"

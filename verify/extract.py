@@ -19,9 +19,10 @@ import orjson
 
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.errors import BadInputError, IntegrityError, SignatureError
+from core.progress import Check
 from core.signing import pae, verify_raw
 from core.trust import TrustedKey
-from verify.bundle import MANIFEST, Check, Recorder, VerifyReport, copy_member
+from verify.bundle import MANIFEST, Recorder, VerifyReport, copy_member
 from verify.manifest import ListedFile, ManifestReader
 
 

@@ -56,10 +56,10 @@ from core.errors import (
 )
 from core.mirror_layout import STATE, MirrorState, load_state
 from core.mirror_receipt import make_receipt
-from core.progress import CancelToken
+from core.progress import CancelToken, Check
 from core.signing import Signer, sha256_file
 from core.trust import TrustedKey
-from verify.bundle import Check, copy_member, verify_bundle
+from verify.bundle import copy_member, verify_bundle
 from verify.tuf_client import TufVerification, verify_mirror
 
 _HEAD = frozenset(

@@ -30,8 +30,9 @@ import orjson
 
 from core.clock import rfc3339, utcnow
 from core.errors import BadInputError, IntegrityError, PolicyRefusal
+from core.progress import Check
 from core.trust import TrustedKey
-from verify.bundle import Check, VerifyReport, verify_then
+from verify.bundle import VerifyReport, verify_then
 from verify.extract import KindVerification
 
 RISK_MANIFEST = "risk/manifest.json"

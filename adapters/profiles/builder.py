@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from adapters.profiles.registry import get_profile
 from core.bundle import BundleSpec, ResolvedInput, build_bundle
-from core.progress import CancelToken, ProgressSink
+from core.progress import CancelToken, Observer
 from core.runs import Artifact, BundleBuilder, ExportRun
 from core.selectors import InputRef
 from core.signing import Signer
@@ -19,7 +19,7 @@ def bundle_builder(store: Store, signer: Signer, *, passphrase: str | None = Non
     ``passphrase`` encrypts the payload with age's scrypt stanza; it is never stored with the run.
     """
 
-    def build(run: ExportRun, inputs: Iterator[InputRef], sink: ProgressSink, cancel: CancelToken, /) -> Artifact:
+    def build(run: ExportRun, inputs: Iterator[InputRef], sink: Observer, cancel: CancelToken, /) -> Artifact:
         config = run.profile_config
         # Streamed once, into provenance.json's resolvedDependencies: never held as a list.
         resolved = (ResolvedInput(i.document_sha256, i.kind, i.format, i.document_id) for i in inputs)

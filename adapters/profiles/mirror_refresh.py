@@ -20,7 +20,7 @@ from core.archive import ReaderLimits, SafeArchiveReader
 from core.bundle_rewrite import rewrite_bundle
 from core.errors import BadInputError, UsageError
 from core.home import Home
-from core.progress import ProgressSink
+from core.progress import Observer
 from core.signing import Signer
 from core.tuf_home import TufHome
 from core.tuf_repo import fresh_snapshot_and_timestamp
@@ -46,7 +46,7 @@ def _manifest_and_targets(bundle: Path) -> tuple[dict[str, Any], Metadata[Target
 
 
 def refresh_bundle(
-    bundle: Path, out: Path, signer: Signer, home: Home, *, now: datetime, sink: ProgressSink | None = None
+    bundle: Path, out: Path, signer: Signer, home: Home, *, now: datetime, sink: Observer | None = None
 ) -> tuple[str, int]:
     """Write ``out``: ``bundle`` with new snapshot and timestamp metadata, re-signed by ``signer``.
 

@@ -17,10 +17,9 @@ from core.errors import BadInputError, NotFoundError, UsageError
 from core.home import Home, resolve_home
 from core.keys import KeyStore, read_passphrase_file
 from core.mirror_layout import IndexedDocument, query, read_document
-from core.progress import CancelToken
+from core.progress import CancelToken, Check
 from core.signing import Signer
 from core.trust import TrustStore
-from verify.bundle import Check
 from verify.mirror import DEFAULT_MIN_FREE, ImportResult, MirrorDir, import_bundle, rollback, status, verify_current
 
 _SIZE = re.compile(r"^([0-9]+)([KMGT]?)$")

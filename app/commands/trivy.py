@@ -24,8 +24,8 @@ from app.commands.verify import parse_at, trusted_keys
 from app.output import print_json, stderr, stdout
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError, UsageError
-from core.progress import CancelToken
-from verify.bundle import Check, copy_member, verify_bundle
+from core.progress import CancelToken, Check
+from verify.bundle import copy_member, verify_bundle
 from verify.manifest import ListedFile, ManifestReader
 
 #: Cache sub-directories a Trivy bundle may install, and the files each must contain (trivy-db / trivy-java-db).

@@ -16,9 +16,10 @@ from core.age_stream import read_identities
 from core.clock import parse_at
 from core.errors import BadInputError, PolicyRefusal
 from core.home import resolve_home
+from core.progress import Check
 from core.trust import TrustedKey
 from services.trust import keys_from_files
-from verify.bundle import Check, VerifyReport, verify_bundle
+from verify.bundle import VerifyReport, verify_bundle
 
 __all__ = ["keys_from_files", "parse_at", "read_identities", "register", "run"]
 

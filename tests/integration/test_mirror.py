@@ -358,8 +358,7 @@ def test_a_cancelled_import_changes_nothing_and_quarantines_nothing(
     from app.commands.mirror import import_into_mirror
     from core.errors import Cancelled
     from core.home import Home
-    from core.progress import CancelToken
-    from verify.bundle import Check
+    from core.progress import CancelToken, Check
 
     full, _ = _export(stella, tmp_path, "mirror:full")
     token = CancelToken()

@@ -359,8 +359,7 @@ def test_a_cancelled_install_leaves_the_cache_as_it_was(stella: Any, bundles: di
     from app.commands.trivy import install_bundle
     from app.commands.verify import keys_from_files
     from core.errors import Cancelled
-    from core.progress import CancelToken
-    from verify.bundle import Check
+    from core.progress import CancelToken, Check
 
     cache = tmp_path / "cache"
     assert stella("trivy", "install", bundles["db"], "--cache-dir", cache, "--key", bundles["pub"]).code == 0

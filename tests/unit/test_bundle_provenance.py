@@ -21,7 +21,7 @@ from core.bundle import (
 from core.canonical import canonical_json
 from core.home import Home
 from core.keys import KeyAlgorithm, KeyStore
-from core.progress import CancelToken, NullSink
+from core.progress import CancelToken, NullObserver
 from core.signing import IN_TOTO_PAYLOAD_TYPE as INTOTO_PAYLOAD_TYPE
 from core.signing import Signer, dsse_envelope, sigstore_bundle_v03
 
@@ -48,7 +48,7 @@ def test_streamed_provenance_equals_canonical_objects(tmp_path: Path, algorithm:
     inputs = [ResolvedInput(f"{i:064x}", "advisory", "osv", f'GHSA-{i}\u00e9"x') for i in range(count)]
     staging = tmp_path / "staging"
     staging.mkdir()
-    writer = PayloadWriter(staging, sink=NullSink(), cancel=CancelToken())
+    writer = PayloadWriter(staging, sink=NullObserver(), cancel=CancelToken())
     _write_provenance(writer, SPEC, PAYLOAD, iter(inputs), signer)
 
     statement = canonical_json(_provenance(SPEC, PAYLOAD, inputs))

@@ -14,7 +14,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from core.errors import StellaError
 from core.home import Home
-from verify.bundle import Check
+from core.progress import Check
 
 
 class StellaScreen(Screen[None]):

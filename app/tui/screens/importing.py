@@ -18,7 +18,7 @@ from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
 from core.errors import Cancelled
 from core.ingest import DEFAULT_TENANT, FileResult, Importer, ImportSummary
-from core.progress import CancelToken
+from core.progress import CancelToken, Check
 from core.store import Store
 
 
@@ -48,7 +48,7 @@ class ImportFinished(Message):
 
 
 class MessageSink:
-    """A ``ProgressSink`` that posts messages to a screen (thread-safe) and reports a cancel token."""
+    """A ``Observer`` that posts messages to a screen (thread-safe) and reports a cancel token."""
 
     def __init__(self, screen: ImportScreen, token: CancelToken) -> None:
         self.screen = screen
@@ -62,6 +62,9 @@ class MessageSink:
 
     def finish(self, phase: str) -> None:
         return None
+
+    def check(self, check: Check) -> None:
+        return None  # checks are drawn by the command or screen that asked for them
 
     def is_cancelled(self) -> bool:
         return self.token.is_cancelled()

@@ -24,7 +24,7 @@ from app.tui.screens.base import StellaScreen, add_check_row, shown_path
 from app.tui.screens.dashboard import app_now, time_left
 from app.tui.screens.forms import ConfirmModal
 from core.mirror_layout import IndexedDocument
-from verify.bundle import Check
+from core.progress import Check
 from verify.mirror import receipt_history, rollback, status, verify_current
 
 #: The query row's keys: (choice shown, `stella mirror query` option).

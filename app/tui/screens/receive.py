@@ -27,12 +27,11 @@ from app.commands.risk import freshness_policy, import_verified_risk
 from app.commands.trivy import SCAN_FLAGS, install_bundle
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from core.errors import Cancelled, StellaError, UsageError
-from core.progress import CancelToken
+from core.progress import CancelToken, Check
 from core.trust import TrustedKey, TrustStore
 from services.trust import keys_from_files
 from verify.attest import verify_attestation_bundle
 from verify.attest_sigstore import AttestationResult, Trust
-from verify.bundle import Check
 from verify.devportal import verify_portal
 from verify.risk import FreshnessPolicy, verify_risk_bundle
 

@@ -31,13 +31,13 @@ from core.home import Home
 from core.keys import KeyStore, keyid_of, read_passphrase_file
 from core.planner import plan_run
 from core.profiles import ProfileStore, parse_profile_ref
-from core.progress import CancelToken
+from core.progress import CancelToken, Check
 from core.runs import ExportRun, RunEngine, RunState
 from core.selectors import parse_selectors
 from core.signing import Signer, algorithm_of
 from core.store import Store
 from core.trust import TrustedKey, parse_public_key
-from verify.bundle import PROVENANCE, Check, VerifyReport, verify_bundle
+from verify.bundle import PROVENANCE, VerifyReport, verify_bundle
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class RunVerified(Message):
 
 
 class RunSink:
-    """The ``ProgressSink`` of the run: posts messages to the screen (thread-safe) and reports the cancel token."""
+    """The ``Observer`` of the run: posts messages to the screen (thread-safe) and reports the cancel token."""
 
     def __init__(self, screen: RunScreen, token: CancelToken) -> None:
         self.screen = screen
@@ -115,6 +115,9 @@ class RunSink:
 
     def finish(self, phase: str) -> None:
         return None
+
+    def check(self, check: Check) -> None:
+        return None  # checks are drawn by the command or screen that asked for them
 
     def is_cancelled(self) -> bool:
         return self.token.is_cancelled()

@@ -17,10 +17,10 @@ from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown
 from app.tui.screens.modals import ErrorModal
 from app.tui.screens.receive import ReceiveScreen, Receiving, receiving_for
 from core.errors import Cancelled
-from core.progress import CancelToken
+from core.progress import CancelToken, Check
 from core.trust import TrustedKey, TrustStore
 from services.trust import keys_from_files
-from verify.bundle import Check, VerifyReport, verify_bundle
+from verify.bundle import VerifyReport, verify_bundle
 
 
 class CheckDone(Message):
