@@ -1,1 +1,1 @@
-"""Surfaces of the Export Center: the CLI (and, later, the TUI). Only this package imports textual/rich."""
+"""Surfaces of the Export Center: the CLI and the TUI. Only this package imports textual/rich."""

@@ -9,9 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from rich.text import Text
-
-from app.output import print_json, stderr
+from app.output import escape, print_json, stderr
 from core import __version__
 from core.errors import ExitCode, StellaError
 
@@ -49,22 +47,30 @@ def common_options(*, keep_earlier: bool = False) -> argparse.ArgumentParser:
     return common
 
 
-# Command name -> module with register(sub, common). Only the module of the command being run is imported, so a
-# receiver's `stella verify` never loads the store, DuckDB or the source adapters (DESIGN.md section 2).
-COMMANDS: dict[str, str] = {
-    "import": "app.commands.imports",
-    "data": "app.commands.data",
-    "keys": "app.commands.keys",
-    "export": "app.commands.export",
-    "trust": "app.commands.trust",
-    "verify": "app.commands.verify",
-    "trivy": "app.commands.trivy",
-    "tuf": "app.commands.tuf",
-    "mirror": "app.commands.mirror",
-    "devportal": "app.commands.devportal",
-    "risk": "app.commands.risk",
-    "attest": "app.commands.attest",
-    "tui": "app.tui.command",
+# Command name -> (module with register(sub, common), its one-line help). Only the module of the command being run
+# is imported: `stella --help` and `--version` import none, and a receiver's `stella verify` never loads the store,
+# DuckDB or the source adapters. The help here is what `stella --help` lists; a test holds it equal to the help each
+# module registers.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "import": ("app.commands.imports", "import documents (files, directories, .zip/.tar/.tar.gz/.tar.zst archives)"),
+    "data": ("app.commands.data", "see what the store holds"),
+    "keys": ("app.commands.keys", "signing keys"),
+    "export": ("app.commands.export", "export profiles, runs and bundles"),
+    "trust": ("app.commands.trust", "trusted public keys for verification"),
+    "verify": (
+        "app.commands.verify",
+        "verify a received bundle offline (signatures, every digest and size, layout)",
+    ),
+    "trivy": ("app.commands.trivy", "Trivy DB bundles: install into a Trivy cache"),
+    "tuf": ("app.commands.tuf", "TUF keys, thresholds, expiry and root rotation for mirrors"),
+    "mirror": ("app.commands.mirror", "import mirror bundles into a mirror directory, safely"),
+    "devportal": (
+        "app.commands.devportal",
+        "developer portals: import a tree, export bundle.tgz, verify it, serve it on 127.0.0.1",
+    ),
+    "risk": ("app.commands.risk", "risk bundles (CISA KEV, FIRST EPSS): verify and import"),
+    "attest": ("app.commands.attest", "attestation bundles: verify offline and import"),
+    "tui": ("app.tui.command", "open the terminal UI (dashboard, import, data, profiles, export runs, verify, keys)"),
 }
 
 
@@ -82,6 +88,8 @@ def _command_of(args: Sequence[str]) -> str | None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of `stella`, with the options and subcommands of the command ``only`` (imported for it) and the
+    name and help of every other command."""
     common = common_options(keep_earlier=True)
     parser = _Parser(
         prog="stella",
@@ -91,17 +99,19 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"stella {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, module in COMMANDS.items():
-        if only is None or only == name:
+    for name, (module, help) in COMMANDS.items():
+        if name == only:
             importlib.import_module(module).register(sub, common)
+        else:  # listed by `stella --help`; never chosen, since a named command is built in full
+            sub.add_parser(name, help=help)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the process exit code (DESIGN.md section 7)."""
+    """Run one command; returns the process exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list and sys.stdin.isatty() and sys.stdout.isatty():
-        args_list = ["tui"]  # `stella` alone on a terminal opens the TUI (DESIGN.md section 1)
+        args_list = ["tui"]  # `stella` alone on a terminal opens the TUI
     named = _command_of(args_list)
     parser = build_parser(named if named in COMMANDS else None)
     try:
@@ -118,18 +128,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StellaError as exc:
         if getattr(args, "json", False):
             print_json(exc.to_dict())
-        stderr.print(Text("error: ", style="bold red") + Text(exc.diagnostics()))
+        stderr.print("[bold red]error: [/]", end="")
+        stderr.print(exc.diagnostics(), markup=False)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         stderr.print("cancelled")
         return int(ExitCode.CANCELLED)
     except MemoryError:
-        stderr.print(Text("error: out of memory", style="bold red"))
+        stderr.print("[bold red]error: out of memory[/]")
         return int(ExitCode.ENVIRONMENT)
     except Exception as exc:  # a defect, not a user error: one clear line, the details with STELLA_DEBUG=1
         if os.environ.get("STELLA_DEBUG"):
             raise
-        stderr.print(Text(f"internal error: {type(exc).__name__}: {exc}", style="bold red"))
+        stderr.print(f"[bold red]{escape(f'internal error: {type(exc).__name__}: {exc}')}[/]")
         stderr.print("this is a bug in stella; rerun with STELLA_DEBUG=1 for the traceback and report it")
         return 1
 

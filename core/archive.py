@@ -39,7 +39,7 @@ import zstandard
 
 from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError
 from core.inputs import GZIP_MAGIC, ZSTD_MAGIC, _ZstdReader
-from core.progress import CancelToken, NullObserver, Observer
+from core.progress import Cancellable, CancelToken, NullObserver, Observer
 
 __all__ = [
     "ArchiveEntry",
@@ -456,11 +456,11 @@ class SafeArchiveReader:
     naming the entry, for an absolute path, a ``..`` component, a backslash, NUL or control character, a
     link, a device or fifo, a duplicate name, or a directory entry that is not a plain directory; raises
     BadInputError (exit 3), naming the archive, for truncated or corrupt compression or tar data, a missing
-    end-of-archive marker, data after it, or a :class:`ReaderLimits` limit exceeded. With ``cancel``, a token set
-    from another thread stops it at the next read with :class:`Cancelled`.
+    end-of-archive marker, data after it, or a :class:`ReaderLimits` limit exceeded. With ``cancel`` (a token or an
+    observer), once it says so from another thread the reader stops at the next read with :class:`Cancelled`.
     """
 
-    def __init__(self, path: Path, limits: ReaderLimits | None = None, *, cancel: CancelToken | None = None) -> None:
+    def __init__(self, path: Path, limits: ReaderLimits | None = None, *, cancel: Cancellable | None = None) -> None:
         self.path = path
         self.limits = limits or ReaderLimits()
         label = str(path)
@@ -648,7 +648,7 @@ class _TarScanner:
         self._dirs: set[str] = set()
         self._entries = 0
         #: Polled before every read: a surface that set it stops the reader at the next block or chunk.
-        self.cancel: CancelToken | None = None
+        self.cancel: Cancellable | None = None
 
     # -- bytes ------------------------------------------------------------------------------------------------
     def fail(self, error: BaseException) -> BaseException:

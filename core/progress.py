@@ -9,6 +9,7 @@ cancelling is one flag whatever the surface.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,6 +66,31 @@ class NullObserver:
 
     def is_cancelled(self) -> bool:
         return False
+
+
+class Cancellable(Protocol):
+    """Anything long work can ask whether to stop: an :class:`Observer`, a :class:`CancelToken`."""
+
+    def is_cancelled(self) -> bool:
+        """True when the user asked to stop."""
+
+
+class CheckObserver(NullObserver):
+    """An observer made of plain callables: ``on_check`` hears each check, ``cancel`` says whether to stop.
+
+    For a caller that only prints checks or only holds a cancel token; progress is ignored.
+    """
+
+    def __init__(self, on_check: Callable[[Check], None] | None = None, cancel: Cancellable | None = None) -> None:
+        self._on_check = on_check
+        self._cancel = cancel
+
+    def check(self, check: Check) -> None:
+        if self._on_check is not None:
+            self._on_check(check)
+
+    def is_cancelled(self) -> bool:
+        return self._cancel is not None and self._cancel.is_cancelled()
 
 
 class CancelToken:

@@ -35,7 +35,7 @@ from typing import Any
 import orjson
 
 from core.errors import BadInputError, IntegrityError, SignatureError, StellaError
-from core.progress import Check
+from core.progress import Observer
 from core.trust import TrustedKey
 from verify.attest_sigstore import AttestationResult, IdentityPolicy, SigstoreRoot, Trust, load_root, verify_document
 from verify.bundle import VerifyReport, verify_then
@@ -89,12 +89,12 @@ class _AttestationVerification(KindVerification):
         trust: Trust,
         use_bundle_roots: bool,
         report: AttestationReport,
-        on_check: Callable[[Check], None],
+        observer: Observer | None,
         on_result: Callable[[AttestationResult], None],
         work: Path,
         extract_to: Path | None,
     ) -> None:
-        super().__init__(bundle, keys, report, on_check, work, extract_to)
+        super().__init__(bundle, keys, report, observer, work, extract_to)
         self.trust = trust
         self.use_bundle_roots = use_bundle_roots
         self.on_result = on_result
@@ -236,7 +236,7 @@ def verify_attestation_bundle(
     *,
     trust: Trust,
     use_bundle_roots: bool = True,
-    on_check: Callable[[Check], None] | None = None,
+    observer: Observer | None = None,
     on_result: Callable[[AttestationResult], None] | None = None,
     extract_to: Path | None = None,
 ) -> AttestationReport:
@@ -246,12 +246,11 @@ def verify_attestation_bundle(
     the identity policy). ``report.error`` is the first failure (its exit code is the command's). With
     ``extract_to``, each document whose every attestation verified is copied there (``report.extracted``).
     """
-    show = on_check or (lambda _c: None)
     report = AttestationReport(str(bundle), trust.policy)
 
     def then(work: Path) -> None:
         _AttestationVerification(
-            bundle, keys, trust, use_bundle_roots, report, show, on_result or (lambda _r: None), work, extract_to
+            bundle, keys, trust, use_bundle_roots, report, observer, on_result or (lambda _r: None), work, extract_to
         ).run(str(report.manifest["sha256"]))
 
-    return verify_then(report, keys, "attestation", then, on_check=show)
+    return verify_then(report, keys, "attestation", then, observer=observer)

@@ -37,7 +37,7 @@ from core.errors import (
     UsageError,
 )
 from core.keys import KeyAlgorithm
-from core.progress import CancelToken, Check
+from core.progress import Check, NullObserver, Observer
 from core.signing import sha256_file, verify_prehashed_sha256, verify_raw
 from core.trust import TrustedKey
 from verify.bbolt_check import check_bbolt
@@ -102,28 +102,24 @@ class VerifyReport:
 Report = TypeVar("Report", bound=VerifyReport)
 
 
-def _ignore(_check: Check) -> None:
-    return None
-
-
 class Recorder:
-    """Records each check in a report as it completes, and tells ``on_check``; the signer checks of a verifier."""
+    """Records each check in a report as it completes, and tells the observer; the signer checks of a verifier."""
 
-    def __init__(self, report: VerifyReport, on_check: Callable[[Check], None]) -> None:
+    def __init__(self, report: VerifyReport, observer: Observer | None = None) -> None:
         self.report = report
-        self.on_check = on_check
+        self.observer: Observer = observer or NullObserver()
         self.signer: TrustedKey | None = None
 
     def passed(self, name: str, detail: str, path: str | None = None) -> None:
         check = Check(name, True, detail, path)
         self.report.checks.append(check)
-        self.on_check(check)
+        self.observer.check(check)
 
     def failed(self, name: str, error: StellaError) -> StellaError:
         """Record ``error`` as the failure of check ``name``; returns it, to raise."""
         check = Check(name, False, error.message, error.path)
         self.report.checks.append(check)
-        self.on_check(check)
+        self.observer.check(check)
         return error
 
     def settle(self, name: str, error: StellaError) -> None:
@@ -172,10 +168,10 @@ class _Verification(Recorder):
         keys: Sequence[TrustedKey],
         at: datetime | None,
         report: VerifyReport,
-        on_check: Callable[[Check], None],
+        observer: Observer | None,
         workdir: Path,
     ) -> None:
-        super().__init__(report, on_check)
+        super().__init__(report, observer)
         self.bundle = bundle
         self.keys = keys
         self.at = at
@@ -185,7 +181,6 @@ class _Verification(Recorder):
         self.decrypted = 0
         self.trivy_db = False  # a trivy:db bundle: every trivy.db in it gets a bbolt structure check
         self.bbolt_checked: set[str] = set()  # digests already checked (the OCI layer repeats db.tar.gz)
-        self.cancel: CancelToken | None = None
 
     # -- members -------------------------------------------------------------------------
     def spool(self, member: Any, limit: int) -> tuple[Path, str]:
@@ -195,7 +190,7 @@ class _Verification(Recorder):
         return target, copy_member(member, target)[0]
 
     def run(self) -> None:
-        with SafeArchiveReader(self.bundle, ReaderLimits(), cancel=self.cancel) as reader:
+        with SafeArchiveReader(self.bundle, ReaderLimits(), cancel=self.observer) as reader:
             members = iter(reader)
             first = next(members, None)
             if first is None or first.name != MANIFEST:
@@ -688,23 +683,22 @@ def verify_bundle(
     keys: Sequence[TrustedKey],
     *,
     at: datetime | None = None,
-    on_check: Callable[[Check], None] | None = None,
     identities: Sequence[Any] = (),
-    cancel: CancelToken | None = None,
+    observer: Observer | None = None,
 ) -> VerifyReport:
     """Verify ``bundle`` against ``keys``; the report says what passed, and ``report.error`` what failed first.
 
     ``identities`` (``AGE-SECRET-KEY-1...``, see :func:`core.age_stream.read_identities`) decrypt an encrypted
-    payload as it streams past, to check its plaintext digests too. ``cancel``, set from another thread, stops
-    the verification at the archive's next read with :class:`Cancelled` (raised: a cancelled check is no verdict).
+    payload as it streams past, to check its plaintext digests too. ``observer`` hears each check as it completes;
+    once it says it is cancelled (from another thread), the verification stops at the archive's next read with
+    :class:`Cancelled` (raised: a cancelled check is no verdict).
     """
     if not bundle.is_file():
         raise UsageError("no such bundle file", path=str(bundle))
     report = VerifyReport(str(bundle))
     with tempfile.TemporaryDirectory(prefix="stella-verify-") as work:
-        job = _Verification(bundle, keys, at, report, on_check or _ignore, Path(work))
+        job = _Verification(bundle, keys, at, report, observer, Path(work))
         job.identities = [str(i) for i in identities]
-        job.cancel = cancel
         try:
             job.run()
         except Cancelled:
@@ -721,15 +715,14 @@ def verify_then(
     then: Callable[[Path], None],
     *,
     at: datetime | None = None,
-    on_check: Callable[[Check], None] | None = None,
+    observer: Observer | None = None,
 ) -> Report:
     """Verify ``report.bundle`` as :func:`verify_bundle` does, then, if it verified, the checks of its kind.
 
     ``then(workdir)`` runs them in a fresh temporary directory; the first failure is the report's
     error, reported as check ``name`` unless a failed check already says it.
     """
-    show = on_check or _ignore
-    base = verify_bundle(Path(report.bundle), keys, at=at, on_check=show)
+    base = verify_bundle(Path(report.bundle), keys, at=at, observer=observer)
     report.checks, report.manifest, report.signer = list(base.checks), base.manifest, base.signer
     if base.error is not None:
         report.error = base.error
@@ -738,5 +731,5 @@ def verify_then(
         try:
             then(Path(work))
         except StellaError as exc:
-            Recorder(report, show).settle(name, exc)
+            Recorder(report, observer).settle(name, exc)
     return report

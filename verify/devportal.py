@@ -26,7 +26,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,7 +35,7 @@ import orjson
 
 from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, SignatureError, StellaError, UsageError
-from core.progress import Check
+from core.progress import Observer
 from core.signing import pae, verify_raw
 from core.trust import TrustedKey
 from verify.bundle import CHECKSUMS, HEAD, MANIFEST_SIG, Recorder, VerifyReport, verify_bundle
@@ -170,8 +170,8 @@ def _collect_dir(root: Path, copy_to: Path | None) -> _Collected:
 
 
 class _Verification(Recorder):
-    def __init__(self, keys: Sequence[TrustedKey], report: PortalReport, on_check: Callable[[Check], None]) -> None:
-        super().__init__(report, on_check)
+    def __init__(self, keys: Sequence[TrustedKey], report: PortalReport, observer: Observer | None) -> None:
+        super().__init__(report, observer)
         self.keys = keys
 
     def check_signature(self, envelope_bytes: bytes | None) -> bytes:
@@ -276,12 +276,9 @@ class _Verification(Recorder):
         self.passed("files", f"{len(listed)} files match manifest.json (digest and size); none missing or unlisted")
 
 
-def _run(
-    source: Path, keys: Sequence[TrustedKey], on_check: Callable[[Check], None] | None, copy_to: Path | None
-) -> PortalReport:
+def _run(source: Path, keys: Sequence[TrustedKey], observer: Observer | None, copy_to: Path | None) -> PortalReport:
     report = PortalReport(str(source))
-    show = on_check or (lambda _c: None)
-    job = _Verification(keys, report, show)
+    job = _Verification(keys, report, observer)
     try:
         try:
             found = _collect_dir(source, copy_to) if source.is_dir() else _collect_archive(source, copy_to)
@@ -302,17 +299,15 @@ def _run(
     return report
 
 
-def verify_portal(
-    bundle: Path, keys: Sequence[TrustedKey], *, on_check: Callable[[Check], None] | None = None
-) -> PortalReport:
+def verify_portal(bundle: Path, keys: Sequence[TrustedKey], *, observer: Observer | None = None) -> PortalReport:
     """Verify a devportal bundle (``bundle.tgz``, or a directory it was extracted to) against ``keys``."""
     if not bundle.exists():
         raise UsageError("no such bundle file or directory", path=str(bundle))
-    return _run(bundle, keys, on_check, None)
+    return _run(bundle, keys, observer, None)
 
 
 def materialize_portal(
-    bundle: Path, keys: Sequence[TrustedKey], target: Path, *, on_check: Callable[[Check], None] | None = None
+    bundle: Path, keys: Sequence[TrustedKey], target: Path, *, observer: Observer | None = None
 ) -> tuple[PortalReport, Path | None]:
     """Verify ``bundle`` while copying it into a new private directory under ``target``.
 
@@ -324,7 +319,7 @@ def materialize_portal(
         raise UsageError("no such bundle file or directory", path=str(bundle))
     copy = Path(tempfile.mkdtemp(prefix="stella-portal-", dir=target))
     try:
-        report = _run(bundle, keys, on_check, copy)
+        report = _run(bundle, keys, observer, copy)
     except BaseException:
         shutil.rmtree(copy, ignore_errors=True)
         raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import orjson
 
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.errors import BadInputError, IntegrityError, SignatureError
-from core.progress import Check
+from core.progress import Observer
 from core.signing import pae, verify_raw
 from core.trust import TrustedKey
 from verify.bundle import MANIFEST, Recorder, VerifyReport, copy_member
@@ -39,11 +39,11 @@ class KindVerification(Recorder):
         bundle: Path,
         keys: Sequence[TrustedKey],
         report: VerifyReport,
-        on_check: Callable[[Check], None],
+        observer: Observer | None,
         work: Path,
         extract_to: Path | None,
     ) -> None:
-        super().__init__(report, on_check)
+        super().__init__(report, observer)
         self.bundle = bundle
         self.keys = keys
         self.work = work

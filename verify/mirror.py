@@ -56,7 +56,7 @@ from core.errors import (
 )
 from core.mirror_layout import STATE, MirrorState, load_state
 from core.mirror_receipt import make_receipt
-from core.progress import CancelToken, Check
+from core.progress import CancelToken, Check, CheckObserver
 from core.signing import Signer, sha256_file
 from core.trust import TrustedKey
 from verify.bundle import copy_member, verify_bundle
@@ -252,7 +252,7 @@ class _Import:
         self.on_check(Check(name, True, detail))
 
     def run(self) -> ImportResult:
-        report = verify_bundle(self.bundle, self.keys, at=self.at, on_check=self.on_check, cancel=self.cancel)
+        report = verify_bundle(self.bundle, self.keys, at=self.at, observer=CheckObserver(self.on_check, self.cancel))
         if report.error is not None:
             raise report.error
         manifest = report.manifest

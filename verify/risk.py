@@ -19,7 +19,7 @@ Checks, in order, each reported as it completes; the first failure decides the e
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -30,7 +30,7 @@ import orjson
 
 from core.clock import rfc3339, utcnow
 from core.errors import BadInputError, IntegrityError, PolicyRefusal
-from core.progress import Check
+from core.progress import Observer
 from core.trust import TrustedKey
 from verify.bundle import VerifyReport, verify_then
 from verify.extract import KindVerification
@@ -227,7 +227,7 @@ def verify_risk_bundle(
     policy: FreshnessPolicy = FreshnessPolicy.BLOCK,
     grace: timedelta | None = None,
     at: datetime | None = None,
-    on_check: Callable[[Check], None] | None = None,
+    observer: Observer | None = None,
     extract_to: Path | None = None,
 ) -> RiskReport:
     """Verify a risk bundle against ``keys`` and its freshness at ``at`` (default: now) under ``policy``.
@@ -235,12 +235,11 @@ def verify_risk_bundle(
     ``report.error`` is the first failure (its exit code is the command's). With ``extract_to``, each provider's
     raw dataset is copied there once it verified (``report.extracted``), for import.
     """
-    show = on_check or (lambda _c: None)
     if policy is FreshnessPolicy.GRACE and grace is None:
         grace = DEFAULT_GRACE
     report = RiskReport(str(bundle), policy, grace, at or utcnow().replace(microsecond=0))
 
     def then(work: Path) -> None:
-        _RiskVerification(bundle, keys, report, show, work, extract_to).run(str(report.manifest["sha256"]))
+        _RiskVerification(bundle, keys, report, observer, work, extract_to).run(str(report.manifest["sha256"]))
 
-    return verify_then(report, keys, "risk", then, at=at, on_check=show)
+    return verify_then(report, keys, "risk", then, at=at, observer=observer)

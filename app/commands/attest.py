@@ -23,6 +23,7 @@ from app.output import print_json, stderr, stdout
 from core.errors import BadInputError, ExitCode, StellaError, UsageError
 from core.home import Home, resolve_home
 from core.ingest import FileResult, Outcome
+from core.progress import CheckObserver
 from verify.attest import AttestationReport, verify_attestation_bundle
 from verify.attest_sigstore import (
     AttestationResult,
@@ -176,7 +177,7 @@ def _verify(args: argparse.Namespace, extract_to: Path | None = None) -> Attesta
         trusted_keys(args),
         trust=trust,
         use_bundle_roots=not args.no_bundle_roots,
-        on_check=check_printer(args, 20),
+        observer=CheckObserver(check_printer(args, 20)),
         extract_to=extract_to,
     )
     if not args.json and report.results:

@@ -27,6 +27,7 @@ from core.ingest import DEFAULT_TENANT, validate_tenant
 from core.keys import KeyStore, read_passphrase_file
 from core.planner import plan_run
 from core.profiles import ProfileStore
+from core.progress import CheckObserver
 from core.runs import RunEngine
 from core.selectors import parse_selectors
 from core.signing import Signer
@@ -163,7 +164,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 # -- verify / serve ------------------------------------------------------------------------------
 def run_verify(args: argparse.Namespace) -> int:
-    report = verify_portal(args.bundle, trusted_keys(args), on_check=check_printer(args, 14))
+    report = verify_portal(args.bundle, trusted_keys(args), observer=CheckObserver(check_printer(args, 14)))
     m = report.manifest
     return finish(
         args,
@@ -191,7 +192,9 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--port {args.port} is not a TCP port", hint="0 picks any free port")
     workdir = Path(tempfile.mkdtemp(prefix="stella-serve-"))
     try:
-        report, root = materialize_portal(args.bundle, trusted_keys(args), workdir, on_check=check_printer(args, 14))
+        report, root = materialize_portal(
+            args.bundle, trusted_keys(args), workdir, observer=CheckObserver(check_printer(args, 14))
+        )
         if root is None:
             return finish(args, report) or 4
         handler = functools.partial(_QuietHandler, directory=str(root))

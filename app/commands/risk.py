@@ -27,6 +27,7 @@ from app.output import print_json, stderr, stdout
 from core.errors import BadInputError, StellaError, UsageError
 from core.home import Home, resolve_home
 from core.ingest import FileResult, Importer, ImportSummary, Outcome, detect
+from core.progress import CheckObserver
 from core.sources import Candidate
 from core.store import Store
 from verify.risk import FreshnessPolicy, RiskReport, verify_risk_bundle
@@ -85,7 +86,7 @@ def _verify(args: argparse.Namespace, extract_to: Path | None = None) -> RiskRep
         policy=policy,
         grace=grace,
         at=parse_at(args.at),
-        on_check=check_printer(args),
+        observer=CheckObserver(check_printer(args)),
         extract_to=extract_to,
     )
     if not args.json:

@@ -24,7 +24,7 @@ from app.commands.verify import parse_at, trusted_keys
 from app.output import print_json, stderr, stdout
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError, UsageError
-from core.progress import CancelToken, Check
+from core.progress import CancelToken, Check, CheckObserver
 from verify.bundle import copy_member, verify_bundle
 from verify.manifest import ListedFile, ManifestReader
 
@@ -134,7 +134,7 @@ def install_bundle(
 
     ``cancel`` stops it with ``Cancelled`` at the archive's next read or before the swap; the cache is then as
     it was."""
-    report = verify_bundle(bundle, keys, at=at, on_check=on_check, cancel=cancel)
+    report = verify_bundle(bundle, keys, at=at, observer=CheckObserver(on_check, cancel))
     if report.error is not None:
         raise report.error
     manifest = report.manifest

@@ -16,7 +16,7 @@ from core.age_stream import read_identities
 from core.clock import parse_at
 from core.errors import BadInputError, PolicyRefusal
 from core.home import resolve_home
-from core.progress import Check
+from core.progress import Check, CheckObserver
 from core.trust import TrustedKey
 from services.trust import keys_from_files
 from verify.bundle import VerifyReport, verify_bundle
@@ -156,7 +156,9 @@ def verify_and_import(
 def run(args: argparse.Namespace) -> int:
     keys = trusted_keys(args)
     identities = [i for path in args.identity or [] for i in read_identities(path)]
-    report = verify_bundle(args.bundle, keys, at=parse_at(args.at), on_check=check_printer(args), identities=identities)
+    report = verify_bundle(
+        args.bundle, keys, at=parse_at(args.at), observer=CheckObserver(check_printer(args)), identities=identities
+    )
     m = report.manifest
     return finish(
         args,

@@ -337,7 +337,7 @@ def test_redaction_allowlist_keeps_only_listed_fields(stella: Any, built: dict[s
 def test_a_cancelled_verification_raises_instead_of_giving_a_verdict(built: dict[str, Any]) -> None:
     from app.commands.verify import keys_from_files
     from core.errors import Cancelled
-    from core.progress import CancelToken, Check
+    from core.progress import CancelToken, Check, CheckObserver
     from verify.bundle import verify_bundle
 
     token = CancelToken()
@@ -350,6 +350,8 @@ def test_a_cancelled_verification_raises_instead_of_giving_a_verdict(built: dict
 
     with pytest.raises(Cancelled):
         verify_bundle(
-            built["bundle"], keys_from_files([built["pub"]]), on_check=cancel_after_the_signature, cancel=token
+            built["bundle"],
+            keys_from_files([built["pub"]]),
+            observer=CheckObserver(cancel_after_the_signature, token),
         )
     assert "signature" in seen and "files" not in seen

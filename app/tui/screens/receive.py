@@ -27,7 +27,7 @@ from app.commands.risk import freshness_policy, import_verified_risk
 from app.commands.trivy import SCAN_FLAGS, install_bundle
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from core.errors import Cancelled, StellaError, UsageError
-from core.progress import CancelToken, Check
+from core.progress import CancelToken, Check, CheckObserver
 from core.trust import TrustedKey, TrustStore
 from services.trust import keys_from_files
 from verify.attest import verify_attestation_bundle
@@ -391,7 +391,7 @@ class ReceiveScreen(StellaScreen):
                 self._keys(request),
                 policy=policy,
                 grace=grace,
-                on_check=self._report,
+                observer=CheckObserver(self._report),
                 extract_to=Path(work),
             )
             if report.error is not None:
@@ -416,7 +416,7 @@ class ReceiveScreen(StellaScreen):
         trust = Trust(keys=TrustStore(self.home).list(), roots=sigstore_roots(self.home), policy=policy)
         with tempfile.TemporaryDirectory(prefix="stella-attest-import-") as work:
             report = verify_attestation_bundle(
-                request.bundle, keys, trust=trust, on_check=self._report, extract_to=Path(work)
+                request.bundle, keys, trust=trust, observer=CheckObserver(self._report), extract_to=Path(work)
             )
             if not bundle_verified(report):
                 raise report.error or UsageError("the bundle did not verify", path=str(request.bundle))
@@ -446,7 +446,7 @@ class ReceiveScreen(StellaScreen):
         return received, report.error or (rejected if isinstance(rejected, StellaError) else None)
 
     def _devportal(self, request: ReceiveRequest) -> tuple[Received, StellaError | None]:
-        report = verify_portal(request.bundle, self._keys(request), on_check=self._report)
+        report = verify_portal(request.bundle, self._keys(request), observer=CheckObserver(self._report))
         if report.error is not None:
             raise report.error
         m = report.manifest

@@ -31,7 +31,7 @@ from core.home import Home
 from core.keys import KeyStore, keyid_of, read_passphrase_file
 from core.planner import plan_run
 from core.profiles import ProfileStore, parse_profile_ref
-from core.progress import CancelToken, Check
+from core.progress import CancelToken, Check, CheckObserver
 from core.runs import ExportRun, RunEngine, RunState
 from core.selectors import parse_selectors
 from core.signing import Signer, algorithm_of
@@ -218,7 +218,9 @@ class RunScreen(StellaScreen):
             raise  # the screen shows the CLI's sentence in a modal
         self.post_message(RunEnded(done))
         assert done.artifact_path is not None
-        report = verify_bundle(done.artifact_path, [signer_key(home, done.key_name)], on_check=self._checked)
+        report = verify_bundle(
+            done.artifact_path, [signer_key(home, done.key_name)], observer=CheckObserver(self._checked)
+        )
         summary = provenance_summary(done.artifact_path) if report.ok else ""
         self.post_message(RunVerified(report, summary))
 

@@ -17,7 +17,7 @@ from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown
 from app.tui.screens.modals import ErrorModal
 from app.tui.screens.receive import ReceiveScreen, Receiving, receiving_for
 from core.errors import Cancelled
-from core.progress import CancelToken, Check
+from core.progress import CancelToken, Check, CheckObserver
 from core.trust import TrustedKey, TrustStore
 from services.trust import keys_from_files
 from verify.bundle import VerifyReport, verify_bundle
@@ -157,7 +157,7 @@ class VerifyScreen(StellaScreen):
     def run_verify(self, bundle: Path, key: Path | None, token: CancelToken) -> None:
         try:
             keys = keys_from_files([key]) if key else TrustStore(self.home).list()
-            report = verify_bundle(bundle, keys, on_check=self._report, cancel=token)
+            report = verify_bundle(bundle, keys, observer=CheckObserver(self._report, token))
         except Cancelled as exc:
             self.post_message(VerifyCancelled(exc.diagnostics()))
             return

@@ -1,0 +1,89 @@
+"""What `stella` loads to start: `--version` and `--help` load no command, and `stella verify` of a real bundle loads
+the verifier and nothing of the writer, the store, the adapters or the UI libraries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.cli import COMMANDS, build_parser
+from tests.conftest import ROOT
+
+# Runs `stella ARGS` in this interpreter, then writes what it imported to the file named first: project modules in
+# full, third-party packages by their top-level name.
+DRIVER = """
+import json, sys
+out, argv = sys.argv[1], sys.argv[2:]
+from app.cli import main
+try:
+    code = main(argv)
+except SystemExit as exc:
+    code = exc.code or 0
+project = ("app", "core", "verify", "services", "adapters")
+top = {m.split(".")[0] for m in sys.modules}
+with open(out, "w") as fh:
+    json.dump({
+        "code": code,
+        "project": sorted(m for m in sys.modules if m.split(".")[0] in project),
+        "third_party": sorted(t for t in top - set(sys.stdlib_module_names) - set(project) if not t.startswith("_")),
+    }, fh)
+"""
+UI_AND_STORE = {"duckdb", "pyarrow", "textual", "rich"}
+
+
+def loaded_by(tmp_path: Path, *args: str | Path) -> dict[str, Any]:
+    record = tmp_path / "loaded.json"
+    run = subprocess.run(
+        [sys.executable, "-c", DRIVER, str(record), *map(str, args)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert run.returncode == 0, run.stderr
+    loaded: dict[str, Any] = json.loads(record.read_text())
+    return loaded
+
+
+@pytest.mark.parametrize("option", ["--version", "--help"])
+def test_version_and_help_load_no_command(tmp_path: Path, option: str) -> None:
+    loaded = loaded_by(tmp_path, option)
+    assert loaded["code"] == 0
+    assert not UI_AND_STORE & set(loaded["third_party"]), loaded["third_party"]
+    assert "cryptography" not in loaded["third_party"]
+    assert not [m for m in loaded["project"] if m.startswith(("adapters", "app.commands", "app.tui", "services"))]
+
+
+@pytest.fixture
+def bundle(stella: Any, tmp_path: Path) -> tuple[Path, Path]:
+    """A signed json:raw bundle of the sample advisories and its signer's public key."""
+    assert stella("import", "--quiet", ROOT / "samples" / "advisories").code == 0
+    assert stella("keys", "generate", "signer").code == 0
+    pub = tmp_path / "signer.pub"
+    assert stella("keys", "export-public", "signer", "--out", pub).code == 0
+    out = tmp_path / "bundle.tar.zst"
+    res = stella("export", "run", "--profile", "json:raw", "--key", "signer", "--out", out)
+    assert res.code == 0, res.err
+    return out, pub
+
+
+def test_stella_verify_loads_the_verifier_and_nothing_else(tmp_path: Path, bundle: tuple[Path, Path]) -> None:
+    archive, pub = bundle
+    loaded = loaded_by(tmp_path, "verify", archive, "--key", pub)
+    assert loaded["code"] == 0
+    assert not UI_AND_STORE & set(loaded["third_party"]), loaded["third_party"]
+    heavy = [
+        m
+        for m in loaded["project"]
+        if m.startswith(("adapters", "core.store", "app.tui")) or m in ("core.bundle", "core.ingest")
+    ]
+    assert heavy == [], f"stella verify loaded {heavy}"
+    assert "verify.bundle" in loaded["project"]  # the driver saw the verification itself
+
+
+def test_help_lists_each_command_with_the_help_its_module_registers() -> None:
+    """`stella --help` reads the static table; the full parser of each command says the same."""
+    listed = build_parser().format_help()
+    for name in COMMANDS:
+        assert build_parser(name).format_help() == listed, f"the help of {name!r} differs from app.cli.COMMANDS"
