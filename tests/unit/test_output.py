@@ -56,7 +56,7 @@ def our_out(text: str, *, terminal: bool, markup: bool = True, end: str = "\n") 
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("text", LINES + [f"[bold]{escape(d)}[/] and {escape(d)}" for d in DATA])
+@pytest.mark.parametrize("text", [*LINES, *(f"[bold]{escape(d)}[/] and {escape(d)}" for d in DATA)])
 def test_plain_output_is_rich_output(text: str) -> None:
     assert our_out(text, terminal=False) == rich_out(text, terminal=False)
     assert our_out(text, terminal=False, markup=False) == rich_out(text, terminal=False, markup=False)
@@ -77,7 +77,7 @@ def test_terminal_output_is_rich_output(text: str) -> None:
     assert our_out(text, terminal=True) == rich_out(text, terminal=True)
 
 
-@pytest.mark.parametrize("text", DATA + ["", "\\", "a\\", "a\\\\", "[bold]", "[a][/b]", "x\\[y]"])
+@pytest.mark.parametrize("text", [*DATA, "", "\\", "a\\", "a\\\\", "[bold]", "[a][/b]", "x\\[y]"])
 def test_escape_is_rich_escape(text: str) -> None:
     assert escape(text) == rich_escape(text)
     markup = f"[red]{escape(text)}[/]"
