@@ -334,6 +334,15 @@ class ProfileUpdate:
     profile: Profile
     changed: bool
 
+    @property
+    def text(self) -> str:
+        """The sentence `stella export profile update` prints."""
+        return f"profile {self.profile.ref}" + (" (new revision)" if self.changed else " unchanged: same config")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` form: the profile, and whether the update made a new revision."""
+        return {"changed": self.changed, **self.profile.to_dict()}
+
 
 def parse_profile_ref(text: str) -> tuple[str, int | None]:
     """``json:raw`` -> (``json:raw``, None); ``nightly@3`` -> (``nightly``, 3)."""

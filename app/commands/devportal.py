@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
-import secrets
 import shutil
 import signal
 import tempfile
@@ -13,28 +12,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
-from adapters.devportal import import_portal, list_portals, resolve_portal
-from adapters.profiles.builder import bundle_builder
-from adapters.profiles.registry import run_options
 from app.commands.verify import check_printer, finish, trusted_keys
-from app.output import RichSink, print_json, stderr, stdout, table
-from core.clock import utcnow
+from app.output import RichSink, escape, print_json, stderr, stdout, table
 from core.errors import UsageError
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT, validate_tenant
-from core.keys import KeyStore, read_passphrase_file
-from core.planner import plan_run
-from core.profiles import ProfileStore
+from core.ingest import DEFAULT_TENANT
 from core.progress import CheckObserver
-from core.runs import RunEngine
-from core.selectors import parse_selectors
-from core.signing import Signer
-from core.store import Store
+from services.devportal import export_devportal, import_devportal, list_devportals
 from verify.devportal import materialize_portal, verify_portal
-
-PROFILE_ID = "devportal:offline"
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -101,8 +86,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 # -- import / list -------------------------------------------------------------------------------
 def run_import(args: argparse.Namespace) -> int:
-    with Store.open(resolve_home(args.home)) as store:
-        result = import_portal(store, args.dir, portal=args.portal, tenant=validate_tenant(args.tenant))
+    result = import_devportal(resolve_home(args.home), args.dir, portal=args.portal, tenant=args.tenant)
     if args.json:
         print_json(result.to_dict())
         return 0
@@ -119,8 +103,7 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with Store.open(resolve_home(args.home), read_only=True) as store:
-        portals = list_portals(store, validate_tenant(args.tenant))
+    portals = list_devportals(resolve_home(args.home), args.tenant)
     if args.json:
         print_json({"portals": portals})
         return 0
@@ -133,25 +116,18 @@ def run_list(args: argparse.Namespace) -> int:
 
 # -- export --------------------------------------------------------------------------------------
 def run_export(args: argparse.Namespace) -> int:
-    home = resolve_home(args.home)
-    tenant = validate_tenant(args.tenant)
-    with Store.open(home) as store:
-        portal, tree = resolve_portal(store, tenant, args.portal)
-        out = args.out
-        if out is None:
-            stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-            out = home.root / "exports" / f"devportal-{portal}-{stamp}-{secrets.token_hex(3)}.tgz"
-        profile = ProfileStore(store).get(tenant, PROFILE_ID)
-        options = run_options(profile.config, {"portal": portal, "tree": tree}, store)
-        # The portal's tree listings are its only inputs: they pin every file by digest (see docs/devportal.md).
-        selectors = parse_selectors([f"include_id={portal}"])
-        run = plan_run(store, tenant, profile, selectors, key_name=args.key, out_path=out.resolve(), options=options)
-        passphrase = read_passphrase_file(args.passphrase_file) if args.passphrase_file else None
-        signer = Signer.from_keystore(KeyStore(home), args.key or run.key_name, passphrase)
-        sink = RichSink("building portal bundle")
-        done = RunEngine(store).execute(run.run_id, bundle_builder(store, signer), sink, sink.cancel)
+    result = export_devportal(
+        resolve_home(args.home),
+        args.tenant,
+        portal=args.portal,
+        out=args.out,
+        key=args.key,
+        passphrase_file=args.passphrase_file,
+        observer=RichSink("building portal bundle"),
+    )
+    done, portal = result.run, result.portal
     if args.json:
-        print_json(done.to_dict() | {"portal": portal, "tree": tree})
+        print_json(result.to_dict())
         return 0
     art = done.to_dict()["artifact"] or {}
     stdout.print(

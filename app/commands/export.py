@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
-from adapters.profiles.builder import bundle_builder
-from adapters.profiles.registry import run_options
-from adapters.sources.registry import format_names
-from app.output import RichSink, print_json, stdout, table
-from core.clock import utcnow
-from core.errors import BadInputError, StoreLockedError, UsageError
-from core.home import Home, resolve_home
-from core.ingest import DEFAULT_TENANT, validate_tenant
-from core.keys import KeyStore, read_passphrase_file
-from core.planner import plan_run
-from core.profiles import ProfileStore, parse_overrides, parse_profile_ref
-from core.runs import ExportRun, RunEngine, request_cancel
-from core.selectors import parse_selectors
-from core.signing import Signer
-from core.store import Store
+from app.output import RichSink, escape, print_json, stdout, table
+from core.home import resolve_home
+from core.ingest import DEFAULT_TENANT
+from core.runs import ExportRun
+from services import export as export_service
+from services.export import (
+    ExportRequest,
+    cancel_export,
+    download_run,
+    list_runs,
+    retry_export,
+    show_run,
+)
+from services.profiles import create_profile, list_profiles, show_profile, update_profile
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -90,8 +85,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 # -- profiles ------------------------------------------------------------------------------------
 def run_profile_list(args: argparse.Namespace) -> int:
-    with Store.open(resolve_home(args.home)) as store:
-        profiles = ProfileStore(store).list(validate_tenant(args.tenant))
+    profiles = list_profiles(resolve_home(args.home), args.tenant)
     if args.json:
         print_json({"profiles": [p.to_dict() for p in profiles]})
         return 0
@@ -104,107 +98,53 @@ def run_profile_list(args: argparse.Namespace) -> int:
 
 
 def run_profile_show(args: argparse.Namespace) -> int:
-    name, revision = parse_profile_ref(args.profile)
-    with Store.open(resolve_home(args.home)) as store:
-        profile = ProfileStore(store).get(validate_tenant(args.tenant), name, revision)
-    _show_json(args, profile.to_dict())
+    _show_json(args, show_profile(resolve_home(args.home), args.tenant, args.profile).to_dict())
     return 0
 
 
 def run_profile_create(args: argparse.Namespace) -> int:
-    with Store.open(resolve_home(args.home)) as store:
-        profile = ProfileStore(store).create(
-            validate_tenant(args.tenant), args.profile_id, args.base, parse_overrides(args.settings)
-        )
+    profile = create_profile(resolve_home(args.home), args.tenant, args.profile_id, args.base, args.settings)
     _say(args, profile.to_dict(), f"created profile {profile.ref} from {args.base}")
     return 0
 
 
 def run_profile_update(args: argparse.Namespace) -> int:
-    with Store.open(resolve_home(args.home)) as store:
-        result = ProfileStore(store).update(
-            validate_tenant(args.tenant), args.profile_id, parse_overrides(args.settings)
-        )
-    msg = f"profile {result.profile.ref}" + (" (new revision)" if result.changed else " unchanged: same config")
-    _say(args, {"changed": result.changed, **result.profile.to_dict()}, msg)
+    result = update_profile(resolve_home(args.home), args.tenant, args.profile_id, args.settings)
+    _say(args, result.to_dict(), result.text)
     return 0
 
 
 # -- runs ----------------------------------------------------------------------------------------
-def _signer(home: Home, name: str, passphrase_file: Path | None) -> Signer:
-    passphrase = read_passphrase_file(passphrase_file) if passphrase_file else None
-    return Signer.from_keystore(KeyStore(home), name, passphrase)
-
-
-def _execute(store: Store, home: Home, run: ExportRun, args: argparse.Namespace) -> ExportRun:
-    signer = _signer(home, args.key or run.key_name, args.passphrase_file)
-    encrypt = None
-    if args.encrypt_passphrase_file:
-        encrypt = read_passphrase_file(args.encrypt_passphrase_file).decode("utf-8", "strict")
-    sink = RichSink("building bundle")
-    limit = _max_active()
-    return RunEngine(store, max_active_per_tenant=limit).execute(
-        run.run_id, bundle_builder(store, signer, passphrase=encrypt), sink, sink.cancel
-    )
-
-
-def _recipients(args: argparse.Namespace) -> list[str]:
-    """``--recipient`` values plus the lines of ``--recipients-file`` (age's format: # comments, blanks)."""
-    values = list(args.recipient)
-    if args.recipients_file is not None:
-        try:
-            text = args.recipients_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise BadInputError(f"cannot read recipients file: {exc.strerror}", path=str(args.recipients_file)) from exc
-        values += [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-        if not values:
-            raise BadInputError("the recipients file lists no recipient", path=str(args.recipients_file))
-    return values
-
-
-def _max_active() -> int:
-    """Runs a tenant may have active at once (STELLA_MAX_ACTIVE_RUNS, default 4); beyond it: exit 7."""
-    text = os.environ.get("STELLA_MAX_ACTIVE_RUNS", "4")
-    if not text.isdigit() or int(text) < 1:
-        raise UsageError(f"STELLA_MAX_ACTIVE_RUNS={text!r} is not a positive integer")
-    return int(text)
-
-
 def run_export(args: argparse.Namespace) -> int:
-    home = resolve_home(args.home)
-    tenant = validate_tenant(args.tenant)
-    _max_active()  # a bad setting is refused before anything is planned
-    name, revision = parse_profile_ref(args.profile)
-    selectors = parse_selectors(args.selector, known_formats=format_names())
-    out = args.out
-    if out is None:
-        stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-        out = home.root / "exports" / f"{name.replace(':', '-')}-{stamp}-{secrets.token_hex(3)}.tar.zst"
-    requested: dict[str, Any] = {
-        "encryptionRecipients": _recipients(args),
-        "base": args.base,
-        "trivySchema": args.trivy_schema,
-        "providers": args.provider,
-    }
-    if requested["encryptionRecipients"] and args.encrypt_passphrase_file:
-        raise UsageError(
-            "--encrypt-passphrase-file cannot be combined with recipients", hint="age allows one or the other"
-        )
-    with Store.open(home) as store:
-        profile = ProfileStore(store).get(tenant, name, revision)
-        options = run_options(profile.config, requested, store)
-        run = plan_run(store, tenant, profile, selectors, key_name=args.key, out_path=out.resolve(), options=options)
-        done = _execute(store, home, run, args)
-    _report_run(args, done)
+    request = ExportRequest(
+        tenant=args.tenant,
+        profile=args.profile,
+        selectors=tuple(args.selector),
+        key=args.key,
+        passphrase_file=args.passphrase_file,
+        recipients=tuple(args.recipient),
+        recipients_file=args.recipients_file,
+        encrypt_passphrase_file=args.encrypt_passphrase_file,
+        out=args.out,
+        base=args.base,
+        trivy_schema=args.trivy_schema,
+        providers=tuple(args.provider),
+    )
+    sink = RichSink("building bundle")
+    _report_run(args, export_service.run_export(resolve_home(args.home), request, observer=sink))
     return 0
 
 
 def run_retry(args: argparse.Namespace) -> int:
-    home = resolve_home(args.home)
-    with Store.open(home) as store:
-        engine = RunEngine(store)
-        new_id = engine.retry(args.run_id, out_path=args.out.resolve() if args.out else None)
-        done = _execute(store, home, engine.get_run(new_id), args)
+    done = retry_export(
+        resolve_home(args.home),
+        args.run_id,
+        out=args.out,
+        key=args.key,
+        passphrase_file=args.passphrase_file,
+        encrypt_passphrase_file=args.encrypt_passphrase_file,
+        observer=RichSink("building bundle"),
+    )
     _report_run(args, done)
     return 0
 
@@ -222,8 +162,7 @@ def _report_run(args: argparse.Namespace, run: ExportRun) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    with Store.open(resolve_home(args.home), read_only=True) as store:
-        runs = RunEngine(store).list_runs(validate_tenant(args.tenant), limit=args.limit)
+    runs = list_runs(resolve_home(args.home), args.tenant, limit=args.limit)
     if args.json:
         print_json({"runs": [r.to_dict() for r in runs]})
         return 0
@@ -233,33 +172,18 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    with Store.open(resolve_home(args.home), read_only=True) as store:
-        engine = RunEngine(store)
-        run = engine.get_run(args.run_id)
-        body = run.to_dict() | {
-            "events": [e.to_dict() for e in engine.events(args.run_id)],
-            "distributions": [d.to_dict() for d in engine.distributions(args.run_id)],
-        }
-    _show_json(args, body)
+    _show_json(args, show_run(resolve_home(args.home), args.run_id).to_dict())
     return 0
 
 
 def run_cancel(args: argparse.Namespace) -> int:
-    home = resolve_home(args.home)
-    try:
-        with Store.open(home) as store:
-            run = RunEngine(store).cancel_run(args.run_id)
-        _say(args, run.to_dict(), f"run {run.run_id} is {run.state}")
-    except StoreLockedError:
-        # The run is being built by the process holding the store: ask it to stop at its next unit.
-        path = request_cancel(home, args.run_id)
-        _say(args, {"runId": args.run_id, "cancelRequested": str(path)}, f"asked run {args.run_id} to stop")
+    outcome = cancel_export(resolve_home(args.home), args.run_id)
+    _say(args, outcome.to_dict(), outcome.text)
     return 0
 
 
 def run_download(args: argparse.Namespace) -> int:
-    with Store.open(resolve_home(args.home)) as store:
-        dist = RunEngine(store).download(args.run_id, args.to, sink=RichSink("copying"))
+    dist = download_run(resolve_home(args.home), args.run_id, args.to, observer=RichSink("copying"))
     _say(args, dist.to_dict(), f"copied to {dist.to_dict().get('target')} (digest checked)")
     return 0
 

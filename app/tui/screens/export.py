@@ -15,16 +15,17 @@ from textual.timer import Timer
 from textual.widgets import Button, ContentSwitcher, DataTable, Footer, Header, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
-from adapters.sources.registry import format_names
 from app.tui.screens.base import StellaScreen, sentence_of, shown_path
 from app.tui.screens.modals import ErrorModal
-from app.tui.screens.run import RunRequest, RunScreen
+from app.tui.screens.run import RunScreen
 from core.errors import StellaError, UsageError
 from core.ingest import DEFAULT_TENANT, validate_tenant
-from core.keys import KeyInfo, KeyStore
-from core.profiles import Profile, ProfileStore
-from core.selectors import SELECTOR_KEYS, count_inputs, parse_selectors
-from core.store import Store
+from core.keys import KeyInfo
+from core.profiles import Profile
+from core.selectors import SELECTOR_KEYS
+from services.export import ExportRequest, check_selectors, count_export_inputs
+from services.keys import list_keys
+from services.profiles import list_profiles
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("step-profile", "1/4 profile"),
@@ -151,10 +152,9 @@ class ExportScreen(StellaScreen):
     @work(thread=True, exclusive=True, group="wizard-profiles", exit_on_error=False, description="read profiles")
     def load_profiles(self, tenant: str) -> None:
         validate_tenant(tenant)
-        keys = KeyStore(self.home).list()
-        # Writable, as `stella export profile list`: the builtins are seeded on first use.
-        with self.store_guard, Store.open(self.home) as store:
-            profiles = ProfileStore(store).list(tenant)
+        keys = list_keys(self.home)
+        with self.store_guard:
+            profiles = list_profiles(self.home, tenant)
         self.loaded(ProfilesRead(tenant, profiles, keys))
 
     def on_profiles_read(self, message: ProfilesRead) -> None:
@@ -198,9 +198,8 @@ class ExportScreen(StellaScreen):
     @work(thread=True, exclusive=True, group="wizard-count", exit_on_error=False, description="count inputs")
     def count(self, tenant: str, profile: Profile, text: str) -> None:
         try:
-            selectors = parse_selectors(split_words(text), known_formats=format_names())
-            with self.store_guard, Store.open(self.home, read_only=True) as store:
-                counts = count_inputs(store, tenant, selectors, profile.config.record_types)
+            with self.store_guard:
+                counts = count_export_inputs(self.home, tenant, profile, split_words(text))
         except StellaError as exc:
             # While typing, a half-written selector is normal: say why inline instead of opening a modal.
             self.post_message(InputsCounted(text, None, exc.diagnostics()))
@@ -270,12 +269,12 @@ class ExportScreen(StellaScreen):
             if self.chosen_profile() is None:
                 raise UsageError(f"no profile chosen for tenant {self.tenant!r}", hint="pick one in the list")
         elif name == "step-selectors":
-            parse_selectors(self.selector_args(), known_formats=format_names())
+            check_selectors(self.selector_args())
 
     def selector_args(self) -> list[str]:
         return split_words(self.query_one("#wiz-selectors", Input).value)
 
-    def request(self) -> RunRequest:
+    def request(self) -> ExportRequest:
         profile = self.chosen_profile()
         assert profile is not None
         key = self.query_one("#wiz-key", Select).value
@@ -283,7 +282,7 @@ class ExportScreen(StellaScreen):
         out = self.query_one("#wiz-out", Input).value.strip()
         base = self.query_one("#wiz-base", Input).value.strip()
         delta = profile.config.profile_kind == "mirror:delta"
-        return RunRequest(
+        return ExportRequest(
             tenant=self.tenant,
             profile=profile.ref,
             selectors=tuple(self.selector_args()),

@@ -15,9 +15,9 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.export import split_words
 from app.tui.screens.forms import Field, FormModal
-from core.ingest import DEFAULT_TENANT, validate_tenant
-from core.profiles import BUILTIN_PROFILES, Profile, ProfileStore, parse_overrides
-from core.store import Store
+from core.ingest import DEFAULT_TENANT
+from core.profiles import BUILTIN_PROFILES, Profile
+from services.profiles import create_profile, list_profiles, profile_revisions, update_profile
 
 SETTINGS_HINT = (
     "FIELD=VALUE pairs, space separated, as `--set`: record_types=advisory,vex compression_level=19 "
@@ -105,9 +105,8 @@ class ProfilesScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="profiles", exit_on_error=False, description="read profiles")
     def load(self, tenant: str) -> None:
-        validate_tenant(tenant)
-        with self.store_guard, Store.open(self.home) as store:
-            profiles = ProfileStore(store).list(tenant)
+        with self.store_guard:
+            profiles = list_profiles(self.home, tenant)
         self.loaded(ProfilesRead(tenant, profiles))
 
     def on_profiles_read(self, message: ProfilesRead) -> None:
@@ -138,8 +137,8 @@ class ProfilesScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="profile-revisions", exit_on_error=False, description="read revisions")
     def load_revisions(self, tenant: str, profile_id: str) -> None:
-        with self.store_guard, Store.open(self.home) as store:
-            revisions = ProfileStore(store).revisions(tenant, profile_id)
+        with self.store_guard:
+            revisions = profile_revisions(self.home, tenant, profile_id)
         self.loaded(RevisionsRead(revisions))
 
     def on_revisions_read(self, message: RevisionsRead) -> None:
@@ -183,10 +182,8 @@ class ProfilesScreen(StellaScreen):
 
     @work(thread=True, group="profile-write", exit_on_error=False, description="create a profile")
     def create_profile(self, tenant: str, profile_id: str, base: str, settings: list[str]) -> None:
-        overrides = parse_overrides(settings)
-        validate_tenant(tenant)
-        with self.store_guard, Store.open(self.home) as store:
-            profile = ProfileStore(store).create(tenant, profile_id, base, overrides)
+        with self.store_guard:
+            profile = create_profile(self.home, tenant, profile_id, base, settings)
         self.post_message(ProfileSaved(profile, f"created profile {profile.ref} from {base}"))
 
     def action_edit(self) -> None:
@@ -209,11 +206,9 @@ class ProfilesScreen(StellaScreen):
 
     @work(thread=True, group="profile-write", exit_on_error=False, description="update a profile")
     def update_profile(self, tenant: str, profile_id: str, settings: list[str]) -> None:
-        overrides = parse_overrides(settings)
-        with self.store_guard, Store.open(self.home) as store:
-            result = ProfileStore(store).update(tenant, profile_id, overrides)
-        text = f"profile {result.profile.ref}" + (" (new revision)" if result.changed else " unchanged: same config")
-        self.post_message(ProfileSaved(result.profile, text))
+        with self.store_guard:
+            result = update_profile(self.home, tenant, profile_id, settings)
+        self.post_message(ProfileSaved(result.profile, result.text))
 
     def on_profile_saved(self, message: ProfileSaved) -> None:
         self.notify(message.text)

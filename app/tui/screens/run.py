@@ -1,17 +1,13 @@
 """The run screen: plan and build one export with live progress, cancel, then the summary and a verification.
 
-It makes the calls `stella export run` makes, in the same order (profile, selectors, run options, plan, signer,
-execute), so a failure shows the CLI's sentence; then it verifies the new bundle as `stella verify --key` would.
+It calls what `stella export run` calls (:func:`services.export.run_export`), so a failure shows the CLI's sentence;
+then it verifies the new bundle as `stella verify --key` would.
 """
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import orjson
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -19,46 +15,12 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static
 
-from adapters.profiles.builder import bundle_builder
-from adapters.profiles.registry import run_options
-from adapters.sources.registry import format_names
-from app.commands.export import _max_active
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
-from core.archive import ReaderLimits, SafeArchiveReader
-from core.clock import utcnow
 from core.errors import Cancelled
-from core.home import Home
-from core.keys import KeyStore, keyid_of, read_passphrase_file
-from core.planner import plan_run
-from core.profiles import ProfileStore, parse_profile_ref
 from core.progress import CancelToken, Check, CheckObserver
-from core.runs import ExportRun, RunEngine, RunState
-from core.selectors import parse_selectors
-from core.signing import Signer, algorithm_of
-from core.store import Store
-from core.trust import TrustedKey, parse_public_key
-from verify.bundle import PROVENANCE, VerifyReport, verify_bundle
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """Everything the wizard collected: the arguments of `stella export run`."""
-
-    tenant: str
-    profile: str  # ID or ID@REVISION
-    selectors: tuple[str, ...] = ()
-    key: str | None = None
-    passphrase_file: Path | None = None
-    recipients: tuple[str, ...] = ()
-    out: Path | None = None
-    base: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def default_out(home: Home, profile_id: str) -> Path:
-    """Where `stella export run` puts a bundle when no --out is given."""
-    stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
-    return home.root / "exports" / f"{profile_id.replace(':', '-')}-{stamp}-{secrets.token_hex(3)}.tar.zst"
+from core.runs import ExportRun, RunState
+from services.export import ExportRequest, run_export, verify_built
+from verify.bundle import VerifyReport
 
 
 class RunPlanned(Message):
@@ -123,33 +85,6 @@ class RunSink:
         return self.token.is_cancelled()
 
 
-def signer_key(home: Home, name: str) -> TrustedKey:
-    """The public half of signing key ``name`` as a trusted key: what `stella verify --key NAME.pub` uses."""
-    public = parse_public_key(KeyStore(home).public_pem(name), source=f"key {name}")
-    return TrustedKey(f"key {name}", keyid_of(public), algorithm_of(public), public)
-
-
-def provenance_summary(bundle: Path) -> str:
-    """A few lines about the bundle's provenance.json (in-toto statement, SLSA predicate)."""
-    with SafeArchiveReader(bundle, ReaderLimits()) as reader:
-        for member in reader:
-            if member.name == PROVENANCE:
-                with member.stream() as src:
-                    statement = orjson.loads(src.read())
-                break
-        else:
-            return "no provenance.json in the bundle"
-    predicate = statement.get("predicate") or {}
-    build = predicate.get("buildDefinition") or {}
-    builder = (predicate.get("runDetails") or {}).get("builder") or {}
-    return (
-        f"provenance: {statement.get('_type')}\n"
-        f"  predicate {statement.get('predicateType')}, buildType {build.get('buildType')}\n"
-        f"  {len(statement.get('subject') or [])} subjects, "
-        f"{len(build.get('resolvedDependencies') or [])} resolved dependencies, builder {builder.get('id')}"
-    )
-
-
 class RunScreen(StellaScreen):
     """One export run from plan to verified bundle. Escape cancels while it runs and closes the screen after."""
 
@@ -158,7 +93,7 @@ class RunScreen(StellaScreen):
         Binding("h", "runs", "Runs"),
     ]
 
-    def __init__(self, request: RunRequest) -> None:
+    def __init__(self, request: ExportRequest) -> None:
         super().__init__()
         self.request = request
         self.token: CancelToken | None = CancelToken()
@@ -187,29 +122,11 @@ class RunScreen(StellaScreen):
         self.build(self.request, self.token)
 
     @work(thread=True, exclusive=True, group="run", exit_on_error=False, description="build a bundle")
-    def build(self, req: RunRequest, token: CancelToken) -> None:
+    def build(self, req: ExportRequest, token: CancelToken) -> None:
         home = self.home
-        name, revision = parse_profile_ref(req.profile)
         try:
-            with self.store_guard, Store.open(home) as store:
-                limit = _max_active()
-                selectors = parse_selectors(list(req.selectors), known_formats=format_names())
-                profile = ProfileStore(store).get(req.tenant, name, revision)
-                requested: dict[str, Any] = {
-                    "encryptionRecipients": list(req.recipients),
-                    "base": req.base,
-                    **req.extra,
-                }
-                options = run_options(profile.config, requested, store)
-                out = (req.out or default_out(home, name)).expanduser().resolve()
-                run = plan_run(store, req.tenant, profile, selectors, key_name=req.key, out_path=out, options=options)
-                self.post_message(RunPlanned(run))
-                passphrase = read_passphrase_file(req.passphrase_file) if req.passphrase_file else None
-                signer = Signer.from_keystore(KeyStore(home), req.key or run.key_name, passphrase)
-                sink = RunSink(self, token)
-                done = RunEngine(store, max_active_per_tenant=limit).execute(
-                    run.run_id, bundle_builder(store, signer), sink, token
-                )
+            with self.store_guard:
+                done = run_export(home, req, observer=RunSink(self, token), on_planned=self._planned)
         except Cancelled as exc:
             self.post_message(RunEnded(None, cancelled=exc.diagnostics()))
             return
@@ -217,12 +134,11 @@ class RunScreen(StellaScreen):
             self.post_message(RunEnded(None))
             raise  # the screen shows the CLI's sentence in a modal
         self.post_message(RunEnded(done))
-        assert done.artifact_path is not None
-        report = verify_bundle(
-            done.artifact_path, [signer_key(home, done.key_name)], observer=CheckObserver(self._checked)
-        )
-        summary = provenance_summary(done.artifact_path) if report.ok else ""
-        self.post_message(RunVerified(report, summary))
+        checked = verify_built(home, done, observer=CheckObserver(self._checked))
+        self.post_message(RunVerified(checked.report, checked.provenance))
+
+    def _planned(self, run: ExportRun) -> None:
+        self.post_message(RunPlanned(run))
 
     def _checked(self, check: Check) -> None:
         self.post_message(CheckPassed(check))
@@ -280,8 +196,8 @@ class RunScreen(StellaScreen):
         if report.ok:
             m = report.manifest
             verdict.update(
-                f"verified: manifest sha256 {str(m.get('sha256'))[:16]}..., {m.get('fileCount')} files, "
-                f"created {m.get('createdAt')}\n{message.provenance}"
+                f"verified: manifest sha256 {str(m.sha256)[:16]}..., {m.file_count} files, "
+                f"created {m.created_at}\n{message.provenance}"
             )
             verdict.set_class(True, "ok")
         else:

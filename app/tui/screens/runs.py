@@ -16,10 +16,9 @@ from app.tui.screens.base import StellaScreen, shown_path
 from app.tui.screens.forms import ConfirmModal
 from app.tui.screens.modals import TextModal
 from core.canonical import canonical_json
-from core.errors import StoreLockedError
-from core.ingest import DEFAULT_TENANT, validate_tenant
-from core.runs import ExportRun, RunEngine, RunEvent, request_cancel
-from core.store import Store
+from core.ingest import DEFAULT_TENANT
+from core.runs import ExportRun, RunEvent
+from services.export import cancel_export, list_runs, run_events
 
 RUNS_LIMIT = 50
 
@@ -108,9 +107,8 @@ class RunsScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="runs", exit_on_error=False, description="read the runs")
     def load_runs(self, tenant: str) -> None:
-        validate_tenant(tenant)
-        with self.store_guard, Store.open(self.home, read_only=True) as store:
-            runs = RunEngine(store).list_runs(tenant, limit=RUNS_LIMIT)
+        with self.store_guard:
+            runs = list_runs(self.home, tenant, limit=RUNS_LIMIT)
         self.loaded(RunsLoaded(tenant, runs))
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
@@ -148,10 +146,8 @@ class RunsScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="events", exit_on_error=False, description="read a run's events")
     def load_events(self, run_id: str) -> None:
-        with self.store_guard, Store.open(self.home, read_only=True) as store:
-            engine = RunEngine(store)
-            run = engine.get_run(run_id)
-            events = engine.events(run_id)
+        with self.store_guard:
+            run, events = run_events(self.home, run_id)
         self.loaded(EventsLoaded(run, events))
 
     def on_events_loaded(self, message: EventsLoaded) -> None:
@@ -192,17 +188,12 @@ class RunsScreen(StellaScreen):
         # screen, or another process), write the cancel request the running engine polls.
         if self.store_guard.acquire(blocking=False):
             try:
-                with Store.open(self.home) as store:
-                    run = RunEngine(store).cancel_run(run_id)
-                text = f"run {run.run_id} is {run.state}"
-            except StoreLockedError:
-                request_cancel(self.home, run_id)
-                text = f"asked run {run_id} to stop"
+                outcome = cancel_export(self.home, run_id)
             finally:
                 self.store_guard.release()
         else:
-            request_cancel(self.home, run_id)
-            text = f"asked run {run_id} to stop"
+            outcome = cancel_export(self.home, run_id, store_in_use=True)
+        text = outcome.text
         self.post_message(RunCancelled(text))
 
     def on_run_cancelled(self, message: RunCancelled) -> None:
