@@ -39,17 +39,7 @@ from core.tuf_repo import (
 
 CONFIG_VERSION = 1
 _ROOT_FILE = re.compile(r"^([1-9][0-9]*)\.root\.json$")
-_DURATION = re.compile(r"^([1-9][0-9]*)([smhdw])$")
-_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DEFAULT_EXPIRIES = Expiries()
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90d``, ``12h``, ``2w``... as a timedelta; anything else is a usage error."""
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise UsageError(f"{text!r} is not a duration", hint="a positive number with s, m, h, d or w, e.g. 7d")
-    return timedelta(seconds=int(m.group(1)) * _UNIT[m.group(2)])
 
 
 def _role(role: str) -> str:

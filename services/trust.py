@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.errors import UsageError
+from core.errors import EnvironmentFailure, UsageError
 from core.home import Home
 from core.keys import keyid_of
 from core.signing import algorithm_of
@@ -28,3 +28,25 @@ def keys_from_files(paths: Sequence[Path]) -> list[TrustedKey]:
 def trusted_keys(home: Home, files: Sequence[Path] = ()) -> list[TrustedKey]:
     """The keys a receiving workflow trusts: ``files`` when given, or else every key of the home's trust store."""
     return keys_from_files(files) if files else TrustStore(home).list()
+
+
+def add_trusted_key(
+    home: Home, label: str, pubkey: Path, *, profiles: Sequence[str] = (), tenants: Sequence[str] = ()
+) -> TrustedKey:
+    """`stella trust add LABEL PUBKEY.pem`: trust the key in ``pubkey`` (for every profile and tenant unless scoped)."""
+    try:
+        pem = pubkey.read_bytes()
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot read public key: {exc.strerror}", path=str(pubkey)) from exc
+    store = TrustStore(home.ensure())
+    return store.add(label, pem, profiles=list(profiles), tenants=list(tenants), source=str(pubkey))
+
+
+def list_trusted_keys(home: Home) -> list[TrustedKey]:
+    """`stella trust list`: every key of the home's trust store."""
+    return TrustStore(home).list()
+
+
+def remove_trusted_key(home: Home, label: str) -> TrustedKey | None:
+    """`stella trust remove LABEL`: the key no longer trusted (None when its entry was damaged)."""
+    return TrustStore(home).remove(label)

@@ -25,7 +25,6 @@ covered by its own DSSE envelope, so a receiver checks it with nothing but the s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -34,7 +33,8 @@ from typing import Any
 from core.bundle import PayloadContext
 from core.canonical import canonical_json
 from core.clock import rfc3339
-from core.errors import BadInputError, IntegrityError, UsageError
+from core.durations import parse_duration
+from core.errors import IntegrityError, UsageError
 from core.signing import dsse_envelope
 
 RISK_MANIFEST = "risk/manifest.json"
@@ -58,27 +58,6 @@ PROVIDERS: dict[str, Provider] = {
     "epss": Provider("epss", "FIRST Exploit Prediction Scoring System", timedelta(days=7)),
     "kev": Provider("kev", "CISA Known Exploited Vulnerabilities", timedelta(days=14)),
 }
-
-_DURATION = re.compile(r"^(\d+)([smhdw])$")
-_ISO_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str, what: str) -> timedelta:
-    """``90m``, ``12h``, ``7d``, ``2w`` (or ISO 8601 ``P7D``, ``PT12H``) as a positive :class:`timedelta`."""
-    value = text.strip()
-    match = _DURATION.match(value.lower())
-    seconds: int | None = None
-    if match:
-        seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    else:
-        iso = _ISO_DURATION.match(value.upper())
-        if iso and value.upper() not in ("P", "PT") and any(iso.groups()):
-            w, d, h, m, s = (int(g or 0) for g in iso.groups())
-            seconds = w * 604800 + d * 86400 + h * 3600 + m * 60 + s
-    if seconds is None or seconds <= 0:
-        raise BadInputError(f"{what} {text!r} is not a positive duration", hint="write e.g. 90m, 12h, 7d, 2w or P7D")
-    return timedelta(seconds=seconds)
 
 
 def pinned_providers(options: Mapping[str, Any]) -> list[tuple[Provider, int]]:

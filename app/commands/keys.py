@@ -9,7 +9,8 @@ from typing import Any
 
 from app.output import print_json, stdout, table
 from core.home import resolve_home
-from core.keys import KeyAlgorithm, KeyStore, read_passphrase_file
+from core.keys import KeyAlgorithm
+from services.keys import export_public_key, generate_key, list_keys, public_key_pem
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -37,8 +38,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    passphrase = read_passphrase_file(args.passphrase_file) if args.passphrase_file else None
-    info = KeyStore(resolve_home(args.home).ensure()).generate(args.name, KeyAlgorithm(args.algorithm), passphrase)
+    info = generate_key(resolve_home(args.home), args.name, KeyAlgorithm(args.algorithm), args.passphrase_file)
     if args.json:
         print_json(info.to_dict())
     else:
@@ -48,7 +48,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    keys = KeyStore(resolve_home(args.home)).list()
+    keys = list_keys(resolve_home(args.home))
     if args.json:
         print_json({"keys": [k.to_dict() for k in keys]})
         return 0
@@ -63,9 +63,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    pem = KeyStore(resolve_home(args.home)).public_pem(args.name)
+    home = resolve_home(args.home)
     if args.out:
-        args.out.write_bytes(pem)
+        export_public_key(home, args.name, args.out)
     else:
-        sys.stdout.buffer.write(pem)
+        sys.stdout.buffer.write(public_key_pem(home, args.name))
     return 0

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from app.output import print_json, stdout, table
-from core.errors import EnvironmentFailure
 from core.home import resolve_home
-from core.trust import TrustStore
+from services.trust import add_trusted_key, list_trusted_keys, remove_trusted_key
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -46,12 +45,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run_add(args: argparse.Namespace) -> int:
     """``stella trust add LABEL PUBKEY.pem``."""
-    try:
-        pem = args.pubkey.read_bytes()
-    except OSError as exc:
-        raise EnvironmentFailure(f"cannot read public key: {exc.strerror}", path=str(args.pubkey)) from exc
-    store = TrustStore(resolve_home(args.home).ensure())
-    key = store.add(args.label, pem, profiles=args.profile, tenants=args.tenant, source=str(args.pubkey))
+    key = add_trusted_key(resolve_home(args.home), args.label, args.pubkey, profiles=args.profile, tenants=args.tenant)
     if args.json:
         print_json(key.to_dict())
     else:
@@ -62,7 +56,7 @@ def run_add(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     """``stella trust list``."""
-    keys = TrustStore(resolve_home(args.home)).list()
+    keys = list_trusted_keys(resolve_home(args.home))
     if args.json:
         print_json({"keys": [k.to_dict() for k in keys]})
         return 0
@@ -78,7 +72,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_remove(args: argparse.Namespace) -> int:
     """``stella trust remove LABEL``."""
-    key = TrustStore(resolve_home(args.home)).remove(args.label)
+    key = remove_trusted_key(resolve_home(args.home), args.label)
     if args.json:
         print_json({"removed": args.label, "keyid": key.keyid if key else None})
     elif key is None:

@@ -16,7 +16,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Select, Static
 
-from app.commands.tuf import human_duration
+from core.durations import human_duration
 from app.tui.app import StellaApp
 from app.tui.screens.dashboard import EPSS_STALE_AFTER, KEV_STALE_AFTER, DashboardScreen
 from app.tui.screens.data import DataScreen
@@ -139,9 +139,9 @@ def test_wizard_counts_live_then_runs_signs_and_verifies(filled_home: Home, tmp_
 
 
 def _signer(home: Home) -> Any:
-    from app.tui.screens.run import signer_key
+    from services.keys import signer_trusted_key
 
-    return signer_key(home, "k")
+    return signer_trusted_key(home, "k")
 
 
 def test_wizard_bad_selector_inline_then_cli_sentence_in_a_modal(filled_home: Home) -> None:

@@ -59,7 +59,7 @@ def snap_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
     modules = ("core.runs", "core.planner", "core.profiles", "core.keys", "core.trust", "core.ingest")
     # the app's time (dashboard warnings, TUF time left), `stella tuf init`'s root expiry, and the TUF versions a
     # mirror bundle takes from its run's time
-    for module in (*modules, "app.tui.app", "app.commands.tuf", "adapters.profiles.mirror"):
+    for module in (*modules, "app.tui.app", "services.tuf", "adapters.profiles.mirror"):
         monkeypatch.setattr(f"{module}.utcnow", clock)
     ids = itertools.count(1)
     monkeypatch.setattr("core.planner.new_run_id", lambda now=None: f"run-20260102T030405Z-{next(ids):08x}")
@@ -253,7 +253,7 @@ def test_keys_and_trust(snap_compare: Snap, snap_home: Home) -> None:
 
 def with_tuf(home: Home, root_expires: timedelta) -> None:
     """A TUF repository made by `stella tuf init --key signer --expires root=...` at the pinned time."""
-    from app.commands.tuf import init_tuf
+    from services.tuf import init_tuf
 
     init_tuf(home, {role: ("signer",) for role in TOP_LEVEL_ROLES}, expires={"root": root_expires})
 

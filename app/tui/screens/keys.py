@@ -14,15 +14,17 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from app.commands.tuf import TufStatus, human_duration, init_tuf, rotate_role, set_role_expiry, tuf_status
 from app.tui.screens.base import StellaScreen, shown_path
 from app.tui.screens.dashboard import app_now, time_left
 from app.tui.screens.forms import ConfirmModal, Field, FormModal
-from core.errors import EnvironmentFailure, UsageError
-from core.keys import KeyAlgorithm, KeyInfo, KeyStore, read_passphrase_file
-from core.trust import TrustedKey, TrustStore
-from core.tuf_home import TufHome
+from core.durations import human_duration
+from core.errors import UsageError
+from core.keys import KeyAlgorithm, KeyInfo
+from core.trust import TrustedKey
 from core.tuf_repo import TOP_LEVEL_ROLES
+from services.keys import export_public_key, generate_key, list_keys
+from services.trust import add_trusted_key, list_trusted_keys, remove_trusted_key
+from services.tuf import TufStatus, init_tuf, rotate_role, set_role_expiry, tuf_status_if_initialized
 
 
 class KeysLoaded(Message):
@@ -61,8 +63,8 @@ def tuf_summary(tuf: TufStatus | None, now: datetime) -> str:
     )
 
 
-def _passphrase(text: str) -> bytes | None:
-    return read_passphrase_file(Path(text).expanduser()) if text else None
+def _passphrase_file(text: str) -> Path | None:
+    return Path(text).expanduser() if text else None
 
 
 class KeysScreen(StellaScreen):
@@ -129,8 +131,8 @@ class KeysScreen(StellaScreen):
     @work(thread=True, exclusive=True, group="keys", exit_on_error=False, description="read keys")
     def load(self) -> None:
         home = self.home
-        tuf = tuf_status(home) if TufHome(home).initialized else None
-        self.loaded(KeysLoaded(KeyStore(home).list(), TrustStore(home).list(), tuf, app_now(self)))
+        tuf = tuf_status_if_initialized(home)
+        self.loaded(KeysLoaded(list_keys(home), list_trusted_keys(home), tuf, app_now(self)))
 
     def on_keys_loaded(self, message: KeysLoaded) -> None:
         signing = self.query_one("#keys-signing", DataTable)
@@ -196,8 +198,7 @@ class KeysScreen(StellaScreen):
 
     @work(thread=True, group="keys-write", exit_on_error=False, description="generate a key")
     def generate(self, name: str, algorithm: str, passphrase_file: Path | None) -> None:
-        passphrase = read_passphrase_file(passphrase_file) if passphrase_file else None
-        info = KeyStore(self.home.ensure()).generate(name, KeyAlgorithm(algorithm), passphrase)
+        info = generate_key(self.home, name, KeyAlgorithm(algorithm), passphrase_file)
         enc = "encrypted" if info.encrypted else "unencrypted"
         self.post_message(KeysChanged(f"generated {info.algorithm} key {info.name} ({enc}), key id {info.keyid}"))
 
@@ -219,12 +220,8 @@ class KeysScreen(StellaScreen):
 
     @work(thread=True, group="keys-write", exit_on_error=False, description="export a public key")
     def export_public(self, name: str, out: Path) -> None:
-        pem = KeyStore(self.home).public_pem(name)
-        try:
-            out.write_bytes(pem)
-        except OSError as exc:
-            raise EnvironmentFailure(f"cannot write the public key: {exc.strerror}", path=str(out)) from exc
-        self.post_message(KeysChanged(f"wrote the public key of {name} to {shown_path(out.resolve())}"))
+        written = export_public_key(self.home, name, out)
+        self.post_message(KeysChanged(f"wrote the public key of {name} to {shown_path(written)}"))
 
     # -- trust store --------------------------------------------------------------------------------
     def action_trust_add(self) -> None:
@@ -252,12 +249,7 @@ class KeysScreen(StellaScreen):
 
     @work(thread=True, group="keys-write", exit_on_error=False, description="trust a key")
     def trust_add(self, label: str, pubkey: Path, profiles: list[str], tenants: list[str]) -> None:
-        try:
-            pem = pubkey.read_bytes()
-        except OSError as exc:
-            raise EnvironmentFailure(f"cannot read public key: {exc.strerror}", path=str(pubkey)) from exc
-        store = TrustStore(self.home.ensure())
-        key = store.add(label, pem, profiles=profiles, tenants=tenants, source=str(pubkey))
+        key = add_trusted_key(self.home, label, pubkey, profiles=profiles, tenants=tenants)
         self.post_message(
             KeysChanged(
                 f"trusted {key.algorithm} key {key.label}, key id {key.keyid}; "
@@ -278,7 +270,7 @@ class KeysScreen(StellaScreen):
 
     @work(thread=True, group="keys-write", exit_on_error=False, description="remove a trusted key")
     def trust_remove(self, label: str) -> None:
-        key = TrustStore(self.home).remove(label)
+        key = remove_trusted_key(self.home, label)
         if key is None:
             text = f"removed damaged trust entry {label}"
         else:
@@ -309,10 +301,10 @@ class KeysScreen(StellaScreen):
 
     @work(thread=True, group="keys-write", exit_on_error=False, description="create the TUF repository")
     def tuf_init(self, key: str, passphrase_file: str) -> None:
-        _body, text = init_tuf(
-            self.home.ensure(), {r: (key,) for r in TOP_LEVEL_ROLES}, passphrase=_passphrase(passphrase_file)
+        change = init_tuf(
+            self.home, {r: (key,) for r in TOP_LEVEL_ROLES}, passphrase_file=_passphrase_file(passphrase_file)
         )
-        self.post_message(KeysChanged(text))
+        self.post_message(KeysChanged(change.text))
 
     def _tuf_role(self) -> str:
         role = self._current(self.query_one("#keys-tuf", DataTable))
@@ -340,8 +332,7 @@ class KeysScreen(StellaScreen):
 
     @work(thread=True, group="keys-write", exit_on_error=False, description="set a TUF expiry")
     def tuf_expiry(self, role: str, duration: str) -> None:
-        _body, text = set_role_expiry(self.home, role, duration)
-        self.post_message(KeysChanged(text))
+        self.post_message(KeysChanged(set_role_expiry(self.home, role, duration).text))
 
     def action_tuf_rotate(self) -> None:
         if self.tuf is None:
@@ -371,11 +362,11 @@ class KeysScreen(StellaScreen):
     def tuf_rotate(self, role: str, keys: list[str], threshold: str, passphrase_file: str) -> None:
         if threshold and not threshold.isdigit():
             raise UsageError(f"threshold {threshold!r} is not a number")
-        _body, text = rotate_role(
+        change = rotate_role(
             self.home,
             role,
             keys,
             threshold=int(threshold) if threshold else None,
-            passphrase=_passphrase(passphrase_file),
+            passphrase_file=_passphrase_file(passphrase_file),
         )
-        self.post_message(KeysChanged(text))
+        self.post_message(KeysChanged(change.text))
