@@ -7,7 +7,7 @@ Targets (issue 4):
   (b) encryption and decryption run at no less than 0.8x the `age` CLI's throughput on the same payload (1 GiB by
       default) in the same run. stella's path is ``core.age_stream`` (encrypt_stream / decrypt_stream), file
       to file, exactly as the bundle writer (``core.bundle._encrypt_payload``) and the mirror import
-      (``verify.mirror``) call it; the CLI runs
+      (``services.mirror_import``) call it; the CLI runs
       ``age -r R -o OUT IN`` and ``age -d -i ID -o OUT IN``. Every output is decrypted back and its sha256
       compared, so a fast wrong answer does not count. Each timing is the best of ``--repeat`` runs.
 

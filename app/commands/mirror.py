@@ -1,26 +1,20 @@
-"""`stella mirror import|status|rollback|query`: the receiving side of mirror bundles."""
+"""`stella mirror import|status|verify|rollback|query`: the receiving side of mirror bundles (``services.mirror``)."""
 
 from __future__ import annotations
 
 import argparse
 import re
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
-from app.commands.verify import keys_from_files, parse_at, read_identities
-from app.output import print_json, stderr, stdout, table
-from core.errors import BadInputError, NotFoundError, UsageError
-from core.home import Home, resolve_home
-from core.keys import KeyStore, read_passphrase_file
-from core.mirror_layout import IndexedDocument, query, read_document
-from core.progress import CancelToken, Check
-from core.signing import Signer
-from core.trust import TrustStore
-from verify.mirror import DEFAULT_MIN_FREE, ImportResult, MirrorDir, import_bundle, rollback, status, verify_current
+from app.output import escape, print_json, stderr, stdout, table
+from core.clock import parse_at
+from core.errors import UsageError
+from core.home import resolve_home
+from core.progress import Check, CheckObserver
+from services.mirror import import_into_mirror, query_mirror, rollback, status, verify_current
+from services.mirror_import import DEFAULT_MIN_FREE
 
 _SIZE = re.compile(r"^([0-9]+)([KMGT]?)$")
 
@@ -81,73 +75,13 @@ def _size(text: str) -> int:
     return int(m.group(1)) * (1 << (10 * exponent))
 
 
-def receipt_signer(home: Home, name: str | None) -> Signer:
-    """The key-store key that signs an import receipt: ``name``, or else the home's only key."""
-    store = KeyStore(home)
-    if name is None:
-        keys = store.list()
-        if len(keys) != 1:
-            raise UsageError(
-                "choose the key that signs the import receipt",
-                hint="give --receipt-key NAME" if keys else "generate one: stella keys generate receiver",
-            )
-        name = keys[0].name
-    return Signer.from_keystore(store, name)
-
-
-def import_into_mirror(
-    home: Home,
-    bundle: Path,
-    into: Path,
-    *,
-    key_files: Sequence[Path] = (),
-    receipt_key: str | None = None,
-    trust_root: Path | None = None,
-    identity_files: Sequence[Path] = (),
-    passphrase_file: Path | None = None,
-    at: str | None = None,
-    min_free: str = str(DEFAULT_MIN_FREE),
-    on_check: Callable[[Check], None] | None = None,
-    cancel: CancelToken | None = None,
-) -> ImportResult:
-    """What `stella mirror import` does, without printing (the CLI and the TUI share it); ``cancel`` as for
-    :func:`verify.mirror.import_bundle`.
-
-    The arguments are the command's, as typed: trusted signer keys (else the trust store), the receipt key
-    (else the home's only key), the TUF root for a first import, age identity files or a passphrase file for an
-    encrypted payload, ``--at`` and ``--min-free``. They are read in that order, so the first bad one is reported.
-    """
-    keys = keys_from_files(list(key_files)) if key_files else TrustStore(home).list()
-    signer = receipt_signer(home, receipt_key)
-    root = None
-    if trust_root is not None:
-        try:
-            root = trust_root.read_bytes()
-        except OSError as exc:
-            raise BadInputError(f"cannot read the TUF root: {exc.strerror}", path=str(trust_root)) from None
-    identities = [i for path in identity_files for i in read_identities(path)]
-    passphrase = read_passphrase_file(passphrase_file).decode() if passphrase_file else None
-    return import_bundle(
-        bundle,
-        into,
-        keys=keys,
-        signer=signer,
-        trust_root=root,
-        identities=identities,
-        passphrase=passphrase,
-        at=parse_at(at),
-        min_free=_size(min_free),
-        on_check=on_check,
-        cancel=cancel,
-    )
-
-
 def run_import(args: argparse.Namespace) -> int:
     def show(check: Check) -> None:
         if not args.json:
             mark = "[green]  ok  [/]" if check.ok else "[bold red] FAIL [/]"
             (stdout if check.ok else stderr).print(f"{mark} {check.name:16} {escape(check.detail)}")
 
+    at, min_free = parse_at(args.at), _size(args.min_free)
     result = import_into_mirror(
         resolve_home(args.home),
         args.bundle,
@@ -157,9 +91,9 @@ def run_import(args: argparse.Namespace) -> int:
         trust_root=args.trust_root,
         identity_files=args.identity or (),
         passphrase_file=args.passphrase_file,
-        at=args.at,
-        min_free=args.min_free,
-        on_check=show,
+        at=at,
+        min_free=min_free,
+        observer=CheckObserver(show),
     )
     if args.receipt_out is not None:
         args.receipt_out.write_bytes(result.receipt_path.read_bytes())
@@ -176,73 +110,59 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    body = status(args.dir, at=parse_at(args.at))
+    mirror = status(args.dir, at=parse_at(args.at))
     if args.json:
-        print_json(body)
+        print_json(mirror.to_dict())
         return 0
-    current = body["current"]
+    current = mirror.current
     if current is None:
         stdout.print(f"{escape(str(args.dir))}: empty mirror (no import yet)")
         return 0
     stdout.print(
-        f"state {current['stateDigest'][:12]}  sequence {current['sequence']}  tenant {current['tenant']}  "
-        f"run {current['runId']}  created {current['createdAt']}  {current['counts'].get('documents', 0)} documents"
+        f"state {current.state_digest[:12]}  sequence {current.sequence}  tenant {current.tenant}  "
+        f"run {current.run_id}  created {current.created_at}  {current.documents} documents"
     )
-    rows = [[role, info["version"], info["expires"]] for role, info in body["tuf"].items() if info]
+    rows = [[role, info.version, info.expires_text] for role, info in mirror.tuf.items() if info]
     table(["TUF role", "version", "expires"], rows)
-    if body["expired"]:
-        stderr.print(f"[bold red]expired at {body['at']}:[/] {', '.join(body['expired'])}")
-    last = body.get("lastImport")
+    if mirror.expired:
+        stderr.print(f"[bold red]expired at {mirror.at_text}:[/] {', '.join(mirror.expired)}")
+    last = mirror.last_import
     if last:
-        stdout.print(
-            f"last import {last['importedAt']}: {escape(str(last['bundle']['name']))}  receipt {last['receipt']}"
-        )
-    if body["previous"]:
-        stdout.print(f"previous state {body['previous']['stateDigest'][:12]} (stella mirror rollback)")
-    if body["quarantined"]:
-        stderr.print(f"{body['quarantined']} bundle(s) in quarantine: {escape(str(args.dir / 'quarantine'))}")
+        stdout.print(f"last import {last.imported_at}: {escape(last.bundle_name)}  receipt {last.receipt}")
+    if mirror.previous:
+        stdout.print(f"previous state {mirror.previous.state_digest[:12]} (stella mirror rollback)")
+    if mirror.quarantined:
+        stderr.print(f"{mirror.quarantined} bundle(s) in quarantine: {escape(str(args.dir / 'quarantine'))}")
     return 0
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    body = verify_current(args.dir, at=parse_at(args.at))
+    verified = verify_current(args.dir, at=parse_at(args.at))
     if args.json:
+        body = verified.to_dict()
         print_json({k: v for k, v in body.items() if k != "targets"} | {"targets": len(body["targets"])})
     else:
         stdout.print(
-            f"[bold green]verified[/] state {body['stateDigest'][:12]} (sequence {body['sequence']}): "
-            f"{body['files']} files match TUF targets {body['targetsVersion']} under root {body['rootVersion']}"
+            f"[bold green]verified[/] state {verified.state.digest[:12]} (sequence {verified.state.sequence}): "
+            f"{verified.files} files match TUF targets {verified.tuf.targets_version} under root "
+            f"{verified.tuf.root_version}"
         )
     return 0
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    body = rollback(args.dir)
-    _say(args, body, f"rolled back: current state {body['stateDigest'][:12]} (sequence {body['sequence']})")
+    done = rollback(args.dir)
+    _say(args, done.to_dict(), f"rolled back: current state {done.state_digest[:12]} (sequence {done.sequence})")
     return 0
 
 
-def query_mirror(
-    mirror: Path, *, document_id: str | None = None, purl: str | None = None, subject: str | None = None
-) -> tuple[Path, list[IndexedDocument]]:
-    """What `stella mirror query` finds, without printing: the current state's tree and the matching documents.
-
-    At least one of ``document_id``, ``purl`` and ``subject`` is needed; a document must match every one given."""
-    if not (document_id or purl or subject):
-        raise UsageError("give --id, --purl or --subject")
-    current = MirrorDir(mirror).current()
-    if current is None:
-        raise NotFoundError("the mirror is empty", path=str(mirror))
-    tree = current / "tree"
-    return tree, query(tree, document_id=document_id, purl=purl, subject=subject)
-
-
 def run_query(args: argparse.Namespace) -> int:
-    tree, hits = query_mirror(args.dir, document_id=args.document_id, purl=args.purl, subject=args.subject)
+    found = query_mirror(args.dir, document_id=args.document_id, purl=args.purl, subject=args.subject)
+    hits = found.documents
     if args.raw:
         if len(hits) != 1:
             raise UsageError(f"--raw needs exactly one match, found {len(hits)}")
-        sys.stdout.buffer.write(read_document(tree, hits[0]))
+        sys.stdout.buffer.write(found.read(hits[0]))
         return 0
     if args.json:
         print_json({"documents": [d.to_dict() for d in hits]})

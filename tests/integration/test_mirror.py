@@ -7,7 +7,6 @@ sender trusts); the mirror directory is separate, as it would be on the far side
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.mirror_layout import STATE, MirrorState
+from services.mirror_dir import FAULT_POINTS
 from tests.conftest import ROOT
 
 SAMPLES = ROOT / "samples"
@@ -294,7 +294,44 @@ def test_options_are_checked_per_profile(stella: Any, sender: dict[str, Any], tm
     assert unknown.code != 0 and not out.exists()
 
 
-@pytest.mark.parametrize("point", ["after-extract", "after-verify", "before-swap", "mid-swap", "after-swap"])
+#: A child process that imports a bundle as `stella mirror import` does and kills itself with SIGKILL when the import
+#: reaches the named point (argv: home, bundle, mirror, signer key, point).
+_KILLED_AT = """
+import os, signal, sys
+from pathlib import Path
+from core.home import Home
+from services.mirror import receipt_signer
+from services.mirror_import import import_bundle
+from services.trust import keys_from_files
+
+home, bundle, into, key, point = sys.argv[1:]
+
+def faults(at: str) -> None:
+    if at == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+keys = keys_from_files([Path(key)])
+import_bundle(Path(bundle), Path(into), keys=keys, signer=receipt_signer(Home(Path(home)), None), faults=faults)
+"""
+
+
+def test_an_import_passes_every_fault_point_in_order(
+    stella: Any, sender: dict[str, Any], home: Path, tmp_path: Path
+) -> None:
+    from core.home import Home
+    from services.mirror import receipt_signer
+    from services.mirror_import import import_bundle
+    from services.trust import keys_from_files
+
+    full, _ = _export(stella, tmp_path, "mirror:full")
+    passed: list[str] = []
+    keys, signer = keys_from_files([sender["pub"]]), receipt_signer(Home(home), None)
+    root = sender["root"].read_bytes()
+    import_bundle(full, sender["mirror"], keys=keys, signer=signer, trust_root=root, faults=passed.append)
+    assert passed == list(FAULT_POINTS)
+
+
+@pytest.mark.parametrize("point", FAULT_POINTS)
 def test_killed_import_leaves_the_old_or_the_new_state(
     stella: Any, sender: dict[str, Any], home: Path, tmp_path: Path, point: str
 ) -> None:
@@ -303,9 +340,8 @@ def test_killed_import_leaves_the_old_or_the_new_state(
     old = _status(stella, sender)["current"]["stateDigest"]
     assert stella("import", "--quiet", _new_revision(tmp_path, "revised")).code == 0
     delta, _ = _export(stella, tmp_path, "mirror:delta", "--base", full_run["runId"])
-    env = {**os.environ, "STELLA_HOME": str(home), "STELLA_FAULT_AT": point}
-    cmd = [sys.executable, "-m", "app.cli", "mirror", "import", str(delta), "--into", str(sender["mirror"])]
-    killed = subprocess.run([*cmd, "--key", str(sender["pub"])], env=env, cwd=ROOT, capture_output=True)
+    args = [str(home), str(delta), str(sender["mirror"]), str(sender["pub"]), point]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AT, *args], cwd=ROOT, capture_output=True)
     assert killed.returncode == -9, killed.stderr  # SIGKILL at the named point
     state = _status(stella, sender)["current"]["stateDigest"]
     expected_new = point == "after-swap"
@@ -355,10 +391,10 @@ def test_refresh_renews_timestamp_without_touching_the_payload(
 def test_a_cancelled_import_changes_nothing_and_quarantines_nothing(
     stella: Any, sender: dict[str, Any], home: Path, tmp_path: Path, when: str
 ) -> None:
-    from app.commands.mirror import import_into_mirror
     from core.errors import Cancelled
     from core.home import Home
-    from core.progress import CancelToken, Check
+    from core.progress import CancelToken, Check, CheckObserver
+    from services.mirror import import_into_mirror
 
     full, _ = _export(stella, tmp_path, "mirror:full")
     token = CancelToken()
@@ -379,8 +415,7 @@ def test_a_cancelled_import_changes_nothing_and_quarantines_nothing(
             sender["mirror"],
             key_files=[sender["pub"]],
             trust_root=sender["root"],
-            on_check=cancel_once_verified,
-            cancel=token,
+            observer=CheckObserver(cancel_once_verified, token),
         )
     assert ("tuf" in seen) is (when == "before-swap")
     assert "swapped in" in stopped.value.message if when == "before-swap" else "cancelled" in stopped.value.message

@@ -18,12 +18,12 @@ from app.tui.screens.forms import ConfirmModal
 from app.tui.screens.mirror import MirrorScreen
 from app.tui.screens.modals import ErrorModal
 from core.home import Home
+from services.mirror_dir import MirrorDir
 from tests.conftest import CliResult
 from tests.integration.test_mirror import _export, _new_revision
 from tests.tui.support import drive, rows, settle, text_of
 from tests.tui.test_receive import mirror_bundle, receiver  # noqa: F401 - receiver is a fixture used below
 from tests.tui.test_snapshots import NOW, Snap, go, snap_home  # noqa: F401 - snap_home is a fixture used below
-from verify.mirror import MirrorDir
 
 Stella = Callable[..., CliResult]
 AT = "2026-01-02T03:04:05Z"  # NOW: the pinned snapshot clock, when the pinned exports' metadata is valid
@@ -211,7 +211,7 @@ def test_an_empty_or_missing_mirror_says_so(receiver: Home, tmp_path: Path) -> N
 @pytest.fixture
 def snap_mirror(snap_home: Home, stella: Stella, monkeypatch: pytest.MonkeyPatch) -> Path:  # noqa: F811
     """The full-then-delta mirror under the pinned working directory, imported at the pinned time."""
-    monkeypatch.setattr("verify.mirror._now_text", lambda: AT)
+    monkeypatch.setattr("services.mirror_import._now_text", lambda: AT)
     monkeypatch.setattr("adapters.profiles.mirror.utcnow", lambda: NOW)
     return full_then_delta(stella, Path("."), "--at", AT)
 

@@ -27,6 +27,8 @@ from core.home import Home, resolve_home
 from core.profiles import KNOWN_VARIANTS
 from core.signing import IN_TOTO_PAYLOAD_TYPE, Signer, dsse_envelope, sigstore_bundle_v03
 from core.store import Store
+from services.mirror import verify_current
+from services.mirror_dir import MirrorDir
 from tests.conftest import CliResult
 from tests.integration.bundle_helpers import flip, read_members, write_members
 from tests.integration.test_attest_bundle import _statement
@@ -36,7 +38,6 @@ from tests.integration.test_trivy_profiles import build_trivy_bundles
 from tests.tui.support import SAMPLES, drive, rows, settle, text_of
 from tests.tui.test_snapshots import NOW, Snap, go, snap_home  # noqa: F401 - snap_home is a fixture used below
 from verify.bundle import verify_bundle
-from verify.mirror import MirrorDir, verify_current
 
 Stella = Callable[..., CliResult]
 
@@ -162,7 +163,7 @@ def test_mirror_bundle_verified_then_imported_into_a_mirror_dir(receiver: Home, 
         assert {"signature", "tuf"} <= {c[1] for c in checks}
         summary = text_of(screen.query_one("#receive-summary", Static))
         assert summary.startswith(f"imported into {mirror}: state ")
-        state = verify_current(mirror)
+        state = verify_current(mirror).to_dict()
         assert f"state {state['stateDigest'][:12]} (sequence 0)" in summary
         assert dict((r[0], r[1]) for r in results)["state"] == state["stateDigest"][:16]
         await pilot.press("escape")

@@ -8,9 +8,8 @@ Verify screen's: verify it there (v), then ctrl+n.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -19,13 +18,21 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
-from app.commands.mirror import query_mirror
 from app.tui.screens.base import StellaScreen, add_check_row, shown_path
 from app.tui.screens.dashboard import app_now, time_left
 from app.tui.screens.forms import ConfirmModal
 from core.mirror_layout import IndexedDocument
-from core.progress import Check
-from verify.mirror import receipt_history, rollback, status, verify_current
+from core.progress import Check, CheckObserver
+from services.mirror import (
+    MirrorStatus,
+    ReceiptRecord,
+    query_mirror,
+    receipt_history,
+    rollback,
+    status,
+    verify_current,
+)
+from verify.mirror import MirrorVerification
 
 #: The query row's keys: (choice shown, `stella mirror query` option).
 QUERY_KEYS = (("id", "--id"), ("purl", "--purl"), ("subject", "--subject"))
@@ -33,10 +40,10 @@ IMPORT_HINT = "import a mirror bundle: verify it on the Verify screen (v), then 
 
 
 class MirrorStatusLoaded(Message):
-    def __init__(self, mirror: Path, body: dict[str, Any], receipts: list[dict[str, Any]]) -> None:
+    def __init__(self, mirror: Path, status: MirrorStatus, receipts: list[ReceiptRecord]) -> None:
         super().__init__()
         self.mirror = mirror
-        self.body = body
+        self.status = status
         self.receipts = receipts
 
 
@@ -49,9 +56,9 @@ class MirrorCheckDone(Message):
 
 
 class MirrorVerified(Message):
-    def __init__(self, body: dict[str, Any]) -> None:
+    def __init__(self, verified: MirrorVerification) -> None:
         super().__init__()
-        self.body = body
+        self.verified = verified
 
 
 class MirrorChanged(Message):
@@ -68,32 +75,25 @@ class MirrorQueried(Message):
         self.hits = hits
 
 
-def _expires(text: str) -> datetime:
-    return datetime.fromisoformat(text.rstrip("Z"))
-
-
-def state_lines(body: dict[str, Any]) -> list[str]:
+def state_lines(mirror: MirrorStatus) -> list[str]:
     """`stella mirror status` in a few lines: the current state, expiry, previous state, quarantine."""
-    current = body["current"]
+    current = mirror.current
     if current is None:
-        return [f"{shown_path(body['mirror'])}: empty mirror (no import yet); {IMPORT_HINT}"]
+        return [f"{shown_path(mirror.mirror)}: empty mirror (no import yet); {IMPORT_HINT}"]
     lines = [
-        f"state {current['stateDigest'][:12]}  sequence {current['sequence']}  tenant {current['tenant']}  "
-        f"{current['counts'].get('documents', 0)} documents",
-        f"run {current['runId']}  created {current['createdAt']}",
+        f"state {current.state_digest[:12]}  sequence {current.sequence}  tenant {current.tenant}  "
+        f"{current.documents} documents",
+        f"run {current.run_id}  created {current.created_at}",
     ]
-    if body["expired"]:
-        lines.append(f"expired at {body['at']}: {', '.join(body['expired'])}")
-    previous = body["previous"]
+    if mirror.expired:
+        lines.append(f"expired at {mirror.at_text}: {', '.join(mirror.expired)}")
+    previous = mirror.previous
     if previous:
-        lines.append(
-            f"previous state {previous['stateDigest'][:12]} (sequence {previous['sequence']}): ctrl+b rolls back"
-        )
+        lines.append(f"previous state {previous.state_digest[:12]} (sequence {previous.sequence}): ctrl+b rolls back")
     else:
         lines.append("no previous state to roll back to")
-    if body["quarantined"]:
-        where = shown_path(Path(body["mirror"]) / "quarantine")
-        lines.append(f"{body['quarantined']} bundle(s) in quarantine: {where}")
+    if mirror.quarantined:
+        lines.append(f"{mirror.quarantined} bundle(s) in quarantine: {shown_path(mirror.mirror / 'quarantine')}")
     return lines
 
 
@@ -111,7 +111,7 @@ class MirrorScreen(StellaScreen):
         super().__init__()
         #: The directory whose status is shown, and that status (None until one was read).
         self.mirror: Path | None = None
-        self.body: dict[str, Any] | None = None
+        self.shown: MirrorStatus | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -179,27 +179,23 @@ class MirrorScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="mirror", exit_on_error=False, description="read the mirror status")
     def load(self, mirror: Path) -> None:
-        body = status(mirror, at=app_now(self))
-        self.loaded(MirrorStatusLoaded(mirror, body, receipt_history(mirror)))
+        read = status(mirror, at=app_now(self))
+        self.loaded(MirrorStatusLoaded(mirror, read, receipt_history(mirror)))
 
     def on_mirror_status_loaded(self, message: MirrorStatusLoaded) -> None:
-        self.mirror, self.body = message.mirror, message.body
-        body = message.body
-        self.query_one("#mirror-state", Static).update("\n".join(state_lines(body)))
-        now = datetime.fromisoformat(body["at"].rstrip("Z"))
+        self.mirror, self.shown = message.mirror, message.status
+        read = message.status
+        self.query_one("#mirror-state", Static).update("\n".join(state_lines(read)))
         tuf = self.query_one("#mirror-tuf", DataTable)
         tuf.clear()
-        for role, info in (body.get("tuf") or {}).items():
+        for role, info in read.tuf.items():
             if info:
-                left = time_left(_expires(info["expires"]), now)
-                tuf.add_row(role, str(info["version"]), info["expires"], left, key=role)
+                tuf.add_row(role, str(info.version), info.expires_text, time_left(info.expires, read.at), key=role)
         receipts = self.query_one("#mirror-receipts", DataTable)
         receipts.clear()
         for r in message.receipts:
-            bundle = (r.get("bundle") or {}).get("name", "")
-            receipts.add_row(
-                str(r.get("importedAt", "")), str(r.get("sequence", "")), str(r.get("stateDigest", ""))[:12], bundle
-            )
+            sequence = "" if r.sequence is None else str(r.sequence)
+            receipts.add_row(r.imported_at, sequence, r.state_digest[:12], r.bundle_name)
         self.drawn()
 
     # -- verify ---------------------------------------------------------------------------------------
@@ -216,8 +212,8 @@ class MirrorScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="mirror-verify", exit_on_error=False, description="verify the mirror")
     def run_verify(self, mirror: Path) -> None:
-        body = verify_current(mirror, at=app_now(self), on_check=self._report)
-        self.post_message(MirrorVerified(body))
+        verified = verify_current(mirror, at=app_now(self), observer=CheckObserver(self._report))
+        self.post_message(MirrorVerified(verified))
 
     def _report(self, check: Check) -> None:
         self.post_message(MirrorCheckDone(check))
@@ -231,11 +227,11 @@ class MirrorScreen(StellaScreen):
             verdict.set_class(True, "failed")
 
     def on_mirror_verified(self, message: MirrorVerified) -> None:
-        body = message.body
+        verified = message.verified
         verdict = self.query_one("#mirror-verdict", Static)
         verdict.update(
-            f"verified state {body['stateDigest'][:12]} (sequence {body['sequence']}): "
-            f"{body['files']} files match TUF targets {body['targetsVersion']} under root {body['rootVersion']}"
+            f"verified state {verified.state.digest[:12]} (sequence {verified.state.sequence}): {verified.files} "
+            f"files match TUF targets {verified.tuf.targets_version} under root {verified.tuf.root_version}"
         )
         verdict.set_class(True, "ok")
         self.query_one("#mirror-checks", DataTable).scroll_visible(animate=False, immediate=True)
@@ -245,11 +241,9 @@ class MirrorScreen(StellaScreen):
         mirror = self._dir()
         if mirror is None:
             return
-        previous = (self.body or {}).get("previous") if mirror == self.mirror else None
+        previous = self.shown.previous if self.shown is not None and mirror == self.mirror else None
         target = (
-            f"state {previous['stateDigest'][:12]} (sequence {previous['sequence']})"
-            if previous
-            else "the previous state"
+            f"state {previous.state_digest[:12]} (sequence {previous.sequence})" if previous else "the previous state"
         )
 
         def answered(yes: bool | None) -> None:
@@ -261,9 +255,9 @@ class MirrorScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="mirror-write", exit_on_error=False, description="roll back the mirror")
     def run_rollback(self, mirror: Path) -> None:
-        body = rollback(mirror)
+        done = rollback(mirror)
         self.post_message(
-            MirrorChanged(f"rolled back: current state {body['stateDigest'][:12]} (sequence {body['sequence']})")
+            MirrorChanged(f"rolled back: current state {done.state_digest[:12]} (sequence {done.sequence})")
         )
 
     def on_mirror_changed(self, message: MirrorChanged) -> None:
@@ -285,13 +279,13 @@ class MirrorScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="mirror-query", exit_on_error=False, description="query the mirror")
     def run_query(self, mirror: Path, key: str, value: str | None) -> None:
-        _tree, hits = query_mirror(
+        found = query_mirror(
             mirror,
             document_id=value if key == "id" else None,
             purl=value if key == "purl" else None,
             subject=value if key == "subject" else None,
         )
-        self.post_message(MirrorQueried(hits))
+        self.post_message(MirrorQueried(list(found.documents)))
 
     def on_mirror_queried(self, message: MirrorQueried) -> None:
         table = self.query_one("#mirror-hits", DataTable)

@@ -22,13 +22,13 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Static
 
 from app.commands.attest import bundle_verified, identity_policy, import_verified_attestations, sigstore_roots
-from app.commands.mirror import import_into_mirror
 from app.commands.risk import freshness_policy, import_verified_risk
 from app.commands.trivy import SCAN_FLAGS, install_bundle
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from core.errors import Cancelled, StellaError, UsageError
 from core.progress import CancelToken, Check, CheckObserver
 from core.trust import TrustedKey, TrustStore
+from services.mirror import import_into_mirror
 from services.trust import keys_from_files
 from verify.attest import verify_attestation_bundle
 from verify.attest_sigstore import AttestationResult, Trust
@@ -353,8 +353,7 @@ class ReceiveScreen(StellaScreen):
             trust_root=request.trust_root,
             identity_files=[request.identity] if request.identity else (),
             passphrase_file=request.passphrase_file,
-            on_check=self._report,
-            cancel=self.token,
+            observer=CheckObserver(self._report, self.token),
         )
         tuf = result.tuf.to_dict()
         rows = [

@@ -1,0 +1,402 @@
+"""Verified, atomic import of a mirror bundle into a mirror directory (:mod:`services.mirror_dir`).
+
+An import verifies everything before the mirror changes: the bundle's signature and every digest
+(``verify.bundle``), the delta's base (``verify.mirror``), then, after extracting into a staging directory on the
+same file system and linking the unchanged files of the current state beside the new ones, the state the signed
+manifest names and the TUF chain from the pinned root through any rotations to timestamp, snapshot and targets,
+with expiry at ``at`` and versions that only go up (``verify.tuf_client``), and every target's length and digest.
+Only then is the staging directory renamed into ``states/`` and ``current`` replaced by a symlink pointing at it,
+so a process killed at any point leaves the old state or the new one in place, never a mixture. The named points
+of :data:`services.mirror_dir.FAULT_POINTS` are where crash-safety tests kill it (the ``faults`` hook).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import orjson
+import pyrage
+
+from core.age_stream import AgeError, decrypt_stream
+from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
+from core.clock import rfc3339, utcnow
+from core.errors import (
+    Cancelled,
+    EnvironmentFailure,
+    IntegrityError,
+    SignatureError,
+    StellaError,
+    StoreLockedError,
+    UsageError,
+)
+from core.mirror_layout import MirrorState, load_state
+from core.mirror_receipt import make_receipt
+from core.progress import Check, NullObserver, Observer
+from core.signing import Signer, sha256_file
+from core.trust import TrustedKey
+from services.mirror_dir import Faults, MirrorDir, fsync_dir, fsync_tree
+from verify.bundle import copy_member, verify_bundle
+from verify.mirror import check_base, check_signed_state, check_tenant, tuf_detail
+from verify.tuf_client import TufVerification, verify_mirror
+
+_HEAD = frozenset(
+    {
+        "export.json",
+        "export.json.sig",
+        "checksums.txt",
+        "README.txt",
+        "verify.sh",
+        "provenance.json",
+        "provenance.dsse.json",
+        "provenance.sigstore.json",
+    }
+)
+_KEPT_HEAD = ("export.json", "export.json.sig")
+DEFAULT_MIN_FREE = 64 << 20
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What ``import_bundle`` did."""
+
+    state: MirrorState
+    state_digest: str
+    previous_digest: str | None
+    tuf: TufVerification
+    receipt_path: Path
+    receipt: dict[str, Any]
+    written_bytes: int
+    linked_files: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stateDigest": self.state_digest,
+            "previousStateDigest": self.previous_digest,
+            "sequence": self.state.sequence,
+            "runId": self.state.run_id,
+            "tenant": self.state.tenant,
+            "counts": dict(self.state.counts),
+            "files": len(self.state.files) + 1,
+            "writtenBytes": self.written_bytes,
+            "linkedFiles": self.linked_files,
+            "tuf": {k: v for k, v in self.tuf.to_dict().items() if k != "targets"},
+            "receipt": str(self.receipt_path),
+        }
+
+
+def _safe_member(name: str) -> PurePosixPath:
+    reason = unsafe_path_reason(name)
+    if reason is not None:
+        raise IntegrityError(f"bundle path {reason}", path=name)
+    return PurePosixPath(name)
+
+
+def _hex_sha256(path: Path) -> str:
+    return sha256_file(path).hex()
+
+
+def _now_text() -> str:
+    return rfc3339(utcnow().replace(microsecond=0))
+
+
+def _no_faults(_point: str) -> None:
+    return None
+
+
+class _StagedImport:
+    """One import: verify, stage, verify the staged tree, sign the receipt, swap."""
+
+    def __init__(
+        self,
+        mirror: MirrorDir,
+        bundle: Path,
+        *,
+        keys: Sequence[TrustedKey],
+        trust_root: bytes | None,
+        identities: Sequence[Any],
+        passphrase: str | None,
+        at: datetime | None,
+        signer: Signer,
+        min_free: int,
+        observer: Observer,
+        faults: Faults,
+    ) -> None:
+        self.mirror = mirror
+        self.bundle = bundle
+        self.keys = keys
+        self.trust_root = trust_root
+        self.identities = identities
+        self.passphrase = passphrase
+        self.at = at
+        self.signer = signer
+        self.min_free = min_free
+        self.observer = observer
+        self.faults = faults
+        self.staging = mirror.staging()
+        self.tree = self.staging / "tree"
+        self.meta = self.staging / "meta"
+        self.written = 0
+        self.linked = 0
+
+    def check(self, name: str, detail: str) -> None:
+        self.observer.check(Check(name, True, detail))
+
+    def run(self) -> ImportResult:
+        report = verify_bundle(self.bundle, self.keys, at=self.at, observer=self.observer)
+        if report.error is not None:
+            raise report.error
+        manifest = report.manifest
+        if manifest.profile.kind != "mirror":
+            raise UsageError(
+                f"{manifest.profile.ref} is not a mirror bundle",
+                path=str(self.bundle),
+                hint="stella mirror import takes mirror:full and mirror:delta bundles; use stella verify for others",
+            )
+        current = self.mirror.current()
+        current_state = load_state(current / "tree") if current is not None else None
+        base = manifest.section("base")
+        self.check("base", check_base(base, current_state, source=str(self.bundle)))
+        encryption = manifest.encryption
+        if encryption and not self.identities and self.passphrase is None:
+            raise UsageError(
+                "the payload is age-encrypted", hint="give --identity FILE (or --passphrase-file F) to import it"
+            )
+        self.preflight(encryption)
+
+        self.staging.mkdir(mode=0o755)
+        self.tree.mkdir()
+        self.meta.mkdir()
+        self.extract(str(manifest.sha256))
+        self.decrypt(encryption)
+        state = load_state(self.tree)
+        check_signed_state(
+            state,
+            state_digest=manifest.section("mirror").get("stateDigest"),
+            base_digest=base.get("stateDigest"),
+        )
+        check_tenant(state, current_state, source=str(self.bundle))
+        self.carry_over(state, current, current_state)
+        self.faults("after-extract")
+
+        tuf = self.verify_tuf(current)
+        self.check("tuf", tuf_detail(tuf))
+        self.faults("after-verify")
+
+        previous_digest = current_state.digest if current_state is not None else None
+        receipt = {
+            "stateDigest": state.digest,
+            "sequence": state.sequence,
+            "tenant": state.tenant,
+            "runId": state.run_id,
+            "createdAt": state.created_at,
+            "previousStateDigest": previous_digest,
+            "bundle": {"name": self.bundle.name, "sha256": _hex_sha256(self.bundle)},
+            "manifestSha256": manifest.sha256,
+            "tuf": {k: v for k, v in tuf.to_dict().items() if k != "targets"},
+            "importedAt": _now_text(),
+            "signer": {"keyid": self.signer.keyid},
+        }
+        receipt_bytes = make_receipt(receipt, self.signer)
+        (self.meta / "receipt.json").write_bytes(receipt_bytes)
+        fsync_tree(self.staging)
+
+        self.faults("before-swap")
+        if self.observer.is_cancelled():  # the last moment the mirror is untouched
+            raise Cancelled(
+                "the mirror import was cancelled before the new state was swapped in", path=str(self.bundle)
+            )
+        name = f"{state.sequence:06d}-{state.digest[:12]}-{secrets.token_hex(3)}"
+        self.mirror.states.mkdir(exist_ok=True)
+        final = self.mirror.states / name
+        self.staging.rename(final)
+        fsync_dir(self.mirror.states)
+        if current is not None:  # first, so that a kill after the swap still leaves the rollback target
+            self.mirror.point(self.mirror.previous_link, current)
+        self.mirror.point(self.mirror.current_link, final, faults=self.faults)
+        self.faults("after-swap")
+        self.mirror.recover()
+        self.mirror.log_receipt(receipt_bytes, str(receipt["importedAt"]), state.sequence)
+        return ImportResult(
+            state,
+            state.digest,
+            previous_digest,
+            tuf,
+            final / "meta" / "receipt.json",
+            receipt,
+            self.written,
+            self.linked,
+        )
+
+    def preflight(self, encryption: Mapping[str, Any]) -> None:
+        # The listed sizes come from the signed, verified manifest; decrypted copies need room beside them.
+        need = self._listed_bytes()
+        need += sum(int(f.get("plaintextSize", 0)) for f in encryption.get("files") or [])
+        try:
+            free = shutil.disk_usage(self.mirror.path).free
+        except OSError as exc:
+            raise EnvironmentFailure(
+                f"cannot stat the mirror file system: {exc.strerror}", path=str(self.mirror.path)
+            ) from exc
+        if need + self.min_free > free:
+            raise EnvironmentFailure(
+                f"not enough free space: the import needs {need} bytes and keeps {self.min_free} free; "
+                f"{free} are available",
+                path=str(self.mirror.path),
+                hint="free space on the mirror's file system, or lower --min-free",
+            )
+        self.check("space", f"{need} bytes needed, {free} free")
+
+    def _listed_bytes(self) -> int:
+        total = 0
+        with SafeArchiveReader(self.bundle, ReaderLimits()) as reader:
+            for member in reader:
+                if member.name == "export.json":
+                    with member.stream() as src:
+                        doc = orjson.loads(src.read())
+                    total = sum(int(f["size"]) for f in doc.get("files") or [])
+                    break
+        return total
+
+    def extract(self, manifest_sha: str) -> None:
+        """Write every listed payload file into the staging tree, checking each against the verified manifest."""
+        listed: dict[str, tuple[str, int]] = {}
+        with SafeArchiveReader(self.bundle, ReaderLimits(), cancel=self.observer) as reader:
+            for member in reader:
+                name = member.name
+                if name in _HEAD:
+                    with member.stream() as src:
+                        data = src.read()
+                    if name == "export.json":
+                        if hashlib.sha256(data).hexdigest() != manifest_sha:
+                            raise IntegrityError("export.json changed since it was verified", path=name)
+                        doc = orjson.loads(data)
+                        listed = {str(f["path"]): (str(f["sha256"]), int(f["size"])) for f in doc["files"]}
+                    if name in _KEPT_HEAD:
+                        (self.meta / name).write_bytes(data)
+                    continue
+                want = listed.get(name)
+                if want is None:
+                    raise IntegrityError("file is not listed in the signed manifest", path=name)
+                sha, size = copy_member(member, self.tree.joinpath(*_safe_member(name).parts), exclusive=True)
+                if (sha, size) != want:
+                    raise IntegrityError("file changed since it was verified", path=name)
+                self.written += size
+        self.check("extract", f"{self.written} bytes written to staging, each checked against the signed manifest")
+
+    def decrypt(self, encryption: Mapping[str, Any]) -> None:
+        files = encryption.get("files") or []
+        for entry in files:
+            name = str(entry["path"])
+            source = self.tree.joinpath(*_safe_member(name).parts)
+            target = source.with_name(source.name.removesuffix(".age"))
+            try:
+                if self.passphrase is not None:
+                    target.write_bytes(pyrage.passphrase.decrypt(source.read_bytes(), self.passphrase))
+                else:
+                    with source.open("rb") as src, target.open("xb") as out:
+                        decrypt_stream(src, out, [str(i) for i in self.identities])
+            except (pyrage.DecryptError, AgeError) as exc:
+                raise SignatureError(
+                    f"cannot decrypt with the given identity or passphrase: {exc}", path=name
+                ) from None
+            if (_hex_sha256(target), target.stat().st_size) != (entry["plaintextSha256"], entry["plaintextSize"]):
+                raise IntegrityError("decrypted plaintext differs from the signed manifest", path=name)
+            source.unlink()
+        if files:
+            self.check("decryption", f"{len(files)} files decrypted; plaintext digests match the signed manifest")
+
+    def carry_over(self, state: MirrorState, current: Path | None, current_state: MirrorState | None) -> None:
+        """Hard-link the files the new state keeps from the current one (the delta did not ship them)."""
+        kept = current_state.file_map() if current_state is not None else {}
+        for entry in state.files:
+            target = self.tree.joinpath(*PurePosixPath(entry.path).parts)
+            if target.exists():
+                continue
+            old = kept.get(entry.path)
+            if current is None or old is None or old.sha256 != entry.sha256:
+                raise IntegrityError(
+                    "the new state needs this file, but neither the bundle nor the current mirror has it",
+                    path=entry.path,
+                )
+            source = current / "tree" / PurePosixPath(entry.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+            self.linked += 1
+        if self.linked:
+            self.check("carry-over", f"{self.linked} unchanged files kept from the current state (hard links)")
+
+    def verify_tuf(self, current: Path | None) -> TufVerification:
+        cache = self.meta / "tuf"
+        if current is not None and (current / "meta" / "tuf").is_dir():
+            shutil.copytree(current / "meta" / "tuf", cache)
+        root = self.trust_root
+        if root is None and (cache / "root.json").is_file():
+            root = (cache / "root.json").read_bytes()
+        if root is None:
+            raise UsageError(
+                "the first import into a mirror needs the TUF root to trust",
+                hint="give --trust-root 1.root.json (received out of band, e.g. from `stella tuf status`'s home)",
+            )
+        return verify_mirror(self.tree, root, state_dir=cache, at=self.at, strict=True)
+
+
+def import_bundle(
+    bundle: Path,
+    into: Path,
+    *,
+    keys: Sequence[TrustedKey],
+    signer: Signer,
+    trust_root: bytes | None = None,
+    identities: Sequence[Any] = (),
+    passphrase: str | None = None,
+    at: datetime | None = None,
+    min_free: int = DEFAULT_MIN_FREE,
+    observer: Observer | None = None,
+    faults: Faults | None = None,
+) -> ImportResult:
+    """Verify ``bundle`` and make it the current state of the mirror at ``into``; see the module docstring.
+
+    A bundle that fails is quarantined (``quarantine/``) and the mirror is left as it was. Errors carry the exit
+    codes of ``stella mirror import``: 4 integrity, 5 signature, 6 TUF/expiry/rollback/wrong base, 7 policy,
+    8 environment (space, lock). ``observer`` hears each check; once it says it is cancelled (from another thread)
+    the import stops with :class:`Cancelled` at the archive's next read or before the swap, never after it; the
+    mirror is left as it was, and the bundle is not quarantined (it did not fail). ``faults`` is called at each
+    point of :data:`services.mirror_dir.FAULT_POINTS` (crash-safety tests kill the process there).
+    """
+    if not bundle.is_file():
+        raise UsageError("no such bundle file", path=str(bundle))
+    mirror = MirrorDir(into)
+    with mirror.locked():
+        job = _StagedImport(
+            mirror,
+            bundle,
+            keys=keys,
+            trust_root=trust_root,
+            identities=identities,
+            passphrase=passphrase,
+            at=at,
+            signer=signer,
+            min_free=min_free,
+            observer=observer or NullObserver(),
+            faults=faults or _no_faults,
+        )
+        try:
+            return job.run()
+        except StellaError as exc:
+            if not isinstance(exc, UsageError | StoreLockedError | EnvironmentFailure | Cancelled):
+                where = mirror.quarantine(bundle, exc)
+                exc.hint = (f"{exc.hint}; " if exc.hint else "") + f"the bundle was quarantined in {where}"
+            raise
+        finally:
+            shutil.rmtree(job.staging, ignore_errors=True)
