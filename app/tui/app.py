@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -15,18 +16,20 @@ from textual.screen import Screen
 from app.tui.navigation import SCREENS_HELP, nav_bindings
 from app.tui.screens.base import shown_path
 from app.tui.screens.dashboard import DashboardScreen
-from app.tui.screens.data import DataScreen
-from app.tui.screens.export import ExportScreen
-from app.tui.screens.importing import ImportScreen
-from app.tui.screens.keys import KeysScreen
-from app.tui.screens.mirror import MirrorScreen
-from app.tui.screens.modals import HelpScreen
-from app.tui.screens.profiles import ProfilesScreen
-from app.tui.screens.runs import RunsScreen
-from app.tui.screens.verify import VerifyScreen
 from core import __version__
 from core.clock import utcnow
 from core.home import Home
+
+
+def _lazy(module: str, name: str) -> Callable[[], Screen[None]]:
+    """A mode's screen, imported when the mode is first shown: the first screen paints without loading the others
+    (nor the store, DuckDB and the adapters they use)."""
+
+    def make() -> Screen[None]:
+        screen: Screen[None] = getattr(importlib.import_module(module), name)()
+        return screen
+
+    return make
 
 
 class StellaApp(App[None]):
@@ -36,14 +39,14 @@ class StellaApp(App[None]):
     CSS_PATH = "app.tcss"
     MODES: ClassVar[dict[str, str | Callable[[], Screen[None]]]] = {
         "dashboard": DashboardScreen,
-        "import": ImportScreen,
-        "data": DataScreen,
-        "profiles": ProfilesScreen,
-        "export": ExportScreen,
-        "runs": RunsScreen,
-        "verify": VerifyScreen,
-        "mirror": MirrorScreen,
-        "keys": KeysScreen,
+        "import": _lazy("app.tui.screens.importing", "ImportScreen"),
+        "data": _lazy("app.tui.screens.data", "DataScreen"),
+        "profiles": _lazy("app.tui.screens.profiles", "ProfilesScreen"),
+        "export": _lazy("app.tui.screens.export", "ExportScreen"),
+        "runs": _lazy("app.tui.screens.runs", "RunsScreen"),
+        "verify": _lazy("app.tui.screens.verify", "VerifyScreen"),
+        "mirror": _lazy("app.tui.screens.mirror", "MirrorScreen"),
+        "keys": _lazy("app.tui.screens.keys", "KeysScreen"),
     }
     DEFAULT_MODE: ClassVar[str] = "dashboard"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -72,6 +75,8 @@ class StellaApp(App[None]):
             self.switch_mode(mode)
 
     def action_help(self) -> None:
+        from app.tui.screens.modals import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 

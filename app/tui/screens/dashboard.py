@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
+from app.tui.messages import DashboardLoaded
 from app.tui.navigation import nav_bindings
 from app.tui.screens.base import StellaScreen, shown_path
 from core.clock import utcnow
-from core.keys import KeyStore
-from core.runs import ExportRun, RunEngine, RunState
-from core.store import Store
-from core.trust import TrustStore
-from core.tuf_home import TufHome
+
+if TYPE_CHECKING:
+    from core.runs import ExportRun
 
 #: Dashboard columns: (heading, stats key). Kept short so the table fits in 80 columns.
 COUNT_COLUMNS: list[tuple[str, str]] = [
@@ -113,6 +111,8 @@ def tuf_warning(version: int, expires: datetime, now: datetime) -> str | None:
 def dashboard_warnings(data: DashboardData) -> list[str]:
     """What an operator should fix before exporting or verifying, from what the store and home hold, judged at
     ``data.now``."""
+    from core.runs import RunState
+
     out: list[str] = []
     if not data.stats:
         out.append("the store is empty: import documents with `stella import PATH` (i)")
@@ -160,14 +160,12 @@ def app_now(screen: StellaScreen) -> datetime:
     return now() if callable(now) else utcnow()
 
 
-class DashboardLoaded(Message):
-    def __init__(self, data: DashboardData) -> None:
-        super().__init__()
-        self.data = data
-
-
 class DashboardScreen(StellaScreen):
-    """Per-tenant counts (``Store.stats``), recent runs, keys and trusted keys."""
+    """Per-tenant counts (``Store.stats``), recent runs, keys and trusted keys.
+
+    The first screen of the app: it paints at once with "loading..." and its figures arrive from a thread worker
+    started after that first paint, which is also where the store, DuckDB and the key and TUF modules are loaded.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         *nav_bindings(show=True, prefix="app."),
@@ -194,7 +192,8 @@ class DashboardScreen(StellaScreen):
         runs = self.query_one("#dash-runs", DataTable)
         for heading in ("run", "tenant", "profile", "state", "created"):
             runs.add_column(heading, key=heading)
-        self.action_refresh()
+        self.query_one("#dash-summary", Static).update(f"home {shown_path(self.home.root)}  (loading...)")
+        self.call_after_refresh(self.load)
 
     def resumed(self) -> None:
         self.action_refresh()
@@ -205,6 +204,12 @@ class DashboardScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="dashboard", exit_on_error=False, description="read the store")
     def load(self) -> None:
+        from core.keys import KeyStore
+        from core.runs import RunEngine
+        from core.store import Store
+        from core.trust import TrustStore
+        from core.tuf_home import TufHome
+
         home = self.home
         data = DashboardData(now=app_now(self))
         data.keys = len(KeyStore(home).list())
