@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from app.output import print_json, stdout, table
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT, validate_tenant
-from core.query import ListKind, count_rows, list_rows, show
-from core.store import Store
+from core.ingest import DEFAULT_TENANT
+from core.query import ListKind
+from services.data import data_stats, list_data, raw_document, short_value, show_data
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -36,9 +37,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    tenant = validate_tenant(args.tenant) if args.tenant else None
-    with Store.open(resolve_home(args.home), read_only=True) as store:
-        stats = store.stats(tenant)
+    stats = data_stats(resolve_home(args.home), args.tenant)
     if args.json:
         print_json({"tenants": stats})
         return 0
@@ -54,59 +53,28 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    tenant = validate_tenant(args.tenant)
-    kind = ListKind(args.kind)
-    with Store.open(resolve_home(args.home), read_only=True) as store:
-        rows = list_rows(store, kind, tenant, limit=args.limit, offset=args.offset)
-        total = count_rows(store, kind, tenant)
+    page = list_data(resolve_home(args.home), ListKind(args.kind), args.tenant, limit=args.limit, offset=args.offset)
     if args.json:
-        print_json({"kind": kind.value, "tenant": tenant, "total": total, "offset": args.offset, "items": rows})
+        print_json(page.to_dict())
         return 0
-    if not rows:
-        stdout.print(f"no {kind.value} in tenant {tenant}")
+    if not page.items:
+        stdout.print(f"no {page.kind.value} in tenant {page.tenant}")
         return 0
-    columns = [c for c in _HUMAN_COLUMNS.get(kind, list(rows[0])) if c in rows[0]]
+    columns = page.columns
     table(
         columns,
-        [[_short(r[c]) for c in columns] for r in rows],
-        title=f"{kind.value} ({len(rows)} of {total})",
+        [[short_value(r[c]) for c in columns] for r in page.items],
+        title=f"{page.kind.value} ({len(page.items)} of {page.total})",
     )
     return 0
 
 
-# What fits an 80-column terminal; --json always carries every field.
-_HUMAN_COLUMNS: dict[ListKind, list[str]] = {
-    ListKind.DOCUMENTS: ["kind", "format", "document_id", "subject", "size", "sha256"],
-    ListKind.ADVISORIES: ["advisory_id", "source_format", "modified", "revisions", "summary"],
-    ListKind.VEX: ["vulnerability_id", "product", "status", "justification"],
-    ListKind.SBOMS: ["subject_name", "subject_version", "sbom_format", "component_count"],
-    ListKind.COMPONENTS: ["name", "version", "purl"],
-    ListKind.ATTESTATIONS: ["envelope_kind", "predicate_type", "signature_count", "verification"],
-    ListKind.KEV: ["cve_id", "vendor_project", "product", "date_added", "due_date"],
-    ListKind.FINDINGS: ["finding_id", "vulnerability_id", "subject", "decision"],
-}
-
-
-def _short(value: Any) -> Any:
-    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
-        return value[:12]
-    if isinstance(value, str) and len(value) > 48:
-        return value[:45] + "..."
-    if isinstance(value, str) and value.endswith("Z") and "T" in value:
-        return value[:10]
-    return value
-
-
 def run_show(args: argparse.Namespace) -> int:
-    tenant = validate_tenant(args.tenant)
-    with Store.open(resolve_home(args.home), read_only=True) as store:
-        result = show(store, tenant, args.ident)
-        raw = store.raw_bytes(tenant, result["document"]["sha256"]) if args.raw else None
-    if raw is not None:
-        import sys
-
-        sys.stdout.buffer.write(raw)
+    home = resolve_home(args.home)
+    if args.raw:
+        sys.stdout.buffer.write(raw_document(home, args.tenant, args.ident))
         return 0
+    result = show_data(home, args.tenant, args.ident)
     if args.json:
         print_json(result)
         return 0

@@ -6,13 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
-from adapters.sources.registry import SOURCES, format_names, get_format
-from app.output import RichSink, print_json_line, stderr, stdout
+from adapters.sources.registry import format_names
+from app.output import RichSink, escape, print_json_line, stderr, stdout
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT, FileResult, Importer, Outcome
-from core.store import Store
+from core.ingest import DEFAULT_TENANT, FileResult, Outcome
+from services.imports import import_files
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -34,7 +32,6 @@ _STYLE = {Outcome.IMPORTED: "green", Outcome.DUPLICATE: "yellow", Outcome.REJECT
 
 
 def run(args: argparse.Namespace) -> int:
-    forced = get_format(args.format) if args.format else None
     home = resolve_home(args.home)
 
     def report(result: FileResult) -> None:
@@ -51,18 +48,16 @@ def run(args: argparse.Namespace) -> int:
             line += f"\n          {escape(result.error.message + where)}"
         for warning in result.warnings:
             line += f"\n          [yellow]warning:[/] {escape(warning)}"
-        (stderr if result.outcome is Outcome.REJECTED else stdout).print(line, highlight=False)
+        (stderr if result.outcome is Outcome.REJECTED else stdout).print(line)
 
-    with Store.open(home) as store:
-        importer = Importer(
-            store,
-            SOURCES,
-            tenant=args.tenant,
-            forced_format=forced,
-            sink=RichSink("importing"),
-            on_result=report,
-        )
-        summary = importer.run(args.paths)
+    summary = import_files(
+        home,
+        args.paths,
+        tenant=args.tenant,
+        format_name=args.format,
+        observer=RichSink("importing"),
+        on_result=report,
+    )
     if args.json:
         print_json_line({"event": "summary", **summary.to_dict()})
     else:

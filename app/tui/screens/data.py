@@ -12,24 +12,19 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
-from app.commands.data import _HUMAN_COLUMNS, _short
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
-from core.ingest import DEFAULT_TENANT, validate_tenant
-from core.query import ListKind, count_rows, list_rows, show
-from core.store import Store
+from core.ingest import DEFAULT_TENANT
+from core.query import ListKind
+from services.data import DataPage, data_stats, list_data, short_value, show_data
 
 PAGE = 50
 
 
 class PageRead(Message):
-    def __init__(self, tenant: str, kind: ListKind, offset: int, total: int, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, page: DataPage) -> None:
         super().__init__()
-        self.tenant = tenant
-        self.kind = kind
-        self.page_offset = offset
-        self.total = total
-        self.rows = rows
+        self.page = page
 
 
 class Shown(Message):
@@ -126,28 +121,27 @@ class DataScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="data", exit_on_error=False, description="read the store")
     def load(self, tenant: str, kind: ListKind, offset: int) -> None:
-        validate_tenant(tenant)
-        with self.store_guard, Store.open(self.home, read_only=True) as store:
-            rows = list_rows(store, kind, tenant, limit=PAGE, offset=offset)
-            total = count_rows(store, kind, tenant)
-        self.loaded(PageRead(tenant, kind, offset, total, rows))
+        with self.store_guard:
+            page = list_data(self.home, kind, tenant, limit=PAGE, offset=offset)
+        self.loaded(PageRead(page))
 
     def on_page_read(self, message: PageRead) -> None:
-        self.rows = message.rows
-        self.total = message.total
+        page = message.page
+        self.rows = page.items
+        self.total = page.total
         table = self.query_one("#data-table", DataTable)
         table.clear(columns=True)
         summary = self.query_one("#data-summary", Static)
-        if not message.rows:
-            summary.update(f"  no {message.kind.value} in tenant {message.tenant}")
+        if not page.items:
+            summary.update(f"  no {page.kind.value} in tenant {page.tenant}")
             return
-        columns = [c for c in _HUMAN_COLUMNS.get(message.kind, list(message.rows[0])) if c in message.rows[0]]
+        columns = page.columns
         for column in columns:
             table.add_column(column, key=column)
-        for row in message.rows:
-            table.add_row(*("" if row[c] is None else str(_short(row[c])) for c in columns))
-        last = message.page_offset + len(message.rows)
-        summary.update(f"  {message.kind.value} {message.page_offset + 1}-{last} of {message.total}")
+        for row in page.items:
+            table.add_row(*("" if row[c] is None else str(short_value(row[c])) for c in columns))
+        last = page.offset + len(page.items)
+        summary.update(f"  {page.kind.value} {page.offset + 1}-{last} of {page.total}")
 
     def action_show_row(self) -> None:
         table = self.query_one("#data-table", DataTable)
@@ -162,8 +156,8 @@ class DataScreen(StellaScreen):
 
     @work(thread=True, group="data-show", exit_on_error=False, description="read a document")
     def show_ident(self, tenant: str, ident: str) -> None:
-        with self.store_guard, Store.open(self.home, read_only=True) as store:
-            result = show(store, tenant, ident)
+        with self.store_guard:
+            result = show_data(self.home, tenant, ident)
         text = json.dumps(result, indent=2, ensure_ascii=False, default=str)
         self.post_message(Shown(f"{ident} in tenant {tenant}", text))
 
@@ -175,6 +169,6 @@ class DataScreen(StellaScreen):
 
     @work(thread=True, group="data-stats", exit_on_error=False, description="count the store")
     def load_stats(self) -> None:
-        with self.store_guard, Store.open(self.home, read_only=True) as store:
-            stats = store.stats()
+        with self.store_guard:
+            stats = data_stats(self.home)
         self.post_message(Shown("store counts (stella data stats)", stats_text(stats)))

@@ -13,13 +13,12 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBar, Static
 
-from adapters.sources.registry import SOURCES
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
 from core.errors import Cancelled
-from core.ingest import DEFAULT_TENANT, FileResult, Importer, ImportSummary
+from core.ingest import DEFAULT_TENANT, FileResult, ImportSummary
 from core.progress import CancelToken, Check
-from core.store import Store
+from services.imports import import_files
 
 
 class ImportProgress(Message):
@@ -159,15 +158,10 @@ class ImportScreen(StellaScreen):
     @work(thread=True, exclusive=True, group="import", exit_on_error=False, description="import documents")
     def run_import(self, paths: list[Path], tenant: str, token: CancelToken) -> None:
         try:
-            with self.store_guard, Store.open(self.home) as store:
-                importer = Importer(
-                    store,
-                    SOURCES,
-                    tenant=tenant,
-                    sink=MessageSink(self, token),
-                    on_result=self._report,
+            with self.store_guard:
+                summary = import_files(
+                    self.home, paths, tenant=tenant, observer=MessageSink(self, token), on_result=self._report
                 )
-                summary = importer.run(paths)
         except Cancelled as exc:
             self.post_message(ImportFinished(None, cancelled=exc.diagnostics()))
             return

@@ -1,0 +1,96 @@
+"""What the store holds, per tenant: counts, pages of documents, advisories, VEX, SBOMs and more, one item.
+
+`stella data stats|list|show` and the TUI's data screen read through these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.home import Home
+from core.ingest import validate_tenant
+from core.query import ListKind, count_rows, list_rows, show
+from core.store import Store
+
+#: The columns of each kind that fit an 80-column terminal; ``--json`` always carries every field.
+SUMMARY_COLUMNS: dict[ListKind, list[str]] = {
+    ListKind.DOCUMENTS: ["kind", "format", "document_id", "subject", "size", "sha256"],
+    ListKind.ADVISORIES: ["advisory_id", "source_format", "modified", "revisions", "summary"],
+    ListKind.VEX: ["vulnerability_id", "product", "status", "justification"],
+    ListKind.SBOMS: ["subject_name", "subject_version", "sbom_format", "component_count"],
+    ListKind.COMPONENTS: ["name", "version", "purl"],
+    ListKind.ATTESTATIONS: ["envelope_kind", "predicate_type", "signature_count", "verification"],
+    ListKind.KEV: ["cve_id", "vendor_project", "product", "date_added", "due_date"],
+    ListKind.FINDINGS: ["finding_id", "vulnerability_id", "subject", "decision"],
+}
+
+
+def short_value(value: Any) -> Any:
+    """A cell as a summary table shows it: digests to 12 characters, long text cut, timestamps to their date."""
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12]
+    if isinstance(value, str) and len(value) > 48:
+        return value[:45] + "..."
+    if isinstance(value, str) and value.endswith("Z") and "T" in value:
+        return value[:10]
+    return value
+
+
+def data_stats(home: Home, tenant: str | None = None) -> dict[str, dict[str, int]]:
+    """`stella data stats`: counts per tenant (only ``tenant`` when given)."""
+    tenant = validate_tenant(tenant) if tenant else None
+    with Store.open(home, read_only=True) as store:
+        return store.stats(tenant)
+
+
+@dataclass(frozen=True)
+class DataPage:
+    """One page of a listing (`stella data list`)."""
+
+    kind: ListKind
+    tenant: str
+    total: int
+    offset: int
+    items: list[dict[str, Any]]
+
+    @property
+    def columns(self) -> list[str]:
+        """The summary columns of this kind that the items carry."""
+        if not self.items:
+            return []
+        first = self.items[0]
+        return [c for c in SUMMARY_COLUMNS.get(self.kind, list(first)) if c in first]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "tenant": self.tenant,
+            "total": self.total,
+            "offset": self.offset,
+            "items": self.items,
+        }
+
+
+def list_data(home: Home, kind: ListKind, tenant: str, *, limit: int = 50, offset: int = 0) -> DataPage:
+    """`stella data list KIND`: ``limit`` items from ``offset``, and how many there are in all."""
+    tenant = validate_tenant(tenant)
+    with Store.open(home, read_only=True) as store:
+        rows = list_rows(store, kind, tenant, limit=limit, offset=offset)
+        total = count_rows(store, kind, tenant)
+    return DataPage(kind, tenant, total, offset, rows)
+
+
+def show_data(home: Home, tenant: str, ident: str) -> dict[str, Any]:
+    """`stella data show ID`: one document (sha256 or a prefix of it) or advisory ID, with what was parsed from it."""
+    tenant = validate_tenant(tenant)
+    with Store.open(home, read_only=True) as store:
+        return show(store, tenant, ident)
+
+
+def raw_document(home: Home, tenant: str, ident: str) -> bytes:
+    """`stella data show ID --raw`: the document's bytes exactly as imported."""
+    tenant = validate_tenant(tenant)
+    with Store.open(home, read_only=True) as store:
+        result = show(store, tenant, ident)
+        return store.raw_bytes(tenant, result["document"]["sha256"])
