@@ -87,3 +87,17 @@ def test_help_lists_each_command_with_the_help_its_module_registers() -> None:
     listed = build_parser().format_help()
     for name in COMMANDS:
         assert build_parser(name).format_help() == listed, f"the help of {name!r} differs from app.cli.COMMANDS"
+
+
+def test_the_tui_opens_without_the_store_or_the_other_screens() -> None:
+    """The dashboard paints first; the store, DuckDB and the other screens load after (in its worker, or when shown)."""
+    code = "import json, sys\nimport app.tui.app\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    screens = {"app.tui.screens", "app.tui.screens.base", "app.tui.screens.dashboard"}
+    early = [
+        m
+        for m in json.loads(out.stdout)
+        if m.split(".")[0] in {"duckdb", "pyarrow", "adapters"}
+        or (m.startswith(("core.store", "app.commands", "app.tui.screens")) and m not in screens)
+    ]
+    assert early == []
