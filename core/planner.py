@@ -26,13 +26,12 @@ from core.runs import (
     PARAMETERS_VERSION,
     ExportRun,
     RunState,
-    cursor_transaction,
     insert_run,
     new_run_id,
     write_event,
 )
 from core.selectors import INPUT_ORDER, Selectors, selection_sql
-from core.store import Store
+from core.store import Store, transaction
 
 FETCH_ROWS = 5000
 
@@ -77,7 +76,7 @@ def plan_run(
     sql, params = selection_sql(tenant, selectors, profile.config.record_types)
     cur = store.cursor()
     try:
-        with cursor_transaction(cur):
+        with transaction(cur):
             # Resolved and numbered inside the database: nothing is held in memory, however many inputs.
             cur.execute(
                 "INSERT INTO export_inputs (tenant, run_id, ordinal, document_sha256, kind, subject, document_id)"

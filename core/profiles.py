@@ -26,7 +26,7 @@ from core.clock import rfc3339, utcnow
 from core.errors import BadInputError, NotFoundError, UsageError
 from core.ingest import validate_tenant
 from core.records import DocumentKind
-from core.store import Store
+from core.store import Store, transaction
 
 #: Every record type a profile may select, in their canonical order.
 RECORD_TYPES: tuple[str, ...] = tuple(k.value for k in DocumentKind)
@@ -472,7 +472,7 @@ class ProfileStore:
         config = base_config.with_overrides(overrides)
         cur = self.store.cursor()
         try:
-            with _transaction(cur):
+            with transaction(cur):
                 exists = cur.execute(
                     "SELECT count(*) FROM export_profiles WHERE tenant = ? AND profile_id = ?", [tenant, profile_id]
                 ).fetchone()
@@ -499,7 +499,7 @@ class ProfileStore:
             return ProfileUpdate(current, changed=False)
         cur = self.store.cursor()
         try:
-            with _transaction(cur):
+            with transaction(cur):
                 profile = _insert(cur, tenant, profile_id, current.revision + 1, config, builtin=False)
         finally:
             cur.close()
@@ -530,7 +530,7 @@ class ProfileStore:
                 todo.append((pid, int(rev) + 1, config))
         if not todo:
             return
-        with _transaction(cur):
+        with transaction(cur):
             for pid, rev, config in todo:
                 _insert(cur, tenant, pid, rev, config, builtin=True)
 
@@ -546,20 +546,6 @@ class ProfileStore:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-class _transaction:
-    """BEGIN/COMMIT on one cursor, ROLLBACK on any exception."""
-
-    def __init__(self, cur: duckdb.DuckDBPyConnection) -> None:
-        self.cur = cur
-
-    def __enter__(self) -> duckdb.DuckDBPyConnection:
-        self.cur.execute("BEGIN TRANSACTION")
-        return self.cur
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        self.cur.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
 def _insert(

@@ -49,7 +49,7 @@ from core.home import Home
 from core.profiles import ProfileConfig
 from core.progress import CancelToken, NullObserver, Observer
 from core.selectors import InputRef, Selectors
-from core.store import Store
+from core.store import Store, transaction
 
 #: Version of the ``parameters`` JSON of a run.
 PARAMETERS_VERSION = 1
@@ -388,18 +388,6 @@ _ACTIVE: set[tuple[str, str]] = set()
 _ACTIVE_LOCK = threading.Lock()
 # Event sequence numbers are "max + 1": writers of one process take turns so two threads never pick the same.
 _WRITE_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def cursor_transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """BEGIN/COMMIT on one cursor; ROLLBACK on any exception (``Store.transaction`` is for the main cursor)."""
-    cur.execute("BEGIN TRANSACTION")
-    try:
-        yield cur
-    except BaseException:
-        cur.execute("ROLLBACK")
-        raise
-    cur.execute("COMMIT")
 
 
 def write_event(
@@ -951,7 +939,7 @@ class RunEngine:
     @contextlib.contextmanager
     def _writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor in a transaction, one writer thread at a time."""
-        with _WRITE_LOCK, self._cursor() as cur, cursor_transaction(cur):
+        with _WRITE_LOCK, self._cursor() as cur, transaction(cur):
             yield cur
 
     @contextlib.contextmanager

@@ -32,6 +32,23 @@ BLOB_THRESHOLD = 1 << 20
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
+
+@contextlib.contextmanager
+def transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All-or-nothing on ``cur`` (the store's connection, or a thread's cursor from :meth:`Store.cursor`).
+
+    BEGIN, then COMMIT when the block ends, ROLLBACK when it raises anything (Ctrl-C included). The one place a
+    transaction is opened.
+    """
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        yield cur
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
+
+
 DUCKDB_CONFIG: dict[str, Any] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
@@ -153,17 +170,12 @@ class Store:
         for mig in known:
             if mig.version <= current:
                 continue
-            self.conn.execute("BEGIN TRANSACTION")
-            try:
-                self.conn.execute(mig.sql)
-                self.conn.execute(
+            with transaction(self.conn) as conn:
+                conn.execute(mig.sql)
+                conn.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?, ?)",
                     [mig.version, mig.name, utcnow(), __version__],
                 )
-                self.conn.execute("COMMIT")
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
 
     def schema_version(self) -> int:
         """The store's schema version (0 for an empty file)."""
@@ -199,16 +211,9 @@ class Store:
         """A cursor for another thread (DuckDB connections are not shared across threads)."""
         return self.conn.cursor()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """All-or-nothing: commit on success, roll back on any exception."""
-        self.conn.execute("BEGIN TRANSACTION")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def transaction(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """All-or-nothing on the store's connection: commit on success, roll back on any exception."""
+        return transaction(self.conn)
 
     # -- raw documents and blobs -----------------------------------------------------------
     def existing_digests(self, tenant: str, digests: Iterable[str]) -> set[str]:
