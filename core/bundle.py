@@ -1,6 +1,6 @@
 """The bundle writer: payload staging, manifest, provenance, signatures, checksums, archive.
 
-Digest chain (DESIGN.md section 5): ``export.json.sig`` signs ``export.json``; ``export.json`` lists every
+Digest chain (docs/architecture.md): ``export.json.sig`` signs ``export.json``; ``export.json`` lists every
 other file of the bundle with its sha256, size and media type (payload, README, verify script and the
 provenance files); ``provenance.json`` is an in-toto Statement whose subjects are every payload file,
 signed as DSSE (``provenance.dsse.json``) and as a Sigstore bundle v0.3 (``provenance.sigstore.json``).
@@ -31,45 +31,30 @@ from core import __version__
 from core.age_stream import encrypt_stream
 from core.archive import ArchiveEntry, Compression, write_archive
 from core.canonical import canonical_json
-from core.errors import Cancelled, EnvironmentFailure, UsageError
-from core.keys import KeyAlgorithm
-from core.progress import CancelToken, NullObserver, Observer
-from core.signing import SIGSTORE_BUNDLE_V03, Signer, cosign_blob_signature
-
-MANIFEST_SCHEMA = "https://stellaops.dev/schemas/export-manifest/v1"
-BUILD_TYPE = "https://stellaops.dev/export-center/bundle/v1"
-BUILDER_ID = "https://stellaops.dev/export-center/offline"
-INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
-
-MANIFEST = "export.json"
-MANIFEST_SIG = "export.json.sig"
-CHECKSUMS = "checksums.txt"
-README = "README.txt"
-VERIFY_SCRIPT = "verify.sh"
-PROVENANCE = "provenance.json"
-PROVENANCE_DSSE = "provenance.dsse.json"
-PROVENANCE_SIGSTORE = "provenance.sigstore.json"
-#: Files that are not listed in the manifest: the manifest, its signature, and the derived checksums.
-UNLISTED = (MANIFEST, MANIFEST_SIG, CHECKSUMS)
-#: Archive order before the payload (sorted by path): the verifier can reject early.
-HEAD_ORDER = (
-    MANIFEST,
-    MANIFEST_SIG,
+from core.contract.bundle import (
+    BUILD_TYPE,
+    BUILDER_ID,
     CHECKSUMS,
-    README,
-    VERIFY_SCRIPT,
+    HEAD_ORDER,
+    MANIFEST,
+    MANIFEST_SCHEMA,
+    MANIFEST_SIG,
     PROVENANCE,
     PROVENANCE_DSSE,
     PROVENANCE_SIGSTORE,
+    README,
+    UNLISTED,
+    VERIFY_SCRIPT,
+    bundle_order,
 )
+from core.contract.media_types import AGE, DSSE_ENVELOPE, NDJSON, NDJSON_ZSTD, SHELL_SCRIPT, SIGSTORE_BUNDLE_V03
+from core.contract.payload_types import IN_TOTO
+from core.errors import Cancelled, EnvironmentFailure, UsageError
+from core.keys import KeyAlgorithm
+from core.progress import CancelToken, NullObserver, Observer
+from core.signing import Signer, cosign_blob_signature
+
 CHUNK = 1 << 20
-#: Trust metadata a profile ships in its payload: archived (and listed) before the rest, so it is read first.
-TRUST_PREFIXES = ("tuf/",)
-
-
-def bundle_order(path: str) -> tuple[int, str]:
-    """The order of listed files in the manifest and the archive: trust metadata first, then by path."""
-    return (0 if path.startswith(TRUST_PREFIXES) else 1, path)
 
 
 @dataclass(frozen=True)
@@ -202,7 +187,7 @@ class PayloadWriter:
     @contextlib.contextmanager
     def jsonl(self, path: str) -> Iterator[Callable[[Any], None]]:
         """Add an uncompressed canonical JSON Lines file; yields a function that writes one record."""
-        with self.stream(path, "application/x-ndjson") as out:
+        with self.stream(path, NDJSON) as out:
 
             def write(record: Any) -> None:
                 if self.cancel.is_cancelled():
@@ -214,7 +199,7 @@ class PayloadWriter:
     @contextlib.contextmanager
     def jsonl_zst(self, path: str, level: int) -> Iterator[Callable[[Any], None]]:
         """Add a zstd-compressed canonical JSON Lines file; yields a function that writes one record."""
-        with self.stream(path, "application/x-ndjson+zstd") as out:
+        with self.stream(path, NDJSON_ZSTD) as out:
             cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=False, threads=0)
             with cctx.stream_writer(out, closefd=False) as zw:  # type: ignore[arg-type]
 
@@ -287,7 +272,7 @@ class Encryption:
 def _encrypt_payload(
     writer: PayloadWriter, encryption: Encryption, prefixes: tuple[str, ...] | None, cancel: CancelToken
 ) -> dict[str, Any]:
-    """Encrypt every payload file to the age recipients, in place of its plaintext (DESIGN.md section 8).
+    """Encrypt every payload file to the age recipients, in place of its plaintext.
 
     Only payload is encrypted: the manifest, signatures, provenance, README and verify script stay readable,
     and integrity is checkable without an identity because the manifest lists the ciphertext digests. The
@@ -305,7 +290,7 @@ def _encrypt_payload(
         source = writer.staging.joinpath(*PurePosixPath(entry.path).parts)
         target_path = entry.path + ".age"
         del writer.files[entry.path]
-        with writer.stream(target_path, "application/vnd.age") as out:
+        with writer.stream(target_path, AGE) as out:
             if encryption.passphrase is not None:
                 out.write(pyrage.passphrase.encrypt(source.read_bytes(), encryption.passphrase))
             else:
@@ -354,7 +339,7 @@ def _write_provenance(
     skeleton = _provenance(spec, payload, [])
     skeleton["predicate"]["buildDefinition"]["resolvedDependencies"] = [_HOLE]
     head, tail = _split(skeleton, [_HOLE])
-    with writer.stream(PROVENANCE, INTOTO_PAYLOAD_TYPE) as out:
+    with writer.stream(PROVENANCE, IN_TOTO) as out:
         out.write(head + b"[")
         for n, item in enumerate(inputs):
             if writer.cancel.is_cancelled():
@@ -363,7 +348,7 @@ def _write_provenance(
         out.write(b"]" + tail)
     statement = writer.staging / PROVENANCE
     size = writer.files[PROVENANCE].size
-    prefix = b"DSSEv1 %d %s %d " % (len(INTOTO_PAYLOAD_TYPE), INTOTO_PAYLOAD_TYPE.encode(), size)
+    prefix = b"DSSEv1 %d %s %d " % (len(IN_TOTO), IN_TOTO.encode(), size)
     if signer.algorithm is KeyAlgorithm.ECDSA_P256:
         digest = hashlib.sha256(prefix)
         with statement.open("rb") as fh:
@@ -374,7 +359,7 @@ def _write_provenance(
         signature = signer.sign(prefix + statement.read_bytes())
     envelope = {
         "payload": _HOLE,
-        "payloadType": INTOTO_PAYLOAD_TYPE,
+        "payloadType": IN_TOTO,
         "signatures": [{"keyid": "", "sig": base64.b64encode(signature).decode("ascii")}],
     }
     bundle = {
@@ -383,7 +368,7 @@ def _write_provenance(
         "verificationMaterial": {"publicKey": {"hint": signer.hint}, "tlogEntries": []},
     }
     for name, skeleton_doc, media in (
-        (PROVENANCE_DSSE, envelope, "application/vnd.dsse.envelope.v1+json"),
+        (PROVENANCE_DSSE, envelope, DSSE_ENVELOPE),
         (PROVENANCE_SIGSTORE, bundle, SIGSTORE_BUNDLE_V03),
     ):
         head, tail = _split(skeleton_doc, _HOLE)
@@ -521,8 +506,8 @@ def build_bundle(
             section = _encrypt_payload(writer, encryption, getattr(profile, "encrypted_prefixes", None), cancel)
             if section["files"]:
                 ctx.extra_manifest["encryption"] = section
-        writer.add_bytes(README, _template("README.txt"), "text/plain; charset=utf-8")
-        writer.add_bytes(VERIFY_SCRIPT, _template("verify.sh"), "text/x-shellscript")
+        writer.add_bytes(README, _template(README), "text/plain; charset=utf-8")
+        writer.add_bytes(VERIFY_SCRIPT, _template(VERIFY_SCRIPT), SHELL_SCRIPT)
         payload = sorted(writer.files.values(), key=lambda f: f.path)
 
         _write_provenance(writer, spec, payload, _provenance_inputs(ctx, inputs()), signer)

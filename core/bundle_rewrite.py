@@ -2,7 +2,7 @@
 
 A bundle's payload sometimes has to change after the build without the store at hand: a payload file
 re-encrypted to other age recipients (by the reference ``age`` CLI, say), a file re-issued by the same
-profile. Editing the archive by hand breaks the digest chain of DESIGN.md section 5, so this module rebuilds
+profile. Editing the archive by hand breaks the digest chain (docs/architecture.md), so this module rebuilds
 it through the bundle writer itself: the payload is copied (the replacements in place of their originals),
 then :func:`core.bundle.build_bundle` writes README, verify script, provenance (the same resolved inputs,
 new subject digests), the manifest (the same run id, createdAt, profile, selectors, counts and every
@@ -24,15 +24,8 @@ from typing import Any
 import orjson
 
 from core.archive import ReaderLimits, SafeArchiveReader
-from core.bundle import (
-    HEAD_ORDER,
-    MANIFEST,
-    PROVENANCE,
-    BundleSpec,
-    Dependency,
-    PayloadContext,
-    build_bundle,
-)
+from core.bundle import BundleSpec, Dependency, PayloadContext, build_bundle
+from core.contract.bundle import HEAD_ORDER, MANIFEST, PROVENANCE
 from core.errors import BadInputError, IntegrityError, UsageError
 from core.progress import Observer
 from core.signing import Signer

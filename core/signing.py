@@ -31,11 +31,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa, x448, x25519
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
+from core.contract.media_types import SIGSTORE_BUNDLE_V03
 from core.errors import BadInputError, EnvironmentFailure, SignatureError, UsageError
 from core.keys import KeyAlgorithm, KeyStore, PrivateKey, PublicKey, keyid_of, public_pem
-
-SIGSTORE_BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 _CHUNK = 1 << 20
 

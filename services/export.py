@@ -20,6 +20,7 @@ from adapters.profiles.registry import run_options
 from adapters.sources.registry import format_names
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.clock import utcnow
+from core.contract.bundle import PROVENANCE
 from core.errors import BadInputError, StoreLockedError, UsageError
 from core.home import Home
 from core.ingest import validate_tenant
@@ -31,7 +32,7 @@ from core.runs import Distribution, ExportRun, RunEngine, RunEvent, request_canc
 from core.selectors import Selectors, count_inputs, parse_selectors
 from core.store import Store
 from services.keys import signer_for, signer_trusted_key
-from verify.bundle import PROVENANCE, VerifyReport, verify_bundle
+from verify.bundle import VerifyReport, verify_bundle
 
 #: The environment variable that caps the runs a tenant may have active at once.
 MAX_ACTIVE_ENV = "STELLA_MAX_ACTIVE_RUNS"

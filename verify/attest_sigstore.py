@@ -34,15 +34,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ObjectIdentifier
 
+from core.contract.media_types import SIGSTORE_BUNDLE_PREFIX, SIGSTORE_TRUSTED_ROOT
+from core.contract.payload_types import IN_TOTO
 from core.errors import BadInputError, SignatureError, StellaError, UnsupportedFormatError
 from core.signing import verify_prehashed_sha256
 from core.trust import TrustedKey
 from verify.signatures import verify_dsse, verify_sigstore_bundle_keyed
 from verify.sigstore_promise import signing_certificate, sigstore_python_refuses, verify_promise
 
-IN_TOTO = "application/vnd.in-toto+json"
-BUNDLE_MEDIA_PREFIX = "application/vnd.dev.sigstore.bundle"
-TRUSTED_ROOT_MEDIA_PREFIX = "application/vnd.dev.sigstore.trustedroot"
 _BUNDLE_VERSION = re.compile(
     r"application/vnd\.dev\.sigstore\.bundle(?:\+json;version=(?P<old>[^;\s]+)|\.v(?P<new>[^+\s]+)\+json)"
 )
@@ -85,7 +84,7 @@ def load_root(data: bytes, *, name: str, source: str, path: str | None = None) -
     except (ValueError, UnicodeDecodeError):
         raise BadInputError("not a Sigstore trusted root: not JSON", path=path or name) from None
     media = doc.get("mediaType") if isinstance(doc, dict) else None
-    if not isinstance(media, str) or not media.startswith(TRUSTED_ROOT_MEDIA_PREFIX):
+    if not isinstance(media, str) or not media.startswith(SIGSTORE_TRUSTED_ROOT):
         raise BadInputError(
             f"not a Sigstore trusted root (mediaType {media!r})",
             path=path or name,
@@ -311,7 +310,7 @@ def verify_document(data: bytes, *, path: str, trust: Trust) -> list[Attestation
             results.append(AttestationResult(path, sha, error=BadInputError("no attestations", path=path)))
         return results
     if isinstance(doc, dict) and (
-        str(doc.get("mediaType", "")).startswith(BUNDLE_MEDIA_PREFIX) or "verificationMaterial" in doc
+        str(doc.get("mediaType", "")).startswith(SIGSTORE_BUNDLE_PREFIX) or "verificationMaterial" in doc
     ):
         return [_bundle(doc, data, path=path, sha=sha, index=0, trust=trust, pointer="")]
     if isinstance(doc, dict) and {"payload", "payloadType", "signatures"} <= doc.keys():

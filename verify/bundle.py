@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.age_stream import AgeError, decrypt_stream
 from core.archive import ReaderLimits, SafeArchiveReader
-from core.bundle import bundle_order
+from core.contract.bundle import bundle_order
 from core.errors import (
     BadInputError,
     Cancelled,

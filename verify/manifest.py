@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.bundle import bundle_order
+from core.contract.bundle import bundle_order
 from core.errors import BadInputError
 
 _CHUNK = 1 << 20

@@ -22,6 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.contract.media_types import SIGSTORE_BUNDLE_V03
 from core.errors import BadInputError, EnvironmentFailure, SignatureError, UnsupportedFormatError
 from core.keys import PublicKey
 from core.signing import pae, read_bytes, sha256_file, verify_prehashed_sha256, verify_raw
@@ -34,7 +35,7 @@ SUPPORTED_BUNDLE_MEDIA_TYPES = frozenset(
         "application/vnd.dev.sigstore.bundle+json;version=0.1",
         "application/vnd.dev.sigstore.bundle+json;version=0.2",
         "application/vnd.dev.sigstore.bundle+json;version=0.3",
-        "application/vnd.dev.sigstore.bundle.v0.3+json",
+        SIGSTORE_BUNDLE_V03,
     }
 )
 

@@ -8,7 +8,7 @@ Its "network" is ``LocalDirFetcher``, which reads files from a directory and ans
 
 Targets are then checked in place, where they lie in the mirror tree, against the length and sha256
 the verified targets metadata lists, so nothing is copied. Unlisted files, links and special files in
-the tree are refused too (DESIGN.md section 5).
+the tree are refused too.
 
 Rollback protection needs memory: pass ``state_dir`` (the receiver's TUF cache, kept between imports)
 and a mirror older than one already accepted is refused. Without it each call starts from the pinned
@@ -33,9 +33,10 @@ from tuf.api.metadata import Metadata, Root, Snapshot, Targets, Timestamp  # typ
 from tuf.ngclient import Updater, UpdaterConfig  # type: ignore[attr-defined]
 from tuf.ngclient.fetcher import FetcherInterface
 
+from core.contract.mirror import TUF_METADATA
 from core.errors import EnvironmentFailure, IntegrityError, StellaError, TrustMetadataError
 
-METADATA_SUBDIR = PurePosixPath("tuf/metadata")
+METADATA_SUBDIR = PurePosixPath(TUF_METADATA)
 _BASE_URL = "stella-mirror://local/"
 _CHUNK = 1 << 20
 

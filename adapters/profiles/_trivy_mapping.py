@@ -1,6 +1,6 @@
 """Normalized advisories (OSV, GHSA, CSAF, CVE 5 rows) -> Trivy DB schema 2 buckets and values.
 
-Where an advisory goes (``shared/research/trivy-db.md`` sections 1.4-1.7, trivy-db ``pkg/vulnsrc/osv``):
+Where an advisory goes (trivy-db ``pkg/vulnsrc/osv`` and Trivy's detectors):
 
 * OS packages go to the OS bucket Trivy looks up by exact name (``debian 12``, ``alpine 3.19``,
   ``ubuntu 22.04``, ``wolfi``, ``chainguard``); the value is ``{"FixedVersion": V}``, or ``{"Status": 2}``

@@ -11,7 +11,7 @@ Payload layout of a ``trivy:db`` bundle (``trivy:java-db`` is the same with ``ja
     oci/blobs/sha256/<digest>         the empty config, the manifest, and the layer (the db.tar.gz bytes)
 
 The layer has Trivy's media type and the ``org.opencontainers.image.title`` annotation Trivy takes the file name
-from (``shared/research/trivy-db.md`` section 3.3). Times come from the run's ``createdAt`` so a rebuild gives the
+from (as upstream publishes it with ``oras``). Times come from the run's ``createdAt`` so a rebuild gives the
 same bytes.
 """
 
@@ -31,18 +31,22 @@ import orjson
 from core.archive import ArchiveEntry, write_archive
 from core.bundle import PayloadContext
 from core.canonical import canonical_json
+from core.contract import trivy
+from core.contract.media_types import (
+    OCI_EMPTY,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    TRIVY_CONFIG,
+    TRIVY_DB_LAYER,
+    TRIVY_JAVA_DB_LAYER,
+)
 from core.errors import EnvironmentFailure, UsageError
 from core.store import Store
 
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 TITLE = "org.opencontainers.image.title"
 REF_NAME = "org.opencontainers.image.ref.name"
 CREATED = "org.opencontainers.image.created"
-#: The config media type upstream publishes with (``oras push --artifact-type``); Trivy does not read it.
-ARTIFACT_TYPE = "application/vnd.aquasec.trivy.config.v1+json"
 CHUNK = 1 << 20
 
 
@@ -62,20 +66,20 @@ class DbKind:
 
 MAIN_DB = DbKind(
     label="Trivy DB",
-    cache_dir="db",
-    db_file="trivy.db",
-    tarball="db.tar.gz",
-    media_type="application/vnd.aquasec.trivy.db.layer.v1.tar+gzip",
+    cache_dir=trivy.DB_DIR,
+    db_file=trivy.DB_FILE,
+    tarball=trivy.DB_TARBALL,
+    media_type=TRIVY_DB_LAYER,
     supported=(2,),
     default=2,
     refresh=timedelta(hours=24),
 )
 JAVA_DB = DbKind(
     label="Trivy Java DB",
-    cache_dir="java-db",
-    db_file="trivy-java.db",
-    tarball="javadb.tar.gz",
-    media_type="application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip",
+    cache_dir=trivy.JAVA_DB_DIR,
+    db_file=trivy.JAVA_DB_FILE,
+    tarball=trivy.JAVA_DB_TARBALL,
+    media_type=TRIVY_JAVA_DB_LAYER,
     supported=(1,),
     default=1,
     refresh=timedelta(days=3),
@@ -160,22 +164,22 @@ def write_outputs(ctx: PayloadContext, kind: DbKind, db_path: Path, version: int
     # Level 6: the gzip default; fixed, so the same input always gives the same bytes.
     tar_sha, tar_size = write_archive(
         tarball,
-        [ArchiveEntry(kind.db_file, db_path), ArchiveEntry("metadata.json", metadata)],
+        [ArchiveEntry(kind.db_file, db_path), ArchiveEntry(trivy.METADATA, metadata)],
         mtime=mtime,
         compression="gzip",
         level=6,
         cancel=ctx.cancel,
     )
     _copy_in(ctx, kind.tarball, tarball, kind.media_type)
-    _copy_in(ctx, f"cache/{kind.cache_dir}/{kind.db_file}", db_path, "application/octet-stream")
-    ctx.writer.add_bytes(f"cache/{kind.cache_dir}/metadata.json", metadata, "application/json")
+    _copy_in(ctx, f"{trivy.CACHE}{kind.cache_dir}/{kind.db_file}", db_path, "application/octet-stream")
+    ctx.writer.add_bytes(f"{trivy.CACHE}{kind.cache_dir}/{trivy.METADATA}", metadata, "application/json")
 
     config_digest = hashlib.sha256(b"{}").hexdigest()
     manifest = canonical_json(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "artifactType": ARTIFACT_TYPE,
+            "artifactType": TRIVY_CONFIG,
             "config": {"mediaType": OCI_EMPTY, "digest": f"sha256:{config_digest}", "size": 2, "data": "e30="},
             "layers": [
                 {
@@ -203,12 +207,12 @@ def write_outputs(ctx: PayloadContext, kind: DbKind, db_path: Path, version: int
             ],
         }
     )
-    ctx.writer.add_bytes("oci/oci-layout", OCI_LAYOUT, "application/json")
-    ctx.writer.add_bytes("oci/index.json", index, OCI_INDEX)
+    ctx.writer.add_bytes(trivy.OCI_LAYOUT, OCI_LAYOUT, "application/json")
+    ctx.writer.add_bytes(trivy.OCI_INDEX, index, OCI_INDEX)
     blobs = {config_digest: (b"{}", OCI_EMPTY), manifest_digest: (manifest, OCI_MANIFEST)}
     for digest, (data, media_type) in sorted(blobs.items()):
-        ctx.writer.add_bytes(f"oci/blobs/sha256/{digest}", data, media_type)
-    _copy_in(ctx, f"oci/blobs/sha256/{tar_sha}", tarball, kind.media_type)
+        ctx.writer.add_bytes(f"{trivy.OCI_BLOBS}{digest}", data, media_type)
+    _copy_in(ctx, f"{trivy.OCI_BLOBS}{tar_sha}", tarball, kind.media_type)
     return {
         "schemaVersion": version,
         "cacheDir": kind.cache_dir,

@@ -46,10 +46,25 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.bundle import PayloadContext
 from core.canonical import canonical_json
+from core.contract.attestation import (
+    CERTIFICATES,
+    DOCUMENTS,
+    INDEX,
+    KEYS,
+    MANIFEST,
+    MANIFEST_DSSE,
+    MANIFEST_PREDICATE,
+    MANIFEST_SIGSTORE,
+    SIGSTORE_ROOTS,
+    SUBJECTS,
+    TLOG_CHECKPOINTS,
+    TLOG_ENTRIES,
+)
+from core.contract.media_types import DSSE_ENVELOPE, SIGSTORE_BUNDLE_V03, SIGSTORE_TRUSTED_ROOT
+from core.contract.payload_types import IN_TOTO
 from core.errors import IntegrityError, UsageError
 from core.home import Home
 from core.signing import (
-    IN_TOTO_PAYLOAD_TYPE,
     dsse_envelope,
     pae,
     sigstore_bundle_v03,
@@ -59,21 +74,7 @@ from core.signing import (
 from core.trust import TrustedKey, TrustStore
 from core.x509_path import issuer_path, signing_certificate
 
-DOCUMENTS = "attestations/documents"
-INDEX = "attestations/index.jsonl"
-SUBJECTS = "attestations/subjects.jsonl"
-MANIFEST = "attestations/manifest.json"
-MANIFEST_DSSE = "attestations/manifest.dsse.json"
-MANIFEST_SIGSTORE = "attestations/manifest.sigstore.json"
-ROOTS = "trust/sigstore"
-KEYS = "trust/keys"
-CERTIFICATES = "trust/certificates"
-TLOG_ENTRIES = "tlog/entries.jsonl"
-TLOG_CHECKPOINTS = "tlog/checkpoints.jsonl"
-#: The predicateType of attestations/manifest.json (``stella attest bundle verify`` requires exactly this).
-MANIFEST_PREDICATE = "https://stellaops.dev/attestation-bundle/v1"
 _PACKAGE_PRODUCTION = ("_store", "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev", "trusted_root.json")
-_TRUSTED_ROOT_MEDIA = "application/vnd.dev.sigstore.trustedroot"
 
 _DOCUMENTS_SQL = """
 SELECT r.sha256, r.format, r.media_type, r.document_id
@@ -117,7 +118,7 @@ def _load_root(name: str, data: bytes) -> _Root | None:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
-    if not isinstance(doc, dict) or not str(doc.get("mediaType", "")).startswith(_TRUSTED_ROOT_MEDIA):
+    if not isinstance(doc, dict) or not str(doc.get("mediaType", "")).startswith(SIGSTORE_TRUSTED_ROOT):
         return None
     log_ids = frozenset(
         str(t["logId"]["keyId"]) for t in doc.get("tlogs") or [] if isinstance(t, dict) and t.get("logId")
@@ -179,7 +180,7 @@ def _entries(sha: str, doc: Any, rows: list[tuple[Any, ...]], subjects: list[tup
             method = "key"
         record: dict[str, Any] = {
             "document": sha,
-            "path": f"{DOCUMENTS}/{sha}.json",
+            "path": f"{DOCUMENTS}{sha}.json",
             "entryIndex": entry_index,
             "kind": kind,
             "method": method,
@@ -320,7 +321,7 @@ class AttestationBundle:
         documents = 0
         for sha, _fmt, media_type, _doc_id in ctx.query.execute(_DOCUMENTS_SQL, [spec.run_id, spec.tenant]).fetchall():
             data = ctx.raw_bytes(sha)
-            written = ctx.writer.add_bytes(f"{DOCUMENTS}/{sha}.json", data, media_type)
+            written = ctx.writer.add_bytes(f"{DOCUMENTS}{sha}.json", data, media_type)
             if written.sha256 != sha:
                 raise IntegrityError("the stored bytes of an attestation differ from its digest", path=sha)
             documents += 1
@@ -342,16 +343,16 @@ class AttestationBundle:
                 for root in roots:
                     if root.log_ids & entry.log_ids:
                         used_roots.setdefault(root.name, root)
-                        entry.record["trustedRoot"] = f"{ROOTS}/{root.name}.json"
+                        entry.record["trustedRoot"] = f"{SIGSTORE_ROOTS}{root.name}.json"
                         break
                 leaf = signing_certificate(entry.signed.get("verificationMaterial") or {})
                 if leaf is not None:
                     issuer_root, chain = _chain(leaf, roots)
                     if issuer_root is not None:
                         used_roots.setdefault(issuer_root.name, issuer_root)
-                        entry.record.setdefault("trustedRoot", f"{ROOTS}/{issuer_root.name}.json")
+                        entry.record.setdefault("trustedRoot", f"{SIGSTORE_ROOTS}{issuer_root.name}.json")
                     pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [leaf, *chain])
-                    path = f"{CERTIFICATES}/{entry.document}-{entry.index}.pem"
+                    path = f"{CERTIFICATES}{entry.document}-{entry.index}.pem"
                     ctx.writer.add_bytes(path, pem, "application/pem-certificate-chain")
                     entry.record["certificateChain"] = path
                     certificates += 1
@@ -360,11 +361,11 @@ class AttestationBundle:
                 for key in signers:
                     used_keys.setdefault(key.label, key)
                 if signers:
-                    entry.record["keys"] = [f"{KEYS}/{k.label}.pem" for k in signers]
+                    entry.record["keys"] = [f"{KEYS}{k.label}.pem" for k in signers]
         for name in sorted(used_roots):
-            ctx.writer.add_bytes(f"{ROOTS}/{name}.json", used_roots[name].data, "application/json")
+            ctx.writer.add_bytes(f"{SIGSTORE_ROOTS}{name}.json", used_roots[name].data, "application/json")
         for label in sorted(used_keys):
-            ctx.writer.add_bytes(f"{KEYS}/{label}.pem", used_keys[label].public_pem, "application/x-pem-file")
+            ctx.writer.add_bytes(f"{KEYS}{label}.pem", used_keys[label].public_pem, "application/x-pem-file")
 
         tlog_count = 0
         checkpoints: dict[tuple[str, str], dict[str, Any]] = {}
@@ -420,24 +421,24 @@ class AttestationBundle:
                 "index": INDEX,
                 "subjects": SUBJECTS,
                 "trustedRoots": [
-                    {"path": f"{ROOTS}/{n}.json", "sha256": hashlib.sha256(used_roots[n].data).hexdigest()}
+                    {"path": f"{SIGSTORE_ROOTS}{n}.json", "sha256": hashlib.sha256(used_roots[n].data).hexdigest()}
                     for n in sorted(used_roots)
                 ],
-                "trustedKeys": [{"path": f"{KEYS}/{k}.pem", "keyid": used_keys[k].keyid} for k in sorted(used_keys)],
+                "trustedKeys": [{"path": f"{KEYS}{k}.pem", "keyid": used_keys[k].keyid} for k in sorted(used_keys)],
                 "signing": {"algorithm": str(ctx.signer.algorithm), "keyid": ctx.signer.keyid},
             },
         }
         body = canonical_json(statement)
-        ctx.writer.add_bytes(MANIFEST, body, IN_TOTO_PAYLOAD_TYPE)
-        envelope = dsse_envelope(ctx.signer, IN_TOTO_PAYLOAD_TYPE, body)
-        ctx.writer.add_bytes(MANIFEST_DSSE, canonical_json(envelope), "application/vnd.dsse.envelope.v1+json")
+        ctx.writer.add_bytes(MANIFEST, body, IN_TOTO)
+        envelope = dsse_envelope(ctx.signer, IN_TOTO, body)
+        ctx.writer.add_bytes(MANIFEST_DSSE, canonical_json(envelope), DSSE_ENVELOPE)
         bundle = sigstore_bundle_v03(envelope, ctx.signer)
-        ctx.writer.add_bytes(MANIFEST_SIGSTORE, canonical_json(bundle), "application/vnd.dev.sigstore.bundle.v0.3+json")
+        ctx.writer.add_bytes(MANIFEST_SIGSTORE, canonical_json(bundle), SIGSTORE_BUNDLE_V03)
         ctx.extra_manifest["attestations"] = {
             "manifest": MANIFEST,
             "index": INDEX,
             "count": len(entries),
-            "trustedRoots": sorted(f"{ROOTS}/{n}.json" for n in used_roots),
+            "trustedRoots": sorted(f"{SIGSTORE_ROOTS}{n}.json" for n in used_roots),
         }
         return counts
 

@@ -25,16 +25,11 @@ from typing import Any
 from adapters.devportal import TREE_FORMAT, PortalTree
 from core.bundle import PayloadContext
 from core.canonical import canonical_json
+from core.contract.devportal import MANIFEST, MANIFEST_DSSE, MANIFEST_SCHEMA, PORTAL_DIR, SCRIPTS
+from core.contract.media_types import DSSE_ENVELOPE, SHELL_SCRIPT
+from core.contract.payload_types import DEVPORTAL_MANIFEST
 from core.errors import IntegrityError, UsageError
 from core.signing import dsse_envelope
-
-MANIFEST = "manifest.json"
-MANIFEST_DSSE = "manifest.dsse.json"
-MANIFEST_SCHEMA = "https://stellaops.dev/schemas/devportal-manifest/v1"
-#: The DSSE payloadType of manifest.json (the verifier and verify-portal.sh require exactly this).
-PAYLOAD_TYPE = "application/vnd.stellaops.devportal.manifest+json"
-PORTAL_DIR = "portal/"
-SCRIPTS = (("serve.sh", "serve.sh"), ("verify-portal.sh", "verify-portal.sh"))
 
 _TREES_SQL = """
 SELECT i.document_sha256, r.document_id, r.imported_at
@@ -56,7 +51,7 @@ class DevportalOffline:
     variant = "offline"
     #: Encryption is refused (a portal is served as is); nothing of the payload would stay readable otherwise.
     encrypted_prefixes: tuple[str, ...] | None = None
-    #: The issue and DESIGN.md name this bundle ``bundle.tgz``.
+    #: Published as ``bundle.tgz``: gzip, so any tar can open it.
     archive_compression = "gzip"
 
     def plan_options(self, requested: dict[str, Any], store: Any) -> dict[str, Any]:
@@ -108,8 +103,8 @@ class DevportalOffline:
                 raise IntegrityError("the stored bytes of a portal file differ from its digest", path=f.path)
             entry = ctx.writer.add_bytes(PORTAL_DIR + f.path, data, f.media_type)
             entries.append(f.to_dict() | {"path": entry.path})
-        for path, name in SCRIPTS:
-            entry = ctx.writer.add_bytes(path, _script(name), "text/x-shellscript")
+        for name in SCRIPTS:
+            entry = ctx.writer.add_bytes(name, _script(name), SHELL_SCRIPT)
             entries.append(entry.to_manifest() | {"role": "script"})
         counts = tree.counts()
         manifest = {
@@ -126,8 +121,8 @@ class DevportalOffline:
         }
         body = canonical_json(manifest)
         ctx.writer.add_bytes(MANIFEST, body, "application/json")
-        envelope = dsse_envelope(ctx.signer, PAYLOAD_TYPE, body)
-        ctx.writer.add_bytes(MANIFEST_DSSE, canonical_json(envelope), "application/vnd.dsse.envelope.v1+json")
+        envelope = dsse_envelope(ctx.signer, DEVPORTAL_MANIFEST, body)
+        ctx.writer.add_bytes(MANIFEST_DSSE, canonical_json(envelope), DSSE_ENVELOPE)
         ctx.extra_manifest["devportal"] = {"portal": tree.portal, "tree": tree_sha, "manifest": MANIFEST}
         return {"portalFiles": counts["files"]} | {
             name: counts[role]

@@ -41,6 +41,7 @@ from adapters.profiles.json_policy import FINDINGS, SNAPSHOTS
 from core.bundle import HashingFile, PayloadContext
 from core.canonical import canonical_json
 from core.clock import utcnow
+from core.contract.mirror import TUF_METADATA
 from core.errors import BadInputError, EnvironmentFailure, NotFoundError, UsageError
 from core.home import Home
 from core.mirror_layout import (
@@ -392,7 +393,7 @@ class Mirror:
         version = int(spec.options.get("tufVersion") or _epoch(spec.created_at))
         roots = tuf.roots()
         for number, data in roots:
-            ctx.writer.add_bytes(f"tuf/metadata/{number}.root.json", data, "application/json")
+            ctx.writer.add_bytes(f"{TUF_METADATA}{number}.root.json", data, "application/json")
         root = tuf.latest_root().signed
         metadata = top_level_metadata(
             root,
@@ -403,7 +404,7 @@ class Mirror:
             expiries=tuf_config.expiries,
         )
         for name, data in metadata.items():
-            ctx.writer.add_bytes(f"tuf/metadata/{name}", data, "application/json")
+            ctx.writer.add_bytes(f"{TUF_METADATA}{name}", data, "application/json")
 
         removed_files = sorted(set(base_files) - set(files))
         ctx.extra_manifest["base"] = (

@@ -18,14 +18,13 @@ from tuf.api.metadata import Metadata, Targets  # type: ignore[attr-defined]
 
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.bundle_rewrite import rewrite_bundle
+from core.contract.mirror import TUF_METADATA
 from core.errors import BadInputError, UsageError
 from core.home import Home
 from core.progress import Observer
 from core.signing import Signer
 from core.tuf_home import TufHome
 from core.tuf_repo import fresh_snapshot_and_timestamp
-
-_METADATA = "tuf/metadata/"
 
 
 def _manifest_and_targets(bundle: Path) -> tuple[dict[str, Any], Metadata[Targets]]:
@@ -36,7 +35,7 @@ def _manifest_and_targets(bundle: Path) -> tuple[dict[str, Any], Metadata[Target
             if member.name == "export.json":
                 with member.stream() as src:
                     manifest = orjson.loads(src.read())
-            elif member.name.startswith(_METADATA) and member.name.endswith(".targets.json"):
+            elif member.name.startswith(TUF_METADATA) and member.name.endswith(".targets.json"):
                 with member.stream() as src:
                     targets: Metadata[Targets] = Metadata.from_bytes(src.read())
                 if manifest is None:
@@ -68,7 +67,7 @@ def refresh_bundle(
     stale = frozenset(
         str(f["path"])
         for f in manifest["files"]
-        if str(f["path"]).startswith(_METADATA) and str(f["path"]).endswith((".snapshot.json", "/timestamp.json"))
+        if str(f["path"]).startswith(TUF_METADATA) and str(f["path"]).endswith((".snapshot.json", "/timestamp.json"))
     )
     version = int(orjson.loads(fresh["timestamp.json"])["signed"]["version"])
     mirror = dict(manifest.get("mirror") or {})
@@ -79,7 +78,7 @@ def refresh_bundle(
         signer,
         {},
         remove=stale,
-        add={_METADATA + name: (data, "application/json") for name, data in fresh.items()},
+        add={TUF_METADATA + name: (data, "application/json") for name, data in fresh.items()},
         sections={"mirror": mirror},
         sink=sink,
     )

@@ -33,15 +33,16 @@ from typing import Any
 from core.bundle import PayloadContext
 from core.canonical import canonical_json
 from core.clock import rfc3339
+from core.contract.media_types import DSSE_ENVELOPE
+from core.contract.payload_types import RISK_MANIFEST as RISK_PAYLOAD_TYPE
+from core.contract.risk import MANIFEST as RISK_MANIFEST
+from core.contract.risk import MANIFEST_DSSE as RISK_MANIFEST_DSSE
+from core.contract.risk import MANIFEST_SCHEMA as RISK_MANIFEST_SCHEMA
+from core.contract.risk import PROVIDERS_DIR
 from core.durations import parse_duration
 from core.errors import IntegrityError, UsageError
 from core.signing import dsse_envelope
 
-RISK_MANIFEST = "risk/manifest.json"
-RISK_MANIFEST_DSSE = "risk/manifest.dsse.json"
-RISK_MANIFEST_SCHEMA = "https://stellaops.dev/schemas/risk-manifest/v1"
-#: The DSSE payloadType of risk/manifest.json (``stella risk bundle verify`` requires exactly this).
-RISK_PAYLOAD_TYPE = "application/vnd.stellaops.risk.manifest+json"
 FETCH = 5000
 
 
@@ -191,8 +192,8 @@ def _epss_records(query: Any, tenant: str, sha: str) -> Iterator[dict[str, Any]]
 def _raw_name(dataset: Dataset) -> str:
     if dataset.provider == "kev":
         suffix = ".csv" if dataset.media_type == "text/csv" else ".json"
-        return f"providers/kev/known_exploited_vulnerabilities{suffix}"
-    return "providers/epss/epss_scores.csv"
+        return f"{PROVIDERS_DIR}kev/known_exploited_vulnerabilities{suffix}"
+    return f"{PROVIDERS_DIR}epss/epss_scores.csv"
 
 
 class RiskBundle:
@@ -247,7 +248,7 @@ class RiskBundle:
             raw = ctx.writer.add_bytes(_raw_name(dataset), data, dataset.media_type)
             if raw.sha256 != dataset.sha256:
                 raise IntegrityError("the stored bytes of a risk dataset differ from its digest", path=dataset.sha256)
-            normalized = f"providers/{provider.name}/{'entries' if provider.name == 'kev' else 'scores'}.jsonl.zst"
+            normalized = f"{PROVIDERS_DIR}{provider.name}/{'entries' if provider.name == 'kev' else 'scores'}.jsonl.zst"
             records = _kev_records if provider.name == "kev" else _epss_records
             n = 0
             with ctx.writer.jsonl_zst(normalized, spec.compression_level) as write:
@@ -283,7 +284,7 @@ class RiskBundle:
         body = canonical_json(manifest)
         ctx.writer.add_bytes(RISK_MANIFEST, body, "application/json")
         envelope = dsse_envelope(ctx.signer, RISK_PAYLOAD_TYPE, body)
-        ctx.writer.add_bytes(RISK_MANIFEST_DSSE, canonical_json(envelope), "application/vnd.dsse.envelope.v1+json")
+        ctx.writer.add_bytes(RISK_MANIFEST_DSSE, canonical_json(envelope), DSSE_ENVELOPE)
         ctx.extra_manifest["risk"] = {
             "manifest": RISK_MANIFEST,
             "expiresAt": expires_at,

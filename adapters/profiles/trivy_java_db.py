@@ -3,7 +3,7 @@
 Trivy identifies a jar without ``pom.properties`` by its SHA-1 through this DB, then matches the coordinates
 against the ``maven::`` buckets of ``trivy.db``. The rows come from the SBOM components of the run that have a
 Maven purl (``pkg:maven/GROUP/ARTIFACT@VERSION``) and a SHA-1 hash. Schema and value rules are trivy-java-db's
-(``shared/research/trivy-db.md`` section 2): the exact DDL, ``sha1`` as the raw 20-byte digest (a hex string never
+(trivy-java-db ``pkg/db``): the exact DDL, ``sha1`` as the raw 20-byte digest (a hex string never
 matches), ``archive_type`` ``jar`` (or ``aar``), one coordinate per SHA-1.
 """
 

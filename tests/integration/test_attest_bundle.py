@@ -23,8 +23,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.canonical import canonical_json
+from core.contract.payload_types import IN_TOTO as IN_TOTO_PAYLOAD_TYPE
 from core.home import Home
-from core.signing import IN_TOTO_PAYLOAD_TYPE, Signer, dsse_envelope, sigstore_bundle_v03
+from core.signing import Signer, dsse_envelope, sigstore_bundle_v03
 from core.store import Store
 from tests.conftest import FIXTURES, ROOT, CliResult
 from tests.integration.bundle_helpers import flip, read_members, write_members

@@ -22,7 +22,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.canonical import canonical_json
-from core.signing import IN_TOTO_PAYLOAD_TYPE, Signer, dsse_envelope, sigstore_bundle_v03
+from core.contract.payload_types import IN_TOTO as IN_TOTO_PAYLOAD_TYPE
+from core.signing import Signer, dsse_envelope, sigstore_bundle_v03
 from tests.conftest import FIXTURES, ROOT, CliResult, require_tool, sigstore_js_verifier
 from tests.integration.bundle_helpers import extract
 from verify.attest_sigstore import IdentityPolicy, Trust, load_root, verify_bundle_file

@@ -17,9 +17,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from core.canonical import canonical_json
+from core.contract.payload_types import IN_TOTO as IN_TOTO_PAYLOAD_TYPE
 from core.home import Home
 from core.keys import KeyAlgorithm, PrivateKey
-from core.signing import IN_TOTO_PAYLOAD_TYPE, Signer, cosign_blob_signature, dsse_envelope, sigstore_bundle_v03
+from core.signing import Signer, cosign_blob_signature, dsse_envelope, sigstore_bundle_v03
 from core.trust import TrustStore
 from tests.conftest import require_tool, sigstore_js_verifier
 from verify.signatures import find_blob_signer, verify_dsse

@@ -23,9 +23,10 @@ from app.tui.screens.modals import ErrorModal
 from app.tui.screens.receive import COLUMNS, OFFERS, ReceiveScreen
 from app.tui.screens.verify import VerifyScreen, trust_chain
 from core.canonical import canonical_json
+from core.contract.payload_types import IN_TOTO as IN_TOTO_PAYLOAD_TYPE
 from core.home import Home, resolve_home
 from core.profiles import KNOWN_VARIANTS
-from core.signing import IN_TOTO_PAYLOAD_TYPE, Signer, dsse_envelope, sigstore_bundle_v03
+from core.signing import Signer, dsse_envelope, sigstore_bundle_v03
 from core.store import Store
 from services.mirror import verify_current
 from services.mirror_dir import MirrorDir

@@ -8,9 +8,6 @@ from pathlib import Path
 import pytest
 
 from core.bundle import (
-    PROVENANCE,
-    PROVENANCE_DSSE,
-    PROVENANCE_SIGSTORE,
     BundleSpec,
     FileEntry,
     PayloadWriter,
@@ -19,10 +16,11 @@ from core.bundle import (
     _write_provenance,
 )
 from core.canonical import canonical_json
+from core.contract.bundle import PROVENANCE, PROVENANCE_DSSE, PROVENANCE_SIGSTORE
+from core.contract.payload_types import IN_TOTO as INTOTO_PAYLOAD_TYPE
 from core.home import Home
 from core.keys import KeyAlgorithm, KeyStore
 from core.progress import CancelToken, NullObserver
-from core.signing import IN_TOTO_PAYLOAD_TYPE as INTOTO_PAYLOAD_TYPE
 from core.signing import Signer, dsse_envelope, sigstore_bundle_v03
 
 SPEC = BundleSpec(

@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from core.contract.media_types import SIGSTORE_BUNDLE_V03
+from core.contract.payload_types import IN_TOTO as IN_TOTO_PAYLOAD_TYPE
 from core.errors import BadInputError, ExitCode, SignatureError, UnsupportedFormatError, UsageError
 from core.home import Home
 from core.keys import KeyAlgorithm, KeyStore, PrivateKey, keyid_of
 from core.signing import (
-    IN_TOTO_PAYLOAD_TYPE,
-    SIGSTORE_BUNDLE_V03,
     Signer,
     cosign_blob_signature,
     dsse_envelope,

@@ -1,0 +1,27 @@
+"""Media types the bundle writers give files in ``export.json`` and that verifiers recognise."""
+
+from __future__ import annotations
+
+#: A DSSE envelope (``provenance.dsse.json``, each kind's ``manifest.dsse.json``).
+DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
+#: A Sigstore bundle v0.3 (``provenance.sigstore.json``, ``attestations/manifest.sigstore.json``).
+SIGSTORE_BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+#: The prefix of every Sigstore bundle media type (``...bundle+json;version=0.1`` to ``...bundle.v0.3+json``).
+SIGSTORE_BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
+#: A Sigstore trusted root; the prefix of every version's media type.
+SIGSTORE_TRUSTED_ROOT = "application/vnd.dev.sigstore.trustedroot"
+#: A payload file encrypted to age recipients.
+AGE = "application/vnd.age"
+#: The bundle's ``verify.sh`` and the devportal scripts.
+SHELL_SCRIPT = "text/x-shellscript"
+NDJSON = "application/x-ndjson"
+NDJSON_ZSTD = "application/x-ndjson+zstd"
+#: OCI image layout of the Trivy DB bundles (``oci/``).
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+#: The layer of a Trivy DB tarball (``trivy.db`` + ``metadata.json``) and of a Java DB tarball.
+TRIVY_DB_LAYER = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"
+TRIVY_JAVA_DB_LAYER = "application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip"
+#: The OCI artifact type of both Trivy DB images.
+TRIVY_CONFIG = "application/vnd.aquasec.trivy.config.v1+json"
