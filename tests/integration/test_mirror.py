@@ -73,7 +73,8 @@ def _provenance(bundle: Path) -> dict[str, Any]:
 
 
 def _tree(sender: dict[str, Any]) -> Path:
-    return sender["mirror"] / "current" / "tree"
+    mirror: Path = sender["mirror"]
+    return mirror / "current" / "tree"
 
 
 def test_full_import_builds_a_queryable_verified_mirror(stella: Any, sender: dict[str, Any], tmp_path: Path) -> None:
