@@ -28,6 +28,7 @@ import pyrage
 from core.age_stream import AgeError, decrypt_stream
 from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
 from core.clock import rfc3339, utcnow
+from core.contract.bundle import HEAD_ORDER, MANIFEST, MANIFEST_SIG
 from core.errors import (
     Cancelled,
     EnvironmentFailure,
@@ -47,19 +48,9 @@ from verify.bundle import copy_member, verify_bundle
 from verify.mirror import check_base, check_signed_state, check_tenant, tuf_detail
 from verify.tuf_client import TufVerification, verify_mirror
 
-_HEAD = frozenset(
-    {
-        "export.json",
-        "export.json.sig",
-        "checksums.txt",
-        "README.txt",
-        "verify.sh",
-        "provenance.json",
-        "provenance.dsse.json",
-        "provenance.sigstore.json",
-    }
-)
-_KEPT_HEAD = ("export.json", "export.json.sig")
+#: Head files (see ``core.contract.bundle``): not part of the mirror tree; the manifest and its signature are kept.
+_HEAD = frozenset(HEAD_ORDER)
+_KEPT_HEAD = (MANIFEST, MANIFEST_SIG)
 DEFAULT_MIN_FREE = 64 << 20
 
 
@@ -258,7 +249,7 @@ class _StagedImport:
         total = 0
         with SafeArchiveReader(self.bundle, ReaderLimits()) as reader:
             for member in reader:
-                if member.name == "export.json":
+                if member.name == MANIFEST:
                     with member.stream() as src:
                         doc = orjson.loads(src.read())
                     total = sum(int(f["size"]) for f in doc.get("files") or [])
@@ -274,7 +265,7 @@ class _StagedImport:
                 if name in _HEAD:
                     with member.stream() as src:
                         data = src.read()
-                    if name == "export.json":
+                    if name == MANIFEST:
                         if hashlib.sha256(data).hexdigest() != manifest_sha:
                             raise IntegrityError("export.json changed since it was verified", path=name)
                         doc = orjson.loads(data)
