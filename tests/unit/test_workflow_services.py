@@ -13,7 +13,7 @@ from core.errors import BadInputError, EnvironmentFailure, ExitCode, UsageError
 from core.home import Home
 from core.keys import KeyAlgorithm
 from core.query import ListKind
-from core.runs import RunState
+from core.runs import ExportRun, RunState
 from core.store import Store, transaction
 from services.data import data_stats, list_data
 from services.export import ExportRequest, cancel_export, max_active_runs, read_recipients, run_export, show_run
@@ -147,7 +147,7 @@ def test_run_export_reports_the_planned_run_then_builds_it(tmp_path: Path) -> No
     home = Home(tmp_path / "home")
     import_files(home, [SAMPLES], tenant="acme")
     generate_key(home, "k", KeyAlgorithm.ED25519)
-    planned = []
+    planned: list[ExportRun] = []
     request = ExportRequest(
         tenant="acme", profile="json:raw", selectors=("format=osv",), key="k", out=tmp_path / "b.tar.zst"
     )
