@@ -251,6 +251,6 @@ def verify_attestation_bundle(
     def then(work: Path) -> None:
         _AttestationVerification(
             bundle, keys, trust, use_bundle_roots, report, observer, on_result or (lambda _r: None), work, extract_to
-        ).run(str(report.manifest["sha256"]))
+        ).run(str(report.manifest.sha256))
 
     return verify_then(report, keys, "attestation", then, observer=observer)

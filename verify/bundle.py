@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from core.age_stream import AgeError, decrypt_stream
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.contract.bundle import bundle_order
+from core.contract.manifest import VerifiedManifest
 from core.errors import (
     BadInputError,
     Cancelled,
@@ -70,7 +71,7 @@ class VerifyReport:
     bundle: str
     _: KW_ONLY
     checks: list[Check] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
+    manifest: VerifiedManifest = field(default_factory=VerifiedManifest.empty)
     signer: dict[str, Any] | None = None
     error: StellaError | None = None
 
@@ -90,7 +91,7 @@ class VerifyReport:
             "verified": self.ok,
             "exitCode": 0 if self.ok else int(self.error.exit_code if self.error else 4),
             "checks": [c.to_dict() for c in self.checks],
-            "manifest": self.manifest,
+            "manifest": self.manifest.to_dict(),
         } | self.details()
         if self.signer:
             out["signer"] = self.signer
@@ -208,11 +209,14 @@ class _Verification(Recorder):
             sig_path, _ = self.spool(second, MAX_SIGNATURE)
             self.check_manifest_signature(manifest_path, sig_path.read_bytes())
             manifest = ManifestReader(manifest_path)
-            self.report.manifest = {k: v for k, v in manifest.header.items() if k != "selectors"} | {
-                "selectors": manifest.header.get("selectors"),
-                "fileCount": manifest.file_count,
-                "sha256": manifest_sha,
-            }
+            self.report.manifest = VerifiedManifest.from_dict(
+                {k: v for k, v in manifest.header.items() if k != "selectors"}
+                | {
+                    "selectors": manifest.header.get("selectors"),
+                    "fileCount": manifest.file_count,
+                    "sha256": manifest_sha,
+                }
+            )
             self.check_scope_of(manifest.header)
             self.read_encryption(manifest.header)
             profile = manifest.header.get("profile") or {}

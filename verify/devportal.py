@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import orjson
 
 from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
+from core.contract.manifest import VerifiedManifest
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, SignatureError, StellaError, UsageError
 from core.progress import Observer
 from core.signing import pae, verify_raw
@@ -233,10 +234,10 @@ class _Verification(Recorder):
             raise self.failed("manifest", BadInputError("not a devportal manifest", path=MANIFEST))
         if not isinstance(manifest.get("files"), list):
             raise self.failed("manifest", BadInputError("manifest.json has no file list", path=MANIFEST))
-        self.report.manifest = {k: v for k, v in manifest.items() if k != "files"} | {
-            "fileCount": len(manifest["files"]),
-            "sha256": hashlib.sha256(manifest_bytes).hexdigest(),
-        }
+        self.report.manifest = VerifiedManifest.from_dict(
+            {k: v for k, v in manifest.items() if k != "files"}
+            | {"fileCount": len(manifest["files"]), "sha256": hashlib.sha256(manifest_bytes).hexdigest()}
+        )
         self.passed("manifest", f"manifest.json is the signed payload ({len(manifest['files'])} files)", MANIFEST)
         self.check_scope(PROFILE, str(manifest.get("tenant", "")), PROFILE)
         return manifest

@@ -52,18 +52,17 @@ class KindVerification(Recorder):
     def check_profile(self, article: str = "a") -> None:
         """Check ``<kind> profile``: the bundle is a ``<kind>``/``bundle`` export."""
         kind = self.kind
-        profile = self.report.manifest.get("profile") or {}
-        if (profile.get("kind"), profile.get("variant")) != (kind, "bundle"):
+        profile = self.report.manifest.profile
+        if (profile.kind, profile.variant) != (kind, "bundle"):
             raise self.failed(
                 f"{kind} profile",
                 BadInputError(
-                    f"not {article} {kind} bundle: profile {profile.get('id')!r}"
-                    f" ({profile.get('kind')}:{profile.get('variant')})",
+                    f"not {article} {kind} bundle: profile {profile.id!r} ({profile.ref})",
                     path=str(self.bundle),
                     hint="`stella verify` checks bundles of other profiles",
                 ),
             )
-        self.passed(f"{kind} profile", f"{profile.get('id')} bundle")
+        self.passed(f"{kind} profile", f"{profile.id} bundle")
 
     def read_files(
         self, manifest_sha: str, prefixes: tuple[str, ...], required: Sequence[str], what: str

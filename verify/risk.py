@@ -137,13 +137,13 @@ class _RiskVerification(KindVerification):
         except orjson.JSONDecodeError:
             raise self.failed("risk manifest", BadInputError("not JSON", path=RISK_MANIFEST)) from None
         header = self.report.manifest
-        section = header.get("risk") or {}
+        section = header.section("risk")
         agrees = (
             isinstance(risk, dict)
             and risk.get("schema") == RISK_MANIFEST_SCHEMA
-            and risk.get("tenant") == header.get("tenant")
-            and risk.get("runId") == header.get("runId")
-            and risk.get("createdAt") == header.get("createdAt")
+            and risk.get("tenant") == header.tenant
+            and risk.get("runId") == header.run_id
+            and risk.get("createdAt") == header.created_at
             and risk.get("expiresAt") == section.get("expiresAt")
             and [(p.get("name"), p.get("expiresAt")) for p in risk.get("providers") or []]
             == [(p.get("name"), p.get("expiresAt")) for p in section.get("providers") or []]
@@ -240,6 +240,6 @@ def verify_risk_bundle(
     report = RiskReport(str(bundle), policy, grace, at or utcnow().replace(microsecond=0))
 
     def then(work: Path) -> None:
-        _RiskVerification(bundle, keys, report, observer, work, extract_to).run(str(report.manifest["sha256"]))
+        _RiskVerification(bundle, keys, report, observer, work, extract_to).run(str(report.manifest.sha256))
 
     return verify_then(report, keys, "risk", then, at=at, observer=observer)

@@ -41,6 +41,7 @@ from adapters.profiles.json_policy import FINDINGS, SNAPSHOTS
 from core.bundle import HashingFile, PayloadContext
 from core.canonical import canonical_json
 from core.clock import utcnow
+from core.contract.media_types import NDJSON_ZSTD
 from core.contract.mirror import TUF_METADATA
 from core.errors import BadInputError, EnvironmentFailure, NotFoundError, UsageError
 from core.home import Home
@@ -369,7 +370,7 @@ class Mirror:
             if old is not None and old.sha256 == sha:
                 files[path] = old
             else:
-                entry = ctx.writer.add_bytes(path, data, "application/x-ndjson+zstd")
+                entry = ctx.writer.add_bytes(path, data, NDJSON_ZSTD)
                 files[path] = StateFile(path, entry.sha256, entry.size)
 
         counts: dict[str, int] = {"documents": len(live), "added": len(added), "removed": len(removed_docs)}

@@ -18,6 +18,7 @@ from tuf.api.metadata import Metadata, Targets  # type: ignore[attr-defined]
 
 from core.archive import ReaderLimits, SafeArchiveReader
 from core.bundle_rewrite import rewrite_bundle
+from core.contract.bundle import MANIFEST
 from core.contract.mirror import TUF_METADATA
 from core.errors import BadInputError, UsageError
 from core.home import Home
@@ -32,7 +33,7 @@ def _manifest_and_targets(bundle: Path) -> tuple[dict[str, Any], Metadata[Target
     manifest: dict[str, Any] | None = None
     with SafeArchiveReader(bundle, ReaderLimits()) as reader:
         for member in reader:
-            if member.name == "export.json":
+            if member.name == MANIFEST:
                 with member.stream() as src:
                     manifest = orjson.loads(src.read())
             elif member.name.startswith(TUF_METADATA) and member.name.endswith(".targets.json"):

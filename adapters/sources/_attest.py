@@ -26,11 +26,11 @@ from typing import Any
 import orjson
 
 from adapters.sources._common import load_schema
+from core.contract.payload_types import IN_TOTO
 from core.errors import SchemaError, StellaError, UnsupportedFormatError
 from core.records import AttestationSubject
 from core.schema import SchemaValidator
 
-IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_PREFIX = "https://in-toto.io/Statement"
 STATEMENT_VERSIONS: Mapping[str, str] = MappingProxyType(
     {
@@ -190,7 +190,7 @@ class PayloadInfo:
 
 def read_envelope_payload(env: Envelope, where: Where) -> PayloadInfo:
     """Check the payload of an in-toto envelope; other payload types are stored as they are."""
-    if env.payload_type != IN_TOTO_PAYLOAD_TYPE:
+    if env.payload_type != IN_TOTO:
         return PayloadInfo()
     inner = Where(where.path, "", where.base + "/payload")
     try:

@@ -22,6 +22,7 @@ from adapters.sources._attest import (
     read_envelope_payload,
     subject_label,
 )
+from core.contract.media_types import DSSE_ENVELOPE
 from core.errors import SchemaError
 from core.records import Attestation, DocumentKind, ParsedDocument
 from core.sources import Candidate, JsonLines, SourceFormat
@@ -32,7 +33,7 @@ class DsseFormat:
 
     name = "dsse"
     kind = DocumentKind.ATTESTATION
-    media_type = "application/vnd.dsse.envelope.v1+json"
+    media_type = DSSE_ENVELOPE
 
     def sniff(self, candidate: Candidate) -> bool:
         """An object with payloadType, payload and signatures, or JSON Lines of such objects."""

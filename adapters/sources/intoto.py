@@ -10,6 +10,7 @@ Statements and are not recognised.
 from __future__ import annotations
 
 from adapters.sources._attest import STATEMENT_PREFIX, Where, check_statement, content_id, subject_label
+from core.contract.payload_types import IN_TOTO
 from core.errors import SchemaError
 from core.records import Attestation, DocumentKind, ParsedDocument
 from core.sources import Candidate, SourceFormat
@@ -20,7 +21,7 @@ class InTotoStatementFormat:
 
     name = "intoto-statement"
     kind = DocumentKind.ATTESTATION
-    media_type = "application/vnd.in-toto+json"
+    media_type = IN_TOTO
 
     def sniff(self, candidate: Candidate) -> bool:
         """A JSON object whose ``_type`` is an in-toto Statement URI (known or not)."""

@@ -32,11 +32,11 @@ from adapters.sources._attest import (
     read_envelope_payload,
     subject_label,
 )
+from core.contract.media_types import SIGSTORE_BUNDLE_PREFIX
 from core.errors import SchemaError
 from core.records import Attestation, AttestationSubject, DocumentKind, ParsedDocument
 from core.sources import Candidate, SourceFormat
 
-MEDIA_TYPE_PREFIX = "application/vnd.dev.sigstore.bundle"
 SUPPORTED_VERSIONS = ("0.1", "0.2", "0.3")
 _MEDIA_TYPE = re.compile(
     r"application/vnd\.dev\.sigstore\.bundle(?:\+json;version=(?P<old>[^;\s]+)|\.v(?P<new>[^+\s]+)\+json)"
@@ -87,10 +87,10 @@ def _string(obj: dict[str, Any], key: str, where: Where, sub: str) -> str:
 
 def bundle_version(media_type: Any, where: Where) -> str:
     """The bundle version from either media type spelling, or an error naming what is wrong."""
-    if not isinstance(media_type, str) or not media_type.startswith(MEDIA_TYPE_PREFIX):
+    if not isinstance(media_type, str) or not media_type.startswith(SIGSTORE_BUNDLE_PREFIX):
         raise where.error(
             f"mediaType {media_type!r} is not a Sigstore bundle media type "
-            f"(expected {MEDIA_TYPE_PREFIX}.v0.3+json or {MEDIA_TYPE_PREFIX}+json;version=0.x)",
+            f"(expected {SIGSTORE_BUNDLE_PREFIX}.v0.3+json or {SIGSTORE_BUNDLE_PREFIX}+json;version=0.x)",
             "/mediaType",
         )
     match = _MEDIA_TYPE.fullmatch(media_type)
@@ -300,7 +300,7 @@ class SigstoreBundleFormat:
 
     name = "sigstore-bundle"
     kind = DocumentKind.ATTESTATION
-    media_type = MEDIA_TYPE_PREFIX + ".v0.3+json"
+    media_type = SIGSTORE_BUNDLE_PREFIX + ".v0.3+json"
 
     def sniff(self, candidate: Candidate) -> bool:
         """A bundle media type, a bundle-shaped object, or an npm attestations document."""
@@ -309,10 +309,10 @@ class SigstoreBundleFormat:
             # A truncated bundle is still recognisable by its opening bytes; claiming it lets
             # parse report the JSON error instead of "unrecognised format".
             head = candidate.data[:256]
-            return head.lstrip().startswith(b"{") and MEDIA_TYPE_PREFIX.encode() in head
+            return head.lstrip().startswith(b"{") and SIGSTORE_BUNDLE_PREFIX.encode() in head
         if not isinstance(doc, dict):
             return False
-        if str(doc.get("mediaType", "")).startswith(MEDIA_TYPE_PREFIX):
+        if str(doc.get("mediaType", "")).startswith(SIGSTORE_BUNDLE_PREFIX):
             return True
         # Claim bundle-shaped objects with a wrong media type so that parse names the problem.
         if "verificationMaterial" in doc and ("messageSignature" in doc or "dsseEnvelope" in doc):

@@ -1,39 +1,20 @@
-"""`stella attest bundle verify|import`: check every attestation of an attestation bundle offline, then import."""
+"""`stella attest bundle verify|import`: check every attestation of an attestation bundle offline, then import
+(the workflow is :mod:`services.attest`'s)."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
-from app.commands.verify import (
-    check_printer,
-    finish,
-    own_tenant,
-    receive_commands,
-    say_not_verified,
-    trusted_keys,
-    verify_and_import,
-)
-from app.output import print_json, stderr, stdout
-from core.errors import BadInputError, ExitCode, StellaError, UsageError
-from core.home import Home, resolve_home
-from core.ingest import FileResult, Outcome
-from core.progress import CheckObserver
-from verify.attest import AttestationReport, verify_attestation_bundle
-from verify.attest_sigstore import (
-    AttestationResult,
-    IdentityPolicy,
-    SigstoreRoot,
-    Trust,
-    load_root,
-    package_production_root,
-    trust_store_roots,
-)
+from app.commands.verify import CheckPrinter, finish, not_imported, receive_commands, say_not_verified
+from app.output import escape, print_json, stderr, stdout
+from core.errors import StellaError
+from core.home import resolve_home
+from services.attest import signer_label
+from services.receive import ATTESTATION, ReceiveRequest
+from verify.attest import AttestationReport
+from verify.attest_sigstore import AttestationResult
 
 _EXIT_CODES = (
     "Exit codes: 0 every attestation verified, 3 bad input, 4 integrity, 5 signature (a bad signature, "
@@ -97,67 +78,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
 
 
-def identity_policy(
-    identities: Sequence[str] = (),
-    identity_regexp: str | None = None,
-    issuer: str | None = None,
-    issuer_regexp: str | None = None,
-) -> IdentityPolicy:
-    """The keyless identity policy of the ``--certificate-*`` options: both an identity and an issuer, or neither."""
-    if identities and identity_regexp is not None:
-        raise UsageError("give --certificate-identity or --certificate-identity-regexp, not both")
-    if issuer is not None and issuer_regexp is not None:
-        raise UsageError("give --certificate-oidc-issuer or --certificate-oidc-issuer-regexp, not both")
-    try:
-        policy = IdentityPolicy(
-            identities=tuple(identities),
-            identity_regexp=identity_regexp,
-            issuer=issuer,
-            issuer_regexp=issuer_regexp,
-        )
-    except BadInputError as exc:
-        raise UsageError(exc.message) from None
-    if policy.given and not policy.complete:
-        raise UsageError(
-            "a keyless identity policy needs both a certificate identity and an OIDC issuer",
-            hint="add --certificate-identity(-regexp) and --certificate-oidc-issuer(-regexp)",
-        )
-    return policy
-
-
-def _policy(args: argparse.Namespace) -> IdentityPolicy:
-    return identity_policy(
-        args.certificate_identity or (),
-        args.certificate_identity_regexp,
-        args.certificate_oidc_issuer,
-        args.certificate_oidc_issuer_regexp,
+def _request(args: argparse.Namespace, tenant: str | None = None) -> ReceiveRequest:
+    return ReceiveRequest(
+        args.bundle,
+        key_files=tuple(args.key or ()),
+        tenant=tenant,
+        attestation_key_files=tuple(args.attestation_key or ()),
+        trusted_root_files=tuple(args.trusted_root or ()),
+        use_bundle_roots=not args.no_bundle_roots,
+        certificate_identities=tuple(args.certificate_identity or ()),
+        certificate_identity_regexp=args.certificate_identity_regexp,
+        oidc_issuer=args.certificate_oidc_issuer,
+        oidc_issuer_regexp=args.certificate_oidc_issuer_regexp,
     )
-
-
-def sigstore_roots(home: Home, files: Sequence[Path] = ()) -> list[SigstoreRoot]:
-    """The Sigstore trusted roots keyless attestations are checked against: ``files`` (``--trusted-root``), or
-    else the sigstore package's production root and the trust store's ``sigstore/*.json``."""
-    if files:
-        roots = []
-        for path in files:
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise UsageError(f"cannot read trusted root: {exc.strerror}", path=str(path)) from None
-            roots.append(load_root(data, name=path.stem, source="file", path=str(path)))
-        return roots
-    return [package_production_root(), *trust_store_roots(home.trust_dir)]
-
-
-def _roots(args: argparse.Namespace) -> list[SigstoreRoot]:
-    return sigstore_roots(resolve_home(args.home), args.trusted_root or ())
-
-
-def _signer(result: AttestationResult) -> str:
-    if "key" in result.signer:
-        return f"key {result.signer['key']}"
-    identity = result.signer.get("identity")
-    return f"{identity} ({result.signer.get('issuer')})" if identity else ""
 
 
 def _subject(result: AttestationResult) -> str:
@@ -169,17 +102,8 @@ def _subject(result: AttestationResult) -> str:
     return f"{first.get('name') or digest[0] + ':' + digest[1][:16]}{more}"
 
 
-def _verify(args: argparse.Namespace, extract_to: Path | None = None) -> AttestationReport:
-    policy = _policy(args)
-    trust = Trust(keys=trusted_keys(args, "attestation_key"), roots=_roots(args), policy=policy)
-    report = verify_attestation_bundle(
-        args.bundle,
-        trusted_keys(args),
-        trust=trust,
-        use_bundle_roots=not args.no_bundle_roots,
-        observer=CheckObserver(check_printer(args, 20)),
-        extract_to=extract_to,
-    )
+def _verified(args: argparse.Namespace, report: AttestationReport) -> None:
+    """Each attestation's verdict, and the failure of the verification, once it is done."""
     if not args.json and report.results:
         stdout.print("[bold]attestations[/]")
         for r in report.results:
@@ -187,117 +111,45 @@ def _verify(args: argparse.Namespace, extract_to: Path | None = None) -> Attesta
             where = f"{r.path}#{r.entry_index}" if r.entry_index else r.path
             kind = r.predicate_type or r.payload_type or r.kind
             stdout.print(
-                f"  {mark} {r.method:8} {escape(kind)}  signer: {escape(_signer(r) or '-')}  "
+                f"  {mark} {r.method:8} {escape(kind)}  signer: {escape(signer_label(r) or '-')}  "
                 f"subject: {escape(_subject(r) or '-')}  [dim]{escape(where)}[/]"
             )
             if r.error is not None:
                 stdout.print(f"           [red]{escape(r.error.message)}[/]")
     say_not_verified(args, report)
-    return report
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    report = _verify(args)
+    report = ATTESTATION.verify(resolve_home(args.home), _request(args), CheckPrinter(args, 20))
+    _verified(args, report)
     return finish(
         args,
         report,
         said=True,
         verified=lambda: (
-            f"{len(report.results)} attestations of tenant {report.manifest.get('tenant')}, "
-            f"run {report.manifest.get('runId')}"
+            f"{len(report.results)} attestations of tenant {report.manifest.tenant}, run {report.manifest.run_id}"
         ),
     )
 
 
-def bundle_verified(report: AttestationReport) -> bool:
-    """True when the bundle itself verified (signature, digests, its attestation manifest), whatever became of
-    single attestations: then the attestations that verified may be imported."""
-    return bool(report.checks) and all(c.ok for c in report.checks if c.name != "attestations")
-
-
-@dataclass
-class AttestationImport:
-    """What importing a verified attestation bundle did: a row per attestation (``--json``'s ``imported``), the
-    import outcome per stored document, and the command's exit code."""
-
-    tenant: str
-    rows: list[dict[str, Any]]
-    results: list[FileResult]
-    exit_code: ExitCode
-
-    @property
-    def rejected(self) -> list[FileResult]:
-        return [r for r in self.results if r.outcome is Outcome.REJECTED]
-
-
-def import_verified_attestations(
-    home: Home, bundle: Path, report: AttestationReport, tenant: str | None = None
-) -> AttestationImport:
-    """Import, into the bundle's own tenant, every document whose attestations all verified (``report`` from
-    ``verify_attestation_bundle`` with ``extract_to``, and ``bundle_verified``): the import half of
-    `stella attest bundle import`. The stored attestations are marked verified."""
-    # The store and the source adapters are loaded only here: verifying needs neither.
-    from adapters.sources.dsse import FORMATS as DSSE_FORMATS
-    from adapters.sources.intoto import FORMATS as INTOTO_FORMATS
-    from adapters.sources.sigstore_bundle import FORMATS as BUNDLE_FORMATS
-    from core.ingest import Importer
-    from core.store import Store
-
-    chosen = own_tenant(report, bundle, tenant, "an attestation bundle")
-    by_path = {str(path): sha for sha, path in report.extracted.items()}
-    results: list[FileResult] = []
-    paths = [report.extracted[sha] for sha in sorted(report.extracted)]
-    if paths:
-        with Store.open(home) as store:
-            importer = Importer(
-                store, (*BUNDLE_FORMATS, *DSSE_FORMATS, *INTOTO_FORMATS), tenant=chosen, on_result=results.append
-            )
-            importer.run(paths)
-            stored = [by_path[r.path] for r in results if r.outcome is not Outcome.REJECTED and r.path in by_path]
-            if stored:
-                with store.transaction() as conn:
-                    conn.execute(
-                        "UPDATE attestations SET verification = 'verified' WHERE tenant = ? "
-                        f"AND document_sha256 IN ({', '.join('?' for _ in stored)})",
-                        [chosen, *stored],
-                    )
-    outcome = {by_path.get(r.path, r.path): r for r in results}
-    rows: list[dict[str, Any]] = []
-    for result in report.results:
-        imported = outcome.get(result.document_sha256)
-        row = result.to_dict()
-        if imported is None:
-            row["import"] = "not imported: did not verify" if not result.verified else "not imported"
-        else:
-            row["import"] = str(imported.outcome)
-            if imported.error is not None:
-                row["importError"] = imported.error.to_dict()
-        rows.append(row)
-    code = report.error.exit_code if report.error is not None else ExitCode.OK
-    if code is ExitCode.OK and any(r.outcome is Outcome.REJECTED for r in results):
-        code = ExitCode.BAD_INPUT
-    return AttestationImport(chosen, rows, results, code)
-
-
 def run_import(args: argparse.Namespace) -> int:
-    outcome = verify_and_import(
-        args,
-        lambda work: _verify(args, extract_to=work),
-        lambda report: import_verified_attestations(resolve_home(args.home), args.bundle, report, args.tenant),
-        verified=bundle_verified,
-        nothing=[],
+    receipt = ATTESTATION.receive(
+        resolve_home(args.home),
+        _request(args, args.tenant),
+        CheckPrinter(args, 20),
+        on_report=lambda r: _verified(args, r),
     )
-    if isinstance(outcome, int):
-        return outcome
-    report, done = outcome
+    report, done = receipt.report, receipt.imported
+    if done is None:
+        return not_imported(args, report, [])
     tenant, rows, results, rejected, code = done.tenant, done.rows, done.results, done.rejected, done.exit_code
     if args.json:
         print_json({"verification": report.to_dict(), "tenant": tenant, "imported": rows})
     else:
         for row in rows:
             stdout.print(f"  {row['import']:28} {escape(row['path'])}#{row['entryIndex']}")
-        n_new = sum(1 for r in results if r.outcome is Outcome.IMPORTED)
-        n_dup = sum(1 for r in results if r.outcome is Outcome.DUPLICATE)
+        n_new = sum(1 for r in results if str(r.outcome) == "imported")
+        n_dup = sum(1 for r in results if str(r.outcome) == "duplicate")
         left = sum(1 for r in report.results if not r.verified)
         stdout.print(
             f"[bold]imported[/] {n_new} new and {n_dup} already stored attestation documents into tenant "

@@ -5,21 +5,19 @@ from __future__ import annotations
 import argparse
 import functools
 import http.server
-import shutil
 import signal
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
-from app.commands.verify import check_printer, finish, trusted_keys
+from app.commands.verify import CheckPrinter, finish
 from app.output import RichSink, escape, print_json, stderr, stdout, table
 from core.errors import UsageError
 from core.home import resolve_home
 from core.ingest import DEFAULT_TENANT
-from core.progress import CheckObserver
 from services.devportal import export_devportal, import_devportal, list_devportals
-from verify.devportal import materialize_portal, verify_portal
+from services.portal import verified_portal
+from services.receive import DEVPORTAL, ReceiveRequest
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -140,14 +138,15 @@ def run_export(args: argparse.Namespace) -> int:
 
 # -- verify / serve ------------------------------------------------------------------------------
 def run_verify(args: argparse.Namespace) -> int:
-    report = verify_portal(args.bundle, trusted_keys(args), observer=CheckObserver(check_printer(args, 14)))
+    request = ReceiveRequest(args.bundle, key_files=tuple(args.key or ()))
+    report = DEVPORTAL.verify(resolve_home(args.home), request, CheckPrinter(args, 14))
     m = report.manifest
     return finish(
         args,
         report,
         lambda: (
-            f"portal {escape(str(m.get('portal')))} for tenant {escape(str(m.get('tenant')))}, "
-            f"{m.get('fileCount')} files, created {m.get('createdAt')}"
+            f"portal {escape(str(m.portal))} for tenant {escape(str(m.tenant))}, "
+            f"{m.file_count} files, created {m.created_at}"
         ),
     )
 
@@ -166,11 +165,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a TCP port", hint="0 picks any free port")
-    workdir = Path(tempfile.mkdtemp(prefix="stella-serve-"))
-    try:
-        report, root = materialize_portal(
-            args.bundle, trusted_keys(args), workdir, observer=CheckObserver(check_printer(args, 14))
-        )
+    home = resolve_home(args.home)
+    with verified_portal(home, args.bundle, args.key or (), observer=CheckPrinter(args, 14)) as (report, root):
         if root is None:
             return finish(args, report) or 4
         handler = functools.partial(_QuietHandler, directory=str(root))
@@ -182,11 +178,11 @@ def run_serve(args: argparse.Namespace) -> int:
         url = f"http://127.0.0.1:{port}/"
         if args.json:
             print_json(
-                {"serving": url, "portal": report.manifest.get("portal"), "root": str(root)}
+                {"serving": url, "portal": report.manifest.portal, "root": str(root)}
                 | {"verification": report.to_dict()}
             )
         else:
-            stdout.print(f"[bold green]serving[/] portal {escape(str(report.manifest.get('portal')))} on {url}")
+            stdout.print(f"[bold green]serving[/] portal {escape(str(report.manifest.portal))} on {url}")
             stderr.print("press Ctrl-C to stop")
         worker = threading.Thread(target=server.serve_forever, name="devportal-serve", daemon=True)
         worker.start()
@@ -201,5 +197,3 @@ def run_serve(args: argparse.Namespace) -> int:
             server.shutdown()
             server.server_close()
         return 0
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,39 +1,18 @@
-"""`stella risk bundle verify|import`: check a risk bundle offline (freshness policy included), then import it."""
+"""`stella risk bundle verify|import`: check a risk bundle offline (freshness policy included), then import it
+(the workflow is :mod:`services.risk`'s)."""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
-from adapters.profiles.risk_bundle import parse_duration
-from adapters.sources.epss import FORMATS as EPSS_FORMATS
-from adapters.sources.kev import FORMATS as KEV_FORMATS
-from app.commands.verify import (
-    check_printer,
-    finish,
-    own_tenant,
-    parse_at,
-    receive_commands,
-    say_not_verified,
-    trusted_keys,
-    verify_and_import,
-)
-from app.output import print_json, stderr, stdout
-from core.errors import BadInputError, StellaError, UsageError
-from core.home import Home, resolve_home
-from core.ingest import FileResult, Importer, ImportSummary, Outcome, detect
-from core.progress import CheckObserver
-from core.sources import Candidate
-from core.store import Store
-from verify.risk import FreshnessPolicy, RiskReport, verify_risk_bundle
-
-#: The only formats a risk bundle's datasets may be imported as.
-RISK_FORMATS = (*KEV_FORMATS, *EPSS_FORMATS)
+from app.commands.verify import CheckPrinter, finish, not_imported, receive_commands, say_not_verified
+from app.output import escape, print_json, stderr, stdout
+from core.clock import parse_at
+from core.home import resolve_home
+from services.receive import RISK, ReceiveRequest
+from verify.risk import FreshnessPolicy, RiskReport
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -70,104 +49,47 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
 
 
-def freshness_policy(policy: str, grace: str | None = None) -> tuple[FreshnessPolicy, timedelta | None]:
-    """The ``--policy`` and ``--grace`` of `stella risk bundle verify|import`, checked together."""
-    chosen = FreshnessPolicy(policy)
-    if grace is not None and chosen is not FreshnessPolicy.GRACE:
-        raise UsageError("--grace applies only with --policy grace")
-    return chosen, parse_duration(grace, "--grace") if grace is not None else None
-
-
-def _verify(args: argparse.Namespace, extract_to: Path | None = None) -> RiskReport:
-    policy, grace = freshness_policy(args.policy, args.grace)
-    report = verify_risk_bundle(
+def _request(args: argparse.Namespace, tenant: str | None = None) -> ReceiveRequest:
+    return ReceiveRequest(
         args.bundle,
-        trusted_keys(args),
-        policy=policy,
-        grace=grace,
+        key_files=tuple(args.key or ()),
         at=parse_at(args.at),
-        observer=CheckObserver(check_printer(args)),
-        extract_to=extract_to,
+        tenant=tenant,
+        policy=args.policy,
+        grace=args.grace,
     )
+
+
+def _verified(args: argparse.Namespace, report: RiskReport) -> None:
+    """The freshness warnings and the failure of a verification, once it is done."""
     if not args.json:
         for warning in report.warnings:
             stderr.print(f"[bold yellow]warning:[/] {escape(warning)}")
     say_not_verified(args, report)
-    return report
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    report = _verify(args)
+    report = RISK.verify(resolve_home(args.home), _request(args), CheckPrinter(args))
+    _verified(args, report)
     return finish(
         args,
         report,
         said=True,
         verified=lambda: (
-            f"risk bundle run {report.manifest.get('runId')} for tenant {report.manifest.get('tenant')}, "
+            f"risk bundle run {report.manifest.run_id} for tenant {report.manifest.tenant}, "
             f"providers {', '.join(f'{p.name} ({p.status})' for p in report.providers)}, "
             f"expires {report.risk.get('expiresAt')}"
         ),
     )
 
 
-def _preflight(paths: list[Path]) -> None:
-    """Parse every dataset as KEV or EPSS before anything is written: one bad file refuses the whole import."""
-    for path in paths:
-        candidate = Candidate(path=str(path), data=path.read_bytes())
-        source = detect(candidate, RISK_FORMATS)
-        if source is None:
-            raise BadInputError("the dataset is neither a KEV catalog nor an EPSS snapshot", path=path.name)
-        source.parse(candidate)
-
-
-@dataclass
-class RiskImport:
-    """What importing a verified risk bundle stored: one row per dataset, and the import's counts."""
-
-    tenant: str
-    datasets: list[dict[str, Any]]
-    summary: ImportSummary
-
-
-def import_verified_risk(home: Home, bundle: Path, report: RiskReport, tenant: str | None = None) -> RiskImport:
-    """Import the datasets of a risk bundle that verified (``report`` from ``verify_risk_bundle`` with
-    ``extract_to``) into its own tenant, all or nothing: the import half of `stella risk bundle import`."""
-    chosen = own_tenant(report, bundle, tenant, "a risk bundle")
-    paths = [report.extracted[name] for name in sorted(report.extracted)]
-    _preflight(paths)
-    results: list[FileResult] = []
-    with Store.open(home) as store:
-        # One batch, so every dataset lands in one transaction or none does.
-        importer = Importer(store, RISK_FORMATS, tenant=chosen, on_result=results.append, batch_size=len(paths) + 1)
-        summary = importer.run(paths)
-    rejected = [r for r in results if r.outcome is Outcome.REJECTED]
-    if rejected:
-        error = rejected[0].error
-        raise error if isinstance(error, StellaError) else BadInputError("dataset rejected", path=rejected[0].path)
-    by_name = {str(path): name for name, path in report.extracted.items()}
-    datasets = [
-        {
-            "provider": by_name.get(r.path, "?"),
-            "outcome": str(r.outcome),
-            "sha256": r.sha256,
-            "documentId": r.document_id,
-        }
-        for r in results
-    ]
-    return RiskImport(chosen, datasets, summary)
-
-
 def run_import(args: argparse.Namespace) -> int:
-    outcome = verify_and_import(
-        args,
-        lambda work: _verify(args, extract_to=work),
-        lambda report: import_verified_risk(resolve_home(args.home), args.bundle, report, args.tenant),
-        verified=lambda report: report.error is None,
-        nothing=False,
+    receipt = RISK.receive(
+        resolve_home(args.home), _request(args, args.tenant), CheckPrinter(args), on_report=lambda r: _verified(args, r)
     )
-    if isinstance(outcome, int):
-        return outcome
-    report, done = outcome
+    report, done = receipt.report, receipt.imported
+    if done is None:
+        return not_imported(args, report, False)
     tenant, datasets, summary = done.tenant, done.datasets, done.summary
     if args.json:
         print_json(

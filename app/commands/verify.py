@@ -1,31 +1,22 @@
-"""`stella verify BUNDLE`: offline, fail-closed verification with a check-by-check report."""
+"""`stella verify BUNDLE`: offline, fail-closed verification with a check-by-check report.
+
+Also what the receiving commands (`stella trivy install`, `stella attest|risk bundle verify|import`,
+`stella devportal verify|serve`) share to print: :class:`CheckPrinter`, :func:`finish`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from rich.markup import escape
-
-import services.trust
-from app.output import print_json, stderr, stdout
-from core.age_stream import read_identities
+from app.output import escape, print_json, stderr, stdout
 from core.clock import parse_at
-from core.errors import BadInputError, PolicyRefusal
 from core.home import resolve_home
-from core.progress import Check, CheckObserver
-from core.trust import TrustedKey
-from services.trust import keys_from_files
-from verify.bundle import VerifyReport, verify_bundle
-
-__all__ = ["keys_from_files", "parse_at", "read_identities", "register", "run"]
-
-R = TypeVar("R", bound=VerifyReport)
-_TENANT_HELP = "tenant to import into (must be the bundle's tenant; default: the bundle's)"
-T = TypeVar("T")
+from core.progress import Check, NullObserver
+from services.receive import ReceiveRequest, not_verified, verify_received
+from verify.bundle import VerifyReport
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -50,22 +41,22 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=run)
 
 
-def trusted_keys(args: argparse.Namespace, option: str = "key") -> list[TrustedKey]:
-    """The trusted keys of a receiving command: the files of its ``--key`` (``option``), or else the trust store's."""
-    return services.trust.trusted_keys(resolve_home(args.home), getattr(args, option) or ())
+class CheckPrinter(NullObserver):
+    """The CLI's observer of a verification: prints each check as it completes (nothing with ``--json``), passes
+    to stdout (unless ``passes`` is False), failures to stderr with the file they name; ``width`` aligns the
+    names."""
 
+    def __init__(self, args: argparse.Namespace, width: int = 16, *, passes: bool = True) -> None:
+        self.json = bool(args.json)
+        self.width = width
+        self.passes = passes
 
-def check_printer(args: argparse.Namespace, width: int = 16) -> Callable[[Check], None]:
-    """Print each check as it completes (nothing with ``--json``): passes to stdout, failures to stderr."""
-
-    def show(check: Check) -> None:
-        if args.json:
+    def check(self, check: Check) -> None:
+        if self.json or (check.ok and not self.passes):
             return
         mark = "[green]  ok  [/]" if check.ok else "[bold red] FAIL [/]"
         where = f" [dim]{escape(check.path)}[/]" if check.path and not check.ok else ""
-        (stdout if check.ok else stderr).print(f"{mark} {check.name:{width}} {escape(check.detail)}{where}")
-
-    return show
+        (stdout if check.ok else stderr).print(f"{mark} {check.name:{self.width}} {escape(check.detail)}{where}")
 
 
 def say_not_verified(args: argparse.Namespace, report: VerifyReport) -> None:
@@ -90,19 +81,12 @@ def finish(
     return 0
 
 
-def own_tenant(report: VerifyReport, bundle: Path, tenant: str | None, what: str) -> str:
-    """The tenant to import a verified bundle into: ``tenant`` if given, which must be the bundle's own."""
-    from core.ingest import validate_tenant  # loads the store: `stella verify` needs neither
-
-    bundle_tenant = str(report.manifest.get("tenant"))
-    chosen = validate_tenant(tenant or bundle_tenant)
-    if chosen != bundle_tenant:
-        raise PolicyRefusal(
-            f"the bundle belongs to tenant {bundle_tenant!r}, not {chosen!r}",
-            path=str(bundle),
-            hint=f"{what} is imported into its own tenant",
-        )
-    return chosen
+def not_imported(args: argparse.Namespace, report: VerifyReport, nothing: Any) -> int:
+    """A bundle that did not verify imports nothing: with ``--json`` the report with ``"imported": nothing``;
+    returns the exit code."""
+    if args.json:
+        print_json({"verification": report.to_dict(), "imported": nothing})
+    return int(not_verified(report).exit_code)
 
 
 def receive_commands(
@@ -129,42 +113,14 @@ def receive_commands(
         q.set_defaults(handler=handler)
 
 
-def verify_and_import(
-    args: argparse.Namespace,
-    verify: Callable[[Path], R],
-    load: Callable[[R], T],
-    *,
-    verified: Callable[[R], bool],
-    nothing: Any,
-) -> tuple[R, T] | int:
-    """The verify-then-import flow of `stella attest|risk bundle import`.
-
-    ``verify(workdir)`` verifies the bundle and extracts what verified into a temporary directory; only if
-    ``verified(report)`` is ``load(report)`` run (while the files are there). A bundle that did not verify
-    imports nothing: with ``--json`` the report is printed with ``"imported": nothing``; returns its exit code.
-    """
-    with tempfile.TemporaryDirectory(prefix="stella-import-") as work:
-        report = verify(Path(work))
-        if not verified(report):
-            if args.json:
-                print_json({"verification": report.to_dict(), "imported": nothing})
-            error = report.error or BadInputError("the bundle did not verify", path=str(args.bundle))
-            return int(error.exit_code)
-        return report, load(report)
-
-
 def run(args: argparse.Namespace) -> int:
-    keys = trusted_keys(args)
-    identities = [i for path in args.identity or [] for i in read_identities(path)]
-    report = verify_bundle(
-        args.bundle, keys, at=parse_at(args.at), observer=CheckObserver(check_printer(args)), identities=identities
+    request = ReceiveRequest(
+        args.bundle, key_files=tuple(args.key or ()), at=parse_at(args.at), identity_files=tuple(args.identity or ())
     )
+    report = verify_received(resolve_home(args.home), request, CheckPrinter(args)).report
     m = report.manifest
     return finish(
         args,
         report,
-        lambda: (
-            f"{(m.get('profile') or {}).get('id')} run {m.get('runId')} for tenant {m.get('tenant')}, "
-            f"{m.get('fileCount')} files, created {m.get('createdAt')}"
-        ),
+        lambda: f"{m.profile.id} run {m.run_id} for tenant {m.tenant}, {m.file_count} files, created {m.created_at}",
     )

@@ -335,9 +335,9 @@ def test_redaction_allowlist_keeps_only_listed_fields(stella: Any, built: dict[s
 
 
 def test_a_cancelled_verification_raises_instead_of_giving_a_verdict(built: dict[str, Any]) -> None:
-    from app.commands.verify import keys_from_files
     from core.errors import Cancelled
     from core.progress import CancelToken, Check, CheckObserver
+    from services.trust import keys_from_files
     from verify.bundle import verify_bundle
 
     token = CancelToken()

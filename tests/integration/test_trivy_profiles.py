@@ -356,10 +356,10 @@ def test_encrypted_trivy_bundle_verifies_but_is_not_installed(
 
 
 def test_a_cancelled_install_leaves_the_cache_as_it_was(stella: Any, bundles: dict[str, Path], tmp_path: Path) -> None:
-    from app.commands.trivy import install_bundle
-    from app.commands.verify import keys_from_files
     from core.errors import Cancelled
-    from core.progress import CancelToken, Check
+    from core.progress import CancelToken, Check, CheckObserver
+    from services.trivy import install_bundle
+    from services.trust import keys_from_files
 
     cache = tmp_path / "cache"
     assert stella("trivy", "install", bundles["db"], "--cache-dir", cache, "--key", bundles["pub"]).code == 0
@@ -371,6 +371,11 @@ def test_a_cancelled_install_leaves_the_cache_as_it_was(stella: Any, bundles: di
             token.cancel()
 
     with pytest.raises(Cancelled):
-        install_bundle(bundles["java-db"], cache, keys_from_files([bundles["pub"]]), None, cancel_once_verified, token)
+        install_bundle(
+            bundles["java-db"],
+            cache,
+            keys_from_files([bundles["pub"]]),
+            observer=CheckObserver(cancel_once_verified, token),
+        )
     assert sorted(p.name for p in cache.iterdir()) == ["db"]  # no java-db, no staging directory
     assert {p.name: p.read_bytes() for p in (cache / "db").iterdir()} == before

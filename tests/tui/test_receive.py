@@ -17,10 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from textual.pilot import Pilot
 from textual.widgets import Button, DataTable, Input, Select, Static
 
-from app.commands.verify import keys_from_files
 from app.tui.app import StellaApp
 from app.tui.screens.modals import ErrorModal
-from app.tui.screens.receive import COLUMNS, OFFERS, ReceiveScreen
+from app.tui.screens.receive import ReceiveScreen
 from app.tui.screens.verify import VerifyScreen, trust_chain
 from core.canonical import canonical_json
 from core.contract.payload_types import IN_TOTO as IN_TOTO_PAYLOAD_TYPE
@@ -30,6 +29,8 @@ from core.signing import Signer, dsse_envelope, sigstore_bundle_v03
 from core.store import Store
 from services.mirror import verify_current
 from services.mirror_dir import MirrorDir
+from services.receive import RECEIVABLES
+from services.trust import keys_from_files
 from tests.conftest import CliResult
 from tests.integration.bundle_helpers import flip, read_members, write_members
 from tests.integration.test_attest_bundle import _statement
@@ -182,7 +183,7 @@ def test_a_mirror_bundles_trust_chain_names_its_tuf_roles(receiver: Home, stella
     bundle, pub, _root = mirror_bundle(stella, tmp_path)
     keys = keys_from_files([pub])
     report = verify_bundle(bundle, keys)
-    tuf = report.manifest["mirror"]["tuf"]
+    tuf = report.manifest.section("mirror")["tuf"]
     chain = trust_chain(report, keys)
     assert f"-> TUF root v{tuf['rootVersion']}; targets, snapshot, timestamp v{tuf['targetsVersion']} (" in chain
     assert chain.index("-> signer ") < chain.index("-> TUF root") < chain.index("-> expiry")
@@ -505,5 +506,5 @@ def test_snapshot_devportal_verified(snap_compare: Snap, snap_receiver: Home, st
 
 def test_every_known_profile_kind_is_answered() -> None:
     """A new profile kind must say what its bundles offer on the receive screen (even if nothing)."""
-    assert set(OFFERS) == set(KNOWN_VARIANTS)
-    assert {r.kind for r in OFFERS.values() if r is not None} == set(COLUMNS)
+    assert {p for r in RECEIVABLES for p in r.profiles} == {f"{k}:{v}" for k, v in KNOWN_VARIANTS}
+    assert all(r.columns for r in RECEIVABLES if r.offered)

@@ -242,7 +242,7 @@ def test_verify_screen_uses_the_trust_store_without_a_key(tui_home: Home, signed
 
 
 def _keys(pub: Path) -> list[Any]:
-    from app.commands.verify import keys_from_files
+    from services.trust import keys_from_files
 
     return keys_from_files([pub])
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from app.commands.verify import keys_from_files
 from core.errors import ExitCode
+from services.trust import keys_from_files
 from tests.conftest import FIXTURES, ROOT, NetworkUsed
 from verify.attest_sigstore import (
     IdentityPolicy,

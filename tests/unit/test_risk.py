@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from adapters.profiles.risk_bundle import PROFILE, parse_duration, pinned_providers
 from core.canonical import canonical_json
+from core.contract.manifest import VerifiedManifest
 from core.errors import BadInputError, IntegrityError, SignatureError, StellaError, UsageError
 from core.signing import Signer, dsse_envelope
 from core.trust import TrustedKey
@@ -105,7 +106,9 @@ def _case(tmp_path: Path, signer: Signer, **change: Any) -> tuple[_RiskVerificat
     files["providers/kev/known_exploited_vulnerabilities.json"].write_bytes(change.get("raw", raw))
     section = {"expiresAt": change.get("section_expiry", "2026-01-15T00:00:00Z"), "providers": [provider]}
     report = RiskReport("b", FreshnessPolicy.BLOCK, None, datetime(2026, 1, 15))
-    report.manifest = {"tenant": "default", "runId": "run-1", "createdAt": "2026-01-01T00:00:00Z", "risk": section}
+    report.manifest = VerifiedManifest.from_dict(
+        {"tenant": "default", "runId": "run-1", "createdAt": "2026-01-01T00:00:00Z", "risk": section}
+    )
     report.signer = {"keyid": signer.keyid}
     job = _RiskVerification(Path("b"), [_trusted(signer)], report, lambda _c: None, tmp_path, None)
     return job, files

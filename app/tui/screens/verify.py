@@ -15,12 +15,14 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from app.tui.screens.modals import ErrorModal
-from app.tui.screens.receive import ReceiveScreen, Receiving, receiving_for
+from app.tui.screens.receive import ReceiveScreen
+from core.contract.manifest import VerifiedManifest
 from core.errors import Cancelled
 from core.progress import CancelToken, Check, CheckObserver
-from core.trust import TrustedKey, TrustStore
-from services.trust import keys_from_files
-from verify.bundle import VerifyReport, verify_bundle
+from core.trust import TrustedKey
+from services.receive import Receivable, ReceiveRequest, verify_received
+from services.trust import trusted_keys
+from verify.bundle import VerifyReport
 
 
 class CheckDone(Message):
@@ -40,9 +42,12 @@ class VerifyCancelled(Message):
 
 
 class VerifyDone(Message):
-    def __init__(self, report: VerifyReport, chain: str, key: Path | None) -> None:
+    def __init__(
+        self, report: VerifyReport, receivable: Receivable[Any, Any] | None, chain: str, key: Path | None
+    ) -> None:
         super().__init__()
         self.report = report
+        self.receivable = receivable
         self.chain = chain
         self.key = key
 
@@ -64,7 +69,7 @@ def trust_chain(report: VerifyReport, keys: list[TrustedKey]) -> str:
         f"trust chain: key id {signer['keyid'][:16]} -> signer {signer['label']}"
         f" ({signer['algorithm']}; {where}{added})"
     )
-    tuf = (report.manifest.get("mirror") or {}).get("tuf")
+    tuf = report.manifest.section("mirror").get("tuf")
     if isinstance(tuf, dict):
         # A mirror bundle's TUF roles: their signatures and expiry are checked by the import (ctrl+n), from the
         # root the mirror already trusts.
@@ -92,7 +97,7 @@ class VerifyScreen(StellaScreen):
     def __init__(self) -> None:
         super().__init__()
         #: What the last bundle that verified offers (None: nothing, or it did not verify), with its key and manifest.
-        self.receivable: tuple[Receiving, Path, Path | None, dict[str, Any]] | None = None
+        self.receivable: tuple[Receivable[Any, Any], Path, Path | None, VerifiedManifest] | None = None
         #: The running verification's cancel token (None while none runs).
         self.token: CancelToken | None = None
 
@@ -156,15 +161,18 @@ class VerifyScreen(StellaScreen):
     @work(thread=True, exclusive=True, group="verify", exit_on_error=False, description="verify a bundle")
     def run_verify(self, bundle: Path, key: Path | None, token: CancelToken) -> None:
         try:
-            keys = keys_from_files([key]) if key else TrustStore(self.home).list()
-            report = verify_bundle(bundle, keys, observer=CheckObserver(self._report, token))
+            key_files = (key,) if key else ()
+            keys = trusted_keys(self.home, key_files)
+            request = ReceiveRequest(bundle, key_files=key_files)
+            verified = verify_received(self.home, request, CheckObserver(self._report, token))
         except Cancelled as exc:
             self.post_message(VerifyCancelled(exc.diagnostics()))
             return
         finally:
             # The app's worker-error handler shows the sentence; the button must come back either way.
             self.app.call_from_thread(self._enable)
-        self.post_message(VerifyDone(report, trust_chain(report, keys), key))
+        report = verified.report
+        self.post_message(VerifyDone(report, verified.receivable, trust_chain(report, keys), key))
 
     def _report(self, check: Check) -> None:
         self.post_message(CheckDone(check))
@@ -189,12 +197,11 @@ class VerifyScreen(StellaScreen):
         self.query_one("#verify-chain", Static).update(message.chain)
         if report.ok:
             m = report.manifest
-            profile = (m.get("profile") or {}).get("id")
-            receiving = receiving_for(m)
+            receiving = message.receivable if message.receivable is not None and message.receivable.offered else None
             offer = f"; ctrl+n: {receiving.title}" if receiving is not None else ""
             verdict.update(
-                f"verified {shown_path(report.bundle)}: {profile} run {m.get('runId')} for tenant {m.get('tenant')}, "
-                f"{m.get('fileCount')} files, created {m.get('createdAt')}{offer}"
+                f"verified {shown_path(report.bundle)}: {m.profile.id} run {m.run_id} for tenant {m.tenant}, "
+                f"{m.file_count} files, created {m.created_at}{offer}"
             )
             verdict.set_class(True, "ok")
             verdict.set_class(False, "failed")
