@@ -16,7 +16,6 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Select, Static
 
-from core.durations import human_duration
 from app.tui.app import StellaApp
 from app.tui.screens.dashboard import EPSS_STALE_AFTER, KEV_STALE_AFTER, DashboardScreen
 from app.tui.screens.data import DataScreen
@@ -29,6 +28,7 @@ from app.tui.screens.profiles import ProfilesScreen
 from app.tui.screens.run import RunScreen
 from app.tui.screens.runs import RunsScreen
 from app.tui.screens.verify import VerifyScreen
+from core.durations import human_duration
 from core.home import Home, resolve_home
 from core.keys import KeyAlgorithm, KeyStore
 from core.planner import plan_run
