@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.commands.verify import CheckPrinter
 from app.output import escape, print_json, stderr, stdout, table
 from core.clock import parse_at
 from core.errors import UsageError
 from core.home import resolve_home
-from core.progress import Check, CheckObserver
-from services.mirror import import_into_mirror, query_mirror, rollback, status, verify_current
+from services.mirror import query_mirror, rollback, status, verify_current
 from services.mirror_import import DEFAULT_MIN_FREE
+from services.receive import MIRROR, ReceiveRequest
 
 _SIZE = re.compile(r"^([0-9]+)([KMGT]?)$")
 
@@ -76,25 +77,18 @@ def _size(text: str) -> int:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    def show(check: Check) -> None:
-        if not args.json:
-            mark = "[green]  ok  [/]" if check.ok else "[bold red] FAIL [/]"
-            (stdout if check.ok else stderr).print(f"{mark} {check.name:16} {escape(check.detail)}")
-
-    at, min_free = parse_at(args.at), _size(args.min_free)
-    result = import_into_mirror(
-        resolve_home(args.home),
+    request = ReceiveRequest(
         args.bundle,
-        args.into,
-        key_files=args.key or (),
-        receipt_key=args.receipt_key,
+        key_files=tuple(args.key or ()),
+        at=parse_at(args.at),
+        into=args.into,
         trust_root=args.trust_root,
-        identity_files=args.identity or (),
+        identity_files=tuple(args.identity or ()),
         passphrase_file=args.passphrase_file,
-        at=at,
-        min_free=min_free,
-        observer=CheckObserver(show),
+        receipt_key=args.receipt_key,
+        min_free=_size(args.min_free),
     )
+    result = MIRROR.receive(resolve_home(args.home), request, CheckPrinter(args, paths=False))
     if args.receipt_out is not None:
         args.receipt_out.write_bytes(result.receipt_path.read_bytes())
     if args.json:

@@ -43,19 +43,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 class CheckPrinter(NullObserver):
     """The CLI's observer of a verification: prints each check as it completes (nothing with ``--json``), passes
-    to stdout (unless ``passes`` is False), failures to stderr with the file they name; ``width`` aligns the
-    names."""
+    to stdout (unless ``passes`` is False), failures to stderr with the file they name (unless ``paths`` is False);
+    ``width`` aligns the names."""
 
-    def __init__(self, args: argparse.Namespace, width: int = 16, *, passes: bool = True) -> None:
+    def __init__(self, args: argparse.Namespace, width: int = 16, *, passes: bool = True, paths: bool = True) -> None:
         self.json = bool(args.json)
         self.width = width
         self.passes = passes
+        self.paths = paths
 
     def check(self, check: Check) -> None:
         if self.json or (check.ok and not self.passes):
             return
         mark = "[green]  ok  [/]" if check.ok else "[bold red] FAIL [/]"
-        where = f" [dim]{escape(check.path)}[/]" if check.path and not check.ok else ""
+        where = f" [dim]{escape(check.path)}[/]" if self.paths and check.path and not check.ok else ""
         (stdout if check.ok else stderr).print(f"{mark} {check.name:{self.width}} {escape(check.detail)}{where}")
 
 
