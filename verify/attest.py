@@ -34,6 +34,18 @@ from typing import Any
 
 import orjson
 
+from core.contract.attestation import (
+    DOCUMENTS,
+    INDEX,
+    MANIFEST,
+    MANIFEST_DSSE,
+    MANIFEST_PREDICATE,
+    MANIFEST_SIGSTORE,
+    PREFIXES,
+    SIGNED_MANIFEST,
+    SIGSTORE_ROOTS,
+)
+from core.contract.payload_types import IN_TOTO
 from core.errors import BadInputError, IntegrityError, SignatureError, StellaError
 from core.progress import Observer
 from core.trust import TrustedKey
@@ -41,17 +53,6 @@ from verify.attest_sigstore import AttestationResult, IdentityPolicy, SigstoreRo
 from verify.bundle import VerifyReport, verify_then
 from verify.extract import KindVerification
 
-DOCUMENTS = "attestations/documents/"
-INDEX = "attestations/index.jsonl"
-MANIFEST = "attestations/manifest.json"
-MANIFEST_DSSE = "attestations/manifest.dsse.json"
-MANIFEST_SIGSTORE = "attestations/manifest.sigstore.json"
-MANIFEST_PREDICATE = "https://stellaops.dev/attestation-bundle/v1"
-ROOTS = "trust/sigstore/"
-IN_TOTO = "application/vnd.in-toto+json"
-#: The payload prefixes this verifier reads a second time; everything else is left to ``verify_bundle``.
-_PREFIXES = ("attestations/", "trust/", "tlog/")
-_SIGNED_MANIFEST = (MANIFEST, MANIFEST_DSSE, MANIFEST_SIGSTORE)
 _MAX_MANIFEST = 64 << 20
 
 
@@ -101,7 +102,7 @@ class _AttestationVerification(KindVerification):
 
     def run(self, manifest_sha: str) -> None:
         self.check_profile("an")
-        files = self.read_files(manifest_sha, _PREFIXES, (*_SIGNED_MANIFEST, INDEX), "attestation, trust and log")
+        files = self.read_files(manifest_sha, PREFIXES, (*SIGNED_MANIFEST, INDEX), "attestation, trust and log")
         self.check_manifest(files)
         roots = self.check_trust(files)
         self.check_attestations(files, roots)
@@ -142,7 +143,7 @@ class _AttestationVerification(KindVerification):
         expected = {
             name: hashlib.sha256(path.read_bytes()).hexdigest()
             for name, path in files.items()
-            if name not in _SIGNED_MANIFEST
+            if name not in SIGNED_MANIFEST
         }
         if predicate_type != MANIFEST_PREDICATE or subjects != expected:
             extra = sorted(set(expected) ^ set(subjects)) or sorted(n for n in expected if expected[n] != subjects[n])
@@ -163,7 +164,7 @@ class _AttestationVerification(KindVerification):
     # -- trust material --------------------------------------------------------------------------------
     def check_trust(self, files: dict[str, Path]) -> list[SigstoreRoot]:
         roots = list(self.trust.roots)
-        shipped = sorted(name for name in files if name.startswith(ROOTS))
+        shipped = sorted(name for name in files if name.startswith(SIGSTORE_ROOTS))
         if self.use_bundle_roots:
             for name in shipped:
                 try:

@@ -1,4 +1,4 @@
-"""Offline, fail-closed, streaming verification of a received bundle (DESIGN.md sections 5 and 7).
+"""Offline, fail-closed, streaming verification of a received bundle (see docs/architecture.md).
 
 The archive is read once, member by member, straight from the compressed file: nothing is extracted. The
 manifest is spooled to a temporary file while it is hashed, its signature is checked against the trusted
@@ -26,8 +26,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.age_stream import AgeError, decrypt_stream
 from core.archive import ReaderLimits, SafeArchiveReader
-from core.contract.bundle import bundle_order
+from core.contract.bundle import (
+    CHECKSUMS,
+    LISTED_HEAD,
+    MANIFEST,
+    MANIFEST_SIG,
+    PROVENANCE,
+    PROVENANCE_DSSE,
+    PROVENANCE_SIGSTORE,
+    UNLISTED,
+    bundle_order,
+)
 from core.contract.manifest import VerifiedManifest
+from core.contract.media_types import SIGSTORE_BUNDLE_V03, TRIVY_DB_LAYER
+from core.contract.payload_types import IN_TOTO
+from core.contract.trivy import DB_FILE
 from core.errors import (
     BadInputError,
     Cancelled,
@@ -44,20 +57,9 @@ from core.trust import TrustedKey
 from verify.bbolt_check import check_bbolt
 from verify.manifest import ListedFile, ManifestReader
 
-MANIFEST = "export.json"
-MANIFEST_SIG = "export.json.sig"
-CHECKSUMS = "checksums.txt"
-PROVENANCE = "provenance.json"
-PROVENANCE_DSSE = "provenance.dsse.json"
-PROVENANCE_SIGSTORE = "provenance.sigstore.json"
-HEAD = ("README.txt", "verify.sh", PROVENANCE, PROVENANCE_DSSE, PROVENANCE_SIGSTORE)
-INTOTO = "application/vnd.in-toto+json"
-SIGSTORE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_MANIFEST = 1 << 30
 MAX_SIGNATURE = 1 << 16
 CHUNK = 1 << 20
-#: The layer media type of a Trivy DB tarball (trivy.db + metadata.json); shared/research/trivy-db.md 3.3.
-TRIVY_DB_LAYER = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"
 
 
 @dataclass
@@ -219,8 +221,8 @@ class _Verification(Recorder):
             )
             self.check_scope_of(manifest.header)
             self.read_encryption(manifest.header)
-            profile = manifest.header.get("profile") or {}
-            self.trivy_db = (profile.get("kind"), profile.get("variant")) == ("trivy", "db")
+            profile = self.report.manifest.profile
+            self.trivy_db = (profile.kind, profile.variant) == ("trivy", "db")
             third = next(members, None)
             if third is None or third.name != CHECKSUMS:
                 raise self.failed("layout", IntegrityError("checksums.txt must follow the signature", path=CHECKSUMS))
@@ -291,7 +293,7 @@ class _Verification(Recorder):
 
         def next_payload() -> ListedFile | None:
             for entry in listed:
-                if entry.path in HEAD:
+                if entry.path in LISTED_HEAD:
                     head_expected[entry.path] = entry
                     continue
                 return entry
@@ -304,13 +306,13 @@ class _Verification(Recorder):
         in_head = True
         for member in members:
             name = member.name
-            if in_head and name in HEAD:
+            if in_head and name in LISTED_HEAD:
                 if name in head_seen:
                     raise self.failed("files", IntegrityError("duplicate entry", path=name))
                 head_seen[name] = self.consume_head(member)
                 continue
             in_head = False
-            if name in HEAD or name in (MANIFEST, MANIFEST_SIG, CHECKSUMS):
+            if name in LISTED_HEAD or name in UNLISTED:
                 raise self.failed("files", IntegrityError("entry out of place (head files come first)", path=name))
             if previous and bundle_order(name) <= bundle_order(previous):
                 raise self.failed(
@@ -352,7 +354,7 @@ class _Verification(Recorder):
         if self.trivy_db and not self.bbolt_checked and not self.plaintext:
             raise self.failed("bbolt", IntegrityError("a trivy:db bundle without a trivy.db", path=MANIFEST))
         for entry in listed:  # drain: collect head entries listed after the last payload path
-            if entry.path in HEAD:
+            if entry.path in LISTED_HEAD:
                 head_expected[entry.path] = entry
             else:
                 raise self.failed(
@@ -384,7 +386,7 @@ class _Verification(Recorder):
         """
         if not self.trivy_db or entry.path in self.plaintext or entry.sha256 in self.bbolt_checked:
             return None
-        if entry.path.rsplit("/", 1)[-1] != "trivy.db" and entry.media_type != TRIVY_DB_LAYER:
+        if entry.path.rsplit("/", 1)[-1] != DB_FILE and entry.media_type != TRIVY_DB_LAYER:
             return None
         return (self.work / "bbolt-spool").open("wb")
 
@@ -395,7 +397,7 @@ class _Verification(Recorder):
         try:
             if entry.media_type == TRIVY_DB_LAYER:
                 path, where = self.work / "bbolt-layer.db", f"{entry.path}:trivy.db"
-                _extract_member(Path(spool.name), "trivy.db", path)
+                _extract_member(Path(spool.name), DB_FILE, path)
             report = check_bbolt(path)
         except StellaError as exc:
             raise self.failed(
@@ -496,7 +498,7 @@ class _Verification(Recorder):
         """
         key = self.signer
         assert key is not None and statement.pae_digest is not None
-        if envelope.get("payloadType") != INTOTO:
+        if envelope.get("payloadType") != IN_TOTO:
             return False
         for entry in envelope.get("signatures") or []:
             try:
@@ -518,7 +520,7 @@ class _Verification(Recorder):
         assert self.signer is not None
         hint = ((rest.get("verificationMaterial") or {}).get("publicKey") or {}).get("hint")
         want = base64.b64encode(bytes.fromhex(self.signer.keyid)).decode()
-        if rest.get("mediaType") != SIGSTORE_V03 or hint != want:
+        if rest.get("mediaType") != SIGSTORE_BUNDLE_V03 or hint != want:
             raise self.failed(
                 "sigstore bundle",
                 IntegrityError(
@@ -585,7 +587,7 @@ def copy_member(member: Any, target: Path, *, fsync: bool = False, exclusive: bo
 
 
 def _pae_prefix(length: int) -> bytes:
-    return b"DSSEv1 %d %s %d " % (len(INTOTO), INTOTO.encode(), length)
+    return b"DSSEv1 %d %s %d " % (len(IN_TOTO), IN_TOTO.encode(), length)
 
 
 class _TeeReader(io.RawIOBase):

@@ -3,7 +3,8 @@
 Checks, in order, each reported as it completes; the first failure decides the exit code:
 
 1. ``signature`` (5): ``manifest.dsse.json`` is present, is a DSSE envelope with payloadType
-   :data:`PAYLOAD_TYPE`, and one of its signatures verifies over the PAE bytes with a trusted key.
+   :data:`core.contract.payload_types.DEVPORTAL_MANIFEST`, and one of its signatures verifies over the PAE bytes
+   with a trusted key.
 2. ``manifest`` (4): the envelope carries exactly the bytes of ``manifest.json``, a devportal manifest.
 3. ``signer scope`` (5): the trusted key may sign ``devportal:offline`` bundles for the manifest's tenant.
 4. ``files`` (4): every file manifest.json lists is present with its size and sha256, has a safe path, and
@@ -34,22 +35,19 @@ from typing import Any, Protocol
 import orjson
 
 from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
+from core.contract.bundle import HEAD_ORDER
+from core.contract.devportal import MANIFEST, MANIFEST_DSSE, MANIFEST_SCHEMA, PORTAL_DIR
 from core.contract.manifest import VerifiedManifest
+from core.contract.payload_types import DEVPORTAL_MANIFEST
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, SignatureError, StellaError, UsageError
 from core.progress import Observer
 from core.signing import pae, verify_raw
 from core.trust import TrustedKey
-from verify.bundle import CHECKSUMS, HEAD, MANIFEST_SIG, Recorder, VerifyReport, verify_bundle
-from verify.bundle import MANIFEST as BUNDLE_MANIFEST
+from verify.bundle import Recorder, VerifyReport, verify_bundle
 
-MANIFEST = "manifest.json"
-MANIFEST_DSSE = "manifest.dsse.json"
-MANIFEST_SCHEMA = "https://stellaops.dev/schemas/devportal-manifest/v1"
-PAYLOAD_TYPE = "application/vnd.stellaops.devportal.manifest+json"
-PROFILE = "devportal:offline"
-PORTAL_DIR = "portal"
 #: The bundle contract's own files: checked by the ``bundle`` step, not listed in manifest.json.
-CONTRACT_FILES = frozenset({BUNDLE_MANIFEST, MANIFEST_SIG, CHECKSUMS, *HEAD})
+CONTRACT_FILES = frozenset(HEAD_ORDER)
+PROFILE = "devportal:offline"
 MAX_MANIFEST = 64 << 20
 _CHUNK = 1 << 20
 
@@ -196,17 +194,17 @@ class _Verification(Recorder):
             raise self.failed(
                 "signature", SignatureError(f"manifest.dsse.json is not a DSSE envelope: {exc}", path=MANIFEST_DSSE)
             ) from None
-        if payload_type != PAYLOAD_TYPE:
+        if payload_type != DEVPORTAL_MANIFEST:
             raise self.failed(
                 "signature",
-                SignatureError(f"DSSE payloadType is {payload_type!r}, not {PAYLOAD_TYPE!r}", path=MANIFEST_DSSE),
+                SignatureError(f"DSSE payloadType is {payload_type!r}, not {DEVPORTAL_MANIFEST!r}", path=MANIFEST_DSSE),
             )
         if not isinstance(signatures, list) or not signatures:
             raise self.failed(
                 "signature",
                 SignatureError("manifest.dsse.json carries no signature: the portal is unsigned", path=MANIFEST_DSSE),
             )
-        message = pae(PAYLOAD_TYPE, payload)
+        message = pae(DEVPORTAL_MANIFEST, payload)
         for entry in signatures:
             try:
                 sig = base64.b64decode(str(entry.get("sig", "")), validate=True) if isinstance(entry, dict) else b""

@@ -18,11 +18,12 @@ from typing import Any
 import orjson
 
 from core.archive import ReaderLimits, SafeArchiveReader
+from core.contract.bundle import MANIFEST
 from core.errors import BadInputError, IntegrityError, SignatureError
 from core.progress import Observer
 from core.signing import pae, verify_raw
 from core.trust import TrustedKey
-from verify.bundle import MANIFEST, Recorder, VerifyReport, copy_member
+from verify.bundle import Recorder, VerifyReport, copy_member
 from verify.manifest import ListedFile, ManifestReader
 
 

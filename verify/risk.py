@@ -29,16 +29,17 @@ from typing import Any
 import orjson
 
 from core.clock import rfc3339, utcnow
+from core.contract.payload_types import RISK_MANIFEST as RISK_PAYLOAD_TYPE
+from core.contract.risk import MANIFEST as RISK_MANIFEST
+from core.contract.risk import MANIFEST_DSSE as RISK_MANIFEST_DSSE
+from core.contract.risk import MANIFEST_SCHEMA as RISK_MANIFEST_SCHEMA
+from core.contract.risk import PREFIXES
 from core.errors import BadInputError, IntegrityError, PolicyRefusal
 from core.progress import Observer
 from core.trust import TrustedKey
 from verify.bundle import VerifyReport, verify_then
 from verify.extract import KindVerification
 
-RISK_MANIFEST = "risk/manifest.json"
-RISK_MANIFEST_DSSE = "risk/manifest.dsse.json"
-RISK_MANIFEST_SCHEMA = "https://stellaops.dev/schemas/risk-manifest/v1"
-RISK_PAYLOAD_TYPE = "application/vnd.stellaops.risk.manifest+json"
 MAX_RISK_MANIFEST = 16 << 20
 
 
@@ -116,9 +117,7 @@ class _RiskVerification(KindVerification):
 
     def run(self, manifest_sha: str) -> None:
         self.check_profile()
-        files = self.read_files(
-            manifest_sha, ("risk/", "providers/"), (RISK_MANIFEST, RISK_MANIFEST_DSSE), "risk and provider"
-        )
+        files = self.read_files(manifest_sha, PREFIXES, (RISK_MANIFEST, RISK_MANIFEST_DSSE), "risk and provider")
         risk = self.check_manifest(files)
         self.check_freshness(risk)
 

@@ -10,17 +10,18 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from adapters.profiles.risk_bundle import PROFILE, parse_duration, pinned_providers
+from adapters.profiles.risk_bundle import PROFILE, pinned_providers
 from core.canonical import canonical_json
 from core.contract.manifest import VerifiedManifest
+from core.contract.payload_types import RISK_MANIFEST as RISK_PAYLOAD_TYPE
+from core.contract.risk import MANIFEST as RISK_MANIFEST
+from core.contract.risk import MANIFEST_DSSE as RISK_MANIFEST_DSSE
+from core.contract.risk import MANIFEST_SCHEMA as RISK_MANIFEST_SCHEMA
+from core.durations import parse_duration
 from core.errors import BadInputError, IntegrityError, SignatureError, StellaError, UsageError
 from core.signing import Signer, dsse_envelope
 from core.trust import TrustedKey
 from verify.risk import (
-    RISK_MANIFEST,
-    RISK_MANIFEST_DSSE,
-    RISK_MANIFEST_SCHEMA,
-    RISK_PAYLOAD_TYPE,
     FreshnessPolicy,
     RiskReport,
     _RiskVerification,
@@ -110,7 +111,7 @@ def _case(tmp_path: Path, signer: Signer, **change: Any) -> tuple[_RiskVerificat
         {"tenant": "default", "runId": "run-1", "createdAt": "2026-01-01T00:00:00Z", "risk": section}
     )
     report.signer = {"keyid": signer.keyid}
-    job = _RiskVerification(Path("b"), [_trusted(signer)], report, lambda _c: None, tmp_path, None)
+    job = _RiskVerification(Path("b"), [_trusted(signer)], report, None, tmp_path, None)
     return job, files
 
 
