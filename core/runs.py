@@ -351,22 +351,19 @@ def _read_cancel_request(path: Path) -> str | None:
 
 
 class RunCancelToken(CancelToken):
-    """The token a builder polls: the caller's token, the sink's cancel, or a cancel request file."""
+    """The token a builder polls: the caller's observer says cancel, or a cancel request file appeared."""
 
-    def __init__(self, request_path: Path, parent: CancelToken | None = None, sink: Observer | None = None) -> None:
+    def __init__(self, request_path: Path, observer: Observer | None = None) -> None:
         super().__init__()
         self._path = request_path
-        self._parent = parent
-        self._sink = sink
+        self._observer = observer
         self._next_poll = 0.0
         self.requested_by: str | None = None
 
     def is_cancelled(self) -> bool:
         if super().is_cancelled():
             return True
-        if (self._parent is not None and self._parent.is_cancelled()) or (
-            self._sink is not None and self._sink.is_cancelled()
-        ):
+        if self._observer is not None and self._observer.is_cancelled():
             self.requested_by = self.requested_by or current_user()
             self.cancel()
             return True
@@ -632,16 +629,15 @@ class RunEngine:
         self,
         run_id: str,
         builder: BundleBuilder,
-        sink: Observer | None = None,
-        cancel: CancelToken | None = None,
+        observer: Observer | None = None,
     ) -> ExportRun:
         """Run a pending run to the end; returns it succeeded, or raises what the builder raised.
 
-        On failure the run is ``failed`` with the error's code and message; on cancellation (the token, the
-        sink, a cancel request, Ctrl-C) it is ``aborted`` with the actor who cancelled. Either way nothing is
-        left at the run's output path.
+        ``observer`` hears the builder's progress. On failure the run is ``failed`` with the error's code and
+        message; on cancellation (the observer, a cancel request, Ctrl-C) it is ``aborted`` with the actor who
+        cancelled. Either way nothing is left at the run's output path.
         """
-        sink = sink or NullObserver()
+        sink = observer or NullObserver()
         run = self.get_run(run_id)
         if run.state is not RunState.PENDING:
             hint = f"retry it with `stella export retry {run_id}`" if run.state.terminal else None
@@ -652,7 +648,7 @@ class RunEngine:
                 f"output {out} already exists", path=str(out), hint="move it away, or retry with another --out"
             )
         request = cancel_request_path(self.store.home, run_id)
-        token = RunCancelToken(request, cancel, sink)
+        token = RunCancelToken(request, sink)
         if token.is_cancelled():
             # Asked to stop before it started: abort without running.
             self._clear_request(request)
@@ -880,16 +876,16 @@ class RunEngine:
         run_id: str,
         to: Path,
         *,
-        sink: Observer | None = None,
-        cancel: CancelToken | None = None,
+        observer: Observer | None = None,
     ) -> Distribution:
         """Copy the run's artifact to ``to`` (a file, or a directory to put it in), resuming a partial copy.
 
         If ``to`` already holds a prefix of the artifact, only the rest is copied; anything else there is
         replaced. The copy is checked against the sha256 recorded when the run succeeded: on a mismatch
-        nothing is left at ``to`` and :class:`IntegrityError` (exit 4) is raised.
+        nothing is left at ``to`` and :class:`IntegrityError` (exit 4) is raised. ``observer`` hears the
+        progress; when it says cancel, what was copied stays for the next download to resume from.
         """
-        sink = sink or NullObserver()
+        sink = observer or NullObserver()
         run = self.get_run(run_id)
         if run.state is not RunState.SUCCEEDED or run.artifact_path is None or run.artifact_sha256 is None:
             raise UsageError(f"run {run_id} is {run.state}; only a succeeded run has an artifact to download")
@@ -910,7 +906,7 @@ class RunEngine:
             with src.open("rb") as fin, target.open("ab" if resumed else "wb") as fout:
                 fin.seek(resumed)
                 while chunk := fin.read(CHUNK):
-                    if (cancel is not None and cancel.is_cancelled()) or sink.is_cancelled():
+                    if sink.is_cancelled():
                         # What is already at the target is a prefix: the next download resumes from it.
                         raise Cancelled(f"download of run {run_id} cancelled; run it again to resume")
                     fout.write(chunk)

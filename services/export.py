@@ -273,7 +273,7 @@ def cancel_export(home: Home, run_id: str, *, store_in_use: bool = False) -> Can
 def download_run(home: Home, run_id: str, to: Path, *, observer: Observer | None = None) -> Distribution:
     """`stella export download`: copy a run's bundle to ``to`` (resumes a partial copy, checks the digest)."""
     with Store.open(home) as store:
-        return RunEngine(store).download(run_id, to, sink=observer)
+        return RunEngine(store).download(run_id, to, observer=observer)
 
 
 def run_events(home: Home, run_id: str) -> tuple[ExportRun, list[RunEvent]]:

@@ -27,7 +27,7 @@ from core.ingest import Importer
 from core.keys import KeyAlgorithm, KeyStore
 from core.planner import plan_run
 from core.profiles import ProfileStore
-from core.progress import CancelToken, NullObserver, Observer
+from core.progress import CancelToken, CheckObserver, Observer
 from core.runs import CANCEL_POLL_INTERVAL, Artifact, ExportRun, RunEngine, RunState, current_user, request_cancel
 from core.selectors import InputRef, Selectors, parse_selectors, resolve_inputs
 from core.store import Store
@@ -154,7 +154,7 @@ def test_a_run_keeps_the_profile_revision_it_was_planned_with(store: Store, tmp_
 def test_successful_run_records_states_events_and_the_artifact(store: Store, tmp_path: Path) -> None:
     run = _plan(store, tmp_path / "bundle.bin", "format=osv")
     engine = RunEngine(store)
-    done = engine.execute(run.run_id, concat_builder(store), NullObserver(), CancelToken())
+    done = engine.execute(run.run_id, concat_builder(store))
     assert done.state is RunState.SUCCEEDED
     data = run.out_path.read_bytes()
     assert done.artifact_sha256 == hashlib.sha256(data).hexdigest() and done.artifact_size == len(data)
@@ -179,7 +179,7 @@ def test_successful_run_records_states_events_and_the_artifact(store: Store, tmp
     assert [r.run_id for r in engine.list_runs("acme")] == [run.run_id]
     assert engine.list_runs("globex") == []
     with pytest.raises(UsageError) as err:
-        engine.execute(run.run_id, concat_builder(store), NullObserver(), CancelToken())
+        engine.execute(run.run_id, concat_builder(store))
     assert "is succeeded, not pending" in err.value.message
 
 
@@ -187,7 +187,7 @@ def test_failed_run_records_the_error_and_leaves_no_file(store: Store, tmp_path:
     run = _plan(store, tmp_path / "bundle.bin")
     engine = RunEngine(store)
     with pytest.raises(BadInputError, match="document is damaged"):
-        engine.execute(run.run_id, concat_builder(store, fail_after=2), NullObserver(), CancelToken())
+        engine.execute(run.run_id, concat_builder(store, fail_after=2))
     failed = engine.get_run(run.run_id)
     assert failed.state is RunState.FAILED
     assert failed.error_code == "bad-input"
@@ -207,7 +207,7 @@ def test_unexpected_builder_crash_is_recorded_as_internal(store: Store, tmp_path
 
     engine = RunEngine(store)
     with pytest.raises(ZeroDivisionError):
-        engine.execute(run.run_id, crash, NullObserver(), CancelToken())
+        engine.execute(run.run_id, crash)
     failed = engine.get_run(run.run_id)
     assert (failed.state, failed.error_code, failed.error_message) == (
         RunState.FAILED,
@@ -225,7 +225,7 @@ def test_a_builder_that_lies_about_its_artifact_fails_the_run(store: Store, tmp_
         return Artifact(run.out_path, "0" * 64, 6)
 
     with pytest.raises(IntegrityError):
-        RunEngine(store).execute(run.run_id, liar, NullObserver(), CancelToken())
+        RunEngine(store).execute(run.run_id, liar)
     assert RunEngine(store).get_run(run.run_id).error_code == "integrity"
 
 
@@ -233,7 +233,7 @@ def test_inputs_changed_after_planning_fail_the_run(store: Store, tmp_path: Path
     run = _plan(store, tmp_path / "bundle.bin")
     store.conn.execute("DELETE FROM export_inputs WHERE run_id = ? AND ordinal = 3", [run.run_id])
     with pytest.raises(IntegrityError, match="differ from those recorded when it was planned"):
-        RunEngine(store).execute(run.run_id, concat_builder(store), NullObserver(), CancelToken())
+        RunEngine(store).execute(run.run_id, concat_builder(store))
     assert RunEngine(store).get_run(run.run_id).state is RunState.FAILED
     assert not run.out_path.exists()
 
@@ -254,7 +254,7 @@ def test_cancel_mid_run_aborts_records_the_actor_and_leaves_no_partial_file(stor
 
     engine = RunEngine(store)
     with pytest.raises(Cancelled):
-        engine.execute(run.run_id, concat_builder(store, on_unit=press_cancel_after_two), NullObserver(), token)
+        engine.execute(run.run_id, concat_builder(store, on_unit=press_cancel_after_two), CheckObserver(cancel=token))
     assert seen == [0, 1, 2]
     aborted = engine.get_run(run.run_id)
     assert aborted.state is RunState.ABORTED
@@ -282,7 +282,7 @@ def test_cancel_requested_by_another_process_while_the_store_is_locked(store: St
             time.sleep(CANCEL_POLL_INTERVAL)  # the engine looks for requests at most this often
 
     with pytest.raises(Cancelled):
-        engine.execute(run.run_id, concat_builder(store, on_unit=other_process_cancels), NullObserver(), CancelToken())
+        engine.execute(run.run_id, concat_builder(store, on_unit=other_process_cancels))
     assert engine.get_run(run.run_id).state is RunState.ABORTED
     assert engine.events(run.run_id)[-1].actor == "cancelled by alice"
     assert not run.out_path.exists()
@@ -300,7 +300,7 @@ def test_cancelling_a_pending_run_aborts_it_at_once(store: Store, tmp_path: Path
     second = _plan(store, tmp_path / "b.bin")
     request_cancel(store.home, second.run_id, "carol")
     with pytest.raises(Cancelled, match="before it started"):
-        engine.execute(second.run_id, concat_builder(store), NullObserver(), CancelToken())
+        engine.execute(second.run_id, concat_builder(store))
     assert [e[0] for e in _events(engine, second.run_id)] == ["planned", "aborted"]
     assert engine.events(second.run_id)[-1].actor == "cancelled by carol"
 
@@ -324,7 +324,7 @@ def test_concurrency_limit_per_tenant_is_refused_with_exit_7(store: Store, tmp_p
 
     def worker() -> None:
         try:
-            engine.execute(first.run_id, slow, NullObserver(), CancelToken())
+            engine.execute(first.run_id, slow)
         except BaseException as exc:
             errors.append(exc)
 
@@ -333,7 +333,7 @@ def test_concurrency_limit_per_tenant_is_refused_with_exit_7(store: Store, tmp_p
     try:
         assert started.wait(30)
         with pytest.raises(PolicyRefusal) as err:
-            engine.execute(second.run_id, slow, NullObserver(), CancelToken())
+            engine.execute(second.run_id, slow)
         assert err.value.exit_code == ExitCode.POLICY
         assert "the limit is 1" in err.value.message
         assert engine.get_run(second.run_id).state is RunState.PENDING  # refused, not failed
@@ -342,7 +342,7 @@ def test_concurrency_limit_per_tenant_is_refused_with_exit_7(store: Store, tmp_p
         thread.join(30)
     assert errors == []
     assert engine.get_run(first.run_id).state is RunState.SUCCEEDED
-    assert engine.execute(second.run_id, slow, NullObserver(), CancelToken()).state is RunState.SUCCEEDED
+    assert engine.execute(second.run_id, slow).state is RunState.SUCCEEDED
 
 
 def test_a_run_left_running_by_a_dead_process_is_failed_as_interrupted(store: Store, tmp_path: Path) -> None:
@@ -350,9 +350,7 @@ def test_a_run_left_running_by_a_dead_process_is_failed_as_interrupted(store: St
     crashed = _plan(store, tmp_path / "crashed.bin")
     store.conn.execute("UPDATE export_runs SET state = 'running' WHERE run_id = ?", [crashed.run_id])
     fresh = _plan(store, tmp_path / "fresh.bin")
-    assert (
-        engine.execute(fresh.run_id, concat_builder(store), NullObserver(), CancelToken()).state is RunState.SUCCEEDED
-    )
+    assert engine.execute(fresh.run_id, concat_builder(store)).state is RunState.SUCCEEDED
     stale = engine.get_run(crashed.run_id)
     assert (stale.state, stale.error_code) == (RunState.FAILED, "interrupted")
 
@@ -364,7 +362,7 @@ def test_retry_reuses_parameters_created_at_and_inputs_and_reproduces_the_bytes(
     engine = RunEngine(store)
     orig = _plan(store, tmp_path / "bundle.bin")
     with pytest.raises(BadInputError):
-        engine.execute(orig.run_id, concat_builder(store, fail_after=3), NullObserver(), CancelToken())
+        engine.execute(orig.run_id, concat_builder(store, fail_after=3))
     # New data arriving between the attempts does not change what the retry exports.
     extra = tmp_path / "extra"
     extra.mkdir()
@@ -381,11 +379,11 @@ def test_retry_reuses_parameters_created_at_and_inputs_and_reproduces_the_bytes(
     assert list(engine.inputs(first_id)) == list(engine.inputs(orig.run_id))
     assert _events(engine, orig.run_id)[-1] == ("retried", None, None)
     assert engine.events(first_id)[0].detail == {"retry_of": orig.run_id}
-    engine.execute(first_id, concat_builder(store), NullObserver(), CancelToken())
+    engine.execute(first_id, concat_builder(store))
     bytes_first = orig.out_path.read_bytes()
 
     second_id = engine.retry(orig.run_id, out_path=tmp_path / "again.bin")
-    second = engine.execute(second_id, concat_builder(store), NullObserver(), CancelToken())
+    second = engine.execute(second_id, concat_builder(store))
     assert second.out_path == (tmp_path / "again.bin").resolve()
     assert (tmp_path / "again.bin").read_bytes() == bytes_first
     assert bytes_first.startswith(f"{orig.run_id} {orig.bundle_created_at_text}\n".encode())
@@ -393,7 +391,7 @@ def test_retry_reuses_parameters_created_at_and_inputs_and_reproduces_the_bytes(
     with pytest.raises(UsageError, match="succeeded and its bundle exists"):
         engine.retry(second_id)
     third_id = engine.retry(second_id, out_path=tmp_path / "third.bin")
-    engine.execute(third_id, concat_builder(store), NullObserver(), CancelToken())
+    engine.execute(third_id, concat_builder(store))
     assert (tmp_path / "third.bin").read_bytes() == bytes_first
 
 
@@ -403,7 +401,7 @@ def test_retry_reuses_parameters_created_at_and_inputs_and_reproduces_the_bytes(
 @pytest.fixture
 def finished(store: Store, tmp_path: Path) -> ExportRun:
     run = _plan(store, tmp_path / "bundle.bin", profile="json:policy")
-    return RunEngine(store).execute(run.run_id, concat_builder(store), NullObserver(), CancelToken())
+    return RunEngine(store).execute(run.run_id, concat_builder(store))
 
 
 def test_download_copies_and_records_a_distribution(store: Store, finished: ExportRun, tmp_path: Path) -> None:
