@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from adapters.sources.openapi import looks_like_openapi, validate_openapi
-from core.archive import unsafe_path_reason
+from core.archive.rules import unsafe_path_reason
 from core.canonical import canonical_json
 from core.clock import utcnow
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, NotFoundError, UsageError

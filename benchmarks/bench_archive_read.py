@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core.archive import ArchiveEntry, SafeArchiveReader, write_archive
+from core.archive.reader import SafeArchiveReader
+from core.archive.writer import ArchiveEntry, write_archive
 
 MTIME = 1_700_000_000
 FILE_MB = 64

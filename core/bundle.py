@@ -29,7 +29,8 @@ import zstandard
 
 from core import __version__
 from core.age_stream import encrypt_stream
-from core.archive import ArchiveEntry, Compression, write_archive
+from core.archive.rules import Compression
+from core.archive.writer import ArchiveEntry, write_archive
 from core.canonical import canonical_json
 from core.contract.bundle import (
     BUILD_TYPE,

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from core.archive import ReaderLimits, SafeArchiveReader
+from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.bundle import BundleSpec, Dependency, PayloadContext, build_bundle
 from core.contract.bundle import HEAD_ORDER, MANIFEST, PROVENANCE
 from core.errors import BadInputError, IntegrityError, UsageError

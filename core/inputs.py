@@ -18,16 +18,15 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, cast
 
 import zstandard
 
+from core.compression import GZIP_MAGIC, ZSTD_MAGIC, ZstdReader
 from core.errors import BadInputError, EnvironmentFailure
 
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DEFAULT_MAX_DOCUMENT = 512 << 20
 #: A member over 1 MiB expanding more than this many times its compressed size is a likely zip bomb
 #: (JSON feeds compress 5-20x; deflate tops out near 1000x on degenerate input).
@@ -122,49 +121,7 @@ def _open_decompressed(path: Path, codec: str) -> IO[bytes]:
     raw = path.open("rb")
     if codec == "gzip":
         return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
-    return io.BufferedReader(_ZstdReader(raw), buffer_size=1 << 20)
-
-
-class _ZstdReader(io.RawIOBase):
-    """Streaming zstd decompression that raises on a truncated frame instead of ending quietly."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self._dctx = zstandard.ZstdDecompressor()
-        self._dobj = self._dctx.decompressobj()
-        self._pending = b""
-        self._offset = 0
-        self._in_frame = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while self._offset >= len(self._pending):
-            # Small compressed steps: zstd can expand ~32,000x, so a 1 MiB step could mean gigabytes at once.
-            chunk = self._raw.read(4096)
-            if not chunk:
-                if self._in_frame:
-                    raise EOFError("zstd stream ends in the middle of a frame (truncated)")
-                return 0
-            self._pending, self._offset = b"", 0
-            while chunk:
-                self._in_frame = True
-                self._pending += self._dobj.decompress(chunk)
-                if self._dobj.eof:
-                    chunk = self._dobj.unused_data
-                    self._dobj = self._dctx.decompressobj()
-                    self._in_frame = False
-                else:
-                    chunk = b""
-        n = min(len(buffer), len(self._pending) - self._offset)
-        buffer[:n] = self._pending[self._offset : self._offset + n]
-        self._offset += n
-        return n
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
+    return io.BufferedReader(ZstdReader(raw), buffer_size=1 << 20)
 
 
 def _from_compressed(path: Path, lim: InputLimits, codec: str) -> Iterator[InputItem]:

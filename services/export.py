@@ -18,7 +18,7 @@ import orjson
 from adapters.profiles.builder import bundle_builder
 from adapters.profiles.registry import run_options
 from adapters.sources.registry import format_names
-from core.archive import ReaderLimits, SafeArchiveReader
+from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.clock import utcnow
 from core.contract.bundle import PROVENANCE
 from core.errors import BadInputError, StoreLockedError, UsageError

@@ -26,7 +26,8 @@ import orjson
 import pyrage
 
 from core.age_stream import AgeError, decrypt_stream
-from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
+from core.archive.reader import ReaderLimits, SafeArchiveReader
+from core.archive.rules import unsafe_path_reason
 from core.clock import rfc3339, utcnow
 from core.contract.bundle import HEAD_ORDER, MANIFEST, MANIFEST_SIG
 from core.errors import (

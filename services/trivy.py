@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from core.archive import ReaderLimits, SafeArchiveReader
+from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.contract.bundle import MANIFEST
 from core.contract.trivy import CACHE, DB_DIR, DB_FILE, JAVA_DB_DIR, JAVA_DB_FILE, METADATA
 from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError, UsageError

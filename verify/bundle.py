@@ -25,7 +25,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.age_stream import AgeError, decrypt_stream
-from core.archive import ReaderLimits, SafeArchiveReader
+from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.contract.bundle import (
     CHECKSUMS,
     LISTED_HEAD,

@@ -12,7 +12,7 @@ Checks, in order, each reported as it completes; the first failure decides the e
 5. ``bundle`` (4/5): for an archive, the whole bundle contract as ``stella verify`` checks it
    (``export.json.sig``, ``checksums.txt``, provenance).
 
-The archive is read with the fail-closed :class:`core.archive.SafeArchiveReader` (links, devices, ``..`` and
+The archive is read with the fail-closed :class:`core.archive.reader.SafeArchiveReader` (links, devices, ``..`` and
 absolute names are refused there). :func:`materialize_portal` writes the members to a private directory while
 hashing them and keeps that copy only if everything verified: the local server serves that copy, never files
 someone can still change.
@@ -34,7 +34,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from core.archive import ReaderLimits, SafeArchiveReader, unsafe_path_reason
+from core.archive.reader import ReaderLimits, SafeArchiveReader
+from core.archive.rules import unsafe_path_reason
 from core.contract.bundle import HEAD_ORDER
 from core.contract.devportal import MANIFEST, MANIFEST_DSSE, MANIFEST_SCHEMA, PORTAL_DIR
 from core.contract.manifest import VerifiedManifest

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from core.archive import ReaderLimits, SafeArchiveReader
+from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.contract.bundle import MANIFEST
 from core.errors import BadInputError, IntegrityError, SignatureError
 from core.progress import Observer

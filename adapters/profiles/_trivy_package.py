@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from core.archive import ArchiveEntry, write_archive
+from core.archive.writer import ArchiveEntry, write_archive
 from core.bundle import PayloadContext
 from core.canonical import canonical_json
 from core.contract import trivy

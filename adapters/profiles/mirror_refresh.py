@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from tuf.api.metadata import Metadata, Targets  # type: ignore[attr-defined]
 
-from core.archive import ReaderLimits, SafeArchiveReader
+from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.bundle_rewrite import rewrite_bundle
 from core.contract.bundle import MANIFEST
 from core.contract.mirror import TUF_METADATA

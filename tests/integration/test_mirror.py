@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from core.archive import ReaderLimits, SafeArchiveReader
+from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.mirror_layout import STATE, MirrorState
 from services.mirror_dir import FAULT_POINTS
 from tests.conftest import ROOT

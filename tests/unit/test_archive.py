@@ -1,4 +1,4 @@
-"""Deterministic bundle archives (core.archive.write_archive) and the fail-closed reader (SafeArchiveReader).
+"""Deterministic bundle archives (core.archive.writer.write_archive) and the fail-closed reader (SafeArchiveReader).
 
 The writer's output is checked against the real tools a receiver has (GNU tar, zstd, gzip) and Python's tarfile;
 the reader is fed hostile archives built here: unsafe names, links, devices, duplicates, truncations at several
@@ -21,7 +21,8 @@ from typing import IO, cast
 import pytest
 import zstandard
 
-from core.archive import ArchiveEntry, ReaderLimits, SafeArchiveReader, write_archive
+from core.archive.reader import ReaderLimits, SafeArchiveReader
+from core.archive.writer import ArchiveEntry, write_archive
 from core.errors import BadInputError, Cancelled, EnvironmentFailure, ExitCode, IntegrityError
 from core.progress import CancelToken
 from tests.conftest import ROOT, require_tool
@@ -118,7 +119,7 @@ import os, sys
 from pathlib import Path
 sys.path.insert(0, {root!r})
 os.umask(0o077)
-from core.archive import ArchiveEntry, write_archive
+from core.archive.writer import ArchiveEntry, write_archive
 src = Path({src!r})
 entries = [
     ArchiveEntry("export.json", b'{{"a":1}}'),

@@ -1,66 +1,34 @@
-"""Deterministic bundle archives, and the fail-closed streaming reader the verifier uses.
+"""The fail-closed streaming reader of received bundle archives.
 
-Writing (DESIGN.md section 5): :func:`write_archive` streams entries, in the order the caller gives, into a
-POSIX pax tar (``.tar.zst`` by default, ``.tgz`` or plain ``.tar`` on request). Every header is fixed: mtime is
-the run's ``createdAt``, uid/gid 0, empty user and group names, mode 0644 or 0755, no directory entries. Pax
-extended headers appear only where ustar cannot hold a value (a path over 100 bytes or not ASCII, a file of
-8 GiB or more) and then carry only ``path`` / ``size``: never a time. The gzip header has mtime 0 and no file
-name; zstd runs single-threaded at a fixed level with the frame checksum on and no content size. The archive is
-written to a temporary file beside ``out``, fsynced, and renamed into place, so a reader never sees half a
-bundle and a failed or cancelled run leaves nothing behind.
-
-Reading: :class:`SafeArchiveReader` walks a received ``.tar.zst`` / ``.tar.gz`` / ``.tar`` member by member,
-straight from the compressed file; nothing is extracted. Its own small tar parser fails closed: unsafe names,
-links, devices, duplicates, a truncated or corrupt stream, a missing end-of-archive marker, data after it, and
-anything over the :class:`ReaderLimits` are errors, never skipped. Iteration ends normally only after the
-end-of-archive marker and the end of the compressed stream (and its checksum) have been read.
+:class:`SafeArchiveReader` walks a received ``.tar.zst`` / ``.tar.gz`` / ``.tar`` member by member, straight from
+the compressed file; nothing is extracted. Its own small tar parser fails closed: unsafe names, links, devices,
+duplicates, a truncated or corrupt stream, a missing end-of-archive marker, data after it, and anything over the
+:class:`ReaderLimits` are errors, never skipped. Iteration ends normally only after the end-of-archive marker and
+the end of the compressed stream (and its checksum) have been read.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import hashlib
 import io
-import os
 import queue
-import secrets
-import stat
-import tarfile
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal, cast
+from typing import IO, Any
 
 import zstandard
 
+from core.archive.rules import Compression, parent_dirs, printable, unsafe_path_reason
+from core.compression import GZIP_MAGIC, ZSTD_MAGIC, ZstdReader
 from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError
-from core.inputs import GZIP_MAGIC, ZSTD_MAGIC, _ZstdReader
-from core.progress import Cancellable, CancelToken, NullObserver, Observer
-
-__all__ = [
-    "ArchiveEntry",
-    "ArchiveMember",
-    "Compression",
-    "MemberStream",
-    "ReaderLimits",
-    "SafeArchiveReader",
-    "unsafe_path_reason",
-    "write_archive",
-]
-
-Compression = Literal["zstd", "gzip", "none"]
+from core.progress import Cancellable
 
 BLOCK = 512
 CHUNK = 1 << 20
-#: The modes an entry may have: DESIGN.md fixes them so the umask of the building machine never shows.
-FILE_MODE = 0o644
-EXEC_MODE = 0o755
-#: ustar's 11 octal digits; a later mtime would need a pax ``mtime`` record, which the format forbids.
-MAX_MTIME = 8**11 - 1
 #: The ratio check starts once this much has been decompressed, so small archives with a tiny compressed
 #: size (a few highly compressible JSON files) are not refused for their ratio.
 RATIO_GRACE = 16 << 20
@@ -70,303 +38,6 @@ RATIO_GRACE = 16 << 20
 ZSTD_RAW_CHUNK = 4 << 10
 MAX_PAX_HEADER = 1 << 20
 MAX_LONG_NAME = 64 << 10
-
-
-def unsafe_path_reason(name: str) -> str | None:
-    """Why ``name`` may not be a path inside a bundle, or None when it is a safe, normalized relative path.
-
-    Safe means: relative POSIX path, no ``..``, ``.`` or empty component, no backslash, NUL or other control
-    character. The writer and the reader apply the same rule, so every name one writes the other accepts.
-    """
-    if not name:
-        return "has an empty name"
-    if name.startswith("/"):
-        return "is an absolute path"
-    if "\x00" in name:
-        return "contains a NUL byte"
-    if "\\" in name:
-        return "contains a backslash"
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
-        return "contains a control character"
-    parts = name.split("/")
-    if ".." in parts:
-        return "has a '..' component that escapes the bundle root"
-    if "" in parts or "." in parts:
-        return "is not a normalized relative path (empty or '.' component)"
-    return None
-
-
-def _printable(name: str) -> str:
-    """A name as it can be shown in a message: control characters and undecodable bytes escaped."""
-    return name.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace").translate(_CONTROL_ESCAPES)
-
-
-_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
-
-
-def _parents(name: str) -> Iterator[str]:
-    parts = name.split("/")
-    for i in range(1, len(parts)):
-        yield "/".join(parts[:i])
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Writer
-# --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ArchiveEntry:
-    """One file to put into a bundle archive.
-
-    ``path`` is the POSIX relative name inside the archive; ``source`` a file to stream from, or the bytes
-    themselves; ``mode`` 0o644, or 0o755 for an executable (the verify script).
-    """
-
-    path: str
-    source: Path | bytes
-    mode: int = FILE_MODE
-
-
-def write_archive(
-    out: Path,
-    entries: Sequence[ArchiveEntry],
-    *,
-    mtime: int,
-    compression: Compression = "zstd",
-    level: int = 19,
-    sink: Observer | None = None,
-    cancel: CancelToken | None = None,
-) -> tuple[str, int]:
-    """Write ``entries``, in the order given, as a deterministic archive at ``out``; returns (sha256 hex, size).
-
-    The caller orders the entries (manifest and signatures first, then checksums, README, verify script, trust
-    metadata, payload sorted by path): they are not re-sorted. ``mtime`` (seconds since the epoch) is stamped
-    on every entry. ``level`` is zstd's; gzip uses ``min(level, 9)``; plain tar ignores it. Progress is
-    reported in input bytes as the phase ``"archive"``.
-
-    Raises IntegrityError for an unsafe or duplicate path, EnvironmentFailure when a source cannot be read or
-    the archive cannot be written, Cancelled when ``cancel`` (or ``sink``) asks to stop. On any failure the
-    temporary file is removed and an existing ``out`` is left as it was.
-    """
-    if compression not in ("zstd", "gzip", "none"):
-        raise ValueError(f"unknown compression {compression!r}")
-    if not 0 <= mtime <= MAX_MTIME:
-        raise ValueError(f"mtime {mtime} is outside 0..{MAX_MTIME}; it would need a pax time header")
-    if compression == "zstd" and not 1 <= level <= zstandard.MAX_COMPRESSION_LEVEL:
-        raise ValueError(f"zstd level {level} is outside 1..{zstandard.MAX_COMPRESSION_LEVEL}")
-    if compression == "gzip" and level < 1:
-        raise ValueError(f"gzip level {level} is below 1")
-    sizes = _check_entries(out, entries)
-    progress = sink or NullObserver()
-    token = cancel or CancelToken()
-
-    def cancelled() -> bool:
-        return token.is_cancelled() or progress.is_cancelled()
-
-    tmp = out.parent / f".{out.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        # O_EXCL: never write through a file or link someone placed at the temporary name; 0o666 lets the umask
-        # decide the final permissions exactly as for any file the user creates.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
-    except OSError as exc:
-        raise EnvironmentFailure(f"cannot create the archive: {exc.strerror}", path=str(out)) from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            hashed = _HashingWriter(fh)
-            progress.start("archive", sum(sizes))
-            _write_tar(hashed, entries, sizes, mtime, compression, level, progress, cancelled, out)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(out)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            raise EnvironmentFailure(f"cannot write the archive: {exc.strerror or exc}", path=str(out)) from exc
-        raise
-    _fsync_dir(out.parent)
-    progress.finish("archive")
-    return hashed.sha256.hexdigest(), hashed.size
-
-
-def _check_entries(out: Path, entries: Sequence[ArchiveEntry]) -> list[int]:
-    """Validate every entry before a byte is written; returns each entry's size."""
-    files: set[str] = set()
-    dirs: set[str] = set()
-    sizes: list[int] = []
-    for entry in entries:
-        name = entry.path
-        reason = unsafe_path_reason(name)
-        if reason is None:
-            try:
-                name.encode("utf-8")
-            except UnicodeEncodeError:
-                reason = "is not valid UTF-8"
-        if reason is not None:
-            raise IntegrityError(f"archive entry {reason}; {out.name} was not written", path=_printable(name))
-        if name in files:
-            raise IntegrityError(f"duplicate archive entry; {out.name} was not written", path=name)
-        if name in dirs or any(p in files for p in _parents(name)):
-            raise IntegrityError(f"archive entry is both a file and a directory; {out.name} was not written", path=name)
-        files.add(name)
-        dirs.update(_parents(name))
-        if entry.mode not in (FILE_MODE, EXEC_MODE):
-            raise ValueError(f"{name}: mode {entry.mode:#o} is not 0o644 or 0o755")
-        if isinstance(entry.source, bytes):
-            sizes.append(len(entry.source))
-            continue
-        try:
-            st = entry.source.stat()
-        except OSError as exc:
-            raise EnvironmentFailure(f"cannot read: {exc.strerror}", path=str(entry.source)) from exc
-        if not stat.S_ISREG(st.st_mode):
-            raise BadInputError("is not a regular file; only regular files go into a bundle", path=str(entry.source))
-        sizes.append(st.st_size)
-    return sizes
-
-
-def _write_tar(
-    target: _HashingWriter,
-    entries: Sequence[ArchiveEntry],
-    sizes: list[int],
-    mtime: int,
-    compression: Compression,
-    level: int,
-    sink: Observer,
-    cancelled: Callable[[], bool],
-    out: Path,
-) -> None:
-    compressed: Any
-    if compression == "zstd":
-        # threads=0: one thread, so the frame layout never depends on the machine's core count.
-        cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=False, threads=0)
-        compressed = cctx.stream_writer(cast(IO[bytes], target), closefd=False)
-    elif compression == "gzip":
-        # filename="": no FNAME field, whatever the target is called (GzipFile would borrow a file's .name).
-        compressed = gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=min(level, 9), mtime=0)
-    else:
-        compressed = target
-    tar_out = _TellingWriter(compressed)
-    # Mode "w" (not the stream mode "w|", whose record buffer re-slices on every write) needs only tell().
-    with tarfile.TarFile(
-        fileobj=cast(IO[bytes], tar_out), mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8", copybufsize=CHUNK
-    ) as tar:
-        for entry, size in zip(entries, sizes, strict=True):
-            if cancelled():
-                raise Cancelled("writing the archive was cancelled; the partial file was removed", path=str(out))
-            info = tarfile.TarInfo(entry.path)
-            info.size = size
-            info.mtime = mtime
-            info.mode = entry.mode
-            info.type = tarfile.REGTYPE
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if isinstance(entry.source, bytes):
-                tar.addfile(info, _SourceReader(io.BytesIO(entry.source), entry, size, sink, cancelled, out))
-                continue
-            try:
-                src = entry.source.open("rb")
-            except OSError as exc:
-                raise EnvironmentFailure(f"cannot read: {exc.strerror}", path=str(entry.source)) from exc
-            with src:
-                tar.addfile(info, _SourceReader(src, entry, size, sink, cancelled, out))
-                if src.read(1):
-                    raise EnvironmentFailure("file grew while it was being archived", path=str(entry.source))
-    if compressed is not target:
-        compressed.close()
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory, and the data is already safe.
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
-
-
-class _HashingWriter(io.RawIOBase):
-    """Hashes and counts the archive's bytes on their way to disk, so the file is never read back."""
-
-    def __init__(self, fh: IO[bytes]) -> None:
-        self._fh = fh
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        self.sha256.update(view)
-        self._fh.write(view)
-        self.size += len(view)
-        return len(view)
-
-    def flush(self) -> None:
-        self._fh.flush()
-
-
-class _TellingWriter:
-    """The tar layer's output: counts what tarfile writes so ``tell()`` works over a compressor."""
-
-    def __init__(self, target: Any) -> None:
-        self._target = target
-        self._pos = 0
-
-    def write(self, data: bytes) -> int:
-        self._target.write(data)
-        self._pos += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._pos
-
-    def flush(self) -> None:
-        self._target.flush()
-
-
-class _SourceReader:
-    """Feeds one entry to tarfile chunk by chunk, reporting progress and honouring cancellation."""
-
-    def __init__(
-        self,
-        fh: IO[bytes],
-        entry: ArchiveEntry,
-        size: int,
-        sink: Observer,
-        cancelled: Callable[[], bool],
-        out: Path,
-    ) -> None:
-        self._fh = fh
-        self._entry = entry
-        self._left = size
-        self._sink = sink
-        self._cancelled = cancelled
-        self._out = out
-
-    def read(self, n: int = -1) -> bytes:
-        if self._cancelled():
-            raise Cancelled("writing the archive was cancelled; the partial file was removed", path=str(self._out))
-        want = self._left if n < 0 else min(n, self._left)
-        data = self._fh.read(want)
-        if len(data) < want:
-            raise EnvironmentFailure("file shrank while it was being archived", path=str(self._entry.source))
-        self._left -= len(data)
-        if data:
-            self._sink.advance(len(data), detail=self._entry.path)
-        return data
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Reader
-# --------------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -437,7 +108,7 @@ class MemberStream(_ReadIntoFromRead):
         if not data:
             raise scanner.fail(
                 BadInputError(
-                    f"archive ends inside entry {_printable(member.name)!r}: it is truncated",
+                    f"archive ends inside entry {printable(member.name)!r}: it is truncated",
                     path=scanner.label,
                 )
             )
@@ -479,7 +150,7 @@ class SafeArchiveReader:
         self.compression: Compression
         if head.startswith(ZSTD_MAGIC):
             counted = _CountingRaw(raw, ZSTD_RAW_CHUNK)
-            source = io.BufferedReader(_ZstdReader(counted), buffer_size=CHUNK)  # type: ignore[arg-type]
+            source = io.BufferedReader(ZstdReader(counted), buffer_size=CHUNK)  # type: ignore[arg-type]
             self.compression = "zstd"
         elif head.startswith(GZIP_MAGIC):
             counted = _CountingRaw(raw, CHUNK)
@@ -772,9 +443,9 @@ class _TarScanner:
         member = self.current
         if member is None:
             return
-        self._skip(member._remaining, f"entry {_printable(member.name)!r}")
+        self._skip(member._remaining, f"entry {printable(member.name)!r}")
         member._remaining = 0
-        self._skip(_padded(member.size) - member.size, f"entry {_printable(member.name)!r}")
+        self._skip(_padded(member.size) - member.size, f"entry {printable(member.name)!r}")
         self.current = None
 
     def _end_of_archive(self) -> None:
@@ -837,18 +508,18 @@ class _TarScanner:
         try:
             name = raw_name.decode("utf-8")
         except UnicodeDecodeError:
-            shown = _printable(raw_name.decode("utf-8", "surrogateescape"))
+            shown = printable(raw_name.decode("utf-8", "surrogateescape"))
             raise self.fail(IntegrityError("archive entry name is not valid UTF-8", path=shown)) from None
         kind = header.typeflag
         is_dir = kind == b"5"
         if is_dir and name.endswith("/") and len(name) > 1:
             name = name[:-1]
-        shown = _printable(name)
+        shown = printable(name)
         reason = unsafe_path_reason(name)
         if reason is not None:
             raise self.fail(IntegrityError(f"archive entry {reason}", path=shown))
         if kind in _LINK_TYPES:
-            target = _printable(header.linkname.decode("utf-8", "surrogateescape"))
+            target = printable(header.linkname.decode("utf-8", "surrogateescape"))
             raise self.fail(
                 IntegrityError(f"archive entry is {_LINK_TYPES[kind]} (to {target!r}); links are refused", path=shown)
             )
@@ -873,15 +544,15 @@ class _TarScanner:
                 )
             if name in self._dir_entries:
                 raise self.fail(IntegrityError("duplicate archive entry", path=shown))
-            if name in self._files or any(p in self._files for p in _parents(name)):
+            if name in self._files or any(p in self._files for p in parent_dirs(name)):
                 raise self.fail(IntegrityError("archive entry is both a file and a directory", path=shown))
             self._dir_entries.add(name)
             self._dirs.add(name)
-            self._dirs.update(_parents(name))
+            self._dirs.update(parent_dirs(name))
             return None
         if name in self._files:
             raise self.fail(IntegrityError("duplicate archive entry", path=shown))
-        if name in self._dirs or any(p in self._files for p in _parents(name)):
+        if name in self._dirs or any(p in self._files for p in parent_dirs(name)):
             raise self.fail(IntegrityError("archive entry is both a file and a directory", path=shown))
         lim = self._limits
         if size > lim.max_entry_bytes:
@@ -899,7 +570,7 @@ class _TarScanner:
                 )
             )
         self._files.add(name)
-        self._dirs.update(_parents(name))
+        self._dirs.update(parent_dirs(name))
         return ArchiveMember(self, name, size, header.mode & 0o7777, header.mtime)
 
 

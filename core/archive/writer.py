@@ -1,0 +1,288 @@
+"""Deterministic bundle archives.
+
+:func:`write_archive` streams entries, in the order the caller gives, into a POSIX pax tar (``.tar.zst`` by
+default, ``.tgz`` or plain ``.tar`` on request). Every header is fixed: mtime is the run's ``createdAt``, uid/gid
+0, empty user and group names, mode 0644 or 0755, no directory entries. Pax extended headers appear only where
+ustar cannot hold a value (a path over 100 bytes or not ASCII, a file of 8 GiB or more) and then carry only
+``path`` / ``size``: never a time. The gzip header has mtime 0 and no file name; zstd runs single-threaded at a
+fixed level with the frame checksum on and no content size. The archive is written to a temporary file beside
+``out``, fsynced, and renamed into place, so a reader never sees half a bundle and a failed or cancelled run
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import os
+import secrets
+import stat
+import tarfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, cast
+
+import zstandard
+
+from core.archive.rules import Compression, parent_dirs, printable, unsafe_path_reason
+from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError
+from core.progress import CancelToken, NullObserver, Observer
+
+CHUNK = 1 << 20
+#: The modes an entry may have, fixed so the umask of the building machine never shows.
+FILE_MODE = 0o644
+EXEC_MODE = 0o755
+#: ustar's 11 octal digits; a later mtime would need a pax ``mtime`` record, which the format forbids.
+MAX_MTIME = 8**11 - 1
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """One file to put into a bundle archive.
+
+    ``path`` is the POSIX relative name inside the archive; ``source`` a file to stream from, or the bytes
+    themselves; ``mode`` 0o644, or 0o755 for an executable (the verify script).
+    """
+
+    path: str
+    source: Path | bytes
+    mode: int = FILE_MODE
+
+
+def write_archive(
+    out: Path,
+    entries: Sequence[ArchiveEntry],
+    *,
+    mtime: int,
+    compression: Compression = "zstd",
+    level: int = 19,
+    sink: Observer | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[str, int]:
+    """Write ``entries``, in the order given, as a deterministic archive at ``out``; returns (sha256 hex, size).
+
+    The caller orders the entries (manifest and signatures first, then checksums, README, verify script, trust
+    metadata, payload sorted by path): they are not re-sorted. ``mtime`` (seconds since the epoch) is stamped
+    on every entry. ``level`` is zstd's; gzip uses ``min(level, 9)``; plain tar ignores it. Progress is
+    reported in input bytes as the phase ``"archive"``.
+
+    Raises IntegrityError for an unsafe or duplicate path, EnvironmentFailure when a source cannot be read or
+    the archive cannot be written, Cancelled when ``cancel`` (or ``sink``) asks to stop. On any failure the
+    temporary file is removed and an existing ``out`` is left as it was.
+    """
+    if compression not in ("zstd", "gzip", "none"):
+        raise ValueError(f"unknown compression {compression!r}")
+    if not 0 <= mtime <= MAX_MTIME:
+        raise ValueError(f"mtime {mtime} is outside 0..{MAX_MTIME}; it would need a pax time header")
+    if compression == "zstd" and not 1 <= level <= zstandard.MAX_COMPRESSION_LEVEL:
+        raise ValueError(f"zstd level {level} is outside 1..{zstandard.MAX_COMPRESSION_LEVEL}")
+    if compression == "gzip" and level < 1:
+        raise ValueError(f"gzip level {level} is below 1")
+    sizes = _check_entries(out, entries)
+    progress = sink or NullObserver()
+    token = cancel or CancelToken()
+
+    def cancelled() -> bool:
+        return token.is_cancelled() or progress.is_cancelled()
+
+    tmp = out.parent / f".{out.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        # O_EXCL: never write through a file or link someone placed at the temporary name; 0o666 lets the umask
+        # decide the final permissions exactly as for any file the user creates.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot create the archive: {exc.strerror}", path=str(out)) from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            hashed = _HashingWriter(fh)
+            progress.start("archive", sum(sizes))
+            _write_tar(hashed, entries, sizes, mtime, compression, level, progress, cancelled, out)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(out)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            raise EnvironmentFailure(f"cannot write the archive: {exc.strerror or exc}", path=str(out)) from exc
+        raise
+    _fsync_dir(out.parent)
+    progress.finish("archive")
+    return hashed.sha256.hexdigest(), hashed.size
+
+
+def _check_entries(out: Path, entries: Sequence[ArchiveEntry]) -> list[int]:
+    """Validate every entry before a byte is written; returns each entry's size."""
+    files: set[str] = set()
+    dirs: set[str] = set()
+    sizes: list[int] = []
+    for entry in entries:
+        name = entry.path
+        reason = unsafe_path_reason(name)
+        if reason is None:
+            try:
+                name.encode("utf-8")
+            except UnicodeEncodeError:
+                reason = "is not valid UTF-8"
+        if reason is not None:
+            raise IntegrityError(f"archive entry {reason}; {out.name} was not written", path=printable(name))
+        if name in files:
+            raise IntegrityError(f"duplicate archive entry; {out.name} was not written", path=name)
+        if name in dirs or any(p in files for p in parent_dirs(name)):
+            raise IntegrityError(f"archive entry is both a file and a directory; {out.name} was not written", path=name)
+        files.add(name)
+        dirs.update(parent_dirs(name))
+        if entry.mode not in (FILE_MODE, EXEC_MODE):
+            raise ValueError(f"{name}: mode {entry.mode:#o} is not 0o644 or 0o755")
+        if isinstance(entry.source, bytes):
+            sizes.append(len(entry.source))
+            continue
+        try:
+            st = entry.source.stat()
+        except OSError as exc:
+            raise EnvironmentFailure(f"cannot read: {exc.strerror}", path=str(entry.source)) from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise BadInputError("is not a regular file; only regular files go into a bundle", path=str(entry.source))
+        sizes.append(st.st_size)
+    return sizes
+
+
+def _write_tar(
+    target: _HashingWriter,
+    entries: Sequence[ArchiveEntry],
+    sizes: list[int],
+    mtime: int,
+    compression: Compression,
+    level: int,
+    sink: Observer,
+    cancelled: Callable[[], bool],
+    out: Path,
+) -> None:
+    compressed: Any
+    if compression == "zstd":
+        # threads=0: one thread, so the frame layout never depends on the machine's core count.
+        cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=False, threads=0)
+        compressed = cctx.stream_writer(cast(IO[bytes], target), closefd=False)
+    elif compression == "gzip":
+        # filename="": no FNAME field, whatever the target is called (GzipFile would borrow a file's .name).
+        compressed = gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=min(level, 9), mtime=0)
+    else:
+        compressed = target
+    tar_out = _TellingWriter(compressed)
+    # Mode "w" (not the stream mode "w|", whose record buffer re-slices on every write) needs only tell().
+    with tarfile.TarFile(
+        fileobj=cast(IO[bytes], tar_out), mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8", copybufsize=CHUNK
+    ) as tar:
+        for entry, size in zip(entries, sizes, strict=True):
+            if cancelled():
+                raise Cancelled("writing the archive was cancelled; the partial file was removed", path=str(out))
+            info = tarfile.TarInfo(entry.path)
+            info.size = size
+            info.mtime = mtime
+            info.mode = entry.mode
+            info.type = tarfile.REGTYPE
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if isinstance(entry.source, bytes):
+                tar.addfile(info, _SourceReader(io.BytesIO(entry.source), entry, size, sink, cancelled, out))
+                continue
+            try:
+                src = entry.source.open("rb")
+            except OSError as exc:
+                raise EnvironmentFailure(f"cannot read: {exc.strerror}", path=str(entry.source)) from exc
+            with src:
+                tar.addfile(info, _SourceReader(src, entry, size, sink, cancelled, out))
+                if src.read(1):
+                    raise EnvironmentFailure("file grew while it was being archived", path=str(entry.source))
+    if compressed is not target:
+        compressed.close()
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory, and the data is already safe.
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+class _HashingWriter(io.RawIOBase):
+    """Hashes and counts the archive's bytes on their way to disk, so the file is never read back."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.sha256.update(view)
+        self._fh.write(view)
+        self.size += len(view)
+        return len(view)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
+class _TellingWriter:
+    """The tar layer's output: counts what tarfile writes so ``tell()`` works over a compressor."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self._pos = 0
+
+    def write(self, data: bytes) -> int:
+        self._target.write(data)
+        self._pos += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
+class _SourceReader:
+    """Feeds one entry to tarfile chunk by chunk, reporting progress and honouring cancellation."""
+
+    def __init__(
+        self,
+        fh: IO[bytes],
+        entry: ArchiveEntry,
+        size: int,
+        sink: Observer,
+        cancelled: Callable[[], bool],
+        out: Path,
+    ) -> None:
+        self._fh = fh
+        self._entry = entry
+        self._left = size
+        self._sink = sink
+        self._cancelled = cancelled
+        self._out = out
+
+    def read(self, n: int = -1) -> bytes:
+        if self._cancelled():
+            raise Cancelled("writing the archive was cancelled; the partial file was removed", path=str(self._out))
+        want = self._left if n < 0 else min(n, self._left)
+        data = self._fh.read(want)
+        if len(data) < want:
+            raise EnvironmentFailure("file shrank while it was being archived", path=str(self._entry.source))
+        self._left -= len(data)
+        if data:
+            self._sink.advance(len(data), detail=self._entry.path)
+        return data
