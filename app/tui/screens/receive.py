@@ -17,19 +17,13 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Static
 
+from app.tui.messages import CheckCompleted
+from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from core.contract.manifest import VerifiedManifest
 from core.errors import Cancelled
-from core.progress import CancelToken, Check, CheckObserver
+from core.progress import CancelToken
 from services.receive import Option, OptionType, Outcome, Receivable, ReceiveRequest, request_from_form
-
-
-class ReceiveCheck(Message):
-    """One check completed (posted from the worker thread)."""
-
-    def __init__(self, check: Check) -> None:
-        super().__init__()
-        self.check = check
 
 
 class ReceiveDone(Message):
@@ -181,7 +175,7 @@ class ReceiveScreen(StellaScreen):
     def run_receive(self, request: ReceiveRequest) -> None:
         receiving = self.receiving
         try:
-            observer = CheckObserver(self._report, self.token)
+            observer = MessageObserver(self, self.token)
             done = receiving.receive(self.home, request, observer, store_lock=self.store_guard)
             outcome = receiving.describe(done, request, shown_path)
         except Cancelled as exc:
@@ -194,11 +188,8 @@ class ReceiveScreen(StellaScreen):
         if outcome.error is not None:
             raise outcome.error  # done in part (attestations that did not verify): the dialog says why, as the CLI does
 
-    def _report(self, check: Check) -> None:
-        self.post_message(ReceiveCheck(check))
-
     # -- messages ---------------------------------------------------------------------------------
-    def on_receive_check(self, message: ReceiveCheck) -> None:
+    def on_check_completed(self, message: CheckCompleted) -> None:
         add_check_row(self.query_one("#receive-checks", DataTable), message.check)
 
     def on_receive_done(self, message: ReceiveDone) -> None:

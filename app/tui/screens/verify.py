@@ -13,24 +13,18 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
+from app.tui.messages import CheckCompleted
+from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from app.tui.screens.modals import ErrorModal
 from app.tui.screens.receive import ReceiveScreen
 from core.contract.manifest import VerifiedManifest
 from core.errors import Cancelled
-from core.progress import CancelToken, Check, CheckObserver
+from core.progress import CancelToken
 from core.trust import TrustedKey
 from services.receive import Receivable, ReceiveRequest, verify_received
 from services.trust import trusted_keys
 from verify.bundle import VerifyReport
-
-
-class CheckDone(Message):
-    """One verification check completed (posted from the worker thread)."""
-
-    def __init__(self, check: Check) -> None:
-        super().__init__()
-        self.check = check
 
 
 class VerifyCancelled(Message):
@@ -164,7 +158,7 @@ class VerifyScreen(StellaScreen):
             key_files = (key,) if key else ()
             keys = trusted_keys(self.home, key_files)
             request = ReceiveRequest(bundle, key_files=key_files)
-            verified = verify_received(self.home, request, CheckObserver(self._report, token))
+            verified = verify_received(self.home, request, MessageObserver(self, token))
         except Cancelled as exc:
             self.post_message(VerifyCancelled(exc.diagnostics()))
             return
@@ -173,9 +167,6 @@ class VerifyScreen(StellaScreen):
             self.app.call_from_thread(self._enable)
         report = verified.report
         self.post_message(VerifyDone(report, verified.receivable, trust_chain(report, keys), key))
-
-    def _report(self, check: Check) -> None:
-        self.post_message(CheckDone(check))
 
     def _enable(self) -> None:
         self.query_one("#verify-run", Button).disabled = False
@@ -188,7 +179,7 @@ class VerifyScreen(StellaScreen):
         verdict.set_class(False, "ok")
         verdict.set_class(True, "failed")
 
-    def on_check_done(self, message: CheckDone) -> None:
+    def on_check_completed(self, message: CheckCompleted) -> None:
         add_check_row(self.query_one("#verify-checks", DataTable), message.check)
 
     def on_verify_done(self, message: VerifyDone) -> None:
