@@ -60,7 +60,8 @@ class VerifiedManifest:
     encryption: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: A developer portal's name (``manifest.json`` of ``devportal:offline``).
     portal: str | None = None
-    _fields: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=True)
+    #: The whole mapping, as parsed: the sections of each profile, and the key order ``to_dict`` gives back.
+    parsed_from: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), repr=False)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> VerifiedManifest:
@@ -78,7 +79,7 @@ class VerifiedManifest:
             sha256=_optional_str(data.get("sha256")),
             encryption=MappingProxyType(dict(encryption)) if isinstance(encryption, Mapping) else MappingProxyType({}),
             portal=_optional_str(data.get("portal")),
-            _fields=fields,
+            parsed_from=fields,
         )
 
     @classmethod
@@ -88,9 +89,9 @@ class VerifiedManifest:
 
     def to_dict(self) -> dict[str, Any]:
         """The mapping this manifest was parsed from, key for key and in its order (a copy)."""
-        return copy.deepcopy(dict(self._fields))
+        return copy.deepcopy(dict(self.parsed_from))
 
     def section(self, name: str) -> Mapping[str, Any]:
         """A profile's own section of the manifest (``trivy``, ``mirror``, ``risk``); empty when absent."""
-        value = self._fields.get(name)
+        value = self.parsed_from.get(name)
         return MappingProxyType(value) if isinstance(value, dict) else MappingProxyType({})
