@@ -137,7 +137,9 @@ class Outcome:
 ShowPath = Callable[[Path | str], str]
 VerifyStep = Callable[[Home, ReceiveRequest, Observer | None], R]
 #: The apply step: verify, then import or install. ``on_report`` hears the verification's report before anything
-#: is applied (whether or not it verified); ``store_lock`` is held while the store is written.
+#: is applied, whether or not it verified (the kinds whose verification is their own: risk, attestation,
+#: devportal; a mirror import or a Trivy install raises the verification's error instead); ``store_lock`` is held
+#: while the store is written.
 ApplyStep = Callable[
     [Home, ReceiveRequest, Observer | None, Callable[[R], None] | None, AbstractContextManager[object]], A
 ]
@@ -181,8 +183,8 @@ class Receivable(Generic[R, A]):
     ) -> A:
         """Run the apply step: verify ``request.bundle``, then import or install what verified.
 
-        ``observer`` hears each check (and, for a cancellable kind, is asked whether to stop); ``on_report`` hears
-        the verification's report before anything is applied; ``store_lock`` is held while the store is written.
+        ``observer`` hears each check (and, for a cancellable kind, is asked whether to stop); ``on_report`` and
+        ``store_lock`` as for :data:`ApplyStep`.
         """
         if self.apply is None:
             raise UsageError(f"{self.kind} bundles are only verified: there is nothing to import", hint="stella verify")
