@@ -53,7 +53,7 @@ from core.contract.payload_types import IN_TOTO
 from core.errors import Cancelled, EnvironmentFailure, UsageError
 from core.keys import KeyAlgorithm
 from core.progress import CancelToken, NullObserver, Observer
-from core.signing import Signer, cosign_blob_signature
+from core.signing import Signer, cosign_blob_signature, pae_prefix
 
 CHUNK = 1 << 20
 
@@ -349,7 +349,7 @@ def _write_provenance(
         out.write(b"]" + tail)
     statement = writer.staging / PROVENANCE
     size = writer.files[PROVENANCE].size
-    prefix = b"DSSEv1 %d %s %d " % (len(IN_TOTO), IN_TOTO.encode(), size)
+    prefix = pae_prefix(IN_TOTO, size)
     if signer.algorithm is KeyAlgorithm.ECDSA_P256:
         digest = hashlib.sha256(prefix)
         with statement.open("rb") as fh:

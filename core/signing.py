@@ -160,8 +160,13 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
     Lengths are ASCII decimal byte counts (the type's UTF-8 length, not its character count).
     """
+    return pae_prefix(payload_type, len(payload)) + payload
+
+
+def pae_prefix(payload_type: str, length: int) -> bytes:
+    """The PAE up to the body of a ``length``-byte payload: what a streamed payload's PAE digest starts with."""
     type_bytes = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %b %d %b" % (len(type_bytes), type_bytes, len(payload), payload)
+    return b"DSSEv1 %d %b %d " % (len(type_bytes), type_bytes, length)
 
 
 def cosign_blob_signature(signer: Signer, data: bytes | str | os.PathLike[str]) -> bytes:

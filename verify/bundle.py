@@ -52,10 +52,11 @@ from core.errors import (
 )
 from core.keys import KeyAlgorithm
 from core.progress import Check, NullObserver, Observer
-from core.signing import sha256_file, verify_prehashed_sha256, verify_raw
+from core.signing import pae_prefix, sha256_file, verify_prehashed_sha256, verify_raw
 from core.trust import TrustedKey
 from verify.bbolt_check import check_bbolt
 from verify.manifest import ListedFile, ManifestReader
+from verify.signatures import dsse_signer, envelope_signatures
 
 MAX_MANIFEST = 1 << 30
 MAX_SIGNATURE = 1 << 16
@@ -264,7 +265,7 @@ class _Verification(Recorder):
         """
         name = member.name
         digest = hashlib.sha256()
-        pae = hashlib.sha256(_pae_prefix(member.size)) if name == PROVENANCE else None
+        pae = hashlib.sha256(pae_prefix(IN_TOTO, member.size)) if name == PROVENANCE else None
         keep = bytearray() if name == PROVENANCE and self._needs_full_pae() else None
         scanner = _EnvelopeScanner(name) if name in (PROVENANCE_DSSE, PROVENANCE_SIGSTORE) else None
         with member.stream() as src:
@@ -500,20 +501,8 @@ class _Verification(Recorder):
         assert key is not None and statement.pae_digest is not None
         if envelope.get("payloadType") != IN_TOTO:
             return False
-        for entry in envelope.get("signatures") or []:
-            try:
-                sig = base64.b64decode(str(entry.get("sig", "")), validate=True)
-            except binascii.Error:
-                continue
-            if key.algorithm is KeyAlgorithm.ECDSA_P256:
-                assert isinstance(key.public_key, ec.EllipticCurvePublicKey)
-                if verify_prehashed_sha256(key.public_key, sig, statement.pae_digest):
-                    return True
-            elif statement.content is not None and verify_raw(
-                key.public_key, sig, _pae_prefix(statement.size) + statement.content
-            ):
-                return True
-        return False
+        signatures = envelope_signatures(envelope.get("signatures") or [])
+        return dsse_signer(IN_TOTO, statement.content, signatures, [key], pae_sha256=statement.pae_digest) is not None
 
     def check_sigstore(self, bundle: HeadFile, statement: HeadFile) -> None:
         rest = _parse_tail(bundle, PROVENANCE_SIGSTORE, nested=True)
@@ -584,10 +573,6 @@ def copy_member(member: Any, target: Path, *, fsync: bool = False, exclusive: bo
             out.flush()
             os.fsync(out.fileno())
     return sha.hexdigest(), size
-
-
-def _pae_prefix(length: int) -> bytes:
-    return b"DSSEv1 %d %s %d " % (len(IN_TOTO), IN_TOTO.encode(), length)
 
 
 class _TeeReader(io.RawIOBase):

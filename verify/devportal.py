@@ -42,9 +42,9 @@ from core.contract.manifest import VerifiedManifest
 from core.contract.payload_types import DEVPORTAL_MANIFEST
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, SignatureError, StellaError, UsageError
 from core.progress import Observer
-from core.signing import pae, verify_raw
 from core.trust import TrustedKey
 from verify.bundle import Recorder, VerifyReport, verify_bundle
+from verify.signatures import dsse_signer, envelope_signatures
 
 #: The bundle contract's own files: checked by the ``bundle`` step, not listed in manifest.json.
 CONTRACT_FILES = frozenset(HEAD_ORDER)
@@ -205,17 +205,11 @@ class _Verification(Recorder):
                 "signature",
                 SignatureError("manifest.dsse.json carries no signature: the portal is unsigned", path=MANIFEST_DSSE),
             )
-        message = pae(DEVPORTAL_MANIFEST, payload)
-        for entry in signatures:
-            try:
-                sig = base64.b64decode(str(entry.get("sig", "")), validate=True) if isinstance(entry, dict) else b""
-            except binascii.Error:
-                continue
-            for key in self.keys:
-                if sig and verify_raw(key.public_key, sig, message):
-                    self.signed_by(key, MANIFEST_DSSE)
-                    return payload
-        raise self.unsigned(self.keys, MANIFEST_DSSE)
+        key = dsse_signer(DEVPORTAL_MANIFEST, payload, envelope_signatures(signatures), self.keys)
+        if key is None:
+            raise self.unsigned(self.keys, MANIFEST_DSSE)
+        self.signed_by(key, MANIFEST_DSSE)
+        return payload
 
     def check_manifest(self, payload: bytes, manifest_bytes: bytes | None) -> dict[str, Any]:
         if manifest_bytes is None:

@@ -21,10 +21,10 @@ from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.contract.bundle import MANIFEST
 from core.errors import BadInputError, IntegrityError, SignatureError
 from core.progress import Observer
-from core.signing import pae, verify_raw
 from core.trust import TrustedKey
 from verify.bundle import Recorder, VerifyReport, copy_member
 from verify.manifest import ListedFile, ManifestReader
+from verify.signatures import dsse_signer
 
 
 class KindVerification(Recorder):
@@ -131,11 +131,7 @@ class KindVerification(Recorder):
             )
         keyid = (self.report.signer or {}).get("keyid")
         signer = next((k for k in self.keys if k.keyid == keyid), None)
-        if (
-            got_type != payload_type
-            or signer is None
-            or not any(verify_raw(signer.public_key, s, pae(got_type, payload)) for s in signatures)
-        ):
+        if got_type != payload_type or signer is None or dsse_signer(got_type, payload, signatures, [signer]) is None:
             raise self.failed(check, SignatureError(unsigned, path=envelope_name))
         if payload != body:
             raise self.failed(check, IntegrityError(f"the DSSE envelope does not carry {name}", path=envelope_name))

@@ -47,9 +47,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core.errors import BadInputError, SignatureError, UnsupportedFormatError
-from core.signing import pae
 from core.x509_path import issued_by, issuer_path
 from core.x509_path import signing_certificate as core_signing_certificate
+from verify.signatures import dsse_verifies
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The hash ECDSA pairs with each curve of a Fulcio certificate's key (DSSE signatures sign the PAE with it).
@@ -385,7 +385,9 @@ def _dsse(envelope: Any, body: dict[str, Any], leaf: x509.Certificate, path: str
     sig_b64 = str((signatures[0] or {}).get("sig", ""))
     sig = _b64(sig_b64)
     public = _ec_key(leaf, path)
-    if sig is None or not _verifies(public, sig, pae(payload_type, payload), _HASHES[public.curve.name]()):
+    if sig is None or not dsse_verifies(
+        public, sig, payload_type, payload, certificate_hash=_HASHES[public.curve.name]()
+    ):
         raise SignatureError("DSSE: invalid signature", path=path)
     payload_sha = hashlib.sha256(payload).hexdigest()
     spec = body.get("spec") or {}

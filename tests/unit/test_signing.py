@@ -23,11 +23,14 @@ from core.signing import (
     cosign_blob_signature,
     dsse_envelope,
     pae,
+    pae_prefix,
     sigstore_bundle_v03,
 )
 from core.trust import TrustedKey, TrustStore
 from tests.conftest import FIXTURES
 from verify.signatures import (
+    dsse_signer,
+    dsse_verifies,
     find_blob_signer,
     load_public_key_file,
     verify_blob_signature,
@@ -208,6 +211,35 @@ def test_dsse_envelope_shape(signer: Signer) -> None:
         signer.public_key.verify(sig, pae(IN_TOTO_PAYLOAD_TYPE, STATEMENT))
     else:
         signer.public_key.verify(sig, pae(IN_TOTO_PAYLOAD_TYPE, STATEMENT), ec.ECDSA(hashes.SHA256()))
+
+
+def test_one_dsse_check_streamed_or_whole(signer: Signer, other: Signer) -> None:
+    """dsse_signer is the check every path uses: with the PAE's SHA-256 (a streamed payload) a P-256 key needs
+    no payload; Ed25519 needs the whole message; a wrong key, type or payload never verifies."""
+    sig = signer.sign(pae(IN_TOTO_PAYLOAD_TYPE, STATEMENT))
+    keys = [_trusted(other, "other"), _trusted(signer, "release")]
+    found = dsse_signer(IN_TOTO_PAYLOAD_TYPE, STATEMENT, [b"", sig], keys)
+    assert found is not None and found.label == "release"
+    digest = hashlib.sha256(pae_prefix(IN_TOTO_PAYLOAD_TYPE, len(STATEMENT)) + STATEMENT).digest()
+    streamed = dsse_signer(IN_TOTO_PAYLOAD_TYPE, None, [sig], keys, pae_sha256=digest)
+    assert (streamed is not None) is (signer.algorithm is KeyAlgorithm.ECDSA_P256)
+    assert dsse_signer("text/plain", STATEMENT, [sig], keys) is None
+    assert dsse_signer(IN_TOTO_PAYLOAD_TYPE, STATEMENT + b" ", [sig], keys) is None
+    assert dsse_signer(IN_TOTO_PAYLOAD_TYPE, STATEMENT, [sig], keys[:1]) is None
+
+
+def test_a_certificate_key_verifies_der_only_with_its_curves_hash() -> None:
+    key = ec.generate_private_key(ec.SECP384R1())
+    message = pae(IN_TOTO_PAYLOAD_TYPE, STATEMENT)
+    der = key.sign(message, ec.ECDSA(hashes.SHA384()))
+    public = key.public_key()
+    assert dsse_verifies(public, der, IN_TOTO_PAYLOAD_TYPE, STATEMENT, certificate_hash=hashes.SHA384())
+    assert not dsse_verifies(public, der, IN_TOTO_PAYLOAD_TYPE, STATEMENT, certificate_hash=hashes.SHA256())
+    p256 = ec.generate_private_key(ec.SECP256R1())
+    r, s = decode_dss_signature(p256.sign(message, ec.ECDSA(hashes.SHA256())))
+    raw = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    assert dsse_verifies(p256.public_key(), raw, IN_TOTO_PAYLOAD_TYPE, STATEMENT)  # a trusted key: r||s accepted
+    assert not dsse_verifies(p256.public_key(), raw, IN_TOTO_PAYLOAD_TYPE, STATEMENT, certificate_hash=hashes.SHA256())
 
 
 def test_dsse_round_trip_returns_type_payload_and_signer(signer: Signer, other: Signer) -> None:
