@@ -13,7 +13,7 @@ Three outputs, all made from one ``Signer`` (an ECDSA P-256 or Ed25519 private k
   transparency-log entries, since an offline signer has no log to write to.
 
 ECDSA signatures are deterministic (RFC 6979): the same key and bytes always give the same signature,
-so a retried run reproduces the bundle byte for byte (DESIGN.md section 5). They are ordinary ECDSA
+so a retried run reproduces the bundle byte for byte. They are ordinary ECDSA
 signatures to any verifier.
 """
 
