@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from app.output import escape, print_json, stderr
+from app.visible import visible
 from core import __version__
 from core.errors import ExitCode, StellaError
 
@@ -129,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "json", False):
             print_json(exc.to_dict())
         stderr.print("[bold red]error: [/]", end="")
-        stderr.print(exc.diagnostics(), markup=False)
+        stderr.print(visible(exc.diagnostics()), markup=False)  # one line, whatever path or title it quotes
         return int(exc.exit_code)
     except KeyboardInterrupt:
         stderr.print("cancelled")

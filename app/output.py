@@ -4,6 +4,11 @@ Lines are written with console markup (``[bold red]error:[/] ...``, the markup o
 own, so a command that only prints lines, such as `stella verify`, never loads rich: on a terminal the few styles
 we use become ANSI codes, elsewhere the markup is dropped, byte for byte as rich would. Tables, progress bars and
 pretty JSON are drawn by rich, imported when first drawn.
+
+Nothing printed steers the terminal: text from data passes through :func:`escape` (a field: one line, control
+characters written out, markup escaped), and the console writes out any control character left in what it prints
+(a terminal escape from anywhere becomes ``\\x1b``), where rich would pass ESC through and drop a carriage return.
+Tables and pretty JSON show their cells the same way.
 """
 
 from __future__ import annotations
@@ -13,19 +18,28 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+from app.visible import json_text, visible, visible_lines
 from core.progress import CancelToken, Check
 
 if TYPE_CHECKING:
     import rich.console
 
-__all__ = ["Console", "RichSink", "escape", "print_json", "print_json_line", "stderr", "stdout", "table"]
+__all__ = [
+    "Console",
+    "RichSink",
+    "escape",
+    "json_text",
+    "print_json",
+    "print_json_line",
+    "stderr",
+    "stdout",
+    "table",
+]
 
 # The markup grammar of rich (rich.markup): a tag is `[` + a lower-case letter, `#`, `/` or `@` + anything up to `]`,
 # and backslashes before it escape it.
 _TAG = re.compile(r"((\\*)\[([a-z#/@][^[]*?)])")
 _ESCAPABLE = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
-# Control codes rich strips from printed text: bell, backspace, vertical tab, form feed, carriage return.
-_STRIP = dict.fromkeys((7, 8, 11, 12, 13))
 _ATTRIBUTES = {"bold": "1", "b": "1", "dim": "2", "d": "2", "italic": "3", "i": "3", "underline": "4", "u": "4"}
 _COLOURS = {
     "black": "30",
@@ -40,7 +54,10 @@ _COLOURS = {
 
 
 def escape(text: str) -> str:
-    """``text`` with anything that reads as a markup tag escaped, so it prints as written (rich.markup.escape)."""
+    """``text`` from data as one field of a line: control characters and newlines written out
+    (:func:`app.visible.visible`), and anything that reads as a markup tag escaped, so it prints as written
+    (rich.markup.escape)."""
+    text = visible(text)
 
     def double(match: re.Match[str]) -> str:
         backslashes, tag = match.groups()
@@ -157,16 +174,20 @@ class Console:
             return
         styled = self._styled()
         colour = os.environ.get("NO_COLOR", "") == ""
-        parts = [
-            render(o.translate(_STRIP), ansi=styled, colour=colour) if markup else o.translate(_STRIP) for o in objects
-        ]
+        parts = [render(visible_lines(o), ansi=styled, colour=colour) if markup else visible_lines(o) for o in objects]
         line = "\n".join(row.expandtabs(8) for row in sep.join(parts).split("\n"))
         self.file.write(line + end)
         self.file.flush()
 
     def print_json(self, *, data: Any) -> None:
-        """``data`` as indented, highlighted JSON (rich's print_json)."""
-        self.rich().print_json(data=data)
+        """``data`` as indented, highlighted JSON (rich's print_json), control characters escaped."""
+        from rich.highlighter import JSONHighlighter
+        from rich.text import Text
+
+        text = JSONHighlighter()(Text(json_text(data)))  # as rich's print_json draws it, from our escaped text
+        text.no_wrap = True
+        text.overflow = None
+        self.rich().print(text, soft_wrap=True)
 
     def rich(self) -> rich.console.Console:
         """A rich console writing where this one writes, for tables and progress bars."""
@@ -199,12 +220,13 @@ def print_json_line(value: Any) -> None:
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=title, show_lines=False, header_style="bold")
+    t = Table(title=None if title is None else Text(visible(title)), show_lines=False, header_style="bold")
     for col in columns:
-        t.add_column(col, overflow="fold")
-    for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+        t.add_column(Text(visible(col)), overflow="fold")
+    for row in rows:  # cells are Text, never markup: a title such as "[link=...]" shows as written
+        t.add_row(*[Text("" if v is None else visible(str(v))) for v in row])
     stdout.print(t)
 
 
@@ -228,7 +250,7 @@ class RichSink:
 
     def advance(self, units: int = 1, *, detail: str | None = None) -> None:
         if self._task is not None:
-            short = (detail or "")[-60:]
+            short = escape((detail or "")[-60:])  # the detail column reads markup
             self._progress.update(self._task, advance=units, detail=short)
 
     def finish(self, phase: str) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from app.output import print_json, stdout, table
+from app.output import escape, json_text, print_json, stdout, table
 from core.home import resolve_home
 from core.ingest import DEFAULT_TENANT
 from core.query import ListKind
@@ -58,7 +57,7 @@ def run_list(args: argparse.Namespace) -> int:
         print_json(page.to_dict())
         return 0
     if not page.items:
-        stdout.print(f"no {page.kind.value} in tenant {page.tenant}")
+        stdout.print(f"no {page.kind.value} in tenant {escape(page.tenant)}")
         return 0
     columns = page.columns
     table(
@@ -78,5 +77,5 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
-    stdout.print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    stdout.print(json_text(result), markup=False)
     return 0

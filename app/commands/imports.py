@@ -64,6 +64,6 @@ def run(args: argparse.Namespace) -> int:
         stdout.print(
             f"[bold]{summary.imported}[/] imported, {summary.duplicates} duplicate, "
             f"[{'bold red' if summary.rejected else 'default'}]{summary.rejected} rejected[/] "
-            f"into tenant [bold]{summary.tenant}[/] ({home.root})"
+            f"into tenant [bold]{escape(summary.tenant)}[/] ({escape(str(home.root))})"
         )
     return int(summary.exit_code)

@@ -21,7 +21,6 @@ LINES = [
     "trailing spaces   ",
     "tab\tstops\tx",
     "two\nlines\twith tab",
-    "carriage\rreturn and bell\x07",
     "a [x] tag-like word [/x] is stripped, [y] too",
     r"escaped \[bold] and \\[bold]double[/bold] backslash",
     "brackets [ not a tag ] and [1] and [A]",
@@ -82,6 +81,20 @@ def test_escape_is_rich_escape(text: str) -> None:
     assert escape(text) == rich_escape(text)
     markup = f"[red]{escape(text)}[/]"
     assert our_out(markup, terminal=False) == rich_out(markup, terminal=False)
+
+
+@pytest.mark.parametrize("markup", [True, False])
+def test_control_characters_are_written_out_where_rich_would_pass_or_drop_them(markup: bool) -> None:
+    """A deliberate difference from rich: ESC, CSI, a carriage return, a bell or a bidi override never reach the
+    terminal; they print as escapes. Newlines and tabs we print ourselves still work."""
+    text = "carriage\rreturn and bell\x07 \x1b[2J \x9b31m \u202egnp.exe\x7f\nnext\tline"
+    assert our_out(text, terminal=True, markup=markup) == (
+        "carriage\\rreturn and bell\\x07 \\x1b[2J \\x9b31m \\u202egnp.exe\\x7f\nnext    line\n"
+    )
+
+
+def test_escape_keeps_a_field_on_one_line() -> None:
+    assert escape("a\nimported clean.json\r\x1b]0;t\x07") == "a\\nimported clean.json\\r\\x1b]0;t\\x07"
 
 
 def test_a_closing_tag_that_closes_nothing_is_an_error() -> None:

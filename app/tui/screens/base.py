@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from app.tui.text import cells
 from core.errors import StellaError
 from core.home import Home
 from core.progress import Check
@@ -96,7 +97,7 @@ def add_check_row(table: DataTable[Any], check: Check, *, follow: bool = True) -
     ``follow`` the cursor moves to it, keeping the newest in view. Returns the detail as shown. The Verify,
     Receive, Run and Mirror screens list checks as they complete."""
     detail = check.detail if check.ok or not check.path else f"{check.detail} ({check.path})"
-    table.add_row("ok" if check.ok else "FAIL", check.name, detail)
+    table.add_row(*cells("ok" if check.ok else "FAIL", check.name, detail))  # details quote bundle paths
     if follow:
         table.move_cursor(row=table.row_count - 1)
     return detail

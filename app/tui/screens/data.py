@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -14,6 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
+from app.tui.text import cells, json_text, plain
 from core.ingest import DEFAULT_TENANT
 from core.query import ListKind
 from services.data import DataPage, data_stats, list_data, short_value, show_data
@@ -133,13 +133,13 @@ class DataScreen(StellaScreen):
         table.clear(columns=True)
         summary = self.query_one("#data-summary", Static)
         if not page.items:
-            summary.update(f"  no {page.kind.value} in tenant {page.tenant}")
+            summary.update(plain(f"  no {page.kind.value} in tenant {page.tenant}"))
             return
         columns = page.columns
         for column in columns:
             table.add_column(column, key=column)
         for row in page.items:
-            table.add_row(*("" if row[c] is None else str(short_value(row[c])) for c in columns))
+            table.add_row(*cells(*(short_value(row[c]) for c in columns)))
         last = page.offset + len(page.items)
         summary.update(f"  {page.kind.value} {page.offset + 1}-{last} of {page.total}")
 
@@ -158,7 +158,7 @@ class DataScreen(StellaScreen):
     def show_ident(self, tenant: str, ident: str) -> None:
         with self.store_guard:
             result = show_data(self.home, tenant, ident)
-        text = json.dumps(result, indent=2, ensure_ascii=False, default=str)
+        text = json_text(result)
         self.post_message(Shown(f"{ident} in tenant {tenant}", text))
 
     def on_shown(self, message: Shown) -> None:

@@ -15,6 +15,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBa
 
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
+from app.tui.text import cells, plain
 from core.errors import Cancelled
 from core.ingest import DEFAULT_TENANT, FileResult, ImportSummary
 from core.progress import CancelToken, Check
@@ -70,7 +71,7 @@ class MessageSink:
 
 
 def result_text(result: FileResult) -> str:
-    """One file's import result in full, as `stella import` reports it."""
+    """One file's import result in full, as `stella import` reports it: one line per field, whatever it holds."""
     lines = [f"outcome   {result.outcome}", f"path      {result.path}"]
     lines.append(f"format    {result.format or '(not recognised)'}")
     if result.document_id:
@@ -79,7 +80,7 @@ def result_text(result: FileResult) -> str:
         lines.append(f"reason    {result.error.diagnostics()}")
         lines.append(f"exit code {int(result.error.exit_code)} ({result.error.code})")
     lines += [f"warning   {w}" for w in result.warnings]
-    return "\n".join(lines)
+    return "\n".join(plain(line) for line in lines)
 
 
 def split_paths(text: str) -> list[Path]:
@@ -189,7 +190,7 @@ class ImportScreen(StellaScreen):
         elif result.warnings:
             reason = "warning: " + "; ".join(result.warnings)
         table = self.query_one("#import-results", DataTable)
-        table.add_row(str(result.outcome), result.path, result.format or "", reason)
+        table.add_row(*cells(result.outcome, result.path, result.format or "", reason))
         self.results.append(result)
         table.move_cursor(row=table.row_count - 1)
 
@@ -208,7 +209,7 @@ class ImportScreen(StellaScreen):
         text = self.query_one("#import-summary", Static)
         summary = message.summary
         if message.cancelled is not None:
-            text.update(f"cancelled: {message.cancelled}")
+            text.update(plain(f"cancelled: {message.cancelled}"))
         elif summary is None:
             text.update("import failed")
         else:

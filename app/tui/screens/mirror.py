@@ -21,6 +21,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 from app.tui.screens.base import StellaScreen, add_check_row, shown_path
 from app.tui.screens.dashboard import app_now, time_left
 from app.tui.screens.forms import ConfirmModal
+from app.tui.text import cells
 from core.mirror_layout import IndexedDocument
 from core.progress import Check, CheckObserver
 from services.mirror import (
@@ -195,7 +196,7 @@ class MirrorScreen(StellaScreen):
         receipts.clear()
         for r in message.receipts:
             sequence = "" if r.sequence is None else str(r.sequence)
-            receipts.add_row(r.imported_at, sequence, r.state_digest[:12], r.bundle_name)
+            receipts.add_row(*cells(r.imported_at, sequence, r.state_digest[:12], r.bundle_name))
         self.drawn()
 
     # -- verify ---------------------------------------------------------------------------------------
@@ -291,6 +292,6 @@ class MirrorScreen(StellaScreen):
         table = self.query_one("#mirror-hits", DataTable)
         table.clear()
         for d in message.hits:
-            table.add_row(d.kind, d.document_id, d.format, d.sha256[:16])
+            table.add_row(*cells(d.kind, d.document_id, d.format, d.sha256[:16]))
         if not message.hits:
             self.notify("no document matches")

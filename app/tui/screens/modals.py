@@ -10,6 +10,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from app.tui.text import plain, plain_lines
+
 
 class ErrorModal(ModalScreen[None]):
     """Shows one error sentence (the CLI's ``StellaError.diagnostics()``) until dismissed."""
@@ -26,8 +28,8 @@ class ErrorModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="error-box", classes="modal-box"):
-            yield Label(self.title_text, id="error-title")
-            yield Static(self.sentence, id="error-sentence", markup=False)
+            yield Label(plain(self.title_text), id="error-title", markup=False)
+            yield Static(plain_lines(self.sentence), id="error-sentence", markup=False)
             yield Button("OK", id="error-ok", variant="error")
 
     def on_mount(self) -> None:
@@ -102,9 +104,9 @@ class TextModal(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="text-box", classes="modal-box"):
-            yield Label(self.title_text, id="text-title")
+            yield Label(plain(self.title_text), id="text-title", markup=False)
             with VerticalScroll(id="text-scroll"):
-                yield Static(self.text, id="text-body", markup=False)
+                yield Static(plain_lines(self.text), id="text-body", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#text-scroll", VerticalScroll).focus()

@@ -20,6 +20,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Select, St
 from app.tui.messages import CheckCompleted
 from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
+from app.tui.text import cells, plain, plain_lines
 from core.contract.manifest import VerifiedManifest
 from core.errors import Cancelled
 from core.progress import CancelToken
@@ -203,12 +204,12 @@ class ReceiveScreen(StellaScreen):
         self.call_after_refresh(checks.scroll_end, animate=False)
         received = message.outcome
         if received is None:
-            summary.update(f"nothing imported: {message.failure}")
+            summary.update(plain(f"nothing imported: {message.failure}"))
             summary.set_classes("failed")
             return
-        summary.update(received.summary)
+        summary.update(plain_lines(received.summary))
         summary.set_classes("ok" if received.ok else "failed")
         table = self.query_one("#receive-results", DataTable)
         for row in received.rows:
-            table.add_row(*row)
+            table.add_row(*cells(*row))
         self.query_one("#receive-results-box").set_class(bool(received.rows), "-shown")
