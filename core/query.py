@@ -124,8 +124,11 @@ def show(store: Store, tenant: str, ident: str) -> dict[str, Any]:
     if revisions:
         docs = _rows(store, doc_sql + "sha256 = ?", [tenant, revisions[0]["document_sha256"]])
     else:
-        prefix = ident.lower() + "%" if len(ident) >= 8 else "\x00"
-        docs = _rows(store, doc_sql + "(sha256 LIKE ? OR document_id = ?) ORDER BY sha256", [tenant, prefix, ident])
+        # A literal prefix (starts_with, not LIKE): `%` and `_` in what a user types are characters, not wildcards.
+        prefix = ident.lower() if len(ident) >= 8 else "\x00"
+        docs = _rows(
+            store, doc_sql + "(starts_with(sha256, ?) OR document_id = ?) ORDER BY sha256", [tenant, prefix, ident]
+        )
     if not docs:
         raise NotFoundError(f"nothing in tenant {tenant!r} matches {ident!r}", hint="try `stella data list documents`")
     if len(docs) > 1:
