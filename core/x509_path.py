@@ -14,20 +14,36 @@ from collections.abc import Sequence
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 
 def signing_certificate(material: dict[str, Any]) -> x509.Certificate | None:
     """The leaf certificate of a Sigstore bundle's ``verificationMaterial`` (v0.3 ``certificate``, or the first
     of an older ``x509CertificateChain``), or None when there is none or it is not DER."""
-    raw = (material.get("certificate") or {}).get("rawBytes")
+    certificate = material.get("certificate")
+    raw = certificate.get("rawBytes") if isinstance(certificate, dict) else None
     if raw is None:
-        chain = (material.get("x509CertificateChain") or {}).get("certificates") or []
-        raw = chain[0].get("rawBytes") if chain and isinstance(chain[0], dict) else None
+        chain_field = material.get("x509CertificateChain")
+        chain = chain_field.get("certificates") if isinstance(chain_field, dict) else None
+        raw = chain[0].get("rawBytes") if isinstance(chain, list) and chain and isinstance(chain[0], dict) else None
     try:
-        return x509.load_der_x509_certificate(base64.b64decode(str(raw), validate=True)) if raw else None
+        cert = x509.load_der_x509_certificate(base64.b64decode(str(raw), validate=True)) if raw else None
     except (ValueError, binascii.Error):
         return None
+    return cert if cert is not None and well_formed(cert) else None
+
+
+def well_formed(cert: x509.Certificate) -> bool:
+    """True when every field a verifier reads parses. cryptography parses a certificate's validity, names,
+    extensions and key only when asked, so a damaged field would otherwise surface as a ValueError mid-check."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            _ = (cert.issuer, cert.subject, cert.not_valid_before_utc, cert.not_valid_after_utc, cert.extensions)
+            cert.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+    return True
 
 
 def issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:

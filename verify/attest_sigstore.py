@@ -39,6 +39,7 @@ from core.contract.payload_types import IN_TOTO
 from core.errors import BadInputError, SignatureError, StellaError, UnsupportedFormatError
 from core.signing import verify_prehashed_sha256
 from core.trust import TrustedKey
+from core.x509_path import well_formed
 from verify.signatures import verify_dsse, verify_sigstore_bundle_keyed
 from verify.sigstore_promise import signing_certificate, sigstore_python_refuses, verify_promise
 
@@ -91,11 +92,13 @@ def load_root(data: bytes, *, name: str, source: str, path: str | None = None) -
             hint="a trusted_root.json from Sigstore's TUF repository or `sigstore` has mediaType "
             "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
         )
-    log_ids = {
-        str(((t or {}).get("logId") or {}).get("keyId"))
-        for t in (doc.get("tlogs") or [])
-        if isinstance(t, dict) and ((t.get("logId") or {}).get("keyId"))
-    }
+    tlogs = doc.get("tlogs")
+    log_ids: set[str] = set()
+    for tlog in tlogs if isinstance(tlogs, list) else ():
+        log_id = tlog.get("logId") if isinstance(tlog, dict) else None
+        key_id = log_id.get("keyId") if isinstance(log_id, dict) else None
+        if isinstance(key_id, str) and key_id:
+            log_ids.add(key_id)
     return SigstoreRoot(name, source, data, frozenset(log_ids))
 
 
@@ -425,17 +428,22 @@ def _bundle_version(media_type: Any, path: str, pointer: str) -> str:
     return str(version)
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: a bundle's optional objects may be anything."""
+    return value if isinstance(value, dict) else {}
+
+
 def _tlog_summary(entry: dict[str, Any]) -> dict[str, Any]:
-    kind = entry.get("kindVersion") or {}
+    kind = _obj(entry.get("kindVersion"))
     out: dict[str, Any] = {
         "logIndex": str(entry.get("logIndex")),
-        "logId": (entry.get("logId") or {}).get("keyId"),
+        "logId": _obj(entry.get("logId")).get("keyId"),
         "kind": f"{kind.get('kind')}/{kind.get('version')}",
     }
     if entry.get("integratedTime") is not None:
         out["integratedTime"] = str(entry.get("integratedTime"))
     out["inclusionProof"] = entry.get("inclusionProof") is not None
-    out["signedEntryTimestamp"] = (entry.get("inclusionPromise") or {}).get("signedEntryTimestamp") is not None
+    out["signedEntryTimestamp"] = _obj(entry.get("inclusionPromise")).get("signedEntryTimestamp") is not None
     return out
 
 
@@ -503,9 +511,11 @@ def _keyless_bundle(
     if own_reason is None:
         try:
             bundle = Bundle.from_json(raw)
-        except SigstoreError as exc:
+        except (SigstoreError, ValueError) as exc:  # ValueError: pydantic, or a certificate cryptography refuses
             raise BadInputError(f"not a verifiable Sigstore bundle: {_first_line(exc)}", path=result.path) from None
         cert = bundle.signing_certificate
+        if not well_formed(cert):
+            raise BadInputError("the bundle's signing certificate is damaged", path=result.path)
     else:
         cert = signing_certificate(doc.get("verificationMaterial") or {}, result.path)
     identities = certificate_identities(cert)

@@ -49,13 +49,15 @@ class _Buffer:
         if self.eof:
             return False
         chunk = self._fh.read(_CHUNK)
+        try:
+            text = self._decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            raise BadInputError(f"manifest is not UTF-8: {exc.reason}", path=self.label) from None
+        self.text = self.text[self.pos :] + text
+        self.pos = 0
         if not chunk:
             self.eof = True
-            self.text = self.text[self.pos :] + self._decoder.decode(b"", final=True)
-            self.pos = 0
             return False
-        self.text = self.text[self.pos :] + self._decoder.decode(chunk)
-        self.pos = 0
         return True
 
     def peek(self) -> str:

@@ -209,7 +209,7 @@ def envelope_signatures(entries: Iterable[Any]) -> Iterator[bytes]:
             continue
         try:
             yield base64.b64decode(str(entry.get("sig", "")), validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a str that is not ASCII
             continue
 
 
@@ -306,7 +306,7 @@ def verify_sigstore_bundle_keyed(
     if not isinstance(bundle, Mapping):
         raise BadInputError("a Sigstore bundle must be a JSON object", path=path, pointer="")
     media_type = bundle.get("mediaType")
-    if media_type not in SUPPORTED_BUNDLE_MEDIA_TYPES:
+    if not isinstance(media_type, str) or media_type not in SUPPORTED_BUNDLE_MEDIA_TYPES:
         raise UnsupportedFormatError(
             f"unsupported Sigstore bundle mediaType {media_type!r}",
             path=path,

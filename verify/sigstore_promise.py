@@ -72,13 +72,18 @@ class PromiseResult:
     log_checks: list[str] = field(default_factory=list)
 
 
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: a bundle's optional objects may be anything."""
+    return value if isinstance(value, dict) else {}
+
+
 def sigstore_python_refuses(doc: dict[str, Any], version: str) -> str | None:
     """Why sigstore-python would refuse this bundle although the specification accepts it, or None."""
-    entries = (doc.get("verificationMaterial") or {}).get("tlogEntries") or []
+    entries = _obj(doc.get("verificationMaterial")).get("tlogEntries") or []
     for entry in entries if isinstance(entries, list) else []:
         if not isinstance(entry, dict):
             continue
-        if (entry.get("kindVersion") or {}).get("kind") == "intoto":
+        if _obj(entry.get("kindVersion")).get("kind") == "intoto":
             return "an intoto/0.0.2 log entry"
         proof = entry.get("inclusionProof")
         if version == "0.1" and (not isinstance(proof, dict) or not proof.get("checkpoint")):
@@ -149,7 +154,7 @@ def _log_key(root: dict[str, Any], section: str, log_id: bytes, at: datetime, pa
     """The key of the log ``log_id`` in ``root[section]``, which must be valid at ``at``."""
     wanted = base64.b64encode(log_id).decode()
     for log in root.get(section) or []:
-        if ((log or {}).get("logId") or {}).get("keyId") != wanted:
+        if _obj(_obj(log).get("logId")).get("keyId") != wanted:
             continue
         public = log.get("publicKey") or {}
         if not _valid_for(public.get("validFor"), at):
@@ -185,7 +190,7 @@ def _inclusion(
     leaf = hashlib.sha256(b"\x00" + body).digest()
     if _merkle_root(index, size, leaf, path_hashes) != root_hash:
         raise SignatureError("invalid log entry: the inclusion proof does not lead to its root hash", path=path)
-    checkpoint = (proof.get("checkpoint") or {}).get("envelope")
+    checkpoint = _obj(proof.get("checkpoint")).get("envelope")
     if not checkpoint:
         if version != "0.1":
             raise BadInputError("the inclusion proof has no checkpoint (required after bundle v0.1)", path=path)
@@ -256,12 +261,12 @@ def signing_certificate(material: dict[str, Any], path: str) -> x509.Certificate
 def _chain(leaf: x509.Certificate, root: dict[str, Any], at: datetime, path: str) -> list[x509.Certificate]:
     """The CA certificates (issuer first) of the trusted root's authority that issued ``leaf``, valid at ``at``."""
     for ca in root.get("certificateAuthorities") or []:
-        if not _valid_for((ca or {}).get("validFor"), at):
+        if not _valid_for(_obj(ca).get("validFor"), at):
             continue
         try:
             certs = [
                 x509.load_der_x509_certificate(base64.b64decode(c["rawBytes"]))
-                for c in ((ca.get("certChain") or {}).get("certificates") or [])
+                for c in (_obj(ca.get("certChain")).get("certificates") or [])
             ]
         except (KeyError, TypeError, ValueError, binascii.Error):
             continue
@@ -352,7 +357,7 @@ def _message(
         sig = base64.b64decode(str(signature["signature"]), validate=True)
     except (KeyError, TypeError, ValueError, binascii.Error):
         raise BadInputError("the message signature is malformed (digest and signature in base64)", path=path) from None
-    if (signature.get("messageDigest") or {}).get("algorithm") != "SHA2_256" or len(digest) != 32:
+    if _obj(signature.get("messageDigest")).get("algorithm") != "SHA2_256" or len(digest) != 32:
         raise UnsupportedFormatError("only SHA2_256 message digests are supported", path=path)
     if artifact is not None and digest.hex() != artifact:
         raise SignatureError("the bundle signs another artifact (message digest mismatch)", path=path)
@@ -365,9 +370,9 @@ def _message(
     logged = spec.get("signature") or {}
     if (
         body.get("kind") != "hashedrekord"
-        or ((spec.get("data") or {}).get("hash") or {}).get("value") != digest.hex()
+        or _obj(_obj(spec.get("data")).get("hash")).get("value") != digest.hex()
         or _b64(logged.get("content")) != sig
-        or _pem_cert(_b64((logged.get("publicKey") or {}).get("content"))) != leaf
+        or _pem_cert(_b64(_obj(logged.get("publicKey")).get("content"))) != leaf
     ):
         raise SignatureError("the transparency log entry is inconsistent with other materials", path=path)
     result.digest = digest
@@ -382,7 +387,7 @@ def _dsse(envelope: Any, body: dict[str, Any], leaf: x509.Certificate, path: str
         raise BadInputError("the DSSE envelope is malformed", path=path) from None
     if len(signatures) != 1:
         raise BadInputError(f"a Sigstore bundle's DSSE envelope has one signature, not {len(signatures)}", path=path)
-    sig_b64 = str((signatures[0] or {}).get("sig", ""))
+    sig_b64 = str(_obj(signatures[0]).get("sig", ""))
     sig = _b64(sig_b64)
     public = _ec_key(leaf, path)
     if sig is None or not dsse_verifies(
@@ -401,7 +406,7 @@ def _dsse(envelope: Any, body: dict[str, Any], leaf: x509.Certificate, path: str
             if isinstance(s, dict)
         ]
         consistent = (
-            (content.get("payloadHash") or {}).get("value") == payload_sha
+            _obj(content.get("payloadHash")).get("value") == payload_sha
             and logged_env.get("payloadType") == payload_type
             and logged == [(sig, leaf)]
         )
@@ -411,7 +416,7 @@ def _dsse(envelope: Any, body: dict[str, Any], leaf: x509.Certificate, path: str
             for s in spec.get("signatures") or []
             if isinstance(s, dict)
         ]
-        consistent = (spec.get("payloadHash") or {}).get("value") == payload_sha and logged == [(sig, leaf)]
+        consistent = _obj(spec.get("payloadHash")).get("value") == payload_sha and logged == [(sig, leaf)]
     else:
         raise UnsupportedFormatError(f"a DSSE bundle with a {body.get('kind')!r} log entry", path=path)
     if not consistent:
