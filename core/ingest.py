@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -131,15 +131,21 @@ class Importer:
         self.batch_size = batch_size
         self.limits = limits or InputLimits()
 
-    def run(self, paths: Sequence[Path]) -> ImportSummary:
-        """Import everything under ``paths``; returns the summary (rejections do not raise)."""
+    def run(
+        self, paths: Sequence[Path], *, readers: Mapping[Path, Callable[[], Iterator[InputItem]]] | None = None
+    ) -> ImportSummary:
+        """Import everything under ``paths``; returns the summary (rejections do not raise).
+
+        ``readers`` reads a path otherwise than as files and archives: the documents of a verified bundle.
+        """
         summary = ImportSummary(import_id=str(uuid.uuid4()), tenant=self.tenant)
         started = utcnow()
         self.sink.start("import", None)
         pending: list[InputItem] = []
         for path in paths:
             try:
-                for item in iter_inputs([path], self.limits):
+                read = (readers or {}).get(path)
+                for item in read() if read is not None else iter_inputs([path], self.limits):
                     if self.sink.is_cancelled():
                         raise Cancelled("import cancelled; documents already committed stay, nothing partial")
                     if item.error is not None:

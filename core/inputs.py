@@ -23,6 +23,7 @@ from typing import IO, cast
 import zstandard
 
 from core.compression import GZIP_MAGIC, ZSTD_MAGIC, ZstdReader
+from core.contract.bundle import MANIFEST
 from core.errors import BadInputError, EnvironmentFailure
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -88,6 +89,10 @@ def _from_file(path: Path, lim: InputLimits) -> Iterator[InputItem]:
             head = fh.read(4)
     except OSError as exc:
         raise EnvironmentFailure(f"cannot read: {exc.strerror}", path=str(path)) from exc
+    if is_stella_bundle(path):  # only `stella import BUNDLE` reads one, after verifying it
+        message = "a signed stella bundle: give its own path to `stella import`, which verifies it before importing"
+        yield InputItem(str(path), error=BadInputError(message, path=str(path)))
+        return
     if head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC)):
         yield from _from_zip(path, lim)
     elif head.startswith(GZIP_MAGIC):
@@ -102,6 +107,20 @@ def _from_file(path: Path, lim: InputLimits) -> Iterator[InputItem]:
             yield InputItem(str(path), error=_too_big(str(path), st.st_size, lim))
             return
         yield InputItem(str(path), path.read_bytes())
+
+
+def is_stella_bundle(path: Path) -> bool:
+    """Whether ``path`` is a stella bundle: a tar (plain, ``.tar.zst`` or ``.tgz``) whose first member is the
+    manifest, as every bundle's is. Such a file is imported only after it verified, never as an archive."""
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+        codec = "gzip" if magic.startswith(GZIP_MAGIC) else "zstd" if magic.startswith(ZSTD_MAGIC) else None
+        with _open_decompressed(path, codec) if codec else path.open("rb") as fh:
+            head = fh.read(512)
+    except (OSError, EOFError, zstandard.ZstdError):
+        return False
+    return len(head) == 512 and head[257:262] == b"ustar" and head[:100].rstrip(b"\0") == MANIFEST.encode()
 
 
 def _too_big(label: str, size: int, lim: InputLimits) -> BadInputError:

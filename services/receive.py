@@ -33,6 +33,7 @@ from verify.risk import FreshnessPolicy
 
 if TYPE_CHECKING:
     from services.attest import AttestationReceipt
+    from services.imports import BundleImport
     from services.mirror_import import ImportResult
     from services.risk import RiskReceipt
     from services.trivy import InstallResult
@@ -453,6 +454,33 @@ def _portal_outcome(report: PortalReport, request: ReceiveRequest, show: ShowPat
     return Outcome(f"verified portal {m.portal}; serve it on 127.0.0.1 with: {command}", rows)
 
 
+# -- json ------------------------------------------------------------------------------------------------
+def _json_apply(
+    home: Home,
+    request: ReceiveRequest,
+    observer: Observer | None,
+    on_report: Callable[[VerifyReport], None] | None,
+    store_lock: AbstractContextManager[object],
+) -> BundleImport:
+    from services.imports import import_bundle
+
+    return import_bundle(home, request, observer=observer, on_report=on_report, store_lock=store_lock)
+
+
+def _json_outcome(done: BundleImport, request: ReceiveRequest, show: ShowPath) -> Outcome:
+    rows = [(str(r.outcome), r.document_id or "-", r.format or "-", (r.sha256 or "")[:16]) for r in done.results]
+    summary = done.summary
+    rejected = done.rejected
+    error = rejected[0].error if rejected else None
+    return Outcome(
+        f"imported {summary.imported} new and {summary.duplicates} already stored raw documents of "
+        f"{show(request.bundle)} into tenant {summary.tenant}; {summary.rejected} rejected",
+        rows,
+        ok=not rejected,
+        error=error if isinstance(error, StellaError) else None,
+    )
+
+
 # -- the registry ------------------------------------------------------------------------------------------
 _POLICIES = tuple(str(p) for p in FreshnessPolicy)
 
@@ -552,17 +580,21 @@ DEVPORTAL: Receivable[PortalReport, PortalReport] = Receivable(
     outcome=_portal_outcome,
     columns=("portal", "value"),
 )
-#: JSON exports (raw documents, a policy's results): verified by `stella verify`; there is nothing to import.
-JSON: Receivable[VerifyReport, None] = Receivable(
+#: JSON exports (raw documents, a policy's results): verified, then their raw documents imported byte for byte
+#: into the bundle's own tenant, each recorded with the bundle as its source (`stella import BUNDLE`).
+JSON: Receivable[VerifyReport, BundleImport] = Receivable(
     kind="json",
     profiles=("json:raw", "json:policy"),
-    title="verify only: nothing to import",
-    action="Verify",
-    doing="verifying",
-    command="stella verify",
+    title="import its raw documents into the store",
+    action="Import",
+    doing="importing",
+    command="stella import",
     options=(),
-    cancellable=False,
+    cancellable=True,
     verify=verify_any,
+    apply=_json_apply,
+    outcome=_json_outcome,
+    columns=("outcome", "document", "format", "sha256"),
 )
 #: A risk simulation is a report to read: verified by `stella verify`, nothing to import.
 RISK_SIMULATION: Receivable[VerifyReport, None] = Receivable(

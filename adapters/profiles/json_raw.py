@@ -26,6 +26,7 @@ from typing import Any
 
 from adapters.profiles._records import ADVISORIES, RAW, SBOMS, VEX, redact, stream
 from core.bundle import PayloadContext
+from core.contract.json_raw import index_path, pack_path
 
 _RECORD_FILES = (
     ("advisory", "data/advisories.jsonl.zst", ADVISORIES),
@@ -73,8 +74,8 @@ class JsonRaw:
                 if kind not in record_types:
                     continue
                 if kind not in packs:
-                    pack = stack.enter_context(ctx.writer.stream(f"data/raw/{kind}.pack", "application/octet-stream"))
-                    index = stack.enter_context(ctx.writer.jsonl(f"data/raw/{kind}.index.jsonl"))
+                    pack = stack.enter_context(ctx.writer.stream(pack_path(kind), "application/octet-stream"))
+                    index = stack.enter_context(ctx.writer.jsonl(index_path(kind)))
                     packs[kind] = (pack, index)
                     offsets[kind] = 0
                 data = bytes(row["content"]) if "content" in row else ctx.raw_bytes(row["sha256"])

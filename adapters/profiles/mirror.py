@@ -41,6 +41,7 @@ from adapters.profiles.json_policy import FINDINGS, SNAPSHOTS
 from core.bundle import HashingFile, PayloadContext
 from core.canonical import canonical_json
 from core.clock import utcnow
+from core.contract.json_raw import PACK_SUFFIX
 from core.contract.media_types import NDJSON_ZSTD
 from core.contract.mirror import TUF_METADATA
 from core.errors import BadInputError, EnvironmentFailure, NotFoundError, UsageError
@@ -246,7 +247,9 @@ class _Packer:
 
     def add(self, doc: dict[str, Any], data: bytes) -> None:
         if self.pack is None:
-            self.pack = self.stack.enter_context(self.ctx.writer.content_addressed(RAW_DIR, ".pack", PACK_MEDIA_TYPE))
+            self.pack = self.stack.enter_context(
+                self.ctx.writer.content_addressed(RAW_DIR, PACK_SUFFIX, PACK_MEDIA_TYPE)
+            )
         self.pending.append({**doc, "offset": self.pack.size, "size": len(data)})
         self.pack.write(data)
         if self.pack.size >= PACK_LIMIT:

@@ -8,9 +8,11 @@ from typing import Any
 
 from adapters.sources.registry import format_names
 from app.output import RichSink, escape, print_json_line, stderr, stdout
+from core.clock import parse_at
 from core.home import resolve_home
 from core.ingest import DEFAULT_TENANT, FileResult, Outcome
 from services.imports import import_files
+from verify.bundle import VerifyReport
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -19,12 +21,21 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="import documents (files, directories, .zip/.tar/.tar.gz/.tar.zst archives)",
         description="Import security documents into the store. Formats are detected automatically; "
-        "known formats: " + ", ".join(format_names()) + ".",
+        "known formats: " + ", ".join(format_names()) + ". A signed stella bundle (json:raw, json:policy) is "
+        "verified first, as `stella verify` does, and only then are its raw documents imported.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH", type=Path)
     p.add_argument("--tenant", default=DEFAULT_TENANT, help=f"tenant to import into (default: {DEFAULT_TENANT})")
     p.add_argument("--format", dest="format", choices=format_names(), help="skip detection and use this format")
     p.add_argument("--quiet", "-q", action="store_true", help="print only rejections and the summary")
+    p.add_argument(
+        "--key",
+        type=Path,
+        action="append",
+        metavar="PUB",
+        help="trusted signer of a stella bundle (PEM; repeatable; default: the trust store)",
+    )
+    p.add_argument("--at", metavar="TIME", help="verify a stella bundle's time-dependent checks at this RFC 3339 time")
     p.set_defaults(handler=run)
 
 
@@ -50,6 +61,16 @@ def run(args: argparse.Namespace) -> int:
             line += f"\n          [yellow]warning:[/] {escape(warning)}"
         (stderr if result.outcome is Outcome.REJECTED else stdout).print(line)
 
+    def verified(report: VerifyReport) -> None:
+        if args.json:
+            print_json_line({"event": "bundle", "bundle": report.bundle, "verified": report.ok, **_signer(report)})
+            return
+        signer = (report.signer or {}).get("label", "?")
+        stdout.print(
+            f"[bold green]verified[/] {escape(report.bundle)}: {escape(str(report.manifest.profile.id))} "
+            f"signed by {escape(str(signer))}; importing its raw documents"
+        )
+
     summary = import_files(
         home,
         args.paths,
@@ -57,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         format_name=args.format,
         observer=RichSink("importing"),
         on_result=report,
+        key_files=tuple(args.key or ()),
+        at=parse_at(args.at),
+        on_bundle=verified,
     )
     if args.json:
         print_json_line({"event": "summary", **summary.to_dict()})
@@ -67,3 +91,7 @@ def run(args: argparse.Namespace) -> int:
             f"into tenant [bold]{escape(summary.tenant)}[/] ({escape(str(home.root))})"
         )
     return int(summary.exit_code)
+
+
+def _signer(report: VerifyReport) -> dict[str, Any]:
+    return {"signer": report.signer} if report.signer else {}

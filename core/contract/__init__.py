@@ -9,5 +9,6 @@ product, and another (``tests/integration/test_contract.py``) that every profile
 - :mod:`core.contract.payload_types`: DSSE payload types (in-toto, the risk and devportal manifests).
 - :mod:`core.contract.attestation`, :mod:`~core.contract.risk`, :mod:`~core.contract.devportal`,
   :mod:`~core.contract.mirror`, :mod:`~core.contract.trivy`: each profile's paths.
+- :mod:`core.contract.json_raw`: where `json:raw` and `json:policy` pack their raw documents.
 - :mod:`core.contract.manifest`: the verified ``export.json``, parsed once into a typed, immutable value.
 """

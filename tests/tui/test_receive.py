@@ -368,28 +368,35 @@ def test_a_tampered_bundle_shows_the_error_and_offers_no_import(receiver: Home, 
     assert counts.get("kev_entries", 0) == counts.get("epss_scores", 0) == 0
 
 
-def test_json_bundles_offer_nothing_to_import(receiver: Home, stella: Stella, tmp_path: Path) -> None:
-    pub = signer_pub(stella, tmp_path)
-    assert stella("import", "--quiet", SAMPLES / "advisories").code == 0
+def test_a_json_bundle_is_verified_then_its_raw_documents_imported(
+    receiver: Home, stella: Stella, tmp_path: Path
+) -> None:
+    """Issue 14's verified way to receive json:raw: ctrl+n after Verify imports what `stella import BUNDLE` imports."""
+    sender = tmp_path / "sender"
+    assert stella("--home", sender, "import", "--quiet", SAMPLES / "advisories").code == 0
+    assert stella("--home", sender, "keys", "generate", "signer", "--algorithm", "ed25519").code == 0
+    pub = tmp_path / "signer.pub"
+    assert stella("--home", sender, "keys", "export-public", "signer", "--out", pub).code == 0
     bundle = tmp_path / "raw.tar.zst"
-    assert stella("export", "run", "--profile", "json:raw", "--key", "signer", "--out", bundle).code == 0
+    res = stella("--home", sender, "export", "run", "--profile", "json:raw", "--key", "signer", "--out", bundle)
+    assert res.code == 0, res.err
+
+    imported: list[list[str]] = []
 
     async def script(pilot: Pilot[None]) -> None:
-        await pilot.press("v")
-        await settle(pilot)
-        screen = pilot.app.screen
-        screen.query_one("#verify-key", Input).value = str(pub)
-        screen.query_one("#verify-bundle", Input).value = str(bundle)
-        screen.query_one("#verify-bundle", Input).focus()
-        await pilot.press("enter")
-        await settle(pilot)
-        verdict = text_of(screen.query_one("#verify-verdict", Static))
-        assert verdict.startswith("verified ") and "ctrl+n" not in verdict
-        await pilot.press("ctrl+n")
-        await settle(pilot)
-        assert pilot.app.screen is screen
+        screen = await receive_screen(pilot, str(bundle), str(pub))
+        checks, results = await run(pilot, screen)
+        imported.extend(results)
+        assert checks and all(c[0] == "ok" for c in checks)
+        assert {c[1] for c in checks} >= {"signature", "json files", "json documents"}
+        assert results and {r[0] for r in results} == {"imported"}
+        summary = text_of(screen.query_one("#receive-summary", Static))
+        assert summary.startswith(f"imported {len(results)} new and 0 already stored raw documents of ")
 
     drive(receiver, script)
+    listed = stella("data", "list", "documents", "--json").json()
+    assert isinstance(listed, dict) and listed["total"] == len(imported) > 1
+    assert all(d["source_path"].startswith(f"{bundle}!data/raw/") for d in listed["items"])
 
 
 # -- snapshots ---------------------------------------------------------------------------------------
