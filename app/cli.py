@@ -12,6 +12,7 @@ from typing import NoReturn
 from app.output import escape, print_json, stderr
 from app.visible import visible
 from core import __version__
+from core.atomic import environment_failure
 from core.errors import ExitCode, StellaError
 
 
@@ -124,7 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return int(ExitCode.USAGE)
     try:
-        code: int = args.handler(args)
+        try:
+            code: int = args.handler(args)
+        except (StellaError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # a full disk, an I/O error: exit 8 naming the path, not a bug report
+            failure = environment_failure(exc)
+            if failure is None:
+                raise
+            raise failure from exc
         return code
     except StellaError as exc:
         if getattr(args, "json", False):

@@ -486,7 +486,8 @@ def build_bundle(
     """
     sink = sink or NullObserver()
     cancel = cancel or CancelToken()
-    staging = out_path.parent / f".{out_path.name}.staging"
+    # Named with the run id, so the next run can remove what a killed one left (core.runs).
+    staging = out_path.parent / f".{out_path.name}.{spec.run_id}.staging"
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
@@ -539,6 +540,7 @@ def build_bundle(
             level=spec.compression_level,
             sink=sink,
             cancel=cancel,
+            temp_tag=spec.run_id,
         )
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -8,9 +8,9 @@ the DER public key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,6 +19,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from core.atomic import write_bytes
 from core.clock import rfc3339, utcnow
 from core.errors import BadInputError, EnvironmentFailure, NotFoundError, SignatureError, UsageError
 from core.home import Home
@@ -105,11 +106,27 @@ class KeyStore:
         info = KeyInfo(name, algorithm, keyid_of(public), rfc3339(utcnow().replace(microsecond=0)), bool(passphrase))
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _write_private(key_path, pem)
-            pub_path.write_bytes(public_pem(public))
-            meta_path.write_text(json.dumps(info.to_dict(), indent=2, sort_keys=True) + "\n")
         except OSError as exc:
-            raise EnvironmentFailure(f"cannot write key: {exc.strerror}", path=str(self.dir)) from exc
+            raise EnvironmentFailure(f"cannot create the keys directory: {exc.strerror}", path=str(self.dir)) from exc
+        # Each file is written whole or not at all; the private key takes the name exclusively. When one fails, the
+        # ones already written are removed, so a full disk never leaves a key that blocks the name.
+        written: list[Path] = []
+        try:
+            for path, data, mode in (
+                (key_path, pem, 0o600),
+                (pub_path, public_pem(public), 0o666),
+                (meta_path, (json.dumps(info.to_dict(), indent=2, sort_keys=True) + "\n").encode(), 0o666),
+            ):
+                try:
+                    write_bytes(path, data, mode=mode, exclusive=path != pub_path, what="cannot write the key")
+                except FileExistsError:
+                    raise UsageError(f"a key named {name!r} already exists", path=str(path)) from None
+                written.append(path)
+        except BaseException:
+            for path in written:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
         return info
 
     def list(self) -> list[KeyInfo]:
@@ -142,9 +159,3 @@ class KeyStore:
         if not isinstance(key, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
             raise SignatureError(f"key {name!r} is not ECDSA P-256 or Ed25519")
         return key
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)

@@ -34,6 +34,14 @@ from typing import Any, Protocol
 
 import duckdb
 
+from core.atomic import (
+    atomic_file,
+    environment_failure,
+    failing_as_environment,
+    fsync_dir,
+    sweep_temp_files,
+    writes_in_place,
+)
 from core.canonical import canonical_json
 from core.clock import rfc3339, utcnow
 from core.errors import (
@@ -662,7 +670,14 @@ class RunEngine:
             raise Cancelled(f"run {run_id} was cancelled by {token.requested_by} before it started")
         run = self._start(run)
         try:
-            artifact = builder(run, self._inputs(run), sink, token)
+            try:
+                artifact = builder(run, self._inputs(run), sink, token)
+            except Exception as exc:  # a full disk, an I/O error while building: exit 8 naming where
+                unnamed = isinstance(exc, OSError) and not exc.filename
+                failure = environment_failure(exc, path=out if unnamed else None, what="cannot build the bundle")
+                if failure is None:
+                    raise
+                raise failure from exc
             self._check_artifact(run, artifact)
         except (Cancelled, KeyboardInterrupt):
             who = token.requested_by or current_user()
@@ -733,6 +748,9 @@ class RunEngine:
             if (self._key, stale.run_id) in _ACTIVE:
                 continue
             message = "interrupted: the stella process running this export stopped before it finished"
+            # What its build left beside the output is named with its run id (the staging directory, the archive's
+            # temporary file), so it is provably that run's: nobody else can be writing it now.
+            sweep_temp_files(stale.out_path, stale.bundle_run_id)
             self._transition(
                 stale,
                 RunState.FAILED,
@@ -880,10 +898,13 @@ class RunEngine:
     ) -> Distribution:
         """Copy the run's artifact to ``to`` (a file, or a directory to put it in), resuming a partial copy.
 
-        If ``to`` already holds a prefix of the artifact, only the rest is copied; anything else there is
-        replaced. The copy is checked against the sha256 recorded when the run succeeded: on a mismatch
-        nothing is left at ``to`` and :class:`IntegrityError` (exit 4) is raised. ``observer`` hears the
-        progress; when it says cancel, what was copied stays for the next download to resume from.
+        The copy is written beside ``to``, to ``.<name>.<run id>.part``, and renamed over ``to`` once it is whole and
+        its digest checked, so ``to`` holds the old file or the whole artifact, never part of it. A symbolic link at
+        ``to`` is replaced by the copy, never written through. If the ``.part`` file (or ``to`` itself, when it is a
+        regular file) holds a prefix of the artifact, only the rest is copied. The copy is checked against the
+        sha256 recorded when the run succeeded: on a mismatch nothing is left and :class:`IntegrityError` (exit 4)
+        is raised. ``observer`` hears the progress; when it says cancel, what was copied stays in the ``.part``
+        file for the next download to resume from.
         """
         sink = observer or NullObserver()
         run = self.get_run(run_id)
@@ -893,21 +914,30 @@ class RunEngine:
         if not src.is_file():
             raise IntegrityError(f"the artifact of run {run_id} is missing", path=str(src))
         target = to / src.name if to.is_dir() else to
-        if target.exists() and target.resolve() == src.resolve():
+        if target.is_file() and not target.is_symlink() and target.samefile(src):
             raise UsageError(f"{target} is the artifact itself", path=str(target))
+        if target.is_dir() and not target.is_symlink():
+            raise UsageError(f"{target} is a directory", path=str(target))
+        if writes_in_place(target):  # a device or a pipe (/dev/stdout): streamed, checked, nothing to resume
+            return self._download_in_place(run, src, target, sink)
+        part = target.parent / f".{target.name}.{run_id}.part"
         total = src.stat().st_size
         digest = hashlib.sha256()
         try:
-            resumed = _matching_prefix(src, target, total, digest)
+            earlier = not part.is_file() and target.is_file() and not target.is_symlink()
+            if earlier and _matching_prefix(src, target, total, hashlib.sha256()):
+                target.rename(part)  # an earlier copy cut short: resume it
+            resumed = _matching_prefix(src, part, total, digest) if not part.is_symlink() else 0
             if resumed == 0:
                 digest = hashlib.sha256()
             sink.start("download", total)
             sink.advance(resumed)
-            with src.open("rb") as fin, target.open("ab" if resumed else "wb") as fout:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if resumed else os.O_TRUNC)
+            with src.open("rb") as fin, os.fdopen(os.open(part, flags, 0o666), "wb") as fout:
                 fin.seek(resumed)
                 while chunk := fin.read(CHUNK):
                     if sink.is_cancelled():
-                        # What is already at the target is a prefix: the next download resumes from it.
+                        # What is in the .part file is a prefix: the next download resumes from it.
                         raise Cancelled(f"download of run {run_id} cancelled; run it again to resume")
                     fout.write(chunk)
                     digest.update(chunk)
@@ -915,21 +945,45 @@ class RunEngine:
                 fout.flush()
                 os.fsync(fout.fileno())
             sink.finish("download")
+            size = part.stat().st_size
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                part.unlink()  # a full disk or an I/O error: no partial file is left behind
             raise EnvironmentFailure(f"cannot copy the artifact: {exc.strerror}", path=str(target)) from exc
-        size = target.stat().st_size
         actual = digest.hexdigest()
         if actual != run.artifact_sha256 or size != run.artifact_size:
             with contextlib.suppress(OSError):
-                target.unlink()
+                part.unlink()
             raise IntegrityError(
                 f"the artifact of run {run_id} does not match what the run recorded: sha256 {actual} ({size} bytes),"
                 f" expected {run.artifact_sha256} ({run.artifact_size} bytes); nothing was left at {target}",
                 path=str(src),
                 hint="the stored artifact was changed or damaged; retry the export to build it again",
             )
+        with failing_as_environment(target, "cannot copy the artifact"):
+            part.replace(target)
+        fsync_dir(target.parent)
         dist = self.record_distribution(run_id, "file", str(target.resolve()), actual, size)
         return replace(dist, resumed_from=resumed)
+
+    def _download_in_place(self, run: ExportRun, src: Path, target: Path, sink: Observer) -> Distribution:
+        digest = hashlib.sha256()
+        size = 0
+        sink.start("download", src.stat().st_size)
+        with atomic_file(target, what="cannot copy the artifact") as fout, src.open("rb") as fin:
+            while chunk := fin.read(CHUNK):
+                if sink.is_cancelled():
+                    raise Cancelled(f"download of run {run.run_id} cancelled")
+                fout.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+                sink.advance(len(chunk))
+        sink.finish("download")
+        if digest.hexdigest() != run.artifact_sha256 or size != run.artifact_size:
+            raise IntegrityError(
+                f"the artifact of run {run.run_id} does not match what the run recorded", path=str(src)
+            )
+        return self.record_distribution(run.run_id, "file", str(target), digest.hexdigest(), size)
 
     # -- helpers ----------------------------------------------------------------------------------
     @contextlib.contextmanager

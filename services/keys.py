@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import EnvironmentFailure
+from core.atomic import write_bytes
 from core.home import Home
 from core.keys import KeyAlgorithm, KeyInfo, KeyStore, keyid_of, read_passphrase_file
 from core.signing import Signer, algorithm_of
@@ -35,14 +35,12 @@ def public_key_pem(home: Home, name: str) -> bytes:
 def export_public_key(home: Home, name: str, out: Path) -> Path:
     """`stella keys export-public NAME --out FILE`: write the public key to ``out``; returns its resolved path.
 
-    A file that cannot be written is an :class:`EnvironmentFailure` (exit 6) naming it.
+    The file is written whole or not at all (a link at ``out`` is replaced, not followed); a file that cannot be
+    written is an :class:`EnvironmentFailure` (exit 8) naming it.
     """
     pem = public_key_pem(home, name)
-    try:
-        out.write_bytes(pem)
-    except OSError as exc:
-        raise EnvironmentFailure(f"cannot write the public key: {exc.strerror}", path=str(out)) from exc
-    return out.resolve()
+    write_bytes(out, pem, what="cannot write the public key")
+    return out.absolute()
 
 
 def signer_for(home: Home, name: str, passphrase_file: Path | None = None) -> Signer:

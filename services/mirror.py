@@ -64,6 +64,7 @@ def import_into_mirror(
     at: datetime | None = None,
     min_free: int = DEFAULT_MIN_FREE,
     observer: Observer | None = None,
+    receipt_out: Path | None = None,
 ) -> ImportResult:
     """Verify ``bundle`` and make it the current state of the mirror at ``into`` (`stella mirror import`).
 
@@ -71,7 +72,8 @@ def import_into_mirror(
     the home's trust store), the key that signs the receipt (``receipt_key``, else the home's only key), the TUF
     root for a first import, age identity files or a passphrase file for an encrypted payload. ``at`` is the time
     expiry is evaluated at; ``min_free`` the bytes to keep free. ``observer`` hears each check and may cancel, as
-    for :func:`services.mirror_import.import_bundle`, which does the work.
+    for :func:`services.mirror_import.import_bundle`, which does the work; ``receipt_out`` gets a copy of the receipt,
+    written before the swap.
     """
     keys = trusted_keys(home, key_files)
     signer = receipt_signer(home, receipt_key)
@@ -94,6 +96,7 @@ def import_into_mirror(
         at=at,
         min_free=min_free,
         observer=observer,
+        receipt_out=receipt_out,
     )
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import orjson
 
+from core.atomic import PreparedFile, failing_as_environment
 from core.clock import utcnow
 from core.errors import EnvironmentFailure, StellaError, StoreLockedError
 
@@ -96,6 +97,10 @@ class MirrorDir:
         """Remove what an interrupted import or rollback left: staging, half-made links, unreferenced states."""
         for leftover in self.path.glob(".staging-*"):
             shutil.rmtree(leftover, ignore_errors=True)
+        if self.receipts.is_dir():  # receipt copies prepared before a swap that never came
+            for leftover in self.receipts.glob(".*.tmp"):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
         for name in (".current.new", ".previous.new"):
             with contextlib.suppress(FileNotFoundError):
                 (self.path / name).unlink()
@@ -122,12 +127,13 @@ class MirrorDir:
         tmp.replace(link)
         fsync_dir(self.path)
 
-    def log_receipt(self, receipt: bytes, imported_at: str, sequence: int) -> Path:
-        """Keep a copy of a signed import receipt in ``receipts/`` (named so that names sort oldest first)."""
-        self.receipts.mkdir(exist_ok=True)
+    def prepare_receipt_log(self, receipt: bytes, imported_at: str, sequence: int) -> PreparedFile:
+        """The copy of a signed import receipt kept in ``receipts/`` (named so that names sort oldest first),
+        written now and put in place by its ``commit()``."""
         log = self.receipts / f"{imported_at.replace(':', '')}-{sequence:06d}.json"
-        log.write_bytes(receipt)
-        return log
+        with failing_as_environment(self.receipts, "cannot write the receipt log"):
+            self.receipts.mkdir(exist_ok=True)
+        return PreparedFile.prepare(log, receipt, what="cannot write the receipt log")
 
     def quarantine(self, bundle: Path, error: StellaError) -> Path:
         """Keep a failed bundle (hard-linked, else copied) with ``reason.json``; returns where."""

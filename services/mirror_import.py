@@ -12,6 +12,7 @@ of :data:`services.mirror_dir.FAULT_POINTS` are where crash-safety tests kill it
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -28,6 +29,7 @@ import pyrage
 from core.age_stream import AgeError, decrypt_stream
 from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.archive.rules import unsafe_path_reason
+from core.atomic import PreparedFile, failing_as_environment
 from core.clock import rfc3339, utcnow
 from core.contract.bundle import HEAD_ORDER, MANIFEST, MANIFEST_SIG
 from core.errors import (
@@ -120,6 +122,7 @@ class _StagedImport:
         min_free: int,
         observer: Observer,
         faults: Faults,
+        receipt_out: Path | None = None,
     ) -> None:
         self.mirror = mirror
         self.bundle = bundle
@@ -132,6 +135,7 @@ class _StagedImport:
         self.min_free = min_free
         self.observer = observer
         self.faults = faults
+        self.receipt_out = receipt_out
         self.staging = mirror.staging()
         self.tree = self.staging / "tree"
         self.meta = self.staging / "meta"
@@ -162,6 +166,12 @@ class _StagedImport:
                 "the payload is age-encrypted", hint="give --identity FILE (or --passphrase-file F) to import it"
             )
         self.preflight(encryption)
+        if self.receipt_out is not None and not self.receipt_out.parent.is_dir():
+            raise EnvironmentFailure(
+                "cannot write the receipt copy: its directory does not exist",
+                path=str(self.receipt_out),
+                hint="create the directory first; the mirror was not changed",
+            )
 
         self.staging.mkdir(mode=0o755)
         self.tree.mkdir()
@@ -197,25 +207,32 @@ class _StagedImport:
             "signer": {"keyid": self.signer.keyid},
         }
         receipt_bytes = make_receipt(receipt, self.signer)
-        (self.meta / "receipt.json").write_bytes(receipt_bytes)
-        fsync_tree(self.staging)
-
-        self.faults("before-swap")
-        if self.observer.is_cancelled():  # the last moment the mirror is untouched
-            raise Cancelled(
-                "the mirror import was cancelled before the new state was swapped in", path=str(self.bundle)
-            )
-        name = f"{state.sequence:06d}-{state.digest[:12]}-{secrets.token_hex(3)}"
-        self.mirror.states.mkdir(exist_ok=True)
-        final = self.mirror.states / name
-        self.staging.rename(final)
-        fsync_dir(self.mirror.states)
-        if current is not None:  # first, so that a kill after the swap still leaves the rollback target
-            self.mirror.point(self.mirror.previous_link, current)
-        self.mirror.point(self.mirror.current_link, final, faults=self.faults)
+        with failing_as_environment(self.meta / "receipt.json", "cannot write the receipt"):
+            (self.meta / "receipt.json").write_bytes(receipt_bytes)
+            fsync_tree(self.staging)
+        # Every output is written before the point of no return: after the swap only renames are left.
+        outputs = [self.mirror.prepare_receipt_log(receipt_bytes, str(receipt["importedAt"]), state.sequence)]
+        try:
+            if self.receipt_out is not None:
+                outputs.append(
+                    PreparedFile.prepare(self.receipt_out, receipt_bytes, what="cannot write the receipt copy")
+                )
+            self.faults("before-swap")
+            if self.observer.is_cancelled():  # the last moment the mirror is untouched
+                raise Cancelled(
+                    "the mirror import was cancelled before the new state was swapped in", path=str(self.bundle)
+                )
+            final = self.swap(state, current)
+        except BaseException:
+            for prepared in outputs:
+                prepared.discard()
+            with contextlib.suppress(OSError):
+                self.mirror.receipts.rmdir()  # made for the receipt log above; removed again while still empty
+            raise
         self.faults("after-swap")
+        for prepared in outputs:
+            prepared.commit(what="cannot write a receipt copy (the import itself succeeded)")
         self.mirror.recover()
-        self.mirror.log_receipt(receipt_bytes, str(receipt["importedAt"]), state.sequence)
         return ImportResult(
             state,
             state.digest,
@@ -226,6 +243,18 @@ class _StagedImport:
             self.written,
             self.linked,
         )
+
+    def swap(self, state: MirrorState, current: Path | None) -> Path:
+        """Make the staged state current (the point of no return); returns its directory."""
+        name = f"{state.sequence:06d}-{state.digest[:12]}-{secrets.token_hex(3)}"
+        self.mirror.states.mkdir(exist_ok=True)
+        final = self.mirror.states / name
+        self.staging.rename(final)
+        fsync_dir(self.mirror.states)
+        if current is not None:  # first, so that a kill after the swap still leaves the rollback target
+            self.mirror.point(self.mirror.previous_link, current)
+        self.mirror.point(self.mirror.current_link, final, faults=self.faults)
+        return final
 
     def preflight(self, encryption: Mapping[str, Any]) -> None:
         # The listed sizes come from the signed, verified manifest; decrypted copies need room beside them.
@@ -356,6 +385,7 @@ def import_bundle(
     min_free: int = DEFAULT_MIN_FREE,
     observer: Observer | None = None,
     faults: Faults | None = None,
+    receipt_out: Path | None = None,
 ) -> ImportResult:
     """Verify ``bundle`` and make it the current state of the mirror at ``into``; see the module docstring.
 
@@ -364,7 +394,9 @@ def import_bundle(
     8 environment (space, lock). ``observer`` hears each check; once it says it is cancelled (from another thread)
     the import stops with :class:`Cancelled` at the archive's next read or before the swap, never after it; the
     mirror is left as it was, and the bundle is not quarantined (it did not fail). ``faults`` is called at each
-    point of :data:`services.mirror_dir.FAULT_POINTS` (crash-safety tests kill the process there).
+    point of :data:`services.mirror_dir.FAULT_POINTS` (crash-safety tests kill the process there). ``receipt_out``
+    gets a copy of the signed receipt: its directory is checked before anything is staged and the copy is written
+    before the swap (renamed into place after it), so an unwritable copy fails the import with the mirror unchanged.
     """
     if not bundle.is_file():
         raise UsageError("no such bundle file", path=str(bundle))
@@ -382,6 +414,7 @@ def import_bundle(
             min_free=min_free,
             observer=observer or NullObserver(),
             faults=faults or _no_faults,
+            receipt_out=receipt_out,
         )
         try:
             return job.run()

@@ -66,6 +66,8 @@ class ReceiveRequest:
     passphrase_file: Path | None = None
     receipt_key: str | None = None
     min_free: int | None = None
+    #: Where a copy of the signed mirror receipt goes (written before the swap, so it cannot fail after it).
+    receipt_out: Path | None = None
     # trivy
     cache_dir: Path | None = None
     # risk
@@ -282,6 +284,7 @@ def _mirror_apply(
         at=request.at,
         min_free=DEFAULT_MIN_FREE if request.min_free is None else request.min_free,
         observer=observer,
+        receipt_out=request.receipt_out,
     )
 
 

@@ -4,16 +4,23 @@ The bundle is verified first exactly as `stella verify` does (signature, every d
 trivy.db). Then it is read a second time and only the members under ``cache/`` are taken, each checked again
 against the digest in the *verified* manifest (the archive's ``export.json`` must be the one that verified), so a
 bundle swapped between the two reads installs nothing. Files are staged inside the cache directory (same file
-system), fsynced, and each database directory (``db``, ``java-db``) is swapped in with a rename.
+system), fsynced, and each database directory (``db``, ``java-db``) is swapped in as one atomic step: Linux's
+``renameat2(RENAME_EXCHANGE)`` exchanges the staged directory and the installed one, so Trivy sees the old
+database or the new one, never none. Where the exchange is not available, two renames are used and the next
+install finishes the job: it holds a lock on the cache directory and, before anything else, puts back an
+old database a killed install had moved aside and removes every ``.stella-install-*`` staging directory left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import fcntl
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -22,7 +29,7 @@ from typing import Any
 from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.contract.bundle import MANIFEST
 from core.contract.trivy import CACHE, DB_DIR, DB_FILE, JAVA_DB_DIR, JAVA_DB_FILE, METADATA
-from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError, UsageError
+from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError, StoreLockedError, UsageError
 from core.progress import Check, NullObserver, Observer
 from core.trust import TrustedKey
 from verify.bundle import copy_member, verify_bundle
@@ -32,6 +39,15 @@ from verify.manifest import ListedFile, ManifestReader
 DB_DIRS = {DB_DIR: (METADATA, DB_FILE), JAVA_DB_DIR: (METADATA, JAVA_DB_FILE)}
 #: The flags that keep Trivy offline on an installed cache.
 SCAN_FLAGS = "--skip-db-update --skip-java-db-update --offline-scan --skip-version-check --disable-telemetry"
+#: Prefix of an install's staging directory inside the cache.
+STAGE_PREFIX = ".stella-install-"
+#: Named points of an install where crash-safety tests stop the process (``faults``); ``mid-swap`` is passed only
+#: when the exchange is not available and two renames are used.
+FAULT_POINTS = ("before-swap", "mid-swap", "after-swap")
+Faults = Callable[[str], None]
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
 
 
 @dataclass
@@ -101,19 +117,70 @@ def _stage(
     return listed, written
 
 
-def _swap_in(stage: Path, cache_dir: Path, name: str) -> None:
-    """Replace ``cache_dir/name`` with ``stage/name`` by renames; the old directory is restored on failure."""
-    target = cache_dir / name
-    old = stage / f"old-{name}"
-    had_old = target.exists() or target.is_symlink()
-    if had_old:
-        target.rename(old)
+def _exchange(a: Path, b: Path) -> bool:
+    """Exchange ``a`` and ``b`` atomically (``renameat2(RENAME_EXCHANGE)``); False where that is not available."""
     try:
-        (stage / name).rename(target)
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False  # the kernel or the file system cannot exchange: fall back to two renames
+    raise OSError(code, os.strerror(code), os.fspath(b))
+
+
+def _swap_in(stage: Path, cache_dir: Path, name: str, faults: Faults) -> None:
+    """Make ``stage/name`` the installed ``cache_dir/name`` in one atomic step; the old one ends in ``stage``."""
+    target = cache_dir / name
+    new = stage / name
+    if not (target.exists() or target.is_symlink()):
+        new.rename(target)
+        return
+    if _exchange(new, target):
+        return
+    old = stage / f"old-{name}"
+    target.rename(old)
+    faults("mid-swap")  # a kill here leaves no database: the next install puts ``old`` back (see _recover)
+    try:
+        new.rename(target)
     except OSError:
-        if had_old:
-            old.rename(target)
+        old.rename(target)
         raise
+
+
+def _recover(cache_dir: Path) -> None:
+    """Finish what a killed install left (the caller holds the install lock): put back a database moved aside
+    and not replaced, then remove the staging directories."""
+    for stage in sorted(cache_dir.glob(f"{STAGE_PREFIX}*")):
+        if not stage.is_dir() or stage.is_symlink():
+            continue
+        for name in DB_DIRS:
+            old, target = stage / f"old-{name}", cache_dir / name
+            if old.is_dir() and not (target.exists() or target.is_symlink()):
+                old.rename(target)
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _install_lock(cache_dir: Path) -> Iterator[None]:
+    """One install at a time per cache: an ``flock`` on the cache directory itself (no file is added to the cache
+    Trivy reads); a second install fails at once."""
+    fd = os.open(cache_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreLockedError(
+                "another stella trivy install is writing this cache", path=str(cache_dir), hint="wait for it to finish"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def install_bundle(
@@ -123,11 +190,13 @@ def install_bundle(
     *,
     at: datetime | None = None,
     observer: Observer | None = None,
+    faults: Faults | None = None,
 ) -> InstallResult:
     """Verify ``bundle`` and install its Trivy cache files under ``cache_dir``; raises the first failure.
 
     ``observer`` hears each check; once it says it is cancelled, the install stops with ``Cancelled`` at the
-    archive's next read or before the swap, and the cache is as it was."""
+    archive's next read or before the swap, and the cache is as it was. ``faults`` hears each point of
+    :data:`FAULT_POINTS` (crash-safety tests kill the process there)."""
     watch = observer or NullObserver()
     report = verify_bundle(bundle, keys, at=at, observer=watch)
     if report.error is not None:
@@ -145,10 +214,28 @@ def install_bundle(
     trivy = manifest.section("trivy")
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        stage = cache_dir / f".stella-install-{secrets.token_hex(6)}"
-        stage.mkdir(mode=0o700)
     except OSError as exc:
         raise EnvironmentFailure(f"cannot write to the cache directory: {exc.strerror}", path=str(cache_dir)) from exc
+    try:
+        with _install_lock(cache_dir):
+            _recover(cache_dir)
+            return _install(bundle, cache_dir, report, ref, trivy, watch, faults or _no_faults)
+    except OSError as exc:  # a full disk while staging, an I/O error: exit 8, the cache as it was
+        where = os.fsdecode(exc.filename) if exc.filename else str(cache_dir)
+        raise EnvironmentFailure(f"cannot install into the cache: {exc.strerror or exc}", path=where) from exc
+
+
+def _no_faults(_point: str) -> None:
+    return None
+
+
+def _install(
+    bundle: Path, cache_dir: Path, report: Any, ref: str, trivy: Any, watch: Observer, faults: Faults
+) -> InstallResult:
+    """Stage, check and swap in the verified bundle's cache files (under the install lock)."""
+    manifest = report.manifest
+    stage = cache_dir / f"{STAGE_PREFIX}{secrets.token_hex(6)}"
+    stage.mkdir(mode=0o700)
     result = InstallResult(str(bundle), str(cache_dir), ref, trivy.get("schemaVersion"), checks=report.checks)
     try:
         listed, written = _stage(bundle, str(manifest.sha256), stage, watch)
@@ -161,8 +248,10 @@ def install_bundle(
             raise IntegrityError("the bundle has no Trivy cache files (cache/db or cache/java-db)", path=str(bundle))
         if watch.is_cancelled():
             raise Cancelled("the Trivy install was cancelled before the cache was changed", path=str(bundle))
+        faults("before-swap")
         for name in dirs:
-            _swap_in(stage, cache_dir, name)
+            _swap_in(stage, cache_dir, name, faults)
+        faults("after-swap")
         with contextlib.suppress(OSError):
             fd = os.open(cache_dir, os.O_RDONLY)
             try:
@@ -173,8 +262,6 @@ def install_bundle(
             entry = listed[path]
             installed = cache_dir / PurePosixPath(path).relative_to("cache")
             result.files.append({"path": str(installed), "sha256": entry.sha256, "size": entry.size})
-    except OSError as exc:
-        raise EnvironmentFailure(f"cannot install into the cache: {exc.strerror or exc}", path=str(cache_dir)) from exc
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return result

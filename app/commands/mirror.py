@@ -87,10 +87,9 @@ def run_import(args: argparse.Namespace) -> int:
         passphrase_file=args.passphrase_file,
         receipt_key=args.receipt_key,
         min_free=_size(args.min_free),
+        receipt_out=args.receipt_out,
     )
     result = MIRROR.receive(resolve_home(args.home), request, CheckPrinter(args, paths=False))
-    if args.receipt_out is not None:
-        args.receipt_out.write_bytes(result.receipt_path.read_bytes())
     if args.json:
         print_json(result.to_dict())
     else:

@@ -61,6 +61,7 @@ def write_archive(
     level: int = 19,
     sink: Observer | None = None,
     cancel: CancelToken | None = None,
+    temp_tag: str | None = None,
 ) -> tuple[str, int]:
     """Write ``entries``, in the order given, as a deterministic archive at ``out``; returns (sha256 hex, size).
 
@@ -88,7 +89,9 @@ def write_archive(
     def cancelled() -> bool:
         return token.is_cancelled() or progress.is_cancelled()
 
-    tmp = out.parent / f".{out.name}.{secrets.token_hex(6)}.tmp"
+    # ``temp_tag`` (a run id) names the temporary file, so what a killed run left can be told apart and removed.
+    tag = f"{temp_tag}." if temp_tag else ""
+    tmp = out.parent / f".{out.name}.{tag}{secrets.token_hex(6)}.tmp"
     try:
         # O_EXCL: never write through a file or link someone placed at the temporary name; 0o666 lets the umask
         # decide the final permissions exactly as for any file the user creates.

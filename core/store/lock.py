@@ -1,14 +1,22 @@
-"""The store's one-writer lock: an ``flock`` on ``store.lock`` that records the holder's PID."""
+"""The store's one-writer lock: an ``flock`` on ``store.lock`` that records the holder's PID.
+
+A reader takes the lock shared through a read-only descriptor when the home is read-only, so a read-only home
+can still be read (``data stats``, ``export runs``...).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
 
 from core.errors import EnvironmentFailure, StoreLockedError
+
+#: Why a lock file cannot be opened for writing on a home the user may only read.
+_READ_ONLY = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 class StoreLock:
@@ -25,9 +33,21 @@ class StoreLock:
 
     def acquire(self) -> StoreLock:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
-            raise EnvironmentFailure(f"cannot open the store lock: {exc.strerror}", path=str(self.path)) from exc
+            if self.exclusive or exc.errno not in _READ_ONLY:
+                raise EnvironmentFailure(f"cannot open the store lock: {exc.strerror}", path=str(self.path)) from exc
+            # A reader of a read-only home: a shared flock needs only a read-only descriptor. With no lock file to
+            # open at all, no writer can have used this home; DuckDB's own lock on the database file still keeps a
+            # read-only connection from meeting a writer.
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return self
+            except OSError as again:
+                raise EnvironmentFailure(
+                    f"cannot open the store lock: {again.strerror}", path=str(self.path)
+                ) from again
         mode = fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
