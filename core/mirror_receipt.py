@@ -17,7 +17,7 @@ import orjson
 
 from core.canonical import canonical_json
 from core.errors import BadInputError, SignatureError
-from core.signing import Signer, dsse_envelope, pae, verify_raw
+from core.signing import Signer, dsse_envelope, dsse_signer
 from core.trust import TrustedKey
 
 RECEIPT_TYPE = "application/vnd.stellaops.mirror-receipt+json"
@@ -49,9 +49,7 @@ def read_receipt(data: bytes, keys: Sequence[TrustedKey], *, source: str) -> dic
     try:
         envelope = orjson.loads(data)
         payload = base64.b64decode(envelope["payload"], validate=True)
-        signatures = [
-            (str(s.get("keyid", "")), base64.b64decode(s["sig"], validate=True)) for s in envelope["signatures"]
-        ]
+        signatures = [base64.b64decode(s["sig"], validate=True) for s in envelope["signatures"]]
         body = orjson.loads(payload)
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
         raise BadInputError(f"not a readable import receipt: {exc!r}", path=source) from None
@@ -59,11 +57,9 @@ def read_receipt(data: bytes, keys: Sequence[TrustedKey], *, source: str) -> dic
         raise BadInputError("not a stella import receipt (payloadType)", path=source)
     if body.get("schema") != RECEIPT_SCHEMA:
         raise BadInputError("unknown import receipt schema", path=source)
-    signed = pae(RECEIPT_TYPE, payload)
-    for keyid, sig in signatures:
-        for key in keys:
-            if key.keyid == keyid and verify_raw(key.public_key, sig, signed):
-                return {**body, "signedBy": key.label}
+    key = dsse_signer(RECEIPT_TYPE, payload, signatures, keys)
+    if key is not None:
+        return {**body, "signedBy": key.label}
     raise SignatureError(
         "the import receipt is not signed by a trusted key",
         path=source,

@@ -22,9 +22,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -34,6 +34,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_ds
 from core.contract.media_types import SIGSTORE_BUNDLE_V03
 from core.errors import BadInputError, EnvironmentFailure, SignatureError, UsageError
 from core.keys import KeyAlgorithm, KeyStore, PrivateKey, PublicKey, keyid_of, public_pem
+
+if TYPE_CHECKING:
+    from core.trust import TrustedKey  # core.trust imports this module
 
 _CHUNK = 1 << 20
 
@@ -244,3 +247,68 @@ def _describe(public: object) -> str:
         if isinstance(public, cls):
             return name
     return type(public).__name__
+
+
+def dsse_verifies(
+    public: PublicKey,
+    signature: bytes,
+    payload_type: str,
+    payload: bytes | None,
+    *,
+    pae_sha256: bytes | None = None,
+    certificate_hash: hashes.HashAlgorithm | None = None,
+) -> bool:
+    """True when ``signature`` is ``public``'s signature over DSSE's PAE(``payload_type``, ``payload``).
+
+    Every DSSE signature stella accepts is checked here: bundles, attestations, receipts, kind manifests. A
+    trusted key (ECDSA P-256 or Ed25519) verifies as :func:`verify_raw` does; with ``pae_sha256``, the SHA-256
+    of the PAE computed while the payload streamed past, a P-256 key needs no ``payload`` (Ed25519 always needs
+    the whole message). A Fulcio certificate's key passes ``certificate_hash``, the hash Sigstore signs with on
+    its curve, and then only a DER signature verifies, as in sigstore-python.
+    """
+    if certificate_hash is not None:
+        if not isinstance(public, ec.EllipticCurvePublicKey) or payload is None:
+            return False
+        try:
+            public.verify(signature, pae(payload_type, payload), ec.ECDSA(certificate_hash))
+        except InvalidSignature:
+            return False
+        return True
+    if pae_sha256 is not None and isinstance(public, ec.EllipticCurvePublicKey):
+        return verify_prehashed_sha256(public, signature, pae_sha256)
+    if payload is None:
+        return False
+    return verify_raw(public, signature, pae(payload_type, payload))
+
+
+def envelope_signatures(entries: Iterable[Any]) -> Iterator[bytes]:
+    """The signatures of a DSSE envelope's ``signatures`` list, leniently: an entry that is not an object or whose
+    ``sig`` is not base64 is skipped (it can verify nothing), for callers that report one failure for the lot."""
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        try:
+            yield base64.b64decode(str(entry.get("sig", "")), validate=True)
+        except ValueError:  # binascii.Error, or a str that is not ASCII
+            continue
+
+
+def dsse_signer(
+    payload_type: str,
+    payload: bytes | None,
+    signatures: Iterable[bytes],
+    keys: Sequence[TrustedKey],
+    *,
+    pae_sha256: bytes | None = None,
+) -> TrustedKey | None:
+    """The first of ``keys`` that one of ``signatures`` verifies with (see :func:`dsse_verifies`); None if none.
+
+    Signatures are tried in order, each against every key; an empty signature never verifies.
+    """
+    for signature in signatures:
+        if not signature:
+            continue
+        for key in keys:
+            if dsse_verifies(key.public_key, signature, payload_type, payload, pae_sha256=pae_sha256):
+                return key
+    return None

@@ -52,11 +52,10 @@ from core.errors import (
 )
 from core.keys import KeyAlgorithm
 from core.progress import Check, NullObserver, Observer
-from core.signing import pae_prefix, sha256_file, verify_prehashed_sha256, verify_raw
+from core.signing import dsse_signer, envelope_signatures, pae_prefix, sha256_file, verify_prehashed_sha256, verify_raw
 from core.trust import TrustedKey
 from verify.bbolt_check import check_bbolt
 from verify.manifest import ListedFile, ManifestReader
-from verify.signatures import dsse_signer, envelope_signatures
 
 MAX_MANIFEST = 1 << 30
 MAX_SIGNATURE = 1 << 16

@@ -42,9 +42,9 @@ from core.contract.manifest import VerifiedManifest
 from core.contract.payload_types import DEVPORTAL_MANIFEST
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, SignatureError, StellaError, UsageError
 from core.progress import Observer
+from core.signing import dsse_signer, envelope_signatures
 from core.trust import TrustedKey
 from verify.bundle import Recorder, VerifyReport, verify_bundle
-from verify.signatures import dsse_signer, envelope_signatures
 
 #: The bundle contract's own files: checked by the ``bundle`` step, not listed in manifest.json.
 CONTRACT_FILES = frozenset(HEAD_ORDER)

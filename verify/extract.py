@@ -21,10 +21,10 @@ from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.contract.bundle import MANIFEST
 from core.errors import BadInputError, IntegrityError, SignatureError
 from core.progress import Observer
+from core.signing import dsse_signer
 from core.trust import TrustedKey
 from verify.bundle import Recorder, VerifyReport, copy_member
 from verify.manifest import ListedFile, ManifestReader
-from verify.signatures import dsse_signer
 
 
 class KindVerification(Recorder):

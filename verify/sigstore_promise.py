@@ -47,9 +47,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core.errors import BadInputError, SignatureError, UnsupportedFormatError
+from core.signing import dsse_verifies
 from core.x509_path import issued_by, issuer_path
 from core.x509_path import signing_certificate as core_signing_certificate
-from verify.signatures import dsse_verifies
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The hash ECDSA pairs with each curve of a Fulcio certificate's key (DSSE signatures sign the PAE with it).

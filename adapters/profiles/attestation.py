@@ -66,10 +66,10 @@ from core.errors import IntegrityError, UsageError
 from core.home import Home
 from core.signing import (
     dsse_envelope,
-    pae,
+    dsse_signer,
+    envelope_signatures,
     sigstore_bundle_v03,
     verify_prehashed_sha256,
-    verify_raw,
 )
 from core.trust import TrustedKey, TrustStore
 from core.x509_path import issuer_path, signing_certificate
@@ -216,9 +216,9 @@ def _signing_keys(signed: dict[str, Any], keys: list[TrustedKey]) -> list[Truste
     try:
         if "dsseEnvelope" in signed or "payload" in signed:
             env = signed.get("dsseEnvelope", signed)
-            message = pae(str(env["payloadType"]), base64.b64decode(env["payload"]))
-            sigs = [base64.b64decode(s["sig"]) for s in env["signatures"]]
-            return [k for k in keys if any(verify_raw(k.public_key, s, message) for s in sigs)]
+            payload_type, payload = str(env["payloadType"]), base64.b64decode(env["payload"])
+            sigs = list(envelope_signatures(env["signatures"]))
+            return [k for k in keys if dsse_signer(payload_type, payload, sigs, [k]) is not None]
         ms = signed["messageSignature"]
         digest = base64.b64decode(ms["messageDigest"]["digest"])
         sig = base64.b64decode(ms["signature"])

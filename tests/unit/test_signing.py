@@ -22,6 +22,8 @@ from core.signing import (
     Signer,
     cosign_blob_signature,
     dsse_envelope,
+    dsse_signer,
+    dsse_verifies,
     pae,
     pae_prefix,
     sigstore_bundle_v03,
@@ -29,8 +31,6 @@ from core.signing import (
 from core.trust import TrustedKey, TrustStore
 from tests.conftest import FIXTURES
 from verify.signatures import (
-    dsse_signer,
-    dsse_verifies,
     find_blob_signer,
     load_public_key_file,
     verify_blob_signature,
