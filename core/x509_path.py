@@ -41,7 +41,7 @@ def well_formed(cert: x509.Certificate) -> bool:
             warnings.simplefilter("ignore", UserWarning)
             _ = (cert.issuer, cert.subject, cert.not_valid_before_utc, cert.not_valid_after_utc, cert.extensions)
             cert.public_key()
-    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
         return False
     return True
 

@@ -511,11 +511,9 @@ def _keyless_bundle(
     if own_reason is None:
         try:
             bundle = Bundle.from_json(raw)
-        except (
-            SigstoreError,
-            ValueError,
-            x509.DuplicateExtension,
-        ) as exc:  # pydantic, or a certificate cryptography refuses
+        except (SigstoreError, ValueError, TypeError, x509.DuplicateExtension) as exc:
+            # pydantic, or a certificate cryptography refuses: it parses names and extensions lazily, and each
+            # failure has its own exception
             raise BadInputError(f"not a verifiable Sigstore bundle: {_first_line(exc)}", path=result.path) from None
         cert = bundle.signing_certificate
         if not well_formed(cert):

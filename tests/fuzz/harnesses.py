@@ -139,6 +139,30 @@ def sources(data: bytes) -> None:
         raise errors[0]
 
 
+def inputs(data: bytes) -> None:
+    """What ``stella import FILE`` does before the store: ``core.inputs.iter_inputs`` unpacks a .zip, .tar, .tar.gz,
+    .tar.zst or plain file, then each document goes through detection and parsing as in :func:`sources`."""
+    from adapters.sources.registry import SOURCES
+    from core.ingest import detect
+    from core.inputs import InputLimits, iter_inputs
+    from core.sources import Candidate
+
+    errors: list[StellaError] = []
+    for item in iter_inputs([_write("import-input", data)], InputLimits(max_document_bytes=MAX_INPUT)):
+        if item.error is not None:
+            errors.append(item.error)
+            continue
+        candidate = Candidate(path=item.path, data=item.data)
+        source = detect(candidate, SOURCES)
+        if source is not None:
+            try:
+                source.parse(candidate)
+            except StellaError as exc:
+                errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
 # -- TUF metadata --------------------------------------------------------------------------------------------------
 
 
@@ -208,7 +232,8 @@ def _json(data: bytes) -> Any:
 def dsse(data: bytes) -> None:
     """``verify.signatures``: a DSSE envelope (``verify_dsse``) and a key-based Sigstore bundle carrying one
     (``verify_sigstore_bundle_keyed``), against a trusted key."""
-    from verify.signatures import envelope_signatures, verify_dsse, verify_sigstore_bundle_keyed
+    from core.signing import envelope_signatures
+    from verify.signatures import verify_dsse, verify_sigstore_bundle_keyed
 
     doc = _json(data[:MAX_INPUT])
     keys = _trusted_keys()
@@ -247,6 +272,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "manifest": manifest,
     "checksums": checksums,
     "sources": sources,
+    "inputs": inputs,
     "tuf": tuf,
     "dsse": dsse,
     "sigstore": sigstore,
