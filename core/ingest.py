@@ -10,24 +10,27 @@ printed here.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from core.clock import utcnow
-from core.errors import BadInputError, Cancelled, ExitCode, StellaError, UsageError
+from core.errors import BadInputError, Cancelled, ExitCode, IntegrityError, StellaError, UsageError
 from core.inputs import InputItem, InputLimits, iter_inputs
 from core.progress import NullObserver, Observer
-from core.records import ParsedDocument
+from core.records import EpssScore, ParsedDocument
 from core.sources import Candidate, SourceFormat
 from core.store import BLOB_THRESHOLD, Store
 from core.store.tables import RowBatch, StagedDocument
 
 DEFAULT_TENANT = "default"
 DEFAULT_BATCH = 2000
+#: Rows of one large table (EPSS scores) written per insert, so a file of millions of rows never becomes one batch.
+ROW_CHUNK = 100_000
 
 
 class Outcome(StrEnum):
@@ -75,9 +78,13 @@ class ImportSummary:
     duplicates: int = 0
     rejected: int = 0
     by_format: Counter[str] = field(default_factory=Counter)
+    hostile_archives: int = 0
 
     @property
     def exit_code(self) -> ExitCode:
+        """4 when an archive was refused as hostile (unsafe member names), else 3 when anything was rejected."""
+        if self.hostile_archives:
+            return ExitCode.INTEGRITY
         return ExitCode.BAD_INPUT if self.rejected else ExitCode.OK
 
     def to_dict(self) -> dict[str, object]:
@@ -155,8 +162,8 @@ class Importer:
                     if len(pending) >= self.batch_size:
                         self._flush(pending, summary)
                         pending = []
-            except BadInputError as exc:
-                # A damaged container: refused as a whole, before any of its members was staged.
+            except (BadInputError, IntegrityError) as exc:
+                # A damaged or hostile container: refused as a whole, before any of its members was staged.
                 self._flush(pending, summary)
                 pending = []
                 self._emit(summary, FileResult(exc.path or str(path), Outcome.REJECTED, error=exc))
@@ -174,6 +181,8 @@ class Importer:
             summary.duplicates += 1
         else:
             summary.rejected += 1
+            if isinstance(result.error, IntegrityError):
+                summary.hostile_archives += 1
         self.sink.advance(1, detail=result.path)
         self.on_result(result)
 
@@ -241,10 +250,21 @@ class Importer:
                     new_blobs.append(doc.sha256)
             with self.store.transaction():
                 self.store.write_batch(batch)
+                for doc, _ in staged:
+                    if doc.parsed.epss is not None:
+                        self._write_epss_scores(doc.sha256, doc.parsed.epss.scores)
         except BaseException:
             for sha in new_blobs:
                 self.store.remove_blob(sha)
             raise
+
+    def _write_epss_scores(self, sha256: str, scores: Iterable[EpssScore]) -> None:
+        """Stream a snapshot's scores into the open transaction, :data:`ROW_CHUNK` rows at a time."""
+        rows = iter(scores)
+        while chunk := list(itertools.islice(rows, ROW_CHUNK)):
+            batch = RowBatch()
+            batch.add_epss_scores(self.tenant, sha256, chunk)
+            self.store.write_batch(batch)
 
     def _log(self, summary: ImportSummary, started: object, paths: Sequence[Path]) -> None:
         with self.store.transaction() as conn:

@@ -4,7 +4,9 @@ Each yielded :class:`InputItem` holds one document's bytes (bounded by ``max_doc
 an archive is never loaded whole. Archive members that are not regular files (links, devices)
 are yielded as rejected items rather than silently skipped. A tar stream is read to its end once
 before its members are imported, so a truncated archive is refused before anything from it is
-written.
+written. An archive with a member whose name is unsafe (``..``, an absolute path or drive letter, a
+backslash, NUL or another control character: the rule bundles follow, ``core.archive.rules``) is
+hostile and refused as a whole (exit 4) before any of its members is yielded.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import IO, cast
 
 import zstandard
 
+from core.archive.rules import printable, unsafe_path_reason
 from core.compression import GZIP_MAGIC, ZSTD_MAGIC, ZstdReader
 from core.contract.bundle import MANIFEST
-from core.errors import BadInputError, EnvironmentFailure
+from core.errors import BadInputError, EnvironmentFailure, IntegrityError
 
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
@@ -167,12 +170,27 @@ def _from_compressed(path: Path, lim: InputLimits, codec: str) -> Iterator[Input
     yield InputItem(label, data)
 
 
+def _check_member_name(archive: Path, name: str) -> None:
+    """Refuse the archive when a member's name is unsafe; a leading ``./`` (``tar -C dir .``) is harmless."""
+    while name.startswith("./"):
+        name = name[2:]
+    if name in ("", "."):
+        return
+    reason = unsafe_path_reason(name.removesuffix("/"))
+    if reason is not None:
+        raise IntegrityError(
+            f"archive member {printable(name)!r} {reason}; refusing the archive, nothing from it was imported",
+            path=str(archive),
+        )
+
+
 def _preflight_tar(path: Path, opener: object) -> None:
-    """Read the whole tar stream once: a truncated or corrupt archive fails before any import."""
+    """Read the whole tar stream once: a truncated or corrupt archive, or an unsafe name, fails before any import."""
     assert callable(opener)
     try:
         with opener() as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
             for member in tar:
+                _check_member_name(path, member.name)
                 if member.isfile():
                     extracted = tar.extractfile(member)
                     if extracted is not None:
@@ -211,6 +229,9 @@ def _from_zip(path: Path, lim: InputLimits) -> Iterator[InputItem]:
             path=str(path),
         ) from None
     with zf:
+        for info in zf.infolist():
+            # orig_filename: zipfile cuts a name at its first NUL, which is itself a trick worth refusing.
+            _check_member_name(path, info.orig_filename)
         for info in zf.infolist():
             label = f"{path}!{info.filename}"
             if info.is_dir():

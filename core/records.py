@@ -9,6 +9,7 @@ Times are UTC ``datetime`` objects without tzinfo (naive UTC), as the store keep
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -191,11 +192,15 @@ class EpssScore:
 
 @dataclass(slots=True)
 class EpssSnapshot:
-    """A FIRST EPSS CSV: model version, score date and rows."""
+    """A FIRST EPSS CSV: model version, score date and rows.
+
+    ``scores`` is sized and iterable, not necessarily a list: a large file's rows are read again from its bytes
+    each time they are iterated, and the store writes them in bounded batches.
+    """
 
     model_version: str | None
     score_date: datetime | None
-    scores: list[EpssScore] = field(default_factory=list)
+    scores: Collection[EpssScore] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import orjson
 
 from core.records import DocumentKind, ParsedDocument
+from core.strict_json import check_no_repeated_keys
 
 _NOT_PARSED = object()
 
@@ -39,7 +40,11 @@ class Candidate:
 
     @property
     def json(self) -> Any:
-        """The parsed JSON value, a list of values for JSON Lines, or ``None`` if not JSON."""
+        """The parsed JSON value, a list of values for JSON Lines, or ``None`` if not JSON.
+
+        Raises :class:`core.errors.SchemaError` (exit 3, with the JSON pointer) when an object repeats a key:
+        see :mod:`core.strict_json`.
+        """
         if self._json is _NOT_PARSED:
             self._json, self._json_error = _parse_json(self.data, self)
         return self._json
@@ -86,17 +91,24 @@ def _parse_json(data: bytes, cand: Candidate) -> tuple[Any, str | None]:
     if not stripped or stripped[:1] not in (b"{", b"[", "{", "["):
         return None, "not a JSON document"
     try:
-        return orjson.loads(raw), None
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         first_error = str(exc)
+    else:
+        check_no_repeated_keys(raw, path=cand.path)
+        return value, None
     # JSON Lines: one value per line (e.g. ``*.intoto.jsonl``).
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if len(lines) > 1:
         try:
-            return JsonLines(orjson.loads(ln) for ln in lines), None
+            values = JsonLines(orjson.loads(ln) for ln in lines)
         except orjson.JSONDecodeError:
             pass
+        else:
+            for number, line in enumerate(lines, 1):
+                check_no_repeated_keys(line, path=cand.path, where=f"JSON Lines value {number}: ")
+            return values, None
     return None, f"malformed JSON: {first_error}"
 
 

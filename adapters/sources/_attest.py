@@ -30,6 +30,7 @@ from core.contract.payload_types import IN_TOTO
 from core.errors import SchemaError, StellaError, UnsupportedFormatError
 from core.records import AttestationSubject
 from core.schema import SchemaValidator
+from core.strict_json import repeated_key
 
 STATEMENT_PREFIX = "https://in-toto.io/Statement"
 STATEMENT_VERSIONS: Mapping[str, str] = MappingProxyType(
@@ -197,6 +198,9 @@ def read_envelope_payload(env: Envelope, where: Where) -> PayloadInfo:
         doc = orjson.loads(env.payload)
     except orjson.JSONDecodeError as exc:
         raise inner.error(f"the in-toto payload is not JSON: {exc}") from None
+    repeated = repeated_key(env.payload)
+    if repeated is not None:
+        raise inner.error(f"the in-toto payload repeats the key {repeated[0]!r} in one object", repeated[1])
     if not isinstance(doc, dict):
         raise inner.error("the in-toto payload must be a JSON object")
     kind = doc.get("_type")

@@ -13,9 +13,9 @@ from importlib import resources
 from typing import Any
 
 import orjson
-import yaml
 from packageurl import PackageURL
 
+from adapters.sources._yaml import load_yaml
 from core.errors import SchemaError
 from core.schema import SchemaValidator
 from core.sources import Candidate
@@ -28,7 +28,7 @@ def load_schema(relpath: str) -> dict[str, Any]:
     ref = resources.files(SCHEMA_PACKAGE).joinpath(relpath)
     data = ref.read_bytes()
     if relpath.endswith((".yaml", ".yml")):
-        loaded: dict[str, Any] = yaml.safe_load(data)
+        loaded: dict[str, Any] = load_yaml(data, path=relpath)
         return loaded
     parsed: dict[str, Any] = orjson.loads(data)
     return parsed

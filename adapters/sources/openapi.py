@@ -3,9 +3,9 @@
 A spec is JSON or YAML. It is validated against the official schema of its version, vendored under
 ``schemas/openapi/`` (OAI/OpenAPI-Specification: the 3.0 schema, draft-04; the 3.1 schema, draft 2020-12, which
 checks the document but not its Schema Objects; the Swagger 2.0 schema). A spec that fails is refused with the
-first violation and its JSON pointer. YAML is read with the safe loader and turned into the JSON data model
-first: mapping keys become strings (``200:`` response codes are integers in YAML) and dates become their
-ISO text, as a JSON parser would have seen them.
+first violation and its JSON pointer. YAML is read with the one safe loader (``_yaml``: aliases and their
+expansion bounded) and turned into the JSON data model first: mapping keys become strings (``200:`` response
+codes are integers in YAML) and dates become their ISO text, as a JSON parser would have seen them.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import yaml
 
 from adapters.sources._common import validator
+from adapters.sources._yaml import load_yaml
 from core.errors import SchemaError, UnsupportedFormatError
 from core.schema import SchemaValidator
 from core.sources import decode_text
+from core.strict_json import check_no_repeated_keys
 
 #: IANA media types of OpenAPI documents (JSON and YAML forms).
 MEDIA_TYPE_JSON = "application/vnd.oai.openapi+json"
@@ -87,16 +88,12 @@ def load_document(path: str, data: bytes) -> Any:
         raise SchemaError(f"not UTF-8 text: {exc}", path=path) from None
     if path.lower().endswith(".json"):
         try:
-            return orjson.loads(text)
+            value = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             raise SchemaError(f"malformed JSON: {exc}", path=path) from None
-    try:
-        return _json_model(yaml.safe_load(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SchemaError(f"malformed YAML{where}: {problem}", path=path) from None
+        check_no_repeated_keys(text, path=path)
+        return value
+    return _json_model(load_yaml(text, path=path))
 
 
 def validate_openapi(path: str, data: bytes) -> OpenApiSpec:

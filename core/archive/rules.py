@@ -11,8 +11,9 @@ Compression = Literal["zstd", "gzip", "none"]
 def unsafe_path_reason(name: str) -> str | None:
     """Why ``name`` may not be a path inside a bundle, or None when it is a safe, normalized relative path.
 
-    Safe means: relative POSIX path, no ``..``, ``.`` or empty component, no backslash, NUL or other control
-    character. The writer and the reader apply the same rule, so every name one writes the other accepts.
+    Safe means: relative POSIX path (no drive letter such as ``C:``), no ``..``, ``.`` or empty component, no
+    backslash, NUL or other control character. The writer and the reader apply the same rule, so every name one
+    writes the other accepts.
     """
     if not name:
         return "has an empty name"
@@ -25,6 +26,8 @@ def unsafe_path_reason(name: str) -> str | None:
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         return "contains a control character"
     parts = name.split("/")
+    if len(parts[0]) >= 2 and parts[0][1] == ":" and parts[0][0].isascii() and parts[0][0].isalpha():
+        return "starts with a drive letter"
     if ".." in parts:
         return "has a '..' component that escapes the bundle root"
     if "" in parts or "." in parts:

@@ -267,13 +267,10 @@ class Store:
     def write_batch(self, batch: RowBatch) -> None:
         """Insert every row of ``batch`` (call inside :meth:`transaction`)."""
         for table, arrow in batch.arrow_tables().items():
-            name = f"_batch_{table}"
             cols = ", ".join(f'"{c}"' for c, _ in TABLES[table])
-            self.conn.register(name, arrow)
-            try:
-                self.conn.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}")
-            finally:
-                self.conn.unregister(name)
+            # A relation, not conn.register(): a registered Arrow table stays alive until the transaction ends
+            # (even once unregistered), so a transaction of many batches (a large EPSS file) would grow without bound.
+            self.conn.from_arrow(arrow).query("_batch", f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _batch")
 
     # -- reading ---------------------------------------------------------------------------
     def tenants(self) -> list[str]:

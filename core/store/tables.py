@@ -6,13 +6,14 @@ built as plain Python lists and written with one ``INSERT ... SELECT`` per table
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
-from core.records import ParsedDocument
+from core.records import EpssScore, ParsedDocument
 
 STR = pa.string()
 STRS = pa.list_(pa.string())
@@ -386,9 +387,8 @@ class RowBatch:
                 )
         if p.epss is not None:
             ep = p.epss
+            # The score rows (millions in a large file) are not added here: see add_epss_scores.
             self._add("epss_snapshots", tenant, sha, ep.model_version, ep.score_date, len(ep.scores))
-            for score in ep.scores:
-                self._add("epss_scores", tenant, sha, score.cve_id, score.epss, score.percentile)
         if p.policy is not None:
             pol = p.policy
             if p.kind == "policy":
@@ -418,6 +418,11 @@ class RowBatch:
                     f.decision,
                     f.reason,
                 )
+
+    def add_epss_scores(self, tenant: str, sha256: str, scores: Iterable[EpssScore]) -> None:
+        """Append EPSS score rows; the writer calls this with bounded slices of a snapshot's scores."""
+        for score in scores:
+            self._add("epss_scores", tenant, sha256, score.cve_id, score.epss, score.percentile)
 
     def arrow_tables(self) -> dict[str, pa.Table]:
         """Non-empty tables as Arrow, with the exact column types of the store."""

@@ -257,7 +257,7 @@ def test_epss_example_with_model_version_and_score_date() -> None:
     assert doc.epss is not None
     assert doc.epss.model_version == "v2023.03.01"
     assert doc.epss.score_date == datetime(2025, 2, 20)
-    assert doc.epss.scores == [
+    assert list(doc.epss.scores) == [
         EpssScore("CVE-1999-0001", 0.00383, 0.73075),
         EpssScore("CVE-1999-0002", 0.01328, 0.85996),
         EpssScore("CVE-1999-0003", 0.04409, 0.92440),
@@ -272,8 +272,9 @@ def test_epss_excerpt_without_comment_line_is_accepted_with_a_warning() -> None:
     assert (doc.epss.model_version, doc.epss.score_date, doc.document_id) == (None, None, "epss:undated")
     assert doc.warnings == ["no #model_version comment line: the model version and score date are unknown"]
     assert len(doc.epss.scores) == 60
-    assert doc.epss.scores[2] == EpssScore("CVE-1999-0003", 0.2438, 0.97622)  # not zero-padded upstream
-    assert doc.epss.scores[0] == EpssScore("CVE-1999-0001", 0.03351, 0.87326)
+    scores = list(doc.epss.scores)
+    assert scores[2] == EpssScore("CVE-1999-0003", 0.2438, 0.97622)  # not zero-padded upstream
+    assert scores[0] == EpssScore("CVE-1999-0001", 0.03351, 0.87326)
 
 
 def test_epss_wrong_header_is_rejected() -> None:
@@ -323,8 +324,8 @@ def test_epss_crlf_and_bom_are_handled() -> None:
     doc = epss.EPSS.parse(cand)
     assert doc.epss is not None
     assert doc.epss.score_date == datetime(2025, 8, 25)
-    assert doc.epss.scores == [EpssScore("CVE-2024-0001", 0.00043, 0.09291)]
-    assert math.isclose(doc.epss.scores[0].percentile, 0.09291)
+    assert list(doc.epss.scores) == [EpssScore("CVE-2024-0001", 0.00043, 0.09291)]
+    assert math.isclose(next(iter(doc.epss.scores)).percentile, 0.09291)
 
 
 def test_epss_sniff_needs_the_header_or_comment_on_the_first_line() -> None:

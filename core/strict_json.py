@@ -1,0 +1,96 @@
+"""JSON as stella imports it: parsed by orjson, and refused when any object repeats a key.
+
+RFC 8259 leaves the meaning of a repeated key to the parser: orjson and Python keep the last value, other
+parsers keep the first or fail. stella ships the raw bytes it imported, so a document whose objects repeat a
+key could say one thing to stella and another to a consumer: it is refused (exit 3) with the key and its JSON
+pointer. orjson does not report repeated keys, so a second, checking pass runs through the standard library's C
+scanner with a small ``object_pairs_hook`` (the cost is measured by ``benchmarks/bench_import.py``); only when it
+finds a repeat is the document walked again to name the pointer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from core.errors import SchemaError
+from core.schema import json_pointer
+
+
+class _Repeated(Exception):
+    pass
+
+
+def _refuse_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _Repeated
+    return obj
+
+
+class _Marker:
+    """Stands in, during the slow pass, for an object that repeats ``key``."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _mark_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _Marker:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return _Marker(key)
+        seen.add(key)
+    return dict(pairs)
+
+
+def repeated_key(data: bytes | str) -> tuple[str, str] | None:
+    """``(key, pointer)`` of the first object (in document order) that repeats a key, or None.
+
+    ``data`` must already be valid JSON (orjson accepted it).
+    """
+    try:
+        json.loads(data, object_pairs_hook=_refuse_repeats)
+    except _Repeated:
+        pass
+    else:
+        return None
+    tree = json.loads(data, object_pairs_hook=_mark_repeats)
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(tree, ())]
+    while stack:
+        value, parts = stack.pop()
+        if isinstance(value, _Marker):
+            return value.key, json_pointer((*parts, value.key))
+        if isinstance(value, dict):
+            stack.extend((v, (*parts, k)) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((v, (*parts, i)) for i, v in reversed(list(enumerate(value))))
+    raise AssertionError("a repeated key was found but not located")  # pragma: no cover
+
+
+def loads(data: bytes | str, *, path: str, base_pointer: str = "", what: str = "document") -> Any:
+    """Parse JSON with orjson; raise :class:`SchemaError` (exit 3) on malformed JSON or a repeated key."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise SchemaError(f"the {what} is malformed JSON: {exc}", path=path, pointer=base_pointer or None) from None
+    check_no_repeated_keys(data, path=path, base_pointer=base_pointer)
+    return value
+
+
+def check_no_repeated_keys(data: bytes | str, *, path: str, base_pointer: str = "", where: str = "") -> None:
+    """Raise :class:`SchemaError` naming the key and its JSON pointer when an object in ``data`` repeats a key."""
+    try:
+        found = repeated_key(data)
+    except RecursionError:
+        raise SchemaError("JSON nesting is too deep to check", path=path) from None
+    if found is not None:
+        key, pointer = found
+        raise SchemaError(
+            f"{where}the key {key!r} appears twice in one object; a repeated key means different things to "
+            "different JSON parsers",
+            path=path,
+            pointer=base_pointer + pointer,
+        )
