@@ -15,7 +15,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pathlib import Path
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
+from core.atomic import write_bytes
 from core.clock import rfc3339, utcnow
 from core.errors import BadInputError, EnvironmentFailure, NotFoundError, UsageError
 from core.home import Home
@@ -179,16 +179,27 @@ class TrustStore:
         }
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            pem_path.write_bytes(public_pem(public))
-            # The .json file marks the entry as present, so it is written last and exclusively: a
-            # concurrent `trust add` of the same label fails here instead of overwriting.
-            fd = os.open(meta_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        except FileExistsError:
-            raise UsageError(f"a trusted key labelled {label!r} already exists", path=str(meta_path)) from None
         except OSError as exc:
             raise EnvironmentFailure(f"cannot write the trust store: {exc.strerror}", path=str(self.dir)) from exc
+        # Each file is written whole or not at all (core.atomic). The .json file marks the entry as present, so it
+        # is written last and exclusively: a concurrent `trust add` of the same label fails here instead of
+        # overwriting.
+        what = "cannot write the trust store"
+        write_bytes(pem_path, public_pem(public), mode=0o644, what=what)
+        try:
+            write_bytes(
+                meta_path,
+                (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode(),
+                mode=0o644,
+                exclusive=True,
+                what=what,
+            )
+        except FileExistsError:
+            raise UsageError(f"a trusted key labelled {label!r} already exists", path=str(meta_path)) from None
+        except BaseException:
+            with contextlib.suppress(OSError):
+                pem_path.unlink()
+            raise
         return key
 
     def get(self, label: str) -> TrustedKey:

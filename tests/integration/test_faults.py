@@ -73,7 +73,7 @@ def _export(stella: Any, out: Path, *extra: str) -> Any:
     return stella("export", "run", "--profile", "json:raw", "--key", "k", "--out", out, "--json", *extra)
 
 
-# -- a full disk: exit 8 naming the path --------------------------------------------------------------------------------
+# -- a full disk: exit 8 naming the path -------------------------------------------------------------------------------
 def test_public_key_to_a_full_device_exits_8_naming_it(stella: Any, signer: Path) -> None:
     res = stella("keys", "export-public", "k", "--out", FULL)
     assert res.code == 8, res.err
@@ -109,7 +109,9 @@ def test_receipt_copy_to_a_full_device_exits_8(stella: Any, signer: Path, home: 
     assert stella("export", "run", "--profile", "mirror:full", "--key", "k", "--out", bundle).code == 0
     mirror = tmp_path / "mirror"
     root = home / "tuf" / "root" / "1.root.json"
-    res = stella("mirror", "import", bundle, "--into", mirror, "--key", signer, "--trust-root", root, "--receipt-out", FULL)
+    res = stella(
+        "mirror", "import", bundle, "--into", mirror, "--key", signer, "--trust-root", root, "--receipt-out", FULL
+    )
     assert res.code == 8, res.err
     assert str(FULL) in res.err
 
@@ -155,7 +157,7 @@ def test_download_to_a_full_disk_leaves_the_old_file(
     assert sorted(os.listdir(full_disk)) == ["copy.tar.zst", "filler"]
 
 
-# -- a link at an output path is replaced, never written through --------------------------------------------------------
+# -- a link at an output path is replaced, never written through -------------------------------------------------------
 def test_download_replaces_a_link_at_the_destination(stella: Any, signer: Path, tmp_path: Path) -> None:
     assert stella("import", "--quiet", SAMPLES / "advisories").code == 0
     bundle = tmp_path / "b.tar.zst"
@@ -197,7 +199,7 @@ def test_receipt_out_into_a_missing_directory_fails_before_the_swap(
     assert res.code == 8, res.err
     assert str(receipt) in res.err
     status = stella("mirror", "status", mirror, "--json").json()
-    assert status["current"] is None  # type: ignore[index]  # the mirror was not changed
+    assert status["current"] is None  # the mirror was not changed
     assert not (mirror / "states").exists() or list((mirror / "states").iterdir()) == []
     receipt.parent.mkdir()
     assert stella(*args, "--receipt-out", receipt).code == 0
@@ -241,7 +243,7 @@ def test_a_killed_export_leaves_temporary_files_that_the_next_run_removes(
     assert any(n.endswith(".staging") for n in left) and any(n.endswith(".tmp") and "someone" not in n for n in left)
     assert _export(stella, out).code == 0
     assert _leftovers(out.parent) == [stranger.name]
-    runs = stella("export", "runs", "--json").json()["runs"]  # type: ignore[index]
+    runs = stella("export", "runs", "--json").json()["runs"]
     assert [r["state"] for r in runs] == ["succeeded", "failed"]
 
 
@@ -309,7 +311,7 @@ def test_trivy_recovery_puts_back_the_old_database(stella: Any, tmp_path: Path) 
     assert sorted(p.name for p in cache.iterdir()) == ["db", "java-db"]
 
 
-# -- a read-only home can be read ---------------------------------------------------------------------------------------
+# -- a read-only home can be read --------------------------------------------------------------------------------------
 def _read_only_runner() -> list[str]:
     """The command prefix that runs a shell in a private mount namespace where a bind mount can be made read-only."""
     for prefix in (["unshare", "-m"], ["unshare", "-rm"]):
@@ -335,10 +337,23 @@ def test_readers_work_on_a_read_only_home(stella: Any, signer: Path, home: Path,
         f"mount --bind {home} {home} && mount -o remount,ro,bind {home} {home} || exit 99\n"
         f"touch {home}/probe 2>/dev/null && exit 98\n"  # the home really is read-only
         f"for c in 'data stats' 'export runs' 'keys list' 'trust list' 'verify {bundle}'; do\n"
-        f"  {stella_cmd} $c --json >/dev/null 2>{tmp_path}/err || {{ echo \"$c: $?\"; cat {tmp_path}/err; exit 1; }}\n"
+        f'  {stella_cmd} $c --json >/dev/null 2>{tmp_path}/err || {{ echo "$c: $?"; cat {tmp_path}/err; exit 1; }}\n'
         "done\n"
-        f"{stella_cmd} import --quiet {SAMPLES / 'vex'} 2>{tmp_path}/err; echo \"writer: $?\"; cat {tmp_path}/err\n"
+        f'{stella_cmd} import --quiet {SAMPLES / "vex"} 2>{tmp_path}/err; echo "writer: $?"; cat {tmp_path}/err\n'
     )
     done = subprocess.run([*prefix, "sh", "-c", script], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "writer: 8" in done.stdout and str(home) in done.stdout  # a writer is refused with exit 8 naming it
+
+
+def test_trust_add_on_a_full_disk_leaves_no_entry(
+    stella: Any, signer: Path, home: Path, full_disk: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.setenv("STELLA_HOME", str(full_disk / "home"))
+    (full_disk / "home" / "trust").mkdir(parents=True)
+    res = stella("trust", "add", "partner", signer)
+    assert res.code == 8, res.err
+    assert str(full_disk / "home" / "trust") in res.err
+    assert [p for p in (full_disk / "home" / "trust").rglob("*") if not p.is_dir()] == []
+    (full_disk / "filler").unlink()
+    assert stella("trust", "add", "partner", signer).code == 0
