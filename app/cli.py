@@ -63,6 +63,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "app.commands.verify",
         "verify a received bundle offline (signatures, every digest and size, layout)",
     ),
+    "verify-script": (
+        "app.commands.verify_script",
+        "print the trusted verify.sh (or verify-portal.sh) for checking a bundle without stella",
+    ),
     "trivy": ("app.commands.trivy", "Trivy DB bundles: install into a Trivy cache"),
     "tuf": ("app.commands.tuf", "TUF keys, thresholds, expiry and root rotation for mirrors"),
     "mirror": ("app.commands.mirror", "import mirror bundles into a mirror directory, safely"),

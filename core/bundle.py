@@ -6,6 +6,8 @@ provenance files); ``provenance.json`` is an in-toto Statement whose subjects ar
 signed as DSSE (``provenance.dsse.json``) and as a Sigstore bundle v0.3 (``provenance.sigstore.json``).
 ``checksums.txt`` is a ``sha256sum -c`` list of ``export.json`` and every listed file; it is a pure
 function of the signed manifest, so a verifier recomputes it and requires an exact match.
+``checksums.txt.sig`` signs it with the same key (as ``export.json.sig`` signs the manifest), so ``verify.sh``
+checks a signed list with openssl and sha256sum alone, without parsing JSON.
 
 Everything signed or hashed is canonical JSON (RFC 8785). Payload files are written to a staging
 directory beside the output while their digests are computed, so no step holds a bundle in memory.
@@ -36,6 +38,7 @@ from core.contract.bundle import (
     BUILD_TYPE,
     BUILDER_ID,
     CHECKSUMS,
+    CHECKSUMS_SIG,
     HEAD_ORDER,
     MANIFEST,
     MANIFEST_SCHEMA,
@@ -522,6 +525,7 @@ def build_bundle(
         (staging / MANIFEST_SIG).write_bytes(cosign_blob_signature(signer, manifest))
         checksums = render_checksums(hashlib.sha256(manifest).hexdigest(), [f.to_manifest() for f in listed])
         (staging / CHECKSUMS).write_bytes(checksums)
+        (staging / CHECKSUMS_SIG).write_bytes(cosign_blob_signature(signer, checksums))
 
         head = [p for p in HEAD_ORDER if (staging / p).exists()]
         rest = [f.path for f in listed if f.path not in head]

@@ -28,6 +28,7 @@ from core.age_stream import AgeError, decrypt_stream
 from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.contract.bundle import (
     CHECKSUMS,
+    CHECKSUMS_SIG,
     LISTED_HEAD,
     MANIFEST,
     MANIFEST_SIG,
@@ -227,6 +228,13 @@ class _Verification(Recorder):
             if third is None or third.name != CHECKSUMS:
                 raise self.failed("layout", IntegrityError("checksums.txt must follow the signature", path=CHECKSUMS))
             checksums_path, _ = self.spool(third, MAX_MANIFEST)
+            fourth = next(members, None)
+            if fourth is None or fourth.name != CHECKSUMS_SIG:
+                raise self.failed(
+                    "layout", IntegrityError("checksums.txt.sig must follow checksums.txt", path=CHECKSUMS_SIG)
+                )
+            checksums_sig, _ = self.spool(fourth, MAX_SIGNATURE)
+            self.check_checksums_signature(checksums_path, checksums_sig.read_bytes())
             head_seen = self.check_members(members, manifest)
         if self.identities and self.plaintext:
             self.passed("decryption", f"{self.decrypted} encrypted files decrypted; plaintext digests match")
@@ -240,16 +248,28 @@ class _Verification(Recorder):
             signature = base64.b64decode(sig_text.strip(), validate=True)
         except binascii.Error:
             raise self.failed("signature", SignatureError("export.json.sig is not base64", path=MANIFEST_SIG)) from None
-        digest = sha256_file(manifest_path)
         for key in self.keys:
-            if key.algorithm is KeyAlgorithm.ECDSA_P256:
-                assert isinstance(key.public_key, ec.EllipticCurvePublicKey)
-                ok = verify_prehashed_sha256(key.public_key, signature, digest)
-            else:
-                ok = verify_raw(key.public_key, signature, manifest_path.read_bytes())
-            if ok:
+            if _blob_verifies(key, signature, manifest_path):
                 return self.signed_by(key, MANIFEST_SIG)
         raise self.unsigned(self.keys, MANIFEST_SIG)
+
+    def check_checksums_signature(self, checksums_path: Path, sig_text: bytes) -> None:
+        """``checksums.txt.sig`` verifies with the key that signed the manifest (what ``verify.sh`` relies on).
+
+        A failure is the ``checksums`` check's; a pass is reported with the ``checksums`` check, at the end."""
+        try:
+            signature = base64.b64decode(sig_text.strip(), validate=True)
+        except binascii.Error:
+            signature = b""
+        assert self.signer is not None  # the manifest signature passed first
+        if not _blob_verifies(self.signer, signature, checksums_path):
+            raise self.failed(
+                "checksums",
+                SignatureError(
+                    f"checksums.txt.sig does not verify with the manifest's signer {self.signer.label!r}",
+                    path=CHECKSUMS_SIG,
+                ),
+            )
 
     def check_scope_of(self, header: dict[str, Any]) -> None:
         profile = str((header.get("profile") or {}).get("id", ""))
@@ -467,7 +487,7 @@ class _Verification(Recorder):
                     )
             if fh.read(1):
                 raise self.failed("checksums", IntegrityError("has lines the signed manifest does not", path=CHECKSUMS))
-        self.passed("checksums", "checksums.txt agrees with the signed manifest", CHECKSUMS)
+        self.passed("checksums", "checksums.txt agrees with the signed manifest", CHECKSUMS)  # and its signature
 
     def check_provenance(self, head: dict[str, HeadFile]) -> None:
         if PROVENANCE not in head or PROVENANCE_DSSE not in head:
@@ -545,6 +565,14 @@ class _Verification(Recorder):
                 ),
             )
         self.passed("time", f"created {created}" + (f", evaluated at {at.isoformat()}Z" if at else ""))
+
+
+def _blob_verifies(key: TrustedKey, signature: bytes, path: Path) -> bool:
+    """A cosign blob signature over the file at ``path``: ECDSA over its SHA-256, Ed25519 over its bytes."""
+    if key.algorithm is KeyAlgorithm.ECDSA_P256:
+        assert isinstance(key.public_key, ec.EllipticCurvePublicKey)
+        return verify_prehashed_sha256(key.public_key, signature, sha256_file(path))
+    return verify_raw(key.public_key, signature, path.read_bytes())
 
 
 def _extract_member(tarball: Path, name: str, target: Path) -> None:

@@ -1,9 +1,11 @@
 """The bundle contract every kind of bundle shares: the head files, their archive order, the trust prefix.
 
-An archive starts with ``export.json``, ``export.json.sig`` and ``checksums.txt`` (:data:`UNLISTED`: the manifest
-does not list them), then the listed head files (:data:`LISTED_HEAD`: README, verify script, provenance), then the
-payload ordered by :func:`bundle_order` (trust metadata first, then by path). The writer (``core.bundle``) lays a
-bundle out this way and the verifier (``verify.bundle``) rejects any other order.
+An archive starts with ``export.json``, ``export.json.sig``, ``checksums.txt`` and ``checksums.txt.sig``
+(:data:`UNLISTED`: the manifest does not list them; both signatures are by the same key, so a verifier without
+stella checks the signed ``checksums.txt`` and never parses JSON), then the listed head files
+(:data:`LISTED_HEAD`: README, verify script, provenance), then the payload ordered by :func:`bundle_order`
+(trust metadata first, then by path). The writer (``core.bundle``) lays a bundle out this way and the verifier
+(``verify.bundle``) rejects any other order.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 MANIFEST = "export.json"
 MANIFEST_SIG = "export.json.sig"
 CHECKSUMS = "checksums.txt"
+CHECKSUMS_SIG = "checksums.txt.sig"
 README = "README.txt"
 VERIFY_SCRIPT = "verify.sh"
 PROVENANCE = "provenance.json"
@@ -23,8 +26,8 @@ MANIFEST_SCHEMA = "https://stellaops.dev/schemas/export-manifest/v1"
 BUILD_TYPE = "https://stellaops.dev/export-center/bundle/v1"
 BUILDER_ID = "https://stellaops.dev/export-center/offline"
 
-#: Files that are not listed in the manifest: the manifest, its signature, and the derived checksums.
-UNLISTED = (MANIFEST, MANIFEST_SIG, CHECKSUMS)
+#: Files that are not listed in the manifest: the manifest, its signature, the derived checksums and their signature.
+UNLISTED = (MANIFEST, MANIFEST_SIG, CHECKSUMS, CHECKSUMS_SIG)
 #: Listed files that come before the payload: README, verify script and the provenance files.
 LISTED_HEAD = (README, VERIFY_SCRIPT, PROVENANCE, PROVENANCE_DSSE, PROVENANCE_SIGSTORE)
 #: Archive order before the payload (sorted by :func:`bundle_order`): the verifier can reject early.

@@ -22,6 +22,7 @@ HEAD = [
     "export.json",
     "export.json.sig",
     "checksums.txt",
+    "checksums.txt.sig",
     "README.txt",
     "verify.sh",
     "provenance.json",
@@ -86,7 +87,8 @@ def _tamper(built: dict[str, Any], tmp_path: Path, name: str, mutate: Any) -> Pa
     [
         ("export.json", 5),
         ("export.json.sig", 5),
-        ("checksums.txt", 4),
+        ("checksums.txt", 5),  # the signature over it no longer verifies
+        ("checksums.txt.sig", 5),
         ("README.txt", 4),
         ("verify.sh", 4),
         ("provenance.json", 4),

@@ -205,7 +205,7 @@ def test_verified_bundle_layout_and_manifest(stella: Stella, bundle: tuple[Path,
     assert [c["check"] for c in report["checks"]] == ["signature", "manifest", "signer scope", "files", "bundle"]
     assert report["manifest"]["portal"] == "petstore" and report["manifest"]["fileCount"] == 10
     names = [info.name for info, _ in _members(path)]
-    assert names[:3] == ["export.json", "export.json.sig", "checksums.txt"]
+    assert names[:4] == ["export.json", "export.json.sig", "checksums.txt", "checksums.txt.sig"]
     assert {"manifest.json", "manifest.dsse.json", "serve.sh", "verify-portal.sh", "portal/index.html"} <= set(names)
     data = dict((info.name, blob) for info, blob in _members(path))
     manifest = orjson.loads(data["manifest.json"])
