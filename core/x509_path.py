@@ -16,6 +16,19 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
+#: What cryptography raises for a malformed certificate: it parses the version on loading, and names, validity,
+#: extensions and the key only when each is first read, every failure with its own exception.
+CERTIFICATE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
+_DECODE_ERRORS: tuple[type[Exception], ...] = (binascii.Error, *CERTIFICATE_ERRORS)
+
 
 def signing_certificate(material: dict[str, Any]) -> x509.Certificate | None:
     """The leaf certificate of a Sigstore bundle's ``verificationMaterial`` (v0.3 ``certificate``, or the first
@@ -28,20 +41,20 @@ def signing_certificate(material: dict[str, Any]) -> x509.Certificate | None:
         raw = chain[0].get("rawBytes") if isinstance(chain, list) and chain and isinstance(chain[0], dict) else None
     try:
         cert = x509.load_der_x509_certificate(base64.b64decode(str(raw), validate=True)) if raw else None
-    except (ValueError, binascii.Error):
+    except _DECODE_ERRORS:
         return None
     return cert if cert is not None and well_formed(cert) else None
 
 
 def well_formed(cert: x509.Certificate) -> bool:
     """True when every field a verifier reads parses. cryptography parses a certificate's validity, names,
-    extensions and key only when asked, so a damaged field would otherwise surface as a ValueError mid-check."""
+    extensions and key only when asked, so a damaged field would otherwise surface as an exception mid-check."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             _ = (cert.issuer, cert.subject, cert.not_valid_before_utc, cert.not_valid_after_utc, cert.extensions)
             cert.public_key()
-    except (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+    except CERTIFICATE_ERRORS:
         return False
     return True
 

@@ -39,7 +39,7 @@ from core.contract.payload_types import IN_TOTO
 from core.errors import BadInputError, SignatureError, StellaError, UnsupportedFormatError
 from core.signing import verify_prehashed_sha256
 from core.trust import TrustedKey
-from core.x509_path import well_formed
+from core.x509_path import CERTIFICATE_ERRORS, well_formed
 from verify.signatures import verify_dsse, verify_sigstore_bundle_keyed
 from verify.sigstore_promise import signing_certificate, sigstore_python_refuses, verify_promise
 
@@ -509,11 +509,10 @@ def _keyless_bundle(
     own_reason = sigstore_python_refuses(doc, version)
     bundle = None
     if own_reason is None:
+        unreadable: tuple[type[Exception], ...] = (SigstoreError, *CERTIFICATE_ERRORS)  # pydantic raises ValueError
         try:
             bundle = Bundle.from_json(raw)
-        except (SigstoreError, ValueError, TypeError, x509.DuplicateExtension) as exc:
-            # pydantic, or a certificate cryptography refuses: it parses names and extensions lazily, and each
-            # failure has its own exception
+        except unreadable as exc:
             raise BadInputError(f"not a verifiable Sigstore bundle: {_first_line(exc)}", path=result.path) from None
         cert = bundle.signing_certificate
         if not well_formed(cert):

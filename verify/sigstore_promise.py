@@ -48,7 +48,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core.errors import BadInputError, SignatureError, UnsupportedFormatError
 from core.signing import dsse_verifies
-from core.x509_path import issued_by, issuer_path
+from core.x509_path import CERTIFICATE_ERRORS, issued_by, issuer_path
 from core.x509_path import signing_certificate as core_signing_certificate
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -258,6 +258,10 @@ def signing_certificate(material: dict[str, Any], path: str) -> x509.Certificate
     return leaf
 
 
+#: A trusted root's CA entry that is not an object of base64 DER certificates is skipped.
+_CA_ERRORS: tuple[type[Exception], ...] = (KeyError, binascii.Error, *CERTIFICATE_ERRORS)
+
+
 def _chain(leaf: x509.Certificate, root: dict[str, Any], at: datetime, path: str) -> list[x509.Certificate]:
     """The CA certificates (issuer first) of the trusted root's authority that issued ``leaf``, valid at ``at``."""
     for ca in root.get("certificateAuthorities") or []:
@@ -268,7 +272,7 @@ def _chain(leaf: x509.Certificate, root: dict[str, Any], at: datetime, path: str
                 x509.load_der_x509_certificate(base64.b64decode(c["rawBytes"]))
                 for c in (_obj(ca.get("certChain")).get("certificates") or [])
             ]
-        except (KeyError, TypeError, ValueError, binascii.Error):
+        except _CA_ERRORS:
             continue
         holds = bool(certs) and _path_holds(leaf, certs, at)
         if holds:
@@ -465,7 +469,7 @@ def _b64(value: Any) -> bytes | None:
 def _pem_cert(pem: bytes | None) -> x509.Certificate | None:
     try:
         return x509.load_pem_x509_certificate(pem) if pem else None
-    except ValueError:
+    except CERTIFICATE_ERRORS:
         return None
 
 
