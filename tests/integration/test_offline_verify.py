@@ -416,3 +416,15 @@ def test_the_copy_inside_a_bundle_is_called_untrusted_in_its_readme(signed: dict
     readme = (signed["tree"] / "README.txt").read_text()
     assert "stella verify-script" in readme and "checksums.txt.sig" in readme
     assert base64.b64decode((signed["tree"] / "checksums.txt.sig").read_bytes(), validate=True)
+
+
+def test_a_rewritten_bundle_is_signed_again_checksums_included(signed: dict[str, Any], tmp_path: Path) -> None:
+    """core.bundle_rewrite re-derives every signature: the trusted script accepts its output and its new list."""
+    from core.bundle_rewrite import rewrite_bundle
+
+    out = tmp_path / "rewritten.tar.zst"
+    rewrite_bundle(signed["bundle"], out, signed["signer"], {}, add={"data/added.json": (b"{}\n", "application/json")})
+    tree = _extract(out, tmp_path / "tree")
+    assert "  data/added.json\n" in (tree / "checksums.txt").read_text()
+    res = _run(signed["script"], signed["pub"], tree)
+    assert res.returncode == 0, res.stderr
