@@ -8,6 +8,8 @@ A mirror directory::
     states/<name>/meta/            export.json and its signature, the signed import receipt, and tuf/:
                                    the TUF metadata this state's import trusted (rollback protection)
     receipts/                      every receipt written, oldest first
+    trust-root.json                the pinned TUF root; trust-changes.jsonl: every pin and re-pin
+                                   (``services.mirror_trust``)
     quarantine/<time>-<bundle>/    bundles that failed, with reason.json
     .lock, .staging-*              the import lock; work in progress (removed by the next import)
 

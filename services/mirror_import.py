@@ -47,6 +47,7 @@ from core.progress import Check, NullObserver, Observer
 from core.signing import Signer, sha256_file
 from core.trust import TrustedKey
 from services.mirror_dir import Faults, MirrorDir, fsync_dir, fsync_tree
+from services.mirror_trust import STATE_PIN, RootChoice, RootInfo, choose_root, prepare_pin
 from verify.bundle import copy_member, verify_bundle
 from verify.mirror import check_base, check_signed_state, check_tenant, tuf_detail
 from verify.tuf_client import TufVerification, verify_mirror
@@ -123,8 +124,10 @@ class _StagedImport:
         observer: Observer,
         faults: Faults,
         receipt_out: Path | None = None,
+        root_choice: RootChoice | None = None,
     ) -> None:
         self.mirror = mirror
+        self.root_choice = root_choice or RootChoice(trust_root, True, None, None)
         self.bundle = bundle
         self.keys = keys
         self.trust_root = trust_root
@@ -217,6 +220,7 @@ class _StagedImport:
                 outputs.append(
                     PreparedFile.prepare(self.receipt_out, receipt_bytes, what="cannot write the receipt copy")
                 )
+            outputs += prepare_pin(self.mirror.path, self.root_choice)  # the first import pins its TUF root
             self.faults("before-swap")
             if self.observer.is_cancelled():  # the last moment the mirror is untouched
                 raise Cancelled(
@@ -359,9 +363,10 @@ class _StagedImport:
 
     def verify_tuf(self, current: Path | None) -> TufVerification:
         cache = self.meta / "tuf"
-        if current is not None and (current / "meta" / "tuf").is_dir():
+        # The TUF state of the current import carries over, unless the pinned root was replaced since.
+        if self.root_choice.keep_state and current is not None and (current / "meta" / "tuf").is_dir():
             shutil.copytree(current / "meta" / "tuf", cache)
-        root = self.trust_root
+        root = self.root_choice.root
         if root is None and (cache / "root.json").is_file():
             root = (cache / "root.json").read_bytes()
         if root is None:
@@ -369,7 +374,11 @@ class _StagedImport:
                 "the first import into a mirror needs the TUF root to trust",
                 hint="give --trust-root 1.root.json (received out of band, e.g. from `stella tuf status`'s home)",
             )
-        return verify_mirror(self.tree, root, state_dir=cache, at=self.at, strict=True)
+        verification = verify_mirror(self.tree, root, state_dir=cache, at=self.at, strict=True)
+        pinned = self.root_choice.pinned or RootInfo.of(root)
+        with failing_as_environment(self.meta / STATE_PIN, "cannot write the state's pinned root"):
+            (self.meta / STATE_PIN).write_text(pinned.sha256 + "\n")
+        return verification
 
 
 def import_bundle(
@@ -402,6 +411,8 @@ def import_bundle(
         raise UsageError("no such bundle file", path=str(bundle))
     mirror = MirrorDir(into)
     with mirror.locked():
+        # A --trust-root other than the pinned one is refused before anything is read (the bundle is not at fault).
+        root_choice = choose_root(into, trust_root, mirror.current())
         job = _StagedImport(
             mirror,
             bundle,
@@ -415,6 +426,7 @@ def import_bundle(
             observer=observer or NullObserver(),
             faults=faults or _no_faults,
             receipt_out=receipt_out,
+            root_choice=root_choice,
         )
         try:
             return job.run()

@@ -1,4 +1,4 @@
-"""`stella mirror import|status|verify|rollback|query`: the receiving side of mirror bundles (``services.mirror``)."""
+"""`stella mirror import|status|verify|rollback|query|trust-root`: the receiving side of mirror bundles."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from core.errors import UsageError
 from core.home import resolve_home
 from services.mirror import query_mirror, rollback, status, verify_current
 from services.mirror_import import DEFAULT_MIN_FREE
+from services.mirror_trust import replace_trust_root
 from services.receive import MIRROR, ReceiveRequest
 
 _SIZE = re.compile(r"^([0-9]+)([KMGT]?)$")
@@ -36,7 +37,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     imp.add_argument("bundle", type=Path)
     imp.add_argument("--into", type=Path, required=True, metavar="DIR", help="the mirror directory")
     imp.add_argument("--key", type=Path, action="append", metavar="PUB", help="trusted bundle signer (PEM)")
-    imp.add_argument("--trust-root", type=Path, metavar="ROOT.json", help="TUF root to trust (first import)")
+    imp.add_argument(
+        "--trust-root",
+        type=Path,
+        metavar="ROOT.json",
+        help="TUF root to pin (first import); later, only that same root (change it with `mirror trust-root`)",
+    )
     imp.add_argument("--identity", type=Path, action="append", metavar="FILE", help="age identity file")
     imp.add_argument("--passphrase-file", type=Path, metavar="F", help="age passphrase the payload used")
     imp.add_argument("--at", metavar="TIME", help="evaluate expiry at this RFC 3339 time (UTC)")
@@ -54,6 +60,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ve.add_argument("dir", type=Path)
     ve.add_argument("--at", metavar="TIME", help="evaluate expiry at this time")
     ve.set_defaults(handler=run_verify)
+
+    tr = msub.add_parser(
+        "trust-root",
+        parents=[common],
+        help="replace the TUF root a mirror trusts (loud, recorded)",
+        description="Pin another TUF root for a mirror directory: the next import verifies from it, with fresh TUF "
+        "state. Check the new root's digest with its sender out of band first. The old and the new root's sha256 "
+        "are printed and the change is appended to DIR/trust-changes.jsonl.",
+    )
+    tr.add_argument("--replace", type=Path, required=True, metavar="NEW_ROOT.json", help="the root to trust from now")
+    tr.add_argument("--into", type=Path, required=True, metavar="DIR", help="the mirror directory")
+    tr.add_argument("--yes", action="store_true", help="say you mean it (required)")
+    tr.set_defaults(handler=run_trust_root)
 
     rb = msub.add_parser("rollback", parents=[common], help="make the previous state current again")
     rb.add_argument("dir", type=Path)
@@ -169,3 +188,16 @@ def _say(args: argparse.Namespace, body: dict[str, Any], text: str) -> None:
         print_json(body)
     else:
         stdout.print(escape(text))
+
+
+def run_trust_root(args: argparse.Namespace) -> int:
+    change = replace_trust_root(args.into, args.replace, yes=args.yes)
+    if args.json:
+        print_json(change.to_dict())
+        return 0
+    previous = str(change.previous) if change.previous is not None else "none"
+    stderr.print(f"[bold yellow]warning:[/] the TUF root {escape(str(args.into))} trusts was replaced")
+    stdout.print(f"old root: {escape(previous)}")
+    stdout.print(f"new root: {escape(str(change.root))}")
+    stdout.print(f"recorded in {escape(str(change.to_dict()['log']))}; the next import verifies from the new root")
+    return 0
