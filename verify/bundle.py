@@ -25,7 +25,8 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.age_stream import AgeError, decrypt_stream
-from core.archive.reader import ReaderLimits, SafeArchiveReader
+from core.archive.canonical import EXEC_MODE, FILE_MODE
+from core.archive.reader import ArchiveMember, ReaderLimits, SafeArchiveReader
 from core.contract.bundle import (
     CHECKSUMS,
     CHECKSUMS_SIG,
@@ -36,6 +37,7 @@ from core.contract.bundle import (
     PROVENANCE_DSSE,
     PROVENANCE_SIGSTORE,
     UNLISTED,
+    VERIFY_SCRIPT,
     bundle_order,
 )
 from core.contract.manifest import VerifiedManifest
@@ -195,7 +197,7 @@ class _Verification(Recorder):
 
     def run(self) -> None:
         with SafeArchiveReader(self.bundle, ReaderLimits(), cancel=self.observer) as reader:
-            members = iter(reader)
+            members = self.with_contract_modes(iter(reader))
             first = next(members, None)
             if first is None or first.name != MANIFEST:
                 found = first.name if first is not None else "an empty archive"
@@ -212,6 +214,7 @@ class _Verification(Recorder):
             sig_path, _ = self.spool(second, MAX_SIGNATURE)
             self.check_manifest_signature(manifest_path, sig_path.read_bytes())
             manifest = ManifestReader(manifest_path)
+            self.check_archive_time(reader.mtime, manifest.header)
             self.report.manifest = VerifiedManifest.from_dict(
                 {k: v for k, v in manifest.header.items() if k != "selectors"}
                 | {
@@ -241,6 +244,37 @@ class _Verification(Recorder):
         self.check_checksums(checksums_path, manifest, manifest_sha)
         self.check_provenance(head_seen)
         self.check_time(manifest.header)
+
+    def with_contract_modes(self, members: Iterator[ArchiveMember]) -> Iterator[ArchiveMember]:
+        """The members, each checked for the mode the bundle writer gives it: 0755 for verify.sh, else 0644.
+
+        The archive reader already refuses every other header byte that differs from the writer's; which of its
+        two modes a file has is the bundle's rule, so it is checked here."""
+        for member in members:
+            want = EXEC_MODE if member.name == VERIFY_SCRIPT else FILE_MODE
+            if member.mode != want:
+                raise self.failed(
+                    "layout",
+                    IntegrityError(f"archive mode {member.mode:#o}, where a bundle has {want:#o}", path=member.name),
+                )
+            yield member
+
+    def check_archive_time(self, mtime: int | None, header: dict[str, Any]) -> None:
+        """Every archive entry carries the same mtime (the reader checks); it must be the manifest's createdAt."""
+        created = header.get("createdAt")
+        try:
+            created_at = datetime.fromisoformat(str(created).replace("Z", "+00:00")).replace(tzinfo=None)
+        except ValueError:
+            return  # the time check reports a malformed createdAt
+        want = int((created_at - datetime(1970, 1, 1)).total_seconds())
+        if mtime != want:
+            raise self.failed(
+                "layout",
+                IntegrityError(
+                    f"archive entries carry mtime {mtime}, not the manifest's createdAt {created} ({want})",
+                    path=str(self.bundle),
+                ),
+            )
 
     def check_manifest_signature(self, manifest_path: Path, sig_text: bytes) -> None:
         self.require_keys(self.keys)

@@ -2,14 +2,21 @@
 
 :class:`SafeArchiveReader` walks a received ``.tar.zst`` / ``.tar.gz`` / ``.tar`` member by member, straight from
 the compressed file; nothing is extracted. Its own small tar parser fails closed: unsafe names, links, devices,
-duplicates, a truncated or corrupt stream, a missing end-of-archive marker, data after it, and anything over the
-:class:`ReaderLimits` are errors, never skipped. Iteration ends normally only after the end-of-archive marker and
-the end of the compressed stream (and its checksum) have been read.
+directories, duplicates, a truncated or corrupt stream, a missing end-of-archive marker, data after it, and
+anything over the :class:`ReaderLimits` are errors, never skipped. Iteration ends normally only after the
+end-of-archive marker and the end of the compressed stream (and its checksum) have been read.
+
+Bundles are deterministic, so the reader accepts only their canonical form (:mod:`core.archive.canonical`, the
+definition the writer emits): each member's header blocks must equal, byte for byte, the writer's encoding of that
+member (name, size, mode 0644 or 0755, and the mtime every member shares with the first: the verifier checks that
+one against the manifest's ``createdAt``); padding is zeros; the end-of-archive blocks are exactly the writer's;
+the compressed stream is one zstd frame or one gzip member with the writer's header and nothing after it. So no
+byte outside the members' data escapes the signed manifest: a PAX record, a user name, a set-uid mode, a skippable
+frame or a gzip file name is an IntegrityError naming the member or offset.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
 import queue
 import threading
@@ -22,9 +29,21 @@ from typing import IO, Any
 
 import zstandard
 
+from core.archive.canonical import (
+    GZIP_HEADER_SIZE,
+    GZIP_HEADERS,
+    MODES,
+    PAX,
+    ZSTD_FRAME_HEADER_SIZE,
+    end_of_archive,
+    field_at,
+    member_header,
+    padding,
+    zstd_frame_headers,
+)
 from core.archive.rules import Compression, parent_dirs, printable, unsafe_path_reason
-from core.compression import GZIP_MAGIC, ZSTD_MAGIC, ZstdReader
-from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError
+from core.compression import GZIP_MAGIC, ZSTD_MAGIC, GzipMemberReader, TrailingData, ZstdReader
+from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError, StellaError
 from core.progress import Cancellable
 
 BLOCK = 512
@@ -36,8 +55,8 @@ RATIO_GRACE = 16 << 20
 #: bytes object. Feeding it 4 KiB at a time keeps one step at <= 128 MiB, and the ratio limit stops a bomb after
 #: the first 16 MiB.
 ZSTD_RAW_CHUNK = 4 << 10
-MAX_PAX_HEADER = 1 << 20
-MAX_LONG_NAME = 64 << 10
+#: The writer's pax records hold a path and a size; a safe path is far shorter than this.
+MAX_PAX_HEADER = 64 << 10
 
 
 @dataclass
@@ -123,12 +142,15 @@ class SafeArchiveReader:
     """Streams the regular-file members of a received bundle archive, failing closed on anything unsafe.
 
     Detects zstd, gzip or plain tar by magic bytes. Iterating yields :class:`ArchiveMember` objects in
-    archive order (plain directory entries are checked, then skipped). Raises IntegrityError (exit 4),
-    naming the entry, for an absolute path, a ``..`` component, a backslash, NUL or control character, a
-    link, a device or fifo, a duplicate name, or a directory entry that is not a plain directory; raises
-    BadInputError (exit 3), naming the archive, for truncated or corrupt compression or tar data, a missing
-    end-of-archive marker, data after it, or a :class:`ReaderLimits` limit exceeded. With ``cancel`` (a token or an
-    observer), once it says so from another thread the reader stops at the next read with :class:`Cancelled`.
+    archive order. Raises IntegrityError (exit 4), naming the entry or offset, for an absolute path, a ``..``
+    component, a backslash, NUL or control character, a link, a device, fifo or directory entry, a duplicate
+    name, and for any byte outside the members' data that differs from the canonical form the writer emits
+    (:mod:`core.archive.canonical`): a header field, a PAX or GNU record, non-zero padding, data after the
+    end-of-archive marker or after the one zstd frame or gzip member, a zstd or gzip header the writer never
+    writes. Raises BadInputError (exit 3), naming the archive, for truncated or corrupt compression or tar data, a
+    missing end-of-archive marker, or a :class:`ReaderLimits` limit exceeded. ``mtime`` is the time every member
+    carries, known once the first member has been read. With ``cancel`` (a token or an observer), once it says so
+    from another thread the reader stops at the next read with :class:`Cancelled`.
     """
 
     def __init__(self, path: Path, limits: ReaderLimits | None = None, *, cancel: Cancellable | None = None) -> None:
@@ -148,20 +170,30 @@ class SafeArchiveReader:
         counted: _CountingRaw | None = None
         source: IO[bytes]
         self.compression: Compression
-        if head.startswith(ZSTD_MAGIC):
-            counted = _CountingRaw(raw, ZSTD_RAW_CHUNK)
-            source = io.BufferedReader(ZstdReader(counted), buffer_size=CHUNK)  # type: ignore[arg-type]
-            self.compression = "zstd"
-        elif head.startswith(GZIP_MAGIC):
-            counted = _CountingRaw(raw, CHUNK)
-            source = gzip.GzipFile(fileobj=counted, mode="rb")  # type: ignore[assignment]
-            self.compression = "gzip"
-        elif len(head) == BLOCK and (head[257:262] == b"ustar" or head == bytes(BLOCK)):
-            source = raw
-            self.compression = "none"
-        else:
+        try:
+            if head.startswith(ZSTD_MAGIC):
+                _check_zstd_header(head, label)
+                counted = _CountingRaw(raw, ZSTD_RAW_CHUNK)
+                zstd = ZstdReader(counted, single_frame=True)  # type: ignore[arg-type]
+                source = io.BufferedReader(zstd, buffer_size=CHUNK)
+                self.compression = "zstd"
+            elif head.startswith(GZIP_MAGIC):
+                _check_gzip_header(head, label)
+                counted = _CountingRaw(raw, CHUNK)
+                source = io.BufferedReader(GzipMemberReader(counted), buffer_size=CHUNK)  # type: ignore[arg-type]
+                self.compression = "gzip"
+            elif len(head) == BLOCK and (head[257:262] == b"ustar" or head == bytes(BLOCK)):
+                source = raw
+                self.compression = "none"
+            elif head[:4] in _SKIPPABLE:
+                raise IntegrityError(
+                    "archive starts with a zstd skippable frame; a bundle is exactly one zstd frame", path=label
+                )
+            else:
+                raise BadInputError("is not a tar, .tar.gz or .tar.zst archive", path=label)
+        except StellaError:
             raw.close()
-            raise BadInputError("is not a tar, .tar.gz or .tar.zst archive", path=label)
+            raise
         if counted is not None:
             # Decompress on a second core while this thread parses and hashes (both release the GIL).
             source = _Prefetch(source)  # type: ignore[assignment]
@@ -177,6 +209,11 @@ class SafeArchiveReader:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    @property
+    def mtime(self) -> int | None:
+        """The mtime every member carries (the first member's), or None before the first member is read."""
+        return self._scanner.mtime
 
     def __iter__(self) -> Iterator[ArchiveMember]:
         if self._members is None:
@@ -276,11 +313,13 @@ class _CountingRaw(_ReadIntoFromRead):
         super().close()
 
 
-_DAMAGED = (EOFError, zstandard.ZstdError, gzip.BadGzipFile, zlib.error)
+_DAMAGED = (EOFError, zstandard.ZstdError, zlib.error)
+_SKIPPABLE = frozenset(bytes([0x50 + n]) + b"\x2a\x4d\x18" for n in range(16))
 _LINK_TYPES = {b"1": "a hard link", b"2": "a symbolic link"}
 _SPECIAL_TYPES = {
     b"3": "a character device",
     b"4": "a block device",
+    b"5": "a directory entry",
     b"6": "a fifo",
     b"7": "a contiguous file",
     b"D": "a GNU dump directory",
@@ -288,6 +327,46 @@ _SPECIAL_TYPES = {
     b"S": "a GNU sparse file",
     b"V": "a volume label",
 }
+#: Headers that describe the next entry or the whole archive: the writer emits none of them.
+_METADATA_TYPES = {b"g": "a global pax header", b"K": "a GNU long link name", b"L": "a GNU long name"}
+_GZIP_FLAGS = (
+    (0x02, "a header CRC (FHCRC)"),
+    (0x04, "an extra field (FEXTRA)"),
+    (0x08, "a file name (FNAME)"),
+    (0x10, "a comment (FCOMMENT)"),
+    (0x01, "the text flag (FTEXT)"),
+    (0xE0, "reserved flags"),
+)
+
+
+def _check_zstd_header(head: bytes, label: str) -> None:
+    """The frame header must be one the writer's zstd settings give (content checksum, no content size or
+    dictionary, the window of a zstd level): the decompressor ignores some of its bits and accepts other windows."""
+    frame = head[:ZSTD_FRAME_HEADER_SIZE]
+    if frame not in zstd_frame_headers():
+        raise IntegrityError(
+            f"zstd frame header {frame.hex()} is not one the bundle writer emits "
+            "(content checksum on, no content size or dictionary id, the window of a zstd level)",
+            path=label,
+        )
+
+
+def _check_gzip_header(head: bytes, label: str) -> None:
+    """The gzip header must be the writer's: no name, comment, extra field or header CRC, mtime 0, OS 255."""
+    header = head[:GZIP_HEADER_SIZE]
+    if header in GZIP_HEADERS:
+        return
+    if len(header) < GZIP_HEADER_SIZE:
+        raise BadInputError("gzip stream is truncated inside its header", path=label)
+    flags = header[3] if len(header) > 3 else 0
+    found = [what for bit, what in _GZIP_FLAGS if flags & bit]
+    if found:
+        problem = f"sets {', '.join(found)}"
+    elif header[4:8] != bytes(4):
+        problem = f"carries an mtime ({int.from_bytes(header[4:8], 'little')}) where the writer writes 0"
+    else:
+        problem = f"differs from the writer's ({header.hex()})"
+    raise IntegrityError(f"gzip header {problem}; a bundle's gzip header carries nothing but the format", path=label)
 
 
 @dataclass
@@ -315,9 +394,10 @@ class _TarScanner:
         self._error: BaseException | None = None
         self.current: ArchiveMember | None = None
         self._files: set[str] = set()
-        self._dir_entries: set[str] = set()
         self._dirs: set[str] = set()
         self._entries = 0
+        #: The first member's mtime, which every later member must carry too.
+        self.mtime: int | None = None
         #: Polled before every read: a surface that set it stops the reader at the next block or chunk.
         self.cancel: Cancellable | None = None
 
@@ -341,6 +421,12 @@ class _TarScanner:
             raise self.fail(Cancelled("reading the archive was cancelled", path=self.label))
         try:
             data = self._src.read(n)
+        except TrailingData as exc:
+            raise self.fail(
+                IntegrityError(
+                    f"{exc.what} (compressed offset {exc.offset}); the bundle writer never emits it", path=self.label
+                )
+            ) from None
         except _DAMAGED as exc:
             raise self.fail(
                 BadInputError(f"{self._codec} stream is truncated or corrupt ({exc})", path=self.label)
@@ -385,13 +471,14 @@ class _TarScanner:
                 )
             )
 
+    def _not_canonical(self, problem: str, *, path: str | None = None) -> BaseException:
+        return self.fail(IntegrityError(problem, path=path if path is not None else self.label))
+
     # -- members ----------------------------------------------------------------------------------------------
     def members(self) -> Iterator[ArchiveMember]:
-        pax: dict[bytes, bytes] | None = None
-        long_name: bytes | None = None
-        long_link = False
         while True:
             self._finish_current()
+            start = self._pos
             block = self.read_some(BLOCK)
             if block and len(block) < BLOCK:
                 block += self._read_exact(BLOCK - len(block), "a header")
@@ -403,41 +490,28 @@ class _TarScanner:
                     )
                 )
             if block == bytes(BLOCK):
-                if pax is not None or long_name is not None or long_link:
-                    raise self.fail(BadInputError("an extended header is not followed by an entry", path=self.label))
-                self._end_of_archive()
+                self._end_of_archive(start)
                 return
-            header = self._parse(block)
-            kind = header.typeflag
-            if kind in (b"x", b"g", b"L", b"K"):
-                limit = MAX_PAX_HEADER if kind in (b"x", b"g") else MAX_LONG_NAME
-                if header.size > limit:
+            header = self._parse(block, start)
+            raw = block
+            pax: dict[bytes, bytes] = {}
+            if header.typeflag == PAX:
+                if header.size > MAX_PAX_HEADER:
                     raise self.fail(
-                        BadInputError(f"an extended header of {header.size} bytes is too large", path=self.label)
-                    )
-                data = self._read_exact(_padded(header.size), "an extended header")[: header.size]
-                if kind == b"x":
-                    if pax is not None:
-                        raise self.fail(BadInputError("two pax headers in a row", path=self.label))
-                    pax = self._pax_records(data)
-                elif kind == b"g":
-                    keys = set(self._pax_records(data))
-                    if keys & {b"path", b"size", b"linkpath"} or any(k.startswith(b"GNU.sparse") for k in keys):
-                        raise self.fail(
-                            BadInputError("a global pax header changes entry names or sizes", path=self.label)
+                        BadInputError(
+                            f"the pax header at offset {start} is {header.size} bytes, too large", path=self.label
                         )
-                elif kind == b"L":
-                    if long_name is not None:
-                        raise self.fail(BadInputError("two GNU long-name headers in a row", path=self.label))
-                    long_name = data.rstrip(b"\x00")
-                else:
-                    long_link = True
-                continue
-            member = self._entry(header, pax or {}, long_name)
-            pax, long_name, long_link = None, None, False
-            if member is not None:
-                self.current = member
-                yield member
+                    )
+                records = self._read_exact(_padded(header.size), "an extended header")
+                pax = self._pax_records(records[: header.size])
+                block = self._read_exact(BLOCK, "the entry after a pax header")
+                if block == bytes(BLOCK):
+                    raise self.fail(BadInputError("a pax header is not followed by an entry", path=self.label))
+                header = self._parse(block, self._pos - BLOCK)
+                raw += records + block
+            member = self._entry(header, pax, raw, start)
+            self.current = member
+            yield member
 
     def _finish_current(self) -> None:
         member = self.current
@@ -445,25 +519,40 @@ class _TarScanner:
             return
         self._skip(member._remaining, f"entry {printable(member.name)!r}")
         member._remaining = 0
-        self._skip(_padded(member.size) - member.size, f"entry {printable(member.name)!r}")
+        pad = padding(member.size)
+        if pad and self._read_exact(pad, f"entry {printable(member.name)!r}") != bytes(pad):
+            raise self._not_canonical(
+                f"the padding after the entry's data (offset {self._pos - pad}) is not all zero bytes",
+                path=printable(member.name),
+            )
         self.current = None
 
-    def _end_of_archive(self) -> None:
-        second = self.read_some(BLOCK)
-        if len(second) < BLOCK and second:
-            second += self._read_exact(BLOCK - len(second), "the end-of-archive marker")
-        if second != bytes(BLOCK):
-            reason = "is incomplete: it is truncated" if not second else "is a lone zero block followed by data"
-            raise self.fail(BadInputError(f"the archive's end-of-archive marker {reason}", path=self.label))
-        # Tar writers pad to a record with zeros; anything else after the marker is smuggled or corrupt data.
+    def _end_of_archive(self, start: int) -> None:
+        rest = len(end_of_archive(start)) - BLOCK
+        tail = self.read_some(rest)
+        while tail and len(tail) < rest:
+            more = self.read_some(rest - len(tail))
+            if not more:
+                break
+            tail += more
+        if tail.count(0) != len(tail):
+            at = start + BLOCK + next(i for i, b in enumerate(tail) if b)
+            raise self._not_canonical(f"archive has data after its end-of-archive marker (offset {at})")
+        if len(tail) < BLOCK:
+            raise self.fail(
+                BadInputError("the archive's end-of-archive marker is incomplete: it is truncated", path=self.label)
+            )
+        if len(tail) < rest:
+            raise self._not_canonical(
+                f"archive ends {rest - len(tail)} bytes short of the writer's zero padding to a 10240-byte record"
+            )
         # Reading to the end also makes the decompressor check the frame end and checksum.
-        while data := self.read_some(CHUNK):
-            if data.count(0) != len(data):
-                raise self.fail(BadInputError("archive has data after its end-of-archive marker", path=self.label))
+        if self.read_some(1):
+            raise self._not_canonical(f"archive has data after its end-of-archive padding (offset {self._pos - 1})")
 
-    def _parse(self, block: bytes) -> _Header:
+    def _parse(self, block: bytes, offset: int) -> _Header:
         def corrupt(what: str) -> BaseException:
-            return self.fail(BadInputError(f"tar header at offset {self._pos - BLOCK} {what}", path=self.label))
+            return self.fail(BadInputError(f"tar header at offset {offset} {what}", path=self.label))
 
         stored = _octal(block[148:156])
         unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
@@ -476,11 +565,7 @@ class _TarScanner:
         size, mode, mtime = _number(block[124:136]), _number(block[100:108]), _number(block[136:148])
         if size is None or mode is None or mtime is None:
             raise corrupt("has a malformed number")
-        name = _cstring(block[0:100])
-        prefix = _cstring(block[345:500]) if magic == b"ustar\x00" else b""
-        if prefix:
-            name = prefix + b"/" + name
-        return _Header(name, block[156:157], size, mode, mtime, _cstring(block[157:257]))
+        return _Header(_cstring(block[0:100]), block[156:157], size, mode, mtime, _cstring(block[157:257]))
 
     def _pax_records(self, data: bytes) -> dict[bytes, bytes]:
         records: dict[bytes, bytes] = {}
@@ -498,8 +583,8 @@ class _TarScanner:
             pos += length
         return records
 
-    def _entry(self, header: _Header, pax: dict[bytes, bytes], long_name: bytes | None) -> ArchiveMember | None:
-        raw_name = pax.get(b"path", long_name if long_name is not None else header.name)
+    def _entry(self, header: _Header, pax: dict[bytes, bytes], raw: bytes, start: int) -> ArchiveMember:
+        raw_name = pax.get(b"path", header.name)
         size = header.size
         if b"size" in pax:
             if not pax[b"size"].isdigit():
@@ -511,9 +596,12 @@ class _TarScanner:
             shown = printable(raw_name.decode("utf-8", "surrogateescape"))
             raise self.fail(IntegrityError("archive entry name is not valid UTF-8", path=shown)) from None
         kind = header.typeflag
-        is_dir = kind == b"5"
-        if is_dir and name.endswith("/") and len(name) > 1:
-            name = name[:-1]
+        if kind in _METADATA_TYPES:
+            raise self._not_canonical(
+                f"archive has {_METADATA_TYPES[kind]} at offset {start}; the bundle writer never emits one"
+            )
+        if kind == b"5" and len(name) > 1:
+            name = name.removesuffix("/")
         shown = printable(name)
         reason = unsafe_path_reason(name)
         if reason is not None:
@@ -526,7 +614,7 @@ class _TarScanner:
         if kind in _SPECIAL_TYPES or any(k.startswith(b"GNU.sparse") for k in pax):
             what = _SPECIAL_TYPES.get(kind, "a GNU sparse file")
             raise self.fail(IntegrityError(f"archive entry is {what}; only regular files are accepted", path=shown))
-        if kind not in (b"0", b"\x00", b"5"):
+        if kind not in (b"0", b"\x00"):
             raise self.fail(
                 IntegrityError(f"archive entry has unknown type {kind!r}; only regular files are accepted", path=shown)
             )
@@ -537,19 +625,15 @@ class _TarScanner:
                     f"archive has more than {self._limits.max_entries} entries (max_entries limit)", path=self.label
                 )
             )
-        if is_dir:
-            if size:
-                raise self.fail(
-                    IntegrityError(f"directory entry carries {size} bytes of data; not a plain directory", path=shown)
-                )
-            if name in self._dir_entries:
-                raise self.fail(IntegrityError("duplicate archive entry", path=shown))
-            if name in self._files or any(p in self._files for p in parent_dirs(name)):
-                raise self.fail(IntegrityError("archive entry is both a file and a directory", path=shown))
-            self._dir_entries.add(name)
-            self._dirs.add(name)
-            self._dirs.update(parent_dirs(name))
-            return None
+        if header.mode not in MODES:
+            raise self._not_canonical(
+                f"archive entry has mode {header.mode:#o}; a bundle's files are 0o644 or 0o755", path=shown
+            )
+        if self.mtime is None:
+            self.mtime = header.mtime
+        expected = member_header(name, size, header.mode, self.mtime)
+        if raw != expected:
+            raise self._not_canonical(f"{_difference(raw, expected, start, self.mtime)}", path=shown)
         if name in self._files:
             raise self.fail(IntegrityError("duplicate archive entry", path=shown))
         if name in self._dirs or any(p in self._files for p in parent_dirs(name)):
@@ -571,11 +655,31 @@ class _TarScanner:
             )
         self._files.add(name)
         self._dirs.update(parent_dirs(name))
-        return ArchiveMember(self, name, size, header.mode & 0o7777, header.mtime)
+        return ArchiveMember(self, name, size, header.mode, header.mtime)
+
+
+def _difference(raw: bytes, expected: bytes, start: int, mtime: int) -> str:
+    """Which part of a member's header blocks differs from the writer's encoding, and where."""
+    tail = "; the bundle writer never emits it"
+    if len(raw) != len(expected):
+        if len(expected) == BLOCK:
+            return f"the entry has a pax extended header at offset {start}{tail}"
+        return f"the entry lacks the pax extended header the writer emits for its name or size (offset {start})"
+    block_start = len(raw) - BLOCK
+    if raw[:block_start] != expected[:block_start]:
+        at = next(i for i in range(block_start) if raw[i] != expected[i])
+        return f"the pax extended header differs from the writer's at offset {start + at} (a record it never emits)"
+    got, want = raw[block_start:], expected[block_start:]
+    fields = [field_at(i) for i in range(BLOCK) if got[i] != want[i]]
+    named = [f for f in dict.fromkeys(fields) if f != "checksum"] or ["checksum"]
+    at = start + block_start + next(i for i in range(BLOCK) if field_at(i) == named[0])
+    if named[0] == "mtime":
+        return f"tar header field mtime (offset {at}) differs from the archive's mtime {mtime} (the first entry's)"
+    return f"tar header field {named[0]} (offset {at}) differs from the canonical form the bundle writer emits"
 
 
 def _padded(size: int) -> int:
-    return -(-size // BLOCK) * BLOCK
+    return size + padding(size)
 
 
 def _cstring(field: bytes) -> bytes:

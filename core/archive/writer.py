@@ -7,7 +7,8 @@ ustar cannot hold a value (a path over 100 bytes or not ASCII, a file of 8 GiB o
 ``path`` / ``size``: never a time. The gzip header has mtime 0 and no file name; zstd runs single-threaded at a
 fixed level with the frame checksum on and no content size. The archive is written to a temporary file beside
 ``out``, fsynced, and renamed into place, so a reader never sees half a bundle and a failed or cancelled run
-leaves nothing behind.
+leaves nothing behind. The header bytes come from :mod:`core.archive.canonical`, the one definition the reader
+also compares every received header with.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import io
 import os
 import secrets
 import stat
-import tarfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +27,22 @@ from typing import IO, Any, cast
 
 import zstandard
 
+from core.archive.canonical import (
+    EXEC_MODE,
+    FILE_MODE,
+    MAX_MTIME,
+    MODES,
+    end_of_archive,
+    member_header,
+    padding,
+    zstd_compressor,
+)
 from core.archive.rules import Compression, parent_dirs, printable, unsafe_path_reason
 from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError
 from core.progress import CancelToken, NullObserver, Observer
 
 CHUNK = 1 << 20
-#: The modes an entry may have, fixed so the umask of the building machine never shows.
-FILE_MODE = 0o644
-EXEC_MODE = 0o755
-#: ustar's 11 octal digits; a later mtime would need a pax ``mtime`` record, which the format forbids.
-MAX_MTIME = 8**11 - 1
+__all__ = ["EXEC_MODE", "FILE_MODE", "MAX_MTIME", "ArchiveEntry", "write_archive"]
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,7 @@ def _check_entries(out: Path, entries: Sequence[ArchiveEntry]) -> list[int]:
             raise IntegrityError(f"archive entry is both a file and a directory; {out.name} was not written", path=name)
         files.add(name)
         dirs.update(parent_dirs(name))
-        if entry.mode not in (FILE_MODE, EXEC_MODE):
+        if entry.mode not in MODES:
             raise ValueError(f"{name}: mode {entry.mode:#o} is not 0o644 or 0o755")
         if isinstance(entry.source, bytes):
             sizes.append(len(entry.source))
@@ -166,42 +172,42 @@ def _write_tar(
 ) -> None:
     compressed: Any
     if compression == "zstd":
-        # threads=0: one thread, so the frame layout never depends on the machine's core count.
-        cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=False, threads=0)
-        compressed = cctx.stream_writer(cast(IO[bytes], target), closefd=False)
+        compressed = zstd_compressor(level).stream_writer(cast(IO[bytes], target), closefd=False)
     elif compression == "gzip":
         # filename="": no FNAME field, whatever the target is called (GzipFile would borrow a file's .name).
         compressed = gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=min(level, 9), mtime=0)
     else:
         compressed = target
-    tar_out = _TellingWriter(compressed)
-    # Mode "w" (not the stream mode "w|", whose record buffer re-slices on every write) needs only tell().
-    with tarfile.TarFile(
-        fileobj=cast(IO[bytes], tar_out), mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8", copybufsize=CHUNK
-    ) as tar:
-        for entry, size in zip(entries, sizes, strict=True):
-            if cancelled():
-                raise Cancelled("writing the archive was cancelled; the partial file was removed", path=str(out))
-            info = tarfile.TarInfo(entry.path)
-            info.size = size
-            info.mtime = mtime
-            info.mode = entry.mode
-            info.type = tarfile.REGTYPE
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            if isinstance(entry.source, bytes):
-                tar.addfile(info, _SourceReader(io.BytesIO(entry.source), entry, size, sink, cancelled, out))
-                continue
+    offset = 0
+    for entry, size in zip(entries, sizes, strict=True):
+        if cancelled():
+            raise Cancelled("writing the archive was cancelled; the partial file was removed", path=str(out))
+        header = member_header(entry.path, size, entry.mode, mtime)
+        compressed.write(header)
+        if isinstance(entry.source, bytes):
+            _copy(_SourceReader(io.BytesIO(entry.source), entry, size, sink, cancelled, out), compressed, size)
+        else:
             try:
                 src = entry.source.open("rb")
             except OSError as exc:
                 raise EnvironmentFailure(f"cannot read: {exc.strerror}", path=str(entry.source)) from exc
             with src:
-                tar.addfile(info, _SourceReader(src, entry, size, sink, cancelled, out))
+                _copy(_SourceReader(src, entry, size, sink, cancelled, out), compressed, size)
                 if src.read(1):
                     raise EnvironmentFailure("file grew while it was being archived", path=str(entry.source))
+        compressed.write(bytes(padding(size)))
+        offset += len(header) + size + padding(size)
+    compressed.write(end_of_archive(offset))
     if compressed is not target:
         compressed.close()
+
+
+def _copy(src: _SourceReader, target: Any, size: int) -> None:
+    left = size
+    while left:
+        data = src.read(min(CHUNK, left))
+        target.write(data)
+        left -= len(data)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -240,27 +246,8 @@ class _HashingWriter(io.RawIOBase):
         self._fh.flush()
 
 
-class _TellingWriter:
-    """The tar layer's output: counts what tarfile writes so ``tell()`` works over a compressor."""
-
-    def __init__(self, target: Any) -> None:
-        self._target = target
-        self._pos = 0
-
-    def write(self, data: bytes) -> int:
-        self._target.write(data)
-        self._pos += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._pos
-
-    def flush(self) -> None:
-        self._target.flush()
-
-
 class _SourceReader:
-    """Feeds one entry to tarfile chunk by chunk, reporting progress and honouring cancellation."""
+    """Feeds one entry to the archive chunk by chunk, reporting progress and honouring cancellation."""
 
     def __init__(
         self,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import zstandard
 
+from core.archive.canonical import zstd_compressor
+
 
 def read_members(bundle: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
     with bundle.open("rb") as fh:
@@ -29,7 +31,9 @@ def write_members(target: Path, members: list[tuple[tarfile.TarInfo, bytes]]) ->
                 tar.addfile(info, io.BytesIO(data))
             else:
                 tar.addfile(info)
-    target.write_bytes(zstandard.ZstdCompressor(level=3).compress(buf.getvalue()))
+    # Compressed as the bundle writer compresses (one frame, its settings), so only the tar layer is tampered with.
+    cobj = zstd_compressor(3).compressobj()
+    target.write_bytes(cobj.compress(buf.getvalue()) + cobj.flush())
     return target
 
 

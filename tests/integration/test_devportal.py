@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -53,10 +54,14 @@ def _members(bundle: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
 
 
 def _repack(target: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
-    with tarfile.open(target, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+    """The members as a tar, gzipped as the bundle writer does (no file name, mtime 0), so only they differ."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for info, data in members:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+    with target.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+        gz.write(buf.getvalue())
     return target
 
 
