@@ -428,3 +428,14 @@ def test_a_rewritten_bundle_is_signed_again_checksums_included(signed: dict[str,
     assert "  data/added.json\n" in (tree / "checksums.txt").read_text()
     res = _run(signed["script"], signed["pub"], tree)
     assert res.returncode == 0, res.stderr
+
+
+def test_verify_script_out_replaces_a_link_instead_of_following_it(stella: Stella, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    out = tmp_path / "stella-verify.sh"
+    out.symlink_to(victim)
+    assert stella("verify-script", "--out", out).code == 0
+    assert victim.read_text() == "keep me\n"
+    assert not out.is_symlink() and out.read_bytes() == SCRIPT.read_bytes()
+    assert stella("verify-script", "--out", tmp_path / "missing" / "v.sh").code == 8
