@@ -88,8 +88,9 @@ class MirrorDir:
                 raise StoreLockedError(
                     f"mirror is locked by PID {holder}", path=str(self.path), hint="wait for that import to finish"
                 ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            with contextlib.suppress(OSError):  # the holder's PID is a courtesy; a full disk must not stop here
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
             self.recover()
             yield
         finally:

@@ -29,7 +29,7 @@ import pyrage
 from core.age_stream import AgeError, decrypt_stream
 from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.archive.rules import unsafe_path_reason
-from core.atomic import PreparedFile, failing_as_environment
+from core.atomic import PreparedFile, environment_failure, failing_as_environment
 from core.clock import rfc3339, utcnow
 from core.contract.bundle import HEAD_ORDER, MANIFEST, MANIFEST_SIG
 from core.errors import (
@@ -429,7 +429,14 @@ def import_bundle(
             root_choice=root_choice,
         )
         try:
-            return job.run()
+            try:
+                return job.run()
+            except Exception as exc:  # a full disk, an I/O error: exit 8 naming the path (else the mirror)
+                unnamed = isinstance(exc, OSError) and not exc.filename
+                failure = environment_failure(exc, path=into if unnamed else None, what="cannot write the mirror")
+                if failure is None:
+                    raise
+                raise failure from exc
         except StellaError as exc:
             if not isinstance(exc, UsageError | StoreLockedError | EnvironmentFailure | Cancelled):
                 where = mirror.quarantine(bundle, exc)

@@ -61,8 +61,9 @@ class StoreLock:
                 hint="wait for that stella command to finish, or use another --home",
             ) from None
         if self.exclusive:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            with contextlib.suppress(OSError):  # the holder's PID is a courtesy; a full disk must not stop here
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         return self
 

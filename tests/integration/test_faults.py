@@ -357,3 +357,38 @@ def test_trust_add_on_a_full_disk_leaves_no_entry(
     assert [p for p in (full_disk / "home" / "trust").rglob("*") if not p.is_dir()] == []
     (full_disk / "filler").unlink()
     assert stella("trust", "add", "partner", signer).code == 0
+
+
+def test_mirror_import_onto_a_full_disk_exits_8_and_stages_nothing(
+    stella: Any, signer: Path, home: Path, full_disk: Path, tmp_path: Path
+) -> None:
+    assert stella("import", "--quiet", SAMPLES / "advisories").code == 0
+    assert stella("tuf", "init", "--key", "k").code == 0
+    bundle = tmp_path / "m.tar.zst"
+    assert stella("export", "run", "--profile", "mirror:full", "--key", "k", "--out", bundle).code == 0
+    mirror = full_disk / "mirror"
+    root = home / "tuf" / "root" / "1.root.json"
+    args = ["mirror", "import", bundle, "--into", mirror, "--key", signer, "--trust-root", root]
+    for min_free in ("0", "1M"):  # with no margin the extraction itself meets the full disk
+        res = stella(*args, "--min-free", min_free)
+        assert res.code == 8, res.err
+        assert str(mirror) in res.err and "internal error" not in res.err
+        assert sorted(p.name for p in mirror.iterdir()) == [".lock"]  # nothing staged, nothing quarantined
+    (full_disk / "filler").unlink()
+    assert stella(*args, "--min-free", "0").code == 0
+
+
+def test_import_into_a_home_on_a_full_disk_exits_8_and_keeps_the_store(
+    stella: Any, full_disk: Path, monkeypatch: Any
+) -> None:
+    home = full_disk / "home"
+    monkeypatch.setenv("STELLA_HOME", str(home))
+    (full_disk / "filler").unlink()
+    assert stella("import", "--quiet", SAMPLES / "advisories").code == 0
+    before = stella("data", "stats", "--json").out
+    _fill(full_disk / "filler")
+    res = stella("import", "--quiet", SAMPLES / "vex", SAMPLES / "sboms")
+    assert res.code == 8, res.err
+    assert str(home) in res.err and "internal error" not in res.err
+    (full_disk / "filler").unlink()
+    assert stella("data", "stats", "--json").out == before  # the failed import left nothing in the store

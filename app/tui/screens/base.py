@@ -13,6 +13,7 @@ from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from app.tui.text import cells
+from core.atomic import environment_failure
 from core.errors import StellaError
 from core.home import Home
 from core.progress import Check
@@ -73,7 +74,9 @@ class StellaScreen(Screen[None]):
 
 
 def sentence_of(error: BaseException) -> tuple[str, str]:
-    """The modal title and the sentence a user reads: the CLI's words for a ``StellaError``."""
+    """The modal title and the sentence a user reads: the CLI's words for a ``StellaError`` (an I/O failure, e.g. a
+    full disk, reads as the CLI's exit-8 sentence naming the path)."""
+    error = environment_failure(error) or error
     if isinstance(error, StellaError):
         return f"error ({error.code}, exit {int(error.exit_code)})", error.diagnostics()
     return (
