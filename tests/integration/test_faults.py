@@ -268,6 +268,16 @@ trivy.install_bundle(Path(bundle), Path(cache), keys_from_files([Path(key)]), fa
 """
 
 
+def _exchange_works(tmp_path: Path) -> bool:
+    """Whether this file system can exchange two directories atomically (renameat2 RENAME_EXCHANGE)."""
+    from services.trivy import _exchange
+
+    a, b = tmp_path / "xa", tmp_path / "xb"
+    a.mkdir()
+    b.mkdir()
+    return _exchange(a, b)
+
+
 @pytest.mark.parametrize(
     ("point", "how"),
     [("before-swap", "exchange"), ("after-swap", "exchange"), ("mid-swap", "renames"), ("after-swap", "renames")],
@@ -288,7 +298,11 @@ def test_a_killed_trivy_install_leaves_a_database_and_the_next_run_cleans_up(
         old = (cache / "db" / "metadata.json").read_bytes() == b'{"marker": "old"}'
         assert old is (point == "before-swap")
         assert (cache / "db" / "trivy.db").stat().st_size > 0
-    assert any(p.name.startswith(".stella-install-") for p in cache.iterdir())
+    stages = [p for p in cache.iterdir() if p.name.startswith(".stella-install-")]
+    assert len(stages) == 1
+    if (point, how) == ("after-swap", "exchange") and _exchange_works(tmp_path):
+        # one exchange: the old database is now where the new one was staged, under the same name
+        assert (stages[0] / "db" / "metadata.json").read_bytes() == b'{"marker": "old"}'
     res = stella("trivy", "install", bundles["db"], "--cache-dir", cache, "--key", bundles["pub"])
     assert res.code == 0, res.err
     assert sorted(p.name for p in cache.iterdir()) == ["db"]
