@@ -279,9 +279,11 @@ class _Verification(Recorder):
     def check_manifest_signature(self, manifest_path: Path, sig_text: bytes) -> None:
         self.require_keys(self.keys)
         try:
-            signature = base64.b64decode(sig_text.strip(), validate=True)
+            signature = _signature_bytes(sig_text)
         except binascii.Error:
-            raise self.failed("signature", SignatureError("export.json.sig is not base64", path=MANIFEST_SIG)) from None
+            raise self.failed(
+                "signature", SignatureError("export.json.sig is not canonical base64", path=MANIFEST_SIG)
+            ) from None
         for key in self.keys:
             if _blob_verifies(key, signature, manifest_path):
                 return self.signed_by(key, MANIFEST_SIG)
@@ -292,7 +294,7 @@ class _Verification(Recorder):
 
         A failure is the ``checksums`` check's; a pass is reported with the ``checksums`` check, at the end."""
         try:
-            signature = base64.b64decode(sig_text.strip(), validate=True)
+            signature = _signature_bytes(sig_text)
         except binascii.Error:
             signature = b""
         assert self.signer is not None  # the manifest signature passed first
@@ -617,6 +619,17 @@ def _extract_member(tarball: Path, name: str, target: Path) -> None:
                 copy_member(member, target)
                 return
     raise IntegrityError(f"the Trivy DB layer has no {name}")
+
+
+def _signature_bytes(sig_text: bytes) -> bytes:
+    """A signature file's raw signature, from its one accepted spelling: base64 exactly as the writer emits it.
+
+    No digest covers a signature file, so whitespace around it or set padding bits in its last character (which
+    every base64 decoder ignores) would be bytes no signature covers; they raise ``binascii.Error``."""
+    raw = base64.b64decode(sig_text, validate=True)
+    if base64.b64encode(raw) != sig_text:
+        raise binascii.Error("not the canonical base64 spelling")
+    return raw
 
 
 def copy_member(member: Any, target: Path, *, fsync: bool = False, exclusive: bool = False) -> tuple[str, int]:

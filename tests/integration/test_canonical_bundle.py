@@ -9,6 +9,7 @@ verdict is never "verified".
 
 from __future__ import annotations
 
+import base64
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from core.archive.canonical import BLOCK, end_of_archive, member_header, zstd_compressor
 from tests.conftest import CliResult
+from tests.integration.bundle_helpers import read_members, write_members
 from tests.unit.test_archive_canonical import _members_end, _mutate, _not_data, _offsets, _with_field
 
 Stella = Callable[..., CliResult]
@@ -200,3 +202,30 @@ def test_a_changed_compressed_byte_is_never_verified(
     assert changed != data
     res = _verify(stella, built, changed)
     assert res.code != 0 and '"verified": false' in res.out, (mutation, res.out)
+
+
+_B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _same_signature_other_bytes(sig: bytes) -> list[bytes]:
+    """Other spellings of the same base64 signature: surrounding whitespace, and set padding bits where the last
+    character has unused bits (every base64 decoder ignores them)."""
+    variants = [sig + b"\n", b" " + sig, sig + b"\r\n"]
+    if sig.endswith(b"="):
+        core = sig.rstrip(b"=")
+        last = _B64.index(core[-1:])
+        variants.append(core[:-1] + _B64[last ^ 1 : (last ^ 1) + 1] + sig[len(core) :])
+    return variants
+
+
+@pytest.mark.parametrize("name", ["export.json.sig", "checksums.txt.sig"])
+def test_a_signature_file_spelled_differently_is_refused(stella: Stella, built: dict[str, Any], name: str) -> None:
+    """Signature files are the only members no digest covers, so they too have exactly one accepted form."""
+    members = read_members(built["bundle"])
+    sig = next(data for info, data in members if info.name == name)
+    for variant in _same_signature_other_bytes(sig):
+        assert base64.b64decode(variant.strip()) == base64.b64decode(sig)
+        edited = [(info, variant if info.name == name else data) for info, data in members]
+        path = write_members(built["bundle"].parent / "respelled.tar.zst", edited)
+        res = stella("verify", path, "--key", built["pub"], "--json")
+        assert res.code == 5 and '"verified": false' in res.out, (variant, res.out)
