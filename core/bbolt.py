@@ -10,8 +10,8 @@ File layout::
     page 2      freelist (empty: a bulk write wastes no pages)
     page 3...   tree pages, each bucket's subtree written depth-first, the root bucket's tree last
 
-Format facts (all integers little-endian), from the bbolt sources as summarised in
-``shared/research/trivy-db.md`` section 4:
+Format facts (all integers little-endian), from the bbolt sources (etcd-io/bbolt ``page.go``,
+``db.go``; ``verify/bbolt_check.py`` reads them back independently):
 
 * page header, 16 bytes: ``id u64 | flags u16 | count u16 | overflow u32``; ``overflow`` counts the extra
   contiguous pages of a page whose content exceeds one page.

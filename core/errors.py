@@ -1,6 +1,6 @@
 """One error hierarchy for every failure a user can meet.
 
-Each class carries the process exit code of DESIGN.md section 7, so the CLI maps errors to
+Each class carries the process exit code of the table in docs/architecture.md, so the CLI maps errors to
 exit codes in exactly one place (``app.cli``). ``diagnostics()`` gives the sentence a user reads:
 what happened, where, and what to do next.
 """

@@ -83,7 +83,7 @@ class _BytesCapture(io.TextIOBase):
 
 
 def require_tool(name: str) -> str:
-    """Path of an external tool; skip when missing locally, FAIL under CI=true (DESIGN.md section 10)."""
+    """Path of an external tool; skip when missing locally, FAIL under CI=true (docs/architecture.md)."""
     found = shutil.which(name)
     if found:
         return found

@@ -1,4 +1,4 @@
-"""Encrypted mirror bundles and the reference Debian `age` CLI, both ways (DESIGN.md section 8).
+"""Encrypted mirror bundles and the reference Debian `age` CLI,, both ways.
 
 `age -d` decrypts every payload file we encrypted (X25519 recipients and a passphrase), and `stella mirror
 import` decrypts payloads that `age` encrypted: our encrypted bundle's ``.age`` members are decrypted and

@@ -1,4 +1,4 @@
-"""An imported mirror as npm tuf-js 3.1.0 sees it, served over HTTP from 127.0.0.1 (DESIGN.md section 10).
+"""An imported mirror as npm tuf-js 3.1.0 sees it, served over HTTP, from 127.0.0.1.
 
 The receiver's served tree (``MIRROR/current/tree``) is a TUF repository: tuf-js, pinned to the sender's
 first root, must fetch and verify every target, follow root rotations shipped in later bundles, and refuse a
