@@ -25,7 +25,7 @@ from core.archive.canonical import zstd_compressor
 from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.archive.writer import ArchiveEntry, write_archive
 from core.errors import BadInputError, Cancelled, EnvironmentFailure, ExitCode, IntegrityError
-from core.progress import CancelToken
+from core.progress import CancelToken, Check
 from tests.conftest import ROOT, require_tool
 
 MTIME = 1_700_000_000  # 2023-11-14T22:13:20Z
@@ -92,6 +92,9 @@ class RecordingSink:
 
     def finish(self, phase: str) -> None:
         self.finished.append(phase)
+
+    def check(self, check: Check) -> None:
+        return None
 
     def is_cancelled(self) -> bool:
         return False
