@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zstandard
 
+from core.archive.canonical import zstd_compressor
 from tests.conftest import ROOT
 
 SAMPLES = ROOT / "samples"
@@ -74,7 +74,9 @@ def test_tar_bomb_is_refused_by_verify(stella: Any, ready: dict[str, Any], tmp_p
         info.size = len(zeros)
         tar.addfile(info, io.BytesIO(zeros))
     bomb = tmp_path / "bomb.tar.zst"
-    bomb.write_bytes(zstandard.ZstdCompressor(level=1).compress(buf.getvalue()))
+    # Compressed with the writer's zstd settings, so the frame itself is canonical and the ratio limit is what stops it.
+    cobj = zstd_compressor(1).compressobj()
+    bomb.write_bytes(cobj.compress(buf.getvalue()) + cobj.flush())
     res = stella("verify", bomb, "--key", ready["pub"], "--json")
     assert res.code == 3, res.out
     assert "ratio" in res.out or "limit" in res.out
