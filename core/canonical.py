@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import rfc8785
@@ -12,8 +11,3 @@ def canonical_json(value: Any) -> bytes:
     """Serialize ``value`` with RFC 8785 canonicalization (sorted keys, ES6 numbers, UTF-8)."""
     data: bytes = rfc8785.dumps(value)
     return data
-
-
-def canonical_sha256(value: Any) -> str:
-    """Hex SHA-256 of the canonical form of ``value``."""
-    return hashlib.sha256(canonical_json(value)).hexdigest()

@@ -32,21 +32,12 @@ import orjson
 import zstandard
 
 from core.canonical import canonical_json
+from core.contract.mirror import ENCRYPTED_PREFIXES, STATE, STATE_SCHEMA
 from core.errors import BadInputError, IntegrityError
 
-STATE = "manifests/state.json"
-STATE_SCHEMA = "https://stellaops.dev/schemas/mirror-state/v1"
-RAW_DIR = "data/raw"
-POLICY_DIR = "data/policy"
-INDEX_DIR = "indexes"
-TUF_DIR = "tuf"
 #: A pack is closed once it reaches this size: bounded files for passphrase encryption and resumable copies.
 PACK_LIMIT = 64 << 20
 #: What encryption covers in a mirror bundle: documents and indexes. Manifests and TUF metadata stay readable.
-ENCRYPTED_PREFIXES = ("data/", "indexes/")
-PACK_MEDIA_TYPE = "application/vnd.stellaops.mirror.pack"
-SEGMENT_MEDIA_TYPE = "application/vnd.stellaops.mirror.index+jsonl+zstd"
-STATE_MEDIA_TYPE = "application/vnd.stellaops.mirror.state+json"
 
 
 @dataclass(frozen=True)
@@ -142,7 +133,7 @@ def check_state_path(path: str, source: str = STATE) -> str:
         or any(p in ("", ".", "..") for p in pure.parts)
         or str(pure) != path
         or "\\" in path
-        or not path.startswith(("data/", "indexes/"))
+        or not path.startswith(ENCRYPTED_PREFIXES)  # the payload directories: data/ and indexes/
     ):
         raise BadInputError(f"unsafe or unexpected mirror path {path!r}", path=source)
     return path

@@ -16,17 +16,16 @@ from typing import Any
 import orjson
 
 from core.canonical import canonical_json
+from core.contract.mirror import RECEIPT_SCHEMA
+from core.contract.payload_types import MIRROR_RECEIPT
 from core.errors import BadInputError, SignatureError
 from core.signing import Signer, dsse_envelope, dsse_signer
 from core.trust import TrustedKey
 
-RECEIPT_TYPE = "application/vnd.stellaops.mirror-receipt+json"
-RECEIPT_SCHEMA = "https://stellaops.dev/schemas/mirror-receipt/v1"
-
 
 def make_receipt(body: dict[str, Any], signer: Signer) -> bytes:
     """The signed receipt (canonical JSON of the envelope); the signature names the signer's key id."""
-    envelope = dsse_envelope(signer, RECEIPT_TYPE, canonical_json({"schema": RECEIPT_SCHEMA, **body}))
+    envelope = dsse_envelope(signer, MIRROR_RECEIPT, canonical_json({"schema": RECEIPT_SCHEMA, **body}))
     envelope["signatures"][0]["keyid"] = signer.keyid
     return canonical_json(envelope)
 
@@ -37,7 +36,7 @@ def is_receipt(data: bytes) -> bool:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError:
         return False
-    return isinstance(doc, dict) and doc.get("payloadType") == RECEIPT_TYPE
+    return isinstance(doc, dict) and doc.get("payloadType") == MIRROR_RECEIPT
 
 
 def read_receipt(data: bytes, keys: Sequence[TrustedKey], *, source: str) -> dict[str, Any]:
@@ -53,11 +52,11 @@ def read_receipt(data: bytes, keys: Sequence[TrustedKey], *, source: str) -> dic
         body = orjson.loads(payload)
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
         raise BadInputError(f"not a readable import receipt: {exc!r}", path=source) from None
-    if envelope.get("payloadType") != RECEIPT_TYPE or not isinstance(body, dict):
+    if envelope.get("payloadType") != MIRROR_RECEIPT or not isinstance(body, dict):
         raise BadInputError("not a stella import receipt (payloadType)", path=source)
     if body.get("schema") != RECEIPT_SCHEMA:
         raise BadInputError("unknown import receipt schema", path=source)
-    key = dsse_signer(RECEIPT_TYPE, payload, signatures, keys)
+    key = dsse_signer(MIRROR_RECEIPT, payload, signatures, keys)
     if key is not None:
         return {**body, "signedBy": key.label}
     raise SignatureError(

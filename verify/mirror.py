@@ -22,8 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.contract.mirror import STATE
 from core.errors import IntegrityError, PolicyRefusal, StellaError, TrustMetadataError
-from core.mirror_layout import STATE, MirrorState, load_state
+from core.mirror_layout import MirrorState, load_state
 from core.progress import Check, NullObserver, Observer
 from verify.tuf_client import TufVerification, verify_mirror
 

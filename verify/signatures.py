@@ -43,11 +43,6 @@ _WHITESPACE = re.compile(rb"\s+")
 _URLSAFE = bytes.maketrans(b"-_", b"+/")
 
 
-def load_public_key(pem: bytes, *, source: str = "public key") -> PublicKey:
-    """An ECDSA P-256 or Ed25519 public key from PEM bytes; ``source`` names where they came from."""
-    return parse_public_key(pem, source=source)
-
-
 def load_public_key_file(path: str | os.PathLike[str]) -> PublicKey:
     """An ECDSA P-256 or Ed25519 public key from a PEM file (``cosign.pub``, ``openssl pkey -pubout``)."""
     try:

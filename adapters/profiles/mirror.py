@@ -42,20 +42,12 @@ from core.bundle import HashingFile, PayloadContext
 from core.canonical import canonical_json
 from core.clock import utcnow
 from core.contract.json_raw import PACK_SUFFIX
-from core.contract.media_types import NDJSON_ZSTD
-from core.contract.mirror import TUF_METADATA
+from core.contract.media_types import MIRROR_PACK, MIRROR_SEGMENT, MIRROR_STATE, NDJSON_ZSTD
+from core.contract.mirror import ENCRYPTED_PREFIXES, INDEX_DIR, POLICY_DIR, RAW_DIR, STATE, TUF_METADATA
 from core.errors import BadInputError, EnvironmentFailure, NotFoundError, UsageError
 from core.home import Home
 from core.mirror_layout import (
-    ENCRYPTED_PREFIXES,
-    INDEX_DIR,
     PACK_LIMIT,
-    PACK_MEDIA_TYPE,
-    POLICY_DIR,
-    RAW_DIR,
-    SEGMENT_MEDIA_TYPE,
-    STATE,
-    STATE_MEDIA_TYPE,
     IndexedDocument,
     MirrorState,
     StateFile,
@@ -247,9 +239,7 @@ class _Packer:
 
     def add(self, doc: dict[str, Any], data: bytes) -> None:
         if self.pack is None:
-            self.pack = self.stack.enter_context(
-                self.ctx.writer.content_addressed(RAW_DIR, PACK_SUFFIX, PACK_MEDIA_TYPE)
-            )
+            self.pack = self.stack.enter_context(self.ctx.writer.content_addressed(RAW_DIR, PACK_SUFFIX, MIRROR_PACK))
         self.pending.append({**doc, "offset": self.pack.size, "size": len(data)})
         self.pack.write(data)
         if self.pack.size >= PACK_LIMIT:
@@ -355,7 +345,7 @@ class Mirror:
         if base is None or added or removed_docs:
             data = segment_bytes(added, removed_docs, level)
             entry = ctx.writer.add_bytes(
-                f"{INDEX_DIR}/{hashlib.sha256(data).hexdigest()}.jsonl.zst", data, SEGMENT_MEDIA_TYPE
+                f"{INDEX_DIR}/{hashlib.sha256(data).hexdigest()}.jsonl.zst", data, MIRROR_SEGMENT
             )
             segments.append(entry.path)
             files[entry.path] = StateFile(entry.path, entry.sha256, entry.size)
@@ -390,7 +380,7 @@ class Mirror:
             counts=counts,
         )
         state_bytes = state.to_bytes()
-        state_entry = ctx.writer.add_bytes(STATE, state_bytes, STATE_MEDIA_TYPE)
+        state_entry = ctx.writer.add_bytes(STATE, state_bytes, MIRROR_STATE)
 
         targets = {f.path: TargetFile(f.size, {"sha256": f.sha256}, f.path) for f in state.files}
         targets[STATE] = TargetFile(state_entry.size, {"sha256": state_entry.sha256}, STATE)

@@ -25,3 +25,8 @@ TRIVY_DB_LAYER = "application/vnd.aquasec.trivy.db.layer.v1.tar+gzip"
 TRIVY_JAVA_DB_LAYER = "application/vnd.aquasec.trivy.javadb.layer.v1.tar+gzip"
 #: The OCI artifact type of both Trivy DB images.
 TRIVY_CONFIG = "application/vnd.aquasec.trivy.config.v1+json"
+
+#: A mirror bundle's pack of raw documents, index segment and signed state.
+MIRROR_PACK = "application/vnd.stellaops.mirror.pack"
+MIRROR_SEGMENT = "application/vnd.stellaops.mirror.index+jsonl+zstd"
+MIRROR_STATE = "application/vnd.stellaops.mirror.state+json"

@@ -8,3 +8,5 @@ IN_TOTO = "application/vnd.in-toto+json"
 RISK_MANIFEST = "application/vnd.stellaops.risk.manifest+json"
 #: The devportal bundle's ``manifest.json``.
 DEVPORTAL_MANIFEST = "application/vnd.stellaops.devportal.manifest+json"
+#: A receiver's signed import receipt for a mirror (``stella mirror import --receipt-out``).
+MIRROR_RECEIPT = "application/vnd.stellaops.mirror-receipt+json"

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from core.archive.reader import ReaderLimits, SafeArchiveReader
-from core.mirror_layout import STATE, MirrorState
+from core.contract.mirror import STATE
+from core.mirror_layout import MirrorState
 from services.mirror_dir import FAULT_POINTS
 from tests.conftest import ROOT
 

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from core.bundle_rewrite import rewrite_bundle
+from core.contract.mirror import STATE
 from core.home import Home
 from core.keys import KeyStore
-from core.mirror_layout import STATE
 from core.signing import Signer
 from tests.conftest import ROOT, require_tool
 from tests.integration.bundle_helpers import read_members

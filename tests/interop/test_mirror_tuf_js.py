@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from core.mirror_layout import STATE, MirrorState
+from core.contract.mirror import STATE
+from core.mirror_layout import MirrorState
 from tests.conftest import ROOT, require_tool
 from tests.integration.test_mirror import _new_revision
 
