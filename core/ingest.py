@@ -31,6 +31,8 @@ DEFAULT_TENANT = "default"
 DEFAULT_BATCH = 2000
 #: Rows of one large table (EPSS scores) written per insert, so a file of millions of rows never becomes one batch.
 ROW_CHUNK = 100_000
+#: A batch is also written once its documents' bytes reach this, so large documents are not held many at a time.
+BATCH_BYTES = 64 << 20
 
 
 class Outcome(StrEnum):
@@ -149,6 +151,7 @@ class Importer:
         started = utcnow()
         self.sink.start("import", None)
         pending: list[InputItem] = []
+        pending_bytes = 0
         for path in paths:
             try:
                 read = (readers or {}).get(path)
@@ -159,13 +162,14 @@ class Importer:
                         self._emit(summary, FileResult(item.path, Outcome.REJECTED, error=item.error))
                         continue
                     pending.append(item)
-                    if len(pending) >= self.batch_size:
+                    pending_bytes += len(item.data)
+                    if len(pending) >= self.batch_size or pending_bytes >= BATCH_BYTES:
                         self._flush(pending, summary)
-                        pending = []
+                        pending, pending_bytes = [], 0
             except (BadInputError, IntegrityError) as exc:
                 # A damaged or hostile container: refused as a whole, before any of its members was staged.
                 self._flush(pending, summary)
-                pending = []
+                pending, pending_bytes = [], 0
                 self._emit(summary, FileResult(exc.path or str(path), Outcome.REJECTED, error=exc))
         self._flush(pending, summary)
         self._log(summary, started, paths)
@@ -188,6 +192,18 @@ class Importer:
 
     def _parse(self, item: InputItem) -> ParsedDocument:
         candidate = Candidate(path=item.path, data=item.data)
+        if len(item.data) > self.limits.max_parsed_document_bytes:
+            # Too large to parse whole (detection itself would parse JSON): only a streaming format may take it.
+            streaming = [s for s in ([self.forced] if self.forced else self.sources) if s.streams]
+            source = detect(candidate, streaming)
+            if source is None:
+                raise BadInputError(
+                    f"document is {len(item.data)} bytes, over the {self.limits.max_parsed_document_bytes}-byte "
+                    "limit for a document parsed whole (every format but EPSS CSV)",
+                    path=item.path,
+                    hint="split the document; stella holds a parsed document in memory",
+                )
+            return source.parse(candidate)
         source = self.forced or detect(candidate, self.sources)
         if source is None:
             reason = candidate.json_error if candidate.json is None and candidate.data[:1] in (b"{", b"[") else None

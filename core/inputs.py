@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Self, cast
 
 import zstandard
 
@@ -32,6 +32,9 @@ from core.errors import BadInputError, EnvironmentFailure, IntegrityError
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 DEFAULT_MAX_DOCUMENT = 512 << 20
+#: A document parsed whole (every JSON format) takes about 20 times its size in memory at its peak (the parsed
+#: tree, schema validation, rows), so it is limited far below what a streamed format (EPSS CSV) may be.
+DEFAULT_MAX_PARSED_DOCUMENT = 32 << 20
 #: A member over 1 MiB expanding more than this many times its compressed size is a likely zip bomb
 #: (JSON feeds compress 5-20x; deflate tops out near 1000x on degenerate input).
 MAX_COMPRESSION_RATIO = 200
@@ -48,7 +51,10 @@ class InputItem:
 
 @dataclass(frozen=True)
 class InputLimits:
+    """How large one document may be: read at all, and parsed whole (see ``SourceFormat.streams``)."""
+
     max_document_bytes: int = DEFAULT_MAX_DOCUMENT
+    max_parsed_document_bytes: int = DEFAULT_MAX_PARSED_DOCUMENT
 
 
 def iter_inputs(paths: list[Path], limits: InputLimits | None = None) -> Iterator[InputItem]:
@@ -170,6 +176,24 @@ def _from_compressed(path: Path, lim: InputLimits, codec: str) -> Iterator[Input
     yield InputItem(label, data)
 
 
+class _CheckedTarInfo(tarfile.TarInfo):
+    """A tar header that remembers the name as stored: ``tarfile`` cuts a name at its first NUL, hiding the rest."""
+
+    stored_name: str | None = None
+
+    @classmethod
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
+        info = super().frombuf(buf, encoding, errors)
+        buf = bytes(buf)
+        fields = [buf[0:100]]
+        if buf[257:265] == b"ustar\x0000":  # POSIX ustar: bytes 345-500 are the name's prefix
+            fields.insert(0, buf[345:500])
+        if any(field.rstrip(b"\0").count(b"\0") for field in fields):
+            prefix, name = (f.rstrip(b"\0") for f in fields) if len(fields) == 2 else (b"", fields[0].rstrip(b"\0"))
+            info.stored_name = (prefix + b"/" + name if prefix else name).decode("utf-8", "surrogateescape")
+        return info
+
+
 def _check_member_name(archive: Path, name: str) -> None:
     """Refuse the archive when a member's name is unsafe; a leading ``./`` (``tar -C dir .``) is harmless."""
     while name.startswith("./"):
@@ -179,7 +203,7 @@ def _check_member_name(archive: Path, name: str) -> None:
     reason = unsafe_path_reason(name.removesuffix("/"))
     if reason is not None:
         raise IntegrityError(
-            f"archive member {printable(name)!r} {reason}; refusing the archive, nothing from it was imported",
+            f"archive member '{printable(name)}' {reason}; refusing the archive, nothing from it was imported",
             path=str(archive),
         )
 
@@ -188,9 +212,10 @@ def _preflight_tar(path: Path, opener: object) -> None:
     """Read the whole tar stream once: a truncated or corrupt archive, or an unsafe name, fails before any import."""
     assert callable(opener)
     try:
-        with opener() as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        with opener() as fh, tarfile.open(fileobj=fh, mode="r|", tarinfo=_CheckedTarInfo) as tar:
             for member in tar:
-                _check_member_name(path, member.name)
+                stored = member.stored_name if isinstance(member, _CheckedTarInfo) else None
+                _check_member_name(path, stored or member.name)
                 if member.isfile():
                     extracted = tar.extractfile(member)
                     if extracted is not None:

@@ -124,6 +124,10 @@ class SourceFormat(Protocol):
     media_type: str
     """The IANA or vendor media type stored with each document of this format."""
 
+    streams: bool
+    """True when ``parse`` reads the document row by row and keeps no rows (EPSS): such a document may be up to
+    ``InputLimits.max_document_bytes``; any other is parsed whole and limited to ``max_parsed_document_bytes``."""
+
     def sniff(self, candidate: Candidate) -> bool:
         """Cheaply decide whether ``candidate`` is in this format (no full validation)."""
 

@@ -23,11 +23,10 @@ class _Repeated(Exception):
     pass
 
 
-def _refuse_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
+def _refuse_repeats(pairs: list[tuple[str, Any]]) -> None:
+    # Returns None, not the object: the checking pass keeps no tree, so it adds little to the parse's peak memory.
+    if len(dict(pairs)) != len(pairs):
         raise _Repeated
-    return obj
 
 
 class _Marker:

@@ -203,6 +203,7 @@ class CsafVexFormat:
     name = "csaf-vex"
     kind = DocumentKind.VEX
     media_type = CSAF_MEDIA_TYPE
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """A JSON object whose ``document`` has a ``csaf_version`` and category ``csaf_vex``."""
@@ -237,6 +238,7 @@ class CsafAdvisoryFormat:
     name = "csaf"
     kind = DocumentKind.ADVISORY
     media_type = CSAF_MEDIA_TYPE
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """A JSON object whose ``document`` has a ``csaf_version`` and a category other than ``csaf_vex``."""

@@ -171,6 +171,7 @@ class Cve5Format:
     name = "cve5"
     kind = DocumentKind.ADVISORY
     media_type = CVE5_MEDIA_TYPE
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """A JSON object with ``dataType`` ``CVE_RECORD``."""

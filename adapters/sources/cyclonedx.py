@@ -54,6 +54,7 @@ class CycloneDxVexFormat:
     name: str = "cyclonedx-vex"
     kind: DocumentKind = DocumentKind.VEX
     media_type: str = MEDIA_TYPE
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """True for ``bomFormat: CycloneDX`` with at least one vulnerability."""
@@ -86,6 +87,7 @@ class CycloneDxFormat:
     name: str = "cyclonedx"
     kind: DocumentKind = DocumentKind.SBOM
     media_type: str = MEDIA_TYPE
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """True for ``bomFormat: CycloneDX`` without vulnerabilities (those are cyclonedx-vex)."""

@@ -34,6 +34,7 @@ class DsseFormat:
     name = "dsse"
     kind = DocumentKind.ATTESTATION
     media_type = DSSE_ENVELOPE
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """An object with payloadType, payload and signatures, or JSON Lines of such objects."""

@@ -34,7 +34,8 @@ from core.sources import Candidate, SourceFormat
 
 HEADER = ("cve", "epss", "percentile")
 COMMENT_PREFIX = "#model_version:"
-_CVE = re.compile(r"CVE-([0-9]{4})-([0-9]{4,})")
+_CVE = re.compile(r"CVE-[0-9]{4}-[0-9]{4,}")
+_LENGTH_WEIGHT = 10**16
 #: The text encodings a byte-order mark announces (as ``core.sources.decode_text`` honours them), UTF-32 first.
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -72,14 +73,16 @@ def _line_count(data: bytes) -> int:
     return data.decode(enc, "replace").count("\n") + 1
 
 
-def _cve_key(year: str, number: str) -> int | None:
-    """A CVE ID packed into a signed 64-bit integer (None when its number has more than 12 digits).
+def _cve_key(cve: str) -> int | None:
+    """A matched CVE ID packed into a signed 64-bit integer (None when its number has more than 12 digits).
 
-    The digit count is part of the key, so ``CVE-2024-0001`` and ``CVE-2024-00001`` stay different.
+    Year and number digits, plus the number's length times 10**16, so ``CVE-2024-0001`` and ``CVE-2024-00001``
+    stay different.
     """
-    if len(number) > 12:
+    length = len(cve) - 13  # the number's digits beyond the 4 every CVE number has
+    if length > 8:
         return None
-    return (int(year) * 10 + len(number) - 4) * 10**12 + int(number)
+    return int(cve[4:8] + cve[9:]) + length * _LENGTH_WEIGHT
 
 
 def _metadata(line: str, path: str) -> tuple[str, str]:
@@ -111,6 +114,7 @@ class EpssFormat:
     name = "epss"
     kind = DocumentKind.EPSS
     media_type = "text/csv"
+    streams = True
 
     def sniff(self, candidate: Candidate) -> bool:
         """The first line is the ``#model_version:`` comment or exactly ``cve,epss,percentile``."""
@@ -164,10 +168,9 @@ class EpssFormat:
             if len(row) != len(HEADER):
                 raise SchemaError(f"line {line} has {len(row)} fields, expected 3", path=path)
             cve = row[0].strip()
-            match = _CVE.fullmatch(cve)
-            if match is None:
+            if _CVE.fullmatch(cve) is None:
                 raise SchemaError(f"line {line}, column cve: {cve!r} is not a CVE ID", path=path)
-            key = _cve_key(match.group(1), match.group(2))
+            key = _cve_key(cve)
             if key is None:
                 if cve in unusual:
                     raise SchemaError(f"line {line}: {cve} appears twice", path=path)

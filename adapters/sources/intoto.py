@@ -22,6 +22,7 @@ class InTotoStatementFormat:
     name = "intoto-statement"
     kind = DocumentKind.ATTESTATION
     media_type = IN_TOTO
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """A JSON object whose ``_type`` is an in-toto Statement URI (known or not)."""

@@ -46,6 +46,7 @@ class KevJsonFormat:
     name = "kev"
     kind = DocumentKind.KEV
     media_type = "application/json"
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """A JSON object with ``catalogVersion`` and ``vulnerabilities`` (a single entry is not a catalog)."""
@@ -89,6 +90,7 @@ class KevCsvFormat:
     name = "kev-csv"
     kind = DocumentKind.KEV
     media_type = "text/csv"
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """The first line is the KEV CSV header (starts ``cveID,vendorProject``)."""

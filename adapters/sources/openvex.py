@@ -66,6 +66,7 @@ class OpenVexFormat:
     name: str = "openvex"
     kind: DocumentKind = DocumentKind.VEX
     media_type: str = MEDIA_TYPE
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """True when the top-level ``@context`` is an OpenVEX context URL."""

@@ -270,6 +270,7 @@ class OsvFormat:
     name = "osv"
     kind = DocumentKind.ADVISORY
     media_type = OSV_MEDIA_TYPE
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """A JSON object with string ``id`` and ``modified`` and no key of another known format."""

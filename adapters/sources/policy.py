@@ -46,6 +46,7 @@ class _StellaFormat:
     name: str
     kind: DocumentKind
     media_type = "application/json"
+    streams = False
     slug: str  # the path segment of the schema URL
     label: str  # how users call the format
 

@@ -301,6 +301,7 @@ class SigstoreBundleFormat:
     name = "sigstore-bundle"
     kind = DocumentKind.ATTESTATION
     media_type = SIGSTORE_BUNDLE_PREFIX + ".v0.3+json"
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """A bundle media type, a bundle-shaped object, or an npm attestations document."""

@@ -41,6 +41,7 @@ class SpdxFormat:
     name: str = "spdx"
     kind: DocumentKind = DocumentKind.SBOM
     media_type: str = MEDIA_TYPE
+    streams = False
 
     def sniff(self, candidate: Candidate) -> bool:
         """True for a top-level ``spdxVersion`` or an SPDX 3 JSON-LD ``@context``."""

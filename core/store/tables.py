@@ -421,8 +421,13 @@ class RowBatch:
 
     def add_epss_scores(self, tenant: str, sha256: str, scores: Iterable[EpssScore]) -> None:
         """Append EPSS score rows; the writer calls this with bounded slices of a snapshot's scores."""
-        for score in scores:
-            self._add("epss_scores", tenant, sha256, score.cve_id, score.epss, score.percentile)
+        rows = list(scores)
+        cols = self.columns["epss_scores"]
+        cols["tenant"].extend([tenant] * len(rows))
+        cols["document_sha256"].extend([sha256] * len(rows))
+        cols["cve_id"].extend([score.cve_id for score in rows])
+        cols["epss"].extend([score.epss for score in rows])
+        cols["percentile"].extend([score.percentile for score in rows])
 
     def arrow_tables(self) -> dict[str, pa.Table]:
         """Non-empty tables as Arrow, with the exact column types of the store."""
