@@ -23,6 +23,18 @@ from pyrage import x25519
 
 from core.canonical import canonical_json
 from core.clock import rfc3339, utcnow
+from core.contract.profiles import (
+    ATTESTATION_BUNDLE,
+    DEVPORTAL_OFFLINE,
+    JSON_POLICY,
+    JSON_RAW,
+    MIRROR_DELTA,
+    MIRROR_FULL,
+    RISK_BUNDLE_BUILTIN,
+    RISK_SIMULATION,
+    TRIVY_DB,
+    TRIVY_JAVA_DB,
+)
 from core.errors import BadInputError, NotFoundError, UsageError
 from core.ingest import validate_tenant
 from core.records import DocumentKind
@@ -278,24 +290,24 @@ class ProfileConfig:
 
 #: The builtin profiles: every tenant has them, as revision 1, without asking.
 BUILTIN_PROFILES: dict[str, ProfileConfig] = {
-    "json:raw": ProfileConfig(kind="json", variant="raw", record_types=("advisory", "vex", "sbom")),
-    "json:policy": ProfileConfig(
+    JSON_RAW: ProfileConfig(kind="json", variant="raw", record_types=("advisory", "vex", "sbom")),
+    JSON_POLICY: ProfileConfig(
         kind="json", variant="policy", record_types=("advisory", "vex", "sbom", "policy", "findings")
     ),
-    "mirror:full": ProfileConfig(
+    MIRROR_FULL: ProfileConfig(
         kind="mirror", variant="full", record_types=("advisory", "vex", "sbom", "attestation", "policy", "findings")
     ),
-    "mirror:delta": ProfileConfig(
+    MIRROR_DELTA: ProfileConfig(
         kind="mirror", variant="delta", record_types=("advisory", "vex", "sbom", "attestation", "policy", "findings")
     ),
-    "trivy:db": ProfileConfig(kind="trivy", variant="db", record_types=("advisory",)),
-    "trivy:java-db": ProfileConfig(kind="trivy", variant="java-db", record_types=("sbom",)),
-    "attestation:bundle": ProfileConfig(kind="attestation", variant="bundle", record_types=("attestation",)),
-    "risk-bundle": ProfileConfig(kind="risk", variant="bundle", record_types=("kev", "epss")),
-    "risk:simulation": ProfileConfig(
+    TRIVY_DB: ProfileConfig(kind="trivy", variant="db", record_types=("advisory",)),
+    TRIVY_JAVA_DB: ProfileConfig(kind="trivy", variant="java-db", record_types=("sbom",)),
+    ATTESTATION_BUNDLE: ProfileConfig(kind="attestation", variant="bundle", record_types=("attestation",)),
+    RISK_BUNDLE_BUILTIN: ProfileConfig(kind="risk", variant="bundle", record_types=("kev", "epss")),
+    RISK_SIMULATION: ProfileConfig(
         kind="risk", variant="simulation", record_types=("advisory", "kev", "epss", "policy", "findings")
     ),
-    "devportal:offline": ProfileConfig(kind="devportal", variant="offline", record_types=("devportal",)),
+    DEVPORTAL_OFFLINE: ProfileConfig(kind="devportal", variant="offline", record_types=("devportal",)),
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.devportal import PortalImport, import_portal, list_portals, resolve_portal
+from core.contract.profiles import DEVPORTAL_OFFLINE
 from core.home import Home
 from core.ingest import validate_tenant
 from core.progress import Observer
@@ -19,7 +20,7 @@ from core.store import Store
 from services.export import build_run, default_out, plan_export
 
 #: The profile of a portal bundle.
-PROFILE_ID = "devportal:offline"
+PROFILE_ID = DEVPORTAL_OFFLINE
 
 
 def import_devportal(

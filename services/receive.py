@@ -23,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from core.contract import profiles as profile_ids
 from core.contract.manifest import VerifiedManifest
 from core.errors import BadInputError, PolicyRefusal, StellaError, UsageError
 from core.home import Home
@@ -489,7 +490,7 @@ _POLICIES = tuple(str(p) for p in FreshnessPolicy)
 
 MIRROR: Receivable[VerifyReport, ImportResult] = Receivable(
     kind="mirror",
-    profiles=("mirror:full", "mirror:delta"),
+    profiles=(profile_ids.MIRROR_FULL, profile_ids.MIRROR_DELTA),
     title="import into a mirror directory",
     action="Import",
     doing="importing",
@@ -509,7 +510,7 @@ MIRROR: Receivable[VerifyReport, ImportResult] = Receivable(
 )
 TRIVY: Receivable[VerifyReport, InstallResult] = Receivable(
     kind="trivy",
-    profiles=("trivy:db", "trivy:java-db"),
+    profiles=(profile_ids.TRIVY_DB, profile_ids.TRIVY_JAVA_DB),
     title="install into a Trivy cache directory",
     action="Install",
     doing="installing",
@@ -523,7 +524,7 @@ TRIVY: Receivable[VerifyReport, InstallResult] = Receivable(
 )
 RISK: Receivable[RiskReport, RiskReceipt] = Receivable(
     kind="risk",
-    profiles=("risk:bundle",),
+    profiles=(profile_ids.RISK_BUNDLE,),
     title="import its KEV/EPSS datasets into the store",
     action="Import",
     doing="importing",
@@ -548,7 +549,7 @@ RISK: Receivable[RiskReport, RiskReceipt] = Receivable(
 )
 ATTESTATION: Receivable[AttestationReport, AttestationReceipt] = Receivable(
     kind="attestation",
-    profiles=("attestation:bundle",),
+    profiles=(profile_ids.ATTESTATION_BUNDLE,),
     title="import the attestations that verify",
     action="Import",
     doing="importing",
@@ -571,7 +572,7 @@ ATTESTATION: Receivable[AttestationReport, AttestationReceipt] = Receivable(
 )
 DEVPORTAL: Receivable[PortalReport, PortalReport] = Receivable(
     kind="devportal",
-    profiles=("devportal:offline",),
+    profiles=(profile_ids.DEVPORTAL_OFFLINE,),
     title="verify the portal, then serve it",
     action="Verify",
     doing="verifying",
@@ -587,7 +588,7 @@ DEVPORTAL: Receivable[PortalReport, PortalReport] = Receivable(
 #: into the bundle's own tenant, each recorded with the bundle as its source (`stella import BUNDLE`).
 JSON: Receivable[VerifyReport, BundleImport] = Receivable(
     kind="json",
-    profiles=("json:raw", "json:policy"),
+    profiles=(profile_ids.JSON_RAW, profile_ids.JSON_POLICY),
     title="import its raw documents into the store",
     action="Import",
     doing="importing",
@@ -602,7 +603,7 @@ JSON: Receivable[VerifyReport, BundleImport] = Receivable(
 #: A risk simulation is a report to read: verified by `stella verify`, nothing to import.
 RISK_SIMULATION: Receivable[VerifyReport, None] = Receivable(
     kind="risk-simulation",
-    profiles=("risk:simulation",),
+    profiles=(profile_ids.RISK_SIMULATION,),
     title="verify only: a report to read",
     action="Verify",
     doing="verifying",

@@ -40,6 +40,7 @@ from core.contract.bundle import HEAD_ORDER
 from core.contract.devportal import MANIFEST, MANIFEST_DSSE, MANIFEST_SCHEMA, PORTAL_DIR
 from core.contract.manifest import VerifiedManifest
 from core.contract.payload_types import DEVPORTAL_MANIFEST
+from core.contract.profiles import DEVPORTAL_OFFLINE
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, SignatureError, StellaError, UsageError
 from core.progress import Observer
 from core.signing import dsse_signer, envelope_signatures
@@ -48,7 +49,7 @@ from verify.bundle import Recorder, VerifyReport, verify_bundle
 
 #: The bundle contract's own files: checked by the ``bundle`` step, not listed in manifest.json.
 CONTRACT_FILES = frozenset(HEAD_ORDER)
-PROFILE = "devportal:offline"
+PROFILE = DEVPORTAL_OFFLINE
 MAX_MANIFEST = 64 << 20
 _CHUNK = 1 << 20
 

@@ -19,21 +19,33 @@ from adapters.profiles import (
     trivy_java_db,
 )
 from core.bundle import PayloadProfile
+from core.contract.profiles import (
+    ATTESTATION_BUNDLE,
+    DEVPORTAL_OFFLINE,
+    JSON_POLICY,
+    JSON_RAW,
+    MIRROR_DELTA,
+    MIRROR_FULL,
+    RISK_BUNDLE,
+    RISK_SIMULATION,
+    TRIVY_DB,
+    TRIVY_JAVA_DB,
+)
 from core.errors import BadInputError, UsageError
 from core.profiles import ProfileConfig
 from core.store import Store
 
 PROFILES: dict[str, PayloadProfile] = {
-    "json:raw": json_raw.PROFILE,
-    "json:policy": json_policy.PROFILE,
-    "trivy:db": trivy_db.PROFILE,
-    "trivy:java-db": trivy_java_db.PROFILE,
-    "mirror:full": mirror.FULL,
-    "mirror:delta": mirror.DELTA,
-    "devportal:offline": devportal.PROFILE,
-    "risk:bundle": risk_bundle.PROFILE,
-    "risk:simulation": risk_simulation.PROFILE,
-    "attestation:bundle": attestation.PROFILE,
+    JSON_RAW: json_raw.PROFILE,
+    JSON_POLICY: json_policy.PROFILE,
+    TRIVY_DB: trivy_db.PROFILE,
+    TRIVY_JAVA_DB: trivy_java_db.PROFILE,
+    MIRROR_FULL: mirror.FULL,
+    MIRROR_DELTA: mirror.DELTA,
+    DEVPORTAL_OFFLINE: devportal.PROFILE,
+    RISK_BUNDLE: risk_bundle.PROFILE,
+    RISK_SIMULATION: risk_simulation.PROFILE,
+    ATTESTATION_BUNDLE: attestation.PROFILE,
 }
 
 

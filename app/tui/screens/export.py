@@ -18,6 +18,7 @@ from textual.worker import get_current_worker
 from app.tui.screens.base import StellaScreen, sentence_of, shown_path
 from app.tui.screens.modals import ErrorModal
 from app.tui.screens.run import RunScreen
+from core.contract.profiles import JSON_RAW, MIRROR_DELTA
 from core.errors import StellaError, UsageError
 from core.ingest import DEFAULT_TENANT, validate_tenant
 from core.keys import KeyInfo
@@ -167,7 +168,7 @@ class ExportScreen(StellaScreen):
                 p.profile_id, str(p.revision), p.config.profile_kind, ",".join(p.config.record_types), key=p.profile_id
             )
         # Keep the choice across a reload; the first time, start on json:raw, the plainest bundle.
-        start = chosen.profile_id if chosen is not None else "json:raw"
+        start = chosen.profile_id if chosen is not None else JSON_RAW
         if start in self.profiles:
             table.move_cursor(row=table.get_row_index(start))
         self.keys = message.keys
@@ -236,7 +237,7 @@ class ExportScreen(StellaScreen):
             self.query_one("#wiz-selectors", Input).focus()
             self.action_count()
         elif name == "step-options":
-            delta = profile is not None and profile.config.profile_kind == "mirror:delta"
+            delta = profile is not None and profile.config.profile_kind == MIRROR_DELTA
             self.query_one("#wiz-base-row").display = delta
             self.query_one("#wiz-key", Select).focus()
         else:
@@ -281,7 +282,7 @@ class ExportScreen(StellaScreen):
         passphrase = self.query_one("#wiz-passphrase", Input).value.strip()
         out = self.query_one("#wiz-out", Input).value.strip()
         base = self.query_one("#wiz-base", Input).value.strip()
-        delta = profile.config.profile_kind == "mirror:delta"
+        delta = profile.config.profile_kind == MIRROR_DELTA
         return ExportRequest(
             tenant=self.tenant,
             profile=profile.ref,
@@ -306,7 +307,7 @@ class ExportScreen(StellaScreen):
             f"encryption  {', '.join(req.recipients) or 'none'}",
             f"output      {shown_path(req.out) if req.out else 'HOME/exports/<profile>-<time>-<random>.tar.zst'}",
         ]
-        if profile.config.profile_kind == "mirror:delta":
+        if profile.config.profile_kind == MIRROR_DELTA:
             lines.append(f"delta base  {req.base or '(none)'}")
         lines.append("")
         lines.append("Run (ctrl+n) plans the run, builds and signs the bundle, then verifies it.")

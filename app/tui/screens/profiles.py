@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.export import split_words
 from app.tui.screens.forms import Field, FormModal
+from core.contract.profiles import JSON_RAW
 from core.ingest import DEFAULT_TENANT
 from core.profiles import BUILTIN_PROFILES, Profile
 from services.profiles import create_profile, list_profiles, profile_revisions, update_profile
@@ -164,7 +165,7 @@ class ProfilesScreen(StellaScreen):
                 Field(
                     "base",
                     "based on",
-                    value=base.profile_id if base is not None and base.builtin else "json:raw",
+                    value=base.profile_id if base is not None and base.builtin else JSON_RAW,
                     choices=tuple(BUILTIN_PROFILES),
                 ),
                 Field("settings", "settings (optional)", placeholder="FIELD=VALUE ..."),
