@@ -362,11 +362,6 @@ def current_tree_sha(store: Store, tenant: str, portal: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def load_tree(store: Store, tenant: str, tree_sha256: str) -> PortalTree:
-    """A tree listing from its raw document (the bytes as imported)."""
-    return PortalTree.parse(store.raw_bytes(tenant, tree_sha256), where=f"stella:document/{tree_sha256}")
-
-
 def list_portals(store: Store, tenant: str) -> list[dict[str, Any]]:
     """Every portal of ``tenant`` with its current tree, file count and last import time."""
     rows = store.conn.execute(
