@@ -14,7 +14,7 @@ PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 TIMEOUT="${FUZZ_TIMEOUT:-10}"
 RSS_MB="${FUZZ_RSS_MB:-2048}"
 OUT="${FUZZ_OUT:-${TMPDIR:-/tmp}/stella-fuzz-findings}"
-TARGETS="${FUZZ_TARGETS:-$(ls tests/fuzz/corpus)}"
+TARGETS="${FUZZ_TARGETS:-$(cd tests/fuzz/corpus && ls -d -- */ | tr -d /)}"
 mkdir -p "$OUT"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/stella-fuzz.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
