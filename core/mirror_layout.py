@@ -12,7 +12,8 @@ A mirror state is a tree of plain files::
 Packs and segments are content-addressed and never change once written, so a delta ships only new packs
 and one new segment, and a receiver keeps every unchanged file where it is. A segment line is either
 ``{"op": "put", ...document}`` (where the document lies: pack, offset, size; what it is: kind, format,
-document id, media type; how to find it: subject and purls) or ``{"op": "remove", "sha256": ...}``.
+document id, media type; how to find it: subject, purls and, when it has some, its advisories' aliases) or
+``{"op": "remove", "sha256": ...}``.
 Reading the segments in order gives the live documents; a full bundle compacts them into one.
 
 The state digest (sha256 of ``manifests/state.json``) names a state: a delta declares its base by it, an
@@ -153,9 +154,12 @@ class IndexedDocument:
     pack: str
     offset: int
     size: int
+    #: Other ids of the document's advisories (CVE aliases of a GHSA or OSV advisory, for one), sorted; written
+    #: only when there are some, so documents without aliases index exactly as before.
+    aliases: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "sha256": self.sha256,
             "kind": self.kind,
             "format": self.format,
@@ -167,6 +171,9 @@ class IndexedDocument:
             "offset": self.offset,
             "size": self.size,
         }
+        if self.aliases:
+            body["aliases"] = list(self.aliases)
+        return body
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> IndexedDocument:
@@ -181,6 +188,7 @@ class IndexedDocument:
             pack=str(doc["pack"]),
             offset=int(doc["offset"]),
             size=int(doc["size"]),
+            aliases=tuple(str(a) for a in doc.get("aliases", ())),
         )
 
 
@@ -241,12 +249,13 @@ def load_state(tree: Path) -> MirrorState:
 def query(
     tree: Path, *, document_id: str | None = None, purl: str | None = None, subject: str | None = None
 ) -> list[IndexedDocument]:
-    """Live documents of the mirror at ``tree`` matching every given key (an advisory or document id, a
-    package purl (with or without version), an SBOM subject), in (kind, document id, sha256) order."""
+    """Live documents of the mirror at ``tree`` matching every given key (an advisory or document id, or one of
+    its aliases, as `stella data show` resolves them; a package purl (with or without version), an SBOM subject),
+    in (kind, document id, sha256) order."""
     state = load_state(tree)
     hits = []
     for doc in live_documents(tree, state).values():
-        if document_id is not None and doc.document_id != document_id:
+        if document_id is not None and doc.document_id != document_id and document_id not in doc.aliases:
             continue
         if subject is not None and doc.subject != subject:
             continue

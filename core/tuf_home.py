@@ -120,8 +120,12 @@ class TufHome:
         except OSError as exc:
             raise EnvironmentFailure(f"cannot write the TUF configuration: {exc.strerror}", path=str(tmp)) from exc
 
+    def root_path(self, version: int) -> Path:
+        """The file of root ``version``: the one a receiver pins (``stella mirror import --trust-root``)."""
+        return self.root_dir / f"{version}.root.json"
+
     def _write_root(self, md: Metadata[Root]) -> Path:
-        path = self.root_dir / f"{md.signed.version}.root.json"
+        path = self.root_path(md.signed.version)
         try:
             self.root_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             path.write_bytes(md.to_bytes(JSONSerializer(compact=False)))

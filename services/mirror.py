@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from core.age_stream import read_identities
 from core.clock import utcnow
 from core.errors import BadInputError, NotFoundError, StellaError, TrustMetadataError, UsageError
 from core.home import Home
-from core.keys import KeyStore, read_passphrase_file
+from core.keys import KeyAlgorithm, KeyStore, read_passphrase_file
 from core.mirror_layout import IndexedDocument, load_state, query, read_document
 from core.progress import Check, NullObserver, Observer
 from core.signing import Signer
@@ -37,18 +37,62 @@ TUF_ROLES = ("root", "timestamp", "snapshot", "targets")
 
 
 # -- import ------------------------------------------------------------------------------------------------
-def receipt_signer(home: Home, name: str | None) -> Signer:
-    """The key-store key that signs an import receipt: ``name``, or else the home's only key."""
+#: The key a receiver signs import receipts with when no ``--receipt-key`` is given: made on first use.
+RECEIPT_KEY = "receipt"
+
+
+@dataclass(frozen=True)
+class ReceiptKey:
+    """The key that signs an import's receipt: its key-store name, and whether this import created it."""
+
+    name: str
+    created: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "created": self.created}
+
+
+def receipt_key_for(home: Home, name: str | None) -> ReceiptKey:
+    """The key-store key that signs an import receipt.
+
+    ``name`` when given; else the key named :data:`RECEIPT_KEY`; else the home's only key; else, in a home without
+    keys, a new ECDSA P-256 key named :data:`RECEIPT_KEY` (so a fresh receiver imports with no key setup; the
+    surfaces say it was made and how to give its public key to the sender). A home with several keys, none of them
+    :data:`RECEIPT_KEY`, has to say which one signs.
+    """
     store = KeyStore(home)
+    created = False
     if name is None:
         keys = store.list()
-        if len(keys) != 1:
+        names = [k.name for k in keys]
+        if RECEIPT_KEY in names:
+            name = RECEIPT_KEY
+        elif len(keys) == 1:
+            name = keys[0].name
+        elif not keys:
+            store.generate(RECEIPT_KEY, KeyAlgorithm.ECDSA_P256)
+            name, created = RECEIPT_KEY, True
+        else:
             raise UsageError(
-                "choose the key that signs the import receipt",
-                hint="give --receipt-key NAME" if keys else "generate one: stella keys generate receiver",
+                f"choose the key that signs the import receipt: this home has {len(keys)} keys ({', '.join(names)})",
+                hint=f"give --receipt-key NAME, or generate one named {RECEIPT_KEY!r}: "
+                f"stella keys generate {RECEIPT_KEY}",
             )
-        name = keys[0].name
-    return Signer.from_keystore(store, name)
+    return ReceiptKey(name, created)
+
+
+def receipt_key_note(name: str) -> str:
+    """What the surfaces say when an import made the receipt key: its name, and how the sender comes to trust it."""
+    return (
+        f"created key {name!r} in this home's key store to sign import receipts; give the sender its public key "
+        f"(stella keys export-public {name} --out receiver.pub), who trusts it with: stella trust add receiver "
+        "receiver.pub"
+    )
+
+
+def receipt_signer(home: Home, name: str | None) -> Signer:
+    """The signer of :func:`receipt_key_for`'s key."""
+    return Signer.from_keystore(KeyStore(home), receipt_key_for(home, name).name)
 
 
 def import_into_mirror(
@@ -69,14 +113,16 @@ def import_into_mirror(
     """Verify ``bundle`` and make it the current state of the mirror at ``into`` (`stella mirror import`).
 
     The inputs are read in this order, so the first bad one is reported: trusted signer keys (``key_files``, else
-    the home's trust store), the key that signs the receipt (``receipt_key``, else the home's only key), the TUF
+    the home's trust store), the key that signs the receipt (:func:`receipt_key_for`: ``receipt_key``, else the key
+    named ``receipt``, else the home's only key, else a new ``receipt`` key; the result names it), the TUF
     root for a first import, age identity files or a passphrase file for an encrypted payload. ``at`` is the time
     expiry is evaluated at; ``min_free`` the bytes to keep free. ``observer`` hears each check and may cancel, as
     for :func:`services.mirror_import.import_bundle`, which does the work; ``receipt_out`` gets a copy of the receipt,
     written before the swap.
     """
     keys = trusted_keys(home, key_files)
-    signer = receipt_signer(home, receipt_key)
+    used_key = receipt_key_for(home, receipt_key)
+    signer = Signer.from_keystore(KeyStore(home), used_key.name)
     root = None
     if trust_root is not None:
         try:
@@ -85,7 +131,7 @@ def import_into_mirror(
             raise BadInputError(f"cannot read the TUF root: {exc.strerror}", path=str(trust_root)) from None
     identities = [i for path in identity_files for i in read_identities(path)]
     passphrase = read_passphrase_file(passphrase_file).decode() if passphrase_file else None
-    return import_bundle(
+    result = import_bundle(
         bundle,
         into,
         keys=keys,
@@ -98,6 +144,7 @@ def import_into_mirror(
         observer=observer,
         receipt_out=receipt_out,
     )
+    return replace(result, receipt_key=used_key.name, receipt_key_created=used_key.created)
 
 
 # -- status ------------------------------------------------------------------------------------------------
@@ -343,16 +390,62 @@ class Rollback:
         }
 
 
-def rollback(into: Path) -> Rollback:
-    """Make the previous state current again, and the current one previous (`stella mirror rollback`)."""
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What a rollback would do: ``target`` (the previous state) becomes current, ``current`` becomes previous."""
+
+    current: StateSummary
+    target: StateSummary
+
+    @property
+    def text(self) -> str:
+        """The two states, as the surfaces show them before asking."""
+
+        def line(s: StateSummary) -> str:
+            return (
+                f"state {s.state_digest[:12]} (sequence {s.sequence}, created {s.created_at}, {s.documents} documents)"
+            )
+
+        return f"current: {line(self.current)}\nrollback makes current: {line(self.target)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"current": self.current.to_dict(), "target": self.target.to_dict()}
+
+
+def _rollback_states(mirror: MirrorDir, into: Path) -> tuple[Path, Path]:
+    current, previous = mirror.current(), mirror.previous()
+    if previous is None or current is None or previous.resolve() == current.resolve():
+        raise UsageError("this mirror has no previous state to roll back to", path=str(into))
+    return current, previous
+
+
+def rollback_plan(into: Path) -> RollbackPlan:
+    """The state a rollback would make current, and the one it would replace; nothing changes."""
+    if not into.is_dir():
+        raise UsageError("no such mirror directory", path=str(into))
+    current, previous = _rollback_states(MirrorDir(into), into)
+    return RollbackPlan(StateSummary.of(current), StateSummary.of(previous))
+
+
+def rollback(into: Path, *, expect: str | None = None) -> Rollback:
+    """Make the previous state current again, and the current one previous (`stella mirror rollback`).
+
+    ``expect`` is the state digest the user confirmed as the target (:func:`rollback_plan`); when the mirror's
+    previous state is another one by the time the lock is held (an import ran in between), nothing changes and
+    a usage error says so."""
     mirror = MirrorDir(into)
     with mirror.locked():
-        current, previous = mirror.current(), mirror.previous()
-        if previous is None or current is None or previous.resolve() == current.resolve():
-            raise UsageError("this mirror has no previous state to roll back to", path=str(into))
+        current, previous = _rollback_states(mirror, into)
+        now, before = load_state(previous / "tree"), load_state(current / "tree")
+        if expect is not None and now.digest != expect:
+            raise UsageError(
+                f"the mirror's previous state is now {now.digest[:12]}, not the {expect[:12]} confirmed: "
+                "nothing was changed",
+                path=str(into),
+                hint="run the rollback again to see its target",
+            )
         mirror.point(mirror.current_link, previous)
         mirror.point(mirror.previous_link, current)
-        now, before = load_state(previous / "tree"), load_state(current / "tree")
         return Rollback(now.digest, now.sequence, before.digest)
 
 

@@ -70,6 +70,9 @@ class ImportResult:
     receipt: dict[str, Any]
     written_bytes: int
     linked_files: int
+    #: The key-store key that signed the receipt, and whether this import created it (a fresh receiver).
+    receipt_key: str = ""
+    receipt_key_created: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +87,7 @@ class ImportResult:
             "linkedFiles": self.linked_files,
             "tuf": {k: v for k, v in self.tuf.to_dict().items() if k != "targets"},
             "receipt": str(self.receipt_path),
+            "receiptKey": {"name": self.receipt_key, "created": self.receipt_key_created},
         }
 
 

@@ -298,13 +298,18 @@ def _mirror_outcome(result: ImportResult, request: ReceiveRequest, show: ShowPat
         ("written", f"{result.written_bytes} bytes; {result.linked_files} files kept"),
         ("TUF", f"root {tuf.get('rootVersion')}, targets {tuf.get('targetsVersion')}"),
         ("receipt", show(result.receipt_path)),
+        ("receipt key", result.receipt_key + (" (created by this import)" if result.receipt_key_created else "")),
     ]
     into = show(request.into or "")
-    return Outcome(
+    text = (
         f"imported into {into}: state {result.state_digest[:12]} "
-        f"(sequence {result.state.sequence}); check it with: stella mirror verify {into}",
-        rows,
+        f"(sequence {result.state.sequence}); check it with: stella mirror verify {into}"
     )
+    if result.receipt_key_created:
+        from services.mirror import receipt_key_note
+
+        text += f"; {receipt_key_note(result.receipt_key)}"
+    return Outcome(text, rows)
 
 
 # -- trivy -------------------------------------------------------------------------------------------------

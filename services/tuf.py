@@ -19,6 +19,7 @@ from core.progress import Observer
 from core.trust import TrustedKey
 from core.tuf_home import DEFAULT_EXPIRIES, TufHome
 from core.tuf_repo import TOP_LEVEL_ROLES, Expiries, role_keyids
+from services.export import output_path
 from services.keys import read_passphrase, signer_for
 from verify.bundle import verify_bundle
 
@@ -54,8 +55,25 @@ def init_tuf(
     md = tuf.init(
         role_keys, thresholds or {}, Expiries(**durations), now=utcnow(), passphrase=read_passphrase(passphrase_file)
     )
-    body = {"rootVersion": md.signed.version, "expires": _iso(md.signed.expires), **tuf.config().to_dict()}
-    return TufChange(f"TUF repository created: root version 1, expires {_iso(md.signed.expires)}", body)
+    root_path = tuf.root_path(md.signed.version)
+    body = {
+        "rootVersion": md.signed.version,
+        "rootPath": str(root_path),
+        "expires": _iso(md.signed.expires),
+        **tuf.config().to_dict(),
+    }
+    return TufChange(
+        f"TUF repository created: root version 1, expires {_iso(md.signed.expires)}\n{pin_hint(root_path)}", body
+    )
+
+
+def pin_hint(root_path: Path) -> str:
+    """Where the current root is, and what a receiver does with it (`tuf init`, `tuf rotate`, `tuf status`)."""
+    return (
+        f"root file: {root_path}\n"
+        f"a receiver pins it on its first import: stella mirror import BUNDLE --into DIR --trust-root {root_path.name}"
+        " (copy the file across with the bundle; check its sha256 with the receiver out of band)"
+    )
 
 
 def rotate_role(
@@ -67,14 +85,21 @@ def rotate_role(
     passphrase_file: Path | None = None,
 ) -> TufChange:
     """`stella tuf rotate ROLE --key ...`: root N+1 names the role's new keys, signed by the old and new root keys."""
-    md = TufHome(home).rotate(
-        role, tuple(keys), threshold=threshold, now=utcnow(), passphrase=read_passphrase(passphrase_file)
-    )
+    tuf = TufHome(home)
+    md = tuf.rotate(role, tuple(keys), threshold=threshold, now=utcnow(), passphrase=read_passphrase(passphrase_file))
     version = md.signed.version
+    root_path = tuf.root_path(version)
     return TufChange(
         f"root {version} names new {role} keys ({', '.join(keys)}), signed by the old and new root "
-        f"keys; the next mirror bundle ships {version}.root.json",
-        {"rootVersion": version, "role": role, "keys": keys, "expires": _iso(md.signed.expires)},
+        f"keys; the next mirror bundle ships {version}.root.json (receivers that pinned an older root follow it)\n"
+        f"root file: {root_path}",
+        {
+            "rootVersion": version,
+            "rootPath": str(root_path),
+            "role": role,
+            "keys": keys,
+            "expires": _iso(md.signed.expires),
+        },
     )
 
 
@@ -112,12 +137,15 @@ def refresh_mirror_bundle(
     key: str,
     *,
     passphrase_file: Path | None = None,
+    mkdir: bool = False,
     observer: Observer | None = None,
 ) -> RefreshedBundle:
     """`stella tuf refresh`: re-sign a mirror bundle's snapshot and timestamp with ``key``; the payload is unchanged.
 
-    Only a bundle that ``key`` signed and that verifies intact is refreshed.
+    Only a bundle that ``key`` signed and that verifies intact is refreshed. The directory of ``out`` must exist
+    unless ``mkdir`` (:func:`services.export.output_path`).
     """
+    out = output_path(out, mkdir=mkdir)
     signer = signer_for(home, key, passphrase_file)
     own = TrustedKey(key, signer.keyid, signer.algorithm, signer.public_key)
     report = verify_bundle(bundle, [own])
@@ -146,6 +174,8 @@ class TufStatus:
     root_version: int
     root_expires: datetime
     root_versions: list[int]
+    #: The latest root's file: the one a new receiver pins.
+    root_path: Path
     body: dict[str, Any]
 
 
@@ -161,14 +191,16 @@ def tuf_status(home: Home) -> TufStatus:
         RoleStatus(role, c.keys, keyids.get(role, ()), c.threshold, getattr(config.expiries, role))
         for role, c in sorted(config.roles.items(), key=lambda rc: TOP_LEVEL_ROLES.index(rc[0]))
     ]
+    root_path = tuf.root_path(root.signed.version)
     body = {
         "rootVersion": root.signed.version,
         "rootExpires": _iso(root.signed.expires),
         "rootVersions": [v for v, _ in tuf.roots()],
+        "rootPath": str(root_path),
         **config.to_dict(),
     }
     expires = root.signed.expires.astimezone(UTC).replace(tzinfo=None)
-    return TufStatus(roles, root.signed.version, expires, body["rootVersions"], body)
+    return TufStatus(roles, root.signed.version, expires, body["rootVersions"], root_path, body)
 
 
 def tuf_status_if_initialized(home: Home) -> TufStatus | None:

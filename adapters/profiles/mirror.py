@@ -74,7 +74,13 @@ SELECT r.sha256, r.kind, r.media_type, r.format, r.document_id, r.content, i.sub
              WHERE c.tenant = i.tenant AND c.document_sha256 = i.document_sha256 AND c.purl IS NOT NULL
             UNION SELECT subject_purl FROM sbom_documents d
              WHERE d.tenant = i.tenant AND d.document_sha256 = i.document_sha256 AND d.subject_purl IS NOT NULL
-        ) k) AS purls
+        ) k) AS purls,
+       (SELECT list(DISTINCT x.alias ORDER BY x.alias) FROM (
+            SELECT unnest(a.aliases) AS alias FROM advisories a
+             WHERE a.tenant = i.tenant AND a.document_sha256 = i.document_sha256
+            UNION SELECT advisory_id FROM advisories b
+             WHERE b.tenant = i.tenant AND b.document_sha256 = i.document_sha256
+        ) x WHERE x.alias IS NOT NULL AND x.alias <> r.document_id) AS aliases
   FROM export_inputs i
   JOIN raw_documents r ON r.tenant = i.tenant AND r.sha256 = i.document_sha256
  WHERE i.run_id = ? AND i.tenant = ? AND i.ordinal >= ? AND i.ordinal < ?
@@ -329,6 +335,8 @@ class Mirror:
                 "subject": row.get("subject", ""),
                 "purls": _purls(row.get("purls") or []),
             }
+            if row.get("aliases"):
+                fields["aliases"] = list(row["aliases"])
             packer.add(fields, data)
         packer.close()
         added = packer.done

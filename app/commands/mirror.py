@@ -11,9 +11,9 @@ from typing import Any
 from app.commands.verify import CheckPrinter
 from app.output import escape, print_json, stderr, stdout, table
 from core.clock import parse_at
-from core.errors import UsageError
+from core.errors import Cancelled, UsageError
 from core.home import resolve_home
-from services.mirror import query_mirror, rollback, status, verify_current
+from services.mirror import query_mirror, receipt_key_note, rollback, rollback_plan, status, verify_current
 from services.mirror_import import DEFAULT_MIN_FREE
 from services.mirror_trust import replace_trust_root
 from services.receive import MIRROR, ReceiveRequest
@@ -46,7 +46,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     imp.add_argument("--identity", type=Path, action="append", metavar="FILE", help="age identity file")
     imp.add_argument("--passphrase-file", type=Path, metavar="F", help="age passphrase the payload used")
     imp.add_argument("--at", metavar="TIME", help="evaluate expiry at this RFC 3339 time (UTC)")
-    imp.add_argument("--receipt-key", metavar="NAME", help="key-store key that signs the receipt")
+    imp.add_argument(
+        "--receipt-key",
+        metavar="NAME",
+        help="key-store key that signs the receipt (default: the key named 'receipt', else the home's only key; "
+        "a home without keys gets a new 'receipt' key)",
+    )
     imp.add_argument("--receipt-out", type=Path, metavar="F", help="also copy the signed receipt here")
     imp.add_argument("--min-free", default=str(DEFAULT_MIN_FREE), metavar="SIZE", help="free space to keep (64M)")
     imp.set_defaults(handler=run_import)
@@ -74,8 +79,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     tr.add_argument("--yes", action="store_true", help="say you mean it (required)")
     tr.set_defaults(handler=run_trust_root)
 
-    rb = msub.add_parser("rollback", parents=[common], help="make the previous state current again")
+    rb = msub.add_parser(
+        "rollback",
+        parents=[common],
+        help="make the previous state current again (asks first, or --yes)",
+        description="Show the current state and the previous one it would make current again, then ask on a "
+        "terminal; without a terminal, --yes is required (exit 2). Running it again rolls forward.",
+    )
     rb.add_argument("dir", type=Path)
+    rb.add_argument("--yes", action="store_true", help="do not ask (required without a terminal)")
     rb.set_defaults(handler=run_rollback)
 
     q = msub.add_parser("query", parents=[common], help="find documents in a mirror without the store")
@@ -109,6 +121,8 @@ def run_import(args: argparse.Namespace) -> int:
         receipt_out=args.receipt_out,
     )
     result = MIRROR.receive(resolve_home(args.home), request, CheckPrinter(args, paths=False))
+    if result.receipt_key_created:
+        stderr.print(escape(receipt_key_note(result.receipt_key)))
     if args.json:
         print_json(result.to_dict())
     else:
@@ -163,7 +177,15 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_rollback(args: argparse.Namespace) -> int:
-    done = rollback(args.dir)
+    plan = rollback_plan(args.dir)
+    stderr.print(escape(plan.text))
+    if not args.yes:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise UsageError("mirror rollback needs a confirmation", hint="pass --yes (there is no terminal to ask on)")
+        answer = input(f"make state {plan.target.state_digest[:12]} current again? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise Cancelled("rollback not confirmed: nothing changed")
+    done = rollback(args.dir, expect=plan.target.state_digest)
     _say(args, done.to_dict(), f"rolled back: current state {done.state_digest[:12]} (sequence {done.sequence})")
     return 0
 

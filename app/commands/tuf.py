@@ -11,7 +11,15 @@ from core.durations import human_duration, parse_duration
 from core.errors import UsageError
 from core.home import resolve_home
 from core.tuf_repo import TOP_LEVEL_ROLES
-from services.tuf import TufChange, init_tuf, refresh_mirror_bundle, rotate_role, set_role_expiry, tuf_status
+from services.tuf import (
+    TufChange,
+    init_tuf,
+    pin_hint,
+    refresh_mirror_bundle,
+    rotate_role,
+    set_role_expiry,
+    tuf_status,
+)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -55,6 +63,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     rf.add_argument("bundle", type=Path)
     rf.add_argument("--out", type=Path, required=True, help="the refreshed bundle")
+    rf.add_argument("--mkdir", "-p", action="store_true", help="create the directory of --out when it is missing")
     rf.add_argument("--key", required=True, metavar="NAME", help="the key that signed the bundle (signs it again)")
     rf.set_defaults(handler=run_refresh)
 
@@ -108,6 +117,7 @@ def run_refresh(args: argparse.Namespace) -> int:
         args.out,
         args.key,
         passphrase_file=args.passphrase_file,
+        mkdir=args.mkdir,
         observer=RichSink("refreshing"),
     )
     if args.json:
@@ -125,6 +135,7 @@ def run_status(args: argparse.Namespace) -> int:
     rows = [[r.role, ", ".join(r.keys), r.threshold, human_duration(r.expires_after)] for r in status.roles]
     table(["role", "keys", "threshold", "expires after"], rows)
     stdout.print(f"root version {status.root_version}, expires {status.body['rootExpires']}")
+    stdout.print(escape(pin_hint(status.root_path)))
     return 0
 
 

@@ -181,11 +181,11 @@ def test_rollback_restores_the_previous_state(stella: Any, sender: dict[str, Any
     assert stella("import", "--quiet", _new_revision(tmp_path, "revised")).code == 0
     delta, _ = _export(stella, tmp_path, "mirror:delta", "--base", full_run["runId"])
     assert _import(stella, sender, delta).code == 0
-    assert stella("mirror", "rollback", sender["mirror"]).code == 0
+    assert stella("mirror", "rollback", sender["mirror"], "--yes").code == 0
     assert _status(stella, sender)["current"]["stateDigest"] == first
     raw = stella("mirror", "query", sender["mirror"], "--id", "GO-2020-0001", "--raw")
     assert json.loads(raw.out)["summary"] != "revised"
-    assert stella("mirror", "rollback", sender["mirror"]).code == 0  # and forward again
+    assert stella("mirror", "rollback", sender["mirror"], "--yes").code == 0  # and forward again
     assert _status(stella, sender)["current"]["sequence"] == 1
 
 
