@@ -115,7 +115,10 @@ def _from_file(path: Path, lim: InputLimits) -> Iterator[InputItem]:
         if st.st_size > lim.max_document_bytes:
             yield InputItem(str(path), error=_too_big(str(path), st.st_size, lim))
             return
-        yield InputItem(str(path), path.read_bytes())
+        with path.open("rb") as fh:
+            first = fh.read(_JSON_SNIFF)
+        refused = _json_too_big(str(path), st.st_size, first, lim)
+        yield InputItem(str(path), error=refused) if refused else InputItem(str(path), path.read_bytes())
 
 
 def is_stella_bundle(path: Path) -> bool:
@@ -130,6 +133,25 @@ def is_stella_bundle(path: Path) -> bool:
     except (OSError, EOFError, zstandard.ZstdError):
         return False
     return len(head) == 512 and head[257:262] == b"ustar" and head[:100].rstrip(b"\0") == MANIFEST.encode()
+
+
+#: How much of a document is looked at to tell JSON (parsed whole, so held to a lower limit) before reading it.
+_JSON_SNIFF = 512
+
+
+def _json_too_big(label: str, size: int, head: bytes, lim: InputLimits) -> BadInputError | None:
+    """Refuse, from its first bytes and its size, a JSON document too large to parse whole, before reading it.
+
+    Every JSON format is parsed whole; ``core.ingest`` applies the same limit to whatever reaches it.
+    """
+    if size <= lim.max_parsed_document_bytes or head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] not in (b"{", b"["):
+        return None
+    return BadInputError(
+        f"document is {size} bytes, over the {lim.max_parsed_document_bytes}-byte limit for a document parsed whole "
+        "(every format but EPSS CSV); refused before reading it",
+        path=label,
+        hint="split the document; stella holds a parsed document in memory",
+    )
 
 
 def _too_big(label: str, size: int, lim: InputLimits) -> BadInputError:
@@ -242,7 +264,12 @@ def _tar_members(path: Path, opener: object, lim: InputLimits) -> Iterator[Input
                 yield InputItem(label, error=_too_big(label, member.size, lim))
                 continue
             extracted = tar.extractfile(member)
-            yield InputItem(label, extracted.read() if extracted else b"")
+            first = extracted.read(_JSON_SNIFF) if extracted else b""
+            refused = _json_too_big(label, member.size, first, lim)
+            if refused is not None:
+                yield InputItem(label, error=refused)
+                continue
+            yield InputItem(label, first + extracted.read() if extracted else b"")
 
 
 def _from_zip(path: Path, lim: InputLimits) -> Iterator[InputItem]:
@@ -281,8 +308,11 @@ def _from_zip(path: Path, lim: InputLimits) -> Iterator[InputItem]:
                 continue
             try:
                 with zf.open(info) as member:
-                    data = member.read(lim.max_document_bytes + 1)
+                    data = member.read(_JSON_SNIFF)
+                    refused = _json_too_big(label, info.file_size, data, lim)
+                    if refused is None:
+                        data += member.read(lim.max_document_bytes + 1)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 yield InputItem(label, error=BadInputError(f"damaged archive member: {exc}", path=label))
                 continue
-            yield InputItem(label, data)
+            yield InputItem(label, error=refused) if refused else InputItem(label, data)

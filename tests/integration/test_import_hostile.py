@@ -136,9 +136,24 @@ def test_oversized_json_document_is_refused_before_parsing_and_the_rest_imports(
     code, peak_mb, err = _peak_rss_mb([*_stella_cmd(), "import", str(big), str(OTHER)], env)
     assert code == 3, err
     assert str(big) in err and f"over the {DEFAULT_MAX_PARSED_DOCUMENT}-byte limit" in err
-    # Refused by size: the document was read (~34 MB) but never parsed (parsing it takes ~20 times that).
+    assert "refused before reading it" in err
+    # Refused by its size and first bytes: never read whole, never parsed (parsing it takes ~20 times its size).
     assert peak_mb < 250, peak_mb
     assert counts(home)["raw_documents"] == 1  # the other document of the batch was imported
+
+
+def test_oversized_json_member_of_a_zip_is_refused_and_its_siblings_import(
+    stella: Stella, home: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "feeds.zip"
+    with zipfile.ZipFile(archive, "w") as zf:  # stored: a deflated run of zeros would be refused as a zip bomb
+        zf.writestr("big.json", b"[" + b"0," * (DEFAULT_MAX_PARSED_DOCUMENT // 2) + b"0]")
+        zf.writestr("GO-2020-0001.json", OSV.read_bytes())
+    res = stella("import", "--json", archive)
+    assert res.code == 3
+    events = _documents(res)
+    assert "refused before reading it" in events[f"{archive}!big.json"]["reason"]
+    assert events[f"{archive}!GO-2020-0001.json"]["outcome"] == "imported"
 
 
 # -- EPSS: streamed, and truncation refused ----------------------------------------------------------------------
