@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from core.clock import rfc3339, utcnow
-from core.errors import UsageError
+from core.errors import BadInputError, UsageError
 from core.ingest import validate_tenant
 from core.keys import KeyStore
 from core.profiles import Profile
@@ -30,7 +32,7 @@ from core.runs import (
     new_run_id,
     write_event,
 )
-from core.selectors import INPUT_ORDER, Selectors, selection_sql
+from core.selectors import INPUT_ORDER, InputRef, Selectors, count_inputs, resolve_inputs, selection_sql
 from core.store import Store, transaction
 
 FETCH_ROWS = 5000
@@ -46,6 +48,7 @@ def plan_run(
     out_path: Path,
     created_at: datetime | None = None,
     options: Mapping[str, Any] | None = None,
+    allow_empty: bool = True,
 ) -> ExportRun:
     """Write a ``pending`` run and its resolved inputs in one transaction; return the run.
 
@@ -53,24 +56,13 @@ def plan_run(
     to the profile's ``signing_key``; the key must exist in the home's key store. ``created_at`` (default:
     now) is truncated to whole seconds and becomes the bundle's ``createdAt``. ``options`` are the
     profile-specific run options (JSON values: a delta's resolved base, encryption recipients, a Trivy
-    schema version); they are pinned with the rest, so a retry sees the same ones.
+    schema version); they are pinned with the rest, so a retry sees the same ones. Without ``allow_empty`` a
+    selection that matches nothing is refused (:class:`EmptySelection`, exit 3) and nothing is written.
 
     Raises :class:`core.errors.PolicyRefusal` (exit 7) for a cross-tenant selector, :class:`UsageError`
     when there is no signing key or the output exists, :class:`core.errors.NotFoundError` for an unknown key.
     """
-    validate_tenant(tenant)
-    if profile.tenant != tenant:
-        raise UsageError(f"profile {profile.ref} belongs to tenant {profile.tenant!r}, not {tenant!r}")
-    selectors.check_tenant(tenant)
-    key = key_name or profile.config.signing_key
-    if not key:
-        raise UsageError(
-            "no signing key for this export", hint="give one with --key NAME, or set signing_key in the profile"
-        )
-    KeyStore(store.home).info(key)  # an unknown key fails now, not after the payload was written
-    out = out_path.expanduser().resolve()
-    if out.exists() or out.is_symlink():
-        raise UsageError(f"output {out} already exists", path=str(out), hint="choose another --out or move it away")
+    key, out = check_plan(store, tenant, profile, selectors, key_name=key_name, out_path=out_path)
     when = _whole_seconds(created_at or utcnow())
     run_id = new_run_id()
     sql, params = selection_sql(tenant, selectors, profile.config.record_types)
@@ -85,6 +77,8 @@ def plan_run(
                 {**params, "run_id": run_id},
             )
             count, digest = _inputs_digest(cur, tenant, run_id)
+            if count == 0 and not allow_empty:
+                raise EmptySelection(tenant, profile.ref, selectors)  # rolls the transaction back: nothing planned
             parameters: dict[str, Any] = {
                 "parametersVersion": PARAMETERS_VERSION,
                 "runId": run_id,
@@ -119,6 +113,66 @@ def plan_run(
     finally:
         cur.close()
     return run
+
+
+class EmptySelection(BadInputError):
+    """A selection that matches no document: refused unless the user says an empty bundle is what they want."""
+
+    def __init__(self, tenant: str, profile: str, selectors: Selectors) -> None:
+        given = " ".join(selectors.to_args()) or "(no selectors: everything the profile takes)"
+        super().__init__(
+            f"the selection matches no document of tenant {tenant!r} for profile {profile}: {given}",
+            hint="check the selectors with `stella export run --dry-run`, or pass --allow-empty to build an empty"
+            " bundle anyway",
+        )
+
+
+def check_plan(
+    store: Store, tenant: str, profile: Profile, selectors: Selectors, *, key_name: str | None, out_path: Path
+) -> tuple[str, Path]:
+    """What planning refuses before anything is written: returns the signing key's name and the resolved output.
+
+    Checked in this order: the tenant, the profile's tenant, a cross-tenant selector, the signing key (given, or
+    the profile's ``signing_key``; it must exist), the output (it must not exist yet).
+    """
+    validate_tenant(tenant)
+    if profile.tenant != tenant:
+        raise UsageError(f"profile {profile.ref} belongs to tenant {profile.tenant!r}, not {tenant!r}")
+    selectors.check_tenant(tenant)
+    key = key_name or profile.config.signing_key
+    if not key:
+        raise UsageError(
+            "no signing key for this export", hint="give one with --key NAME, or set signing_key in the profile"
+        )
+    KeyStore(store.home).info(key)  # an unknown key fails now, not after the payload was written
+    out = out_path.expanduser().resolve()
+    if out.exists() or out.is_symlink():
+        raise UsageError(f"output {out} already exists", path=str(out), hint="choose another --out or move it away")
+    return key, out
+
+
+@dataclass(frozen=True)
+class SelectionPreview:
+    """What a run would take now, without planning it: per record type counts and the first inputs in order."""
+
+    counts: dict[str, int]
+    first: list[InputRef]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def preview_selection(
+    store: Store, tenant: str, profile: Profile, selectors: Selectors, *, limit: int = 10
+) -> SelectionPreview:
+    """The inputs a run of ``profile`` over ``selectors`` would pin now: counts per record type, the first ``limit``.
+
+    The same selection :func:`plan_run` pins, read only.
+    """
+    counts = count_inputs(store, tenant, selectors, profile.config.record_types)
+    first = list(islice(resolve_inputs(store, tenant, selectors, profile.config.record_types), max(limit, 0)))
+    return SelectionPreview(counts, first)
 
 
 def _inputs_digest(cur: duckdb.DuckDBPyConnection, tenant: str, run_id: str) -> tuple[int, str]:

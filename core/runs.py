@@ -528,6 +528,27 @@ class RunEngine:
             raise NotFoundError(f"no export run {run_id!r}{where}", hint="see `stella export runs`")
         return run_from_row(row)
 
+    def resolve_run_id(self, ident: str) -> str:
+        """The run ``ident`` names: a whole run id, or a prefix of exactly one (as `stella data show` takes digests).
+
+        An ambiguous prefix is a usage error (exit 2) listing the candidates; no match is exit 3.
+        """
+        with self._cursor() as cur:
+            # A literal prefix (starts_with, not LIKE): `%` and `_` typed are characters, not wildcards.
+            rows = cur.execute(
+                "SELECT run_id FROM export_runs WHERE run_id = ? OR starts_with(run_id, ?) ORDER BY run_id LIMIT 11",
+                [ident, ident],
+            ).fetchall()
+        ids = [str(r[0]) for r in rows]
+        if ident in ids:
+            return ident
+        if not ids or not ident:
+            raise NotFoundError(f"no export run {ident!r}", hint="see `stella export runs`")
+        if len(ids) > 1:
+            shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+            raise UsageError(f"{ident!r} matches {len(ids)} export runs: {shown}", hint="give more of the run id")
+        return ids[0]
+
     def list_runs(self, tenant: str, *, state: RunState | None = None, limit: int | None = None) -> list[ExportRun]:
         """The tenant's runs, newest first."""
         sql = f"SELECT {_RUN_COLUMNS} FROM export_runs WHERE tenant = ?"
@@ -827,17 +848,23 @@ class RunEngine:
     def retry(self, run_id: str, *, out_path: Path | None = None) -> str:
         """A new pending run repeating a finished one: same parameters (``createdAt`` too) and inputs.
 
-        A failed or aborted run is rebuilt where it was meant to go; a succeeded one is rebuilt (byte-identical)
-        somewhere else, so ``out_path`` is required then. ``out_path`` changes only where the artifact goes,
+        A failed or aborted run is rebuilt where it was meant to go; so is a succeeded one whose bundle was deleted.
+        A succeeded run whose bundle is still there (intact or changed) is rebuilt (byte-identical) somewhere else,
+        so ``out_path`` is required then. ``out_path`` changes only where the artifact goes,
         never its bytes. Returns the new run's id.
         """
         orig = self.get_run(run_id)
         if orig.state not in (RunState.FAILED, RunState.ABORTED, RunState.SUCCEEDED):
             raise UsageError(f"run {run_id} is {orig.state}; only a finished run can be retried")
         if orig.state is RunState.SUCCEEDED and out_path is None:
-            raise UsageError(
-                f"run {run_id} succeeded and its bundle exists", hint="give --out to rebuild it somewhere else"
-            )
+            # Rebuilt where it was meant to go only when the bundle is gone; say what is there otherwise.
+            present = bundle_condition(orig)
+            if present != "missing":
+                raise UsageError(
+                    f"run {run_id} succeeded and its bundle {present}: {orig.artifact_path}",
+                    hint="give --out to rebuild it somewhere else"
+                    + ("" if present == "is intact" else ", or move the changed file away to rebuild it there"),
+                )
         params = dict(orig.parameters)
         if out_path is not None:
             params["outPath"] = str(out_path.expanduser().resolve())
@@ -1000,6 +1027,28 @@ class RunEngine:
             yield cur
         finally:
             cur.close()
+
+
+def bundle_condition(run: ExportRun) -> str:
+    """What is at a succeeded run's bundle path now: ``is intact`` (size and sha256 as recorded), ``missing``,
+    or a phrase saying how it differs."""
+    path = run.artifact_path
+    if path is None:
+        return "missing"
+    try:
+        if not path.is_file() or path.is_symlink():
+            return "missing" if not (path.exists() or path.is_symlink()) else "path holds something else"
+        if path.stat().st_size != run.artifact_size:
+            return f"was changed ({path.stat().st_size} bytes, the run recorded {run.artifact_size})"
+        digest = hashlib.sha256()
+        with path.open("rb") as src:
+            while chunk := src.read(CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if digest.hexdigest() != run.artifact_sha256:
+        return f"was changed (sha256 {digest.hexdigest()}, the run recorded {run.artifact_sha256})"
+    return "is intact"
 
 
 def _matching_prefix(src: Path, target: Path, total: int, digest: Any) -> int:

@@ -17,7 +17,7 @@ from core.progress import Observer
 from core.runs import ExportRun
 from core.selectors import parse_selectors
 from core.store import Store
-from services.export import build_run, default_out, plan_export
+from services.export import build_run, default_out, output_path, plan_export
 
 #: The profile of a portal bundle.
 PROFILE_ID = DEVPORTAL_OFFLINE
@@ -56,15 +56,20 @@ def export_devportal(
     *,
     portal: str | None = None,
     out: Path | None = None,
+    mkdir: bool = False,
     key: str | None = None,
     passphrase_file: Path | None = None,
     observer: Observer | None = None,
 ) -> PortalExport:
-    """`stella devportal export`: a devportal:offline run of the portal's current tree (default: the only portal)."""
+    """`stella devportal export`: a devportal:offline run of the portal's current tree (default: the only portal).
+
+    The directory of ``out`` must exist unless ``mkdir`` (:func:`services.export.output_path`).
+    """
     tenant = validate_tenant(tenant)
+    target = output_path(out, mkdir=mkdir) if out is not None else None
     with Store.open(home) as store:
         name, tree = resolve_portal(store, tenant, portal)
-        target = out if out is not None else default_out(home, f"devportal-{name}", ".tgz")
+        target = target or default_out(home, f"devportal-{name}", ".tgz")
         # The portal's tree listings are its only inputs: they pin every file by digest (see docs/devportal.md).
         selectors = parse_selectors([f"include_id={name}"])
         run = plan_export(

@@ -19,17 +19,18 @@ from adapters.profiles.builder import bundle_builder
 from adapters.profiles.registry import run_options
 from adapters.sources.registry import format_names
 from core.archive.reader import ReaderLimits, SafeArchiveReader
+from core.atomic import failing_as_environment
 from core.clock import utcnow
-from core.contract.bundle import PROVENANCE
-from core.errors import BadInputError, StoreLockedError, UsageError
+from core.contract.bundle import MANIFEST, PROVENANCE
+from core.errors import BadInputError, EnvironmentFailure, StellaError, StoreLockedError, UsageError
 from core.home import Home
 from core.ingest import validate_tenant
 from core.keys import read_passphrase_file
-from core.planner import plan_run
+from core.planner import check_plan, plan_run, preview_selection
 from core.profiles import Profile, ProfileStore, parse_profile_ref
 from core.progress import Observer
 from core.runs import Distribution, ExportRun, RunEngine, RunEvent, request_cancel
-from core.selectors import Selectors, count_inputs, parse_selectors
+from core.selectors import InputRef, Selectors, parse_selectors
 from core.store import Store
 from services.keys import signer_for, signer_trusted_key
 from verify.bundle import VerifyReport, verify_bundle
@@ -52,6 +53,29 @@ def default_out(home: Home, name: str, suffix: str = ".tar.zst") -> Path:
     return home.root / "exports" / f"{name.replace(':', '-')}-{stamp}-{secrets.token_hex(3)}{suffix}"
 
 
+def output_path(out: Path, *, mkdir: bool = False) -> Path:
+    """Where a bundle the user named goes (resolved): its directory must exist, or ``mkdir`` (``--mkdir``) creates it.
+
+    Every ``--out`` that writes a bundle (`export run`, `export retry`, `devportal export`, `tuf refresh`) comes
+    through here, so a typo in a directory is refused (exit 8, naming it) instead of silently created.
+    """
+    path = out.expanduser().resolve()
+    parent = path.parent
+    if parent.is_dir():
+        return path
+    if parent.exists():
+        raise EnvironmentFailure("the output's directory is not a directory", path=str(parent))
+    if not mkdir:
+        raise EnvironmentFailure(
+            "the output's directory does not exist",
+            path=str(parent),
+            hint="create it first, or pass --mkdir to create it",
+        )
+    with failing_as_environment(parent, "cannot create the output's directory"):
+        parent.mkdir(parents=True)
+    return path
+
+
 def read_recipients(values: Sequence[str], file: Path | None = None) -> list[str]:
     """Age recipients: ``values`` plus the lines of ``file`` (age's format: # comments, blank lines)."""
     recipients = list(values)
@@ -71,11 +95,78 @@ def check_selectors(args: Sequence[str]) -> Selectors:
     return parse_selectors(list(args), known_formats=format_names())
 
 
-def count_export_inputs(home: Home, tenant: str, profile: Profile, selector_args: Sequence[str]) -> dict[str, int]:
-    """How many documents of each record type a run of ``profile`` over these selectors would pin now."""
+#: How many input documents a plan lists by id (`stella export run --dry-run --first N` changes it).
+PLAN_FIRST = 10
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """What a run would include, planned without writing anything (`stella export run --dry-run`, the live count).
+
+    ``key`` and ``out`` are set by a dry run, which checks them as the run would; the wizard's live count leaves
+    them out.
+    """
+
+    tenant: str
+    profile: Profile
+    selectors: Selectors
+    counts: dict[str, int]
+    first: list[InputRef]
+    key: str | None = None
+    out: Path | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def count_text(self) -> str:
+        """``12 matching inputs (advisory 10, vex 2)``: the wizard's live count and the plan's first line."""
+        per_kind = ", ".join(f"{kind} {n}" for kind, n in sorted(self.counts.items()))
+        return f"{self.total} matching input{'s' if self.total != 1 else ''}" + (f" ({per_kind})" if per_kind else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stable ``--json`` form."""
+        return {
+            "dryRun": True,
+            "tenant": self.tenant,
+            "profile": {
+                "id": self.profile.profile_id,
+                "revision": self.profile.revision,
+                "kind": self.profile.config.kind,
+                "variant": self.profile.config.variant,
+            },
+            "selectors": self.selectors.to_dict(),
+            "inputs": {"count": self.total, "byKind": dict(sorted(self.counts.items()))},
+            "first": [
+                {"kind": i.kind, "documentId": i.document_id, "subject": i.subject, "sha256": i.document_sha256}
+                for i in self.first
+            ],
+            "key": self.key,
+            "out": None if self.out is None else str(self.out),
+        }
+
+
+def preview_inputs(
+    home: Home, tenant: str, profile: Profile | str, selector_args: Sequence[str], *, first: int = PLAN_FIRST
+) -> ExportPlan:
+    """What a run of ``profile`` (a profile, or ID / ID@REVISION) over these selectors would pin now, read only.
+
+    The TUI wizard's live count and `stella export run --dry-run` both read this.
+    """
+    tenant = validate_tenant(tenant)
     selectors = check_selectors(selector_args)
     with Store.open(home, read_only=True) as store:
-        return count_inputs(store, tenant, selectors, profile.config.record_types)
+        if isinstance(profile, str):
+            name, revision = parse_profile_ref(profile)
+            profile = ProfileStore(store).get(tenant, name, revision)
+        preview = preview_selection(store, tenant, profile, selectors, limit=first)
+    return ExportPlan(tenant, profile, selectors, preview.counts, preview.first)
+
+
+def count_export_inputs(home: Home, tenant: str, profile: Profile, selector_args: Sequence[str]) -> dict[str, int]:
+    """How many documents of each record type a run of ``profile`` over these selectors would pin now."""
+    return preview_inputs(home, tenant, profile, selector_args, first=0).counts
 
 
 @dataclass(frozen=True)
@@ -94,6 +185,8 @@ class ExportRequest:
     base: str | None = None  # mirror:delta
     trivy_schema: int | None = None  # trivy profiles
     providers: tuple[str, ...] = ()  # risk bundles
+    allow_empty: bool = False  # build even when the selection matches nothing
+    mkdir: bool = False  # create the directory of ``out`` when it is missing
 
 
 def build_run(
@@ -127,16 +220,65 @@ def plan_export(
     requested: dict[str, Any],
     key: str | None,
     out: Path,
+    allow_empty: bool = False,
 ) -> ExportRun:
     """Plan a run of profile ``profile_ref`` (ID or ID@REVISION) over ``selectors``, pinning its inputs.
 
     ``requested`` are the run options the user asked for (``None`` or empty: not given); the profile's adapter
-    accepts or refuses them (:func:`adapters.profiles.registry.run_options`).
+    accepts or refuses them (:func:`adapters.profiles.registry.run_options`). A selection that matches nothing
+    is refused (exit 3) unless ``allow_empty``.
     """
     name, revision = parse_profile_ref(profile_ref)
     profile = ProfileStore(store).get(tenant, name, revision)
     options = run_options(profile.config, requested, store)
-    return plan_run(store, tenant, profile, selectors, key_name=key, out_path=out, options=options)
+    return plan_run(
+        store, tenant, profile, selectors, key_name=key, out_path=out, options=options, allow_empty=allow_empty
+    )
+
+
+def _requested_options(request: ExportRequest) -> dict[str, Any]:
+    """The run options of ``request``, as :func:`plan_export` takes them."""
+    recipients = read_recipients(request.recipients, request.recipients_file)
+    if recipients and request.encrypt_passphrase_file:
+        raise UsageError(
+            "--encrypt-passphrase-file cannot be combined with recipients", hint="age allows one or the other"
+        )
+    return {
+        "encryptionRecipients": recipients,
+        "base": request.base,
+        "trivySchema": request.trivy_schema,
+        "providers": list(request.providers),
+    }
+
+
+def _request_out(home: Home, request: ExportRequest) -> Path:
+    """The output of ``request``: the path given (its directory must exist unless ``mkdir``), or the default."""
+    if request.out is not None:
+        return output_path(request.out, mkdir=request.mkdir)
+    name, _ = parse_profile_ref(request.profile)
+    return default_out(home, name).resolve()
+
+
+def dry_run_export(home: Home, request: ExportRequest, *, first: int = PLAN_FIRST) -> ExportPlan:
+    """`stella export run --dry-run`: what the run would include and where it would go; nothing is written.
+
+    Checks what planning checks (tenant, profile, selectors, run options, signing key, output), then lists the
+    inputs the run would pin now. ``--mkdir`` is not acted on: a missing directory is only reported.
+    """
+    tenant = validate_tenant(request.tenant)
+    selectors = check_selectors(request.selectors)
+    requested = _requested_options(request)
+    out = request.out.expanduser().resolve() if request.out is not None else None
+    if out is not None and not request.mkdir and not out.parent.is_dir():
+        output_path(out)  # raises, naming the missing directory
+    with Store.open(home, read_only=True) as store:
+        name, revision = parse_profile_ref(request.profile)
+        profile = ProfileStore(store).get(tenant, name, revision)
+        run_options(profile.config, requested, store)
+        target = out if out is not None else default_out(home, name).resolve()
+        key, target = check_plan(store, tenant, profile, selectors, key_name=request.key, out_path=target)
+        preview = preview_selection(store, tenant, profile, selectors, limit=first)
+    return ExportPlan(tenant, profile, selectors, preview.counts, preview.first, key=key, out=target)
 
 
 def run_export(
@@ -152,22 +294,20 @@ def run_export(
     """
     tenant = validate_tenant(request.tenant)
     max_active_runs()  # a bad setting is refused before anything is planned
-    name, _ = parse_profile_ref(request.profile)
     selectors = check_selectors(request.selectors)
-    out = (request.out or default_out(home, name)).expanduser().resolve()
-    recipients = read_recipients(request.recipients, request.recipients_file)
-    requested: dict[str, Any] = {
-        "encryptionRecipients": recipients,
-        "base": request.base,
-        "trivySchema": request.trivy_schema,
-        "providers": list(request.providers),
-    }
-    if recipients and request.encrypt_passphrase_file:
-        raise UsageError(
-            "--encrypt-passphrase-file cannot be combined with recipients", hint="age allows one or the other"
-        )
+    requested = _requested_options(request)
+    out = _request_out(home, request)
     with Store.open(home) as store:
-        run = plan_export(store, tenant, request.profile, selectors, requested=requested, key=request.key, out=out)
+        run = plan_export(
+            store,
+            tenant,
+            request.profile,
+            selectors,
+            requested=requested,
+            key=request.key,
+            out=out,
+            allow_empty=request.allow_empty,
+        )
         if on_planned is not None:
             on_planned(run)
         return build_run(
@@ -189,12 +329,18 @@ def retry_export(
     key: str | None = None,
     passphrase_file: Path | None = None,
     encrypt_passphrase_file: Path | None = None,
+    mkdir: bool = False,
     observer: Observer | None = None,
 ) -> ExportRun:
-    """`stella export retry`: a new run with the same parameters and inputs, built to the same bytes."""
+    """`stella export retry`: a new run with the same parameters and inputs, built to the same bytes.
+
+    ``run_id`` may be a unique prefix. A succeeded run whose bundle was deleted is rebuilt where it was; one whose
+    bundle is still there needs ``out``.
+    """
+    target = output_path(out, mkdir=mkdir) if out is not None else None
     with Store.open(home) as store:
         engine = RunEngine(store)
-        new_id = engine.retry(run_id, out_path=out.resolve() if out else None)
+        new_id = engine.retry(engine.resolve_run_id(run_id), out_path=target)
         return build_run(
             store,
             home,
@@ -229,9 +375,10 @@ class RunDetail:
 
 
 def show_run(home: Home, run_id: str) -> RunDetail:
-    """`stella export show`: one run, its events and where its bundle was handed."""
+    """`stella export show`: one run (by id or a unique prefix), its events and where its bundle was handed."""
     with Store.open(home, read_only=True) as store:
         engine = RunEngine(store)
+        run_id = engine.resolve_run_id(run_id)
         return RunDetail(engine.get_run(run_id), engine.events(run_id), engine.distributions(run_id))
 
 
@@ -273,7 +420,8 @@ def cancel_export(home: Home, run_id: str, *, store_in_use: bool = False) -> Can
 def download_run(home: Home, run_id: str, to: Path, *, observer: Observer | None = None) -> Distribution:
     """`stella export download`: copy a run's bundle to ``to`` (resumes a partial copy, checks the digest)."""
     with Store.open(home) as store:
-        return RunEngine(store).download(run_id, to, observer=observer)
+        engine = RunEngine(store)
+        return engine.download(engine.resolve_run_id(run_id), to, observer=observer)
 
 
 def run_events(home: Home, run_id: str) -> tuple[ExportRun, list[RunEvent]]:
@@ -297,6 +445,47 @@ def verify_built(home: Home, run: ExportRun, *, observer: Observer | None = None
         raise UsageError(f"run {run.run_id} is {run.state}; it has no bundle to verify")
     report = verify_bundle(run.artifact_path, [signer_trusted_key(home, run.key_name)], observer=observer)
     return BuiltBundleCheck(report, provenance_summary(run.artifact_path) if report.ok else "")
+
+
+def bundle_counts(run: ExportRun) -> dict[str, int]:
+    """The ``counts`` a succeeded run's bundle records in its manifest (what it ships); empty when unreadable.
+
+    For a delta they differ from the run's pinned inputs, which are the whole resulting state: ``added`` and
+    ``removed`` are what the delta ships, ``documents`` the state the receiver ends up with.
+    """
+    if run.artifact_path is None:
+        return {}
+    try:
+        with SafeArchiveReader(run.artifact_path, ReaderLimits()) as reader:
+            for member in reader:
+                if member.name != MANIFEST:
+                    break  # the manifest is the first entry of every bundle
+                with member.stream() as src:
+                    counts = orjson.loads(src.read()).get("counts")
+                return (
+                    {str(k): int(v) for k, v in counts.items() if isinstance(v, int)}
+                    if isinstance(counts, dict)
+                    else {}
+                )
+    except (StellaError, OSError, ValueError):
+        pass
+    return {}
+
+
+def shipped_text(run: ExportRun) -> str:
+    """What a run's bundle ships, in words: ``12 input documents``, or for a delta ``3 added and 1 removed documents
+    (the resulting state: 120 documents)``."""
+    counts = bundle_counts(run) if run.options.get("base") else {}  # a delta pins its base
+    if "added" in counts and "removed" in counts:
+        return (
+            f"{counts['added']} added and {counts['removed']} removed document{_s(counts['removed'])}"
+            f" (the resulting state: {counts.get('documents', run.input_count)} documents)"
+        )
+    return f"{run.input_count} input document{_s(run.input_count)}"
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
 
 
 def provenance_summary(bundle: Path) -> str:

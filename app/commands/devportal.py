@@ -56,6 +56,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     ex.add_argument("--portal", metavar="NAME", help="portal to export (default: the tenant's only portal)")
     ex.add_argument("--out", type=Path, help="bundle path (default: HOME/exports/devportal-<portal>-<time>.tgz)")
+    ex.add_argument("--mkdir", "-p", action="store_true", help="create the directory of --out when it is missing")
     ex.add_argument("--key", metavar="NAME", help="signing key (default: the profile's signing_key)")
     ex.add_argument("--passphrase-file", type=Path, metavar="F", help="passphrase of an encrypted key")
     ex.set_defaults(handler=run_export)
@@ -119,6 +120,7 @@ def run_export(args: argparse.Namespace) -> int:
         args.tenant,
         portal=args.portal,
         out=args.out,
+        mkdir=args.mkdir,
         key=args.key,
         passphrase_file=args.passphrase_file,
         observer=RichSink("building portal bundle"),

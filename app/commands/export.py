@@ -6,17 +6,21 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from app.output import RichSink, escape, print_json, stdout, table
+from app.output import RichSink, escape, print_json, stderr, stdout, table
 from core.home import resolve_home
 from core.ingest import DEFAULT_TENANT
 from core.runs import ExportRun
 from services import export as export_service
 from services.export import (
+    PLAN_FIRST,
+    ExportPlan,
     ExportRequest,
+    bundle_counts,
     cancel_export,
     download_run,
     list_runs,
     retry_export,
+    shipped_text,
     show_run,
 )
 from services.profiles import create_profile, list_profiles, show_profile, update_profile
@@ -54,6 +58,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     r.add_argument("--profile", required=True, help="profile ID or ID@REVISION, e.g. json:raw")
     r.add_argument("--selector", "-s", action="append", default=[], metavar="KEY=VALUE")
     r.add_argument("--out", type=Path, help="bundle path (default: HOME/exports/<run>.tar.zst)")
+    r.add_argument("--mkdir", "-p", action="store_true", help="create the directory of --out when it is missing")
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what the run would include (counts, first documents, profile revision, output); write nothing",
+    )
+    r.add_argument("--first", type=int, default=PLAN_FIRST, metavar="N", help="--dry-run: list the first N documents")
+    r.add_argument(
+        "--allow-empty", action="store_true", help="build the bundle even when the selection matches no document"
+    )
     enc = r.add_argument_group("encryption (age; only payload is encrypted)")
     enc.add_argument("--recipient", action="append", default=[], metavar="AGE1...", help="repeatable")
     enc.add_argument("--recipients-file", type=Path, metavar="F", help="one age1... recipient per line, # comments")
@@ -67,14 +81,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     rs.add_argument("--limit", type=int, default=20)
     rs.set_defaults(handler=run_list)
     sh = esub.add_parser("show", parents=[common], help="one run with its events and distributions")
-    sh.add_argument("run_id")
+    sh.add_argument("run_id", help="a run id, or a unique prefix of one")
     sh.set_defaults(handler=run_show)
     ca = esub.add_parser("cancel", parents=[common], help="cancel a pending or running run")
     ca.add_argument("run_id")
     ca.set_defaults(handler=run_cancel)
     rt = esub.add_parser("retry", parents=[common, key], help="rebuild a run: same parameters, same bytes")
     rt.add_argument("run_id")
-    rt.add_argument("--out", type=Path, help="where the rebuilt bundle goes (default: beside the original)")
+    rt.add_argument("--out", type=Path, help="where the rebuilt bundle goes (default: where the original went)")
+    rt.add_argument("--mkdir", "-p", action="store_true", help="create the directory of --out when it is missing")
     rt.add_argument("--encrypt-passphrase-file", type=Path, metavar="F", help="the passphrase the run encrypted with")
     rt.set_defaults(handler=run_retry)
     dl = esub.add_parser("download", parents=[common], help="copy a run's bundle out (resumes, checks the digest)")
@@ -129,10 +144,42 @@ def run_export(args: argparse.Namespace) -> int:
         base=args.base,
         trivy_schema=args.trivy_schema,
         providers=tuple(args.provider),
+        allow_empty=args.allow_empty,
+        mkdir=args.mkdir,
     )
+    if args.dry_run:
+        _report_plan(args, export_service.dry_run_export(resolve_home(args.home), request, first=args.first))
+        return 0
     sink = RichSink("building bundle")
-    _report_run(args, export_service.run_export(resolve_home(args.home), request, observer=sink))
+    run = export_service.run_export(resolve_home(args.home), request, observer=sink)
+    if run.input_count == 0:
+        stderr.print("[bold yellow]warning:[/] the selection matched no document: the bundle is empty (--allow-empty)")
+    _report_run(args, run)
     return 0
+
+
+def _report_plan(args: argparse.Namespace, plan: ExportPlan) -> None:
+    if args.json:
+        print_json(plan.to_dict())
+        return
+    lines = [
+        f"[bold]dry run[/]: nothing was written. A run now would take {plan.count_text}.",
+        f"  tenant    {escape(plan.tenant)}",
+        f"  profile   {escape(plan.profile.profile_id)}, revision {plan.profile.revision}"
+        f" ({escape(plan.profile.config.profile_kind)})",
+        f"  selectors {escape(' '.join(plan.selectors.to_args()) or '(none: everything the profile takes)')}",
+        f"  key       {escape(plan.key or '')}",
+        f"  output    {escape(str(plan.out))}",
+    ]
+    if plan.first:
+        more = plan.total - len(plan.first)
+        lines.append(f"  first {len(plan.first)} input document{'s' if len(plan.first) != 1 else ''}, in run order:")
+        lines += [f"    {escape(i.kind):<11} {escape(i.document_id)}  {i.document_sha256[:12]}" for i in plan.first]
+        if more > 0:
+            lines.append(f"    ... and {more} more")
+    else:
+        lines.append("  [yellow]the selection matches no document[/]: a run would be refused without --allow-empty")
+    stdout.print("\n".join(lines))
 
 
 def run_retry(args: argparse.Namespace) -> int:
@@ -143,6 +190,7 @@ def run_retry(args: argparse.Namespace) -> int:
         key=args.key,
         passphrase_file=args.passphrase_file,
         encrypt_passphrase_file=args.encrypt_passphrase_file,
+        mkdir=args.mkdir,
         observer=RichSink("building bundle"),
     )
     _report_run(args, done)
@@ -151,12 +199,12 @@ def run_retry(args: argparse.Namespace) -> int:
 
 def _report_run(args: argparse.Namespace, run: ExportRun) -> None:
     if args.json:
-        print_json(run.to_dict())
+        print_json(run.to_dict() | {"bundleCounts": bundle_counts(run)})
         return
     art = run.to_dict()["artifact"] or {}
     stdout.print(
         f"[bold green]{run.state}[/] {run.run_id}: {escape(str(art.get('path')))}\n"
-        f"  sha256 {art.get('sha256')}  {art.get('size')} bytes, {run.input_count} input documents\n"
+        f"  sha256 {art.get('sha256')}  {art.get('size')} bytes, {shipped_text(run)}\n"
         f"  verify with: stella verify {escape(str(art.get('path')))} --key SIGNER.pub"
     )
 
@@ -172,7 +220,44 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    _show_json(args, show_run(resolve_home(args.home), args.run_id).to_dict())
+    detail = show_run(resolve_home(args.home), args.run_id)
+    if args.json:
+        print_json(detail.to_dict())
+        return 0
+    run = detail.run
+    body = run.to_dict()
+    art = body["artifact"] or {}
+    state = {"succeeded": "green", "failed": "red", "aborted": "yellow"}.get(str(run.state), "bold")
+    lines = [
+        f"run       {escape(run.run_id)}" + (f" (retry of {escape(run.retry_of)})" if run.retry_of else ""),
+        f"state     [{state}]{run.state}[/]",
+        f"profile   {escape(run.profile_id)}@{run.profile_revision}",
+        f"tenant    {escape(run.tenant)}",
+        f"selectors {escape(' '.join(run.selectors.to_args()) or '(none)')}",
+        f"inputs    {shipped_text(run) if art else f'{run.input_count} input documents pinned'}",
+        f"output    {escape(str(run.out_path))}",
+    ]
+    if art:
+        lines.append(f"sha256    {art.get('sha256')}  ({art.get('size')} bytes)")
+    if run.error_code:
+        lines.append(f"error     {escape(run.error_code)}: {escape(run.error_message or '')}")
+    lines.append(f"planned   {body['createdAt']}")
+    if body["startedAt"]:
+        lines.append(f"started   {body['startedAt']}")
+    if body["finishedAt"]:
+        lines.append(f"finished  {body['finishedAt']}")
+    lines.append("events")
+    for event in detail.events:
+        change = f"{event.from_state or ''} -> {event.to_state}" if event.to_state else ""
+        lines.append(
+            f"  {event.seq:>3} {event.to_dict()['time']} {escape(event.event_type):<16} {change}"
+            f"  {escape(event.actor or '')}".rstrip()
+        )
+    if detail.distributions:
+        lines.append("distributions")
+        lines += [f"  {escape(d.type)} {escape(d.target)} ({d.state})" for d in detail.distributions]
+    lines.append("(everything recorded: stella export show RUN --json)")
+    stdout.print("\n".join(lines))
     return 0
 
 

@@ -19,12 +19,12 @@ from app.tui.screens.base import StellaScreen, sentence_of, shown_path
 from app.tui.screens.modals import ErrorModal
 from app.tui.screens.run import RunScreen
 from core.contract.profiles import JSON_RAW, MIRROR_DELTA
-from core.errors import StellaError, UsageError
+from core.errors import BadInputError, StellaError, UsageError
 from core.ingest import DEFAULT_TENANT, validate_tenant
 from core.keys import KeyInfo
 from core.profiles import Profile
 from core.selectors import SELECTOR_KEYS
-from services.export import ExportRequest, check_selectors, count_export_inputs
+from services.export import ExportPlan, ExportRequest, check_selectors, preview_inputs
 from services.keys import list_keys
 from services.profiles import list_profiles
 
@@ -50,10 +50,10 @@ class ProfilesRead(Message):
 class InputsCounted(Message):
     """The live count for ``text`` (the selector field as it was): per record type, or the error's sentence."""
 
-    def __init__(self, text: str, counts: dict[str, int] | None, error: str | None = None) -> None:
+    def __init__(self, text: str, plan: ExportPlan | None, error: str | None = None) -> None:
         super().__init__()
         self.text = text
-        self.counts = counts
+        self.plan = plan
         self.error = error
 
 
@@ -63,12 +63,6 @@ def split_words(text: str) -> list[str]:
         return shlex.split(text)
     except ValueError:
         return text.split()
-
-
-def describe_count(counts: dict[str, int]) -> str:
-    total = sum(counts.values())
-    per_kind = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()))
-    return f"{total} matching input{'s' if total != 1 else ''}" + (f" ({per_kind})" if per_kind else "")
 
 
 class ExportScreen(StellaScreen):
@@ -86,7 +80,7 @@ class ExportScreen(StellaScreen):
         self.profiles: dict[str, Profile] = {}
         self.keys: list[KeyInfo] = []
         self.count_timer: Timer | None = None
-        self.counted: str | None = None
+        self.counted: ExportPlan | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -189,6 +183,7 @@ class ExportScreen(StellaScreen):
         if self.count_timer is not None:
             self.count_timer.stop()
         self.query_one("#wiz-count", Static).update("counting ...")
+        self.counted = None
         self.count_timer = self.set_timer(COUNT_DELAY, self.action_count)
 
     def action_count(self) -> None:
@@ -200,26 +195,26 @@ class ExportScreen(StellaScreen):
     def count(self, tenant: str, profile: Profile, text: str) -> None:
         try:
             with self.store_guard:
-                counts = count_export_inputs(self.home, tenant, profile, split_words(text))
+                plan = preview_inputs(self.home, tenant, profile, split_words(text), first=0)
         except StellaError as exc:
             # While typing, a half-written selector is normal: say why inline instead of opening a modal.
             self.post_message(InputsCounted(text, None, exc.diagnostics()))
             return
         if not get_current_worker().is_cancelled:
-            self.post_message(InputsCounted(text, counts))
+            self.post_message(InputsCounted(text, plan))
 
     def on_inputs_counted(self, message: InputsCounted) -> None:
         if message.text != self.query_one("#wiz-selectors", Input).value:
             return  # the field changed since: a newer count is on its way
         label = self.query_one("#wiz-count", Static)
-        if message.counts is None:
+        if message.plan is None:
             label.update(f"not yet valid: {message.error}")
             label.set_class(True, "failed")
             self.counted = None
             return
         label.set_class(False, "failed")
-        self.counted = describe_count(message.counts)
-        label.update(self.counted)
+        self.counted = message.plan
+        label.update(message.plan.count_text)
 
     # -- steps --------------------------------------------------------------------------------
     def show_step(self, step: int) -> None:
@@ -271,6 +266,13 @@ class ExportScreen(StellaScreen):
                 raise UsageError(f"no profile chosen for tenant {self.tenant!r}", hint="pick one in the list")
         elif name == "step-selectors":
             check_selectors(self.selector_args())
+            counted = self.counted
+            if counted is not None and counted.total == 0:
+                # As `stella export run` refuses it without --allow-empty: an empty bundle is almost never meant.
+                raise BadInputError(
+                    f"the selection matches no document of tenant {counted.tenant!r} for profile {counted.profile.ref}",
+                    hint="change the selectors; `stella export run --allow-empty` builds an empty bundle on purpose",
+                )
 
     def selector_args(self) -> list[str]:
         return split_words(self.query_one("#wiz-selectors", Input).value)
@@ -302,7 +304,7 @@ class ExportScreen(StellaScreen):
             f"tenant      {req.tenant}",
             f"profile     {req.profile} ({profile.config.profile_kind}: {', '.join(profile.config.record_types)})",
             f"selectors   {' '.join(req.selectors) or '(none)'}",
-            f"inputs      {self.counted or 'not counted'}",
+            f"inputs      {self.counted.count_text if self.counted else 'not counted'}",
             f"signing key {key}" + (f" (passphrase from {req.passphrase_file})" if req.passphrase_file else ""),
             f"encryption  {', '.join(req.recipients) or 'none'}",
             f"output      {shown_path(req.out) if req.out else 'HOME/exports/<profile>-<time>-<random>.tar.zst'}",
