@@ -63,6 +63,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "app.commands.verify",
         "verify a received bundle offline (signatures, every digest and size, layout)",
     ),
+    "inspect": (
+        "app.commands.inspect",
+        "show what a bundle's manifest says (kind, tenant, counts, signer, dates, sizes) WITHOUT verifying it",
+    ),
     "verify-script": (
         "app.commands.verify_script",
         "print the trusted verify.sh (or verify-portal.sh) for checking a bundle without stella",

@@ -37,7 +37,7 @@ def sender(stella: Any, home: Path, tmp_path: Path) -> dict[str, Any]:
 
 
 def _export(stella: Any, sender: dict[str, Any], profile: str, *extra: str | Path) -> Path:
-    out = sender["tmp"] / f"{profile.replace(':', '-')}-{len(list(sender['tmp'].glob('*.tar.zst')))}.tar.zst"
+    out: Path = sender["tmp"] / f"{profile.replace(':', '-')}-{len(list(sender['tmp'].glob('*.tar.zst')))}.tar.zst"
     result = stella("export", "run", "--profile", profile, "--key", "signer", "--out", out, *extra, "--json")
     assert result.code == 0, result.err
     return out

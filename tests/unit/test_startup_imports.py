@@ -82,6 +82,20 @@ def test_stella_verify_loads_the_verifier_and_nothing_else(tmp_path: Path, bundl
     assert "verify.bundle" in loaded["project"]  # the driver saw the verification itself
 
 
+def test_stella_inspect_loads_no_more_than_verify(tmp_path: Path, bundle: tuple[Path, Path]) -> None:
+    """`stella inspect` reads the manifest through the verifier's archive reader: nothing of the writer, the store,
+    the adapters or the UI libraries, and no module `stella verify` itself does not load."""
+    archive, pub = bundle
+    inspected = loaded_by(tmp_path, "inspect", archive)
+    assert inspected["code"] == 0
+    assert not UI_AND_STORE & set(inspected["third_party"]), inspected["third_party"]
+    verified = loaded_by(tmp_path, "verify", archive, "--key", pub)
+    own = {"app.commands.inspect", "services.inspect"}
+    extra = sorted(set(inspected["project"]) - set(verified["project"]) - own)
+    assert extra == [], f"stella inspect loaded {extra}, which stella verify does not"
+    assert set(inspected["third_party"]) <= set(verified["third_party"])
+
+
 def test_help_lists_each_command_with_the_help_its_module_registers() -> None:
     """`stella --help` reads the static table; the full parser of each command says the same."""
     listed = build_parser().format_help()
