@@ -367,7 +367,7 @@ def _risk_outcome(receipt: RiskReceipt, request: ReceiveRequest, show: ShowPath)
     warnings = "".join(f"; warning: {w}" for w in report.warnings)
     return Outcome(
         f"imported into tenant {done.tenant}: {done.summary.imported} new datasets, "
-        f"{done.summary.duplicates} already stored (expires {report.risk.get('expiresAt')}){warnings}",
+        f"{done.summary.duplicates} already stored; {report.freshness_text()}{warnings}",
         rows,
     )
 

@@ -11,9 +11,12 @@ Checks, in order, each reported as it completes; the first failure decides the e
 4. ``risk manifest`` (5/4): ``risk/manifest.dsse.json`` is signed by the key that signed ``export.json``, over
    exactly ``risk/manifest.json``, which agrees with the ``risk`` section of ``export.json`` and names each
    provider's raw dataset by the digest it has;
-5. ``freshness`` (7): each provider's signed expiry against the evaluation time (``--at``, or now) under a
-   :class:`FreshnessPolicy`: ``warn`` accepts expired data with a warning, ``block`` refuses it, ``grace``
-   accepts it with a warning for a grace window after expiry and refuses it after that.
+5. ``freshness`` (7): each provider's data against the evaluation time (``--at``, or now) under a
+   :class:`FreshnessPolicy`: ``warn`` accepts stale data with a warning, ``block`` refuses it, ``grace``
+   accepts it with a warning for a grace window after expiry and refuses it after that. Data goes stale
+   ``freshnessSeconds`` after its own snapshot time (KEV ``dateReleased``, EPSS ``score_date``), not after the
+   bundle was built, and never later than the signed ``expiresAt``: a bundle built today from a year-old catalog
+   is stale (bundles written before the expiry counted from the snapshot are judged the same way).
 """
 
 from __future__ import annotations
@@ -66,6 +69,20 @@ class ProviderFreshness:
     raw_path: str
     document: str
 
+    @property
+    def data_date(self) -> str:
+        """The day the data was published (its snapshot time's date), or ``undated``."""
+        return self.snapshot_at[:10] if self.snapshot_at else "undated"
+
+    def line(self) -> str:
+        """One line a receiver reads: the data's date and whether it is still current, e.g.
+        ``kev data of 2025-08-25: stale since 2025-09-08T17:04:19Z (accepted under policy warn)``."""
+        since = rfc3339(self.expires_at)
+        if self.status == "fresh":
+            return f"{self.name} data of {self.data_date}: fresh until {since}"
+        verdict = {"expired-accepted": "accepted under policy warn", "in-grace": "accepted within the grace window"}
+        return f"{self.name} data of {self.data_date}: stale since {since} ({verdict.get(self.status, 'refused')})"
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name,
@@ -102,6 +119,10 @@ class RiskReport(VerifyReport):
         if self.grace is not None:
             freshness["graceSeconds"] = int(self.grace.total_seconds())
         return {"freshness": freshness} | ({"risk": self.risk} if self.risk else {})
+
+    def freshness_text(self) -> str:
+        """Each provider's data date and freshness, for the line that ends a verify or an import."""
+        return "; ".join(p.line() for p in self.providers)
 
 
 def _time(text: Any, what: str) -> datetime:
@@ -179,7 +200,11 @@ class _RiskVerification(KindVerification):
             name = str(provider["name"])
             expires = _time(provider.get("expiresAt"), f"{name} expiresAt")
             snapshot = (provider.get("dataset") or {}).get("snapshotAt")
-            when = f"{name} data (snapshot {snapshot or 'undated'}) expired at {rfc3339(expires)}"
+            window = provider.get("freshnessSeconds")
+            if snapshot is not None and isinstance(window, int) and not isinstance(window, bool):
+                # Stale counts from the data's own snapshot time, whatever the bundle's build time said.
+                expires = min(expires, _time(snapshot, f"{name} snapshotAt") + timedelta(seconds=window))
+            when = f"{name} data of {str(snapshot)[:10] if snapshot else 'undated'} is stale since {rfc3339(expires)}"
             if at <= expires:
                 status = "fresh"
             elif policy is FreshnessPolicy.WARN:
@@ -215,8 +240,7 @@ class _RiskVerification(KindVerification):
                     hint="get a fresher risk bundle, or accept stale data with --policy warn or --policy grace",
                 ),
             )
-        detail = ", ".join(f"{p.name} {p.status} (expires {rfc3339(p.expires_at)})" for p in self.report.providers)
-        self.passed("freshness", f"{detail}; evaluated at {rfc3339(at)} under policy {policy}")
+        self.passed("freshness", f"{self.report.freshness_text()}; evaluated at {rfc3339(at)} under policy {policy}")
 
 
 def verify_risk_bundle(

@@ -18,7 +18,10 @@ Which dataset: the newest snapshot of each provider among the run's pinned input
 the newest ``dateAdded`` for the CSV form, which has no release time; EPSS: ``score_date``). Raw documents
 never change, so a retry picks the same one and rebuilds the same bytes.
 
-Expiry: each provider expires at ``createdAt`` + its window; the bundle expires with its first provider. The
+Expiry: each provider's data goes stale its window after its own snapshot time (``createdAt`` when it has none):
+a bundle built today from a year-old catalog is already stale, and the build says so on the run's observer (a
+failed ``stale data`` check, which the CLI prints as a warning) but still writes it, so a receiver's policy
+decides. The bundle expires with its first provider. The
 expiry is in ``export.json`` (``risk``), covered by ``export.json.sig``, and in ``risk/manifest.json``,
 covered by its own DSSE envelope, so a receiver checks it with nothing but the signer's public key.
 """
@@ -41,6 +44,7 @@ from core.contract.risk import MANIFEST_SCHEMA as RISK_MANIFEST_SCHEMA
 from core.contract.risk import PROVIDERS_DIR
 from core.durations import parse_duration
 from core.errors import IntegrityError, UsageError
+from core.progress import Check
 from core.signing import dsse_envelope
 
 FETCH = 5000
@@ -257,7 +261,18 @@ class RiskBundle:
                     n += 1
             counts["kevEntries" if provider.name == "kev" else "epssScores"] = n
             shipped.add(dataset.sha256)
-            expires = spec.created_at + timedelta(seconds=freshness)
+            expires = min(spec.created_at, dataset.snapshot_at or spec.created_at) + timedelta(seconds=freshness)
+            if expires < spec.created_at:
+                ctx.sink.check(
+                    Check(
+                        "stale data",
+                        False,
+                        f"the {provider.name} data of {dataset.snapshot_at:%Y-%m-%d} went stale at {rfc3339(expires)}, "
+                        f"before this build ({spec.created_at_text}; window {timedelta(seconds=freshness)}); "
+                        "receivers under the default policy will refuse it: import a newer dataset",
+                        path=dataset.document_id,
+                    )
+                )
             providers.append(
                 {
                     "name": provider.name,

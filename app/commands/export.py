@@ -9,6 +9,7 @@ from typing import Any
 from app.output import RichSink, escape, print_json, stderr, stdout, table
 from core.home import resolve_home
 from core.ingest import DEFAULT_TENANT
+from core.progress import Check
 from core.runs import ExportRun
 from services import export as export_service
 from services.export import (
@@ -24,6 +25,14 @@ from services.export import (
     show_run,
 )
 from services.profiles import create_profile, list_profiles, show_profile, update_profile
+
+
+class _BuildSink(RichSink):
+    """The build's progress bar; a check the build reports as failed (a risk bundle of stale data) is a warning."""
+
+    def check(self, check: Check) -> None:
+        if not check.ok:
+            stderr.print(f"[bold yellow]warning:[/] {escape(check.detail)}")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -150,7 +159,7 @@ def run_export(args: argparse.Namespace) -> int:
     if args.dry_run:
         _report_plan(args, export_service.dry_run_export(resolve_home(args.home), request, first=args.first))
         return 0
-    sink = RichSink("building bundle")
+    sink = _BuildSink("building bundle")
     run = export_service.run_export(resolve_home(args.home), request, observer=sink)
     if run.input_count == 0:
         stderr.print("[bold yellow]warning:[/] the selection matched no document: the bundle is empty (--allow-empty)")
@@ -191,7 +200,7 @@ def run_retry(args: argparse.Namespace) -> int:
         passphrase_file=args.passphrase_file,
         encrypt_passphrase_file=args.encrypt_passphrase_file,
         mkdir=args.mkdir,
-        observer=RichSink("building bundle"),
+        observer=_BuildSink("building bundle"),
     )
     _report_run(args, done)
     return 0

@@ -76,9 +76,7 @@ def run_verify(args: argparse.Namespace) -> int:
         report,
         said=True,
         verified=lambda: (
-            f"risk bundle run {report.manifest.run_id} for tenant {report.manifest.tenant}, "
-            f"providers {', '.join(f'{p.name} ({p.status})' for p in report.providers)}, "
-            f"expires {report.risk.get('expiresAt')}"
+            f"risk bundle run {report.manifest.run_id} for tenant {report.manifest.tenant}, {report.freshness_text()}"
         ),
     )
 
@@ -101,6 +99,6 @@ def run_import(args: argparse.Namespace) -> int:
         stdout.print(f"  {d['provider']:5} {d['outcome']:9} {d['documentId']}  {str(d['sha256'])[:16]}")
     stdout.print(
         f"[bold green]imported[/] risk bundle {escape(str(args.bundle))} into tenant {escape(tenant)}: "
-        f"{summary.imported} new datasets, {summary.duplicates} already stored"
+        f"{summary.imported} new datasets, {summary.duplicates} already stored; {escape(report.freshness_text())}"
     )
     return 0

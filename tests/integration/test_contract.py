@@ -25,7 +25,7 @@ from services.trust import keys_from_files
 from tests.conftest import CliResult
 from tests.integration.test_attest_bundle import _statement
 from tests.integration.test_devportal import PORTAL
-from tests.integration.test_risk_bundle import EPSS, KEV_JSON
+from tests.integration.test_risk_bundle import TODAY, redated
 from tests.integration.test_risk_simulation import INPUTS as SIMULATION_INPUTS
 from tests.integration.test_risk_simulation import TENANT as SIMULATION_TENANT
 from tests.integration.test_trivy_profiles import ADVISORY_FILES, SBOM_FILES
@@ -69,9 +69,10 @@ def _mirror(stella: Stella, tmp_path: Path, profile: str) -> Path:
 
 
 def _risk(stella: Stella, tmp_path: Path, profile: str) -> Path:
-    gz = tmp_path / "epss_scores-2025-02-20.csv.gz"
-    gz.write_bytes(gzip.compress(EPSS.read_bytes(), mtime=0))
-    assert stella("import", "--quiet", KEV_JSON, gz).code == 0
+    kev, epss = redated(tmp_path, TODAY)  # released today, so fresh
+    gz = tmp_path / f"{epss.name}.gz"
+    gz.write_bytes(gzip.compress(epss.read_bytes(), mtime=0))
+    assert stella("import", "--quiet", kev, gz).code == 0
     assert profile == "risk:bundle"  # the built-in profile of this kind and variant is called risk-bundle
     return _export(stella, tmp_path, "risk-bundle", "--provider", "kev", "--provider", "epss")[0]
 

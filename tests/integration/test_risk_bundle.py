@@ -6,7 +6,7 @@ import gzip
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +55,27 @@ def signer(stella: Stella, tmp_path: Path) -> Path:
     return pub
 
 
+TODAY = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+
+
+def redated(tmp_path: Path, day: datetime) -> tuple[Path, Path]:
+    """The real KEV catalog and EPSS snapshot, published on ``day`` (only their release dates changed)."""
+    kev = tmp_path / "known_exploited_vulnerabilities.json"
+    kev.write_bytes(
+        KEV_JSON.read_bytes().replace(b'"2025-08-25T17:04:19.9796Z"', f'"{day:%Y-%m-%d}T17:04:19.9796Z"'.encode())
+    )
+    epss = tmp_path / f"epss_scores-{day:%Y-%m-%d}.csv"
+    epss.write_bytes(EPSS.read_bytes().replace(b"score_date:2025-02-20", f"score_date:{day:%Y-%m-%d}".encode()))
+    return kev, epss
+
+
 @pytest.fixture
 def bundle(stella: Stella, signer: Path, tmp_path: Path) -> Path:
-    """A risk bundle of the real KEV catalog and a gzipped real EPSS snapshot (as FIRST ships it)."""
-    gz = tmp_path / "epss_scores-2025-02-20.csv.gz"
-    gz.write_bytes(gzip.compress(EPSS.read_bytes(), mtime=0))
-    assert stella("import", "--quiet", KEV_JSON, gz).code == 0
+    """A risk bundle of the real KEV catalog and a gzipped real EPSS snapshot (as FIRST ships it), released today."""
+    kev, epss = redated(tmp_path, TODAY)
+    gz = tmp_path / f"{epss.name}.gz"
+    gz.write_bytes(gzip.compress(epss.read_bytes(), mtime=0))
+    assert stella("import", "--quiet", kev, gz).code == 0
     out = tmp_path / "risk.tar.zst"
     res = stella("export", "run", "--profile", "risk-bundle", "--provider", "kev", "--provider", "epss")
     assert res.code == 2 and "no signing key" in res.err  # the key is required, as for every profile
@@ -83,27 +98,30 @@ def _at(when: datetime) -> str:
 
 # -- the bundle -------------------------------------------------------------------------------------------
 def test_bundle_ships_raw_datasets_byte_for_byte_with_snapshot_times_and_signed_expiry(
-    stella: Stella, bundle: Path, signer: Path, home: Path
+    stella: Stella, bundle: Path, signer: Path, home: Path, tmp_path: Path
 ) -> None:
     members = _members(bundle)
-    assert members["providers/kev/known_exploited_vulnerabilities.json"] == KEV_JSON.read_bytes()
-    assert members["providers/epss/epss_scores.csv"] == EPSS.read_bytes()  # the decompressed bytes as imported
+    kev_bytes = (tmp_path / "known_exploited_vulnerabilities.json").read_bytes()
+    assert members["providers/kev/known_exploited_vulnerabilities.json"] == kev_bytes
+    epss_bytes = (tmp_path / f"epss_scores-{TODAY:%Y-%m-%d}.csv").read_bytes()
+    assert members["providers/epss/epss_scores.csv"] == epss_bytes  # the decompressed bytes as imported
     manifest = json.loads(members["export.json"])
-    created = _created(bundle)
     risk = manifest["risk"]
+    # Each provider's data goes stale its window after its own snapshot time, not after the build.
+    kev_snapshot = TODAY + timedelta(hours=17, minutes=4, seconds=19, microseconds=979600)
     assert {p["name"]: p["expiresAt"] for p in risk["providers"]} == {
-        "epss": _at(created + timedelta(days=7)),
-        "kev": _at(created + timedelta(days=14)),
+        "epss": _at(TODAY + timedelta(days=7)),
+        "kev": _at(kev_snapshot + timedelta(days=14)),
     }
-    assert risk["expiresAt"] == _at(created + timedelta(days=7))
+    assert risk["expiresAt"] == _at(TODAY + timedelta(days=7))
     assert {p["name"]: p["snapshotAt"] for p in risk["providers"]} == {
-        "epss": "2025-02-20T00:00:00Z",
-        "kev": "2025-08-25T17:04:19.979600Z",
+        "epss": _at(TODAY),
+        "kev": _at(kev_snapshot),
     }
     inner = json.loads(members["risk/manifest.json"])
     kev = next(p for p in inner["providers"] if p["name"] == "kev")
     assert kev["dataset"]["catalogVersion"] == "2025.08.25" and kev["dataset"]["rows"] == 1404
-    assert kev["dataset"]["sha256"] == hashlib.sha256(KEV_JSON.read_bytes()).hexdigest()
+    assert kev["dataset"]["sha256"] == hashlib.sha256(kev_bytes).hexdigest()
     epss = next(p for p in inner["providers"] if p["name"] == "epss")
     assert epss["dataset"]["modelVersion"] == "v2023.03.01" and epss["dataset"]["rows"] == 5
     envelope = json.loads(members["risk/manifest.dsse.json"])
@@ -126,8 +144,8 @@ def test_round_trip_into_a_fresh_home_gives_the_same_rows(
     sent, received = _rows(home), _rows(other)
     assert len(received["kev_entries"]) == 1404 and len(received["epss_scores"]) == 5
     assert received == sent
-    kev_sha = hashlib.sha256(KEV_JSON.read_bytes()).hexdigest()
-    assert _raw_content(other, kev_sha) == KEV_JSON.read_bytes()
+    kev_bytes = (tmp_path / "known_exploited_vulnerabilities.json").read_bytes()
+    assert _raw_content(other, hashlib.sha256(kev_bytes).hexdigest()) == kev_bytes
     # Importing the same bundle again changes nothing.
     again: Any = stella("risk", "bundle", "import", bundle, "--home", other, "--key", signer, "--json").json()
     assert again["summary"]["imported"] == 0 and again["summary"]["duplicates"] == 2
@@ -148,7 +166,9 @@ def test_kev_csv_form_round_trips_and_takes_its_newest_date_added_as_snapshot(
     risk = json.loads(members["export.json"])["risk"]
     assert [(p["name"], p["snapshotAt"]) for p in risk["providers"]] == [("kev", "2025-08-25T00:00:00Z")]
     other = tmp_path / "receiver"
-    assert stella("risk", "bundle", "import", out, "--home", other, "--key", signer).code == 0
+    res = stella("risk", "bundle", "import", out, "--home", other, "--key", signer, "--policy", "warn")
+    assert res.code == 0, res.err
+    assert "kev data of 2025-08-25: stale since 2025-09-08T00:00:00Z" in res.out
     assert _rows(other)["kev_entries"] == _rows(tmp_path / "home")["kev_entries"]
 
 
@@ -168,7 +188,7 @@ def test_newest_catalog_is_taken_and_a_retry_is_byte_identical(stella: Stella, s
         "providers": [{"name": "epss", "freshnessSeconds": 129600}, {"name": "kev", "freshnessSeconds": 1209600}]
     }
     risk = json.loads(members["export.json"])["risk"]
-    assert risk["expiresAt"] == _at(_created(first) + timedelta(hours=36))
+    assert risk["expiresAt"] == "2025-02-21T12:00:00Z"  # 36 hours after the EPSS snapshot's score_date
     shown: Any = stella("export", "show", run["runId"], "--json").json()
     assert [e["type"] for e in shown["events"]][:3] == ["planned", "started", "succeeded"]
     again = tmp_path / "b.tar.zst"
@@ -196,11 +216,14 @@ def test_expired_bundle_is_refused_under_block_and_accepted_with_a_warning_under
     stella: Stella, bundle: Path, signer: Path
 ) -> None:
     created = _created(bundle)
-    assert stella("risk", "bundle", "verify", bundle, "--key", signer).code == 0  # fresh now, default block
+    res = stella("risk", "bundle", "verify", bundle, "--key", signer)  # fresh now, default block
+    assert res.code == 0, res.err
+    assert f"epss data of {TODAY:%Y-%m-%d}: fresh until {_at(TODAY + timedelta(days=7))}" in res.out
     later = _at(created + timedelta(days=30))
     res = stella("risk", "bundle", "verify", bundle, "--key", signer, "--at", later)
     assert res.code == 7
-    assert "epss data (snapshot 2025-02-20T00:00:00Z) expired at" in res.err and "policy block" in res.err
+    assert f"epss data of {TODAY:%Y-%m-%d} is stale since {_at(TODAY + timedelta(days=7))}" in res.err
+    assert "policy block" in res.err
     body: Any = stella("risk", "bundle", "verify", bundle, "--key", signer, "--at", later, "--json").json()
     assert body["verified"] is False and body["exitCode"] == 7 and body["error"]["error"] == "policy"
     res = stella("risk", "bundle", "verify", bundle, "--key", signer, "--at", later, "--policy", "warn")
@@ -216,8 +239,7 @@ def test_expired_bundle_is_refused_under_block_and_accepted_with_a_warning_under
 
 
 def test_grace_window_accepts_inside_and_refuses_outside(stella: Stella, bundle: Path, signer: Path) -> None:
-    created = _created(bundle)
-    epss_expiry = created + timedelta(days=7)
+    epss_expiry = TODAY + timedelta(days=7)
     inside = _at(epss_expiry + timedelta(hours=47))
     res = stella(
         "risk", "bundle", "verify", bundle, "--key", signer, "--policy", "grace", "--grace", "2d", "--at", inside
@@ -250,6 +272,41 @@ def test_import_of_an_expired_bundle_under_block_writes_nothing(
     assert len(_rows(other)["kev_entries"]) == 1404
     res = stella("risk", "bundle", "import", bundle, "--home", other, "--key", signer, "--tenant", "other")
     assert res.code == 7 and "belongs to tenant 'default'" in res.err
+
+
+def test_old_data_is_stale_from_its_own_date_whatever_the_build_time(
+    stella: Stella, signer: Path, tmp_path: Path
+) -> None:
+    """The real fixtures are a KEV catalog of 2025-08-25 and an EPSS snapshot of 2025-02-20: a bundle built from
+    them today is stale at once, and every surface says so with the data's date."""
+    assert stella("import", "--quiet", KEV_JSON, EPSS).code == 0
+    out = tmp_path / "old.tar.zst"
+    res = stella("export", "run", "--profile", "risk-bundle", "--key", "k", "--out", out)
+    assert res.code == 0, res.err  # built (the receiver's policy decides), with a warning on stderr
+    assert "warning:" in res.err and "the kev data of 2025-08-25 went stale at 2025-09-08T17:04:19.979600Z" in res.err
+    assert "the epss data of 2025-02-20 went stale at 2025-02-27T00:00:00Z" in res.err
+    res = stella("risk", "bundle", "verify", out, "--key", signer)
+    assert res.code == 7
+    assert "kev data of 2025-08-25 is stale since 2025-09-08T17:04:19.979600Z" in res.err
+    body: Any = stella("risk", "bundle", "verify", out, "--key", signer, "--json").json()
+    assert {p["name"]: (p["snapshotAt"][:10], p["status"]) for p in body["freshness"]["providers"]} == {
+        "epss": ("2025-02-20", "refused"),
+        "kev": ("2025-08-25", "refused"),
+    }
+    res = stella("risk", "bundle", "verify", out, "--key", signer, "--policy", "warn")
+    assert res.code == 0, res.err
+    assert "kev data of 2025-08-25: stale since 2025-09-08T17:04:19.979600Z (accepted under policy warn)" in res.out
+    res = stella("risk", "bundle", "import", out, "--home", tmp_path / "r", "--key", signer, "--policy", "warn")
+    assert res.code == 0, res.err
+    assert "epss data of 2025-02-20: stale since 2025-02-27T00:00:00Z" in res.out
+
+
+def test_fresh_data_builds_without_a_warning(stella: Stella, signer: Path, tmp_path: Path) -> None:
+    kev, epss = redated(tmp_path, TODAY - timedelta(days=2))
+    assert stella("import", "--quiet", kev, epss).code == 0
+    res = stella("export", "run", "--profile", "risk-bundle", "--key", "k", "--out", tmp_path / "r.tar.zst")
+    assert res.code == 0, res.err
+    assert "warning" not in res.err
 
 
 # -- integrity and signatures --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import shutil
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ from tests.conftest import CliResult
 from tests.integration.bundle_helpers import flip, read_members, write_members
 from tests.integration.test_attest_bundle import _statement
 from tests.integration.test_devportal import PORTAL
-from tests.integration.test_risk_bundle import EPSS, KEV_JSON
+from tests.integration.test_risk_bundle import TODAY, redated
 from tests.integration.test_trivy_profiles import build_trivy_bundles
 from tests.tui.support import SAMPLES, drive, rows, settle, text_of
 from tests.tui.test_snapshots import NOW, Snap, go, snap_home  # noqa: F401 - snap_home is a fixture used below
@@ -70,11 +71,13 @@ def mirror_bundle(stella: Stella, tmp_path: Path) -> tuple[Path, Path, Path]:
     return out, pub, resolve_home(None).root / "tuf" / "root" / "1.root.json"
 
 
-def risk_bundle(stella: Stella, tmp_path: Path) -> tuple[Path, Path]:
-    """A risk bundle of the real KEV catalog and EPSS snapshot (test_risk_bundle's recipe), and its key."""
-    gz = tmp_path / "epss_scores-2025-02-20.csv.gz"
-    gz.write_bytes(gzip.compress(EPSS.read_bytes(), mtime=0))
-    assert stella("import", "--quiet", KEV_JSON, gz).code == 0
+def risk_bundle(stella: Stella, tmp_path: Path, released: datetime = TODAY) -> tuple[Path, Path]:
+    """A risk bundle of the real KEV catalog and EPSS snapshot, re-dated to ``released`` so that it is fresh
+    (test_risk_bundle's recipe), and its key."""
+    kev, epss = redated(tmp_path, released)
+    gz = tmp_path / f"{epss.name}.gz"
+    gz.write_bytes(gzip.compress(epss.read_bytes(), mtime=0))
+    assert stella("import", "--quiet", kev, gz).code == 0
     pub = signer_pub(stella, tmp_path)
     out = tmp_path / "risk.tar.zst"
     res = stella(
@@ -248,9 +251,9 @@ def test_risk_bundle_imported_into_the_store(receiver: Home, stella: Stella, tmp
         checks, results = await run(pilot, screen)
         assert all(c[0] == "ok" for c in checks) and "freshness" in {c[1] for c in checks}
         assert sorted(r[0] for r in results) == ["epss", "kev"] and {r[1] for r in results} == {"imported"}
-        assert text_of(screen.query_one("#receive-summary", Static)).startswith(
-            "imported into tenant default: 2 new datasets, 0 already stored (expires "
-        )
+        summary = text_of(screen.query_one("#receive-summary", Static))
+        assert summary.startswith("imported into tenant default: 2 new datasets, 0 already stored; ")
+        assert f"epss data of {TODAY:%Y-%m-%d}: fresh until " in summary  # the data's own date
 
     drive(receiving_home, script)
     counts = store_counts(receiving_home)
@@ -482,7 +485,7 @@ def other_home(stella: Stella, *trusted: str) -> Home:
 
 
 def test_snapshot_risk_imported(snap_compare: Snap, snap_receiver: Home, stella: Stella) -> None:
-    risk_bundle(stella, Path("."))
+    risk_bundle(stella, Path("."), NOW.replace(hour=0, minute=0, second=0))
     receiving = other_home(stella)
     assert snap_compare(StellaApp(receiving), run_before=lambda pilot: receive(pilot, "risk.tar.zst"))
 
