@@ -17,6 +17,7 @@ import os
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,59 @@ def iter_inputs(paths: list[Path], limits: InputLimits | None = None) -> Iterato
             yield from _walk_dir(path, lim)
         else:
             yield from _from_file(path, lim)
+
+
+def count_documents(paths: list[Path]) -> int | None:
+    """How many items :func:`iter_inputs` will yield for ``paths``, counted before the import (a progress total).
+
+    Directories are walked and zip archives' central directories read; a plain tar's headers are read. A compressed
+    stream (gzip, zstd) cannot be counted without decompressing it: then None (the total is unknown). An archive
+    that cannot be read counts as one item: the one rejection the import reports for it.
+    """
+    total = 0
+    for path in paths:
+        counted = _count_dir(path) if path.is_dir() else _count_file(path)
+        if counted is None:
+            return None
+        total += counted
+    return total
+
+
+def _count_dir(root: Path) -> int | None:
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return None
+    total = 0
+    for entry in entries:
+        counted = _count_dir(Path(entry.path)) if entry.is_dir(follow_symlinks=False) else _count_file(Path(entry.path))
+        if counted is None:
+            return None
+        total += counted
+    return total
+
+
+def _count_file(path: Path) -> int | None:
+    """Items :func:`_from_file` yields for ``path`` (mirrors its choices), or None when only reading would tell."""
+    try:
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode):
+            return 1
+        with path.open("rb") as fh:
+            head = fh.read(4)
+        if is_stella_bundle(path):
+            return 1
+        if head.startswith((ZIP_MAGIC, EMPTY_ZIP_MAGIC)):
+            with zipfile.ZipFile(path) as zf:
+                return sum(1 for info in zf.infolist() if not info.is_dir())
+        if head.startswith((GZIP_MAGIC, ZSTD_MAGIC)):
+            return None
+        if _is_plain_tar(path):
+            with tarfile.open(path, mode="r:") as tar:
+                return sum(1 for member in tar.getmembers() if not member.isdir())
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError, ValueError):
+        return 1
+    return 1
 
 
 def _walk_dir(root: Path, lim: InputLimits) -> Iterator[InputItem]:
@@ -130,7 +184,7 @@ def is_stella_bundle(path: Path) -> bool:
         codec = "gzip" if magic.startswith(GZIP_MAGIC) else "zstd" if magic.startswith(ZSTD_MAGIC) else None
         with _open_decompressed(path, codec) if codec else path.open("rb") as fh:
             head = fh.read(512)
-    except (OSError, EOFError, zstandard.ZstdError):
+    except _STREAM_ERRORS:  # not readable as a bundle: the importer says why
         return False
     return len(head) == 512 and head[257:262] == b"ustar" and head[:100].rstrip(b"\0") == MANIFEST.encode()
 
@@ -167,6 +221,10 @@ def _is_plain_tar(path: Path) -> bool:
     return len(block) == 512 and block[257:262] == b"ustar"
 
 
+#: What reading a damaged compressed stream raises: gzip's deflate errors surface as ``zlib.error``, not OSError.
+_STREAM_ERRORS = (OSError, EOFError, zlib.error, zstandard.ZstdError)
+
+
 def _open_decompressed(path: Path, codec: str) -> IO[bytes]:
     raw = path.open("rb")
     if codec == "gzip":
@@ -179,7 +237,7 @@ def _from_compressed(path: Path, lim: InputLimits, codec: str) -> Iterator[Input
     try:
         with _open_decompressed(path, codec) as fh:
             head = fh.read(512)
-    except (OSError, EOFError, zstandard.ZstdError) as exc:
+    except _STREAM_ERRORS as exc:
         raise BadInputError(f"damaged {codec} stream: {exc}", path=str(path)) from None
     if len(head) == 512 and head[257:262] == b"ustar":
         _preflight_tar(path, lambda: _open_decompressed(path, codec))
@@ -193,7 +251,7 @@ def _from_compressed(path: Path, lim: InputLimits, codec: str) -> Iterator[Input
                 yield InputItem(label, error=_too_big(label, len(data), lim))
                 return
             fh.read()  # reach the end so the stream's checksum is verified
-    except (OSError, EOFError, zstandard.ZstdError) as exc:
+    except _STREAM_ERRORS as exc:
         raise BadInputError(f"damaged or truncated {codec} stream: {exc}", path=label) from None
     yield InputItem(label, data)
 
@@ -243,7 +301,7 @@ def _preflight_tar(path: Path, opener: object) -> None:
                     if extracted is not None:
                         while extracted.read(1 << 20):
                             pass
-    except (tarfile.TarError, OSError, EOFError, zstandard.ZstdError) as exc:
+    except (tarfile.TarError, *_STREAM_ERRORS) as exc:
         raise BadInputError(
             f"archive is truncated or corrupt ({exc}); nothing from it was imported", path=str(path)
         ) from None
@@ -275,7 +333,9 @@ def _tar_members(path: Path, opener: object, lim: InputLimits) -> Iterator[Input
 def _from_zip(path: Path, lim: InputLimits) -> Iterator[InputItem]:
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    # zipfile also raises NotImplementedError (an unsupported version or method) and UnicodeDecodeError (a name
+    # flagged UTF-8 that is not): a damaged or hostile archive either way.
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, UnicodeDecodeError) as exc:
         raise BadInputError(
             f"not a readable zip archive ({exc}); it may be truncated. Nothing from it was imported",
             path=str(path),
@@ -312,7 +372,7 @@ def _from_zip(path: Path, lim: InputLimits) -> Iterator[InputItem]:
                     refused = _json_too_big(label, info.file_size, data, lim)
                     if refused is None:
                         data += member.read(lim.max_document_bytes + 1)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, UnicodeDecodeError, zlib.error) as exc:
                 yield InputItem(label, error=BadInputError(f"damaged archive member: {exc}", path=label))
                 continue
             yield InputItem(label, error=refused) if refused else InputItem(label, data)
