@@ -9,13 +9,14 @@ from typing import Any
 from textual import on
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from app.tui.text import cells
 from core.atomic import environment_failure
 from core.errors import StellaError
 from core.home import Home
+from core.ingest import DEFAULT_TENANT, validate_tenant
 from core.progress import Check
 
 
@@ -23,11 +24,21 @@ class StellaScreen(Screen[None]):
     """A top-level screen of the app (one per mode)."""
 
     _resumes = 0
+    #: An error dialog of this screen is open: closing it must not read again (the same field would fail again,
+    #: and the dialog come back: a user could not leave).
+    _error_open = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._valid_tenants: dict[str, str] = {}
 
     def on_screen_resume(self) -> None:
         """Coming back to a screen (from another mode or a dialog) reads the store again; the first showing is
-        ``on_mount``'s to load, so it is not read twice."""
+        ``on_mount``'s to load, so it is not read twice, and closing an error dialog reads nothing."""
         self._resumes += 1
+        if self._error_open:
+            self._error_open = False
+            return
         if self._resumes > 1:
             self.resumed()
 
@@ -49,11 +60,16 @@ class StellaScreen(Screen[None]):
         """Every failed worker of a screen ends here: the CLI's sentence in a modal."""
         if event.state is not WorkerState.ERROR or event.worker.error is None:
             return
+        title, sentence = sentence_of(event.worker.error)
+        self.show_error(title, sentence)
+        self.drawn()
+
+    def show_error(self, title: str, sentence: str) -> None:
+        """The error dialog (escape, enter or OK close it); closing it leaves the screen as it was."""
         from app.tui.screens.modals import ErrorModal
 
-        title, sentence = sentence_of(event.worker.error)
+        self._error_open = True
         self.app.push_screen(ErrorModal(title, sentence))
-        self.drawn()
 
     def drawn(self) -> None:
         """The screen shows what it read (or why it could not): tell the app after the next refresh."""
@@ -64,6 +80,21 @@ class StellaScreen(Screen[None]):
     def action_leave_field(self) -> None:
         """Escape in a form: leave the text field so the single-letter bindings work again."""
         self.set_focus(None)
+
+    def tenant_in(self, selector: str) -> str:
+        """The tenant typed in a field, checked as every command checks it. An invalid one shows the command's
+        sentence once and the field goes back to the last valid tenant, so the same error cannot come back on the
+        next key."""
+        field = self.query_one(selector, Input)
+        last = self._valid_tenants.get(selector, DEFAULT_TENANT)
+        try:
+            tenant = validate_tenant(field.value.strip() or DEFAULT_TENANT)
+        except StellaError as exc:
+            field.value = last
+            self.show_error(*sentence_of(exc))
+            return last
+        self._valid_tenants[selector] = tenant
+        return tenant
 
     @property
     def store_guard(self) -> threading.Lock:

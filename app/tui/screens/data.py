@@ -55,15 +55,61 @@ def stats_text(stats: dict[str, dict[str, int]]) -> str:
     return "\n".join(lines)
 
 
-class DataScreen(StellaScreen):
-    """Pick a tenant and what to list; enter opens the row as `stella data show` prints it."""
+def record_text(result: dict[str, Any]) -> str:
+    """`stella data show` for a reader: the document's fields, what was parsed from it (a count per table and the
+    first rows' identifying fields), then the whole JSON below."""
+    lines: list[str] = []
+    document = result.get("document") or {}
+    width = max((len(k) for k in document), default=0)
+    lines += [f"{k:<{width}}  {'' if v is None else v}" for k, v in document.items()]
+    revisions = result.get("revisions") or []
+    if len(revisions) > 1:
+        lines.append(f"{'revisions':<{width}}  {len(revisions)} (the latest is shown)")
+    parsed = [(k, v) for k, v in result.items() if k not in ("document", "revisions") and isinstance(v, list) and v]
+    if parsed:
+        lines += ["", "parsed from it"]
+        for table, table_rows in parsed:
+            lines.append(f"  {table}: {len(table_rows)}")
+            for row in table_rows[:5]:
+                ident = _row_label(row)
+                if ident:
+                    lines.append(f"    {ident}")
+            if len(table_rows) > 5:
+                lines.append(f"    ... {len(table_rows) - 5} more")
+    lines += ["", "JSON (stella data show --json)", json_text(result)]
+    return "\n".join(lines)
 
+
+#: The fields that name a parsed row, in the order they are tried.
+_LABEL_FIELDS = ("advisory_id", "cve_id", "vulnerability_id", "purl", "name", "subject", "predicate_type", "title")
+
+
+def _row_label(row: Any) -> str:
+    if not isinstance(row, dict):
+        return ""
+    found = [str(row[k]) for k in _LABEL_FIELDS if row.get(k) not in (None, "")]
+    return "  ".join(found[:2])
+
+
+def row_matches(row: dict[str, Any], columns: list[str], needle: str) -> bool:
+    """The filter of the Data screen: the text appears in a cell as shown, ignoring case."""
+    needle = needle.casefold()
+    return any(needle in str(short_value(row[c])).casefold() for c in columns)
+
+
+class DataScreen(StellaScreen):
+    """Pick a tenant and what to list; enter opens the row as `stella data show` prints it. The table has the
+    focus on arrival, so the letters in the footer act; `t` goes to the tenant field, `/` to the filter."""
+
+    AUTO_FOCUS = "#data-table"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh", "Refresh"),
+        Binding("slash", "focus('#data-filter')", "Filter", key_display="/"),
         Binding("o", "show_row", "Show"),
-        Binding("right_square_bracket", "page(1)", "Next page", key_display="]"),
-        Binding("left_square_bracket", "page(-1)", "Prev page", key_display="["),
+        Binding("right_square_bracket", "page(1)", "Next", key_display="]"),
+        Binding("left_square_bracket", "page(-1)", "Prev", key_display="["),
         Binding("s", "stats", "Stats"),
+        Binding("t", "focus('#data-tenant')", "Tenant"),
+        Binding("r", "refresh", "Refresh", show=False),
         Binding("escape", "leave_field", "Leave field", show=False),
     ]
 
@@ -72,6 +118,7 @@ class DataScreen(StellaScreen):
         self.page_offset = 0
         self.total = 0
         self.rows: list[dict[str, Any]] = []
+        self.page: DataPage | None = None
         self.kind = ListKind.DOCUMENTS
 
     def compose(self) -> ComposeResult:
@@ -80,6 +127,9 @@ class DataScreen(StellaScreen):
             yield Input(value=DEFAULT_TENANT, placeholder="tenant", id="data-tenant")
             yield Select([(k.value, k.value) for k in ListKind], value="documents", allow_blank=False, id="data-kind")
             yield Static("", id="data-summary", markup=False)
+        yield Input(
+            placeholder="/ filter this page; enter: show by id, alias or sha256", id="data-filter", compact=True
+        )
         yield DataTable(id="data-table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
 
@@ -92,7 +142,7 @@ class DataScreen(StellaScreen):
 
     @property
     def tenant(self) -> str:
-        return self.query_one("#data-tenant", Input).value.strip() or DEFAULT_TENANT
+        return self.tenant_in("#data-tenant")
 
     @on(Input.Submitted, "#data-tenant")
     def tenant_submitted(self) -> None:
@@ -126,29 +176,57 @@ class DataScreen(StellaScreen):
         self.loaded(PageRead(page))
 
     def on_page_read(self, message: PageRead) -> None:
-        page = message.page
-        self.rows = page.items
-        self.total = page.total
+        self.page = message.page
+        self.total = message.page.total
+        self.draw_page()
+
+    @on(Input.Changed, "#data-filter")
+    def draw_page(self) -> None:
+        """The page, the rows matching the filter only."""
+        page = self.page
+        if page is None:
+            return
+        needle = self.query_one("#data-filter", Input).value.strip()
+        columns = page.columns
+        self.rows = [r for r in page.items if row_matches(r, columns, needle)] if needle else page.items
         table = self.query_one("#data-table", DataTable)
         table.clear(columns=True)
         summary = self.query_one("#data-summary", Static)
         if not page.items:
             summary.update(plain(f"  no {page.kind.value} in tenant {page.tenant}"))
             return
-        columns = page.columns
         for column in columns:
             table.add_column(column, key=column)
-        for row in page.items:
+        for row in self.rows:
             table.add_row(*cells(*(short_value(row[c]) for c in columns)))
         last = page.offset + len(page.items)
-        summary.update(f"  {page.kind.value} {page.offset + 1}-{last} of {page.total}")
+        shown = f"  {page.kind.value} {page.offset + 1}-{last} of {page.total}"
+        if needle:
+            shown += plain(f", {len(self.rows)} match {needle!r}")
+        summary.update(shown)
+
+    @on(Input.Submitted, "#data-filter")
+    def filter_submitted(self) -> None:
+        """Enter in the filter: the only matching row opens; with none on this page, the text is looked up as
+        `stella data show` does (an advisory id or alias, a document id, a sha256 prefix)."""
+        needle = self.query_one("#data-filter", Input).value.strip()
+        table = self.query_one("#data-table", DataTable)
+        table.focus()
+        if len(self.rows) == 1 or (self.rows and not needle):
+            self.open_row()
+        elif needle and not self.rows:
+            self.show_ident(self.tenant, needle)
 
     def action_show_row(self) -> None:
         table = self.query_one("#data-table", DataTable)
-        if not self.rows or not table.has_focus:
-            return
-        row = self.rows[table.cursor_row]
-        self.show_ident(self.tenant, ident_of(self.kind, row))
+        if table.has_focus:
+            self.open_row()
+
+    def open_row(self) -> None:
+        """The row under the cursor, as `stella data show` finds it."""
+        table = self.query_one("#data-table", DataTable)
+        if self.rows and 0 <= table.cursor_row < len(self.rows):
+            self.show_ident(self.tenant, ident_of(self.kind, self.rows[table.cursor_row]))
 
     @on(DataTable.RowSelected, "#data-table")
     def row_selected(self) -> None:
@@ -158,7 +236,7 @@ class DataScreen(StellaScreen):
     def show_ident(self, tenant: str, ident: str) -> None:
         with self.store_guard:
             result = show_data(self.home, tenant, ident)
-        text = json_text(result)
+        text = record_text(result)
         self.post_message(Shown(f"{ident} in tenant {tenant}", text))
 
     def on_shown(self, message: Shown) -> None:

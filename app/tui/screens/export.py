@@ -16,7 +16,6 @@ from textual.widgets import Button, ContentSwitcher, DataTable, Footer, Header, 
 from textual.worker import get_current_worker
 
 from app.tui.screens.base import StellaScreen, sentence_of, shown_path
-from app.tui.screens.modals import ErrorModal
 from app.tui.screens.run import RunScreen
 from core.contract.profiles import JSON_RAW, MIRROR_DELTA
 from core.errors import BadInputError, StellaError, UsageError
@@ -250,7 +249,7 @@ class ExportScreen(StellaScreen):
             self.check_step()
         except StellaError as exc:
             title, sentence = sentence_of(exc)
-            self.app.push_screen(ErrorModal(title, sentence))
+            self.show_error(title, sentence)
             return
         if self.step < len(STEPS) - 1:
             self.show_step(self.step + 1)

@@ -66,6 +66,7 @@ class ProfilesScreen(StellaScreen):
         Binding("r", "refresh", "Refresh"),
         Binding("n", "create", "New"),
         Binding("e", "edit", "Edit"),
+        Binding("t", "focus('#profiles-tenant')", "Tenant"),
         Binding("escape", "leave_field", "Leave field", show=False),
     ]
 
@@ -97,7 +98,7 @@ class ProfilesScreen(StellaScreen):
 
     @property
     def tenant(self) -> str:
-        return self.query_one("#profiles-tenant", Input).value.strip() or DEFAULT_TENANT
+        return self.tenant_in("#profiles-tenant")
 
     @on(Input.Submitted, "#profiles-tenant")
     def action_refresh(self) -> None:

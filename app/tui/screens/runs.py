@@ -66,6 +66,7 @@ class RunsScreen(StellaScreen):
         Binding("r", "refresh", "Refresh"),
         Binding("o", "open_run", "Parameters"),
         Binding("c", "cancel_run", "Cancel run"),
+        Binding("t", "focus('#runs-tenant')", "Tenant"),
         Binding("escape", "leave_field", "Leave field", show=False),
     ]
 
@@ -100,7 +101,7 @@ class RunsScreen(StellaScreen):
 
     @on(Input.Submitted, "#runs-tenant")
     def action_refresh(self) -> None:
-        tenant = self.query_one("#runs-tenant", Input).value.strip() or DEFAULT_TENANT
+        tenant = self.tenant_in("#runs-tenant")
         self.query_one("#runs-summary", Static).update("loading ...")
         self.load_runs(tenant)
         self.query_one("#runs-table", DataTable).focus()
