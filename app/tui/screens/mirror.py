@@ -249,14 +249,15 @@ class MirrorScreen(StellaScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_rollback(mirror)
+                # The state confirmed, so an import that changed it meanwhile makes the rollback refuse.
+                self.run_rollback(mirror, previous.state_digest if previous is not None else None)
 
         question = f"Make {target} of {shown_path(mirror)} current again? (stella mirror rollback)"
         self.app.push_screen(ConfirmModal(question, "Roll back"), answered)
 
     @work(thread=True, exclusive=True, group="mirror-write", exit_on_error=False, description="roll back the mirror")
-    def run_rollback(self, mirror: Path) -> None:
-        done = rollback(mirror)
+    def run_rollback(self, mirror: Path, expect: str | None = None) -> None:
+        done = rollback(mirror, expect=expect)
         self.post_message(
             MirrorChanged(f"rolled back: current state {done.state_digest[:12]} (sequence {done.sequence})")
         )

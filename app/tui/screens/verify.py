@@ -16,11 +16,13 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 from app.tui.messages import CheckCompleted
 from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
+from app.tui.screens.modals import ErrorModal
 from app.tui.screens.receive import ReceiveScreen
 from core.contract.manifest import VerifiedManifest
-from core.errors import Cancelled
+from core.errors import Cancelled, StellaError
 from core.progress import CancelToken
 from core.trust import TrustedKey
+from services.inspect import inspect_bundle
 from services.receive import Receivable, ReceiveRequest, verify_received
 from services.trust import trusted_keys
 from verify.bundle import VerifyReport
@@ -34,6 +36,14 @@ class VerifyCancelled(Message):
         self.sentence = sentence
 
 
+class VerifyInspected(Message):
+    """What the bundle's manifest claims, read before verifying (`stella inspect`): one line, said unverified."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
 class VerifyDone(Message):
     def __init__(
         self, report: VerifyReport, receivable: Receivable[Any, Any] | None, chain: str, key: Path | None
@@ -43,6 +53,20 @@ class VerifyDone(Message):
         self.receivable = receivable
         self.chain = chain
         self.key = key
+
+
+def claims_of(bundle: Path) -> str:
+    """The manifest's claims as one line, said to be unverified (`stella inspect`); empty when the manifest cannot be
+    read (the verification that follows reports why)."""
+    try:
+        found = inspect_bundle(bundle)
+    except StellaError:
+        return ""
+    signer = (found.signer_keyid or "none")[:16]
+    return (
+        f"manifest claims (NOT verified yet, as `stella inspect` shows): {found.profile}, tenant {found.tenant}, "
+        f"run {found.run_id}, created {found.created_at}, {found.files} files, signer key {signer}"
+    )
 
 
 def trust_chain(report: VerifyReport, keys: list[TrustedKey]) -> str:
@@ -120,6 +144,7 @@ class VerifyScreen(StellaScreen):
                 yield Input(placeholder="public key PEM (default: the trust store)", id="verify-key")
                 yield Button("Verify", id="verify-run", variant="primary")
         yield Static("", id="verify-verdict", markup=False)
+        yield Static("", id="verify-claims", markup=False)
         yield Static("", id="verify-chain", markup=False)
         yield DataTable(id="verify-checks", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
@@ -145,6 +170,7 @@ class VerifyScreen(StellaScreen):
         self.refresh_bindings()
         self.query_one("#verify-checks", DataTable).clear()
         self.query_one("#verify-chain", Static).update("")
+        self.query_one("#verify-claims", Static).update("")
         self.query_one("#verify-verdict", Static).update(f"verifying {bundle} ...")
         self.query_one("#verify-run", Button).disabled = True
         self.token = CancelToken()
@@ -157,6 +183,7 @@ class VerifyScreen(StellaScreen):
             key_files = (key,) if key else ()
             keys = trusted_keys(self.home, key_files)
             request = ReceiveRequest(bundle, key_files=key_files)
+            self.post_message(VerifyInspected(claims_of(bundle)))
             verified = verify_received(self.home, request, MessageObserver(self, token))
         except Cancelled as exc:
             self.post_message(VerifyCancelled(exc.diagnostics()))
@@ -178,6 +205,9 @@ class VerifyScreen(StellaScreen):
         verdict.set_class(False, "ok")
         verdict.set_class(True, "failed")
 
+    def on_verify_inspected(self, message: VerifyInspected) -> None:
+        self.query_one("#verify-claims", Static).update(message.text)
+
     def on_check_completed(self, message: CheckCompleted) -> None:
         add_check_row(self.query_one("#verify-checks", DataTable), message.check)
 
@@ -195,6 +225,7 @@ class VerifyScreen(StellaScreen):
             )
             verdict.set_class(True, "ok")
             verdict.set_class(False, "failed")
+            self.query_one("#verify-claims", Static).update("")  # the verdict now says it, verified
             if receiving is not None:
                 self.receivable = (receiving, Path(report.bundle), message.key, m)
                 self.refresh_bindings()
@@ -206,4 +237,4 @@ class VerifyScreen(StellaScreen):
             return
         title, sentence = sentence_of(report.error)
         verdict.update(f"not verified: {sentence}")
-        self.show_error(f"not verified: {title}", sentence)
+        self.app.push_screen(ErrorModal(f"not verified: {title}", sentence))
