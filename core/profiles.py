@@ -30,7 +30,8 @@ from core.contract.profiles import (
     JSON_RAW,
     MIRROR_DELTA,
     MIRROR_FULL,
-    RISK_BUNDLE_BUILTIN,
+    FORMER_IDS,
+    RISK_BUNDLE,
     RISK_SIMULATION,
     TRIVY_DB,
     TRIVY_JAVA_DB,
@@ -303,7 +304,7 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
     TRIVY_DB: ProfileConfig(kind="trivy", variant="db", record_types=("advisory",)),
     TRIVY_JAVA_DB: ProfileConfig(kind="trivy", variant="java-db", record_types=("sbom",)),
     ATTESTATION_BUNDLE: ProfileConfig(kind="attestation", variant="bundle", record_types=("attestation",)),
-    RISK_BUNDLE_BUILTIN: ProfileConfig(kind="risk", variant="bundle", record_types=("kev", "epss")),
+    RISK_BUNDLE: ProfileConfig(kind="risk", variant="bundle", record_types=("kev", "epss")),
     RISK_SIMULATION: ProfileConfig(
         kind="risk", variant="simulation", record_types=("advisory", "kev", "epss", "policy", "findings")
     ),
@@ -356,11 +357,24 @@ class ProfileUpdate:
         return {"changed": self.changed, **self.profile.to_dict()}
 
 
+def current_profile_id(profile_id: str) -> str:
+    """``profile_id`` itself, unless it is a former spelling (``risk-bundle``): that is refused, naming the id to
+    use, so that one spelling (``kind:variant``) is accepted everywhere."""
+    now = FORMER_IDS.get(profile_id)
+    if now is not None:
+        raise UsageError(
+            f"profile {profile_id!r} is now called {now!r}",
+            hint=f"use --profile {now}: every built-in profile id is kind:variant, as `stella export profile list` shows",
+        )
+    return profile_id
+
+
 def parse_profile_ref(text: str) -> tuple[str, int | None]:
-    """``json:raw`` -> (``json:raw``, None); ``nightly@3`` -> (``nightly``, 3)."""
+    """``json:raw`` -> (``json:raw``, None); ``nightly@3`` -> (``nightly``, 3); a former spelling is refused."""
     name, sep, rev = text.rpartition("@")
     if not sep:
-        return text, None
+        return current_profile_id(text), None
+    current_profile_id(name)
     if not rev.isdigit() or int(rev) < 1:
         raise UsageError(f"invalid profile revision in {text!r}", hint="write ID or ID@REVISION, e.g. json:raw@1")
     return name, int(rev)
@@ -436,6 +450,7 @@ class ProfileStore:
     def get(self, tenant: str, profile_id: str, revision: int | None = None) -> Profile:
         """One revision of a profile (the latest when ``revision`` is None)."""
         validate_tenant(tenant)
+        current_profile_id(profile_id)
         cur = self.store.cursor()
         try:
             self._seed(cur, tenant)
@@ -474,11 +489,11 @@ class ProfileStore:
                 f"invalid profile id {profile_id!r}",
                 hint="lower-case letters, digits, '.', '_', ':' and '-' (at most 64)",
             )
-        if profile_id in BUILTIN_PROFILES:
+        if profile_id in BUILTIN_PROFILES or profile_id in FORMER_IDS:
             raise UsageError(
                 f"{profile_id!r} is a builtin profile", hint="choose another id for a custom profile based on it"
             )
-        base_config = BUILTIN_PROFILES.get(base)
+        base_config = BUILTIN_PROFILES.get(current_profile_id(base))
         if base_config is None:
             raise UsageError(f"unknown base profile {base!r}", hint="bases: " + ", ".join(BUILTIN_PROFILES))
         config = base_config.with_overrides(overrides)

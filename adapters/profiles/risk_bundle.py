@@ -1,4 +1,4 @@
-"""``risk-bundle`` (kind ``risk``, variant ``bundle``): provider datasets with snapshot times and a signed expiry.
+"""``risk:bundle``: provider datasets with snapshot times and a signed expiry.
 
 Payload, inside the normal signed bundle (``export.json`` and its signature, ``checksums.txt``, provenance)::
 
@@ -212,7 +212,7 @@ class RiskBundle:
         """Pin ``providers``: ``NAME`` or ``NAME=DURATION`` values, unknown names refused, default windows."""
         unknown = sorted(set(requested) - {"providers"})
         if unknown:
-            raise UsageError(f"option {unknown[0]} does not apply to a risk-bundle export")
+            raise UsageError(f"option {unknown[0]} does not apply to a risk:bundle export")
         values = requested.get("providers") or list(PROVIDERS)
         pinned: dict[str, int] = {}
         for value in values:

@@ -73,8 +73,7 @@ def _risk(stella: Stella, tmp_path: Path, profile: str) -> Path:
     gz = tmp_path / f"{epss.name}.gz"
     gz.write_bytes(gzip.compress(epss.read_bytes(), mtime=0))
     assert stella("import", "--quiet", kev, gz).code == 0
-    assert profile == "risk:bundle"  # the built-in profile of this kind and variant is called risk-bundle
-    return _export(stella, tmp_path, "risk-bundle", "--provider", "kev", "--provider", "epss")[0]
+    return _export(stella, tmp_path, profile, "--provider", "kev", "--provider", "epss")[0]
 
 
 def _simulation(stella: Stella, tmp_path: Path, profile: str) -> Path:

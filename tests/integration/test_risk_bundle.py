@@ -1,4 +1,4 @@
-"""risk-bundle end to end: real KEV and EPSS data -> signed bundle -> verify (freshness policy) -> import."""
+"""risk:bundle end to end: real KEV and EPSS data -> signed bundle -> verify (freshness policy) -> import."""
 
 from __future__ import annotations
 
@@ -77,10 +77,10 @@ def bundle(stella: Stella, signer: Path, tmp_path: Path) -> Path:
     gz.write_bytes(gzip.compress(epss.read_bytes(), mtime=0))
     assert stella("import", "--quiet", kev, gz).code == 0
     out = tmp_path / "risk.tar.zst"
-    res = stella("export", "run", "--profile", "risk-bundle", "--provider", "kev", "--provider", "epss")
+    res = stella("export", "run", "--profile", "risk:bundle", "--provider", "kev", "--provider", "epss")
     assert res.code == 2 and "no signing key" in res.err  # the key is required, as for every profile
     res = stella(
-        "export", "run", "--profile", "risk-bundle", "--provider", "kev", "--provider", "epss", "--key", "k",
+        "export", "run", "--profile", "risk:bundle", "--provider", "kev", "--provider", "epss", "--key", "k",
         "--out", out, "--json",
     )  # fmt: skip
     assert res.code == 0, res.err
@@ -158,7 +158,7 @@ def test_kev_csv_form_round_trips_and_takes_its_newest_date_added_as_snapshot(
     assert stella("import", "--quiet", KEV_CSV).code == 0
     out = tmp_path / "kev.tar.zst"
     assert (
-        stella("export", "run", "--profile", "risk-bundle", "--provider", "kev", "--key", "k", "--out", out).code == 0
+        stella("export", "run", "--profile", "risk:bundle", "--provider", "kev", "--key", "k", "--out", out).code == 0
     )
     members = _members(out)
     assert members["providers/kev/known_exploited_vulnerabilities.csv"] == KEV_CSV.read_bytes()
@@ -176,7 +176,7 @@ def test_newest_catalog_is_taken_and_a_retry_is_byte_identical(stella: Stella, s
     assert stella("import", "--quiet", KEV_OLDER, KEV_JSON, EPSS).code == 0
     first = tmp_path / "a.tar.zst"
     run: Any = stella(
-        "export", "run", "--profile", "risk-bundle", "--provider", "epss=36h", "--provider", "kev", "--key", "k",
+        "export", "run", "--profile", "risk:bundle", "--provider", "epss=36h", "--provider", "kev", "--key", "k",
         "--out", first, "--json",
     ).json()  # fmt: skip
     members = _members(first)
@@ -199,15 +199,15 @@ def test_newest_catalog_is_taken_and_a_retry_is_byte_identical(stella: Stella, s
 
 def test_unknown_provider_fails_fast_naming_it(stella: Stella, signer: Path) -> None:
     assert stella("import", "--quiet", KEV_JSON).code == 0
-    res = stella("export", "run", "--profile", "risk-bundle", "--provider", "kev", "--provider", "nvd", "--key", "k")
+    res = stella("export", "run", "--profile", "risk:bundle", "--provider", "kev", "--provider", "nvd", "--key", "k")
     assert res.code == 2
     assert "unknown risk provider 'nvd'" in res.err and "epss, kev" in res.err
     runs: Any = stella("export", "runs", "--json").json()
     assert runs["runs"] == []  # refused before anything was planned
-    res = stella("export", "run", "--profile", "risk-bundle", "--provider", "kev=soon", "--key", "k")
+    res = stella("export", "run", "--profile", "risk:bundle", "--provider", "kev=soon", "--key", "k")
     assert res.code == 3 and "not a positive duration" in res.err
     # A provider with no dataset in the selection fails the run and says what to do.
-    res = stella("export", "run", "--profile", "risk-bundle", "--provider", "epss", "--key", "k", "--json")
+    res = stella("export", "run", "--profile", "risk:bundle", "--provider", "epss", "--key", "k", "--json")
     assert res.code == 2 and "no EPSS dataset" in res.out + res.err
 
 
@@ -281,7 +281,7 @@ def test_old_data_is_stale_from_its_own_date_whatever_the_build_time(
     them today is stale at once, and every surface says so with the data's date."""
     assert stella("import", "--quiet", KEV_JSON, EPSS).code == 0
     out = tmp_path / "old.tar.zst"
-    res = stella("export", "run", "--profile", "risk-bundle", "--key", "k", "--out", out)
+    res = stella("export", "run", "--profile", "risk:bundle", "--key", "k", "--out", out)
     assert res.code == 0, res.err  # built (the receiver's policy decides), with a warning on stderr
     assert "warning:" in res.err and "the kev data of 2025-08-25 went stale at 2025-09-08T17:04:19.979600Z" in res.err
     assert "the epss data of 2025-02-20 went stale at 2025-02-27T00:00:00Z" in res.err
@@ -304,7 +304,7 @@ def test_old_data_is_stale_from_its_own_date_whatever_the_build_time(
 def test_fresh_data_builds_without_a_warning(stella: Stella, signer: Path, tmp_path: Path) -> None:
     kev, epss = redated(tmp_path, TODAY - timedelta(days=2))
     assert stella("import", "--quiet", kev, epss).code == 0
-    res = stella("export", "run", "--profile", "risk-bundle", "--key", "k", "--out", tmp_path / "r.tar.zst")
+    res = stella("export", "run", "--profile", "risk:bundle", "--key", "k", "--out", tmp_path / "r.tar.zst")
     assert res.code == 0, res.err
     assert "warning" not in res.err
 

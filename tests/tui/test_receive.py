@@ -81,7 +81,7 @@ def risk_bundle(stella: Stella, tmp_path: Path, released: datetime = TODAY) -> t
     pub = signer_pub(stella, tmp_path)
     out = tmp_path / "risk.tar.zst"
     res = stella(
-        "export", "run", "--profile", "risk-bundle", "--provider", "kev", "--provider", "epss", "--key", "signer",
+        "export", "run", "--profile", "risk:bundle", "--provider", "kev", "--provider", "epss", "--key", "signer",
         "--out", out,
     )  # fmt: skip
     assert res.code == 0, res.err

@@ -33,7 +33,7 @@ def test_builtins_are_seeded_per_tenant_as_revision_1_with_canonical_config(stor
     assert [(p.profile_id, p.revision, p.builtin) for p in profiles] == [
         (pid, 1, True) for pid in sorted(BUILTIN_PROFILES)
     ]
-    assert {"json:raw", "json:policy", "mirror:full", "mirror:delta", "trivy:db", "risk-bundle"} <= set(
+    assert {"json:raw", "json:policy", "mirror:full", "mirror:delta", "trivy:db", "risk:bundle"} <= set(
         BUILTIN_PROFILES
     )
     raw = {p.profile_id: p for p in profiles}["json:raw"].config
