@@ -26,11 +26,11 @@ from core.clock import rfc3339, utcnow
 from core.contract.profiles import (
     ATTESTATION_BUNDLE,
     DEVPORTAL_OFFLINE,
+    FORMER_IDS,
     JSON_POLICY,
     JSON_RAW,
     MIRROR_DELTA,
     MIRROR_FULL,
-    FORMER_IDS,
     RISK_BUNDLE,
     RISK_SIMULATION,
     TRIVY_DB,
@@ -364,7 +364,7 @@ def current_profile_id(profile_id: str) -> str:
     if now is not None:
         raise UsageError(
             f"profile {profile_id!r} is now called {now!r}",
-            hint=f"use --profile {now}: every built-in profile id is kind:variant, as `stella export profile list` shows",
+            hint=f"use --profile {now}: every built-in profile id is kind:variant (`stella export profile list`)",
         )
     return profile_id
 
