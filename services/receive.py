@@ -320,12 +320,11 @@ def _trivy_apply(
     on_report: Callable[[VerifyReport], None] | None,
     store_lock: AbstractContextManager[object],
 ) -> InstallResult:
-    from services.trivy import install_bundle
+    from services.trivy import default_cache_dir, install_bundle
 
-    if request.cache_dir is None:
-        raise UsageError("type the Trivy cache directory", hint="stella trivy install BUNDLE --cache-dir DIR")
     keys = trusted_keys(home, request.key_files)
-    return install_bundle(request.bundle, request.cache_dir, keys, at=request.at, observer=observer)
+    cache_dir = request.cache_dir or default_cache_dir()  # where Trivy itself looks without --cache-dir
+    return install_bundle(request.bundle, cache_dir, keys, at=request.at, observer=observer)
 
 
 def _trivy_outcome(result: InstallResult, request: ReceiveRequest, show: ShowPath) -> Outcome:
@@ -520,7 +519,9 @@ TRIVY: Receivable[VerifyReport, InstallResult] = Receivable(
     action="Install",
     doing="installing",
     command="stella trivy install",
-    options=(Option("cache_dir", "cache", "--cache-dir", "Trivy cache directory (trivy --cache-dir)"),),
+    options=(
+        Option("cache_dir", "cache", "--cache-dir", "Trivy cache dir (empty: $TRIVY_CACHE_DIR or ~/.cache/trivy)"),
+    ),
     cancellable=True,
     verify=verify_any,
     apply=_trivy_apply,

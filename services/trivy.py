@@ -20,6 +20,7 @@ import fcntl
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -77,6 +78,21 @@ class InstallResult:
             "checks": [c.to_dict() for c in self.checks],
             "scan": self.scan,
         }
+
+
+def default_cache_dir() -> Path:
+    """Where Trivy itself looks when no ``--cache-dir`` is given: ``$TRIVY_CACHE_DIR``, else its user cache
+    directory (Go's ``os.UserCacheDir``: ``$XDG_CACHE_HOME``, else ``~/.cache``; ``~/Library/Caches`` on macOS)
+    followed by ``trivy``."""
+    chosen = os.environ.get("TRIVY_CACHE_DIR")
+    if chosen:
+        return Path(chosen).expanduser().absolute()
+    if sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "trivy"
 
 
 def _cache_member(path: str) -> tuple[str, str] | None:

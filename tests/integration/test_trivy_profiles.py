@@ -313,7 +313,26 @@ def test_install_errors_name_the_problem(stella: Any, bundles: dict[str, Path], 
     assert res.code == 8 and res.json()["path"] == str(blocker)  # type: ignore[index]
     res = stella("trivy", "install", tmp_path / "missing.tar.zst", "--cache-dir", tmp_path / "c")
     assert res.code == 2 and "no such bundle" in res.err
-    assert stella("trivy", "install", bundles["db"]).code == 2  # --cache-dir is required
+
+
+def test_install_without_cache_dir_goes_where_trivy_looks(
+    stella: Any, bundles: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --cache-dir: $TRIVY_CACHE_DIR, else Trivy's own default (~/.cache/trivy), and the output says where."""
+    chosen = tmp_path / "env-cache"
+    monkeypatch.setenv("TRIVY_CACHE_DIR", str(chosen))
+    res = stella("trivy", "install", bundles["db"], "--key", bundles["pub"])
+    assert res.code == 0, res.err
+    assert f"into {chosen} ($TRIVY_CACHE_DIR)" in res.out and f"--cache-dir {chosen}" in res.out
+    assert (chosen / "db" / "trivy.db").is_file()
+    monkeypatch.delenv("TRIVY_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    res = stella("trivy", "install", bundles["db"], "--key", bundles["pub"], "--json")
+    assert res.code == 0, res.err
+    default = tmp_path / "user" / ".cache" / "trivy"
+    assert res.json()["cacheDir"] == str(default)  # type: ignore[index]
+    assert sorted(p.name for p in (default / "db").iterdir()) == ["metadata.json", "trivy.db"]
 
 
 def test_cve5_and_csaf_records(stella: Any, tmp_path: Path) -> None:
