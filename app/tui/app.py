@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 from collections.abc import Callable, Iterable
@@ -12,8 +13,9 @@ from typing import ClassVar
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.worker import WorkerCancelled, WorkerFailed
 
-from app.tui.navigation import SCREENS_HELP, nav_bindings
+from app.tui.navigation import ACTIONS, SCREENS_HELP, PaletteAction, nav_bindings
 from app.tui.screens.base import shown_path
 from app.tui.screens.dashboard import DashboardScreen
 from core import __version__
@@ -84,7 +86,21 @@ class StellaApp(App[None]):
         yield from super().get_system_commands(screen)
         for mode, (key, title, what) in SCREENS_HELP.items():
             yield SystemCommand(f"{title} ({key})", what, lambda mode=mode: self.action_show(mode))
+        for action in ACTIONS:
+            yield SystemCommand(action.title, action.command, lambda action=action: self.open_action(action))
         yield SystemCommand("Help (?)", "key bindings and what each screen does", self.action_help)
+
+    async def open_action(self, action: PaletteAction) -> None:
+        """A palette action: its screen, once that has read what it shows, then the screen's action (which opens
+        the form or confirmation that does it, or puts the focus in the field to fill)."""
+        if action.mode != self.current_mode:
+            await self.switch_mode(action.mode)
+            # A screen's action acts on what it read (the highlighted key, the TUF roles): let its loads finish.
+            for worker in [w for w in self.workers if w.node is self.screen]:
+                with contextlib.suppress(WorkerCancelled, WorkerFailed):  # a newer load replaced it; its error shows
+                    await worker.wait()
+        if action.action is not None:
+            await self.run_action(action.action, self.screen)
 
     def first_screen_shown(self) -> None:
         """Called once the first screen has drawn what it read: with ``screenshot``, save it as SVG and exit.

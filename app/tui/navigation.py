@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual.binding import Binding
 
 #: mode name -> (key, title, what it shows): the help screen, the command palette and the footer use it.
@@ -25,3 +27,51 @@ def nav_bindings(*, show: bool, prefix: str = "") -> list[Binding]:
         Binding(key, f"{prefix}show('{mode}')", title, show=show and mode != "dashboard")
         for mode, (key, title, _) in SCREENS_HELP.items()
     ]
+
+
+@dataclass(frozen=True)
+class PaletteAction:
+    """An action the command palette offers by name: it opens ``mode`` and runs the screen's ``action`` there (a
+    form, a confirmation, a field to fill). ``command`` is the CLI twin, shown as the palette's help line."""
+
+    title: str
+    mode: str
+    action: str | None
+    command: str
+
+
+#: Every action of the app by name. Receiving a bundle of any kind starts on the Verify screen: it verifies the
+#: bundle, then ctrl+n imports or installs what verified.
+ACTIONS: tuple[PaletteAction, ...] = (
+    PaletteAction("Import files, directories or archives", "import", "focus('#import-paths')", "stella import PATH"),
+    PaletteAction("Browse data: filter or find a record by id", "data", "focus('#data-filter')", "stella data show ID"),
+    PaletteAction("Store counts", "data", "stats", "stella data stats"),
+    PaletteAction("New export profile", "profiles", "create", "stella export profile create"),
+    PaletteAction("Edit the highlighted export profile", "profiles", "edit", "stella export profile update"),
+    PaletteAction("Export: run a profile (wizard)", "export", None, "stella export run"),
+    PaletteAction("Show the highlighted run's parameters", "runs", "open_run", "stella export show RUN"),
+    PaletteAction("Cancel the highlighted export run", "runs", "cancel_run", "stella export cancel RUN"),
+    PaletteAction("Verify a bundle", "verify", "focus('#verify-bundle')", "stella verify BUNDLE"),
+    PaletteAction(
+        "Import or install a verified bundle", "verify", "receive", "verify it, then ctrl+n (by the bundle's kind)"
+    ),
+    PaletteAction(
+        "Import a mirror bundle", "verify", "focus('#verify-bundle')", "stella mirror import: verify, ctrl+n"
+    ),
+    PaletteAction("Install a Trivy DB", "verify", "focus('#verify-bundle')", "stella trivy install: verify, ctrl+n"),
+    PaletteAction("Import a risk bundle (KEV/EPSS)", "verify", "focus('#verify-bundle')", "stella risk bundle import"),
+    PaletteAction(
+        "Import an attestation bundle", "verify", "focus('#verify-bundle')", "stella attest bundle import: verify"
+    ),
+    PaletteAction("Mirror status", "mirror", "status", "stella mirror status DIR"),
+    PaletteAction("Verify a mirror directory", "mirror", "verify", "stella mirror verify DIR"),
+    PaletteAction("Roll back a mirror", "mirror", "rollback", "stella mirror rollback DIR"),
+    PaletteAction("Query a mirror", "mirror", "focus('#mirror-query')", "stella mirror query DIR --id ID"),
+    PaletteAction("Generate a signing key", "keys", "generate", "stella keys generate NAME"),
+    PaletteAction("Export the highlighted public key", "keys", "export_public", "stella keys export NAME"),
+    PaletteAction("Trust a public key", "keys", "trust_add", "stella trust add KEY.pem"),
+    PaletteAction("Stop trusting the highlighted key", "keys", "trust_remove", "stella trust remove KEYID"),
+    PaletteAction("Create the TUF repository", "keys", "tuf_init", "stella tuf init --key NAME"),
+    PaletteAction("Change a TUF role's expiry", "keys", "tuf_expiry", "stella tuf expiry ROLE DURATION"),
+    PaletteAction("Rotate a TUF role's keys", "keys", "tuf_rotate", "stella tuf rotate ROLE --key NAME"),
+)

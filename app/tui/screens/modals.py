@@ -49,7 +49,8 @@ stella: import security data, build signed bundles, verify them offline.
 Screens (letters work when no text field has the focus)
   d  Dashboard   store counts per tenant, recent runs, keys, warnings
   i  Import      import files, directories or archives into a tenant
-  b  Browse      what `stella data list|show|stats` shows ([ ] pages, o opens)
+  b  Browse      what `stella data list|show|stats` shows ([ ] pages, o opens,
+                 / filter, t tenant)
   p  Profiles    list and inspect profiles; n new, e edit (a changed config
                  is a new revision)
   e  Export      run wizard: profile, selectors (live count), options,

@@ -1,0 +1,106 @@
+"""The command palette lists every action by name, and each opens the screen and the form that does it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from app.tui.app import StellaApp
+from app.tui.navigation import ACTIONS
+from app.tui.screens.forms import FormModal
+from app.tui.screens.modals import ErrorModal, TextModal
+from core.home import Home, resolve_home
+from core.keys import KeyAlgorithm, KeyStore
+from tests.tui.support import drive, import_samples, settle
+
+
+@pytest.fixture
+def tui_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Home:
+    monkeypatch.setenv("STELLA_HOME", str(home))
+    return resolve_home(home)
+
+
+@pytest.fixture
+def filled_home(tui_home: Home) -> Home:
+    assert import_samples(tui_home)["default"]["raw_documents"] > 5
+    KeyStore(tui_home.ensure()).generate("k", KeyAlgorithm.ED25519)
+    return tui_home
+
+
+#: What each action shows in a home with data and one key (no runs, no TUF repository, nothing verified yet): a
+#: dialog, or the field it puts the focus in; None: the screen alone (it says why there is nothing to do).
+EXPECTED: dict[str, type[object] | str | None] = {
+    "Import files, directories or archives": "import-paths",
+    "Browse data: filter or find a record by id": "data-filter",
+    "Store counts": TextModal,
+    "New export profile": FormModal,
+    "Edit the highlighted export profile": FormModal,
+    "Export: run a profile (wizard)": "wiz-profiles",
+    "Show the highlighted run's parameters": None,
+    "Cancel the highlighted export run": None,
+    "Verify a bundle": "verify-bundle",
+    "Import or install a verified bundle": None,
+    "Import a mirror bundle": "verify-bundle",
+    "Install a Trivy DB": "verify-bundle",
+    "Import a risk bundle (KEV/EPSS)": "verify-bundle",
+    "Import an attestation bundle": "verify-bundle",
+    "Mirror status": "mirror-dir",
+    "Verify a mirror directory": "mirror-dir",
+    "Roll back a mirror": "mirror-dir",
+    "Query a mirror": "mirror-query",
+    "Generate a signing key": FormModal,
+    "Export the highlighted public key": FormModal,
+    "Trust a public key": FormModal,
+    "Stop trusting the highlighted key": None,
+    "Create the TUF repository": FormModal,
+    "Change a TUF role's expiry": None,
+    "Rotate a TUF role's keys": None,
+}
+
+
+def test_the_palette_lists_every_action_and_each_opens_its_screen(filled_home: Home) -> None:
+    assert {a.title for a in ACTIONS} == set(EXPECTED)
+    for words in ("rotate", "rollback", "roll back", "generate", "trivy", "import", "export", "verify", "trust"):
+        assert any(words in f"{a.title} {a.command}".lower() for a in ACTIONS), words
+
+    async def script(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, StellaApp)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        for action in ACTIONS:
+            app.call_later(commands[action.title].callback)  # as the palette runs a command
+            await settle(pilot)
+            assert app.current_mode == action.mode, action.title
+            expected = EXPECTED[action.title]
+            if isinstance(expected, type):
+                assert isinstance(app.screen, expected), (action.title, app.screen)
+                assert not isinstance(app.screen, ErrorModal)
+                await pilot.press("escape")
+                await settle(pilot)
+            elif expected is not None:
+                focused = app.screen.focused
+                assert focused is not None and focused.id == expected, (action.title, focused)
+                await pilot.press("escape")
+            assert app.screen is app.screen_stack[0], action.title
+
+    drive(filled_home, script)
+
+
+def test_ctrl_p_then_a_name_opens_the_form(filled_home: Home) -> None:
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("ctrl+p")
+        await settle(pilot)
+        await pilot.press(*"generate a signing")
+        await settle(pilot, 0.3)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert pilot.app.current_mode == "keys"
+        form = pilot.app.screen
+        assert isinstance(form, FormModal)
+        assert form.form_title.lower().startswith("generate")
+        assert isinstance(form.focused, Input)
+
+    drive(filled_home, script)
