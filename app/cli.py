@@ -97,6 +97,15 @@ def _command_of(args: Sequence[str]) -> str | None:
     return None
 
 
+def _only_home(args: Sequence[str]) -> bool:
+    """Whether ``args`` name no command and no option but the home: `stella` or `stella --home DIR`."""
+    if not args:
+        return True
+    if len(args) == 1:
+        return args[0].startswith("--home=")
+    return len(args) == 2 and args[0] == "--home"
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of `stella`, with the options and subcommands of the command ``only`` (imported for it) and the
     name and help of every other command."""
@@ -120,8 +129,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list and sys.stdin.isatty() and sys.stdout.isatty():
-        args_list = ["tui"]  # `stella` alone on a terminal opens the TUI
+    if _only_home(args_list) and sys.stdin.isatty() and sys.stdout.isatty():
+        args_list = [*args_list, "tui"]  # `stella` (or `stella --home DIR`) alone on a terminal opens the TUI
     named = _command_of(args_list)
     parser = build_parser(named if named in COMMANDS else None)
     try:
@@ -131,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.USAGE)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
+        return int(ExitCode.USAGE)
+    if args.command == "tui" and args.json:  # the TUI draws a screen: there is no document to write
+        stderr.print("stella tui: error: --json is not accepted: the TUI has no machine-readable output", markup=False)
         return int(ExitCode.USAGE)
     try:
         try:

@@ -219,15 +219,31 @@ def print_json_line(value: Any) -> None:
 
 
 def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    """A table on stdout that never breaks an identifier.
+
+    A column whose cells are single words (ids, run ids, digests, times, profile ids) is never wrapped; only columns
+    of prose wrap, between words. On a terminal the table takes its width, or more when the identifiers need it (the
+    terminal then wraps the long lines, the identifiers stay whole); elsewhere (a pipe, a file) nothing is wrapped.
+    """
+    from rich.measure import Measurement
     from rich.table import Table
     from rich.text import Text
 
+    cells = [["" if v is None else visible(str(v)) for v in row] for row in rows]
     t = Table(title=None if title is None else Text(visible(title)), show_lines=False, header_style="bold")
-    for col in columns:
-        t.add_column(Text(visible(col)), overflow="fold")
-    for row in rows:  # cells are Text, never markup: a title such as "[link=...]" shows as written
-        t.add_row(*[Text("" if v is None else visible(str(v))) for v in row])
-    stdout.print(t)
+    for index, col in enumerate(columns):
+        words = all(len(row[index].split()) <= 1 for row in cells if index < len(row))
+        t.add_column(Text(visible(col)), no_wrap=words, overflow="fold")
+    for row in cells:  # cells are Text, never markup: a title such as "[link=...]" shows as written
+        t.add_row(*[Text(cell) for cell in row])
+    console = stdout.rich()
+    needed = Measurement.get(console, console.options.update(width=1 << 16), t)
+    shown = console.width
+    console.width = max(shown, needed.minimum) if stdout.is_terminal else needed.maximum
+    try:
+        console.print(t)
+    finally:
+        console.width = shown
 
 
 class RichSink:

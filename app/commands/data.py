@@ -77,5 +77,38 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
         return 0
+    for label, value in summary_lines(result):
+        stdout.print(f"[bold]{label:<12}[/] {escape(value)}")
+    stdout.print("")
     stdout.print(json_text(result), markup=False)
     return 0
+
+
+def summary_lines(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The few lines a reader looks for first: what the document is, where it came from, and for an advisory its
+    summary, dates, revisions and affected packages."""
+    doc = result["document"]
+    version = f" {doc['format_version']}" if doc.get("format_version") else ""
+    lines = [
+        ("document", f"{doc['document_id']}" if doc.get("document_id") else "(no document id)"),
+        ("kind", f"{doc['kind']}, {doc['format']}{version}, {doc['size']} bytes"),
+        ("sha256", doc["sha256"]),
+        ("source", f"{doc.get('source_path') or '-'}, imported {doc.get('imported_at') or '-'}"),
+    ]
+    if doc.get("subject"):
+        lines.append(("subject", str(doc["subject"])))
+    for advisory in result.get("advisories", [])[:1]:
+        if advisory.get("summary"):
+            lines.append(("summary", str(advisory["summary"])))
+        dates = [f"{name} {advisory[name]}" for name in ("published", "modified", "withdrawn") if advisory.get(name)]
+        if dates:
+            lines.append(("dates", ", ".join(dates)))
+        if advisory.get("aliases"):
+            lines.append(("aliases", ", ".join(str(a) for a in advisory["aliases"])))
+    if len(result.get("revisions", [])) > 1:
+        lines.append(("revisions", f"{len(result['revisions'])} (the latest is shown; --json lists them all)"))
+    packages = result.get("affected_packages", [])
+    if packages:
+        names = sorted({f"{p.get('ecosystem') or '?'}/{p.get('name') or p.get('purl') or '?'}" for p in packages})
+        lines.append(("affected", ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")))
+    return lines

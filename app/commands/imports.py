@@ -22,7 +22,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="import documents (files, directories, .zip/.tar/.tar.gz/.tar.zst archives)",
         description="Import security documents into the store. Formats are detected automatically; "
         "known formats: " + ", ".join(format_names()) + ". A signed stella bundle (json:raw, json:policy) is "
-        "verified first, as `stella verify` does, and only then are its raw documents imported.",
+        "verified first, as `stella verify` does, and only then are its raw documents imported. "
+        "With --json the output is JSON Lines, not one document as other commands write: a line per document as it "
+        'is imported ({"event": "document", ...}), a line per verified bundle, and a last line '
+        '{"event": "summary", ...}, so a long import reports as it goes.',
     )
     p.add_argument("paths", nargs="+", metavar="PATH", type=Path)
     p.add_argument("--tenant", default=DEFAULT_TENANT, help=f"tenant to import into (default: {DEFAULT_TENANT})")
