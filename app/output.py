@@ -262,7 +262,8 @@ class RichSink:
         if self._progress is None:
             self._progress = _progress_bar()
         self._progress.start()
-        self._task = self._progress.add_task(self._label, total=total, detail="")
+        # The phase names the unit counted (an export's payload counts documents, its archive bytes).
+        self._task = self._progress.add_task(f"{self._label} ({phase})", total=total, detail="")
 
     def advance(self, units: int = 1, *, detail: str | None = None) -> None:
         if self._task is not None:
@@ -282,14 +283,35 @@ class RichSink:
 
 
 def _progress_bar() -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        SpinnerColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        """Units per second (documents, bytes: whatever the phase counts)."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:,.0f}/s", style="dim")
 
     return Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        RateColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         TextColumn("{task.fields[detail]}", style="dim"),
         console=stderr.rich(),
         transient=True,

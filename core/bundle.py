@@ -89,6 +89,7 @@ class BundleSpec:
     created_at: datetime  # naive UTC, whole seconds
     compression_level: int = 9
     options: dict[str, Any] = field(default_factory=dict)  # profile-specific run options, pinned at plan time
+    input_count: int | None = None  # the run's pinned inputs: the payload phase's total (progress only)
 
     @property
     def created_at_text(self) -> str:
@@ -160,7 +161,6 @@ class PayloadWriter:
         target.write_bytes(data)
         entry = FileEntry(path, hashlib.sha256(data).hexdigest(), len(data), media_type)
         self.files[path] = entry
-        self.sink.advance(len(data))
         return entry
 
     @contextlib.contextmanager
@@ -250,6 +250,10 @@ class PayloadContext:
     #: A mirror delta ships only what changed: its provenance names those documents and the base state.
     provenance_keep: set[str] | None = None
     extra_dependencies: list[dict[str, Any]] = field(default_factory=list)
+
+    def input_done(self, detail: str | None = None) -> None:
+        """One more input document is in the payload: the payload phase counts inputs up to ``spec.input_count``."""
+        self.sink.advance(1, detail=detail)
 
 
 @dataclass(frozen=True)
@@ -501,7 +505,7 @@ def build_bundle(
         ) from exc
     try:
         writer = PayloadWriter(staging, sink=sink, cancel=cancel)
-        sink.start("payload", None)
+        sink.start("payload", spec.input_count)
         ctx = PayloadContext(spec, writer, inputs, raw_bytes, query, sink, home=home, cancel=cancel, signer=signer)
         counts = profile.write_payload(ctx)
         sink.finish("payload")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core.clock import utcnow
 from core.errors import BadInputError, Cancelled, ExitCode, IntegrityError, StellaError, UsageError
-from core.inputs import InputItem, InputLimits, iter_inputs
+from core.inputs import InputItem, InputLimits, count_documents, iter_inputs
 from core.progress import NullObserver, Observer
 from core.records import EpssScore, ParsedDocument
 from core.sources import Candidate, SourceFormat
@@ -149,7 +149,8 @@ class Importer:
         """
         summary = ImportSummary(import_id=str(uuid.uuid4()), tenant=self.tenant)
         started = utcnow()
-        self.sink.start("import", None)
+        # Counted first (a directory walk, a zip's central directory), so progress shows a real total.
+        self.sink.start("import", None if readers else count_documents(list(paths)))
         pending: list[InputItem] = []
         pending_bytes = 0
         for path in paths:

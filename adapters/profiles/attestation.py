@@ -319,7 +319,8 @@ class AttestationBundle:
         roots, keys = self._pinned(ctx)
         entries: list[_Entry] = []
         documents = 0
-        for sha, _fmt, media_type, _doc_id in ctx.query.execute(_DOCUMENTS_SQL, [spec.run_id, spec.tenant]).fetchall():
+        for sha, _fmt, media_type, doc_id in ctx.query.execute(_DOCUMENTS_SQL, [spec.run_id, spec.tenant]).fetchall():
+            ctx.input_done(doc_id)
             data = ctx.raw_bytes(sha)
             written = ctx.writer.add_bytes(f"{DOCUMENTS}{sha}.json", data, media_type)
             if written.sha256 != sha:

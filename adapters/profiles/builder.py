@@ -35,6 +35,7 @@ def bundle_builder(store: Store, signer: Signer, *, passphrase: str | None = Non
             created_at=run.bundle_created_at,
             compression_level=config.compression_level,
             options=run.options,
+            input_count=run.input_count,
         )
         sha, size = build_bundle(
             spec,

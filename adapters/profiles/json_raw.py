@@ -93,6 +93,7 @@ class JsonRaw:
                 )
                 offsets[kind] += len(data)
                 total += 1
+                ctx.input_done(row["document_id"])
         return total
 
 

@@ -322,6 +322,7 @@ class Mirror:
             if sha in seen:
                 continue
             seen.add(sha)
+            ctx.input_done(row.get("document_id"))
             if base is not None and sha in base.documents:
                 live[sha] = base.documents[sha]
                 continue

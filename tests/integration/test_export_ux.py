@@ -86,7 +86,7 @@ def test_the_wizard_will_not_go_past_a_selection_matching_nothing(stella: Any, r
         assert isinstance(modal, ErrorModal) and "matches no document of tenant 'default'" in modal.sentence
         await pilot.press("escape")
         await settle(pilot)
-        assert pilot.app.screen is screen and screen.step == 1  # still on the selectors
+        assert pilot.app.screen is screen and isinstance(screen, ExportScreen) and screen.step == 1  # selectors
 
     drive(resolve_home(None), script)
 
@@ -208,9 +208,7 @@ def sender(stella: Any, ready: dict[str, Any]) -> dict[str, Any]:
     return ready
 
 
-def test_a_delta_reports_what_it_ships_and_the_state_apart(
-    stella: Any, sender: dict[str, Any], tmp_path: Path
-) -> None:
+def test_a_delta_reports_what_it_ships_and_the_state_apart(stella: Any, sender: dict[str, Any], tmp_path: Path) -> None:
     full = stella("export", "run", "--profile", "mirror:full", "--key", "k", "--out", tmp_path / "f.tar.zst", "--json")
     assert full.code == 0, full.err
     state_size = full.json()["parameters"]["inputs"]["count"]

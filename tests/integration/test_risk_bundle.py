@@ -331,6 +331,6 @@ def test_tampered_or_foreign_bundles_fail_with_the_right_exit_code(
     assert stella("risk", "bundle", "verify", bundle).code == 0
     # Another profile's bundle is not a risk bundle.
     plain = tmp_path / "plain.tar.zst"
-    assert stella("export", "run", "--profile", "json:raw", "--key", "k", "--out", plain).code == 0
+    assert stella("export", "run", "--profile", "json:raw", "--key", "k", "--out", plain, "--allow-empty").code == 0
     res = stella("risk", "bundle", "verify", plain, "--key", signer)
     assert res.code == 3 and "not a risk bundle" in res.err

@@ -213,7 +213,20 @@ def test_unsupported_schema_fails_fast(stella: Any, home: Path, profile: str, sc
 def test_supported_schema_and_foreign_options(stella: Any, tmp_path: Path) -> None:
     assert stella("keys", "generate", "k").code == 0
     out = tmp_path / "b.tar.zst"
-    res = stella("export", "run", "--profile", "trivy:db", "--key", "k", "--trivy-schema", "2", "--out", out, "--json")
+    res = stella(
+        "export",
+        "run",
+        "--profile",
+        "trivy:db",
+        "--key",
+        "k",
+        "--trivy-schema",
+        "2",
+        "--out",
+        out,
+        "--allow-empty",
+        "--json",
+    )
     assert res.code == 0 and res.json()["parameters"]["options"] == {"trivySchema": 2}  # type: ignore[index]
     res = stella("export", "run", "--profile", "trivy:db", "--key", "k", "--base", out)
     assert res.code == 2 and "--base does not apply" in res.err

@@ -388,7 +388,7 @@ def test_retry_reuses_parameters_created_at_and_inputs_and_reproduces_the_bytes(
     assert (tmp_path / "again.bin").read_bytes() == bytes_first
     assert bytes_first.startswith(f"{orig.run_id} {orig.bundle_created_at_text}\n".encode())
     # A succeeded run is rebuilt byte-identically, but never over its own bundle.
-    with pytest.raises(UsageError, match="succeeded and its bundle exists"):
+    with pytest.raises(UsageError, match="succeeded and its bundle is intact"):
         engine.retry(second_id)
     third_id = engine.retry(second_id, out_path=tmp_path / "third.bin")
     engine.execute(third_id, concat_builder(store))
