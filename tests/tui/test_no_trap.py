@@ -170,3 +170,46 @@ def test_every_dialog_closes_with_escape(tui_home: Home) -> None:
             assert pilot.app.screen is dashboard, f"{type(dialog).__name__} did not close with escape"
 
     drive(tui_home, script)
+
+
+def test_data_filter_narrows_the_page_and_a_record_reads_as_fields_then_json(filled_home: Home) -> None:
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("b")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, DataScreen)
+        table = screen.query_one("#data-table", DataTable)
+        everything = table.row_count
+        formats = {str(table.get_row_at(i)[table.get_column_index("format")]) for i in range(everything)}
+        assert len(formats) > 1
+        wanted = sorted(formats)[0]
+        await pilot.press("slash")
+        assert screen.focused is screen.query_one("#data-filter", Input)
+        await pilot.press(*wanted)
+        await settle(pilot)
+        assert 0 < table.row_count < everything
+        column = table.get_column_index("format")
+        assert all(wanted in str(table.get_row_at(i)[column]) for i in range(table.row_count))
+        assert f"match '{wanted}'" in str(screen.query_one("#data-summary").render())
+        await pilot.press("escape")
+        await pilot.press("o")
+        await settle(pilot)
+        shown = pilot.app.screen
+        assert isinstance(shown, TextModal)
+        first, _, rest = shown.text.partition("\n")
+        assert first.startswith("sha256 ")  # the fields first, one a line
+        assert f"format {wanted}" in " ".join(shown.text.split()) and "\nJSON (stella data show --json)\n{" in rest
+        await pilot.press("escape")
+        await settle(pilot)
+        # Enter in the filter with nothing matching on the page looks the text up as `data show` does: an alias.
+        advisory = "CVE-2020-36567"
+        filt = screen.query_one("#data-filter", Input)
+        filt.value = ""
+        await pilot.press("slash", *advisory, "enter")
+        await settle(pilot)
+        found = pilot.app.screen
+        assert isinstance(found, TextModal), found
+        assert found.title_text == f"{advisory} in tenant default"
+        assert "advisories: " in found.text and "GHSA-6vm3-jj99-7229" in found.text
+
+    drive(filled_home, script)

@@ -78,8 +78,10 @@ class StellaScreen(Screen[None]):
             self.call_after_refresh(hook)
 
     def action_leave_field(self) -> None:
-        """Escape in a form: leave the text field so the single-letter bindings work again."""
-        self.set_focus(None)
+        """Escape in a form: leave the text field so the single-letter bindings work again (the focus goes to the
+        screen's table, when it gives that the focus on arrival)."""
+        target = self.query(self.AUTO_FOCUS).first() if self.AUTO_FOCUS and self.AUTO_FOCUS != "*" else None
+        self.set_focus(target if isinstance(target, DataTable) else None)
 
     def tenant_in(self, selector: str) -> str:
         """The tenant typed in a field, checked as every command checks it. An invalid one shows the command's
