@@ -16,7 +16,6 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 from app.tui.messages import CheckCompleted
 from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
-from app.tui.screens.modals import ErrorModal
 from app.tui.screens.receive import ReceiveScreen
 from core.contract.manifest import VerifiedManifest
 from core.errors import Cancelled, StellaError
@@ -237,4 +236,4 @@ class VerifyScreen(StellaScreen):
             return
         title, sentence = sentence_of(report.error)
         verdict.update(f"not verified: {sentence}")
-        self.app.push_screen(ErrorModal(f"not verified: {title}", sentence))
+        self.show_error(f"not verified: {title}", sentence)
