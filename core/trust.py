@@ -3,11 +3,15 @@
 Layout under the home (``home.trust_dir``)::
 
     trust/keys/<label>.pem    the public key, SubjectPublicKeyInfo PEM (as added, re-encoded)
-    trust/keys/<label>.json   {"label", "keyid", "algorithm", "profiles", "tenants", "added"}
+    trust/keys/<label>.json   {"label", "keyid", "algorithm", "profiles", "tenants", "added", "receiptsOnly"}
 
 A key may be limited to some export profiles and some tenants; an empty list means any. A profile
 entry matches the exact profile (``mirror:full``) or every variant of a kind (``mirror``). Only ECDSA
 P-256 and Ed25519 keys are accepted, the two algorithms stella and cosign sign with.
+
+A key added with ``receiptsOnly`` (`stella trust add LABEL PUB --receipts-only`, for a receiver's receipt key) is
+accepted for mirror import receipts only: it signs no bundle, of any profile, for any tenant, and a bundle it
+signed is refused as such (exit 5), saying so.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class TrustedKey:
     profiles: tuple[str, ...] = ()
     tenants: tuple[str, ...] = ()
     added: str = ""
+    #: Accepted for mirror import receipts only, never as a bundle signer.
+    receipts_only: bool = False
 
     @property
     def hint(self) -> str:
@@ -60,7 +66,10 @@ class TrustedKey:
         return self.allows_profile(profile) and self.allows_tenant(tenant)
 
     def allows_profile(self, profile: str) -> bool:
-        """True when ``profile`` (``kind:variant``) is in scope, by exact name or by its kind."""
+        """True when ``profile`` (``kind:variant``) is in scope, by exact name or by its kind (never for a
+        receipts-only key)."""
+        if self.receipts_only:
+            return False
         return not self.profiles or profile in self.profiles or profile.split(":", 1)[0] in self.profiles
 
     def allows_tenant(self, tenant: str) -> bool:
@@ -77,6 +86,7 @@ class TrustedKey:
             "profiles": list(self.profiles),
             "tenants": list(self.tenants),
             "added": self.added,
+            "receiptsOnly": self.receipts_only,
         }
 
 
@@ -142,6 +152,7 @@ class TrustStore:
         profiles: list[str] | None = None,
         tenants: list[str] | None = None,
         source: str | None = None,
+        receipts_only: bool = False,
     ) -> TrustedKey:
         """Trust the public key in ``pem_bytes`` under ``label``; ``source`` names its file in errors.
 
@@ -149,6 +160,11 @@ class TrustStore:
         would make "which signer was this" ambiguous), and keys other than ECDSA P-256 or Ed25519.
         """
         _check_label(label)
+        if receipts_only and (profiles or tenants):
+            raise UsageError(
+                "a receipts-only key signs no bundle, so it takes no --profile or --tenant",
+                hint="drop --profile/--tenant, or --receipts-only",
+            )
         public = parse_public_key(pem_bytes, source=source or f"public key for {label!r}")
         pem_path, meta_path = self._paths(label)
         if meta_path.exists():
@@ -168,8 +184,9 @@ class TrustStore:
             profiles=_scope(profiles, "profile"),
             tenants=_scope(tenants, "tenant"),
             added=rfc3339(utcnow().replace(microsecond=0)),
+            receipts_only=receipts_only,
         )
-        meta = {
+        meta: dict[str, object] = {
             "label": key.label,
             "keyid": key.keyid,
             "algorithm": str(key.algorithm),
@@ -177,6 +194,8 @@ class TrustStore:
             "tenants": list(key.tenants),
             "added": key.added,
         }
+        if receipts_only:
+            meta["receiptsOnly"] = True
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
@@ -218,6 +237,9 @@ class TrustStore:
             tenants = tuple(str(t) for t in meta.get("tenants") or ())
             recorded_keyid = str(meta["keyid"])
             added = str(meta.get("added", ""))
+            receipts_only = meta.get("receiptsOnly", False)
+            if not isinstance(receipts_only, bool):
+                raise TypeError("receiptsOnly")
         except (ValueError, KeyError, TypeError, AttributeError):
             raise BadInputError("damaged trust store entry (not the expected JSON)", path=str(meta_path)) from None
         try:
@@ -238,7 +260,7 @@ class TrustStore:
                 path=str(pem_path),
                 hint=f"remove it with `stella trust remove {label}` and add the right key again",
             )
-        return TrustedKey(label, keyid, algorithm_of(public), public, profiles, tenants, added)
+        return TrustedKey(label, keyid, algorithm_of(public), public, profiles, tenants, added, receipts_only)
 
     def list(self) -> list[TrustedKey]:
         """Every trusted key, sorted by label."""
@@ -247,12 +269,14 @@ class TrustStore:
         return [self.get(p.stem) for p in sorted(self.dir.glob("*.json")) if _LABEL.match(p.stem)]
 
     def keys(self, *, profile: str | None = None, tenant: str | None = None) -> builtins.list[TrustedKey]:
-        """The keys a verifier may accept: all of them, narrowed to those allowing ``profile`` and/or
-        ``tenant`` when given."""
+        """The keys a verifier may accept as signers: all but the receipts-only ones, narrowed to those allowing
+        ``profile`` and/or ``tenant`` when given."""
         return [
             k
             for k in self.list()
-            if (profile is None or k.allows_profile(profile)) and (tenant is None or k.allows_tenant(tenant))
+            if not k.receipts_only
+            and (profile is None or k.allows_profile(profile))
+            and (tenant is None or k.allows_tenant(tenant))
         ]
 
     def remove(self, label: str) -> TrustedKey | None:

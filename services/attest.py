@@ -15,7 +15,7 @@ from core.home import Home
 from core.ingest import FileResult, Outcome
 from core.progress import Observer
 from services.receive import ReceiveRequest, own_tenant, verify_then_import
-from services.trust import trusted_keys
+from services.trust import trusted_keys, trusted_signers
 from verify.attest import AttestationReport, verify_attestation_bundle
 from verify.attest_sigstore import (
     AttestationResult,
@@ -96,7 +96,7 @@ def verify_attestations(
         request.oidc_issuer_regexp,
     )
     trust = Trust(
-        keys=trusted_keys(home, request.attestation_key_files),
+        keys=trusted_signers(home, request.attestation_key_files),
         roots=sigstore_roots(home, request.trusted_root_files),
         policy=policy,
     )

@@ -26,20 +26,36 @@ def keys_from_files(paths: Sequence[Path]) -> list[TrustedKey]:
 
 
 def trusted_keys(home: Home, files: Sequence[Path] = ()) -> list[TrustedKey]:
-    """The keys a receiving workflow trusts: ``files`` when given, or else every key of the home's trust store."""
+    """The keys a receiving workflow trusts: ``files`` when given, or else every key of the home's trust store
+    (receipts-only keys included, so that a bundle one of them signed is refused saying why)."""
     return keys_from_files(files) if files else TrustStore(home).list()
 
 
+def trusted_signers(home: Home, files: Sequence[Path] = ()) -> list[TrustedKey]:
+    """The keys a workflow accepts as the signers of documents inside a bundle (attestations): ``files`` when
+    given, or else the trust store's keys but its receipts-only ones."""
+    return keys_from_files(files) if files else TrustStore(home).keys()
+
+
 def add_trusted_key(
-    home: Home, label: str, pubkey: Path, *, profiles: Sequence[str] = (), tenants: Sequence[str] = ()
+    home: Home,
+    label: str,
+    pubkey: Path,
+    *,
+    profiles: Sequence[str] = (),
+    tenants: Sequence[str] = (),
+    receipts_only: bool = False,
 ) -> TrustedKey:
-    """`stella trust add LABEL PUBKEY.pem`: trust the key in ``pubkey`` (for every profile and tenant unless scoped)."""
+    """`stella trust add LABEL PUBKEY.pem`: trust the key in ``pubkey`` (for every profile and tenant unless scoped;
+    with ``receipts_only``, for a receiver's import receipts and never as a bundle signer)."""
     try:
         pem = pubkey.read_bytes()
     except OSError as exc:
         raise EnvironmentFailure(f"cannot read public key: {exc.strerror}", path=str(pubkey)) from exc
     store = TrustStore(home.ensure())
-    return store.add(label, pem, profiles=list(profiles), tenants=list(tenants), source=str(pubkey))
+    return store.add(
+        label, pem, profiles=list(profiles), tenants=list(tenants), source=str(pubkey), receipts_only=receipts_only
+    )
 
 
 def list_trusted_keys(home: Home) -> list[TrustedKey]:

@@ -159,6 +159,14 @@ class Recorder:
     def check_scope(self, profile: str, tenant: str, what: str) -> None:
         """Check ``signer scope``: the signer may sign ``profile`` (``what`` when refused) for ``tenant``."""
         assert self.signer is not None
+        if self.signer.receipts_only:
+            raise self.failed(
+                "signer scope",
+                SignatureError(
+                    f"trusted key {self.signer.label!r} is trusted for import receipts only, not to sign {what}",
+                    hint="trust the sender's bundle key (stella trust add LABEL SENDER.pub), not a receipt key",
+                ),
+            )
         if not self.signer.allows(profile, tenant):
             raise self.failed(
                 "signer scope",

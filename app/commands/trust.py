@@ -8,6 +8,7 @@ from typing import Any
 
 from app.output import print_json, stdout, table
 from core.home import resolve_home
+from core.trust import TrustedKey
 from services.trust import add_trusted_key, list_trusted_keys, remove_trusted_key
 
 
@@ -21,7 +22,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="trust a public key (ECDSA P-256 or Ed25519 PEM)",
         description="Trust the public key in PUBKEY (PEM, e.g. cosign.pub) under LABEL. Without --profile or "
-        "--tenant the key is trusted for every profile and tenant.",
+        "--tenant the key is trusted for every profile and tenant. With --receipts-only (a receiver's receipt "
+        "key) it is accepted for mirror import receipts only and refused as a bundle signer (exit 5).",
     )
     add.add_argument("label", help="a short name for the key (letters, digits, '.', '_', '-')")
     add.add_argument("pubkey", type=Path, metavar="PUBKEY.pem", help="the signer's public key")
@@ -33,6 +35,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="only for this profile (e.g. mirror:full, or mirror for every variant); repeatable",
     )
     add.add_argument("--tenant", action="append", default=[], metavar="T", help="only for this tenant; repeatable")
+    add.add_argument(
+        "--receipts-only",
+        action="store_true",
+        help="a receiver's receipt key: accepted for mirror import receipts (--base RECEIPT) only, never as a "
+        "bundle signer",
+    )
     add.set_defaults(handler=run_add)
 
     lst = tsub.add_parser("list", parents=[common], help="list trusted keys")
@@ -45,12 +53,22 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run_add(args: argparse.Namespace) -> int:
     """``stella trust add LABEL PUBKEY.pem``."""
-    key = add_trusted_key(resolve_home(args.home), args.label, args.pubkey, profiles=args.profile, tenants=args.tenant)
+    key = add_trusted_key(
+        resolve_home(args.home),
+        args.label,
+        args.pubkey,
+        profiles=args.profile,
+        tenants=args.tenant,
+        receipts_only=args.receipts_only,
+    )
     if args.json:
         print_json(key.to_dict())
     else:
         stdout.print(f"trusted {key.algorithm} key [bold]{key.label}[/], key id {key.keyid}", markup=True)
-        stdout.print(f"  profiles: {_scope(key.profiles)}; tenants: {_scope(key.tenants)}", markup=False)
+        if key.receipts_only:
+            stdout.print("  for import receipts only; it signs no bundle", markup=False)
+        else:
+            stdout.print(f"  profiles: {_scope(key.profiles)}; tenants: {_scope(key.tenants)}", markup=False)
     return 0
 
 
@@ -65,7 +83,10 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     table(
         ["label", "algorithm", "key id", "profiles", "tenants"],
-        [[k.label, k.algorithm, k.keyid[:16], _scope(k.profiles), _scope(k.tenants)] for k in keys],
+        [
+            [k.label, k.algorithm, k.keyid[:16], *(("receipts only", "-") if k.receipts_only else _scopes(k))]
+            for k in keys
+        ],
     )
     return 0
 
@@ -84,3 +105,7 @@ def run_remove(args: argparse.Namespace) -> int:
 
 def _scope(values: tuple[str, ...]) -> str:
     return ", ".join(values) if values else "any"
+
+
+def _scopes(key: TrustedKey) -> tuple[str, str]:
+    return _scope(key.profiles), _scope(key.tenants)
