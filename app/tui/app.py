@@ -54,7 +54,8 @@ class StellaApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         *nav_bindings(show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("q", "quit", "Quit"),
+        # Not in the footer: 80 columns hold a screen's own keys, help and the palette; help and the palette list it.
+        Binding("q", "quit", "Quit", show=False),
     ]
 
     def __init__(

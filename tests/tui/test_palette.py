@@ -6,14 +6,18 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Footer, Input
+from textual.widgets._footer import FooterKey
 
 from app.tui.app import StellaApp
-from app.tui.navigation import ACTIONS
+from app.tui.navigation import ACTIONS, SCREENS_HELP
 from app.tui.screens.forms import FormModal
 from app.tui.screens.modals import ErrorModal, TextModal
 from core.home import Home, resolve_home
 from core.keys import KeyAlgorithm, KeyStore
+from core.trust import TrustStore
+from core.tuf_repo import TOP_LEVEL_ROLES
+from services.tuf import init_tuf
 from tests.tui.support import drive, import_samples, settle
 
 
@@ -104,3 +108,37 @@ def test_ctrl_p_then_a_name_opens_the_form(filled_home: Home) -> None:
         assert isinstance(form.focused, Input)
 
     drive(filled_home, script)
+
+
+def footer_width(pilot: Pilot[None]) -> tuple[int, list[str]]:
+    keys = list(pilot.app.screen.query_one(Footer).query(FooterKey))
+    return sum(k.outer_size.width for k in keys), [k.description for k in keys]
+
+
+def test_every_footer_fits_80_columns_with_the_palette_key(filled_home: Home) -> None:
+    """At 80x24 the footer cut off (`^p palettei`, the Keys screen lost its init key): every screen's footer, with
+    the most keys it can show (a trusted key, a TUF repository), fits, and the palette key is whole."""
+    TrustStore(filled_home).add("me", KeyStore(filled_home).public_pem("k"))
+
+    async def script(pilot: Pilot[None]) -> None:
+        for key, title, _ in SCREENS_HELP.values():
+            await pilot.press("d")
+            await settle(pilot)
+            await pilot.press(key)
+            await settle(pilot)
+            pilot.app.screen.set_focus(None)  # a focused field adds nothing, but hides nothing either
+            await settle(pilot)
+            width, shown = footer_width(pilot)
+            assert width <= 80, (title, width, shown)
+            assert shown[-1] == "palette", (title, shown)
+
+    drive(filled_home, script)
+    init_tuf(filled_home, {role: ("k",) for role in TOP_LEVEL_ROLES})
+
+    async def keys_screen(pilot: Pilot[None]) -> None:
+        await pilot.press("k")
+        await settle(pilot)
+        width, shown = footer_width(pilot)
+        assert width <= 80 and {"Expiry", "Rotate", "Generate", "Trust", "Untrust"} <= set(shown), (width, shown)
+
+    drive(filled_home, keys_screen)

@@ -73,8 +73,8 @@ class KeysScreen(StellaScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh", show=False),
         Binding("g", "generate", "Generate"),
-        Binding("x", "export_public", "Export pub"),
-        Binding("a", "trust_add", "Trust key"),
+        Binding("x", "export_public", "Export"),
+        Binding("a", "trust_add", "Trust"),
         Binding("delete", "trust_remove", "Untrust", key_display="del"),
         Binding("t", "tuf_init", "TUF init"),
         Binding("l", "tuf_expiry", "Expiry"),
@@ -104,7 +104,7 @@ class KeysScreen(StellaScreen):
             yield DataTable(id="keys-signing", cursor_type="row", zebra_stripes=True)
             yield Label("Trusted keys (a trust a public key, del stop trusting)", classes="section")
             yield DataTable(id="keys-trusted", cursor_type="row", zebra_stripes=True)
-            yield Label("TUF roles of mirror bundles (t init, l expiry, o rotate)", classes="section")
+            yield Label("TUF roles (t init, l expiry, o rotate; a TUF key id is TUF's own)", classes="section")
             yield Static("", id="keys-tuf-summary", markup=False)
             yield DataTable(id="keys-tuf", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
@@ -118,7 +118,7 @@ class KeysScreen(StellaScreen):
         for heading in ("label", "algorithm", "key id", "profiles", "tenants"):
             trusted.add_column(heading, key=heading)
         tuf = self.query_one("#keys-tuf", DataTable)
-        for heading in ("role", "keys", "key ids", "threshold", "valid for", "expires"):
+        for heading in ("role", "keys", "TUF key ids", "threshold", "valid for", "expires"):
             tuf.add_column(heading, key=heading)
         self.action_refresh()
 

@@ -72,7 +72,7 @@ Everywhere
   tab     next field;  enter  run the focused button or field
   escape  leave a text field, cancel a running import or run, close a dialog
   r       refresh the current screen
-  q       quit
+  q       quit (also in the palette: ctrl+p)
 
 Every action here has a CLI twin with the same messages: stella import,
 stella data, stella export profile|run|runs|show|cancel, stella verify,
