@@ -114,6 +114,7 @@ class ExportPlan:
     first: list[InputRef]
     key: str | None = None
     out: Path | None = None
+    base: dict[str, Any] | None = None  # a delta's resolved base: the inputs are then the resulting state
 
     @property
     def total(self) -> int:
@@ -144,6 +145,7 @@ class ExportPlan:
             ],
             "key": self.key,
             "out": None if self.out is None else str(self.out),
+            "base": self.base,
         }
 
 
@@ -274,11 +276,21 @@ def dry_run_export(home: Home, request: ExportRequest, *, first: int = PLAN_FIRS
     with Store.open(home, read_only=True) as store:
         name, revision = parse_profile_ref(request.profile)
         profile = ProfileStore(store).get(tenant, name, revision)
-        run_options(profile.config, requested, store)
+        options = run_options(profile.config, requested, store)
         target = out if out is not None else default_out(home, name).resolve()
         key, target = check_plan(store, tenant, profile, selectors, key_name=request.key, out_path=target)
         preview = preview_selection(store, tenant, profile, selectors, limit=first)
-    return ExportPlan(tenant, profile, selectors, preview.counts, preview.first, key=key, out=target)
+    base = options.get("base")
+    return ExportPlan(
+        tenant,
+        profile,
+        selectors,
+        preview.counts,
+        preview.first,
+        key=key,
+        out=target,
+        base=base if isinstance(base, dict) else None,
+    )
 
 
 def run_export(
@@ -411,7 +423,9 @@ def cancel_export(home: Home, run_id: str, *, store_in_use: bool = False) -> Can
     if not store_in_use:
         try:
             with Store.open(home) as store:
-                return CancelOutcome(run_id, run=RunEngine(store).cancel_run(run_id))
+                engine = RunEngine(store)
+                run_id = engine.resolve_run_id(run_id)  # a unique prefix, as `export show` takes
+                return CancelOutcome(run_id, run=engine.cancel_run(run_id))
         except StoreLockedError:
             pass
     return CancelOutcome(run_id, request=request_cancel(home, run_id))

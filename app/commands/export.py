@@ -180,6 +180,11 @@ def _report_plan(args: argparse.Namespace, plan: ExportPlan) -> None:
         f"  key       {escape(plan.key or '')}",
         f"  output    {escape(str(plan.out))}",
     ]
+    if plan.base is not None:
+        lines.append(
+            f"  base      state {escape(str(plan.base.get('stateDigest', ''))[:12])} of run"
+            f" {escape(str(plan.base.get('runId')))}: the inputs are the resulting state; the delta ships what changed"
+        )
     if plan.first:
         more = plan.total - len(plan.first)
         lines.append(f"  first {len(plan.first)} input document{'s' if len(plan.first) != 1 else ''}, in run order:")

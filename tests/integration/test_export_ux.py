@@ -177,6 +177,9 @@ def test_export_show_takes_a_unique_prefix_and_reads_as_a_summary(
 
     as_json = stella("export", "show", a[:-3], "--json")
     assert as_json.json()["runId"] == a  # only JSON: it parses whole
+    copy = tmp_path / "copy.tar.zst"
+    assert stella("export", "download", b[:-3], "--to", copy).code == 0
+    assert _sha256(copy) == second.json()["artifact"]["sha256"]
 
 
 # -- --out into a missing directory ----------------------------------------------------------------
@@ -219,6 +222,8 @@ def test_a_delta_reports_what_it_ships_and_the_state_apart(stella: Any, sender: 
     assert stella("import", "--quiet", revised).code == 0
 
     args = ("export", "run", "--profile", "mirror:delta", "--key", "k", "--base", full.json()["runId"])
+    plan = stella(*args, "--dry-run", "--json").json()
+    assert plan["base"]["runId"] == full.json()["runId"] and plan["inputs"]["count"] == state_size
     delta = stella(*args, "--out", tmp_path / "d.tar.zst")
     assert delta.code == 0, delta.err
     # The new revision replaces the old one: one document added, one removed; the state keeps its size.
