@@ -16,7 +16,6 @@ from app.tui.text import cells
 from core.atomic import environment_failure
 from core.errors import StellaError
 from core.home import Home
-from core.ingest import DEFAULT_TENANT, validate_tenant
 from core.progress import Check
 
 
@@ -87,6 +86,8 @@ class StellaScreen(Screen[None]):
         """The tenant typed in a field, checked as every command checks it. An invalid one shows the command's
         sentence once and the field goes back to the last valid tenant, so the same error cannot come back on the
         next key."""
+        from core.ingest import DEFAULT_TENANT, validate_tenant  # loads the store: not before the first paint
+
         field = self.query_one(selector, Input)
         last = self._valid_tenants.get(selector, DEFAULT_TENANT)
         try:
