@@ -77,6 +77,15 @@ class StellaApp(App[None]):
         if mode != self.current_mode:
             self.switch_mode(mode)
 
+    async def action_open_run(self, tenant: str, run_id: str) -> None:
+        """A run from the dashboard: the Runs screen on its tenant, the run highlighted with its events."""
+        from app.tui.screens.runs import RunsScreen  # loaded with its mode, not with the first screen
+
+        if self.current_mode != "runs":
+            await self.switch_mode("runs")
+        if isinstance(self.screen, RunsScreen):
+            self.screen.show_run(tenant, run_id)
+
     def action_help(self) -> None:
         from app.tui.screens.modals import HelpScreen
 

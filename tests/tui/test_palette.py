@@ -6,15 +6,20 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Footer, Input
+from textual.widgets import DataTable, Footer, Input, Label
 from textual.widgets._footer import FooterKey
 
 from app.tui.app import StellaApp
 from app.tui.navigation import ACTIONS, SCREENS_HELP
 from app.tui.screens.forms import FormModal
 from app.tui.screens.modals import ErrorModal, TextModal
+from app.tui.screens.runs import RunsScreen
 from core.home import Home, resolve_home
 from core.keys import KeyAlgorithm, KeyStore
+from core.planner import plan_run
+from core.profiles import ProfileStore
+from core.selectors import parse_selectors
+from core.store import Store
 from core.trust import TrustStore
 from core.tuf_repo import TOP_LEVEL_ROLES
 from services.tuf import init_tuf
@@ -142,3 +147,26 @@ def test_every_footer_fits_80_columns_with_the_palette_key(filled_home: Home) ->
         assert width <= 80 and {"Expiry", "Rotate", "Generate", "Trust", "Untrust"} <= set(shown), (width, shown)
 
     drive(filled_home, keys_screen)
+
+
+def test_enter_on_a_recent_run_of_the_dashboard_opens_it(filled_home: Home, tmp_path: Path) -> None:
+    with Store.open(filled_home) as store:
+        profile = ProfileStore(store).get("default", "json:raw")
+        first = plan_run(store, "default", profile, parse_selectors([]), key_name="k", out_path=tmp_path / "a.tar.zst")
+        plan_run(store, "default", profile, parse_selectors([]), key_name="k", out_path=tmp_path / "b.tar.zst")
+
+    async def script(pilot: Pilot[None]) -> None:
+        table = pilot.app.screen.query_one("#dash-runs", DataTable)
+        assert table.row_count == 2
+        table.focus()
+        table.move_cursor(row=table.get_row_index(first.run_id))
+        await pilot.press("enter")
+        await settle(pilot)
+        assert pilot.app.current_mode == "runs"
+        screen = pilot.app.screen
+        assert isinstance(screen, RunsScreen)
+        runs = screen.query_one("#runs-table", DataTable)
+        assert runs.coordinate_to_cell_key(runs.cursor_coordinate).row_key.value == first.run_id
+        assert first.run_id in str(screen.query_one("#runs-events-title", Label).render())
+
+    drive(filled_home, script)

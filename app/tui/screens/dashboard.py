@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -197,6 +197,15 @@ class DashboardScreen(StellaScreen):
 
     def resumed(self) -> None:
         self.action_refresh()
+
+    @on(DataTable.RowSelected, "#dash-runs")
+    def run_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a recent run opens it on the Runs screen: its tenant, the run highlighted, its events."""
+        run_id = event.row_key.value
+        table = self.query_one("#dash-runs", DataTable)
+        if run_id is not None:
+            tenant = str(table.get_cell(event.row_key, "tenant"))
+            self.app.call_later(self.app.run_action, f"open_run({tenant!r}, {run_id!r})")
 
     def action_refresh(self) -> None:
         self.query_one("#dash-summary", Static).update(f"home {shown_path(self.home.root)}  (loading...)")

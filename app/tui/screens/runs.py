@@ -99,6 +99,12 @@ class RunsScreen(StellaScreen):
     def resumed(self) -> None:
         self.action_refresh()
 
+    def show_run(self, tenant: str, run_id: str) -> None:
+        """Open on ``run_id`` of ``tenant`` (enter on a recent run of the dashboard)."""
+        self.query_one("#runs-tenant", Input).value = tenant
+        self.selected = run_id
+        self.action_refresh()
+
     @on(Input.Submitted, "#runs-tenant")
     def action_refresh(self) -> None:
         tenant = self.tenant_in("#runs-tenant")
