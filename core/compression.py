@@ -19,6 +19,13 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
+#: What a stream that fails its own checks raises while it is read: a zstd frame whose content checksum does not match
+#: or whose blocks are corrupted, a gzip member whose deflate data is invalid or whose CRC-32 or size does not match.
+#: Bytes changed after they were written: an integrity failure, where a stream that ends early (EOFError) is
+#: truncated input.
+CORRUPT = (zstandard.ZstdError, zlib.error)
+
+
 class TrailingData(Exception):
     """Compressed bytes a strict reader does not accept although a decompressor would ignore them: anything after
     the one frame or member, or set padding bits; ``offset`` is where they are."""

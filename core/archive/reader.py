@@ -20,14 +20,11 @@ from __future__ import annotations
 import io
 import queue
 import threading
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
-
-import zstandard
 
 from core.archive.canonical import (
     GZIP_HEADER_SIZE,
@@ -42,7 +39,7 @@ from core.archive.canonical import (
     zstd_frame_headers,
 )
 from core.archive.rules import Compression, parent_dirs, printable, unsafe_path_reason
-from core.compression import GZIP_MAGIC, ZSTD_MAGIC, GzipMemberReader, TrailingData, ZstdReader
+from core.compression import CORRUPT, GZIP_MAGIC, ZSTD_MAGIC, GzipMemberReader, TrailingData, ZstdReader
 from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError, StellaError
 from core.progress import Cancellable
 
@@ -313,7 +310,6 @@ class _CountingRaw(_ReadIntoFromRead):
         super().close()
 
 
-_DAMAGED = (EOFError, zstandard.ZstdError, zlib.error)
 _SKIPPABLE = frozenset(bytes([0x50 + n]) + b"\x2a\x4d\x18" for n in range(16))
 _LINK_TYPES = {b"1": "a hard link", b"2": "a symbolic link"}
 _SPECIAL_TYPES = {
@@ -427,10 +423,12 @@ class _TarScanner:
                     f"{exc.what} (compressed offset {exc.offset}); the bundle writer never emits it", path=self.label
                 )
             ) from None
-        except _DAMAGED as exc:
+        except CORRUPT as exc:  # bytes changed after the writer checksummed them: integrity, as a digest mismatch
             raise self.fail(
-                BadInputError(f"{self._codec} stream is truncated or corrupt ({exc})", path=self.label)
+                IntegrityError(f"{self._codec} stream is corrupt: it fails its own check ({exc})", path=self.label)
             ) from None
+        except EOFError as exc:
+            raise self.fail(BadInputError(f"{self._codec} stream is truncated ({exc})", path=self.label)) from None
         except OSError as exc:
             raise self.fail(
                 EnvironmentFailure(f"cannot read the archive: {exc.strerror or exc}", path=self.label)

@@ -143,3 +143,16 @@ def test_data_show_gives_a_summary_before_the_json_and_json_alone_with_json(tmp_
     assert json.loads(body)["document"]["document_id"] == "GHSA-mp6f-p9gp-vpj9"
     only_json = _run("data", "show", "GHSA-mp6f-p9gp-vpj9", "--json", home=home)
     assert json.loads(only_json.stdout) == json.loads(body)
+
+
+@pytest.mark.parametrize("from_end", [2, 9], ids=["content-checksum", "last-block"])
+def test_verify_calls_a_flipped_byte_in_the_zstd_stream_an_integrity_failure(tmp_path: Path, from_end: int) -> None:
+    home = _runs_and_profiles(tmp_path)
+    assert _run("keys", "export-public", "release", "--out", str(tmp_path / "release.pub"), home=home).returncode == 0
+    data = bytearray((tmp_path / "b.tar.zst").read_bytes())
+    data[-from_end] ^= 0x01  # the frame ends with its 4-byte content checksum, after the last block
+    flipped = tmp_path / "flipped.tar.zst"
+    flipped.write_bytes(bytes(data))
+    result = _run("verify", str(flipped), "--key", str(tmp_path / "release.pub"), home=home)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "zstd stream is corrupt" in result.stdout + result.stderr
