@@ -154,6 +154,7 @@ class VerifyScreen(StellaScreen):
         table.add_column("result", key="result")
         table.add_column("check", key="check")
         table.add_column("detail", key="detail")
+        self.query_one("#verify-claims", Static).display = False
         self.query_one("#verify-bundle", Input).focus()
 
     @on(Button.Pressed, "#verify-run")
@@ -169,7 +170,7 @@ class VerifyScreen(StellaScreen):
         self.refresh_bindings()
         self.query_one("#verify-checks", DataTable).clear()
         self.query_one("#verify-chain", Static).update("")
-        self.query_one("#verify-claims", Static).update("")
+        self.query_one("#verify-claims", Static).display = False
         self.query_one("#verify-verdict", Static).update(f"verifying {bundle} ...")
         self.query_one("#verify-run", Button).disabled = True
         self.token = CancelToken()
@@ -205,7 +206,9 @@ class VerifyScreen(StellaScreen):
         verdict.set_class(True, "failed")
 
     def on_verify_inspected(self, message: VerifyInspected) -> None:
-        self.query_one("#verify-claims", Static).update(message.text)
+        claims = self.query_one("#verify-claims", Static)
+        claims.update(message.text)
+        claims.display = bool(message.text)
 
     def on_check_completed(self, message: CheckCompleted) -> None:
         add_check_row(self.query_one("#verify-checks", DataTable), message.check)
@@ -224,7 +227,7 @@ class VerifyScreen(StellaScreen):
             )
             verdict.set_class(True, "ok")
             verdict.set_class(False, "failed")
-            self.query_one("#verify-claims", Static).update("")  # the verdict now says it, verified
+            self.query_one("#verify-claims", Static).display = False  # the verdict now says it, verified
             if receiving is not None:
                 self.receivable = (receiving, Path(report.bundle), message.key, m)
                 self.refresh_bindings()
