@@ -13,23 +13,15 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBar, Static
 
+from app.tui.messages import PhaseStarted, ProgressAdvanced
+from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
 from app.tui.text import cells, plain
 from core.errors import Cancelled
 from core.ingest import DEFAULT_TENANT, FileResult, ImportSummary
-from core.progress import CancelToken, Check
+from core.progress import CancelToken
 from services.imports import import_files
-
-
-class ImportProgress(Message):
-    """Progress from the import worker: a phase began (``total``) or ``units`` more are done."""
-
-    def __init__(self, *, total: int | None = None, units: int = 0, started: bool = False) -> None:
-        super().__init__()
-        self.total = total
-        self.units = units
-        self.started = started
 
 
 class FileImported(Message):
@@ -45,29 +37,6 @@ class ImportFinished(Message):
         super().__init__()
         self.summary = summary
         self.cancelled = cancelled
-
-
-class MessageSink:
-    """A ``Observer`` that posts messages to a screen (thread-safe) and reports a cancel token."""
-
-    def __init__(self, screen: ImportScreen, token: CancelToken) -> None:
-        self.screen = screen
-        self.token = token
-
-    def start(self, phase: str, total: int | None = None) -> None:
-        self.screen.post_message(ImportProgress(total=total, started=True))
-
-    def advance(self, units: int = 1, *, detail: str | None = None) -> None:
-        self.screen.post_message(ImportProgress(units=units))
-
-    def finish(self, phase: str) -> None:
-        return None
-
-    def check(self, check: Check) -> None:
-        return None  # checks are drawn by the command or screen that asked for them
-
-    def is_cancelled(self) -> bool:
-        return self.token.is_cancelled()
 
 
 def result_text(result: FileResult) -> str:
@@ -90,6 +59,15 @@ def split_paths(text: str) -> list[Path]:
     except ValueError:
         parts = text.split()
     return [Path(p).expanduser() for p in parts]
+
+
+#: The width of the results' path column.
+PATH_WIDTH = 28
+
+
+def tail(text: str, width: int) -> str:
+    """The end of a path when it is too long (its file name matters most), marked with an ellipsis."""
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
 class ImportScreen(StellaScreen):
@@ -121,8 +99,10 @@ class ImportScreen(StellaScreen):
     def on_mount(self) -> None:
         self.sub_title = "import"
         table = self.query_one("#import-results", DataTable)
+        # At 80 columns the format and the start of the reason stay in view: the path is cut first (enter on a row
+        # shows it whole, with the whole reason).
         for heading in ("outcome", "path", "format", "reason"):
-            table.add_column(heading, key=heading)
+            table.add_column(heading, key=heading, width=PATH_WIDTH if heading == "path" else None)
         self.query_one("#import-paths", Input).focus()
 
     @on(Button.Pressed, "#import-run")
@@ -158,15 +138,16 @@ class ImportScreen(StellaScreen):
 
     @work(thread=True, exclusive=True, group="import", exit_on_error=False, description="import documents")
     def run_import(self, paths: list[Path], tenant: str, token: CancelToken) -> None:
+        observer = MessageObserver(self, token)
         try:
             with self.store_guard:
-                summary = import_files(
-                    self.home, paths, tenant=tenant, observer=MessageSink(self, token), on_result=self._report
-                )
+                summary = import_files(self.home, paths, tenant=tenant, observer=observer, on_result=self._report)
         except Cancelled as exc:
+            observer.flush()
             self.post_message(ImportFinished(None, cancelled=exc.diagnostics()))
             return
         except BaseException:
+            observer.flush()
             self.post_message(ImportFinished(None))
             raise  # the app shows the error sentence in a modal
         self.post_message(ImportFinished(summary))
@@ -174,12 +155,11 @@ class ImportScreen(StellaScreen):
     def _report(self, result: FileResult) -> None:
         self.post_message(FileImported(result))
 
-    def on_import_progress(self, message: ImportProgress) -> None:
-        bar = self.query_one("#import-progress", ProgressBar)
-        if message.started:
-            bar.update(total=message.total, progress=0)
-        elif message.units:
-            bar.advance(message.units)
+    def on_phase_started(self, message: PhaseStarted) -> None:
+        self.query_one("#import-progress", ProgressBar).update(total=message.total, progress=0)
+
+    def on_progress_advanced(self, message: ProgressAdvanced) -> None:
+        self.query_one("#import-progress", ProgressBar).advance(message.units)
 
     def on_file_imported(self, message: FileImported) -> None:
         result = message.result
@@ -190,7 +170,7 @@ class ImportScreen(StellaScreen):
         elif result.warnings:
             reason = "warning: " + "; ".join(result.warnings)
         table = self.query_one("#import-results", DataTable)
-        table.add_row(*cells(result.outcome, result.path, result.format or "", reason))
+        table.add_row(*cells(result.outcome, tail(str(result.path), PATH_WIDTH), result.format or "", reason))
         self.results.append(result)
         table.move_cursor(row=table.row_count - 1)
 

@@ -15,6 +15,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static
 
+from app.tui.messages import PhaseStarted, ProgressAdvanced
+from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from core.errors import Cancelled
 from core.progress import CancelToken, Check, CheckObserver
@@ -27,17 +29,6 @@ class RunPlanned(Message):
     def __init__(self, run: ExportRun) -> None:
         super().__init__()
         self.export_run = run
-
-
-class RunProgress(Message):
-    """From the builder's sink: a phase started (``total``), or ``units`` more are done."""
-
-    def __init__(self, *, phase: str | None = None, total: int | None = None, units: int = 0, detail: str = "") -> None:
-        super().__init__()
-        self.phase = phase
-        self.total = total
-        self.units = units
-        self.detail = detail
 
 
 class RunEnded(Message):
@@ -60,29 +51,6 @@ class RunVerified(Message):
         super().__init__()
         self.report = report
         self.provenance = provenance
-
-
-class RunSink:
-    """The ``Observer`` of the run: posts messages to the screen (thread-safe) and reports the cancel token."""
-
-    def __init__(self, screen: RunScreen, token: CancelToken) -> None:
-        self.screen = screen
-        self.token = token
-
-    def start(self, phase: str, total: int | None = None) -> None:
-        self.screen.post_message(RunProgress(phase=phase, total=total))
-
-    def advance(self, units: int = 1, *, detail: str | None = None) -> None:
-        self.screen.post_message(RunProgress(units=units, detail=detail or ""))
-
-    def finish(self, phase: str) -> None:
-        return None
-
-    def check(self, check: Check) -> None:
-        return None  # checks are drawn by the command or screen that asked for them
-
-    def is_cancelled(self) -> bool:
-        return self.token.is_cancelled()
 
 
 class RunScreen(StellaScreen):
@@ -124,15 +92,19 @@ class RunScreen(StellaScreen):
     @work(thread=True, exclusive=True, group="run", exit_on_error=False, description="build a bundle")
     def build(self, req: ExportRequest, token: CancelToken) -> None:
         home = self.home
+        observer = MessageObserver(self, token)
         try:
             with self.store_guard:
-                done = run_export(home, req, observer=RunSink(self, token), on_planned=self._planned)
+                done = run_export(home, req, observer=observer, on_planned=self._planned)
         except Cancelled as exc:
+            observer.flush()
             self.post_message(RunEnded(None, cancelled=exc.diagnostics()))
             return
         except BaseException:
+            observer.flush()
             self.post_message(RunEnded(None))
             raise  # the screen shows the CLI's sentence in a modal
+        observer.flush()  # the progress held back comes before the end
         self.post_message(RunEnded(done))
         checked = verify_built(home, done, observer=CheckObserver(self._checked))
         self.post_message(RunVerified(checked.report, checked.provenance))
@@ -152,13 +124,12 @@ class RunScreen(StellaScreen):
             f"  -> {shown_path(run.out_path)}"
         )
 
-    def on_run_progress(self, message: RunProgress) -> None:
-        bar = self.query_one("#run-progress", ProgressBar)
-        if message.phase is not None:
-            self.query_one("#run-phase", Label).update(f"{message.phase} ")
-            bar.update(total=message.total, progress=0)
-        elif message.units:
-            bar.advance(message.units)
+    def on_phase_started(self, message: PhaseStarted) -> None:
+        self.query_one("#run-phase", Label).update(f"{message.phase} ")
+        self.query_one("#run-progress", ProgressBar).update(total=message.total, progress=0)
+
+    def on_progress_advanced(self, message: ProgressAdvanced) -> None:
+        self.query_one("#run-progress", ProgressBar).advance(message.units)
         if message.detail:
             self.query_one("#run-detail", Static).update(message.detail[-76:])
 
