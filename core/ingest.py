@@ -39,6 +39,7 @@ class Outcome(StrEnum):
     IMPORTED = "imported"
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
+    SKIPPED = "skipped"  # documentation beside the documents in a directory walk (core.inputs.is_documentation)
 
 
 @dataclass
@@ -79,6 +80,7 @@ class ImportSummary:
     imported: int = 0
     duplicates: int = 0
     rejected: int = 0
+    skipped: int = 0
     by_format: Counter[str] = field(default_factory=Counter)
     hostile_archives: int = 0
 
@@ -96,6 +98,7 @@ class ImportSummary:
             "imported": self.imported,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            "skipped": self.skipped,
             "byFormat": dict(sorted(self.by_format.items())),
         }
 
@@ -162,6 +165,9 @@ class Importer:
                     if item.error is not None:
                         self._emit(summary, FileResult(item.path, Outcome.REJECTED, error=item.error))
                         continue
+                    if item.skipped is not None:
+                        self._emit(summary, FileResult(item.path, Outcome.SKIPPED, warnings=[item.skipped]))
+                        continue
                     pending.append(item)
                     pending_bytes += len(item.data)
                     if len(pending) >= self.batch_size or pending_bytes >= BATCH_BYTES:
@@ -184,6 +190,8 @@ class Importer:
             summary.by_format[result.format or "?"] += 1
         elif result.outcome is Outcome.DUPLICATE:
             summary.duplicates += 1
+        elif result.outcome is Outcome.SKIPPED:
+            summary.skipped += 1
         else:
             summary.rejected += 1
             if isinstance(result.error, IntegrityError):

@@ -48,6 +48,21 @@ class InputItem:
     path: str
     data: bytes = b""
     error: BadInputError | None = None
+    #: Why a directory walk passed this file by (a README beside the feeds), or None.
+    skipped: str | None = None
+
+
+#: Files a directory walk passes by, with a note, rather than rejecting: the documentation that travels with data
+#: (a README, a SOURCES.md, a LICENSE). Given by name, such a file is read like any other (and rejected).
+DOCUMENTATION_SUFFIXES = (".md", ".markdown", ".rst")
+DOCUMENTATION_NAMES = ("README", "LICENSE", "LICENCE", "NOTICE", "COPYING", "AUTHORS", "CHANGELOG")
+SKIPPED_DOCUMENTATION = "documentation, not a document: skipped in a directory walk"
+
+
+def is_documentation(name: str) -> bool:
+    """Whether a directory walk passes the file ``name`` by (:data:`DOCUMENTATION_SUFFIXES`, ``_NAMES``)."""
+    stem = name.split(".", 1)[0].upper()
+    return name.lower().endswith(DOCUMENTATION_SUFFIXES) or stem in DOCUMENTATION_NAMES
 
 
 @dataclass(frozen=True)
@@ -132,6 +147,8 @@ def _walk_dir(root: Path, lim: InputLimits) -> Iterator[InputItem]:
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
             yield from _walk_dir(Path(entry.path), lim)
+        elif is_documentation(entry.name) and entry.is_file(follow_symlinks=False):
+            yield InputItem(entry.path, skipped=SKIPPED_DOCUMENTATION)
         else:
             yield from _from_file(Path(entry.path), lim)
 

@@ -42,7 +42,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(handler=run)
 
 
-_STYLE = {Outcome.IMPORTED: "green", Outcome.DUPLICATE: "yellow", Outcome.REJECTED: "bold red"}
+_STYLE = {Outcome.IMPORTED: "green", Outcome.DUPLICATE: "yellow", Outcome.REJECTED: "bold red", Outcome.SKIPPED: "dim"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
             where = f" at {result.error.pointer}" if result.error.pointer else ""
             line += f"\n          {escape(result.error.message + where)}"
         for warning in result.warnings:
-            line += f"\n          [yellow]warning:[/] {escape(warning)}"
+            if result.outcome is Outcome.SKIPPED:
+                line += f"  [dim]{escape(warning)}[/]"
+            else:
+                line += f"\n          [yellow]warning:[/] {escape(warning)}"
         (stderr if result.outcome is Outcome.REJECTED else stdout).print(line)
 
     def verified(report: VerifyReport) -> None:
@@ -90,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         stdout.print(
             f"[bold]{summary.imported}[/] imported, {summary.duplicates} duplicate, "
-            f"[{'bold red' if summary.rejected else 'default'}]{summary.rejected} rejected[/] "
+            f"[{'bold red' if summary.rejected else 'default'}]{summary.rejected} rejected[/]"
+            f"{f', {summary.skipped} skipped' if summary.skipped else ''} "
             f"into tenant [bold]{escape(summary.tenant)}[/] ({escape(str(home.root))})"
         )
     return int(summary.exit_code)

@@ -156,3 +156,18 @@ def test_verify_calls_a_flipped_byte_in_the_zstd_stream_an_integrity_failure(tmp
     result = _run("verify", str(flipped), "--key", str(tmp_path / "release.pub"), home=home)
     assert result.returncode == 4, result.stdout + result.stderr
     assert "zstd stream is corrupt" in result.stdout + result.stderr
+
+
+def test_import_of_the_samples_directory_imports_every_sample_and_skips_its_sources_note(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = _run("import", "samples/", home=home)
+    assert result.returncode == 0, result.stderr
+    assert "skipped   samples/SOURCES.md  documentation, not a document" in result.stdout
+    assert ", 0 rejected, 1 skipped into tenant default" in result.stdout
+    events = [
+        json.loads(line) for line in _run("import", "--json", "samples/", home=tmp_path / "h2").stdout.splitlines()
+    ]
+    assert [e["path"] for e in events if e.get("outcome") == "skipped"] == ["samples/SOURCES.md"]
+    assert events[-1]["skipped"] == 1 and events[-1]["rejected"] == 0
+    named = _run("import", "samples/SOURCES.md", home=home)  # given by name, it is read, and is no document
+    assert named.returncode == 3

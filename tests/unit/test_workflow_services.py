@@ -118,7 +118,8 @@ def test_import_then_data_pages(tmp_path: Path) -> None:
     home = Home(tmp_path / "home")
     seen: list[str] = []
     summary = import_files(home, [SAMPLES], tenant="acme", on_result=lambda r: seen.append(r.path))
-    assert summary.imported and len(seen) == summary.imported + summary.duplicates + summary.rejected
+    assert summary.imported and len(seen) == summary.imported + summary.duplicates + summary.rejected + summary.skipped
+    assert summary.rejected == 0 and summary.skipped == 1  # samples/SOURCES.md: documentation, passed by
     assert data_stats(home, "acme")["acme"]["raw_documents"] == summary.imported
     page = list_data(home, ListKind.DOCUMENTS, "acme", limit=2, offset=1)
     assert page.offset == 1 and len(page.items) == 2 and page.total == summary.imported
