@@ -14,6 +14,7 @@ from app.visible import visible
 from core import __version__
 from core.atomic import environment_failure
 from core.errors import ExitCode, StellaError
+from core.passphrase import allow_prompt
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "tui" and args.json:  # the TUI draws a screen: there is no document to write
         stderr.print("stella tui: error: --json is not accepted: the TUI has no machine-readable output", markup=False)
         return int(ExitCode.USAGE)
+    if args.command != "tui":
+        allow_prompt()  # a key's passphrase may be typed at a prompt on a terminal (never inside the TUI)
     try:
         try:
             code: int = args.handler(args)

@@ -1,4 +1,4 @@
-"""Signing keys under the home: generate, list, export the public half.
+"""Signing keys under the home: generate, import, list, rename, delete, export the public half.
 
 Private keys are PKCS#8 PEM files with mode 0600, encrypted with a passphrase when one is given
 (``-----BEGIN ENCRYPTED PRIVATE KEY-----``). Public keys are SubjectPublicKeyInfo PEM, the form
@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -88,16 +90,58 @@ class KeyStore:
 
     def generate(self, name: str, algorithm: KeyAlgorithm, passphrase: bytes | None = None) -> KeyInfo:
         """Create a key pair; refuses to overwrite an existing key."""
-        if not _NAME.match(name):
-            raise UsageError(f"invalid key name {name!r}", hint="letters, digits, '.', '_' and '-' (at most 64)")
-        key_path, pub_path, meta_path = self._paths(name)
-        if meta_path.exists() or key_path.exists():
-            raise UsageError(f"a key named {name!r} already exists", path=str(key_path))
+        self._free(name)
         private: PrivateKey = (
             ec.generate_private_key(ec.SECP256R1())
             if algorithm is KeyAlgorithm.ECDSA_P256
             else ed25519.Ed25519PrivateKey.generate()
         )
+        return self._store(name, private, algorithm, passphrase)
+
+    def import_pem(self, name: str, pem: bytes, passphrase: bytes | None = None, *, source: str) -> KeyInfo:
+        """Store the PEM private key ``pem`` (PKCS#8 or SEC1 ``EC PRIVATE KEY``, as openssl and cosign write them;
+        ECDSA P-256 or Ed25519) under ``name``, re-encoded as PKCS#8. An encrypted key needs ``passphrase`` and
+        stays encrypted with it; an unencrypted one is encrypted only when ``passphrase`` is given."""
+        self._free(name)
+        if b"PRIVATE KEY-----" not in pem:
+            raise BadInputError(
+                "not a PEM private key (expected -----BEGIN PRIVATE KEY----- or ...ENCRYPTED PRIVATE KEY-----)",
+                path=source,
+                hint="a public key goes into the trust store instead: stella trust add LABEL PUB.pem",
+            )
+        encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or b"Proc-Type: 4,ENCRYPTED" in pem
+        if encrypted and not passphrase:
+            raise UsageError(
+                "the private key is encrypted",
+                path=source,
+                hint="give its passphrase with --passphrase-file, $STELLA_PASSWORD or at the prompt",
+            )
+        try:
+            private = serialization.load_pem_private_key(pem, password=passphrase if encrypted else None)
+        except (ValueError, TypeError):
+            if encrypted:
+                raise SignatureError("cannot unlock the private key: wrong passphrase", path=source) from None
+            raise BadInputError("cannot read the private key: not a PEM private key", path=source) from None
+        except UnsupportedAlgorithm:
+            raise BadInputError("unsupported private key algorithm", path=source) from None
+        if isinstance(private, ec.EllipticCurvePrivateKey) and isinstance(private.curve, ec.SECP256R1):
+            algorithm = KeyAlgorithm.ECDSA_P256
+        elif isinstance(private, ed25519.Ed25519PrivateKey):
+            algorithm = KeyAlgorithm.ED25519
+        else:
+            raise BadInputError("only ECDSA P-256 and Ed25519 private keys can sign stella bundles", path=source)
+        return self._store(name, private, algorithm, passphrase)
+
+    def _free(self, name: str) -> None:
+        """Refuse an invalid name, or one a key already has."""
+        if not _NAME.match(name):
+            raise UsageError(f"invalid key name {name!r}", hint="letters, digits, '.', '_' and '-' (at most 64)")
+        key_path, _, meta_path = self._paths(name)
+        if meta_path.exists() or key_path.exists():
+            raise UsageError(f"a key named {name!r} already exists", path=str(key_path))
+
+    def _store(self, name: str, private: PrivateKey, algorithm: KeyAlgorithm, passphrase: bytes | None) -> KeyInfo:
+        key_path, pub_path, meta_path = self._paths(name)
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
         )
@@ -135,12 +179,52 @@ class KeyStore:
         return [self.info(p.stem) for p in sorted(self.dir.glob("*.json"))]
 
     def info(self, name: str) -> KeyInfo:
+        if not _NAME.match(name):
+            raise NotFoundError(f"no key named {name!r}", hint="see `stella keys list`")
         _, _, meta_path = self._paths(name)
         try:
             meta = json.loads(meta_path.read_text())
         except FileNotFoundError:
             raise NotFoundError(f"no key named {name!r}", hint="see `stella keys list`") from None
         return KeyInfo(meta["name"], KeyAlgorithm(meta["algorithm"]), meta["keyid"], meta["created"], meta["encrypted"])
+
+    def delete(self, name: str) -> KeyInfo:
+        """Remove key ``name`` (private key, public key, metadata); returns what it was."""
+        info = self.info(name)
+        for path in self._paths(name):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise EnvironmentFailure(f"cannot remove the key: {exc.strerror}", path=str(path)) from exc
+        return info
+
+    def rename(self, old: str, new: str) -> KeyInfo:
+        """Give key ``old`` the name ``new`` (refused when ``new`` is taken); the key itself is unchanged."""
+        info = self.info(old)
+        self._free(new)
+        renamed = KeyInfo(new, info.algorithm, info.keyid, info.created, info.encrypted)
+        (old_key, old_pub, old_meta), (new_key, new_pub, new_meta) = self._paths(old), self._paths(new)
+        # The new metadata is written first and exclusively (it claims the name); the old one goes last, so an
+        # interrupted rename leaves the key under its old name, or under both, never under none.
+        try:
+            write_bytes(
+                new_meta,
+                (json.dumps(renamed.to_dict(), indent=2, sort_keys=True) + "\n").encode(),
+                mode=0o666,
+                exclusive=True,
+                what="cannot rename the key",
+            )
+        except FileExistsError:
+            raise UsageError(f"a key named {new!r} already exists", path=str(new_meta)) from None
+        try:
+            os.link(old_key, new_key)
+            os.link(old_pub, new_pub)
+            old_key.unlink()
+            old_pub.unlink()
+            old_meta.unlink()
+        except OSError as exc:
+            raise EnvironmentFailure(f"cannot rename the key: {exc.strerror}", path=str(old_key)) from exc
+        return renamed
 
     def public_pem(self, name: str) -> bytes:
         self.info(name)
@@ -151,7 +235,10 @@ class KeyStore:
         info = self.info(name)
         data = self._paths(name)[0].read_bytes()
         if info.encrypted and not passphrase:
-            raise UsageError(f"key {name!r} is encrypted", hint="give its passphrase with --passphrase-file")
+            raise UsageError(
+                f"key {name!r} is encrypted",
+                hint="give its passphrase with --passphrase-file, or in $STELLA_PASSWORD (or at the prompt)",
+            )
         try:
             key = serialization.load_pem_private_key(data, password=passphrase if info.encrypted else None)
         except (ValueError, TypeError):

@@ -22,7 +22,7 @@ from core.errors import UsageError
 from core.keys import KeyAlgorithm, KeyInfo
 from core.trust import TrustedKey
 from core.tuf_repo import TOP_LEVEL_ROLES
-from services.keys import export_public_key, generate_key, list_keys
+from services.keys import delete_key, export_public_key, generate_key, import_key, list_keys, rename_key
 from services.trust import add_trusted_key, list_trusted_keys, remove_trusted_key
 from services.tuf import TufStatus, init_tuf, rotate_role, set_role_expiry, tuf_status_if_initialized
 
@@ -73,8 +73,12 @@ class KeysScreen(StellaScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh", show=False),
         Binding("g", "generate", "Generate"),
+        Binding("i", "import_key", "Import", show=False),
+        Binding("n", "rename_key", "Rename", show=False),
+        Binding("d", "delete_key", "Delete key", show=False),
         Binding("x", "export_public", "Export"),
         Binding("a", "trust_add", "Trust"),
+        Binding("c", "trust_receipts", "Trust receipt key", show=False),
         Binding("delete", "trust_remove", "Untrust", key_display="del"),
         Binding("t", "tuf_init", "TUF init"),
         Binding("l", "tuf_expiry", "Expiry"),
@@ -100,9 +104,11 @@ class KeysScreen(StellaScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll():
-            yield Label("Signing keys (g generate, x export the public key)", classes="section")
+            yield Label(
+                "Signing keys (g generate, i import, n rename, d delete, x export the public key)", classes="section"
+            )
             yield DataTable(id="keys-signing", cursor_type="row", zebra_stripes=True)
-            yield Label("Trusted keys (a trust a public key, del stop trusting)", classes="section")
+            yield Label("Trusted keys (a trust a public key, c a receipt key, del stop trusting)", classes="section")
             yield DataTable(id="keys-trusted", cursor_type="row", zebra_stripes=True)
             yield Label("TUF roles (t init, l expiry, o rotate; a TUF key id is TUF's own)", classes="section")
             yield Static("", id="keys-tuf-summary", markup=False)
@@ -144,7 +150,8 @@ class KeysScreen(StellaScreen):
         trusted = self.query_one("#keys-trusted", DataTable)
         trusted.clear()
         for t in message.trusted:
-            trusted.add_row(t.label, str(t.algorithm), t.keyid[:16], scope(t.profiles), scope(t.tenants), key=t.label)
+            profiles, tenants = ("receipts only", "-") if t.receipts_only else (scope(t.profiles), scope(t.tenants))
+            trusted.add_row(t.label, str(t.algorithm), t.keyid[:16], profiles, tenants, key=t.label)
         self.keys = [k.name for k in message.keys]
         self.tuf, self._tuf_read = message.tuf, True
         self.query_one("#keys-tuf-summary", Static).update(tuf_summary(message.tuf, message.now))
@@ -218,6 +225,64 @@ class KeysScreen(StellaScreen):
 
         self.app.push_screen(form, done)
 
+    def action_import_key(self) -> None:
+        form = FormModal(
+            "Import a PEM private key (stella keys import NAME FILE)",
+            [
+                Field("name", "name", placeholder="letters, digits, '.', '_', '-'"),
+                Field("file", "private key file (PEM, ECDSA P-256 or Ed25519)"),
+                Field("passphrase_file", "passphrase file (an encrypted key; or $STELLA_PASSWORD)"),
+            ],
+            "Import",
+        )
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self.import_key(
+                    values["name"], Path(values["file"]).expanduser(), _passphrase_file(values["passphrase_file"])
+                )
+
+        self.app.push_screen(form, done)
+
+    @work(thread=True, group="keys-write", exit_on_error=False, description="import a key")
+    def import_key(self, name: str, file: Path, passphrase_file: Path | None) -> None:
+        info = import_key(self.home, name, file, passphrase_file)
+        enc = "encrypted" if info.encrypted else "unencrypted"
+        self.post_message(KeysChanged(f"imported {info.algorithm} key {info.name} ({enc}), key id {info.keyid}"))
+
+    def action_rename_key(self) -> None:
+        name = self._current(self.query_one("#keys-signing", DataTable))
+        if name is None:
+            return
+        form = FormModal(f"Rename key {name} (stella keys rename)", [Field("new", "new name", value=name)], "Rename")
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is not None and values["new"] and values["new"] != name:
+                self.rename_key(name, values["new"])
+
+        self.app.push_screen(form, done)
+
+    @work(thread=True, group="keys-write", exit_on_error=False, description="rename a key")
+    def rename_key(self, old: str, new: str) -> None:
+        info = rename_key(self.home, old, new)
+        self.post_message(KeysChanged(f"renamed key {old} to {info.name} (key id {info.keyid})"))
+
+    def action_delete_key(self) -> None:
+        name = self._current(self.query_one("#keys-signing", DataTable))
+        if name is None:
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.delete_key(name)
+
+        self.app.push_screen(ConfirmModal(f"Delete key {name} for good? There is no undo.", "Delete"), answered)
+
+    @work(thread=True, group="keys-write", exit_on_error=False, description="delete a key")
+    def delete_key(self, name: str) -> None:
+        info = delete_key(self.home, name)
+        self.post_message(KeysChanged(f"deleted key {info.name} (key id {info.keyid})"))
+
     @work(thread=True, group="keys-write", exit_on_error=False, description="export a public key")
     def export_public(self, name: str, out: Path) -> None:
         written = export_public_key(self.home, name, out)
@@ -247,15 +312,34 @@ class KeysScreen(StellaScreen):
 
         self.app.push_screen(form, done)
 
-    @work(thread=True, group="keys-write", exit_on_error=False, description="trust a key")
-    def trust_add(self, label: str, pubkey: Path, profiles: list[str], tenants: list[str]) -> None:
-        key = add_trusted_key(self.home, label, pubkey, profiles=profiles, tenants=tenants)
-        self.post_message(
-            KeysChanged(
-                f"trusted {key.algorithm} key {key.label}, key id {key.keyid}; "
-                f"profiles: {scope(key.profiles)}; tenants: {scope(key.tenants)}"
-            )
+    def action_trust_receipts(self) -> None:
+        form = FormModal(
+            "Trust a receiver's receipt key (stella trust add LABEL PUB --receipts-only)",
+            [
+                Field("label", "label", placeholder="the receiver"),
+                Field("pubkey", "the receiver's public key file (PEM)"),
+            ],
+            "Trust",
+            note="Accepted for mirror import receipts (the base of a delta) only, never as a bundle signer.",
         )
+
+        def done(values: dict[str, str] | None) -> None:
+            if values is not None:
+                self.trust_add(values["label"], Path(values["pubkey"]).expanduser(), [], [], receipts_only=True)
+
+        self.app.push_screen(form, done)
+
+    @work(thread=True, group="keys-write", exit_on_error=False, description="trust a key")
+    def trust_add(
+        self, label: str, pubkey: Path, profiles: list[str], tenants: list[str], *, receipts_only: bool = False
+    ) -> None:
+        key = add_trusted_key(self.home, label, pubkey, profiles=profiles, tenants=tenants, receipts_only=receipts_only)
+        where = (
+            "for import receipts only"
+            if key.receipts_only
+            else f"profiles: {scope(key.profiles)}; tenants: {scope(key.tenants)}"
+        )
+        self.post_message(KeysChanged(f"trusted {key.algorithm} key {key.label}, key id {key.keyid}; {where}"))
 
     def action_trust_remove(self) -> None:
         label = self._current(self.query_one("#keys-trusted", DataTable))
