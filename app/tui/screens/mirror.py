@@ -33,6 +33,7 @@ from services.mirror import (
     status,
     verify_current,
 )
+from services.mirror_dir import MirrorDir
 from verify.mirror import MirrorVerification
 
 #: The query row's keys: (choice shown, `stella mirror query` option).
@@ -41,11 +42,12 @@ IMPORT_HINT = "import a mirror bundle: verify it on the Verify screen (v), then 
 
 
 class MirrorStatusLoaded(Message):
-    def __init__(self, mirror: Path, status: MirrorStatus, receipts: list[ReceiptRecord]) -> None:
+    def __init__(self, mirror: Path, status: MirrorStatus, receipts: list[ReceiptRecord], layout: str) -> None:
         super().__init__()
         self.mirror = mirror
         self.status = status
         self.receipts = receipts
+        self.layout = layout
 
 
 class MirrorCheckDone(Message):
@@ -76,11 +78,26 @@ class MirrorQueried(Message):
         self.hits = hits
 
 
-def state_lines(mirror: MirrorStatus) -> list[str]:
+def layout_of(mirror: Path) -> str:
+    """What a directory without a current state is: ``"empty"`` (nothing in it yet), ``"mirror"`` (it has the
+    mirror's layout: states, receipts, quarantine or the current link) or ``"other"`` (something else's files)."""
+    found = MirrorDir(mirror)
+    marks = (found.current_link, found.previous_link, found.states, found.receipts, found.quarantine_dir)
+    if any(p.is_symlink() or p.exists() for p in marks):
+        return "mirror"
+    return "other" if any(mirror.iterdir()) else "empty"
+
+
+def state_lines(mirror: MirrorStatus, layout: str = "mirror") -> list[str]:
     """`stella mirror status` in a few lines: the current state, expiry, previous state, quarantine."""
     current = mirror.current
     if current is None:
-        return [f"{shown_path(mirror.mirror)}: empty mirror (no import yet); {IMPORT_HINT}"]
+        where = shown_path(mirror.mirror)
+        if layout == "other":
+            return [f"{where}: not a mirror directory (no states/, receipts/ or current); {IMPORT_HINT}"]
+        if layout == "empty":
+            return [f"{where}: an empty directory, no mirror yet; {IMPORT_HINT}"]
+        return [f"{where}: empty mirror (no import yet); {IMPORT_HINT}"]
     lines = [
         f"state {current.state_digest[:12]}  sequence {current.sequence}  tenant {current.tenant}  "
         f"{current.documents} documents",
@@ -181,12 +198,13 @@ class MirrorScreen(StellaScreen):
     @work(thread=True, exclusive=True, group="mirror", exit_on_error=False, description="read the mirror status")
     def load(self, mirror: Path) -> None:
         read = status(mirror, at=app_now(self))
-        self.loaded(MirrorStatusLoaded(mirror, read, receipt_history(mirror)))
+        layout = "mirror" if read.current is not None else layout_of(mirror)
+        self.loaded(MirrorStatusLoaded(mirror, read, receipt_history(mirror), layout))
 
     def on_mirror_status_loaded(self, message: MirrorStatusLoaded) -> None:
         self.mirror, self.shown = message.mirror, message.status
         read = message.status
-        self.query_one("#mirror-state", Static).update("\n".join(state_lines(read)))
+        self.query_one("#mirror-state", Static).update("\n".join(state_lines(read, message.layout)))
         tuf = self.query_one("#mirror-tuf", DataTable)
         tuf.clear()
         for role, info in read.tuf.items():

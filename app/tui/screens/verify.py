@@ -16,6 +16,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 from app.tui.messages import CheckCompleted
 from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
+from app.tui.screens.modals import TextModal
 from app.tui.screens.receive import ReceiveScreen
 from core.contract.manifest import VerifiedManifest
 from core.errors import Cancelled, StellaError
@@ -150,10 +151,7 @@ class VerifyScreen(StellaScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "verify"
-        table = self.query_one("#verify-checks", DataTable)
-        table.add_column("result", key="result")
-        table.add_column("check", key="check")
-        table.add_column("detail", key="detail")
+        self.reset_checks()
         self.query_one("#verify-claims", Static).display = False
         self.query_one("#verify-bundle", Input).focus()
 
@@ -168,7 +166,7 @@ class VerifyScreen(StellaScreen):
         key = self.query_one("#verify-key", Input).value.strip()
         self.receivable = None
         self.refresh_bindings()
-        self.query_one("#verify-checks", DataTable).clear()
+        self.reset_checks()
         self.query_one("#verify-chain", Static).update("")
         self.query_one("#verify-claims", Static).display = False
         self.query_one("#verify-verdict", Static).update(f"verifying {bundle} ...")
@@ -210,8 +208,25 @@ class VerifyScreen(StellaScreen):
         claims.update(message.text)
         claims.display = bool(message.text)
 
+    def reset_checks(self) -> None:
+        """An empty checks table, its columns anew: a column keeps the width of the widest cell it ever held (a
+        failed attempt's sentence), or of none, so each attempt starts from fresh columns."""
+        table = self.query_one("#verify-checks", DataTable)
+        table.clear(columns=True)
+        table.add_column("result", key="result")
+        table.add_column("check", key="check")
+        table.add_column("detail", key="detail")
+        self.details: list[tuple[str, str]] = []
+
     def on_check_completed(self, message: CheckCompleted) -> None:
-        add_check_row(self.query_one("#verify-checks", DataTable), message.check)
+        detail = add_check_row(self.query_one("#verify-checks", DataTable), message.check)
+        self.details.append((f"{'ok' if message.check.ok else 'FAIL'}: {message.check.name}", detail))
+
+    @on(DataTable.RowSelected, "#verify-checks")
+    def check_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a check: its whole detail (80 columns cut a long one)."""
+        if 0 <= event.cursor_row < len(self.details):
+            self.app.push_screen(TextModal(*self.details[event.cursor_row]))
 
     def on_verify_done(self, message: VerifyDone) -> None:
         report = message.report
