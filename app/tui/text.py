@@ -26,8 +26,9 @@ def plain_lines(value: object) -> str:
 
 
 def cell(value: object) -> Text:
-    """A DataTable cell: plain text (a ``Text`` is never read as markup), one line; ``None`` is empty."""
-    return Text("" if value is None else visible(str(value)))
+    """A DataTable cell: plain text (a ``Text`` is never read as markup), one line, never wrapped (an identifier
+    is never broken mid-word; a column too narrow ends it with an ellipsis); ``None`` is empty."""
+    return Text("" if value is None else visible(str(value)), no_wrap=True, overflow="ellipsis")
 
 
 def cells(*values: object) -> list[Text]:

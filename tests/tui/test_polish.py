@@ -8,14 +8,20 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, Select, Static
+from textual.widgets.data_table import ColumnKey
 
 from app.tui.screens.importing import ImportScreen
 from app.tui.screens.mirror import MirrorScreen
 from app.tui.screens.modals import ErrorModal, TextModal
 from app.tui.screens.verify import VerifyScreen
 from core.home import Home, resolve_home
-from tests.tui.support import SAMPLES, drive, settle, text_of
+from core.keys import KeyAlgorithm, KeyStore
+from core.planner import plan_run
+from core.profiles import ProfileStore
+from core.selectors import parse_selectors
+from core.store import Store
+from tests.tui.support import SAMPLES, drive, import_samples, settle, text_of
 
 
 @pytest.fixture
@@ -127,5 +133,36 @@ def test_mirror_screen_tells_a_mirror_from_any_directory(
         await settle(pilot)
         state = text_of(screen.query_one("#mirror-state", Static))
         assert said in state and "empty mirror" not in state
+
+    drive(tui_home, script)
+
+
+def test_identifiers_are_never_wrapped_in_tables(tui_home: Home, tmp_path: Path) -> None:
+    """At 80 columns a run id, a profile id and an advisory id stay whole on one line in their tables."""
+    assert import_samples(tui_home)["default"]["raw_documents"] > 5
+    KeyStore(tui_home.ensure()).generate("k", KeyAlgorithm.ED25519)
+    with Store.open(tui_home) as store:
+        profile = ProfileStore(store).get("default", "attestation:bundle")
+        run = plan_run(store, "default", profile, parse_selectors([]), key_name="k", out_path=tmp_path / "a.tar.zst")
+
+    async def script(pilot: Pilot[None]) -> None:
+        table = pilot.app.screen.query_one("#dash-runs", DataTable)
+        assert table.row_count == 1
+        for column, value in (("run", run.run_id), ("profile", "attestation:bundle@1")):
+            assert str(table.get_cell(run.run_id, column)) == value
+            assert table.columns[ColumnKey(column)].get_render_width(table) >= len(value) + 2
+        await pilot.press("b")
+        await settle(pilot)
+        data = pilot.app.screen.query_one("#data-table", DataTable)
+        data.focus()
+        screen = pilot.app.screen
+        kind = screen.query_one("#data-kind", Select)
+        kind.value = "advisories"
+        await settle(pilot)
+        ids = [str(c) for c in data.get_column(ColumnKey("advisory_id"))]
+        assert any(i.startswith("GHSA-") for i in ids)
+        width = data.columns[ColumnKey("advisory_id")].get_render_width(data)
+        assert width >= max(len(i) for i in ids) + 2
+        assert all(data.rows[key].height == 1 for key in data.rows)
 
     drive(tui_home, script)
