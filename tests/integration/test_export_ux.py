@@ -278,6 +278,10 @@ def test_progress_reports_real_totals_for_an_import_of_a_zip_and_an_export(
     import_files(home, [archive], tenant="other", observer=seen)
     assert seen.started == [("import", len(docs))]
     assert seen.advanced["import"] == len(docs)
+    walked = Recorder()
+    import_files(home, [SAMPLES / "advisories"], tenant="third", observer=walked)
+    files = [p for p in (SAMPLES / "advisories").rglob("*") if p.is_file()]
+    assert walked.started == [("import", len(files))] and walked.advanced["import"] == len(files)
 
     built = Recorder()
     run = run_export(home, ExportRequest("default", "json:raw", key="k", out=tmp_path / "b.tar.zst"), observer=built)
