@@ -2,6 +2,11 @@
 # The main job, end to end, on the built-in sample data (samples/), in a fresh demo home.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ -x "$ROOT/.venv/bin/python" ]; then
+  echo "== updating stella in $ROOT/.venv (pip install -e .)"
+else
+  echo "== creating $ROOT/.venv with Python 3.11 and installing stella into it (pip install -e .; a minute or two)"
+fi
 # shellcheck source=scripts/bootstrap.sh
 source "$ROOT/scripts/bootstrap.sh"
 export STELLA_HOME="${STELLA_HOME:-$ROOT/.demo-home}"
@@ -20,6 +25,7 @@ stella keys export-public demo-signer --out "$STELLA_HOME/demo-signer.pub"
 echo "== build a signed, deterministic json:raw bundle"
 bundle="$STELLA_HOME/out/samples-json-raw.tar.zst"
 stella export run --profile json:raw --key demo-signer --out "$bundle"
-echo "== verify it offline, check by check, as the receiving side would"
+echo "== verify it offline, check by check, as the receiving side would:"
+echo "   stella verify $bundle --key $STELLA_HOME/demo-signer.pub"
 stella verify "$bundle" --key "$STELLA_HOME/demo-signer.pub"
-echo "== done: $bundle"
+echo "== done: $bundle, signed by the key $STELLA_HOME/demo-signer.pub"

@@ -130,10 +130,11 @@ def run_export(args: argparse.Namespace) -> int:
         print_json(result.to_dict())
         return 0
     art = done.to_dict()["artifact"] or {}
+    public_key = resolve_home(args.home).keys_dir / f"{done.key_name}.pub"  # what keys export-public writes
     stdout.print(
         f"[bold green]{done.state}[/] {done.run_id}: portal {escape(portal)} -> {escape(str(art.get('path')))}\n"
         f"  sha256 {art.get('sha256')}  {art.get('size')} bytes\n"
-        f"  verify with: stella devportal verify {escape(str(art.get('path')))} --key SIGNER.pub"
+        f"  verify with: stella devportal verify {escape(str(art.get('path')))} --key {escape(str(public_key))}"
     )
     return 0
 

@@ -51,8 +51,24 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     ps.set_defaults(handler=run_profile_show)
     pc = psub.add_parser("create", parents=[common, tenant], help="a custom profile varying a builtin")
     pc.add_argument("profile_id")
-    pc.add_argument("--base", required=True, help="builtin to vary: json:raw or json:policy")
-    pc.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE")
+    pc.add_argument(
+        "--base",
+        required=True,
+        metavar="BUILTIN",
+        help="the builtin profile to vary: json:raw (advisories, VEX, SBOMs as raw documents and canonical JSONL) or "
+        "json:policy (the same plus policy snapshots and evaluated findings). The new profile writes bundles of the "
+        "builtin's kind and payload layout, starts from its fields (record_types, compression_level, ...) and "
+        "changes only those given with --set",
+    )
+    pc.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change a field of the base (repeatable): record_types, compression_level, redaction_allowlist, "
+        "signing_key, encryption_recipients; lists are comma-separated",
+    )
     pc.set_defaults(handler=run_profile_create)
     pu = psub.add_parser("update", parents=[common, tenant], help="change a custom profile (new revision)")
     pu.add_argument("profile_id")
@@ -216,10 +232,11 @@ def _report_run(args: argparse.Namespace, run: ExportRun) -> None:
         print_json(run.to_dict() | {"bundleCounts": bundle_counts(run)})
         return
     art = run.to_dict()["artifact"] or {}
+    public_key = resolve_home(args.home).keys_dir / f"{run.key_name}.pub"  # what keys export-public writes
     stdout.print(
         f"[bold green]{run.state}[/] {run.run_id}: {escape(str(art.get('path')))}\n"
         f"  sha256 {art.get('sha256')}  {art.get('size')} bytes, {shipped_text(run)}\n"
-        f"  verify with: stella verify {escape(str(art.get('path')))} --key SIGNER.pub"
+        f"  verify with: stella verify {escape(str(art.get('path')))} --key {escape(str(public_key))}"
     )
 
 

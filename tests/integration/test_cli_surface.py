@@ -171,3 +171,28 @@ def test_import_of_the_samples_directory_imports_every_sample_and_skips_its_sour
     assert events[-1]["skipped"] == 1 and events[-1]["rejected"] == 0
     named = _run("import", "samples/SOURCES.md", home=home)  # given by name, it is read, and is no document
     assert named.returncode == 3
+
+
+def test_profile_create_help_says_what_base_is(tmp_path: Path) -> None:
+    shown = " ".join(_run("export", "profile", "create", "--help", home=tmp_path / "h", columns=200).stdout.split())
+    assert "--base BUILTIN the builtin profile to vary: json:raw" in shown and "json:policy (the same plus" in shown
+    assert "changes only those given with --set" in shown
+    assert "record_types, compression_level, redaction_allowlist, signing_key, encryption_recipients" in shown
+
+
+def test_the_verify_hint_after_a_build_names_the_real_public_key_and_works(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert _run("import", "--quiet", str(SAMPLES / "advisories"), home=home).returncode == 0
+    assert _run("keys", "generate", "release", home=home).returncode == 0
+    built = _run(
+        "export", "run", "--profile", "json:raw", "--key", "release", "--out", str(tmp_path / "b.tar.zst"), home=home
+    )
+    (hint,) = [line.strip() for line in built.stdout.splitlines() if "verify with:" in line]
+    command = hint.removeprefix("verify with: stella ").split()
+    assert command[-2:] == ["--key", str(home / "keys" / "release.pub")]
+    assert _run(*command, home=home).returncode == 0
+
+
+def test_the_demo_home_is_ignored_by_git() -> None:
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".demo-home/store.duckdb"], cwd=ROOT, check=False)
+    assert ignored.returncode == 0
