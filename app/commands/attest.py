@@ -116,7 +116,38 @@ def _verified(args: argparse.Namespace, report: AttestationReport) -> None:
             )
             if r.error is not None:
                 stdout.print(f"           [red]{escape(r.error.message)}[/]")
+        for line in _advice(report):
+            stderr.print(f"[bold yellow]hint:[/] {escape(line)}")
     say_not_verified(args, report)
+
+
+def _unsigned_advice(n: int) -> str:
+    """What to do about unsigned in-toto Statements, the one failure no option on the receiving side can fix."""
+    one = n == 1
+    what, it, they, be = (
+        ("a bare in-toto Statement", "it", "it", "is") if one else ("bare in-toto Statements", "them", "they", "are")
+    )
+    return (
+        f"{n} of the attestations {be} {what} with no signature: nothing can verify {it}, so {they} {be} never "
+        f"imported. Sign {it} before exporting (a DSSE envelope, e.g. `cosign attest-blob`, or a Sigstore bundle), "
+        "or leave unsigned Statements out of the bundle: stella export run --profile attestation:bundle "
+        "--selector format=sigstore-bundle (or format=dsse) ..."
+    )
+
+
+def _advice(report: AttestationReport) -> list[str]:
+    """One line per kind of failure saying what to do, each once: unsigned Statements first, then each distinct
+    hint the failures carry (a missing identity policy, no trusted key, ...)."""
+    failed = [r for r in report.results if not r.verified and r.error is not None]
+    unsigned = sum(1 for r in failed if r.method == "unsigned")
+    out: list[str] = []
+    if unsigned:
+        out.append(_unsigned_advice(unsigned))
+    for r in failed:
+        hint = r.error.hint if r.error is not None and r.method != "unsigned" else None
+        if hint and hint not in out:
+            out.append(hint)
+    return out
 
 
 def run_verify(args: argparse.Namespace) -> int:
