@@ -21,6 +21,8 @@ from core.planner import plan_run
 from core.profiles import ProfileStore
 from core.selectors import parse_selectors
 from core.store import Store
+from core.tuf_repo import TOP_LEVEL_ROLES
+from services.tuf import init_tuf
 from tests.tui.support import SAMPLES, drive, import_samples, settle, text_of
 
 
@@ -164,5 +166,23 @@ def test_identifiers_are_never_wrapped_in_tables(tui_home: Home, tmp_path: Path)
         width = data.columns[ColumnKey("advisory_id")].get_render_width(data)
         assert width >= max(len(i) for i in ids) + 2
         assert all(data.rows[key].height == 1 for key in data.rows)
+
+    drive(tui_home, script)
+
+
+def test_keys_screen_labels_tuf_key_ids_apart_from_the_key_id(tui_home: Home) -> None:
+    """A key has a stella key id (the signing and trusted tables) and a TUF key id (TUF's own hash of it): the TUF
+    table names its column so the two are not read as one key with two ids."""
+    KeyStore(tui_home.ensure()).generate("k", KeyAlgorithm.ED25519)
+    init_tuf(tui_home, {role: ("k",) for role in TOP_LEVEL_ROLES})
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("k")
+        await settle(pilot)
+        screen = pilot.app.screen
+        signing = [str(c.label) for c in screen.query_one("#keys-signing", DataTable).columns.values()]
+        tuf = [str(c.label) for c in screen.query_one("#keys-tuf", DataTable).columns.values()]
+        assert "key id" in signing and "key id" not in tuf and "key ids" not in tuf
+        assert "TUF key ids" in tuf
 
     drive(tui_home, script)
