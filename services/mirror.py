@@ -81,12 +81,17 @@ def receipt_key_for(home: Home, name: str | None) -> ReceiptKey:
     return ReceiptKey(name, created)
 
 
-def receipt_key_note(name: str) -> str:
-    """What the surfaces say when an import made the receipt key: its name, and how the sender comes to trust it."""
+def receipt_key_note(key: ReceiptKey) -> str:
+    """What the surfaces say on a mirror's first import, or when the import made the receipt key: which key signs
+    the receipts, and how the sender comes to trust it (it needs that to accept a receipt as a delta's base)."""
+    said = (
+        f"created key {key.name!r} in this home's key store to sign import receipts"
+        if key.created
+        else f"import receipts are signed by key {key.name!r}"
+    )
     return (
-        f"created key {name!r} in this home's key store to sign import receipts; give the sender its public key "
-        f"(stella keys export-public {name} --out receiver.pub), who trusts it with: stella trust add receiver "
-        "receiver.pub"
+        f"{said}; give the sender its public key (stella keys export-public {key.name} --out receiver.pub), who "
+        "trusts it with: stella trust add receiver receiver.pub"
     )
 
 
@@ -144,7 +149,9 @@ def import_into_mirror(
         observer=observer,
         receipt_out=receipt_out,
     )
-    return replace(result, receipt_key=used_key.name, receipt_key_created=used_key.created)
+    # Said when the key was made, and on a mirror's first import (a key made by an earlier, failed attempt included).
+    note = receipt_key_note(used_key) if used_key.created or result.previous_digest is None else None
+    return replace(result, receipt_key=used_key.name, receipt_key_created=used_key.created, receipt_key_note=note)
 
 
 # -- status ------------------------------------------------------------------------------------------------

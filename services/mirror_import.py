@@ -73,6 +73,8 @@ class ImportResult:
     #: The key-store key that signed the receipt, and whether this import created it (a fresh receiver).
     receipt_key: str = ""
     receipt_key_created: bool = False
+    #: The sentence that names the receipt key and how the sender trusts it, when the surfaces should say it.
+    receipt_key_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -305,10 +305,8 @@ def _mirror_outcome(result: ImportResult, request: ReceiveRequest, show: ShowPat
         f"imported into {into}: state {result.state_digest[:12]} "
         f"(sequence {result.state.sequence}); check it with: stella mirror verify {into}"
     )
-    if result.receipt_key_created:
-        from services.mirror import receipt_key_note
-
-        text += f"; {receipt_key_note(result.receipt_key)}"
+    if result.receipt_key_note:
+        text += f"; {result.receipt_key_note}"
     return Outcome(text, rows)
 
 

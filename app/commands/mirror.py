@@ -13,7 +13,7 @@ from app.output import escape, print_json, stderr, stdout, table
 from core.clock import parse_at
 from core.errors import Cancelled, UsageError
 from core.home import resolve_home
-from services.mirror import query_mirror, receipt_key_note, rollback, rollback_plan, status, verify_current
+from services.mirror import query_mirror, rollback, rollback_plan, status, verify_current
 from services.mirror_import import DEFAULT_MIN_FREE
 from services.mirror_trust import replace_trust_root
 from services.receive import MIRROR, ReceiveRequest
@@ -121,8 +121,8 @@ def run_import(args: argparse.Namespace) -> int:
         receipt_out=args.receipt_out,
     )
     result = MIRROR.receive(resolve_home(args.home), request, CheckPrinter(args, paths=False))
-    if result.receipt_key_created:
-        stderr.print(escape(receipt_key_note(result.receipt_key)))
+    if result.receipt_key_note:
+        stderr.print(escape(result.receipt_key_note))
     if args.json:
         print_json(result.to_dict())
     else:

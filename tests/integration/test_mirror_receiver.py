@@ -92,6 +92,17 @@ def test_a_fresh_receiver_imports_and_its_new_receipt_key_bases_the_next_delta(
     assert second.json()["sequence"] == 1
 
 
+def test_a_receiver_whose_first_attempt_failed_still_hears_which_key_signs(stella: Any, sender: dict[str, Any]) -> None:
+    full = _export(stella, sender, "mirror:full")
+    refused = _receive(stella, sender, full)  # a first import needs --trust-root
+    assert refused.code == 2 and "--trust-root" in refused.err
+    root = stella("tuf", "status", "--json").json()["rootPath"]
+    imported = _receive(stella, sender, full, "--trust-root", root)
+    assert imported.code == 0, imported.err
+    assert "import receipts are signed by key 'receipt'" in imported.err
+    assert "stella keys export-public receipt" in imported.err
+
+
 def test_a_receiver_with_several_keys_is_asked_which_signs(stella: Any, sender: dict[str, Any]) -> None:
     for name in ("one", "two"):
         assert stella("keys", "generate", name, "--home", sender["receiver"]).code == 0
