@@ -54,14 +54,22 @@ _LIST_SQL: dict[ListKind, tuple[str, str]] = {
         " document_sha256 FROM attestations",
         "document_sha256, entry_index",
     ),
+    # KEV and EPSS: each CVE once, from the newest catalog or score file that lists it (a daily feed imported every
+    # day would otherwise list each CVE once per day), with that catalog's version or those scores' date.
     ListKind.KEV: (
-        "SELECT cve_id, vendor_project, product, date_added, due_date, known_ransomware_campaign_use,"
-        " document_sha256 FROM kev_entries",
-        "cve_id, document_sha256",
+        "SELECT cve_id, vendor_project, product, date_added, due_date, known_ransomware_campaign_use, catalog,"
+        " document_sha256 FROM (SELECT e.*, c.catalog_version AS catalog FROM kev_entries e JOIN kev_catalogs c"
+        " ON c.tenant = e.tenant AND c.document_sha256 = e.document_sha256 QUALIFY row_number() OVER"
+        " (PARTITION BY e.tenant, e.cve_id ORDER BY c.date_released DESC, c.catalog_version DESC,"
+        " e.document_sha256) = 1) latest",
+        "cve_id",
     ),
     ListKind.EPSS: (
-        "SELECT cve_id, epss, percentile, document_sha256 FROM epss_scores",
-        "cve_id, document_sha256",
+        "SELECT cve_id, epss, percentile, score_date, document_sha256 FROM (SELECT e.*, s.score_date"
+        " FROM epss_scores e JOIN epss_snapshots s ON s.tenant = e.tenant AND s.document_sha256 = e.document_sha256"
+        " QUALIFY row_number() OVER (PARTITION BY e.tenant, e.cve_id ORDER BY s.score_date DESC,"
+        " e.document_sha256) = 1) latest",
+        "cve_id",
     ),
     ListKind.POLICIES: (
         "SELECT policy_id, policy_version, inputs_hash, decision_trace_fingerprint, evaluated_at, findings_count,"

@@ -21,7 +21,8 @@ SUMMARY_COLUMNS: dict[ListKind, list[str]] = {
     ListKind.SBOMS: ["subject_name", "subject_version", "sbom_format", "component_count"],
     ListKind.COMPONENTS: ["name", "version", "purl"],
     ListKind.ATTESTATIONS: ["envelope_kind", "predicate_type", "signature_count", "verification"],
-    ListKind.KEV: ["cve_id", "vendor_project", "product", "date_added", "due_date"],
+    ListKind.KEV: ["cve_id", "vendor_project", "product", "date_added", "due_date", "catalog"],
+    ListKind.EPSS: ["cve_id", "epss", "percentile", "score_date"],
     ListKind.FINDINGS: ["finding_id", "vulnerability_id", "subject", "decision"],
 }
 

@@ -196,3 +196,19 @@ def test_the_verify_hint_after_a_build_names_the_real_public_key_and_works(tmp_p
 def test_the_demo_home_is_ignored_by_git() -> None:
     ignored = subprocess.run(["git", "check-ignore", "-q", ".demo-home/store.duckdb"], cwd=ROOT, check=False)
     assert ignored.returncode == 0
+
+
+def test_data_list_kev_and_epss_show_each_cve_once_from_the_newest_catalog(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    kev = json.loads((SAMPLES / "risk" / "known_exploited_vulnerabilities.json").read_text())
+    newer = {**kev, "catalogVersion": "2025.08.26", "dateReleased": kev["dateReleased"].replace("08-25", "08-26")}
+    (tmp_path / "kev-newer.json").write_text(json.dumps(newer))
+    assert _run("import", "--quiet", str(SAMPLES / "risk"), str(tmp_path / "kev-newer.json"), home=home).returncode == 0
+    listed = json.loads(_run("data", "list", "kev", "--json", "--limit", "5000", home=home).stdout)
+    assert listed["total"] == len(kev["vulnerabilities"]) == len({i["cve_id"] for i in listed["items"]})
+    assert {i["catalog"] for i in listed["items"]} == {"2025.08.26"}
+    table = _run("data", "list", "kev", "--limit", "3", home=home).stdout
+    assert "catalog" in table and "2025.08.26" in table
+    epss = json.loads(_run("data", "list", "epss", "--json", home=home).stdout)
+    assert {i["score_date"] for i in epss["items"]} == {"2025-02-20T00:00:00Z"}
+    assert "score_date" in _run("data", "list", "epss", home=home).stdout
