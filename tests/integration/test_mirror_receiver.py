@@ -143,6 +143,10 @@ def test_rollback_names_both_states_and_needs_a_confirmation(stella: Any, sender
     first = stella("mirror", "status", sender["mirror"], "--json").json()["current"]
     assert stella("import", "--quiet", SAMPLES / "advisories" / "ghsa-upstream").code == 0
     delta = _export(stella, sender, "mirror:delta", "--base", sender["mirror"] / "current" / "meta" / "receipt.json")
+    claimed = stella("inspect", delta, "--json").json()  # a delta names its base, unverified
+    assert claimed["verified"] is False and claimed["profile"] == "mirror:delta"
+    assert claimed["base"]["stateDigest"] == first["stateDigest"] and claimed["base"]["sequence"] == 0
+    assert f"base        state {first['stateDigest'][:12]} (sequence 0)" in stella("inspect", delta).out
     assert _receive(stella, sender, delta).code == 0
     second = stella("mirror", "status", sender["mirror"], "--json").json()["current"]
 
