@@ -24,7 +24,7 @@ stella keys generate demo-signer
 stella keys export-public demo-signer --out "$STELLA_HOME/demo-signer.pub"
 echo "== build a signed, deterministic json:raw bundle"
 bundle="$STELLA_HOME/out/samples-json-raw.tar.zst"
-stella export run --profile json:raw --key demo-signer --out "$bundle"
+stella export run --profile json:raw --key demo-signer --out "$bundle" --mkdir
 echo "== verify it offline, check by check, as the receiving side would:"
 echo "   stella verify $bundle --key $STELLA_HOME/demo-signer.pub"
 stella verify "$bundle" --key "$STELLA_HOME/demo-signer.pub"
