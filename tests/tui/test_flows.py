@@ -17,6 +17,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Select, Static
 
 from app.tui.app import StellaApp
+from app.tui.screens.base import shown_path
 from app.tui.screens.dashboard import EPSS_STALE_AFTER, KEV_STALE_AFTER, DashboardScreen
 from app.tui.screens.data import DataScreen
 from app.tui.screens.export import ExportScreen
@@ -472,7 +473,8 @@ def test_keys_screen_offers_tuf_init_then_shows_the_roles_as_tuf_status(tui_home
         assert shown["timestamp"][5] == "per bundle"
         summary = text_of(screen.query_one("#keys-tuf-summary", Static))
         assert summary.startswith(f"root version 1 (kept: 1), expires {status['rootExpires'][:10]} ")
-        assert summary.endswith("(365 days left)")
+        # the root file a receiver pins, as `stella tuf status` names it (issue 14)
+        assert summary.endswith(f"(365 days left); a receiver pins {shown_path(status['rootPath'])}")
 
     drive_at(tui_home, now, check)
 

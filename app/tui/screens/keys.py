@@ -53,13 +53,15 @@ def split_list(text: str) -> list[str]:
 
 
 def tuf_summary(tuf: TufStatus | None, now: datetime) -> str:
-    """The line above the TUF roles: the latest root's version, the versions kept, its expiry and time left."""
+    """The line above the TUF roles: the latest root's version, the versions kept, its expiry and time left, and
+    its file (what a receiver pins, as `stella tuf status` says)."""
     if tuf is None:
         return "no TUF repository: mirror exports need one; t creates it (stella tuf init)"
     versions = ", ".join(str(v) for v in tuf.root_versions)
     return (
         f"root version {tuf.root_version} (kept: {versions}), expires {tuf.root_expires:%Y-%m-%d %H:%M} "
-        f"({time_left(tuf.root_expires, now)}{' left' if tuf.root_expires > now else ''})"
+        f"({time_left(tuf.root_expires, now)}{' left' if tuf.root_expires > now else ''}); "
+        f"a receiver pins {shown_path(tuf.root_path)}"
     )
 
 
