@@ -15,9 +15,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static
 
-from app.tui.messages import PhaseStarted, ProgressAdvanced
+from app.tui.messages import CheckCompleted, PhaseStarted, ProgressAdvanced
 from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
+from app.tui.text import cells
 from core.errors import Cancelled
 from core.progress import CancelToken, Check, CheckObserver
 from core.runs import ExportRun, RunState
@@ -157,6 +158,13 @@ class RunScreen(StellaScreen):
         )
         summary.set_class(run.state is RunState.SUCCEEDED, "ok")
         self.query_one("#run-verdict", Static).update(f"verifying {shown_path(str(art.get('path')))} ...")
+
+    def on_check_completed(self, message: CheckCompleted) -> None:
+        """A check the build itself reports: a failed one is a warning (a risk bundle built from stale data)."""
+        if not message.check.ok:
+            check = message.check
+            self.query_one("#run-checks", DataTable).add_row(*cells("warn", check.name, check.detail))
+            self.notify(check.detail, title="warning", severity="warning", timeout=20)
 
     def on_check_passed(self, message: CheckPassed) -> None:
         add_check_row(self.query_one("#run-checks", DataTable), message.check, follow=False)
