@@ -3,6 +3,7 @@ with the archive reader's clean error."""
 
 from __future__ import annotations
 
+import gzip
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from pyrage import x25519
 
 from tests.conftest import ROOT
+from tests.integration.test_risk_bundle import TODAY, redated
 
 
 @pytest.fixture
@@ -63,6 +65,21 @@ def test_inspect_summarises_encryption(stella: Any, signed: dict[str, Any], tmp_
     body = stella("inspect", out, "--json").json()
     assert body["encryption"]["recipients"] == 1 and body["encryption"]["files"] >= 1
     assert "age, 1 recipient(s)" in stella("inspect", out).out
+
+
+def test_inspect_shows_a_risk_bundles_signed_expiry(stella: Any, signed: dict[str, Any], tmp_path: Path) -> None:
+    kev, epss = redated(tmp_path, TODAY)
+    gz = tmp_path / f"{epss.name}.gz"
+    gz.write_bytes(gzip.compress(epss.read_bytes(), mtime=0))
+    assert stella("import", "--quiet", kev, gz).code == 0
+    out = tmp_path / "risk.tar.zst"
+    made = stella("export", "run", "--profile", "risk:bundle", "--provider", "kev", "--provider", "epss", "--key",
+                  "signer", "--out", out)  # fmt: skip
+    assert made.code == 0, made.err
+    signed_expiry = stella("verify", out, "--key", signed["pub"], "--json").json()["manifest"]["risk"]["expiresAt"]
+    body = stella("inspect", out, "--json").json()
+    assert body["profile"] == "risk:bundle" and body["expiresAt"] == signed_expiry
+    assert f"expires     {signed_expiry}" in stella("inspect", out).out
 
 
 def test_damaged_or_foreign_archives_fail_cleanly(stella: Any, signed: dict[str, Any], tmp_path: Path) -> None:
