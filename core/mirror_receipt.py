@@ -62,5 +62,5 @@ def read_receipt(data: bytes, keys: Sequence[TrustedKey], *, source: str) -> dic
     raise SignatureError(
         "the import receipt is not signed by a trusted key",
         path=source,
-        hint="trust the receiver's public key first: stella trust add LABEL RECEIVER.pub",
+        hint="trust the receiver's public key first: stella trust add LABEL RECEIVER.pub --receipts-only",
     )

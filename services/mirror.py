@@ -91,7 +91,7 @@ def receipt_key_note(key: ReceiptKey) -> str:
     )
     return (
         f"{said}; give the sender its public key (stella keys export-public {key.name} --out receiver.pub), who "
-        "trusts it with: stella trust add receiver receiver.pub"
+        "trusts it for receipts only with: stella trust add receiver receiver.pub --receipts-only"
     )
 
 
