@@ -7,6 +7,10 @@ advisory by a CVE alias as `data show` does, and `mirror rollback` names both st
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,28 @@ def _export(stella: Any, sender: dict[str, Any], profile: str, *extra: str | Pat
     result = stella("export", "run", "--profile", profile, "--key", "signer", "--out", out, *extra, "--json")
     assert result.code == 0, result.err
     return out
+
+
+def _on_a_terminal(mirror: Path, answer: str) -> tuple[int, str]:
+    """`stella mirror rollback DIR` on a terminal (stdin, stdout, stderr), typing ``answer``: exit code, output."""
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "stella"), "mirror", "rollback", mirror],
+        stdin=secondary, stdout=secondary, stderr=secondary, close_fds=True,
+    )  # fmt: skip
+    os.close(secondary)
+    os.write(primary, answer.encode())
+    out = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(primary)
+    return proc.wait(timeout=60), out.decode(errors="replace").replace("\r\n", "\n")
 
 
 def _receive(stella: Any, sender: dict[str, Any], bundle: Path, *extra: str | Path) -> Any:
@@ -156,9 +182,16 @@ def test_rollback_names_both_states_and_needs_a_confirmation(stella: Any, sender
     assert f"rollback makes current: state {first['stateDigest'][:12]} (sequence 0" in refused.err
     assert stella("mirror", "status", sender["mirror"], "--json").json()["current"] == second  # unchanged
 
-    done = stella("mirror", "rollback", sender["mirror"], "--yes", "--json")
-    assert done.code == 0, done.err
-    assert done.json()["stateDigest"] == first["stateDigest"]
+    # On a terminal it asks; anything but yes changes nothing (exit 130), yes rolls back.
+    declined = _on_a_terminal(sender["mirror"], "n\n")
+    assert declined[0] == 130 and "make state " + first["stateDigest"][:12] + " current again? [y/N]" in declined[1]
+    assert stella("mirror", "status", sender["mirror"], "--json").json()["current"] == second
+    confirmed = _on_a_terminal(sender["mirror"], "y\n")
+    assert confirmed[0] == 0 and "rolled back: current state " + first["stateDigest"][:12] in confirmed[1]
     assert (
         stella("mirror", "status", sender["mirror"], "--json").json()["current"]["stateDigest"] == first["stateDigest"]
     )
+
+    done = stella("mirror", "rollback", sender["mirror"], "--yes", "--json")  # and forward again, without asking
+    assert done.code == 0, done.err
+    assert done.json()["stateDigest"] == second["stateDigest"]
