@@ -11,7 +11,7 @@ from textual.widgets._footer import FooterKey
 
 from app.tui.app import StellaApp
 from app.tui.navigation import ACTIONS, SCREENS_HELP
-from app.tui.screens.forms import FormModal
+from app.tui.screens.forms import ConfirmModal, FormModal
 from app.tui.screens.modals import ErrorModal, TextModal
 from app.tui.screens.runs import RunsScreen
 from core.home import Home, resolve_home
@@ -62,6 +62,10 @@ EXPECTED: dict[str, type[object] | str | None] = {
     "Query a mirror": "mirror-query",
     "Generate a signing key": FormModal,
     "Export the highlighted public key": FormModal,
+    "Import a signing key from a PEM file": FormModal,
+    "Rename the highlighted signing key": FormModal,
+    "Delete the highlighted signing key": ConfirmModal,
+    "Trust a receipt key (receipts only)": FormModal,
     "Trust a public key": FormModal,
     "Stop trusting the highlighted key": None,
     "Create the TUF repository": FormModal,

@@ -115,7 +115,7 @@ def test_verify_columns_start_afresh_and_enter_shows_a_whole_detail(tui_home: Ho
 
 @pytest.mark.parametrize(
     ("content", "said"),
-    [("file", "not a mirror directory"), ("nothing", "an empty directory, no mirror yet")],
+    [("file", "not a mirror directory"), ("nothing", "empty mirror (no import yet)"), ("layout", "empty mirror")],
 )
 def test_mirror_screen_tells_a_mirror_from_any_directory(
     tui_home: Home, tmp_path: Path, content: str, said: str
@@ -124,6 +124,8 @@ def test_mirror_screen_tells_a_mirror_from_any_directory(
     where.mkdir()
     if content == "file":
         (where / "notes.txt").write_text("not a mirror\n")
+    elif content == "layout":
+        (where / "receipts").mkdir()
 
     async def script(pilot: Pilot[None]) -> None:
         await pilot.press("m")
@@ -134,7 +136,8 @@ def test_mirror_screen_tells_a_mirror_from_any_directory(
         await pilot.press("enter")
         await settle(pilot)
         state = text_of(screen.query_one("#mirror-state", Static))
-        assert said in state and "empty mirror" not in state
+        assert said in state
+        assert ("not a mirror" in state) == (content == "file")
 
     drive(tui_home, script)
 

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Input, Static
 from adapters.sources.registry import SOURCES
 from app.tui.app import StellaApp
 from app.tui.screens.dashboard import COUNT_COLUMNS, DashboardScreen
-from app.tui.screens.importing import ImportScreen
+from app.tui.screens.importing import PATH_WIDTH, ImportScreen, tail
 from app.tui.screens.keys import KeysScreen
 from app.tui.screens.modals import ErrorModal, HelpScreen
 from app.tui.screens.verify import VerifyScreen
@@ -117,7 +117,7 @@ def test_import_screen_imports_a_sample_then_reports_the_duplicate(tui_home: Hom
         await pilot.press("enter")
         await settle(pilot)
         results = rows(screen.query_one("#import-results", DataTable))
-        assert results == [["imported", str(sample), "osv", ""]]
+        assert results == [["imported", tail(str(sample), PATH_WIDTH), "osv", ""]]
         assert text_of(screen.query_one("#import-summary", Static)).startswith("1 imported, 0 duplicate, 0 rejected")
         # Again: the same bytes are a duplicate.
         await pilot.click("#import-run")
@@ -176,7 +176,7 @@ def test_import_screen_rejects_a_bad_document_with_its_reason(tui_home: Home, tm
         await pilot.press("enter")
         await settle(pilot)
         (row,) = rows(screen.query_one("#import-results", DataTable))
-        assert row[:2] == ["rejected", str(bad)]
+        assert row[:2] == ["rejected", tail(str(bad), PATH_WIDTH)]
         assert row[3]
         assert "0 imported, 0 duplicate, 1 rejected" in text_of(screen.query_one("#import-summary", Static))
 

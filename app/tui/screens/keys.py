@@ -75,9 +75,10 @@ class KeysScreen(StellaScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh", show=False),
         Binding("g", "generate", "Generate"),
-        Binding("i", "import_key", "Import", show=False),
+        # Shifted: `i` and `d` switch to the Import screen and the dashboard from every screen.
+        Binding("I", "import_key", "Import", show=False),
         Binding("n", "rename_key", "Rename", show=False),
-        Binding("d", "delete_key", "Delete key", show=False),
+        Binding("D", "delete_key", "Delete key", show=False),
         Binding("x", "export_public", "Export"),
         Binding("a", "trust_add", "Trust"),
         Binding("c", "trust_receipts", "Trust receipt key", show=False),
@@ -107,7 +108,7 @@ class KeysScreen(StellaScreen):
         yield Header()
         with VerticalScroll():
             yield Label(
-                "Signing keys (g generate, i import, n rename, d delete, x export the public key)", classes="section"
+                "Signing keys (g generate, I import, n rename, D delete, x export the public key)", classes="section"
             )
             yield DataTable(id="keys-signing", cursor_type="row", zebra_stripes=True)
             yield Label("Trusted keys (a trust a public key, c a receipt key, del stop trusting)", classes="section")

@@ -79,8 +79,9 @@ class MirrorQueried(Message):
 
 
 def layout_of(mirror: Path) -> str:
-    """What a directory without a current state is: ``"empty"`` (nothing in it yet), ``"mirror"`` (it has the
-    mirror's layout: states, receipts, quarantine or the current link) or ``"other"`` (something else's files)."""
+    """What a directory without a current state is: ``"empty"`` (nothing in it yet: an import can start a mirror
+    there), ``"mirror"`` (it has the mirror's layout: states, receipts, quarantine or the current link) or
+    ``"other"`` (something else's files)."""
     found = MirrorDir(mirror)
     marks = (found.current_link, found.previous_link, found.states, found.receipts, found.quarantine_dir)
     if any(p.is_symlink() or p.exists() for p in marks):
@@ -95,8 +96,6 @@ def state_lines(mirror: MirrorStatus, layout: str = "mirror") -> list[str]:
         where = shown_path(mirror.mirror)
         if layout == "other":
             return [f"{where}: not a mirror directory (no states/, receipts/ or current); {IMPORT_HINT}"]
-        if layout == "empty":
-            return [f"{where}: an empty directory, no mirror yet; {IMPORT_HINT}"]
         return [f"{where}: empty mirror (no import yet); {IMPORT_HINT}"]
     lines = [
         f"state {current.state_digest[:12]}  sequence {current.sequence}  tenant {current.tenant}  "

@@ -63,7 +63,8 @@ Screens (letters work when no text field has the focus)
                  attestations, Trivy DB, devportal)
   m  Mirror      a mirror directory: status, TUF expiry, receipts;
                  ctrl+t verify, ctrl+b roll back, query by id/purl/subject
-  k  Keys        g generate, x export public key, a trust a key, del untrust;
+  k  Keys        g generate, I import, n rename, D delete, x export public
+                 key, a trust a key, c trust a receipt key, del untrust;
                  TUF roles: t init, l expiry, o rotate
 
 Everywhere
