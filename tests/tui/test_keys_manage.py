@@ -43,7 +43,7 @@ def test_keys_import_rename_delete_and_a_receipts_only_trust(
     async def script(pilot: Pilot[None]) -> None:
         screen = await open_mode(pilot, "k")
         assert isinstance(screen, KeysScreen)
-        await pilot.press("i")
+        await pilot.press("I")
         await pilot.pause()
         await fill_form(pilot, name="imported", file=str(pem))
         (key,) = rows(screen.query_one("#keys-signing", DataTable))
@@ -60,7 +60,7 @@ def test_keys_import_rename_delete_and_a_receipts_only_trust(
         (trusted,) = rows(screen.query_one("#keys-trusted", DataTable))
         assert trusted[0] == "receiver" and trusted[3] == "receipts only"
         screen.query_one("#keys-signing", DataTable).focus()
-        await pilot.press("d")
+        await pilot.press("D")
         await pilot.pause()
         assert isinstance(pilot.app.screen, ConfirmModal)
         await pilot.press("y")
