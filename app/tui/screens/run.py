@@ -22,7 +22,7 @@ from app.tui.text import cells
 from core.errors import Cancelled
 from core.progress import CancelToken, Check, CheckObserver
 from core.runs import ExportRun, RunState
-from services.export import ExportRequest, run_export, verify_built
+from services.export import ExportRequest, run_export, shipped_text, verify_built
 from verify.bundle import VerifyReport
 
 
@@ -35,10 +35,11 @@ class RunPlanned(Message):
 class RunEnded(Message):
     """The run finished (``run``), was cancelled (``cancelled`` holds the sentence), or failed (both None)."""
 
-    def __init__(self, run: ExportRun | None, cancelled: str | None = None) -> None:
+    def __init__(self, run: ExportRun | None, cancelled: str | None = None, shipped: str = "") -> None:
         super().__init__()
         self.export_run = run
         self.cancelled = cancelled
+        self.shipped = shipped  # what the bundle ships, in words (a delta: added and removed, not its whole state)
 
 
 class CheckPassed(Message):
@@ -106,7 +107,7 @@ class RunScreen(StellaScreen):
             self.post_message(RunEnded(None))
             raise  # the screen shows the CLI's sentence in a modal
         observer.flush()  # the progress held back comes before the end
-        self.post_message(RunEnded(done))
+        self.post_message(RunEnded(done, shipped=shipped_text(done)))  # reads the manifest: here, in the worker
         checked = verify_built(home, done, observer=CheckObserver(self._checked))
         self.post_message(RunVerified(checked.report, checked.provenance))
 
@@ -154,7 +155,7 @@ class RunScreen(StellaScreen):
         summary.update(
             f"{run.state} {run.run_id}: {shown_path(str(art.get('path')))}\n"
             f"  sha256 {art.get('sha256')}\n"
-            f"  {art.get('size')} bytes, {run.input_count} input documents, signed with key {run.key_name}"
+            f"  {art.get('size')} bytes, {message.shipped}, signed with key {run.key_name}"
         )
         summary.set_class(run.state is RunState.SUCCEEDED, "ok")
         self.query_one("#run-verdict", Static).update(f"verifying {shown_path(str(art.get('path')))} ...")
