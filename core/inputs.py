@@ -293,9 +293,10 @@ class _CheckedTarInfo(tarfile.TarInfo):
 
 def _check_member_name(archive: Path, name: str) -> None:
     """Refuse the archive when a member's name is unsafe; a leading ``./`` (``tar -C dir .``) is harmless."""
+    given = name
     while name.startswith("./"):
         name = name[2:]
-    if name in ("", "."):
+    if given and name in ("", "."):  # the archive's own root ("./" or "."); an empty name is refused below
         return
     reason = unsafe_path_reason(name.removesuffix("/"))
     if reason is not None:
