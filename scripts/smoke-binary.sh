@@ -72,8 +72,9 @@ PY
   code=0
   "${run[@]}" attest bundle verify "$work/attest.tar.zst" --key "$work/smoke.pub" \
     --trusted-root "$SIGSTORE/trust/staging.trusted_root.json" --attestation-key "$SIGSTORE/dsse/vsa_signing_public_key.pem" \
-    --certificate-identity-regexp 'william@yossarian\.net|thomas\.grininger@ringodev\.com' \
-    --certificate-oidc-issuer https://github.com/login/oauth > "$work/attest.txt" 2>&1 || code=$?
+    --certificate-identity-regexp 'thomas\.grininger@ringodev\.com|https://github\.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.*' \
+    --certificate-oidc-issuer-regexp 'https://github\.com/login/oauth|https://token\.actions\.githubusercontent\.com' \
+    > "$work/attest.txt" 2>&1 || code=$?
   [ "$code" = 5 ] && [ "$(grep -c '^  verified keyless ' "$work/attest.txt")" = 2 ] \
     && grep -q '^  verified key ' "$work/attest.txt" || { cat "$work/attest.txt" >&2; echo "attest verify: exit $code" >&2; return 1; }
   echo "  attest bundle verify: 2 keyless and 1 key-based attestations verified, the unsigned one refused (exit 5)"
