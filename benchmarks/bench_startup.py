@@ -29,25 +29,9 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
 VERSION_TARGET = 0.15
 PAINT_TARGET = 0.4
 
-# Runs `stella ARGS` and writes what it imported to the file named first (project modules in full, third-party
-# packages by their top-level name).
-LOADED = """
-import json, sys
-out, argv = sys.argv[1], sys.argv[2:]
-from app.cli import main
-try:
-    code = main(argv)
-except SystemExit as exc:
-    code = exc.code or 0
-project = ("app", "core", "verify", "services", "adapters")
-top = {m.split(".")[0] for m in sys.modules}
-with open(out, "w") as fh:
-    json.dump({
-        "code": code,
-        "project": sorted(m for m in sys.modules if m.split(".")[0] in project),
-        "third_party": sorted(t for t in top - set(sys.stdlib_module_names) - set(project) if not t.startswith("_")),
-    }, fh)
-"""
+# The driver that runs `stella ARGS` and records what it imported: the same one the start-up test enforces with.
+sys.path.insert(0, str(ROOT))
+from tests.unit.test_startup_imports import DRIVER as LOADED  # noqa: E402
 
 # Opens the bare app or stella's (on the home named second) headless at 80x24 and prints, as JSON, the seconds from
 # T0 (the parent's clock just before spawning) to the first screen update the app renders, and, for stella, to the
