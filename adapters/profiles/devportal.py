@@ -61,8 +61,13 @@ class DevportalOffline:
             raise UsageError(f"{', '.join(unknown)} does not apply to a devportal:offline export")
         return {k: str(v) for k, v in requested.items()}
 
-    def _tree_sha(self, ctx: PayloadContext) -> str:
+    def _tree(self, ctx: PayloadContext) -> tuple[str, list[tuple[str, str]]]:
+        """The digest of the tree listing to build from, and every listing among the inputs (digest, document id)."""
         rows = ctx.query.execute(_TREES_SQL, [ctx.spec.run_id, ctx.spec.tenant, TREE_FORMAT]).fetchall()
+        listings = [(str(r[0]), str(r[1])) for r in rows]
+        return self._tree_sha(ctx, rows), listings
+
+    def _tree_sha(self, ctx: PayloadContext, rows: list[Any]) -> str:
         pinned = ctx.spec.options.get("tree")
         if pinned is not None:
             if not any(r[0] == pinned for r in rows):
@@ -91,7 +96,11 @@ class DevportalOffline:
             )
         if ctx.signer is None:
             raise UsageError("a devportal:offline bundle needs the run's signer for manifest.dsse.json")
-        tree_sha = self._tree_sha(ctx)
+        tree_sha, listings = self._tree(ctx)
+        # Progress counts input documents (the portal's tree listings): an earlier listing is done once one is chosen.
+        for sha, doc_id in listings:
+            if sha != tree_sha:
+                ctx.input_done(doc_id)
         listing = ctx.raw_bytes(tree_sha)
         if hashlib.sha256(listing).hexdigest() != tree_sha:
             raise IntegrityError("the stored portal tree listing differs from its digest", path=tree_sha)
@@ -124,6 +133,7 @@ class DevportalOffline:
         envelope = dsse_envelope(ctx.signer, DEVPORTAL_MANIFEST, body)
         ctx.writer.add_bytes(MANIFEST_DSSE, canonical_json(envelope), DSSE_ENVELOPE)
         ctx.extra_manifest["devportal"] = {"portal": tree.portal, "tree": tree_sha, "manifest": MANIFEST}
+        ctx.input_done(tree.portal)
         return {"portalFiles": counts["files"]} | {
             name: counts[role]
             for role, name in (

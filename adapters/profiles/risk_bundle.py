@@ -134,6 +134,11 @@ SELECT r.sha256, r.document_id, r.format, r.media_type, r.size, s.score_date, s.
 
 def newest_dataset(query: Any, run_id: str, tenant: str, provider: str) -> Dataset | None:
     """The newest snapshot of ``provider`` among the run's inputs (None: the selection has none)."""
+    return _newest(provider_datasets(query, run_id, tenant, provider))
+
+
+def provider_datasets(query: Any, run_id: str, tenant: str, provider: str) -> list[Dataset]:
+    """Every snapshot of ``provider`` among the run's inputs, in no particular order."""
     sql = _KEV_SQL if provider == "kev" else _EPSS_SQL
     found: list[Dataset] = []
     for sha, doc_id, fmt, media, size, snapshot, version, rows, newest in query.execute(
@@ -143,6 +148,10 @@ def newest_dataset(query: Any, run_id: str, tenant: str, provider: str) -> Datas
         if when is None and isinstance(newest, date):
             when = datetime(newest.year, newest.month, newest.day)  # a KEV CSV: its newest dateAdded
         found.append(Dataset(provider, sha, doc_id, fmt, media, int(size), when, version, int(rows)))
+    return found
+
+
+def _newest(found: list[Dataset]) -> Dataset | None:
     if not found:
         return None
     # Newest snapshot first; a dated one beats an undated one; then a versioned (JSON) one; the digest settles it.
@@ -241,13 +250,19 @@ class RiskBundle:
         listed: list[dict[str, Any]] = []
         counts: dict[str, int] = {}
         shipped: set[str] = set()
-        for provider, freshness in pinned_providers(spec.options):
-            dataset = newest_dataset(ctx.query, spec.run_id, spec.tenant, provider.name)
+        pinned = pinned_providers(spec.options)
+        for provider, freshness in pinned:
+            found = provider_datasets(ctx.query, spec.run_id, spec.tenant, provider.name)
+            dataset = _newest(found)
             if dataset is None:
                 raise UsageError(
                     f"no {provider.name.upper()} dataset among the run's inputs",
                     hint=f"import one first (`stella import FILE`), or leave out --provider {provider.name}",
                 )
+            # Progress counts input documents: an older snapshot is done once the newest is chosen.
+            for older in found:
+                if older is not dataset:
+                    ctx.input_done(older.document_id)
             data = ctx.raw_bytes(dataset.sha256)
             raw = ctx.writer.add_bytes(_raw_name(dataset), data, dataset.media_type)
             if raw.sha256 != dataset.sha256:
@@ -261,6 +276,7 @@ class RiskBundle:
                     n += 1
             counts["kevEntries" if provider.name == "kev" else "epssScores"] = n
             shipped.add(dataset.sha256)
+            ctx.input_done(dataset.document_id)
             expires = min(spec.created_at, dataset.snapshot_at or spec.created_at) + timedelta(seconds=freshness)
             if expires < spec.created_at:
                 ctx.sink.check(
@@ -284,6 +300,10 @@ class RiskBundle:
                 }
             )
             listed += [raw.to_manifest(), ctx.writer.files[normalized].to_manifest()]
+        # A provider left out (`--provider kev`) ships nothing of its documents the selection matched.
+        for name in sorted(set(PROVIDERS) - {provider.name for provider, _ in pinned}):
+            for left_out in provider_datasets(ctx.query, spec.run_id, spec.tenant, name):
+                ctx.input_done(left_out.document_id)
         expires_at = min(p["expiresAt"] for p in providers)
         manifest = {
             "schema": RISK_MANIFEST_SCHEMA,

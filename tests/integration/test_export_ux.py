@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,15 @@ from textual.widgets import DataTable, Input, Static
 
 from core.home import resolve_home
 from core.progress import Check
+from services.devportal import export_devportal
 from services.export import ExportRequest, run_export
 from services.imports import import_files
-from tests.conftest import ROOT
+from tests.conftest import FIXTURES, ROOT
+from tests.integration.test_risk_bundle import EPSS, KEV_JSON, KEV_OLDER
 
 SAMPLES = ROOT / "samples"
 GO_ADVISORY = SAMPLES / "advisories" / "GO-2020-0001.json"
+PORTAL = FIXTURES / "devportal" / "portal"
 
 
 @pytest.fixture
@@ -246,6 +250,7 @@ class Recorder:
     def __init__(self) -> None:
         self.started: list[tuple[str, int | None]] = []
         self.advanced: dict[str, int] = {}
+        self.steps: list[tuple[str, int, str | None]] = []  # every advance: phase, units, detail
         self._phase = ""
 
     def start(self, phase: str, total: int | None = None) -> None:
@@ -254,6 +259,7 @@ class Recorder:
 
     def advance(self, units: int = 1, *, detail: str | None = None) -> None:
         self.advanced[self._phase] = self.advanced.get(self._phase, 0) + units
+        self.steps.append((self._phase, units, detail))
 
     def finish(self, phase: str) -> None:
         return None
@@ -289,3 +295,48 @@ def test_progress_reports_real_totals_for_an_import_of_a_zip_and_an_export(
     assert phases["payload"] == run.input_count > 0
     assert built.advanced["payload"] == run.input_count
     assert phases["archive"] == built.advanced["archive"] > 0
+
+
+def _payload_steps(recorder: Recorder) -> list[str | None]:
+    return [detail for phase, units, detail in recorder.steps if phase == "payload" and units == 1]
+
+
+def test_a_risk_bundle_counts_its_input_documents_one_by_one(
+    stella: Any, ready: dict[str, Any], tmp_path: Path
+) -> None:
+    """Two KEV catalogs (the older passed over) and one EPSS file: the payload bar goes 1/3, 2/3, 3/3, not 0/3."""
+    assert stella("import", "--quiet", KEV_OLDER, KEV_JSON, EPSS).code == 0  # the samples hold the same two
+    home = resolve_home(None)
+    built = Recorder()
+    run = run_export(
+        home, ExportRequest("default", "risk:bundle", key="k", out=tmp_path / "risk.tar.zst"), observer=built
+    )
+    assert run.input_count == 3 and dict(built.started)["payload"] == 3
+    assert len(_payload_steps(built)) == 3 and built.advanced["payload"] == 3
+    # EPSS first (providers in name order), then the older KEV catalog, passed over, before the newest is written.
+    assert _payload_steps(built) == ["epss:2025-02-20", "kev:2025.01.24", "kev:2025.08.25"]
+
+    only_kev = Recorder()
+    kev_run = run_export(
+        home,
+        ExportRequest("default", "risk:bundle", key="k", out=tmp_path / "kev.tar.zst", providers=("kev",)),
+        observer=only_kev,
+    )
+    # The EPSS document the selection matched ships nothing, and still counts as done.
+    assert kev_run.input_count == 3 and only_kev.advanced["payload"] == 3
+    assert _payload_steps(only_kev)[-1] == "epss:2025-02-20"
+
+
+def test_a_devportal_bundle_counts_its_tree_listings(stella: Any, ready: dict[str, Any], tmp_path: Path) -> None:
+    """A portal imported twice: two tree listings among the inputs, each one step of the payload bar."""
+    portal = tmp_path / "portal"
+    shutil.copytree(PORTAL, portal)
+    assert stella("devportal", "import", portal, "--portal", "shop").code == 0
+    (portal / "CHANGELOG.md").write_text("# Changelog\n\n- 2.0: a second revision\n", encoding="utf-8")
+    assert stella("devportal", "import", portal, "--portal", "shop").code == 0
+    built = Recorder()
+    done = export_devportal(
+        resolve_home(None), "default", portal="shop", out=tmp_path / "p.tgz", key="k", observer=built
+    )
+    assert done.run.input_count == 2 and dict(built.started)["payload"] == 2
+    assert _payload_steps(built) == ["shop", "shop"] and built.advanced["payload"] == 2
