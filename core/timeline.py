@@ -401,3 +401,83 @@ def _with_links(cur: duckdb.DuckDBPyConnection, tenant: str, rows: Sequence[Sequ
         )
         for r in rows
     ]
+
+
+def _has_table(cur: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = cur.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [name]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def held_digests(cur: duckdb.DuckDBPyConnection, tenant: str, *, case_id: str | None = None) -> set[str]:
+    """Digests of the tenant's sealed evidence bundles under a legal hold: every hold now in place, or with
+    ``case_id`` every bundle that case has held, released since or not (so a case's history stays findable)."""
+    if not (_has_table(cur, "evidence_holds") and _has_table(cur, "evidence_bundles")):
+        return set()
+    sql = (
+        "SELECT DISTINCT b.digest FROM evidence_holds h JOIN evidence_bundles b"
+        " ON b.tenant = h.tenant AND b.evidence_id = h.evidence_id WHERE h.tenant = ?"
+    )
+    params: list[Any] = [tenant]
+    if case_id is None:
+        sql += " AND h.released_at IS NULL"
+    else:
+        sql += " AND h.case_id = ?"
+        params.append(case_id)
+    return {r[0] for r in cur.execute(sql, params).fetchall()}
+
+
+@dataclass(frozen=True)
+class EvidenceRef:
+    """A sealed evidence bundle an event links to, as the locker records it (None fields: not in this store)."""
+
+    digest: str
+    evidence_id: str | None = None
+    kind: str | None = None
+    root_hash: str | None = None
+    tree_size: int | None = None
+    key_id: str | None = None
+    timestamped: bool | None = None
+    holds: tuple[str, ...] = ()  # case ids holding it now
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "evidenceId": self.evidence_id,
+            "kind": self.kind,
+            "rootHash": self.root_hash,
+            "treeSize": self.tree_size,
+            "keyId": self.key_id,
+            "timestamped": self.timestamped,
+            "heldBy": list(self.holds),
+        }
+
+
+def evidence_refs(cur: duckdb.DuckDBPyConnection, tenant: str, digests: Sequence[str]) -> list[EvidenceRef]:
+    """What the tenant's locker says about each evidence digest (only the tenant's own bundles are looked up)."""
+    if not digests:
+        return []
+    if not (_has_table(cur, "evidence_bundles") and _has_table(cur, "evidence_holds")):
+        return [EvidenceRef(d) for d in digests]
+    rows = {
+        r[0]: r
+        for r in cur.execute(
+            "SELECT digest, evidence_id, kind, root_hash, tree_size, key_id, timestamped FROM evidence_bundles"
+            " WHERE tenant = ? AND list_contains(?, digest)",
+            [tenant, list(digests)],
+        ).fetchall()
+    }
+    out = []
+    for digest in digests:
+        r = rows.get(digest)
+        if r is None:
+            out.append(EvidenceRef(digest))
+            continue
+        cases = cur.execute(
+            "SELECT DISTINCT case_id FROM evidence_holds WHERE tenant = ? AND evidence_id = ? AND released_at IS NULL"
+            " ORDER BY case_id",
+            [tenant, r[1]],
+        ).fetchall()
+        out.append(EvidenceRef(digest, r[1], r[2], r[3], int(r[4]), r[5], bool(r[6]), tuple(c[0] for c in cases)))
+    return out

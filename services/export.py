@@ -32,6 +32,7 @@ from core.progress import Observer
 from core.runs import Distribution, ExportRun, RunEngine, RunEvent, request_cancel
 from core.selectors import InputRef, Selectors, parse_selectors
 from core.store import Store
+from services import timeline
 from services.keys import signer_for, signer_trusted_key
 from verify.bundle import VerifyReport, verify_bundle
 
@@ -210,7 +211,14 @@ def build_run(
     if encrypt_passphrase_file is not None:
         encrypt = read_passphrase_file(encrypt_passphrase_file).decode("utf-8", "strict")
     engine = RunEngine(store, max_active_per_tenant=max_active_runs())
-    return engine.execute(run.run_id, bundle_builder(store, signer, passphrase=encrypt), observer)
+    timeline.record_export_requested(store, run)
+    try:
+        done = engine.execute(run.run_id, bundle_builder(store, signer, passphrase=encrypt), observer)
+    except Exception:
+        timeline.record_export_failed(store, run.run_id)
+        raise
+    timeline.record_export_built(store, done)
+    return done
 
 
 def plan_export(
@@ -435,7 +443,10 @@ def download_run(home: Home, run_id: str, to: Path, *, observer: Observer | None
     """`stella export download`: copy a run's bundle to ``to`` (resumes a partial copy, checks the digest)."""
     with Store.open(home) as store:
         engine = RunEngine(store)
-        return engine.download(engine.resolve_run_id(run_id), to, observer=observer)
+        run_id = engine.resolve_run_id(run_id)
+        dist = engine.download(run_id, to, observer=observer)
+        timeline.record_export_distributed(store, run_id, dist)
+        return dist
 
 
 def run_events(home: Home, run_id: str) -> tuple[ExportRun, list[RunEvent]]:

@@ -9,32 +9,49 @@ idempotent: the same event sent twice (a producer's retry) is stored once. When 
 
 from __future__ import annotations
 
+import hashlib
 import time as _time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.atomic import atomic_file
 from core.canonical import canonical_json
 from core.clock import utcnow
-from core.errors import EnvironmentFailure, StoreLockedError, UsageError
+from core.contract.bundle import MANIFEST
+from core.contract.profiles import MIRROR_DELTA, MIRROR_FULL
+from core.contract.timeline import (
+    BUNDLE_READY_FOR_TRANSFER,
+    EXPORT_BUILT,
+    EXPORT_DISTRIBUTED,
+    EXPORT_FAILED,
+    EXPORT_REQUESTED,
+)
+from core.durations import parse_duration
+from core.errors import EnvironmentFailure, StellaError, StoreLockedError, UsageError
 from core.home import Home
 from core.ingest import validate_tenant
+from core.runs import Distribution, ExportRun, RunEngine, RunState
 from core.store import Store
 from core.timeline import (
     AttestationSubject,
     EventDraft,
     EventFilter,
+    EvidenceRef,
     SequenceRace,
     TimelineEvent,
+    evidence_refs,
     get_event,
+    held_digests,
     insert_event,
     list_events,
 )
+from services.notify import notify
 
 __all__ = [
     "AttestationSubject",
@@ -117,6 +134,8 @@ def record_events(home: Home, drafts: Sequence[EventDraft], *, wait: float = 30.
 
 
 def _record(store: Store, drafts: Sequence[EventDraft]) -> list[TimelineEvent]:
+    """Record ``drafts`` in one transaction (tried again when another cursor took the next sequence number), then
+    notify the new ones that need a person."""
     if store.read_only:
         raise UsageError("the timeline is recorded through a store opened for writing")
     for attempt in range(_RACE_ATTEMPTS):
@@ -134,7 +153,113 @@ def _record(store: Store, drafts: Sequence[EventDraft]) -> list[TimelineEvent]:
                     path=str(store.home.store_path),
                 ) from None
             _time.sleep(0.005 * (attempt + 1))
+    for event, created in recorded:
+        if created:  # a retry was notified the first time
+            notify(store.home, event)
     return [event for event, _ in recorded]
+
+
+# -- export runs -----------------------------------------------------------------------------------------------
+# The export service calls these around a build (services/export.py): each event's id is the run's (or the
+# distribution's) own, so an export command that is run again, or a producer that retries, adds nothing.
+
+#: The producer name in the ``source`` of export lifecycle events.
+EXPORT_PRODUCER = "export"
+
+
+def _run_event(run: ExportRun, type: str, event_id: str, data: dict[str, Any], time: datetime) -> EventDraft:
+    return EventDraft(
+        tenant=run.tenant,
+        type=type,
+        source=source_for(run.tenant, EXPORT_PRODUCER),
+        subject=f"run:{run.run_id}",
+        data={"runId": run.run_id, "profile": run.profile_id, "profileRevision": run.profile_revision} | data,
+        time=time,
+        event_id=event_id,
+        run_id=run.run_id,
+        trace_id=run.correlation_id,
+    )
+
+
+def record_export_requested(store: Store, run: ExportRun) -> TimelineEvent:
+    """``export.requested``: a planned run is about to be built (its inputs pinned: their count and digest)."""
+    data = {
+        "inputs": {"count": run.input_count, "sha256": run.inputs_sha256},
+        "selectors": run.selectors_dict,
+        "out": str(run.out_path),
+        "retryOf": run.retry_of,
+    }
+    return _record(store, [_run_event(run, EXPORT_REQUESTED, f"{run.run_id}.requested", data, run.created_at)])[0]
+
+
+def bundle_manifest_sha256(bundle: Path) -> str | None:
+    """``sha256:<hex>`` of a bundle's manifest (its first entry, the file its signature covers); None if unreadable."""
+    try:
+        with SafeArchiveReader(bundle, ReaderLimits()) as reader:
+            for member in reader:
+                if member.name != MANIFEST:
+                    return None
+                with member.stream() as src:
+                    return "sha256:" + hashlib.sha256(src.read()).hexdigest()
+    except (StellaError, OSError, ValueError):
+        return None
+    return None
+
+
+def record_export_built(store: Store, run: ExportRun, *, evidence_digests: Sequence[str] = ()) -> list[TimelineEvent]:
+    """``export.built`` for a succeeded run (manifest and bundle digests, the evidence sealing it when given), one
+    ``export.distributed`` per place its bundle was handed, and ``bundle.ready-for-transfer`` for a mirror bundle."""
+    if run.state is not RunState.SUCCEEDED or run.artifact_path is None:
+        return []
+    manifest = bundle_manifest_sha256(run.artifact_path)
+    bundle = {"path": str(run.artifact_path), "sha256": f"sha256:{run.artifact_sha256}", "size": run.artifact_size}
+    at = run.finished_at or utcnow()
+    built = _run_event(run, EXPORT_BUILT, f"{run.run_id}.built", {"manifestSha256": manifest, "bundle": bundle}, at)
+    drafts = [
+        EventDraft(**{**built.__dict__, "evidence_digests": tuple(evidence_digests)}),
+        *(_distributed(run, d, manifest) for d in RunEngine(store).distributions(run.run_id)),
+    ]
+    config = run.profile_config
+    if f"{config.kind}:{config.variant}" in (MIRROR_FULL, MIRROR_DELTA):
+        ready = {"manifestSha256": manifest, "bundle": bundle, "kind": f"{config.kind}:{config.variant}"}
+        drafts.append(_run_event(run, BUNDLE_READY_FOR_TRANSFER, f"{run.run_id}.ready", ready, at))
+    return _record(store, drafts)
+
+
+def _distributed(run: ExportRun, dist: Distribution, manifest: str | None) -> EventDraft:
+    data = {
+        "manifestSha256": manifest,
+        "distribution": {
+            "id": dist.distribution_id,
+            "type": dist.type,
+            "target": dist.target,
+            "sha256": None if dist.sha256 is None else f"sha256:{dist.sha256}",
+            "size": dist.size,
+            "state": dist.state,
+        },
+    }
+    return _run_event(run, EXPORT_DISTRIBUTED, f"{run.run_id}.{dist.distribution_id}", data, dist.created_at)
+
+
+def record_export_distributed(store: Store, run_id: str, dist: Distribution) -> TimelineEvent:
+    """``export.distributed``: a run's bundle was copied somewhere (`stella export download`)."""
+    run = RunEngine(store).get_run(run_id)
+    manifest = bundle_manifest_sha256(run.artifact_path) if run.artifact_path is not None else None
+    return _record(store, [_distributed(run, dist, manifest)])[0]
+
+
+def record_export_failed(store: Store, run_id: str) -> TimelineEvent | None:
+    """``export.failed`` for a run the engine marked failed (its error code and message); None for any other state
+    (a cancelled run is not a failure, and a run that never started has nothing to report)."""
+    try:  # called while the build's own error propagates: recording must not replace it
+        run = RunEngine(store).get_run(run_id)
+        if run.state is not RunState.FAILED:
+            return None
+        data = {"error": {"code": run.error_code, "message": run.error_message}, "out": str(run.out_path)}
+        draft = _run_event(run, EXPORT_FAILED, f"{run.run_id}.failed", data, run.finished_at or utcnow())
+        return _record(store, [draft])[0]
+    except (StellaError, duckdb.Error):
+        return None
 
 
 # -- reading ---------------------------------------------------------------------------------------------------
@@ -156,17 +281,41 @@ class TimelinePage:
         }
 
 
+def parse_when(text: str | None, option: str) -> datetime | None:
+    """A ``--since``/``--until`` value: an RFC 3339 time (UTC when it names no zone) or a duration before now
+    (``90m``, ``12h``, ``7d``); None when not given. Anything else is a usage error naming ``option``."""
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return utcnow() - parse_duration(text)
+        except UsageError:
+            raise UsageError(
+                f"{option} {text!r} is neither an RFC 3339 time nor a duration", hint="e.g. 2026-12-01T00:00:00Z or 7d"
+            ) from None
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
+
+
+def _mark_held(events: list[TimelineEvent], held: set[str]) -> list[TimelineEvent]:
+    return [replace(e, held=True) if held.intersection(e.evidence_digests) else e for e in events]
+
+
 def list_timeline(home: Home, tenant: str, where: EventFilter, *, after: int = 0, limit: int = 50) -> TimelinePage:
-    """`stella timeline list`: the tenant's events matching ``where``, ``limit`` at a time after cursor ``after``."""
+    """`stella timeline list`: the tenant's events matching ``where``, ``limit`` at a time after cursor ``after``;
+    events linked to evidence under a legal hold now are marked ``held``."""
     tenant = validate_tenant(tenant)
     if limit < 1:
         raise UsageError(f"--limit must be at least 1, not {limit}")
     if after < 0:
         raise UsageError(f"--after must be a cursor from an earlier page, not {after}")
     with Store.open(home, read_only=True) as store:
-        rows = list_events(store.conn, tenant, where, after=after, limit=limit + 1)
+        case = held_digests(store.conn, tenant, case_id=where.case_id) if where.case_id is not None else set()
+        rows = list_events(store.conn, tenant, where, after=after, limit=limit + 1, held_digests=case)
+        held = held_digests(store.conn, tenant)
     more = len(rows) > limit
-    page = rows[:limit]
+    page = _mark_held(rows[:limit], held)
     return TimelinePage(tenant, page, page[-1].seq if more and page else None)
 
 
@@ -174,14 +323,59 @@ def show_event(home: Home, tenant: str, event_id: str) -> TimelineEvent:
     """`stella timeline show ID`: one of the tenant's events (another tenant's id is not found)."""
     tenant = validate_tenant(tenant)
     with Store.open(home, read_only=True) as store:
-        return get_event(store.conn, tenant, event_id)
+        event = get_event(store.conn, tenant, event_id)
+        return _mark_held([event], held_digests(store.conn, tenant))[0]
+
+
+@dataclass(frozen=True)
+class EventEvidence:
+    """`stella timeline evidence ID`: the signed references an event carries: the bundle's manifest digest (signed
+    by the bundle's key), the sealed evidence bundles (their Merkle roots, signing keys and timestamps, as the
+    locker holds them) and the attestation subjects."""
+
+    event: TimelineEvent
+    manifest_sha256: str | None
+    bundle_sha256: str | None
+    evidence: list[EvidenceRef]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.event.id,
+            "type": self.event.type,
+            "subject": self.event.subject,
+            "runId": self.event.run_id,
+            "manifestSha256": self.manifest_sha256,
+            "bundleSha256": self.bundle_sha256,
+            "evidence": [e.to_dict() for e in self.evidence],
+            "attestationSubjects": [{"name": s.name, "digest": s.digest} for s in self.event.attestation_subjects],
+            "held": self.event.held,
+        }
+
+
+def event_evidence(home: Home, tenant: str, event_id: str) -> EventEvidence:
+    """The references of one of the tenant's events (see :class:`EventEvidence`)."""
+    tenant = validate_tenant(tenant)
+    with Store.open(home, read_only=True) as store:
+        event = get_event(store.conn, tenant, event_id)
+        event = _mark_held([event], held_digests(store.conn, tenant))[0]
+        refs = evidence_refs(store.conn, tenant, event.evidence_digests)
+    manifest = event.data.get("manifestSha256")
+    bundle = event.data.get("bundle")
+    bundle_sha = bundle.get("sha256") if isinstance(bundle, dict) else None
+    return EventEvidence(
+        event,
+        manifest if isinstance(manifest, str) else None,
+        bundle_sha if isinstance(bundle_sha, str) else None,
+        refs,
+    )
 
 
 def iter_timeline(store: Store, tenant: str, where: EventFilter, *, page: int = 500) -> Iterator[TimelineEvent]:
     """Every matching event of the tenant in sequence order, read a page at a time."""
     after = 0
     while True:
-        rows = list_events(store.conn, tenant, where, after=after, limit=page)
+        case = held_digests(store.conn, tenant, case_id=where.case_id) if where.case_id is not None else set()
+        rows = list_events(store.conn, tenant, where, after=after, limit=page, held_digests=case)
         yield from rows
         if len(rows) < page:
             return

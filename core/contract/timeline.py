@@ -14,3 +14,11 @@ BUNDLE_READY_FOR_TRANSFER = "dev.stella.bundle.ready-for-transfer"
 
 #: CloudEvents ``dataschema``-free JSON payloads; this media type names the NDJSON export of ``timeline export``.
 CLOUDEVENTS_JSON = "application/cloudevents+json"
+
+#: The evidence locker's events (services/evidence.py, services/incident.py).
+EVIDENCE_SEALED = "dev.stella.evidence.sealed"
+EVIDENCE_CUSTODY = "dev.stella.evidence.custody"
+EVIDENCE_HOLD = "dev.stella.evidence.hold"
+EVIDENCE_RELEASE = "dev.stella.evidence.release"
+INCIDENT_STARTED = "dev.stella.incident.started"
+INCIDENT_STOPPED = "dev.stella.incident.stopped"
