@@ -6,9 +6,11 @@ Where an advisory goes (trivy-db ``pkg/vulnsrc/osv`` and Trivy's detectors):
   ``ubuntu 22.04``, ``wolfi``, ``chainguard``); the value is ``{"FixedVersion": V}``, or ``{"Status": 2}``
   (affected, no fix yet) when no range names a fix.
 * Language packages go to ``<ecosystem>::StellaOps Export Center``; Trivy collects every root bucket with the
-  ``<ecosystem>::`` prefix, so no change to Trivy is needed. The value carries ``VulnerableVersions`` (constraint
-  strings, rendered as trivy-db renders OSV ranges) and ``PatchedVersions`` (the fixed versions), from which
-  Trivy derives the FixedVersion it reports.
+  ``<ecosystem>::`` prefix, so no change to Trivy is needed. The value carries ``VulnerableVersions`` only: one
+  constraint per affected interval (rendered as trivy-db renders OSV ranges) and ``=V`` per listed version. No
+  ``PatchedVersions``: Trivy treats a match there as "not vulnerable" whatever ``VulnerableVersions`` says, so the
+  fix of one interval, entry or record that lies inside another interval would hide it. Trivy derives the
+  FixedVersion it reports from the ``<X`` bounds instead (``createFixedVersions``).
 * The key is the vulnerability ID Trivy reports: every CVE among the advisory ID and its aliases (one entry each,
   as upstream does), or else the advisory ID; the other IDs become ``VendorIDs``.
 * ``vulnerability/<ID>`` holds title, severity (integer ``VendorSeverity`` under our data-source ID, so Trivy
@@ -19,13 +21,16 @@ Package names are normalized exactly as Trivy normalizes the scanned package (``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
 from packageurl import PackageURL
+from packaging.version import InvalidVersion, Version
+
+from core import cvss
 
 #: Our data source, as Trivy reports it in each finding's ``DataSource``.
 SOURCE_ID = "stellaops"
@@ -101,6 +106,7 @@ _VERSIONLESS_OS = {"wolfi": "wolfi", "chainguard": "chainguard"}
 _GHSA_LABELS = {"LOW": 1, "MODERATE": 2, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 _CSAF_LABELS = {"low": 1, "moderate": 2, "medium": 2, "important": 3, "high": 3, "critical": 4}
 _NO_LOWER_BOUND = {"", "0", "*"}
+_EVERY_VERSION = ">=0"
 
 
 @dataclass(frozen=True)
@@ -248,39 +254,52 @@ def constraint(introduced: str | None, fixed: str | None, last_affected: str | N
 
 
 def severity_of(severities: Iterable[Mapping[str, Any]]) -> int:
-    """Trivy severity (0-4) of an advisory: the GHSA label, else the highest CVSS base score, else CSAF's text."""
+    """Trivy severity (0-4) of an advisory: the GHSA label; else the highest rating of its CVSS v3.x / v4.0
+    base scores; else of its CVSS v2 ones; else CSAF's text. Each score is rated on its own version's scale
+    (:func:`core.cvss.rating`); a vector stored without a score is scored here."""
     items = list(severities)
     labels = [_GHSA_LABELS.get(str(s.get("score", "")).upper(), 0) for s in items if s.get("type") == "GHSA"]
     if any(labels):
         return max(labels)
-    scores = [float(s["baseScore"]) for s in items if s.get("baseScore") is not None]
-    if scores:
-        return _cvss_rating(max(scores))
+    for kinds in (("CVSS_V3", "CVSS_V4"), ("CVSS_V2",)):
+        ratings = [cvss.rating(kind, score) for kind, score in _scores(items) if kind in kinds]
+        if ratings:
+            return max(ratings)
     texts = [_CSAF_LABELS.get(str(s.get("score", "")).lower(), 0) for s in items if s.get("type") == "CSAF"]
     return max(texts, default=0)
 
 
-def _cvss_rating(score: float) -> int:
-    """CVSS v3/v4 qualitative rating: None 0, Low 0.1-3.9, Medium 4-6.9, High 7-8.9, Critical 9-10."""
-    if score >= 9.0:
-        return 4
-    if score >= 7.0:
-        return 3
-    if score >= 4.0:
-        return 2
-    return 1 if score > 0 else 0
+def _base_score(item: Mapping[str, Any]) -> float | None:
+    if item.get("baseScore") is not None:
+        return float(item["baseScore"])
+    try:
+        return cvss.base_score(str(item.get("type")), str(item.get("score")))
+    except ValueError:
+        return None  # a malformed vector (the importer warned about it): no score rather than a wrong one
+
+
+def _scores(items: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, float]]:
+    for item in items:
+        kind = str(item.get("type"))
+        if kind in _CVSS_PREFIX:
+            score = _base_score(item)
+            if score is not None:
+                yield kind, score
+
+
+_CVSS_PREFIX = {"CVSS_V2": "V2", "CVSS_V3": "V3", "CVSS_V4": "V40"}
 
 
 def _cvss(severities: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for s in severities:
-        kind, vector, base = s.get("type"), s.get("score"), s.get("baseScore")
-        prefix = {"CVSS_V2": "V2", "CVSS_V3": "V3", "CVSS_V4": "V40"}.get(str(kind))
+        prefix = _CVSS_PREFIX.get(str(s.get("type")))
         if prefix is None or f"{prefix}Vector" in out:
             continue
-        out[f"{prefix}Vector"] = vector
+        out[f"{prefix}Vector"] = s.get("score")
+        base = _base_score(s)
         if base is not None:
-            out[f"{prefix}Score"] = float(base)
+            out[f"{prefix}Score"] = base
     return out
 
 
@@ -296,7 +315,6 @@ def vulnerability_ids(advisory_id: str, aliases: Iterable[str]) -> tuple[list[st
 @dataclass(slots=True)
 class _LangValue:
     vulnerable: list[str] = field(default_factory=list)
-    patched: list[str] = field(default_factory=list)
     vendor_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -304,9 +322,9 @@ class _LangValue:
         if self.vendor_ids:
             out["VendorIDs"] = self.vendor_ids
         if self.vulnerable:
-            out["VulnerableVersions"] = self.vulnerable
-        if self.patched:
-            out["PatchedVersions"] = self.patched
+            # "Every version" subsumes the other intervals, and their "<X" bounds would show as fixes that
+            # are none.
+            out["VulnerableVersions"] = [_EVERY_VERSION] if _EVERY_VERSION in self.vulnerable else self.vulnerable
         return out
 
 
@@ -366,7 +384,7 @@ class TrivyDbModel:
             if target.os:
                 value: _LangValue | _OsValue | None = _os_value(rows)
             else:
-                value = _lang_value(rows)
+                value = _lang_value(rows, target.ecosystem)
             if value is None:
                 continue
             placed = True
@@ -440,35 +458,48 @@ def _purl_version(row: Mapping[str, Any]) -> str | None:
     return purl.version if purl is not None and purl.version else None
 
 
-def _lang_value(rows: list[Mapping[str, Any]]) -> _LangValue | None:
+def _lang_value(rows: list[Mapping[str, Any]], ecosystem: str) -> _LangValue | None:
     value = _LangValue()
-    has_ranges = any(r.get("rangeType") not in ("VERSIONS", "CSAF") and _has_bounds(r) for r in rows)
     for row in rows:
         kind = row.get("rangeType")
         if kind == "CSAF":
             version = _purl_version(row)
             if version is None:
                 continue
-            if row.get("status") == "fixed":
-                _extend(value.vulnerable, [f"<{version}"])
-                _extend(value.patched, [version])
-            else:
-                _extend(value.vulnerable, [f"={version}"])
+            _extend(value.vulnerable, [f"<{version}" if row.get("status") == "fixed" else f"={version}"])
         elif kind == "VERSIONS":
-            # OSV says explicit versions enumerate the ranges; without ranges they are all we know.
-            if not has_ranges:
-                _extend(value.vulnerable, [f"={v}" for v in row.get("versions") or ()])
+            # OSV: a version is affected if a range holds it *or* it is listed (even below the ranges).
+            _extend(value.vulnerable, [f"={v}" for v in row.get("versions") or () if _comparable(ecosystem, v)])
         elif _has_bounds(row):
+            if _empty(row):
+                continue  # "introduced X, fixed X" holds no version; its X is no fix either
             _extend(
                 value.vulnerable,
                 [constraint(row.get("introduced"), row.get("fixed"), row.get("lastAffected"), row.get("limit"))],
             )
-            if row.get("fixed"):
-                _extend(value.patched, [str(row["fixed"])])
         elif row.get("status") == "affected" and not kind:
             # An OSV entry with neither ranges nor versions: every version is affected.
-            _extend(value.vulnerable, [">=0"])
+            _extend(value.vulnerable, [_EVERY_VERSION])
     return value if value.vulnerable else None
+
+
+def _comparable(ecosystem: str, version: str) -> bool:
+    """Whether Trivy's comparer can parse ``version``: one unparsable constraint makes Trivy drop the whole
+    advisory for the package (``IsVulnerable`` logs the error and answers "not vulnerable"). Checked for PyPI,
+    whose legacy releases include versions PEP 440 rejects; other ecosystems' listed versions are kept."""
+    if ecosystem != "pip":
+        return bool(version)
+    try:
+        Version(version)
+    except InvalidVersion:
+        return False
+    return True
+
+
+def _empty(row: Mapping[str, Any]) -> bool:
+    """An interval that holds no version: its end (a fix or a limit) is its start."""
+    start = row.get("introduced")
+    return start is not None and start in (row.get("fixed"), row.get("limit"))
 
 
 def _has_bounds(row: Mapping[str, Any]) -> bool:
@@ -486,6 +517,8 @@ def _os_value(rows: list[Mapping[str, Any]]) -> _OsValue | None:
                 fixes.append((True, version))
             else:
                 affected = True
+        elif _empty(row):
+            continue
         elif row.get("fixed"):
             fixes.append((str(row.get("introduced") or "0") in _NO_LOWER_BOUND, str(row["fixed"])))
         elif row.get("lastAffected") or row.get("limit"):
@@ -503,7 +536,7 @@ def _merge(bucket: dict[str, _LangValue | _OsValue], key: str, value: _LangValue
     if current is None:
         copy: _LangValue | _OsValue
         if isinstance(value, _LangValue):
-            copy = _LangValue(list(value.vulnerable), list(value.patched), list(value.vendor_ids))
+            copy = _LangValue(list(value.vulnerable), list(value.vendor_ids))
         else:
             copy = _OsValue(value.fixed, list(value.vendor_ids))
         bucket[key] = copy
@@ -512,7 +545,6 @@ def _merge(bucket: dict[str, _LangValue | _OsValue], key: str, value: _LangValue
     current.vendor_ids.sort()
     if isinstance(current, _LangValue) and isinstance(value, _LangValue):
         _extend(current.vulnerable, value.vulnerable)
-        _extend(current.patched, value.patched)
     elif isinstance(current, _OsValue) and isinstance(value, _OsValue) and current.fixed is None:
         current.fixed = value.fixed
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from packaging.version import InvalidVersion, Version
+
 from adapters.sources._common import check_purl, get_in, parse_time, validator
-from adapters.sources._csaf_checks import cvss3_base_score, json_object, parse_cvss3
+from adapters.sources._csaf_checks import json_object, parse_cvss3
+from core.cvss import base_score
 from core.errors import SchemaError, UnsupportedFormatError
 from core.records import Advisory, AdvisorySeverity, AffectedRange, DocumentKind, ParsedDocument
 from core.schema import json_pointer
@@ -105,23 +108,77 @@ def _event(event: Mapping[str, str]) -> tuple[str, str]:
     return kind, event[kind]
 
 
-def _check_distinct(events: list[dict[str, str]], loc: list[str | int], path: str) -> None:
-    """osv-linter: events must be distinct, and no version can be both introduced and fixed."""
-    pairs = [_event(e) for e in events]
-    introduced = {value for kind, value in pairs if kind == "introduced"}
+def _lint_events(rng: Mapping[str, Any], loc: list[str | int]) -> list[str]:
+    """osv-linter rules on one range, as warnings: an event listed twice, an interval that holds no version.
+
+    Neither makes the record meaningless (its other intervals still say what is affected), so the record is
+    imported as published and the importer says what it noticed.
+    """
+    warnings: list[str] = []
     seen: set[tuple[str, str]] = set()
-    for k, (kind, value) in enumerate(pairs):
-        if kind in ("fixed", "limit") and value in introduced:
-            problem = f"{value!r} is both 'introduced' and '{kind}', which leaves no affected version"
-        elif (kind, value) in seen:
-            problem = f"'{kind}: {value}' is listed twice"
-        else:
-            seen.add((kind, value))
-            continue
-        raise SchemaError(f"range events are not distinct: {problem}", path=path, pointer=json_pointer([*loc, k]))
+    for k, event in enumerate(rng["events"]):
+        kind, value = _event(event)
+        if (kind, value) in seen:
+            warnings.append(f"{json_pointer([*loc, 'events', k])}: '{kind}: {value}' is listed twice (osv-linter)")
+        seen.add((kind, value))
+    for introduced, end_kind, end in _intervals(rng):
+        if end_kind in ("fixed", "limit") and end == introduced:
+            warnings.append(
+                f"{json_pointer(loc)}: the interval 'introduced: {introduced}', '{end_kind}: {end}' is empty, "
+                "no version lies in it (osv-linter); the range's other intervals are imported"
+            )
+    return warnings
 
 
-def _check_semantics(doc: Mapping[str, Any], path: str) -> None:
+_GIT_COMMIT = re.compile(r"^(0|[a-f0-9]{40}|[a-f0-9]{64})$")
+
+
+def _describe_range(entry: Mapping[str, Any], rng: Mapping[str, Any]) -> str:
+    package = get_in(entry, "package") or {}
+    events = ", ".join(f"{k} {v}" for e in get_in(rng, "events") or () if isinstance(e, dict) for k, v in e.items())
+    return f"{package.get('ecosystem')}/{package.get('name')} {get_in(rng, 'type')} ({events})"
+
+
+def _explain_git(doc: Mapping[str, Any], path: str) -> SchemaError | None:
+    """Name a GIT range event that is not a full commit hash, and the version ranges lost with the record.
+
+    The schema reports it as an opaque 'oneOf' failure; the record is rightly refused, but an operator needs
+    to know which package-version ranges (ECOSYSTEM, SEMVER) it carried, since no advisory for them is imported.
+    """
+    affected = get_in(doc, "affected") or ()
+    for i, entry in enumerate(affected):
+        for j, rng in enumerate(get_in(entry, "ranges") or ()):
+            if get_in(rng, "type") != "GIT":
+                continue
+            for k, event in enumerate(get_in(rng, "events") or ()):
+                if not isinstance(event, dict) or len(event) != 1:
+                    continue
+                ((kind, value),) = event.items()
+                if isinstance(value, str) and not _GIT_COMMIT.match(value):
+                    lost = [
+                        _describe_range(e, r)
+                        for e in affected
+                        for r in get_in(e, "ranges") or ()
+                        if isinstance(r, dict) and r.get("type") in ("ECOSYSTEM", "SEMVER")
+                    ]
+                    tail = (
+                        f"; the record's version ranges are not imported with it: {'; '.join(lost)}"
+                        if lost
+                        else "; the record has no version ranges besides its GIT ranges"
+                    )
+                    return SchemaError(
+                        f"GIT range event '{kind}: {value}' is not a full-length commit hash "
+                        f"(the OSV schema requires 40 or 64 hex digits){tail}",
+                        path=path,
+                        pointer=json_pointer(["affected", i, "ranges", j, "events", k]),
+                    )
+    return None
+
+
+def _check_semantics(doc: Mapping[str, Any], path: str) -> list[str]:
+    """The osv-linter rules the schema cannot express: the ones that make a record meaningless reject it,
+    the others come back as warnings."""
+    warnings: list[str] = []
     affected = doc.get("affected")
     if not affected:
         raise SchemaError(
@@ -135,7 +192,8 @@ def _check_semantics(doc: Mapping[str, Any], path: str) -> None:
         if purl is not None:
             check_purl(purl, path=path, pointer=json_pointer(["affected", i, "package", "purl"]))
         for j, rng in enumerate(entry.get("ranges") or ()):
-            _check_distinct(rng["events"], ["affected", i, "ranges", j, "events"], path)
+            warnings += _lint_events(rng, ["affected", i, "ranges", j])
+        warnings += _unranged_versions(entry, i)
     for loc, severities in _severity_lists(doc):
         for j, item in enumerate(severities or ()):
             if item["type"] == "CVSS_V3":
@@ -145,6 +203,7 @@ def _check_semantics(doc: Mapping[str, Any], path: str) -> None:
                     raise SchemaError(
                         f"invalid CVSS v3 vector: {exc}", path=path, pointer=json_pointer([*loc, j, "score"])
                     ) from None
+    return warnings
 
 
 def _semver_key(version: str) -> tuple[Any, ...]:
@@ -190,6 +249,64 @@ def _intervals(rng: Mapping[str, Any]) -> list[Interval]:
     return out
 
 
+def _version_key(range_type: str, ecosystem: str | None) -> Callable[[str], Any] | None:
+    """How to order a range's versions, where this importer knows the rules: SemVer, and PEP 440 for PyPI."""
+    if range_type == "SEMVER":
+        return _semver_key
+    if range_type == "ECOSYSTEM" and ecosystem == "PyPI":
+        return _pep440_key
+    return None
+
+
+def _pep440_key(version: str) -> Any:
+    try:
+        return Version(version)
+    except InvalidVersion:
+        raise ValueError(version) from None
+
+
+def _covered(key: Callable[[str], Any], version: Any, interval: Interval) -> bool:
+    introduced, end_kind, end = interval
+    if introduced != "0" and version < key(introduced):
+        return False
+    if end is None or end_kind is None:
+        return True
+    return bool(version <= key(end) if end_kind == "last_affected" else version < key(end))
+
+
+def _unranged_versions(entry: Mapping[str, Any], i: int) -> list[str]:
+    """A warning when the entry's ``versions`` list names versions its ranges leave out.
+
+    OSV: a version is affected if it is in a range *or* listed, so such versions are imported as affected;
+    the record contradicts itself, which the operator should know. Checked where the versions can be ordered
+    here (SEMVER ranges, PyPI ECOSYSTEM ranges) and skipped when any version does not parse.
+    """
+    versions, ranges = entry.get("versions") or [], entry.get("ranges") or []
+    ecosystem = get_in(entry, "package", "ecosystem")
+    keys = [_version_key(r["type"], ecosystem) for r in ranges]
+    if not versions or not ranges or any(k is None for k in keys):
+        return []
+    outside: list[str] = []
+    try:
+        for version in versions:
+            if not any(
+                _covered(key, key(version), interval)
+                for key, rng in zip(keys, ranges, strict=True)
+                if key is not None
+                for interval in _intervals(rng)
+            ):
+                outside.append(version)
+    except (ValueError, TypeError):
+        return []
+    if not outside:
+        return []
+    shown = ", ".join(outside[:8]) + (f" and {len(outside) - 8} more" if len(outside) > 8 else "")
+    return [
+        f"{json_pointer(['affected', i, 'versions'])}: {len(outside)} listed version(s) lie outside the entry's "
+        f"ranges ({shown}); OSV counts a listed version as affected, so they are imported as affected"
+    ]
+
+
 def _affected(doc: Mapping[str, Any]) -> list[AffectedRange]:
     rows: list[AffectedRange] = []
     for entry in doc["affected"]:
@@ -212,16 +329,21 @@ def _affected(doc: Mapping[str, Any]) -> list[AffectedRange]:
     return rows
 
 
-def _severities(doc: Mapping[str, Any]) -> list[AdvisorySeverity]:
+def _severities(doc: Mapping[str, Any], warnings: list[str]) -> list[AdvisorySeverity]:
     out: list[AdvisorySeverity] = []
     for loc, severities in _severity_lists(doc):
         source = None
         if len(loc) > 1:
             package = get_in(doc, "affected", loc[1], "package") or {}
             source = f"{package.get('ecosystem')}/{package.get('name')}" if package else None
-        for item in severities or ():
+        for j, item in enumerate(severities or ()):
             score = item["score"]
-            base = cvss3_base_score(score) if item["type"] == "CVSS_V3" else None
+            base = None
+            if item["type"] in _CVSS_TYPES:
+                try:
+                    base = base_score(item["type"], score)
+                except ValueError as exc:  # v3 was checked already; a v2/v4 vector the schema let through
+                    warnings.append(f"{json_pointer([*loc, j, 'score'])}: {exc}; no base score for it")
             severity = AdvisorySeverity(item["type"], score, base, source)
             if severity not in out:
                 out.append(severity)
@@ -248,7 +370,7 @@ def _summary(doc: Mapping[str, Any]) -> str | None:
     return next((line for line in lines if line), None)
 
 
-def _advisory(doc: Mapping[str, Any], path: str) -> Advisory:
+def _advisory(doc: Mapping[str, Any], path: str, warnings: list[str]) -> Advisory:
     return Advisory(
         advisory_id=doc["id"],
         modified=parse_time(doc["modified"], path=path, pointer="/modified", required=True),
@@ -259,7 +381,7 @@ def _advisory(doc: Mapping[str, Any], path: str) -> Advisory:
         # 'upstream' (OSV 1.7) names the records this one derives from; closest to 'related'.
         related=list(dict.fromkeys([*(doc.get("related") or ()), *(doc.get("upstream") or ())])),
         cwes=_cwes(doc),
-        severities=_severities(doc),
+        severities=_severities(doc, warnings),
         affected=_affected(doc),
     )
 
@@ -304,12 +426,12 @@ class OsvFormat:
         try:
             validator("OSV schema", _SCHEMA).check(doc, path=path)
         except SchemaError as exc:
-            clearer = _explain_ranges(doc, path)
+            clearer = _explain_ranges(doc, path) or _explain_git(doc, path)
             if clearer is not None:
                 raise clearer from exc
             raise
-        _check_semantics(doc, path)
-        advisory = _advisory(doc, path)
+        warnings += _check_semantics(doc, path)
+        advisory = _advisory(doc, path, warnings)
         first = advisory.affected[0]
         return ParsedDocument(
             format=self.name,

@@ -88,12 +88,11 @@ def test_trivy_db_buckets_and_values(bundles: dict[str, Path], tmp_path: Path) -
     }
     assert root[b"alpine 3.19"] == {b"zlib": {b"CVE-2099-3333": b'{"FixedVersion":"1.3.1-r0"}'}}
     # Language buckets: normalized names (Acme_Widgets -> acme-widgets), CVE keys, other IDs as VendorIDs.
+    # No PatchedVersions: Trivy derives the fixed version from the "<X" bound (see docs/trivy.md).
     assert json.loads(root[pip][b"acme-widgets"][b"x_ACME-2026-0001"]) == {
-        "PatchedVersions": ["1.4.2"],
         "VulnerableVersions": [">=1.0.0, <1.4.2"],
     }
     assert json.loads(root[pip][b"requests"][b"CVE-2023-32681"]) == {
-        "PatchedVersions": ["2.31.0"],
         "VendorIDs": ["GHSA-j8r2-6x86-q33q", "PYSEC-2023-74"],
         "VulnerableVersions": [">=2.3.0, <2.31.0"],  # the GIT range of the record is left out
     }
@@ -366,10 +365,8 @@ def test_cve5_and_csaf_records(stella: Any, tmp_path: Path) -> None:
     root = read_bbolt(tree / "cache" / "db" / "trivy.db")
     assert set(root) == {b"data-source", b"vulnerability", b"pip::StellaOps Export Center"}
     value = json.loads(root[b"pip::StellaOps Export Center"][b"protobuf"][b"CVE-2025-4565"])
-    assert value == {
-        "PatchedVersions": ["4.25.8", "5.29.5", "6.31.1"],
-        "VulnerableVersions": ["<4.25.8", "<5.29.5", "<6.31.1"],
-    }
+    # The record says "0 <= v < 5.29.5" is affected, so 4.25.8 is; listing 4.25.8 as patched would hide it.
+    assert value == {"VulnerableVersions": ["<4.25.8", "<5.29.5", "<6.31.1"]}
     counts = json.loads((tree / "export.json").read_text())["counts"]
     assert counts["advisories"] == 2 and counts["unmappedSkipped"] == 1
 

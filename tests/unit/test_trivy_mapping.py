@@ -140,7 +140,7 @@ def test_language_ranges_merge_and_skip() -> None:
         _row("npm", "lodash", introduced="0", fixed="4.17.21"),
         _row("npm", "lodash", introduced="5.0.0", lastAffected="5.0.2"),
         _row("npm", "lodash", rangeType="GIT", introduced="0", fixed="abc123"),  # commits: skipped
-        _row("npm", "lodash", rangeType="VERSIONS", versions=["4.17.0"]),  # enumerates the ranges: skipped
+        _row("npm", "lodash", rangeType="VERSIONS", versions=["4.17.0"]),  # listed: affected too (OSV)
         _row("npm", "lodash", introduced="0", fixed="9", status="not_affected"),  # never a finding
         aliases=["CVE-2021-23337", "CVE-2021-99999"],
     )
@@ -151,8 +151,7 @@ def test_language_ranges_merge_and_skip() -> None:
     assert set(values) == {"CVE-2021-23337", "CVE-2021-99999"}
     assert values["CVE-2021-23337"] == {
         "VendorIDs": ["GHSA-aaaa-bbbb-cccc"],
-        "VulnerableVersions": ["<4.17.21", ">=5.0.0, <=5.0.2"],
-        "PatchedVersions": ["4.17.21"],
+        "VulnerableVersions": ["<4.17.21", ">=5.0.0, <=5.0.2", "=4.17.0"],
     }
     # A second advisory for the same CVE and package adds its ranges and IDs.
     model = TrivyDbModel()
@@ -208,7 +207,6 @@ def test_csaf_rows_use_purl_versions() -> None:
     assert values[f"maven::{OURS}"]["com.fasterxml:jackson"]["CVE-2099-7"] == {
         "VendorIDs": ["RHSA-TEST"],
         "VulnerableVersions": ["<2.15.0", "=2.14.0"],
-        "PatchedVersions": ["2.15.0"],
     }
     assert values["debian 12"]["openssl"]["CVE-2099-7"]["FixedVersion"] == "3.0.99"
 
