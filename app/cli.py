@@ -81,6 +81,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "risk": ("app.commands.risk", "risk bundles (CISA KEV, FIRST EPSS): verify and import"),
     "attest": ("app.commands.attest", "attestation bundles: verify offline and import"),
+    "kit": (
+        "app.commands.kit",
+        "Offline Kit media: lay bundles out on DVD, Blu-ray or USB volumes, verify each volume alone, restore",
+    ),
     "timeline": ("app.commands.timeline", "what happened, in order: export runs, evidence, holds, incidents"),
     "tui": ("app.tui.command", "open the terminal UI (dashboard, import, data, profiles, export runs, verify, keys)"),
 }
