@@ -86,6 +86,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Offline Kit media: lay bundles out on DVD, Blu-ray or USB volumes, verify each volume alone, restore",
     ),
     "timeline": ("app.commands.timeline", "what happened, in order: export runs, evidence, holds, incidents"),
+    "evidence": ("app.commands.evidence", "the evidence locker: sealed snapshots, holds, retention, custody"),
+    "incident": ("app.commands.incident", "incident mode: longer retention, debug captures, timeline events"),
     "tui": ("app.tui.command", "open the terminal UI (dashboard, import, data, profiles, export runs, verify, keys)"),
 }
 
