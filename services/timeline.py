@@ -10,6 +10,7 @@ idempotent: the same event sent twice (a producer's retry) is stored once. When 
 from __future__ import annotations
 
 import hashlib
+import random
 import time as _time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -126,8 +127,8 @@ def record_events(home: Home, drafts: Sequence[EventDraft], *, wait: float = 30.
         except StoreLockedError:
             if _time.monotonic() + delay > deadline:
                 raise
-            _time.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            _time.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter: two waiting producers do not retry in step
+            delay = min(delay * 2, 0.05)
             continue
         with store:
             return _record(store, drafts)
