@@ -84,6 +84,40 @@ _LIST_SQL: dict[ListKind, tuple[str, str]] = {
 }
 
 
+#: What a search (``stella data list KIND --search TEXT``) looks in: each kind's ids, aliases and title-like text,
+#: and every text column its summary table shows, so a search finds at least what the TUI's page filter shows.
+#: Column names only, never what a user typed; every value is read as text, a list (aliases) as its text too.
+_SEARCH_COLUMNS: dict[ListKind, tuple[str, ...]] = {
+    ListKind.DOCUMENTS: ("document_id", "subject", "kind", "format", "sha256", "source_path"),
+    ListKind.ADVISORIES: ("advisory_id", "aliases", "summary", "source_format"),
+    ListKind.VEX: ("vulnerability_id", "product", "status", "justification"),
+    ListKind.SBOMS: ("subject_name", "subject_version", "sbom_format", "serial_number"),
+    ListKind.COMPONENTS: ("name", "version", "purl"),
+    ListKind.ATTESTATIONS: ("envelope_kind", "predicate_type", "statement_type", "verification", "document_sha256"),
+    ListKind.KEV: ("cve_id", "vendor_project", "product", "catalog"),
+    ListKind.EPSS: ("cve_id", "score_date"),
+    ListKind.POLICIES: ("policy_id", "policy_version"),
+    ListKind.FINDINGS: ("finding_id", "vulnerability_id", "subject", "decision"),
+}
+
+
+def _listing(kind: ListKind, tenant: str, search: str | None) -> tuple[str, list[Any]]:
+    """The tenant's rows of ``kind`` as SQL and its parameters, only those containing ``search`` when given.
+
+    The search is a literal, case-insensitive substring (``contains``, not ``LIKE``: ``%`` and ``_`` are
+    characters), in any of the kind's search columns.
+    """
+    base, _ = _LIST_SQL[kind]
+    sql = f"SELECT * FROM ({base} WHERE tenant = ?)"
+    params: list[Any] = [tenant]
+    needle = (search or "").strip().lower()
+    if needle:
+        columns = _SEARCH_COLUMNS[kind]
+        sql += " WHERE " + " OR ".join(f"contains(lower(CAST({c} AS VARCHAR)), ?)" for c in columns)
+        params += [needle] * len(columns)
+    return sql, params
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat() + "Z"
@@ -100,16 +134,19 @@ def _rows(store: Store, sql: str, params: list[Any]) -> list[dict[str, Any]]:
     return [{n: _jsonable(v) for n, v in zip(names, row, strict=True)} for row in cur.fetchall()]
 
 
-def list_rows(store: Store, kind: ListKind, tenant: str, *, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
-    """One page of ``kind`` for ``tenant``, in a stable order."""
-    base, order = _LIST_SQL[kind]
-    sql = f"SELECT * FROM ({base} WHERE tenant = ?) ORDER BY {order} LIMIT ? OFFSET ?"
-    return _rows(store, sql, [tenant, limit, offset])
+def list_rows(
+    store: Store, kind: ListKind, tenant: str, *, limit: int = 50, offset: int = 0, search: str | None = None
+) -> list[dict[str, Any]]:
+    """One page of ``kind`` for ``tenant``, in a stable order; with ``search``, of the rows that contain it."""
+    sql, params = _listing(kind, tenant, search)
+    _, order = _LIST_SQL[kind]
+    return _rows(store, f"{sql} ORDER BY {order} LIMIT ? OFFSET ?", [*params, limit, offset])
 
 
-def count_rows(store: Store, kind: ListKind, tenant: str) -> int:
-    base, _ = _LIST_SQL[kind]
-    row = store.conn.execute(f"SELECT count(*) FROM ({base} WHERE tenant = ?)", [tenant]).fetchone()
+def count_rows(store: Store, kind: ListKind, tenant: str, *, search: str | None = None) -> int:
+    """How many rows :func:`list_rows` pages through."""
+    sql, params = _listing(kind, tenant, search)
+    row = store.conn.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import UsageError
 from core.home import Home
 from core.ingest import validate_tenant
 from core.query import ListKind, count_rows, list_rows, show
@@ -54,6 +55,7 @@ class DataPage:
     total: int
     offset: int
     items: list[dict[str, Any]]
+    search: str | None = None  # the text the rows contain (``--search``); None: every row of the kind
 
     @property
     def columns(self) -> list[str]:
@@ -64,22 +66,32 @@ class DataPage:
         return [c for c in SUMMARY_COLUMNS.get(self.kind, list(first)) if c in first]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind.value,
             "tenant": self.tenant,
             "total": self.total,
             "offset": self.offset,
             "items": self.items,
         }
+        return out | ({"search": self.search} if self.search else {})
 
 
-def list_data(home: Home, kind: ListKind, tenant: str, *, limit: int = 50, offset: int = 0) -> DataPage:
-    """`stella data list KIND`: ``limit`` items from ``offset``, and how many there are in all."""
+def list_data(
+    home: Home, kind: ListKind, tenant: str, *, limit: int = 50, offset: int = 0, search: str | None = None
+) -> DataPage:
+    """`stella data list KIND [--search TEXT]`: ``limit`` items from ``offset``, and how many there are in all.
+
+    With ``search``, only the rows whose ids, aliases or title-like text contain it, ignoring case, from the whole
+    tenant (not one page); blank text searches nothing and lists everything.
+    """
     tenant = validate_tenant(tenant)
+    if limit < 0 or offset < 0:
+        raise UsageError(f"--limit and --offset cannot be negative (given {limit} and {offset})")
+    search = (search or "").strip() or None
     with Store.open(home, read_only=True) as store:
-        rows = list_rows(store, kind, tenant, limit=limit, offset=offset)
-        total = count_rows(store, kind, tenant)
-    return DataPage(kind, tenant, total, offset, rows)
+        rows = list_rows(store, kind, tenant, limit=limit, offset=offset, search=search)
+        total = count_rows(store, kind, tenant, search=search)
+    return DataPage(kind, tenant, total, offset, rows, search)
 
 
 def show_data(home: Home, tenant: str, ident: str) -> dict[str, Any]:

@@ -26,6 +26,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     lst.add_argument("--tenant", default=DEFAULT_TENANT)
     lst.add_argument("--limit", type=int, default=50)
     lst.add_argument("--offset", type=int, default=0)
+    lst.add_argument(
+        "--search",
+        metavar="TEXT",
+        help="only rows whose ids, aliases or title/summary contain TEXT (ignoring case), across the whole tenant",
+    )
     lst.set_defaults(handler=run_list)
 
     sh = dsub.add_parser("show", parents=[common], help="one document (sha256 or prefix) or advisory ID")
@@ -52,18 +57,26 @@ def run_stats(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    page = list_data(resolve_home(args.home), ListKind(args.kind), args.tenant, limit=args.limit, offset=args.offset)
+    page = list_data(
+        resolve_home(args.home),
+        ListKind(args.kind),
+        args.tenant,
+        limit=args.limit,
+        offset=args.offset,
+        search=args.search,
+    )
     if args.json:
         print_json(page.to_dict())
         return 0
+    matching = f" matching {page.search!r}" if page.search else ""
     if not page.items:
-        stdout.print(f"no {page.kind.value} in tenant {escape(page.tenant)}")
+        stdout.print(escape(f"no {page.kind.value}{matching} in tenant {page.tenant}"))
         return 0
     columns = page.columns
     table(
         columns,
         [[short_value(r[c]) for c in columns] for r in page.items],
-        title=f"{page.kind.value} ({len(page.items)} of {page.total})",
+        title=f"{page.kind.value} ({len(page.items)} of {page.total}{matching})",
     )
     return 0
 

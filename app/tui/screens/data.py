@@ -99,7 +99,11 @@ def row_matches(row: dict[str, Any], columns: list[str], needle: str) -> bool:
 
 class DataScreen(StellaScreen):
     """Pick a tenant and what to list; enter opens the row as `stella data show` prints it. The table has the
-    focus on arrival, so the letters in the footer act; `t` goes to the tenant field, `/` to the filter."""
+    focus on arrival, so the letters in the footer act; `t` goes to the tenant field, `/` to the filter.
+
+    Typing in the filter narrows the page shown; enter in it searches the whole tenant (`stella data list KIND
+    --search TEXT`: ids, aliases, titles, ignoring case), a page at a time; enter with the filter empty lists
+    everything again."""
 
     AUTO_FOCUS = "#data-table"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -120,6 +124,10 @@ class DataScreen(StellaScreen):
         self.rows: list[dict[str, Any]] = []
         self.page: DataPage | None = None
         self.kind = ListKind.DOCUMENTS
+        #: The store-wide search the pages come from (None: every row of the kind).
+        self.search: str | None = None
+        #: A search just submitted: when its first page arrives, a single match opens, and none is looked up.
+        self._submitted: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -128,7 +136,9 @@ class DataScreen(StellaScreen):
             yield Select([(k.value, k.value) for k in ListKind], value="documents", allow_blank=False, id="data-kind")
             yield Static("", id="data-summary", markup=False)
         yield Input(
-            placeholder="/ filter this page; enter: show by id, alias or sha256", id="data-filter", compact=True
+            placeholder="/ filter this page; enter: search the tenant by id, alias or title",
+            id="data-filter",
+            compact=True,
         )
         yield DataTable(id="data-table", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True)
@@ -161,7 +171,7 @@ class DataScreen(StellaScreen):
 
     def action_refresh(self) -> None:
         self.query_one("#data-summary", Static).update("  loading ...")
-        self.load(self.tenant, self.kind, self.page_offset)
+        self.load(self.tenant, self.kind, self.page_offset, self.search)
 
     def action_page(self, step: int) -> None:
         offset = self.page_offset + step * PAGE
@@ -170,15 +180,22 @@ class DataScreen(StellaScreen):
             self.action_refresh()
 
     @work(thread=True, exclusive=True, group="data", exit_on_error=False, description="read the store")
-    def load(self, tenant: str, kind: ListKind, offset: int) -> None:
+    def load(self, tenant: str, kind: ListKind, offset: int, search: str | None) -> None:
         with self.store_guard:
-            page = list_data(self.home, kind, tenant, limit=PAGE, offset=offset)
+            page = list_data(self.home, kind, tenant, limit=PAGE, offset=offset, search=search)
         self.loaded(PageRead(page))
 
     def on_page_read(self, message: PageRead) -> None:
         self.page = message.page
         self.total = message.page.total
         self.draw_page()
+        submitted, self._submitted = self._submitted, None
+        if submitted is None or submitted != message.page.search:
+            return
+        if message.page.total == 1:
+            self.open_row()
+        elif message.page.total == 0:
+            self.show_ident(message.page.tenant, submitted)  # not a listed row: as `stella data show` finds it
 
     @on(Input.Changed, "#data-filter")
     def draw_page(self) -> None:
@@ -187,35 +204,44 @@ class DataScreen(StellaScreen):
         if page is None:
             return
         needle = self.query_one("#data-filter", Input).value.strip()
+        if needle == (page.search or ""):
+            needle = ""  # the rows are the search's: each holds the text, if perhaps in a column not shown
         columns = page.columns
         self.rows = [r for r in page.items if row_matches(r, columns, needle)] if needle else page.items
         table = self.query_one("#data-table", DataTable)
         table.clear(columns=True)
         summary = self.query_one("#data-summary", Static)
+        searched = f" matching {page.search!r}" if page.search else ""
         if not page.items:
-            summary.update(plain(f"  no {page.kind.value} in tenant {page.tenant}"))
+            summary.update(plain(f"  no {page.kind.value}{searched} in tenant {page.tenant}"))
             return
         for column in columns:
             table.add_column(column, key=column)
         for row in self.rows:
             table.add_row(*cells(*(short_value(row[c]) for c in columns)))
         last = page.offset + len(page.items)
-        shown = f"  {page.kind.value} {page.offset + 1}-{last} of {page.total}"
+        shown = plain(f"  {page.kind.value} {page.offset + 1}-{last} of {page.total}{searched}")
         if needle:
             shown += plain(f", {len(self.rows)} match {needle!r}")
         summary.update(shown)
 
     @on(Input.Submitted, "#data-filter")
     def filter_submitted(self) -> None:
-        """Enter in the filter: the only matching row opens; with none on this page, the text is looked up as
-        `stella data show` does (an advisory id or alias, a document id, a sha256 prefix)."""
+        """Enter in the filter: the tenant's rows of this kind that hold the text, from the first page; a single
+        match opens, and with none the text is looked up as `stella data show` does (an advisory id or alias, a
+        document id, a sha256 prefix). Enter with the filter empty lists every row again (or, with no search to
+        leave, opens the row under the cursor)."""
         needle = self.query_one("#data-filter", Input).value.strip()
-        table = self.query_one("#data-table", DataTable)
-        table.focus()
-        if len(self.rows) == 1 or (self.rows and not needle):
+        self.query_one("#data-table", DataTable).focus()
+        if needle:
+            self.search = self._submitted = needle
+        elif self.search is not None:
+            self.search = None
+        else:
             self.open_row()
-        elif needle and not self.rows:
-            self.show_ident(self.tenant, needle)
+            return
+        self.page_offset = 0
+        self.action_refresh()
 
     def action_show_row(self) -> None:
         table = self.query_one("#data-table", DataTable)
