@@ -25,8 +25,8 @@ from core.contract.kit import (
     INDEX_SCHEMA,
     KIT_INDEX,
     MAX_FILE_SIZE,
-    PART_SUFFIX,
-    VOLUME_DIR_PREFIX,
+    PART_FILE,
+    VOLUME_DIR,
     VOLUME_MANIFEST,
     VOLUME_SCHEMA,
     VOLUME_UNLISTED,
@@ -48,12 +48,12 @@ MAX_DOCUMENT = 64 << 20
 
 def part_path(name: str, part: int, parts: int) -> str:
     """Where part ``part`` of ``parts`` of bundle ``name`` lies on its volume (a whole bundle keeps its name)."""
-    return f"{DATA_DIR}{name}" if parts == 1 else f"{DATA_DIR}{name}{PART_SUFFIX}{part:03d}"
+    return DATA_DIR + (name if parts == 1 else PART_FILE.format(name=name, part=part))
 
 
 def volume_dir_name(number: int) -> str:
     """The directory of volume ``number`` in an assembled kit: ``vol-01``."""
-    return f"{VOLUME_DIR_PREFIX}{number:02d}"
+    return VOLUME_DIR.format(number=number)
 
 
 def volume_label(kit_id: str, number: int) -> str:
@@ -377,7 +377,9 @@ class KitIndex:
         volumes = []
         for number, v in enumerate(raw_volumes, start=1):
             v.only({"bytes", "files", "label", "volume"})
-            volumes.append(KitVolume(v.number("volume", number, number), v.text("label"), v.number("files"), v.number("bytes")))
+            volumes.append(
+                KitVolume(v.number("volume", number, number), v.text("label"), v.number("files"), v.number("bytes"))
+            )
             if volumes[-1].label != volume_label(kit_id, number):
                 raise v.fail("label", f"volume {number} of kit {kit_id} is labelled {volume_label(kit_id, number)}")
         bundles = tuple(KitBundle.from_reader(b, len(volumes)) for b in r.items("bundles"))

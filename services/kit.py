@@ -40,7 +40,6 @@ from core.contract.kit import (
     KIT_SUMS_SIG,
     SECTOR,
     TUF_ROOTS_DIR,
-    VOLUME_DIR_PREFIX,
     VOLUME_MANIFEST,
     VOLUME_MANIFEST_SIG,
     VOLUME_SUMS,
@@ -57,6 +56,7 @@ from core.errors import (
 )
 from core.home import Home
 from core.kit import (
+    MAX_VOLUMES,
     BundlePart,
     KitBundle,
     KitIndex,
@@ -519,7 +519,9 @@ def volume_dirs(paths: Sequence[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         if path.is_dir() and not (path / VOLUME_MANIFEST).exists():
-            found = sorted(p for p in path.iterdir() if p.name.startswith(VOLUME_DIR_PREFIX) and p.is_dir())
+            found = [
+                path / volume_dir_name(n) for n in range(1, MAX_VOLUMES + 1) if (path / volume_dir_name(n)).is_dir()
+            ]
             if found:
                 out += found
                 continue

@@ -10,6 +10,7 @@ from app.commands.verify import CheckPrinter
 from app.output import RichSink, escape, print_json, stderr, stdout, table
 from core.errors import StellaError
 from core.home import resolve_home
+from core.kit import volume_dir_name
 from core.kit_plan import KitPlan, parse_size
 from services import kit as kit_service
 from verify.kit import KitReport
@@ -109,11 +110,11 @@ def _show_plan(layout: KitPlan) -> None:
     for v in layout.volumes:
         for p in v.parts:
             what = "whole" if p.parts == 1 else f"part {p.part}/{p.parts}"
-            rows.append([f"vol-{v.volume:02d}", p.bundle, what, p.offset, p.size])
+            rows.append([volume_dir_name(v.volume), p.bundle, what, p.offset, p.size])
     table(["volume", "bundle", "file", "offset", "bytes"], rows, title=f"{len(layout.volumes)} volumes")
     for v in layout.volumes:
         stdout.print(
-            f"vol-{v.volume:02d}: {_mib(v.used)} of {_mib(v.capacity)} ({v.fill:.0%} full), "
+            f"{volume_dir_name(v.volume)}: {_mib(v.used)} of {_mib(v.capacity)} ({v.fill:.0%} full), "
             f"{len(v.parts)} bundle files, {_mib(v.support_bytes)} of the kit's own files"
         )
     if layout.split:

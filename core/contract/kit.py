@@ -9,6 +9,8 @@ volume manifest (:data:`VOLUME_MANIFEST`), a copy of the kit index (:data:`KIT_I
 
 from __future__ import annotations
 
+from core.contract.evidence import CHECKSUMS
+
 #: ``volumeManifest.schema`` and ``kitIndex.schema``.
 VOLUME_SCHEMA = "https://stellaops.dev/schemas/offline-kit-volume/v1"
 INDEX_SCHEMA = "https://stellaops.dev/schemas/offline-kit-index/v1"
@@ -34,13 +36,14 @@ KIT_PUBLIC_KEY = "trust/kit-signer.pub"
 TUF_ROOTS_DIR = "trust/tuf/"
 BINARY_DIR = "bin/"
 
-#: The kit-wide checksum list (paths ``vol-NN/...``) and its cosign-style signature, beside the volumes.
-KIT_SUMS = "SHA256SUMS"
+#: The kit-wide checksum list (paths ``vol-NN/...``) and its cosign-style signature, beside the volumes; the
+#: conventional name, which a sealed evidence bundle's list has too.
+KIT_SUMS = CHECKSUMS
 KIT_SUMS_SIG = "SHA256SUMS.sig"
 
 #: Volume directories are ``vol-01`` ... ``vol-99``; a part of a split bundle is ``NAME.partNNN``.
-VOLUME_DIR_PREFIX = "vol-"
-PART_SUFFIX = ".part"
+VOLUME_DIR = "vol-{number:02d}"
+PART_FILE = "{name}.part{part:03d}"
 
 #: The largest file any volume holds: 4 GiB - 1 byte, what FAT32 and a single ISO 9660 extent can store.
 MAX_FILE_SIZE = (1 << 32) - 1
