@@ -1,0 +1,155 @@
+"""Notifications: a bundle ready for transfer (or a failed run) lands once in the spool directory, atomically, and
+reaches a real webhook on 127.0.0.1 that fails twice before it accepts; nothing is sent twice."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.contract.timeline import BUNDLE_READY_FOR_TRANSFER, EXPORT_FAILED
+from core.home import Home
+from core.timeline import EventDraft, TimelineEvent
+from services import notify
+from services.timeline import record_events
+from tests.conftest import ROOT
+
+SAMPLES = ROOT / "samples"
+
+
+class Receiver:
+    """A webhook receiver: answers 503 to the first ``failures`` requests, then 200; keeps what it was sent."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests: list[tuple[int, dict[str, str], dict[str, Any]]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status = 503 if len(receiver.requests) < receiver.failures else 200
+                receiver.requests.append((status, dict(self.headers), body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def accepted(self) -> list[dict[str, Any]]:
+        return [body for status, _, body in self.requests if status == 200]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver(failures=2)
+    yield r
+    r.close()
+
+
+def test_a_mirror_bundle_ready_for_transfer_is_spooled_and_delivered_once(
+    stella: Any, home: Path, tmp_path: Path, receiver: Receiver
+) -> None:
+    spool = tmp_path / "spool"
+    res = stella(
+        "timeline", "notify", "set", "--spool", spool, "--webhook", receiver.url, "--attempts", "4",
+        "--backoff", "0.05", "--json",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    assert res.json()["webhook"]["url"] == receiver.url
+    assert stella("import", "--quiet", SAMPLES / "advisories").code == 0
+    assert stella("keys", "generate", "signer").code == 0
+    assert stella("tuf", "init", "--key", "signer").code == 0
+    run = stella("export", "run", "--profile", "mirror:full", "--key", "signer", "--out", tmp_path / "m.tar.zst")
+    assert run.code == 0, run.err
+    # The spool: one JSON file for the one notified event (built, distributed and requested are not notified).
+    files = sorted(spool.iterdir())
+    assert [f.suffix for f in files] == [".json"]  # no temporary file left beside it
+    event = json.loads(files[0].read_text())
+    assert event["type"] == BUNDLE_READY_FOR_TRANSFER and event["specversion"] == "1.0"
+    # The webhook: 503, 503, then accepted; the same CloudEvent every time.
+    assert [status for status, _, _ in receiver.requests] == [503, 503, 200]
+    assert {body["id"] for _, _, body in receiver.requests} == {event["id"]}
+    headers = receiver.requests[-1][1]
+    assert headers["Content-Type"].startswith("application/cloudevents+json")
+    assert headers["Idempotency-Key"] == f"default/{event['id']}"
+    # Dedupe: the producer retrying the event, and notifying it again, send nothing more.
+    listed = stella("timeline", "list", "--type", "bundle.ready-for-transfer", "--json").json()["events"]
+    assert [e["id"] for e in listed] == [event["id"]]
+    stored = stella("timeline", "show", event["id"], "--json").json()
+    again = notify.notify(Home(home), _as_event(stored))
+    assert again is not None and again.webhook == "already-sent"
+    assert len(receiver.requests) == 3 and sorted(spool.iterdir()) == files
+    show = stella("timeline", "notify", "show", "--json").json()
+    assert show["waiting"] == []
+
+
+def _as_event(d: dict[str, Any]) -> TimelineEvent:
+    return TimelineEvent(
+        tenant=d["tenant"],
+        seq=d["seq"],
+        id=d["id"],
+        source=d["source"],
+        type=d["type"],
+        subject=d["subject"],
+        time=datetime.fromisoformat(d["time"].removesuffix("Z")),
+        recorded_at=datetime.fromisoformat(d["recordedtime"].removesuffix("Z")),
+        data=d["data"],
+    )
+
+
+def test_a_delivery_that_runs_out_of_attempts_waits_in_the_outbox(stella: Any, home: Path, tmp_path: Path) -> None:
+    down = Receiver(failures=1000)
+    try:
+        spool = tmp_path / "spool"
+        assert stella("timeline", "notify", "set", "--spool", spool, "--webhook", down.url, "--attempts", "2",
+                      "--backoff", "0").code == 0  # fmt: skip
+        failed = EventDraft(
+            "default", EXPORT_FAILED, "urn:stella:default:export", "run:r1", {"error": {}}, datetime(2026, 12, 1)
+        )
+        record_events(Home(home), [failed])
+        record_events(Home(home), [failed])  # a retry: not notified again
+        assert len(down.requests) == 2  # two attempts, then it waits
+        assert len(list(spool.iterdir())) == 1
+        shown = stella("timeline", "notify", "show")
+        assert "waiting  1 in the outbox" in shown.out
+        res = stella("timeline", "notify", "deliver")
+        assert res.code == 8 and "HTTP 503" in res.out
+        assert len(down.requests) == 4
+        down.failures = 0  # the receiver is back
+        res = stella("timeline", "notify", "deliver", "--json")
+        assert res.code == 0, res.out
+        assert [d["webhook"] for d in res.json()["deliveries"]] == ["sent"]
+        assert len(down.accepted()) == 1 and down.accepted()[0]["type"] == EXPORT_FAILED
+        assert stella("timeline", "notify", "deliver").out.strip() == "nothing waits in the outbox"
+        assert len(down.requests) == 5
+    finally:
+        down.close()
+
+
+def test_notification_settings_are_checked(stella: Any, home: Path, tmp_path: Path) -> None:
+    assert stella("timeline", "notify", "set", "--webhook", "http://8.8.8.8/hook").code == 2  # not on the LAN
+    assert stella("timeline", "notify", "set", "--webhook", "file:///etc/passwd").code == 2
+    assert stella("timeline", "notify", "set", "--webhook", "http://10.1.2.3/h", "--attempts", "0").code == 2
+    assert stella("timeline", "notify", "set", "--attempts", "3").code == 2  # no webhook to change
+    assert stella("timeline", "notify", "set", "--webhook", "http://nas.lan:8080/h").code == 0  # a LAN host name
+    (home / "notify.json").write_text('{"spool": "relative/dir"}')
+    res = stella("timeline", "notify", "show")
+    assert res.code == 3 and "notify.json" in res.err
+    assert stella("timeline", "notify", "deliver").code == 3
