@@ -19,7 +19,7 @@ from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
 from app.tui.text import cells, plain
 from core.errors import Cancelled
-from core.ingest import DEFAULT_TENANT, FileResult, ImportSummary
+from core.ingest import DEFAULT_TENANT, FileResult, ImportSummary, Outcome
 from core.progress import CancelToken
 from services.imports import import_files
 
@@ -50,6 +50,16 @@ def result_text(result: FileResult) -> str:
         lines.append(f"exit code {int(result.error.exit_code)} ({result.error.code})")
     lines += [f"warning   {w}" for w in result.warnings]
     return "\n".join(plain(line) for line in lines)
+
+
+def summary_text(summary: ImportSummary, home: Path) -> str:
+    """The import's last line, as `stella import` prints it: the counts (skipped ones only when there are any),
+    the tenant and the home."""
+    skipped = f", {summary.skipped} skipped" if summary.skipped else ""
+    return plain(
+        f"{summary.imported} imported, {summary.duplicates} duplicate, {summary.rejected} rejected{skipped} "
+        f"into tenant {summary.tenant} ({home})"
+    )
 
 
 def split_paths(text: str) -> list[Path]:
@@ -167,6 +177,8 @@ class ImportScreen(StellaScreen):
         if result.error is not None:
             where = f" at {result.error.pointer}" if result.error.pointer else ""
             reason = result.error.message + where
+        elif result.outcome is Outcome.SKIPPED:
+            reason = "; ".join(result.warnings)  # why it was passed by, as `stella import` says it
         elif result.warnings:
             reason = "warning: " + "; ".join(result.warnings)
         table = self.query_one("#import-results", DataTable)
@@ -193,7 +205,4 @@ class ImportScreen(StellaScreen):
         elif summary is None:
             text.update("import failed")
         else:
-            text.update(
-                f"{summary.imported} imported, {summary.duplicates} duplicate, {summary.rejected} rejected "
-                f"into tenant {summary.tenant} ({self.home.root})"
-            )
+            text.update(summary_text(summary, self.home.root))
