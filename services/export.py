@@ -29,8 +29,9 @@ from core.keys import read_passphrase_file
 from core.planner import check_plan, plan_run, preview_selection
 from core.profiles import Profile, ProfileStore, parse_profile_ref
 from core.progress import Observer
-from core.runs import Distribution, ExportRun, RunEngine, RunEvent, request_cancel
+from core.runs import Distribution, ExportRun, RunEngine, RunEvent, request_cancel, write_event
 from core.selectors import InputRef, Selectors, parse_selectors
+from core.signing import Signer
 from core.store import Store
 from services import timeline
 from services.keys import signer_for, signer_trusted_key
@@ -217,8 +218,29 @@ def build_run(
     except Exception:
         timeline.record_export_failed(store, run.run_id)
         raise
-    timeline.record_export_built(store, done)
+    sealed = seal_run_evidence(store, done, signer)
+    timeline.record_export_built(store, done, evidence_digests=[sealed] if sealed else [])
     return done
+
+
+def seal_run_evidence(store: Store, run: ExportRun, signer: Signer) -> str | None:
+    """Seal a succeeded run's manifest, provenance, signatures and distribution transcripts into the evidence locker
+    with the key that signed the run, in the run's tenant; returns the sealed bundle's digest.
+
+    The run has succeeded whatever happens here: a seal that is refused (the tenant's evidence quota) or fails (an
+    unreachable TSA) is recorded as the run's ``evidence-failed`` event, with the error, and the run stays as built.
+    """
+    from services.evidence import seal_export_run
+
+    try:
+        bundle = seal_export_run(store, run, signer)
+    except StellaError as exc:
+        with store.transaction() as cur:
+            write_event(cur, run, "evidence-failed", detail={"error_code": exc.code, "message": exc.diagnostics()})
+        return None
+    with store.transaction() as cur:
+        write_event(cur, run, "evidence-sealed", detail={"evidenceId": bundle.evidence_id, "digest": bundle.digest})
+    return bundle.digest
 
 
 def plan_export(
