@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from rfc3161_client import VerificationError, VerifierBuilder, decode_timestamp_response
 
 from core.archive.reader import ReaderLimits, SafeArchiveReader
+from core.canonical import canonical_json
 from core.contract.evidence import (
     ARTIFACTS_DIR,
     CHECKSUMS,
@@ -438,6 +439,8 @@ class _Verification(Recorder):
                 "custody",
                 IntegrityError(f"custody event 1 (seq {events[0].seq}): expected seq {custody.get('firstSeq')}"),
             )
+        if self.files[CUSTODY_LOG] != b"".join(canonical_json(e.to_dict()) + b"\n" for e in events):
+            raise self.fail("custody", IntegrityError("is not one canonical JSON event per line", path=CUSTODY_LOG))
         if len(events) != custody.get("events") or head != custody.get("head"):
             raise self.fail(
                 "custody",

@@ -68,6 +68,6 @@ HEAD_ORDER = (
     CUSTODY_LOG,
     PROOFS,
 )
-#: The head files the signed manifest lists by digest (the rest are the signature's own files and the checksums,
-#: plus the proofs, which are checked against the signed root instead).
-MANIFEST_LISTED = (CUSTODY_LOG, METADATA, SIGNER_KEY, VERIFY_PY, VERIFY_SH)
+#: The head files the signed manifest lists by digest. Not listed: the signature's own files, the checksums, the
+#: proofs (checked against the signed root) and the custody log (bound by the signed head of its hash chain).
+MANIFEST_LISTED = (METADATA, SIGNER_KEY, VERIFY_PY, VERIFY_SH)
