@@ -2,7 +2,8 @@
 
 Scores come from the ``cvss`` library (RedHat's implementation of the FIRST specifications). Ratings follow
 each version's own qualitative scale: v3.x and v4.0 share None 0.0, Low 0.1-3.9, Medium 4.0-6.9, High 7.0-8.9,
-Critical 9.0-10.0; v2 has no Critical and no None (NVD: Low 0.0-3.9, Medium 4.0-6.9, High 7.0-10.0).
+Critical 9.0-10.0; v2 has no Critical (NVD: Low 0.1-3.9, Medium 4.0-6.9, High 7.0-10.0). A score of 0.0 rates 0
+(Trivy: UNKNOWN).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def rating(kind: str, score: float) -> int:
     if kind == "CVSS_V2":
         if score >= 7.0:
             return HIGH
-        return MEDIUM if score >= 4.0 else LOW
+        if score >= 4.0:
+            return MEDIUM
+        return LOW if score > 0 else 0
     if score >= 9.0:
         return CRITICAL
     if score >= 7.0:

@@ -28,9 +28,9 @@ from urllib.parse import urlsplit
 
 import orjson
 from packageurl import PackageURL
-from packaging.version import InvalidVersion, Version
 
 from core import cvss
+from core.versions import pep440_key
 
 #: Our data source, as Trivy reports it in each finding's ``DataSource``.
 SOURCE_ID = "stellaops"
@@ -254,17 +254,16 @@ def constraint(introduced: str | None, fixed: str | None, last_affected: str | N
 
 
 def severity_of(severities: Iterable[Mapping[str, Any]]) -> int:
-    """Trivy severity (0-4) of an advisory: the GHSA label; else the highest rating of its CVSS v3.x / v4.0
-    base scores; else of its CVSS v2 ones; else CSAF's text. Each score is rated on its own version's scale
-    (:func:`core.cvss.rating`); a vector stored without a score is scored here."""
+    """Trivy severity (0-4) of an advisory: the GHSA label; else the highest rating of its CVSS base scores
+    (v2, v3.x, v4.0), each rated on its own version's scale (:func:`core.cvss.rating`: v2 tops out at high);
+    else CSAF's text. A vector stored without a score is scored here."""
     items = list(severities)
     labels = [_GHSA_LABELS.get(str(s.get("score", "")).upper(), 0) for s in items if s.get("type") == "GHSA"]
     if any(labels):
         return max(labels)
-    for kinds in (("CVSS_V3", "CVSS_V4"), ("CVSS_V2",)):
-        ratings = [cvss.rating(kind, score) for kind, score in _scores(items) if kind in kinds]
-        if ratings:
-            return max(ratings)
+    ratings = [cvss.rating(kind, score) for kind, score in _scores(items)]
+    if ratings:
+        return max(ratings)
     texts = [_CSAF_LABELS.get(str(s.get("score", "")).lower(), 0) for s in items if s.get("type") == "CSAF"]
     return max(texts, default=0)
 
@@ -490,8 +489,8 @@ def _comparable(ecosystem: str, version: str) -> bool:
     if ecosystem != "pip":
         return bool(version)
     try:
-        Version(version)
-    except InvalidVersion:
+        pep440_key(version)
+    except ValueError:
         return False
     return True
 

@@ -32,13 +32,20 @@ class TrivyDb:
     def write_payload(self, ctx: PayloadContext) -> dict[str, int]:
         version = schema_of(ctx, MAIN_DB)
         model = TrivyDbModel()
-        ctx.sink.start("trivy advisories", None)
+        document: str | None = None
+        advisory_id = ""
         for n, record in enumerate(stream(ctx.query, ADVISORIES, [ctx.spec.run_id, ctx.spec.tenant]), start=1):
             if n % 1000 == 0 and ctx.cancel.is_cancelled():
                 raise Cancelled("export cancelled")
+            # Rows come in input order, a document's advisories together: the payload phase counts documents.
+            if record["documentSha256"] != document:
+                if document is not None:
+                    ctx.input_done(advisory_id)
+                document = record["documentSha256"]
+            advisory_id = str(record["advisoryId"])
             model.add(record)
-            ctx.sink.advance(1)
-        ctx.sink.finish("trivy advisories")
+        if document is not None:
+            ctx.input_done(advisory_id)
         counts = {
             "advisories": model.counts.advisories,
             "withdrawnSkipped": model.counts.withdrawn,

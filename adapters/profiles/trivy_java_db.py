@@ -30,13 +30,15 @@ SCHEMA = (
     "CREATE UNIQUE INDEX indices_sha1_idx ON indices(sha1)",
 )
 
+#: Each input SBOM once (in input order), with its Maven components that carry a SHA-1 (none: one row of NULLs).
 COMPONENTS = """
-SELECT DISTINCT c.purl, lower(c.sha1) AS sha1
+SELECT i.ordinal, i.document_id, c.purl, lower(c.sha1) AS sha1
   FROM export_inputs i
-  JOIN sbom_components c ON c.tenant = i.tenant AND c.document_sha256 = i.document_sha256
- WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'sbom'
+  LEFT JOIN sbom_components c
+    ON c.tenant = i.tenant AND c.document_sha256 = i.document_sha256
    AND c.purl LIKE 'pkg:maven/%' AND c.sha1 IS NOT NULL
- ORDER BY 2, 1
+ WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'sbom'
+ ORDER BY i.ordinal, c.purl, c.sha1
 """
 
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
@@ -113,9 +115,21 @@ class TrivyJavaDb:
 
     def write_payload(self, ctx: PayloadContext) -> dict[str, int]:
         version = schema_of(ctx, JAVA_DB)
-        rows = [
-            (str(p), str(s)) for p, s in ctx.query.execute(COMPONENTS, [ctx.spec.run_id, ctx.spec.tenant]).fetchall()
-        ]
+        found: set[tuple[str, str]] = set()
+        cur = ctx.query.execute(COMPONENTS, [ctx.spec.run_id, ctx.spec.tenant])
+        ordinal: int | None = None
+        document = ""
+        while batch := cur.fetchmany(10_000):
+            for this, document_id, purl, sha1 in batch:
+                if this != ordinal:
+                    if ordinal is not None:
+                        ctx.input_done(document)
+                    ordinal, document = this, str(document_id or "")
+                if purl is not None:
+                    found.add((str(purl), str(sha1)))
+        if ordinal is not None:
+            ctx.input_done(document)
+        rows = sorted(found, key=lambda r: (r[1], r[0]))
         artifacts = artifacts_of(rows)
         with workdir(ctx) as work:
             db_path = work / JAVA_DB.db_file

@@ -14,8 +14,6 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
-
 from adapters.sources._common import check_purl, get_in, parse_time, validator
 from adapters.sources._csaf_checks import json_object, parse_cvss3
 from core.cvss import base_score
@@ -23,6 +21,7 @@ from core.errors import SchemaError, UnsupportedFormatError
 from core.records import Advisory, AdvisorySeverity, AffectedRange, DocumentKind, ParsedDocument
 from core.schema import json_pointer
 from core.sources import Candidate, SourceFormat
+from core.versions import pep440_key, semver_key
 
 OSV_MEDIA_TYPE = "application/vnd.osv+json"
 _SCHEMA = "osv/osv-schema.json"
@@ -45,7 +44,6 @@ _FOREIGN_KEYS = frozenset(
 )
 _CVSS_TYPES = frozenset({"CVSS_V2", "CVSS_V3", "CVSS_V4"})
 _END_EVENTS = ("fixed", "last_affected", "limit")
-_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
 
 Interval = tuple[str, str | None, str | None]  # introduced, end event kind, end version
 
@@ -206,19 +204,6 @@ def _check_semantics(doc: Mapping[str, Any], path: str) -> list[str]:
     return warnings
 
 
-def _semver_key(version: str) -> tuple[Any, ...]:
-    if version == "0":  # OSV's "since the first version"
-        return (0, 0, 0), 0, ()
-    match = _SEMVER.match(version)
-    if match is None:
-        raise ValueError(version)
-    core = tuple(int(match.group(n)) for n in (1, 2, 3))
-    pre = match.group(4)
-    if pre is None:
-        return core, 1, ()
-    return core, 0, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
-
-
 def _intervals(rng: Mapping[str, Any]) -> list[Interval]:
     """Pair a range's events into intervals: each end event closes the latest introduced one.
 
@@ -230,7 +215,7 @@ def _intervals(rng: Mapping[str, Any]) -> list[Interval]:
     if rng["type"] == "SEMVER":
         # Not strict SemVer (the schema allows it): keep the publisher's order.
         with contextlib.suppress(ValueError):
-            events = sorted(events, key=lambda e: _semver_key(e[1]))
+            events = sorted(events, key=lambda e: semver_key(e[1]))
     first = next(k for k, (kind, _) in enumerate(events) if kind == "introduced")
     # End events listed before any 'introduced' belong to the first one.
     events = [events[first], *events[:first], *events[first + 1 :]]
@@ -252,17 +237,10 @@ def _intervals(rng: Mapping[str, Any]) -> list[Interval]:
 def _version_key(range_type: str, ecosystem: str | None) -> Callable[[str], Any] | None:
     """How to order a range's versions, where this importer knows the rules: SemVer, and PEP 440 for PyPI."""
     if range_type == "SEMVER":
-        return _semver_key
+        return semver_key
     if range_type == "ECOSYSTEM" and ecosystem == "PyPI":
-        return _pep440_key
+        return pep440_key
     return None
-
-
-def _pep440_key(version: str) -> Any:
-    try:
-        return Version(version)
-    except InvalidVersion:
-        raise ValueError(version) from None
 
 
 def _covered(key: Callable[[str], Any], version: Any, interval: Interval) -> bool:
