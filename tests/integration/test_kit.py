@@ -106,7 +106,7 @@ def _flip(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-# -- the layout ---------------------------------------------------------------------------------------------------------
+# -- the layout --------------------------------------------------------------------------------------------------------
 def test_the_kit_spans_several_volumes_whole_files_first(kit: dict[str, Any]) -> None:
     index = _index(kit["dir"])
     volumes = _volumes(kit["dir"])
@@ -174,7 +174,7 @@ def test_bad_arguments_are_refused_with_their_exit_codes(kit: dict[str, Any], tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "taken"]  # nothing half-written beside it
 
 
-# -- verify -------------------------------------------------------------------------------------------------------------
+# -- verify ------------------------------------------------------------------------------------------------------------
 def test_each_volume_verifies_alone_and_says_what_it_completes(stella: Any, kit: dict[str, Any]) -> None:
     index = _index(kit["dir"])
     for volume in _volumes(kit["dir"]):
@@ -269,7 +269,7 @@ def test_a_wrong_key_or_an_altered_manifest_is_a_signature_failure(
     assert stella("kit", "verify", tmp_path, "--key", kit["pub"]).code == 3  # not a kit volume
 
 
-# -- restore ------------------------------------------------------------------------------------------------------------
+# -- restore -----------------------------------------------------------------------------------------------------------
 def test_restore_in_reverse_order_gives_identical_bundles_that_stella_verify_accepts(
     stella: Any, kit: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -329,7 +329,7 @@ def test_a_killed_restore_resumes_and_completes(stella: Any, kit: dict[str, Any]
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in kit["bundles"].values())
 
 
-# -- without stella: verify.sh, SHA256SUMS ------------------------------------------------------------------------------
+# -- without stella: verify.sh, SHA256SUMS -----------------------------------------------------------------------------
 _TOOLS = (
     "sh", "openssl", "sha256sum", "base64", "find", "sed", "grep", "sort", "comm", "cut", "tr", "cmp", "wc", "head",
     "tail", "mktemp", "rm", "cat", "dirname", "basename",
@@ -388,7 +388,7 @@ def test_sha256sums_covers_the_kit_and_openssl_verifies_its_signature(kit: dict[
     assert subprocess.run([*cmd, str(tampered)], capture_output=True).returncode != 0
 
 
-# -- ISO ----------------------------------------------------------------------------------------------------------------
+# -- ISO ---------------------------------------------------------------------------------------------------------------
 def test_iso_is_byte_identical_md5_tagged_and_verifies_extracted(
     stella: Any, kit: dict[str, Any], tmp_path: Path
 ) -> None:
