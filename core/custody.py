@@ -22,9 +22,21 @@ from typing import Any
 
 from core.canonical import canonical_json
 from core.clock import rfc3339
-from core.contract.evidence import CUSTODY_ACTIONS
 from core.errors import BadInputError, IntegrityError
 
+#: What a custody event records (ordinary words, so not wire facts of ``core.contract``).
+CUSTODY_ACTIONS = (
+    "access",
+    "export",
+    "hold",
+    "release",
+    "transfer",
+    "verify",
+    "seal",
+    "snapshot",
+    "delete-refused",
+    "prune-kept",
+)
 #: The ``prev`` of a chain's first event.
 GENESIS = "0" * 64
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

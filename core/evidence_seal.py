@@ -42,7 +42,6 @@ from core.contract.evidence import (
     CHECKSUMS,
     CUSTODY_LOG,
     HEAD_ORDER,
-    KINDS,
     MANIFEST,
     MANIFEST_DSSE,
     MANIFEST_LISTED,
@@ -65,6 +64,8 @@ from core.merkle import consistency_proof, inclusion_proof, root
 from core.signing import Signer, dsse_envelope
 from core.tsa import Timestamper, normalize, read_response
 
+#: What an evidence bundle snapshots: an export run, a policy evaluation, a job, an Offline Kit.
+KINDS = ("run", "policy", "job", "kit")
 #: The templates of the offline verifier, in ``core/bundle_files``.
 _SCRIPT_TEMPLATES = {VERIFY_PY: "evidence_verify.py.txt", VERIFY_SH: "evidence_verify.sh"}
 _EXECUTABLE = (VERIFY_PY, VERIFY_SH)

@@ -7,9 +7,14 @@ this module; ``tests/unit/test_evidence_seal.py`` holds its copy of these names 
 
 from __future__ import annotations
 
-#: The manifest: RFC 8785 canonical JSON, the payload of the DSSE envelope.
-MANIFEST = "manifest.json"
-MANIFEST_DSSE = "manifest.dsse.json"
+# Names other bundles use too are defined once, where they first appeared, and re-exported here:
+# ``manifest.json`` (RFC 8785 canonical JSON, the payload of the DSSE envelope ``manifest.dsse.json``),
+# ``metadata.json`` (here: the redacted metadata, the subject after the redaction profile was applied) and
+# ``verify.sh`` (the offline verifier's shell wrapper).
+from core.contract.bundle import VERIFY_SCRIPT as VERIFY_SH
+from core.contract.devportal import MANIFEST, MANIFEST_DSSE
+from core.contract.trivy import METADATA
+
 #: The raw DSSE signature bytes (the envelope's one ``sig``, decoded), for openssl and the timestamp.
 SIGNATURE = "manifest.sig"
 #: The RFC 3161 ``TimeStampResp`` (DER) over the bytes of :data:`SIGNATURE`; present when timestamped.
@@ -18,15 +23,12 @@ TIMESTAMP = "manifest.sig.tsr"
 CHECKSUMS = "SHA256SUMS"
 #: The signer's public key (SubjectPublicKeyInfo PEM). It travelled with the bundle, so it is never trusted as such.
 SIGNER_KEY = "signer.pub"
-#: The redacted metadata: what was sealed (the subject after the redaction profile was applied).
-METADATA = "metadata.json"
 #: The chain-of-custody log: one canonical JSON event per line, hash-chained.
 CUSTODY_LOG = "custody.jsonl"
 #: Each artifact's inclusion proof and, for a re-seal, the consistency proof from the earlier root.
 PROOFS = "proofs.json"
-#: The offline verifier (``python3 -I verify.py``, standard library only) and its shell wrapper.
+#: The offline verifier (``python3 -I verify.py``, standard library only); ``verify.sh`` wraps it.
 VERIFY_PY = "verify.py"
-VERIFY_SH = "verify.sh"
 #: The sealed artifacts (the Merkle tree's leaves) live under this directory.
 ARTIFACTS_DIR = "artifacts/"
 
@@ -37,22 +39,6 @@ METADATA_SCHEMA = "https://stellaops.dev/schemas/evidence-metadata/v1"
 PAYLOAD_TYPE = "application/vnd.stellaops.evidence.manifest+json"
 #: The Merkle tree of the manifest (RFC 9162 section 2.1, SHA-256; the COSE Receipts name of that tree).
 MERKLE_ALGORITHM = "RFC9162_SHA256"
-
-#: What an evidence bundle snapshots.
-KINDS = ("run", "policy", "job", "kit")
-#: What a custody event records.
-CUSTODY_ACTIONS = (
-    "access",
-    "export",
-    "hold",
-    "release",
-    "transfer",
-    "verify",
-    "seal",
-    "snapshot",
-    "delete-refused",
-    "prune-kept",
-)
 
 #: The files before the artifacts, in archive order (the timestamp only when there is one).
 HEAD_ORDER = (
@@ -71,3 +57,25 @@ HEAD_ORDER = (
 #: The head files the signed manifest lists by digest. Not listed: the signature's own files, the checksums, the
 #: proofs (checked against the signed root) and the custody log (bound by the signed head of its hash chain).
 MANIFEST_LISTED = (METADATA, SIGNER_KEY, VERIFY_PY, VERIFY_SH)
+
+__all__ = [
+    "ARTIFACTS_DIR",
+    "CHECKSUMS",
+    "CUSTODY_LOG",
+    "HEAD_ORDER",
+    "MANIFEST",
+    "MANIFEST_DSSE",
+    "MANIFEST_LISTED",
+    "MANIFEST_SCHEMA",
+    "MERKLE_ALGORITHM",
+    "METADATA",
+    "METADATA_SCHEMA",
+    "PAYLOAD_TYPE",
+    "PROOFS",
+    "PROOFS_SCHEMA",
+    "SIGNATURE",
+    "SIGNER_KEY",
+    "TIMESTAMP",
+    "VERIFY_PY",
+    "VERIFY_SH",
+]
