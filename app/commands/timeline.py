@@ -8,6 +8,7 @@ from typing import Any
 
 from app.output import escape, json_text, print_json, stdout, table
 from core.clock import rfc3339
+from core.contract.bundle import MANIFEST
 from core.errors import ExitCode, UsageError
 from core.home import resolve_home
 from core.ingest import DEFAULT_TENANT
@@ -167,7 +168,7 @@ def run_evidence(args: argparse.Namespace) -> int:
         return 0
     stdout.print(f"event {escape(refs.event.id)} ({escape(refs.event.short_type)}, {escape(refs.event.subject)})")
     if refs.manifest_sha256:
-        stdout.print(f"  manifest  {refs.manifest_sha256}  (export.json, signed by the bundle's key)", markup=False)
+        stdout.print(f"  manifest  {refs.manifest_sha256}  ({MANIFEST}, signed by the bundle's key)", markup=False)
     if refs.bundle_sha256:
         stdout.print(f"  bundle    {refs.bundle_sha256}", markup=False)
     for e in refs.evidence:

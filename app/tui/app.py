@@ -49,6 +49,7 @@ class StellaApp(App[None]):
         "verify": _lazy("app.tui.screens.verify", "VerifyScreen"),
         "mirror": _lazy("app.tui.screens.mirror", "MirrorScreen"),
         "keys": _lazy("app.tui.screens.keys", "KeysScreen"),
+        "timeline": _lazy("app.tui.screens.timeline", "TimelineScreen"),
     }
     DEFAULT_MODE: ClassVar[str] = "dashboard"
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -17,6 +17,7 @@ SCREENS_HELP: dict[str, tuple[str, str, str]] = {
     "verify": ("v", "Verify", "verify a received bundle check by check"),
     "mirror": ("m", "Mirror", "a mirror directory: status, receipts, verify, rollback, query"),
     "keys": ("k", "Keys", "signing keys, trusted keys and the TUF roles of the home"),
+    "timeline": ("l", "Timeline", "what happened, in order: export runs, evidence, holds, incidents (filters)"),
 }
 
 

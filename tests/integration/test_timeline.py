@@ -252,6 +252,19 @@ def test_a_real_export_run_emits_its_lifecycle(stella: Any, home: Path, tmp_path
     refs = stella("timeline", "evidence", built["id"], "--json").json()
     assert refs["manifestSha256"] == manifest and refs["runId"] == run_id
     assert manifest in stella("timeline", "evidence", built["id"]).out
+    # The run was sealed into the evidence locker: export.built links the sealed bundle, which the locker names.
+    [sealed] = refs["evidence"]
+    assert built["evidencedigests"] == sealed["digest"] and sealed["evidenceId"] and sealed["rootHash"]
+    assert sealed["heldBy"] == [] and not built["held"]
+    # A legal hold on that evidence marks the event held, and the case finds it.
+    hold = stella("evidence", "hold", "CASE-9", "--bundle", sealed["evidenceId"], "--reason", "litigation")
+    assert hold.code == 0, hold.err
+    held = _list(stella, "--run", run_id, "--type", "export.built")
+    assert held[0]["held"] is True
+    assert "held" in stella("timeline", "list", "--run", run_id).out
+    case = _list(stella, "--case", "CASE-9")
+    assert built["id"] in [e["id"] for e in case] and "dev.stella.evidence.hold" in [e["type"] for e in case]
+    assert stella("timeline", "evidence", built["id"], "--json").json()["evidence"][0]["heldBy"] == ["CASE-9"]
     copy = tmp_path / "copy.tar.zst"
     assert stella("export", "download", run_id, "--to", copy).code == 0
     after = _list(stella, "--run", run_id, "--type", "export.distributed")
