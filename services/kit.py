@@ -72,7 +72,7 @@ from core.progress import NullObserver, Observer
 from core.signing import Signer, cosign_blob_signature
 from services.trust import trusted_keys
 from verify.bundle import VerifyReport
-from verify.kit import KitReport, verify_volumes
+from verify.kit import KitReport, verify_volumes, walk_files
 
 CHUNK = 1 << 20
 #: The name the optional stella binary has on every volume.
@@ -464,6 +464,7 @@ def _write_kit(
         )
         manifest_bytes = manifest.to_bytes()
         sums = volume_sums(manifest, hashlib.sha256(manifest_bytes).hexdigest())
+        listed = dict(volume_files[v.volume])
         for name, data in (
             (KIT_INDEX, index_bytes),
             (VOLUME_MANIFEST, manifest_bytes),
@@ -472,11 +473,15 @@ def _write_kit(
             (VOLUME_SUMS_SIG, cosign_blob_signature(signer, sums)),
         ):
             (root / name).write_bytes(data)
-        used = 0
-        for rel, size, sha in _listing(root):
+            listed[name] = (len(data), hashlib.sha256(data).hexdigest())
+        # The digests are those computed while writing: the kit is not read back. What lies on the volume must be
+        # exactly what was listed, and fit.
+        if walk_files(root) != sorted(listed):
+            raise EnvironmentFailure("the volume holds other files than were written to it", path=str(root))
+        for rel, (size, sha) in sorted(listed.items()):
             sums_lines.append(f"{sha}  {volume_dir_name(v.volume)}/{rel}\n")
-            used += sectors(size) * SECTOR
             total_bytes += size
+        used = sum(sectors(size) for size, _ in listed.values()) * SECTOR
         if used > layout.volume_size - iso_reserve(layout.volume_size):
             raise EnvironmentFailure(
                 f"volume {v.volume} came out at {used} bytes, over its {layout.volume_size}: a defect in the planner",
@@ -487,19 +492,6 @@ def _write_kit(
     write_bytes(work / KIT_SUMS, kit_sums)
     write_bytes(work / KIT_SUMS_SIG, cosign_blob_signature(signer, kit_sums))
     return index, hashlib.sha256(kit_sums).hexdigest(), total_bytes
-
-
-def _listing(root: Path) -> Iterator[tuple[str, int, str]]:
-    """Every file under ``root``, sorted by relative path, with its size and sha256 (streamed)."""
-    from verify.kit import walk_files
-
-    for rel in walk_files(root):
-        path = root / rel
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
-        yield rel, path.stat().st_size, digest.hexdigest()
 
 
 def _fsync_tree(root: Path) -> None:
