@@ -21,6 +21,7 @@ Package names are normalized exactly as Trivy normalizes the scanned package (``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +103,7 @@ _COLLECTION_HOSTS = {
 _DEBIAN_CODENAMES = {"buster": "10", "bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14"}
 #: OSV OS ecosystems without a release suffix, bucket name = the Trivy name.
 _VERSIONLESS_OS = {"wolfi": "wolfi", "chainguard": "chainguard"}
+_UBUNTU_RELEASE = re.compile(r"^\d{2}\.\d{2}$")
 
 _GHSA_LABELS = {"LOW": 1, "MODERATE": 2, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 _CSAF_LABELS = {"low": 1, "moderate": 2, "medium": 2, "important": 3, "high": 3, "critical": 4}
@@ -154,9 +156,21 @@ def _os_target(ecosystem: str, name: str) -> Target | None:
         release = release.removeprefix("v")
         minor = ".".join(release.split(".")[:2])
         return Target(f"alpine {minor}", name, True, "alpine")
-    if family == "ubuntu" and release and release.lower() != "pro":
-        return Target(f"ubuntu {release}", name, True, "ubuntu")
+    if family == "ubuntu":
+        return _ubuntu_target(parts[1:], name)
     return None
+
+
+def _ubuntu_target(parts: list[str], name: str) -> Target | None:
+    """``Ubuntu:22.04:LTS`` -> ``ubuntu 22.04``; ``Ubuntu:Pro:14.04:LTS`` -> ``ubuntu 14.04-ESM``, the release name
+    Trivy's Ubuntu detector asks for on an ESM host. Other variants (FIPS streams) have no Trivy bucket."""
+    words = [p.strip() for p in parts]
+    releases = [w for w in words if _UBUNTU_RELEASE.match(w)]
+    extras = {w.lower() for w in words if w not in releases}
+    if len(releases) != 1 or not extras <= {"pro", "lts"}:
+        return None
+    suffix = "-ESM" if "pro" in extras else ""
+    return Target(f"ubuntu {releases[0]}{suffix}", name, True, "ubuntu")
 
 
 def _purl_name(purl: PackageURL) -> str:
@@ -174,7 +188,8 @@ def _purl_os_target(purl: PackageURL) -> Target | None:
     distro = str((purl.qualifiers or {}).get("distro") or "")
     if purl.type == "deb" and purl.namespace in ("debian", "ubuntu"):
         release = distro.split("-", 1)[1] if "-" in distro else _DEBIAN_CODENAMES.get(distro, "")
-        if release:
+        # Only a release number names a bucket (``ubuntu-22.04``); Ubuntu Pro's ``esm-infra-legacy/trusty`` does not.
+        if re.fullmatch(r"\d+(\.\d+)*", release):
             return _os_target(f"{purl.namespace}:{release}", purl.name)
     if purl.type == "apk" and purl.namespace in ("alpine", "wolfi", "chainguard"):
         if purl.namespace != "alpine":

@@ -9,7 +9,6 @@ is recorded (the raw bytes are stored unchanged elsewhere).
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -106,7 +105,7 @@ def _event(event: Mapping[str, str]) -> tuple[str, str]:
     return kind, event[kind]
 
 
-def _lint_events(rng: Mapping[str, Any], loc: list[str | int]) -> list[str]:
+def _lint_events(rng: Mapping[str, Any], loc: list[str | int], ecosystem: str | None) -> list[str]:
     """osv-linter rules on one range, as warnings: an event listed twice, an interval that holds no version.
 
     Neither makes the record meaningless (its other intervals still say what is affected), so the record is
@@ -119,13 +118,25 @@ def _lint_events(rng: Mapping[str, Any], loc: list[str | int]) -> list[str]:
         if (kind, value) in seen:
             warnings.append(f"{json_pointer([*loc, 'events', k])}: '{kind}: {value}' is listed twice (osv-linter)")
         seen.add((kind, value))
-    for introduced, end_kind, end in _intervals(rng):
+    intervals = _intervals(rng, ecosystem)
+    for introduced, end_kind, end in intervals:
         if end_kind in ("fixed", "limit") and end == introduced:
             warnings.append(
                 f"{json_pointer(loc)}: the interval 'introduced: {introduced}', '{end_kind}: {end}' is empty, "
                 "no version lies in it (osv-linter); the range's other intervals are imported"
             )
+    if set(intervals) != set(_pair([_event(e) for e in rng["events"]])):
+        shown = "; ".join(_show(i) for i in intervals) or "none"
+        warnings.append(
+            f"{json_pointer(loc)}: the events are not in version order; evaluated in version order as OSV "
+            f"specifies, the affected intervals are: {shown}"
+        )
     return warnings
+
+
+def _show(interval: Interval) -> str:
+    introduced, end_kind, end = interval
+    return f"introduced {introduced}" + (f", {end_kind} {end}" if end_kind else "")
 
 
 _GIT_COMMIT = re.compile(r"^(0|[a-f0-9]{40}|[a-f0-9]{64})$")
@@ -190,7 +201,7 @@ def _check_semantics(doc: Mapping[str, Any], path: str) -> list[str]:
         if purl is not None:
             check_purl(purl, path=path, pointer=json_pointer(["affected", i, "package", "purl"]))
         for j, rng in enumerate(entry.get("ranges") or ()):
-            warnings += _lint_events(rng, ["affected", i, "ranges", j])
+            warnings += _lint_events(rng, ["affected", i, "ranges", j], get_in(entry, "package", "ecosystem"))
         warnings += _unranged_versions(entry, i)
     for loc, severities in _severity_lists(doc):
         for j, item in enumerate(severities or ()):
@@ -204,18 +215,43 @@ def _check_semantics(doc: Mapping[str, Any], path: str) -> list[str]:
     return warnings
 
 
-def _intervals(rng: Mapping[str, Any]) -> list[Interval]:
-    """Pair a range's events into intervals: each end event closes the latest introduced one.
+def _intervals(rng: Mapping[str, Any], ecosystem: str | None) -> list[Interval]:
+    """The affected intervals of a range, as OSV's evaluation defines them.
 
-    SEMVER events are sorted by precedence first, as OSV evaluation does; other range types
-    keep document order because their versions only compare with ecosystem rules (or, for GIT,
-    not at all: several 'fixed' commits on different branches all close the same 'introduced').
+    Where the versions can be ordered here (SEMVER ranges; PyPI ECOSYSTEM ranges) the events are sorted by
+    version, stably ("0" first, ties keep the record's order), and walked: an 'introduced' opens an interval
+    unless one is open, an end event closes the open one and is ignored otherwise. That is the spec's
+    algorithm (and osv.dev's): PYSEC-2022-42972's "introduced 0.13.0, fixed 0.14.0rc1, introduced 0.12.2,
+    fixed 0.13.0" affects [0.12.2, 0.13.0) only. Other ranges keep the publisher's order and pair each end
+    event with the latest 'introduced' (GIT: several 'fixed' commits on different branches close the same one).
     """
     events = [_event(e) for e in rng["events"]]
-    if rng["type"] == "SEMVER":
-        # Not strict SemVer (the schema allows it): keep the publisher's order.
-        with contextlib.suppress(ValueError):
-            events = sorted(events, key=lambda e: semver_key(e[1]))
+    key = _version_key(rng["type"], ecosystem)
+    if key is not None:
+        try:
+            ordered = sorted(events, key=lambda e: (0, 0) if e[1] == "0" else (1, key(e[1])))
+        except (ValueError, TypeError):
+            pass  # a version outside the scheme (the schema allows it): keep the publisher's order
+        else:
+            return _walk(ordered)
+    return _pair(events)
+
+
+def _walk(events: list[tuple[str, str]]) -> list[Interval]:
+    out: list[Interval] = []
+    start: str | None = None
+    for kind, value in events:
+        if kind == "introduced":
+            start = value if start is None else start
+        elif start is not None:
+            out.append((start, kind, value))
+            start = None
+    if start is not None:
+        out.append((start, None, None))
+    return out
+
+
+def _pair(events: list[tuple[str, str]]) -> list[Interval]:
     first = next(k for k, (kind, _) in enumerate(events) if kind == "introduced")
     # End events listed before any 'introduced' belong to the first one.
     events = [events[first], *events[:first], *events[first + 1 :]]
@@ -271,7 +307,7 @@ def _unranged_versions(entry: Mapping[str, Any], i: int) -> list[str]:
                 _covered(key, key(version), interval)
                 for key, rng in zip(keys, ranges, strict=True)
                 if key is not None
-                for interval in _intervals(rng)
+                for interval in _intervals(rng, ecosystem)
             ):
                 outside.append(version)
     except (ValueError, TypeError):
@@ -294,7 +330,7 @@ def _affected(doc: Mapping[str, Any]) -> list[AffectedRange]:
         for rng in ranges:
             # A package-less entry (CVE-converted records) names its code by the GIT repo.
             row_name = name or rng.get("repo") or doc["id"]
-            for introduced, end_kind, end in _intervals(rng):
+            for introduced, end_kind, end in _intervals(rng, ecosystem):
                 row = AffectedRange(ecosystem, row_name, purl, rng["type"], introduced=introduced)
                 if end_kind is not None:
                     setattr(row, end_kind, end)

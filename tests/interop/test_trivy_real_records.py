@@ -27,6 +27,8 @@ WASMTIME_IDS = ("GHSA-7f6x-jwh5-m9r4", "GHSA-88xq-w8cq-xfg7", "RUSTSEC-2022-0096
 
 PROJECTS: dict[str, dict[str, str]] = {
     "python": {"requirements.txt": "django==3.2a1\npyspark==3.1.1\napache-iotdb==0.12.2\nsix==1.16.0\n"},
+    # Fixed versions, and apache-iotdb 0.13.1, which PYSEC-2022-42972 evaluated in version order leaves out.
+    "python-fixed": {"requirements.txt": "django==3.2.19\npyspark==3.1.3\napache-iotdb==0.13.1\n"},
     "go": {
         "go.mod": "module example.com/app\n\ngo 1.21\n\ntoolchain go1.21.4\n\n"
         "require github.com/rancher/steve v0.5.13\n"
@@ -56,9 +58,10 @@ EXPECTED: dict[str, set[Finding]] = {
         # introduced 3.1.1 (third interval), fixed 3.1.3; 3.1.1 also closes the first interval
         ("CVE-2022-33891", "pyspark", "3.1.1", "3.1.1, 3.1.3, 3.2.2", "UNKNOWN", "fixed",
          ("GHSA-4x9r-j582-cgr8", "PYSEC-2022-236")),
-        # introduced 0.12.2, fixed 0.13.0
-        ("CVE-2022-43766", "apache-iotdb", "0.12.2", "0.13.0, 0.14.0rc1", "UNKNOWN", "fixed", ("PYSEC-2022-42972",)),
+        # events sorted by version: introduced 0.12.2, (introduced 0.13.0: already open), fixed 0.13.0
+        ("CVE-2022-43766", "apache-iotdb", "0.12.2", "0.13.0", "UNKNOWN", "fixed", ("PYSEC-2022-42972",)),
     },
+    "python-fixed": set(),
     "go": {
         # second entry: introduced 1.21.4, fixed 1.21.5
         ("CVE-2023-45283", "stdlib", "v1.21.4", "1.20.11, 1.20.12, 1.21.4, 1.21.5", "UNKNOWN", "fixed",

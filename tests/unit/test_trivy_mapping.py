@@ -67,6 +67,14 @@ def _values(model: TrivyDbModel) -> dict[str, dict[str, dict[str, Any]]]:
         ("Debian:11.8", "openssl", None, "debian 11", "openssl"),
         ("Alpine:v3.19", "zlib", None, "alpine 3.19", "zlib"),
         ("Ubuntu:22.04:LTS", "curl", None, "ubuntu 22.04", "curl"),
+        # Ubuntu Pro (ESM) records: the release Trivy asks for on an ESM host.
+        (
+            "Ubuntu:Pro:14.04:LTS",
+            "linux",
+            "pkg:deb/ubuntu/linux?distro=esm-infra-legacy/trusty",
+            "ubuntu 14.04-ESM",
+            "linux",
+        ),
         ("Wolfi", "glibc", None, "wolfi", "glibc"),
         # CVE 5: collection URLs; a missing packageName is read from the URL path.
         ("https://pypi.org/project/protobuf/", "google/Python-Protobuf", None, f"pip::{OURS}", "protobuf"),
@@ -93,7 +101,8 @@ def test_targets(ecosystem: str | None, name: str, purl: str | None, bucket: str
     ("ecosystem", "name", "purl"),
     [
         ("GIT", "https://github.com/x/y", None),
-        ("Ubuntu:Pro:18.04:LTS", "curl", None),
+        ("Ubuntu:Pro:FIPS-updates:18.04:LTS", "curl", None),
+        (None, "linux", "pkg:deb/ubuntu/linux@4.4?distro=esm-infra-legacy/trusty"),  # no release number
         ("Red Hat", "kernel", None),
         ("https://github.com/tukaani-project/xz", "xz", None),
         (None, "Red Hat Enterprise Linux 9", None),

@@ -78,8 +78,15 @@ def _db(*names: str) -> tuple[dict[str, Any], dict[str, Any]]:
     [
         # 3.1.1 is introduced by one interval and fixed by another: no interval is empty, nothing to say.
         ("PYSEC-2022-236.json", []),
-        # 0.13.0 likewise (introduced 0.13.0 / fixed 0.14.0rc1, introduced 0.12.2 / fixed 0.13.0).
-        ("PYSEC-2022-42972.json", []),
+        # Out of version order: OSV's evaluation (events sorted by version, then walked) keeps [0.12.2, 0.13.0)
+        # only, since "introduced 0.13.0" falls inside it and "fixed 0.14.0rc1" then closes nothing.
+        (
+            "PYSEC-2022-42972.json",
+            [
+                "/affected/0/ranges/0: the events are not in version order; evaluated in version order as OSV "
+                "specifies, the affected intervals are: introduced 0.12.2, fixed 0.13.0"
+            ],
+        ),
         (
             "RUSTSEC-2024-0399.json",
             [
@@ -108,9 +115,9 @@ def test_a_short_git_commit_rejects_the_record_and_names_the_lost_version_ranges
 def test_formerly_rejected_records_reach_trivy_with_their_affected_versions() -> None:
     values, _ = _db("PYSEC-2022-236.json", "PYSEC-2022-42972.json", "RUSTSEC-2024-0399.json")
     pyspark = values[f"pip::{OURS}"]["pyspark"]["CVE-2022-33891"]["VulnerableVersions"]
-    assert pyspark[:3] == ["<3.1.1", ">=3.2.0, <3.2.2", ">=3.1.1, <3.1.3"]  # 3.1.1 is affected
+    assert pyspark[:3] == ["<3.1.1", ">=3.1.1, <3.1.3", ">=3.2.0, <3.2.2"]  # 3.1.1 is affected
     iotdb = values[f"pip::{OURS}"]["apache-iotdb"]["CVE-2022-43766"]["VulnerableVersions"]
-    assert iotdb[:2] == [">=0.13.0, <0.14.0rc1", ">=0.12.2, <0.13.0"]  # 0.12.2 is affected
+    assert iotdb == [">=0.12.2, <0.13.0", "=0.12.2", "=0.12.3", "=0.12.4", "=0.12.5", "=0.12.6"]
     # The empty interval is left out: its 0.23.0 would otherwise show in Trivy as a fixed version.
     assert values[f"cargo::{OURS}"]["rustls"]["CVE-2024-11738"] == {
         "VendorIDs": ["GHSA-qg5g-gv98-5ffh", "RUSTSEC-2024-0399"],
