@@ -46,10 +46,12 @@ Runs in about a minute on two cores; ``TRIVY_DIFF_REPORT=path`` also writes the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import subprocess
+import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -534,3 +536,91 @@ def test_trivy_matches_the_osv_oracle_on_real_records(stella: Any, tmp_path: Pat
     assert not any(t.unscanned for t in tallies.values()), [n for t in tallies.values() for n in t.notes][:20]
     stella_diffs = [d for d in diffs if d["who"] == "stella"]
     assert not stella_diffs, f"{len(stella_diffs)} differences attributable to stella's mapping (listed above)"
+
+
+# --- the Java DB: a real jar named only by its SHA-1 -------------------------------------------------------------
+
+JAR = DIFF / "jar" / "commons-io-2.11.0-debian.jar"
+JAR_GHSA = RECORDS / "ghsa-transcribed" / "GHSA-78wr-2p64-hpwj.json"
+
+
+def _strip_maven_metadata(src: Path, dst: Path) -> None:
+    """The jar without META-INF/maven/ (pom.properties, pom.xml): every other entry, bytes and dates, as it was."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            if not info.filename.startswith("META-INF/maven/"):
+                zout.writestr(info, zin.read(info.filename))
+
+
+def _sbom(path: Path, sha1: str) -> Path:
+    purl = "pkg:maven/commons-io/commons-io@2.11.0?type=jar"
+    bom = {
+        "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+        "serialNumber": f"urn:uuid:00000000-0000-4000-8000-{sha1[:12]}",
+        "metadata": {"timestamp": "2026-12-01T00:00:00Z"},
+        "components": [{"type": "library", "bom-ref": purl, "group": "commons-io", "name": "commons-io",
+                        "version": "2.11.0", "purl": purl, "hashes": [{"alg": "SHA-1", "content": sha1}]}],
+    }  # fmt: skip
+    path.write_text(json.dumps(bom, indent=2))
+    return path
+
+
+def _java_cache(stella: Any, home: Path, tmp_path: Path, sbom: Path) -> Path:
+    """Import the GHSA record and ``sbom`` into ``home``; build, sign and install trivy:db and trivy:java-db."""
+    at = ("--home", home)
+    assert stella("import", *at, "--quiet", JAR_GHSA, sbom).code == 0
+    assert stella("keys", "generate", *at, "jar-signer").code == 0
+    pub = home.parent / f"{home.name}.pub"
+    assert stella("keys", "export-public", *at, "jar-signer", "--out", pub).code == 0
+    cache = home.parent / f"{home.name}-cache"
+    for profile, name in (("trivy:db", "db"), ("trivy:java-db", "java-db")):
+        bundle = home.parent / f"{home.name}-{name}.tar.zst"
+        res = stella("export", "run", *at, "--profile", profile, "--key", "jar-signer", "--out", bundle, "--json")
+        assert res.code == 0, res.err
+        res = stella("trivy", "install", *at, bundle, "--cache-dir", cache, "--key", pub)
+        assert res.code == 0, res.err
+    return cache
+
+
+def _scan_jar(trivy: str, rootfs: Path, cache: Path, tmp_path: Path) -> set[tuple[str, str, str, str, str]]:
+    proc = subprocess.run(
+        [trivy, "rootfs", str(rootfs), "--cache-dir", str(cache), *OFFLINE, "--skip-db-update",
+         "--skip-java-db-update", "--cache-backend", "memory"],
+        capture_output=True, text=True, env=_env(tmp_path), timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {
+        (v["VulnerabilityID"], v["PkgName"], v["InstalledVersion"], v.get("FixedVersion", ""), v["Severity"])
+        for r in json.loads(proc.stdout).get("Results") or []
+        for v in r.get("Vulnerabilities") or []
+    }
+
+
+def test_java_db_names_a_real_debian_jar_by_its_sha1(stella: Any, tmp_path: Path) -> None:
+    """Debian's commons-io 2.11.0 jar, renamed and without its Maven metadata, is named by our Java DB alone.
+
+    Trivy names a jar from its pom.properties first, so the real jar is scanned without META-INF/maven/ (the shaded
+    or repackaged jar the Java DB exists for) under a name that says nothing. The control builds the same DBs with
+    the unstripped jar's SHA-1 for the same coordinates: Trivy then finds nothing, so the finding came from the
+    digest, not from the coordinates or the file name.
+    """
+    trivy = trivy_binary()
+    with zipfile.ZipFile(JAR) as real:
+        assert "META-INF/maven/commons-io/commons-io/pom.properties" in real.namelist()
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "opt" / "app" / "lib").mkdir(parents=True)
+    jar = rootfs / "opt" / "app" / "lib" / "vendor-io.jar"
+    _strip_maven_metadata(JAR, jar)
+    with zipfile.ZipFile(jar) as stripped:
+        assert not [n for n in stripped.namelist() if n.startswith("META-INF/maven/")]
+    digest = hashlib.sha1(jar.read_bytes()).hexdigest()
+    real_digest = hashlib.sha1(JAR.read_bytes()).hexdigest()
+    assert digest != real_digest
+
+    cache = _java_cache(stella, tmp_path / "home-a", tmp_path, _sbom(tmp_path / "a.cdx.json", digest))
+    want = oracle.SEVERITIES[oracle.record_severity(json.loads(JAR_GHSA.read_text()))]
+    assert _scan_jar(trivy, rootfs, cache, tmp_path) == {
+        ("CVE-2024-47554", "commons-io:commons-io", "2.11.0", "2.14.0", want)
+    }
+    control = _java_cache(stella, tmp_path / "home-b", tmp_path, _sbom(tmp_path / "b.cdx.json", real_digest))
+    assert _scan_jar(trivy, rootfs, control, tmp_path) == set()
