@@ -43,7 +43,7 @@ from core.canonical import canonical_json
 from core.clock import rfc3339, utcnow
 from core.contract import bundle as bundle_contract
 from core.contract import evidence as contract
-from core.custody import CustodyEvent, append_event, verify_chain
+from core.custody import CUSTODY_ACTIONS, CustodyEvent, append_event, verify_chain
 from core.errors import (
     BadInputError,
     EnvironmentFailure,
@@ -54,6 +54,7 @@ from core.errors import (
     UsageError,
 )
 from core.evidence_seal import (
+    KINDS,
     EvidenceArtifact,
     PreviousSeal,
     Redaction,
@@ -84,12 +85,12 @@ from verify.evidence import EvidenceReport, verify_sealed_evidence
 
 # -- names and layout -------------------------------------------------------------------------------------------
 
-#: The contract's evidence kinds and custody actions by name (``KIND["RUN"]``, ``ACTION["DELETE_REFUSED"]``).
-KIND = {k.upper(): k for k in contract.KINDS}
-ACTION = {a.upper().replace("-", "_"): a for a in contract.CUSTODY_ACTIONS}
+#: The sealed format's evidence kinds and custody actions by name (``KIND["RUN"]``, ``ACTION["DELETE_REFUSED"]``).
+KIND = {k.upper(): k for k in KINDS}
+ACTION = {a.upper().replace("-", "_"): a for a in CUSTODY_ACTIONS}
 KIND_RUN, KIND_POLICY, KIND_JOB = KIND["RUN"], KIND["POLICY"], KIND["JOB"]
-#: A deletion or a prune (the disposition record), and a lengthened retention: the contract's own actions when it
-#: has them, else the nearest it has.
+#: A deletion or a prune (the disposition record), and a lengthened retention: the custody format's own actions when
+#: it has them, else the nearest it has (the event's ``why`` then says what happened).
 DISPOSE = ACTION.get("DISPOSE", ACTION["ACCESS"])
 RETAIN = ACTION.get("RETAIN", ACTION["HOLD"])
 
@@ -378,7 +379,7 @@ def policy_content(store: Store, tenant: str, ident: str) -> Content:
     if not rows or not ident:
         raise NotFoundError(
             f"no policy snapshot {ident!r} in tenant {tenant!r}",
-            hint="name a policy id or a snapshot document digest (see `stella data list policy`)",
+            hint="name a policy id or a snapshot document digest (see `stella data list policies`)",
         )
     if len(rows) > 1:
         raise UsageError(
