@@ -32,6 +32,21 @@ def test_import_accepts_lint_findings_as_warnings_and_names_lost_ranges(stella: 
     assert "not distinct" not in res.out + res.err
 
 
+def test_import_json_carries_the_warnings(stella: Any) -> None:
+    res = stella("import", "--json", REAL / "RUSTSEC-2024-0399.json", REAL / "PYSEC-2022-42972.json")
+    assert res.code == 0, res.err
+    docs = {e["documentId"]: e for e in res.json_lines() if e.get("event") == "document"}
+    assert docs["RUSTSEC-2024-0399"]["outcome"] == "imported"
+    assert docs["RUSTSEC-2024-0399"]["warnings"] == [
+        "/affected/0/ranges/0: the interval 'introduced: 0.23.0', 'fixed: 0.23.0' is empty, no version lies in it "
+        "(osv-linter); the range's other intervals are imported"
+    ]
+    assert docs["PYSEC-2022-42972"]["warnings"] == [
+        "/affected/0/ranges/0: the events are not in version order; evaluated in version order as OSV specifies, "
+        "the affected intervals are: introduced 0.12.2, fixed 0.13.0"
+    ]
+
+
 def test_trivy_payload_phases_count_input_documents(stella: Any, tmp_path: Path) -> None:
     """trivy:db advances once per advisory document (the bar goes 1/N ... N/N, not 0/N plus a nested 0/?
     phase); trivy:java-db once per SBOM document."""
