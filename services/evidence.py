@@ -51,6 +51,7 @@ from core.errors import (
     NotFoundError,
     PolicyRefusal,
     StellaError,
+    StoreLockedError,
     UsageError,
 )
 from core.evidence_seal import (
@@ -1189,7 +1190,8 @@ def verify_evidence_file(
             raise UsageError(f"cannot read the TSA certificate: {exc.strerror}", path=str(cert)) from None
     report = verify_sealed_evidence(path, keys=keys, tsa_certs=certs or None, observer=observer or NullObserver())
     if home is not None and home.store_path.exists() and report.error is None:
-        _record_verification(home, validate_tenant(tenant), path)
+        with contextlib.suppress(StoreLockedError):  # a busy store does not undo a verification: it goes unrecorded
+            _record_verification(home, validate_tenant(tenant), path)
     return report
 
 

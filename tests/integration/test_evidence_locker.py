@@ -375,3 +375,9 @@ def test_bad_arguments_name_the_problem(stella: Any, ready: dict[str, Any], tmp_
     res = stella("evidence", "timestamp", ev["id"], "--token", token)
     assert res.code == 3 and stella("evidence", "show", ev["id"], "--json").json()["digest"] == ev["digest"]
     assert stella("evidence", "export", ev["id"], "--out", tmp_path / "no" / "dir" / "x.tgz").code == 8
+    # A TSA that does not answer fails the seal (exit 8, naming it) and leaves nothing behind.
+    before = _ids(stella)
+    assert stella("evidence", "tsa", "set", "http://127.0.0.1:9/tsa").code == 0
+    unreachable = stella("evidence", "snapshot", "run", ready["run"], "--key", "k")
+    assert unreachable.code == 8 and "127.0.0.1:9" in unreachable.err
+    assert _ids(stella) == before
