@@ -200,7 +200,7 @@ class _Verification(Recorder):
         if text and not text.endswith("\n"):
             raise bad("SHA256SUMS does not end with a newline")
         listed: list[tuple[str, str]] = []
-        for line in text.splitlines():
+        for line in text.split("\n")[:-1] if text else []:
             match = _CHECKSUM_LINE.match(line)
             if not match:
                 raise bad(f"line {line[:80]!r} is not '<sha256>  <path>'")
@@ -417,7 +417,7 @@ class _Verification(Recorder):
     def check_custody(self, manifest: dict[str, Any]) -> None:
         custody = manifest["custody"]
         try:
-            lines = self.files[CUSTODY_LOG].decode("utf-8").splitlines()
+            lines = self.files[CUSTODY_LOG].decode("utf-8").split("\n")[:-1]
         except UnicodeDecodeError:
             raise self.fail("custody", IntegrityError("is not UTF-8", path=CUSTODY_LOG)) from None
         events: list[CustodyEvent] = []

@@ -387,6 +387,24 @@ CASES: dict[str, tuple[str, Callable[[dict[str, bytes]], None], bool, int, str]]
         4,
         "consistency proof",
     ),
+    "proofs.json not JSON": ("sample", _bytes_of(PROOFS, b"{not json"), True, 4, "inclusion proofs"),
+    "proofs.json nested 100000 deep": ("sample", _bytes_of(PROOFS, b"[" * 100000), True, 4, "inclusion proofs"),
+    "custody log without its last newline": (
+        "sample",
+        lambda f: f.update({CUSTODY_LOG: f[CUSTODY_LOG][:-1]}),
+        True,
+        4,
+        "custody",
+    ),
+    "custody log not JSON": ("sample", _bytes_of(CUSTODY_LOG, b"{oops}\n"), True, 4, "custody"),
+    "envelope not JSON": ("sample", _bytes_of(MANIFEST_DSSE, b"\xff"), True, 5, "signature"),
+    "SHA256SUMS with CRLF line ends": (
+        "sample",
+        lambda f: f.update({CHECKSUMS: f[CHECKSUMS].replace(b"\n", b"\r\n")}),
+        False,
+        4,
+        "checksums",
+    ),
     "proofs.json removed": ("sample", _bytes_of(PROOFS, None), True, 4, "files"),
     "manifest edited": ("sample", _edit_json(MANIFEST, _set(["merkle", "rootHash"], "22" * 32)), True, 5, "signature"),
     "manifest and envelope payload edited": ("sample", _edit_manifest_and_payload, True, 5, "signature"),
@@ -497,3 +515,29 @@ def test_an_ed25519_sealed_bundle_verifies_with_both(script: Path, tmp_path: Pat
 def test_a_key_scoped_to_another_tenant_may_not_sign_evidence() -> None:
     key = dataclasses.replace(trusted((FIXTURE / "signer.pub").read_bytes()), tenants=("other",))
     assert stella_verdict(FIXTURE / "sample.tgz", [key], None) == Verdict(5, "signer scope")
+
+
+def test_unicode_text_in_custody_and_subject_verifies_with_both(script: Path, tmp_path: Path) -> None:
+    # Canonical JSON leaves U+2028 and non-ASCII unescaped: neither verifier may split lines or hash on anything
+    # but "\n" and the RFC 8785 bytes.
+    from core.custody import append_event
+
+    custody = [
+        append_event(
+            [],
+            at="2026-12-01T12:00:00Z",
+            actor="zoë@example",
+            action="snapshot",
+            subject="evidence:ü",
+            subject_digest="sha256:" + "00" * 32,
+            where="hôte",
+            why='line\u2028separator, tab\t, quote " and \\ backslash, \x01 control',
+        )
+    ]
+    request = _request(custody=custody, subject={"naïve": "\u2028", "emoji": "\U0001f600"})
+    sealed = seal_evidence(request, evidence_fixture.signer(), None)
+    path = tmp_path / "unicode.tgz"
+    path.write_bytes(sealed.archive)
+    key = FIXTURE / "signer.pub"
+    assert stella_verdict(path, [trusted(key.read_bytes())], None) == Verdict(0, None)
+    assert script_verdict(script, path, [key], []) == Verdict(0, None)
