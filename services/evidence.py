@@ -93,7 +93,7 @@ KIND_RUN, KIND_POLICY, KIND_JOB = KIND["RUN"], KIND["POLICY"], KIND["JOB"]
 #: A deletion or a prune (the disposition record), and a lengthened retention: the custody format's own actions when
 #: it has them, else the nearest it has (the event's ``why`` then says what happened).
 DISPOSE = ACTION.get("DISPOSE", ACTION["ACCESS"])
-RETAIN = ACTION.get("RETAIN", ACTION["HOLD"])
+RETAIN = ACTION.get("RETAIN", ACTION["ACCESS"])
 
 #: The media type of every JSON artifact the locker writes (canonical JSON).
 JSON_MEDIA_TYPE = "application/json"

@@ -381,3 +381,19 @@ def test_bad_arguments_name_the_problem(stella: Any, ready: dict[str, Any], tmp_
     unreachable = stella("evidence", "snapshot", "run", ready["run"], "--key", "k")
     assert unreachable.code == 8 and "127.0.0.1:9" in unreachable.err
     assert _ids(stella) == before
+
+
+def test_the_sample_sealed_bundles_verify_from_the_cli_without_a_home(stella: Any, home: Path, tmp_path: Path) -> None:
+    fixture = ROOT / "tests" / "fixtures" / "evidence"
+    key, ca = fixture / "signer.pub", fixture / "tsa-ca.pem"
+    for name in ("sample.tgz", "sample-reseal.tgz"):
+        res = stella("evidence", "verify", fixture / name, "--key", key, "--tsa-cert", ca, "--json")
+        assert res.code == 0, res.out
+        assert res.json()["verified"] is True
+    assert not home.exists()  # verifying needs no store and records nothing without a locker
+    data = bytearray((fixture / "sample.tgz").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    bad = tmp_path / "sample.tgz"
+    bad.write_bytes(bytes(data))
+    res = stella("evidence", "verify", bad, "--key", key, "--tsa-cert", ca)
+    assert res.code in (3, 4) and "not verified" in res.err
