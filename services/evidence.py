@@ -1123,13 +1123,28 @@ def prune(home: Home, tenant: str, *, dry_run: bool = False, now: datetime | Non
                     removed.append(bundle)
                     if not dry_run:
                         _dispose(cur, tenant, bundle, f"pruned: retention ended {rfc3339(bundle.retention_until)}")
-    if not dry_run:
-        for bundle in removed:
-            _remove_archive(home, bundle)
+        if not dry_run:  # committed: the archives go, and any a killed process left behind
+            for bundle in removed:
+                _remove_archive(home, bundle)
+            _sweep_orphans(home, store)
     return PruneOutcome(dry_run, removed, held, retained)
 
 
 # -- settings -------------------------------------------------------------------------------------------------------
+
+
+def _sweep_orphans(home: Home, store: Store) -> None:
+    """Remove sealed archives no bundle of any tenant points to: what a process killed between a committed deletion
+    and the file's removal left behind (a seal writes its file before it commits, under the same writer lock)."""
+    folder = home.root / "evidence" / "bundles"
+    if not folder.is_dir():
+        return
+    known = {str(r[0]) for r in store.conn.execute("SELECT archive_path FROM evidence_bundles").fetchall()}
+    for entry in folder.iterdir():
+        name = entry.name
+        if name.endswith(".tgz") and len(name) == 68 and _archive_rel("sha256:" + name[:64]) not in known:
+            with contextlib.suppress(OSError):
+                entry.unlink()
 
 
 def parse_size(text: str) -> int:

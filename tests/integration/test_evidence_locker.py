@@ -174,11 +174,20 @@ def test_holds_block_delete_and_prune_until_released(stella: Any, ready: dict[st
     assert stella("evidence", "retain", auto_id, "--until", "2099-01-01").code == 7
     assert stella("evidence", "delete", auto_id).code == 7  # still retained
 
+    # An archive no bundle points to (a process killed between a deletion and the file's removal) is swept.
+    orphan = home / "evidence" / "bundles" / ("ab" * 32 + ".tgz")
+    orphan.write_bytes(b"left behind")
+    assert stella("evidence", "prune", "--dry-run").code == 0 and orphan.exists()
+
     # Released, the next prune removes it.
     assert stella("evidence", "release", "CASE-7", "--bundle", held["id"], "--reason", "case closed").code == 0
     assert stella("evidence", "release", "CASE-7", "--bundle", held["id"]).code == 3  # nothing left to release
     assert stella("evidence", "prune").code == 0
     assert _ids(stella) == auto
+    assert not orphan.exists()
+    assert sorted(p.name for p in (home / "evidence" / "bundles").iterdir()) == sorted(
+        e["digest"].removeprefix("sha256:") + ".tgz" for e in stella("evidence", "list", "--json").json()["evidence"]
+    )
     actions = [e["action"] for e in stella("evidence", "custody", "--json").json()["events"]]
     assert actions.count("prune-kept") == 1 and "release" in actions
     assert stella("evidence", "custody").code == 0
