@@ -448,8 +448,47 @@ CASES: dict[str, tuple[str, Callable[[dict[str, bytes]], None], bool, int, str]]
     "unexpected file": ("sample", _bytes_of("README.txt", b"hello"), True, 4, "files"),
     "signed file changed": ("sample", _bytes_of(SIGNER_KEY, b"junk"), True, 4, "manifest"),
 }
+
+
+def retar(
+    archive: bytes, *, owner: str = "", extra: tarfile.TarInfo | None = None, gz_name: str = "", gz_mtime: int = 0
+) -> bytes:
+    """The archive's files re-packed by Python's tarfile and gzip with what a tool other than stella writes: an
+    owner name, another member type, a gzip file name or time."""
+    import gzip
+
+    members, mtime = read_members(archive)
+    tar_bytes = io.BytesIO()
+    with tarfile.open(fileobj=tar_bytes, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        if extra is not None:
+            tar.addfile(extra)
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), mtime, 0o755 if name.startswith("verify.") else 0o644
+            info.uname = info.gname = owner
+            tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(filename=gz_name, mode="wb", fileobj=out, mtime=gz_mtime) as gz:
+        gz.write(tar_bytes.getvalue())
+    return out.getvalue()
+
+
+def _member(name: str, kind: bytes, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = kind, link, 0o755
+    return info
+
+
+_SAMPLE = (FIXTURE / "sample.tgz").read_bytes()
 #: Bytes-level cases a canonical re-pack cannot express.
-RAW_CASES = {"not a gzip archive": (b"PK\x03\x04 not a tarball", 3, "archive")}
+RAW_CASES = {
+    "not a gzip archive": (b"PK\x03\x04 not a tarball", 3, "archive"),
+    "re-tarred with an owner name": (retar(_SAMPLE, owner="root"), 4, "archive"),
+    "a directory entry": (retar(_SAMPLE, extra=_member("artifacts", tarfile.DIRTYPE)), 4, "archive"),
+    "a symbolic link": (retar(_SAMPLE, extra=_member("link", tarfile.SYMTYPE, "/etc/passwd")), 4, "archive"),
+    "gzip header with a file name": (retar(_SAMPLE, gz_name="bundle.tar"), 4, "archive"),
+    "gzip header with a time": (retar(_SAMPLE, gz_mtime=1_700_000_000), 4, "archive"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
