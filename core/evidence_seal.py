@@ -60,7 +60,7 @@ from core.contract.evidence import (
 )
 from core.custody import GENESIS, CustodyEvent, verify_chain
 from core.errors import BadInputError, IntegrityError, UsageError
-from core.merkle import consistency_proof, inclusion_proof, root
+from core.merkle import consistency_proof, inclusion_proofs, root
 from core.signing import Signer, dsse_envelope
 from core.tsa import Timestamper, normalize, read_response
 
@@ -197,8 +197,8 @@ def seal_evidence(request: SealRequest, signer: Signer, timestamper: Timestamper
         "treeSize": len(leaves),
         "rootHash": tree_root.hex(),
         "inclusion": [
-            {"leafIndex": i, "path": artifacts[i]["path"], "hashes": [h.hex() for h in inclusion_proof(i, leaves)]}
-            for i in range(len(leaves))
+            {"leafIndex": i, "path": artifacts[i]["path"], "hashes": [h.hex() for h in path]}
+            for i, path in enumerate(inclusion_proofs(leaves))
         ],
     }
     if request.previous is not None:

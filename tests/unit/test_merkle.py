@@ -230,6 +230,12 @@ def test_every_proof_of_every_tree_up_to_70_leaves_verifies_and_a_changed_leaf_f
                 assert not SCRIPT.consistency_ok(m, n, merkle.leaf_hash(b"x"), root, proof)
 
 
+def test_all_proofs_at_once_are_the_proofs_one_by_one() -> None:
+    for n in range(0, 40):
+        leaves = [b"%d" % i for i in range(n)]
+        assert merkle.inclusion_proofs(leaves) == [merkle.inclusion_proof(i, leaves) for i in range(n)]
+
+
 def test_the_split_is_the_largest_power_of_two_strictly_below_n() -> None:
     assert [merkle.split(n) for n in (2, 3, 4, 5, 8, 9, 1000)] == [1, 2, 2, 4, 4, 8, 512]
 
