@@ -32,7 +32,7 @@ What each ecosystem checks (Trivy file; version order used by the oracle):
 | NuGet | ``packages.lock.json`` | NuGet | IDs, severity, fixed versions |
 | Packagist | ``composer.lock`` | Composer | IDs, severity, fixed versions |
 | Debian | rootfs: ``var/lib/dpkg/status``, ``etc/os-release``, ``etc/debian_version`` | Debian | IDs, severity, fix |
-| Ubuntu | rootfs: ``var/lib/dpkg/status``, ``etc/os-release``, ``etc/lsb-release`` | Debian | IDs, severity, fix |
+| Ubuntu | rootfs: ``var/lib/dpkg/status``, ``etc/os-release``, ``etc/lsb-release`` (+ ESM status) | Debian | same |
 | Alpine | rootfs: ``lib/apk/db/installed``, ``etc/alpine-release``, ``etc/os-release`` | Alpine | IDs, severity, fix |
 | Wolfi / Chainguard | no public OSV source could be fetched for the fixtures (see SOURCES.md) | | |
 
@@ -104,6 +104,7 @@ class Tally:
     entry: int = 0  # entry-only probes (no scan reaches them) whose trivy.db entry disagrees with the record
     entry_ok: int = 0
     stella: int = 0
+    severities: Counter[str] = field(default_factory=Counter)  # the severities of the true positives
     notes: list[str] = field(default_factory=list)
 
 
@@ -206,6 +207,11 @@ def _write_rootfs(family: str, release: str, root: Path, items: list[tuple[str, 
     os_id, pretty = _OS_RELEASE[family]
     etc = root / "etc"
     etc.mkdir(parents=True)
+    if release.endswith("-ESM"):  # an Ubuntu Pro host: Trivy reads ESM from the ubuntu-advantage status
+        release = release.removesuffix("-ESM")
+        status = root / "var" / "lib" / "ubuntu-advantage" / "status.json"
+        status.parent.mkdir(parents=True)
+        status.write_text(json.dumps({"services": [{"name": "esm-infra", "status": "enabled"}]}))
     version_id = release if family != "Alpine" else f"{release}.0"
     (etc / "os-release").write_text(f'NAME="{pretty}"\nID={os_id}\nVERSION_ID="{version_id}"\n')
     if family == "Debian":
@@ -322,7 +328,7 @@ def expected_for(records: list[oracle.Record]) -> tuple[dict[tuple[str, str, str
 
 
 def _bucket(probe: Probe) -> bytes:
-    """The bucket Trivy 0.76 reads for the probe (Ubuntu: the release as /etc/os-release gives it, e.g. 14.04)."""
+    """The bucket Trivy 0.76 reads for the probe (Ubuntu: 22.04; an Ubuntu Pro (ESM) host's 16.04 is 16.04-ESM)."""
     if probe.family in BUCKET:
         return f"{BUCKET[probe.family]}::{SOURCE_NAME}".encode()
     name = probe.family.lower()
@@ -379,6 +385,7 @@ def compare(
                 continue
             if is_expected and is_got:
                 tally.tp += 1
+                tally.severities[got[vid]["Severity"]] += 1
                 problems = _check_finding(probe, vid, got[vid], want[vid], severity)
                 for kind, text in problems:
                     setattr(tally, kind, getattr(tally, kind) + 1)
@@ -470,10 +477,6 @@ def _attribute(probe: Probe, vid: str, is_expected: bool, hits: list[Any], db: d
     entry = bucket.get(pkg_key.encode(), {}).get(vid.encode()) if isinstance(bucket, dict) else None
     if entry is None and not is_expected:
         return "trivy-limit", "no entry, and none is needed"
-    if entry is None and probe.family == "Ubuntu" and any(":Pro:" in a["package"]["ecosystem"] for _, a, _ in hits):
-        esm = db.get(f"ubuntu {probe.release}-ESM".encode(), {})
-        if isinstance(esm, dict) and vid.encode() in esm.get(pkg_key.encode(), {}):
-            return "trivy-limit", "an Ubuntu Pro record, written for ESM hosts (<release>-ESM); the probe is not one"
     if entry is None:
         elsewhere = [
             b.decode()
@@ -497,7 +500,8 @@ def render(tallies: dict[str, Tally], excluded: list[str], rejected: list[str]) 
     for name, t in sorted(tallies.items()):
         lines.append(
             f"{name:<10} {t.tp:>5} {t.fn:>4} {t.fp:>4} {t.tn:>5} {t.severity:>4} {t.fixed:>4} {t.unscanned:>9} "
-            f"{f'{t.entry_ok}/{t.entry}':>14} {t.stella:>6} {t.trivy_limit:>5}"
+            f"{f'{t.entry_ok}/{t.entry}':>14} {t.stella:>6} {t.trivy_limit:>5}  "
+            + " ".join(f"{sev[:4].lower()}={n}" for sev, n in sorted(t.severities.items()))
         )
     lines += [f"excluded (fails the OSV schema): {e}" for e in excluded]
     lines += [f"rejected by stella import: {r}" for r in rejected]

@@ -77,9 +77,10 @@ def family_of(ecosystem: str) -> tuple[Family, str] | None:
         return None
     if base == "Alpine":
         release = release.removeprefix("v")
-    if base == "Ubuntu":
-        parts = [p for p in release.split(":") if p not in ("LTS", "Pro", "FIPS", "FIPS-preview", "FIPS-updates")]
-        release = parts[0] if parts else ""
+    if base == "Ubuntu":  # "Ubuntu:Pro:16.04:LTS": a release with Ubuntu Pro (ESM), which Trivy calls "16.04-ESM"
+        parts = release.split(":")
+        numbers = [p for p in parts if p[:1].isdigit()]
+        release = (numbers[0] if numbers else "") + ("-ESM" if "Pro" in parts else "")
     return fam, release
 
 
@@ -201,15 +202,15 @@ def _cvss_rank(entry: dict[str, Any]) -> tuple[float, int] | None:
 
 
 def record_severity(record: dict[str, Any]) -> int:
-    """GitHub's label, else the highest CVSS base score's rating (v2, v3, v4), else 0 (unknown)."""
+    """GitHub's label, else the highest rating among the CVSS base scores (v2, v3, v4), else 0 (unknown)."""
     label = str((record.get("database_specific") or {}).get("severity") or "").upper()
     if label in _LABELS:
         return _LABELS[label]
     entries = list(record.get("severity") or [])
     for aff in record.get("affected") or []:
         entries += aff.get("severity") or []
-    ranked = [r for r in map(_cvss_rank, entries) if r is not None]
-    return max(ranked)[1] if ranked else 0
+    ratings = [r[1] for r in map(_cvss_rank, entries) if r is not None]  # each on its own version's scale
+    return max(ratings, default=0)
 
 
 # --- the records -------------------------------------------------------------------------------------------------
