@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -82,6 +83,7 @@ from verify.bundle import Recorder, VerifyReport
 
 #: An evidence bundle is read into memory; it holds manifests and transcripts, not payloads.
 MAX_TOTAL = 1 << 30
+CHUNK = 1 << 20
 REQUIRED = (
     MANIFEST,
     MANIFEST_DSSE,
@@ -170,7 +172,9 @@ class _Verification(Recorder):
                 if reader.compression != "gzip":
                     raise BadInputError("a sealed evidence bundle is a .tgz (gzip) archive", path=label)
                 for member in reader:
-                    self.files[member.name] = member.stream().readall()
+                    stream = member.stream()
+                    # read() may return less than asked (one decompressed chunk): read to the member's end.
+                    self.files[member.name] = b"".join(iter(functools.partial(stream.read, CHUNK), b""))
                 self.mtime = reader.mtime
         except Cancelled:
             raise

@@ -580,3 +580,18 @@ def test_unicode_text_in_custody_and_subject_verifies_with_both(script: Path, tm
     key = FIXTURE / "signer.pub"
     assert stella_verdict(path, [trusted(key.read_bytes())], None) == Verdict(0, None)
     assert script_verdict(script, path, [key], []) == Verdict(0, None)
+
+
+def test_members_larger_than_one_read_verify_with_both(script: Path, tmp_path: Path) -> None:
+    # The archive reader hands out a member in decompressed chunks: a 3 MiB incompressible artifact and a
+    # SHA256SUMS of 3,000 lines must be read to their ends, not to the first chunk.
+    import os
+
+    big = [EvidenceArtifact("big.bin", os.urandom(3 << 20), "application/octet-stream")]
+    many = [EvidenceArtifact(f"n/{i:05d}.json", b"{}", "application/json") for i in range(3000)]
+    sealed = seal_evidence(_request(artifacts=big + many), evidence_fixture.signer(), None)
+    path = tmp_path / "large.tgz"
+    path.write_bytes(sealed.archive)
+    key = FIXTURE / "signer.pub"
+    assert stella_verdict(path, [trusted(key.read_bytes())], None) == Verdict(0, None)
+    assert script_verdict(script, path, [key], []) == Verdict(0, None)
