@@ -7,7 +7,9 @@ event loop. Progress and checks come from :class:`app.tui.progress.MessageObserv
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
@@ -15,6 +17,20 @@ from core.progress import Check
 
 if TYPE_CHECKING:
     from app.tui.screens.dashboard import DashboardData
+    from core.ingest import FileResult, ImportSummary
+    from core.keys import KeyInfo
+    from core.mirror_layout import IndexedDocument
+    from core.profiles import Profile
+    from core.runs import ExportRun, RunEvent
+    from core.trust import TrustedKey
+    from services.data import DataPage
+    from services.export import ExportPlan
+    from services.mirror import MirrorStatus, ReceiptRecord
+    from services.receive import Outcome as ReceiveOutcome
+    from services.receive import Receivable
+    from services.tuf import TufStatus
+    from verify.bundle import VerifyReport
+    from verify.mirror import MirrorVerification
 
 
 @dataclass
@@ -53,3 +69,239 @@ class DashboardLoaded(Message):
     """The dashboard's figures, read from the home and the store by its worker."""
 
     data: DashboardData
+
+
+# -- import ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileImported(Message):
+    """One file's import result, as `stella import` reports it."""
+
+    result: FileResult
+
+
+@dataclass
+class ImportFinished(Message):
+    """The import ended: with a summary, or cancelled (``cancelled`` holds the error's sentence)."""
+
+    summary: ImportSummary | None
+    cancelled: str | None = None
+
+
+# -- data ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PageRead(Message):
+    """One page of a listing (`stella data list`)."""
+
+    page: DataPage
+
+
+@dataclass
+class Shown(Message):
+    """Text to show in a dialog: a record (`stella data show`) or the store's counts."""
+
+    title: str
+    text: str
+
+
+# -- export wizard and run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class WizardProfilesRead(Message):
+    """The export wizard's choices: the tenant's profiles and the signing keys."""
+
+    tenant: str
+    profiles: list[Profile]
+    keys: list[KeyInfo]
+
+
+@dataclass
+class InputsCounted(Message):
+    """The live count for ``text`` (the selector field as it was): per record type, or the error's sentence."""
+
+    text: str
+    plan: ExportPlan | None
+    error: str | None = None
+
+
+@dataclass
+class RunPlanned(Message):
+    """The run is planned (its inputs pinned); the build starts."""
+
+    export_run: ExportRun
+
+
+@dataclass
+class RunEnded(Message):
+    """The run finished (``export_run``), was cancelled (``cancelled`` holds the sentence), or failed (both None)."""
+
+    export_run: ExportRun | None
+    cancelled: str | None = None
+    shipped: str = ""  # what the bundle ships, in words (a delta: added and removed, not its whole state)
+
+
+@dataclass
+class CheckPassed(Message):
+    """A check of the verification that follows a build."""
+
+    check: Check
+
+
+@dataclass
+class RunVerified(Message):
+    """The built bundle verified, and its provenance in words."""
+
+    report: VerifyReport
+    provenance: str
+
+
+# -- runs ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunsLoaded(Message):
+    """The tenant's export runs."""
+
+    tenant: str
+    runs: list[ExportRun]
+
+
+@dataclass
+class EventsLoaded(Message):
+    """One run and its events."""
+
+    run: ExportRun
+    events: list[RunEvent]
+
+
+@dataclass
+class RunCancelled(Message):
+    """A run was cancelled: the CLI's sentence for it."""
+
+    text: str
+
+
+# -- profiles --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProfilesRead(Message):
+    """The tenant's profiles (the Profiles screen)."""
+
+    tenant: str
+    profiles: list[Profile]
+
+
+@dataclass
+class RevisionsRead(Message):
+    """Every revision of one profile."""
+
+    revisions: list[Profile]
+
+
+@dataclass
+class ProfileSaved(Message):
+    """A profile revision was saved: the CLI's sentence for it."""
+
+    profile: Profile
+    text: str
+
+
+# -- verify and receive ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyCancelled(Message):
+    """The user cancelled the verification (ctrl+x); ``sentence`` is the core's."""
+
+    sentence: str
+
+
+@dataclass
+class VerifyInspected(Message):
+    """What the bundle's manifest claims, read before verifying (`stella inspect`): one line, said unverified."""
+
+    text: str
+
+
+@dataclass
+class VerifyDone(Message):
+    """The verification ended: the report, how the bundle can be received, the trust chain and the key used."""
+
+    report: VerifyReport
+    receivable: Receivable[Any, Any] | None
+    chain: str
+    key: Path | None
+
+
+@dataclass
+class ReceiveDone(Message):
+    """The worker ended: with what it did, or (``outcome`` None) with a failure whose sentence is in a dialog."""
+
+    outcome: ReceiveOutcome | None
+    failure: str = ""
+
+
+# -- keys ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class KeysLoaded(Message):
+    """The signing keys, the trusted keys and the TUF repository's status, read at ``now``."""
+
+    keys: list[KeyInfo]
+    trusted: list[TrustedKey]
+    tuf: TufStatus | None
+    now: datetime
+
+
+@dataclass
+class KeysChanged(Message):
+    """A key was generated, exported, trusted or removed: the CLI's sentence for it."""
+
+    text: str
+
+
+# -- mirror ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MirrorStatusLoaded(Message):
+    """A mirror directory's state, its receipts and what the directory is (``layout``)."""
+
+    mirror: Path
+    status: MirrorStatus
+    receipts: list[ReceiptRecord]
+    layout: str
+
+
+@dataclass
+class MirrorCheckDone(Message):
+    """One check of `stella mirror verify` completed (posted from the worker thread)."""
+
+    check: Check
+
+
+@dataclass
+class MirrorVerified(Message):
+    """`stella mirror verify` ended."""
+
+    verified: MirrorVerification
+
+
+@dataclass
+class MirrorChanged(Message):
+    """A rollback happened: the CLI's sentence for it."""
+
+    text: str
+
+
+@dataclass
+class MirrorQueried(Message):
+    """The documents a mirror query found."""
+
+    hits: list[IndexedDocument]

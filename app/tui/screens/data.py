@@ -8,9 +8,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
+from app.tui.messages import PageRead, Shown
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
 from app.tui.text import cells, json_text, plain
@@ -19,19 +19,6 @@ from core.query import ListKind
 from services.data import DataPage, data_stats, list_data, short_value, show_data
 
 PAGE = 50
-
-
-class PageRead(Message):
-    def __init__(self, page: DataPage) -> None:
-        super().__init__()
-        self.page = page
-
-
-class Shown(Message):
-    def __init__(self, title: str, text: str) -> None:
-        super().__init__()
-        self.title = title
-        self.text = text
 
 
 def ident_of(kind: ListKind, row: dict[str, Any]) -> str:

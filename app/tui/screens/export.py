@@ -10,11 +10,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Button, ContentSwitcher, DataTable, Footer, Header, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
+from app.tui.messages import InputsCounted, WizardProfilesRead
 from app.tui.screens.base import StellaScreen, sentence_of, shown_path
 from app.tui.screens.run import RunScreen
 from core.contract.profiles import JSON_RAW, MIRROR_DELTA
@@ -36,24 +36,6 @@ STEPS: tuple[tuple[str, str], ...] = (
 #: Seconds the selector field must stay unchanged before the matching inputs are counted again.
 COUNT_DELAY = 0.3
 DEFAULT_KEY = ""  # the Select value meaning "the profile's signing_key"
-
-
-class ProfilesRead(Message):
-    def __init__(self, tenant: str, profiles: list[Profile], keys: list[KeyInfo]) -> None:
-        super().__init__()
-        self.tenant = tenant
-        self.profiles = profiles
-        self.keys = keys
-
-
-class InputsCounted(Message):
-    """The live count for ``text`` (the selector field as it was): per record type, or the error's sentence."""
-
-    def __init__(self, text: str, plan: ExportPlan | None, error: str | None = None) -> None:
-        super().__init__()
-        self.text = text
-        self.plan = plan
-        self.error = error
 
 
 def split_words(text: str) -> list[str]:
@@ -149,9 +131,9 @@ class ExportScreen(StellaScreen):
         keys = list_keys(self.home)
         with self.store_guard:
             profiles = list_profiles(self.home, tenant)
-        self.loaded(ProfilesRead(tenant, profiles, keys))
+        self.loaded(WizardProfilesRead(tenant, profiles, keys))
 
-    def on_profiles_read(self, message: ProfilesRead) -> None:
+    def on_wizard_profiles_read(self, message: WizardProfilesRead) -> None:
         table = self.query_one("#wiz-profiles", DataTable)
         chosen = self.chosen_profile()
         table.clear()

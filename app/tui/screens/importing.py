@@ -10,10 +10,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, ProgressBar, Static
 
-from app.tui.messages import PhaseStarted, ProgressAdvanced
+from app.tui.messages import FileImported, ImportFinished, PhaseStarted, ProgressAdvanced
 from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
@@ -22,21 +21,6 @@ from core.errors import Cancelled
 from core.ingest import DEFAULT_TENANT, FileResult, ImportSummary, Outcome
 from core.progress import CancelToken
 from services.imports import import_files
-
-
-class FileImported(Message):
-    def __init__(self, result: FileResult) -> None:
-        super().__init__()
-        self.result = result
-
-
-class ImportFinished(Message):
-    """The import ended: with a summary, or cancelled (``cancelled`` holds the error's sentence)."""
-
-    def __init__(self, summary: ImportSummary | None, cancelled: str | None = None) -> None:
-        super().__init__()
-        self.summary = summary
-        self.cancelled = cancelled
 
 
 def result_text(result: FileResult) -> str:

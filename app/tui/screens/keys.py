@@ -11,37 +11,19 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
+from app.tui.messages import KeysChanged, KeysLoaded
 from app.tui.screens.base import StellaScreen, shown_path
 from app.tui.screens.dashboard import app_now, time_left
 from app.tui.screens.forms import ConfirmModal, Field, FormModal
 from core.durations import human_duration
 from core.errors import UsageError
-from core.keys import KeyAlgorithm, KeyInfo
-from core.trust import TrustedKey
+from core.keys import KeyAlgorithm
 from core.tuf_repo import TOP_LEVEL_ROLES
 from services.keys import delete_key, export_public_key, generate_key, import_key, list_keys, rename_key
 from services.trust import add_trusted_key, list_trusted_keys, remove_trusted_key
 from services.tuf import TufStatus, init_tuf, rotate_role, set_role_expiry, tuf_status_if_initialized
-
-
-class KeysLoaded(Message):
-    def __init__(self, keys: list[KeyInfo], trusted: list[TrustedKey], tuf: TufStatus | None, now: datetime) -> None:
-        super().__init__()
-        self.keys = keys
-        self.trusted = trusted
-        self.tuf = tuf
-        self.now = now
-
-
-class KeysChanged(Message):
-    """A key was generated, exported, trusted or removed: the CLI's sentence for it."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
 
 
 def scope(values: tuple[str, ...]) -> str:

@@ -15,18 +15,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
+from app.tui.messages import MirrorChanged, MirrorCheckDone, MirrorQueried, MirrorStatusLoaded, MirrorVerified
 from app.tui.screens.base import StellaScreen, add_check_row, shown_path
 from app.tui.screens.dashboard import app_now, time_left
 from app.tui.screens.forms import ConfirmModal
 from app.tui.text import cells
-from core.mirror_layout import IndexedDocument
 from core.progress import Check, CheckObserver
 from services.mirror import (
     MirrorStatus,
-    ReceiptRecord,
     query_mirror,
     receipt_history,
     rollback,
@@ -34,48 +32,10 @@ from services.mirror import (
     verify_current,
 )
 from services.mirror_dir import MirrorDir
-from verify.mirror import MirrorVerification
 
 #: The query row's keys: (choice shown, `stella mirror query` option).
 QUERY_KEYS = (("id", "--id"), ("purl", "--purl"), ("subject", "--subject"))
 IMPORT_HINT = "import a mirror bundle: verify it on the Verify screen (v), then ctrl+n"
-
-
-class MirrorStatusLoaded(Message):
-    def __init__(self, mirror: Path, status: MirrorStatus, receipts: list[ReceiptRecord], layout: str) -> None:
-        super().__init__()
-        self.mirror = mirror
-        self.status = status
-        self.receipts = receipts
-        self.layout = layout
-
-
-class MirrorCheckDone(Message):
-    """One check of `stella mirror verify` completed (posted from the worker thread)."""
-
-    def __init__(self, check: Check) -> None:
-        super().__init__()
-        self.check = check
-
-
-class MirrorVerified(Message):
-    def __init__(self, verified: MirrorVerification) -> None:
-        super().__init__()
-        self.verified = verified
-
-
-class MirrorChanged(Message):
-    """A rollback happened: the CLI's sentence for it."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-
-class MirrorQueried(Message):
-    def __init__(self, hits: list[IndexedDocument]) -> None:
-        super().__init__()
-        self.hits = hits
 
 
 def layout_of(mirror: Path) -> str:

@@ -9,9 +9,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
+from app.tui.messages import ProfileSaved, ProfilesRead, RevisionsRead
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.export import split_words
 from app.tui.screens.forms import Field, FormModal
@@ -24,26 +24,6 @@ SETTINGS_HINT = (
     "FIELD=VALUE pairs, space separated, as `--set`: record_types=advisory,vex compression_level=19 "
     "redaction_allowlist=advisory_id signing_key=NAME encryption_recipients=age1... (an empty value unsets a field)"
 )
-
-
-class ProfilesRead(Message):
-    def __init__(self, tenant: str, profiles: list[Profile]) -> None:
-        super().__init__()
-        self.tenant = tenant
-        self.profiles = profiles
-
-
-class RevisionsRead(Message):
-    def __init__(self, revisions: list[Profile]) -> None:
-        super().__init__()
-        self.revisions = revisions
-
-
-class ProfileSaved(Message):
-    def __init__(self, profile: Profile, text: str) -> None:
-        super().__init__()
-        self.profile = profile
-        self.text = text
 
 
 def settings_of(profile: Profile) -> str:

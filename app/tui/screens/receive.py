@@ -14,26 +14,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Select, Static
 
-from app.tui.messages import CheckCompleted
+from app.tui.messages import CheckCompleted, ReceiveDone
 from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from app.tui.text import cells, plain, plain_lines
 from core.contract.manifest import VerifiedManifest
 from core.errors import Cancelled
 from core.progress import CancelToken
-from services.receive import Option, OptionType, Outcome, Receivable, ReceiveRequest, request_from_form
-
-
-class ReceiveDone(Message):
-    """The worker ended: with what it did, or (``outcome`` None) with a failure whose sentence is in a dialog."""
-
-    def __init__(self, outcome: Outcome | None, failure: str = "") -> None:
-        super().__init__()
-        self.outcome = outcome
-        self.failure = failure
+from services.receive import Option, OptionType, Receivable, ReceiveRequest, request_from_form
 
 
 def _field(option: Option) -> Input | Select[str]:

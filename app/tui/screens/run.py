@@ -12,10 +12,17 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static
 
-from app.tui.messages import CheckCompleted, PhaseStarted, ProgressAdvanced
+from app.tui.messages import (
+    CheckCompleted,
+    CheckPassed,
+    PhaseStarted,
+    ProgressAdvanced,
+    RunEnded,
+    RunPlanned,
+    RunVerified,
+)
 from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from app.tui.text import cells
@@ -23,36 +30,6 @@ from core.errors import Cancelled
 from core.progress import CancelToken, Check, CheckObserver
 from core.runs import ExportRun, RunState
 from services.export import ExportRequest, run_export, shipped_text, verify_built
-from verify.bundle import VerifyReport
-
-
-class RunPlanned(Message):
-    def __init__(self, run: ExportRun) -> None:
-        super().__init__()
-        self.export_run = run
-
-
-class RunEnded(Message):
-    """The run finished (``run``), was cancelled (``cancelled`` holds the sentence), or failed (both None)."""
-
-    def __init__(self, run: ExportRun | None, cancelled: str | None = None, shipped: str = "") -> None:
-        super().__init__()
-        self.export_run = run
-        self.cancelled = cancelled
-        self.shipped = shipped  # what the bundle ships, in words (a delta: added and removed, not its whole state)
-
-
-class CheckPassed(Message):
-    def __init__(self, check: Check) -> None:
-        super().__init__()
-        self.check = check
-
-
-class RunVerified(Message):
-    def __init__(self, report: VerifyReport, provenance: str) -> None:
-        super().__init__()
-        self.report = report
-        self.provenance = provenance
 
 
 class RunScreen(StellaScreen):

@@ -9,9 +9,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
+from app.tui.messages import EventsLoaded, RunCancelled, RunsLoaded
 from app.tui.screens.base import StellaScreen, shown_path
 from app.tui.screens.forms import ConfirmModal
 from app.tui.screens.modals import TextModal
@@ -21,26 +21,6 @@ from core.runs import ExportRun, RunEvent
 from services.export import cancel_export, list_runs, run_events
 
 RUNS_LIMIT = 50
-
-
-class RunsLoaded(Message):
-    def __init__(self, tenant: str, runs: list[ExportRun]) -> None:
-        super().__init__()
-        self.tenant = tenant
-        self.runs = runs
-
-
-class EventsLoaded(Message):
-    def __init__(self, run: ExportRun, events: list[RunEvent]) -> None:
-        super().__init__()
-        self.run = run
-        self.events = events
-
-
-class RunCancelled(Message):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
 
 
 def event_detail(event: RunEvent) -> str:

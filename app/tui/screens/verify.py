@@ -10,10 +10,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Static
 
-from app.tui.messages import CheckCompleted
+from app.tui.messages import CheckCompleted, VerifyCancelled, VerifyDone, VerifyInspected
 from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from app.tui.screens.modals import TextModal
@@ -26,33 +25,6 @@ from services.inspect import inspect_bundle
 from services.receive import Receivable, ReceiveRequest, verify_received
 from services.trust import trusted_keys
 from verify.bundle import VerifyReport
-
-
-class VerifyCancelled(Message):
-    """The user cancelled the verification (ctrl+x); ``sentence`` is the core's."""
-
-    def __init__(self, sentence: str) -> None:
-        super().__init__()
-        self.sentence = sentence
-
-
-class VerifyInspected(Message):
-    """What the bundle's manifest claims, read before verifying (`stella inspect`): one line, said unverified."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-
-class VerifyDone(Message):
-    def __init__(
-        self, report: VerifyReport, receivable: Receivable[Any, Any] | None, chain: str, key: Path | None
-    ) -> None:
-        super().__init__()
-        self.report = report
-        self.receivable = receivable
-        self.chain = chain
-        self.key = key
 
 
 def claims_of(bundle: Path) -> str:
