@@ -50,6 +50,7 @@ class StellaApp(App[None]):
         "mirror": _lazy("app.tui.screens.mirror", "MirrorScreen"),
         "keys": _lazy("app.tui.screens.keys", "KeysScreen"),
         "timeline": _lazy("app.tui.screens.timeline", "TimelineScreen"),
+        "kit": _lazy("app.tui.screens.kit", "KitScreen"),
     }
     DEFAULT_MODE: ClassVar[str] = "dashboard"
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -18,6 +18,7 @@ SCREENS_HELP: dict[str, tuple[str, str, str]] = {
     "mirror": ("m", "Mirror", "a mirror directory: status, receipts, verify, rollback, query"),
     "keys": ("k", "Keys", "signing keys, trusted keys and the TUF roles of the home"),
     "timeline": ("l", "Timeline", "what happened, in order: export runs, evidence, holds, incidents (filters)"),
+    "kit": ("u", "Kit", "Offline Kit: put finished runs on DVD, Blu-ray or USB volumes; plan, assemble, verify"),
 }
 
 
