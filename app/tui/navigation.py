@@ -17,16 +17,20 @@ SCREENS_HELP: dict[str, tuple[str, str, str]] = {
     "verify": ("v", "Verify", "verify a received bundle check by check"),
     "mirror": ("m", "Mirror", "a mirror directory: status, receipts, verify, rollback, query"),
     "keys": ("k", "Keys", "signing keys, trusted keys and the TUF roles of the home"),
-    "timeline": ("l", "Timeline", "what happened, in order: export runs, evidence, holds, incidents (filters)"),
+    "timeline": ("w", "Timeline", "what happened, in order: export runs, evidence, holds, incidents (filters)"),
     "kit": ("u", "Kit", "Offline Kit: put finished runs on DVD, Blu-ray or USB volumes; plan, assemble, verify"),
 }
+
+
+#: Screens the dashboard's footer leaves out (80 columns hold no more); their keys work, help and the palette list them.
+FOOTER_UNLISTED = ("timeline",)
 
 
 def nav_bindings(*, show: bool, prefix: str = "") -> list[Binding]:
     """A binding per screen: on the app (hidden: 80 columns hold only a screen's own keys) and on the dashboard
     (shown, so the home screen says where everything is). ``prefix`` is ``"app."`` for a screen's copy."""
     return [
-        Binding(key, f"{prefix}show('{mode}')", title, show=show and mode != "dashboard")
+        Binding(key, f"{prefix}show('{mode}')", title, show=show and mode not in ("dashboard", *FOOTER_UNLISTED))
         for mode, (key, title, _) in SCREENS_HELP.items()
     ]
 

@@ -32,7 +32,7 @@ def test_timeline_screen_lists_filters_and_opens_the_run(home: Path, tmp_path: P
     record_events(h, [secret])
 
     async def script(pilot: Pilot[None]) -> None:
-        await pilot.press("l")
+        await pilot.press("w")
         await settle(pilot)
         screen = pilot.app.screen
         assert isinstance(screen, TimelineScreen)
@@ -44,7 +44,7 @@ def test_timeline_screen_lists_filters_and_opens_the_run(home: Path, tmp_path: P
         screen.query_one("#timeline-filter", Input).value = "type=export.*"
         await pilot.press("f", "enter")
         await settle(pilot)
-        assert {r[3] for r in rows(table)} == {f"run:{run.run_id}"}
+        assert {r[4] for r in rows(table)} == {f"run:{run.run_id}"}
         # The CLI's filters, typed as name=value words.
         screen.query_one("#timeline-filter", Input).value = "type=export.built"
         await pilot.press("f", "enter")
@@ -69,7 +69,7 @@ def test_timeline_screen_lists_filters_and_opens_the_run(home: Path, tmp_path: P
         screen.query_one("#timeline-tenant", Input).value = "other"
         await pilot.press("escape", "t", "enter")  # leave the filter field, then t: the tenant field
         await settle(pilot)
-        assert [r[3] for r in rows(table)] == ["run:secret"]
+        assert [r[4] for r in rows(table)] == ["run:secret"]
         screen.query_one("#timeline-tenant", Input).value = "default"
         await pilot.press("escape", "t", "enter")
         await settle(pilot)
@@ -110,4 +110,4 @@ def test_timeline_snapshot(snap_compare: Snap, snap_home: Home) -> None:  # noqa
 
 
 async def _open(pilot: Pilot[None]) -> None:
-    await go(pilot, "l")
+    await go(pilot, "w")

@@ -1,4 +1,4 @@
-"""Timeline: a tenant's events in order, with `stella timeline list`'s filters; enter opens the event's run.
+"""Timeline (key w): a tenant's events in order, with `stella timeline list`'s filters; enter opens the event's run.
 
 The filter field takes the CLI's options as ``name=value`` words: ``type=export.* since=24h run=RUN case=C
 subject=run:* until=TIME trace=ID`` (``type`` may repeat). ``o`` shows the highlighted event as a CloudEvent, ``x``
@@ -120,7 +120,7 @@ class TimelineScreen(StellaScreen):
         with Horizontal(classes="row form"):
             yield Label("tenant ", classes="inline-label")
             yield Input(value=DEFAULT_TENANT, placeholder="tenant", id="timeline-tenant")
-            yield Input(placeholder="filter: type=export.* since=24h run=ID case=C", id="timeline-filter")
+            yield Input(placeholder="type=export.* since=24h run= case=", id="timeline-filter")
         yield Static("", id="timeline-summary", markup=False)
         yield DataTable(id="timeline-table", cursor_type="row", zebra_stripes=True)
         yield Label("", id="timeline-detail", markup=False)
@@ -129,7 +129,7 @@ class TimelineScreen(StellaScreen):
     def on_mount(self) -> None:
         self.sub_title = "timeline"
         table = self.query_one("#timeline-table", DataTable)
-        for heading in ("seq", "time", "type", "subject", "held"):
+        for heading in ("seq", "time", "type", "held", "subject"):
             table.add_column(heading, key=heading)
         self.action_refresh()
 
@@ -169,7 +169,7 @@ class TimelineScreen(StellaScreen):
         for e in message.page.events:
             self.events[e.id] = e
             table.add_row(
-                *cells(e.seq, f"{e.time:%Y-%m-%d %H:%M:%S}", e.short_type, e.subject, "held" if e.held else ""),
+                *cells(e.seq, f"{e.time:%Y-%m-%d %H:%M:%S}", e.short_type, "held" if e.held else "", e.subject),
                 key=e.id,
             )
         self.next_cursor = message.page.next_cursor
