@@ -45,6 +45,8 @@ _CVSS_TYPES = frozenset({"CVSS_V2", "CVSS_V3", "CVSS_V4"})
 _END_EVENTS = ("fixed", "last_affected", "limit")
 
 Interval = tuple[str, str | None, str | None]  # introduced, end event kind, end version
+#: Version-against-interval comparisons the listed-versions check may spend on one affected entry.
+_CHECK_BUDGET = 50_000  # about a quarter of a second
 
 
 def _severity_lists(doc: Mapping[str, Any]) -> Iterator[tuple[list[str | int], Any]]:
@@ -279,13 +281,19 @@ def _version_key(range_type: str, ecosystem: str | None) -> Callable[[str], Any]
     return None
 
 
-def _covered(key: Callable[[str], Any], version: Any, interval: Interval) -> bool:
+def _keyed(key: Callable[[str], Any], interval: Interval) -> tuple[Any, str | None, Any]:
+    """An interval with its bounds turned into sort keys once (``None``: unbounded)."""
     introduced, end_kind, end = interval
-    if introduced != "0" and version < key(introduced):
+    return (None if introduced == "0" else key(introduced)), end_kind, (None if end is None else key(end))
+
+
+def _covered(version: Any, keyed: tuple[Any, str | None, Any]) -> bool:
+    low, end_kind, high = keyed
+    if low is not None and version < low:
         return False
-    if end is None or end_kind is None:
+    if high is None:
         return True
-    return bool(version <= key(end) if end_kind == "last_affected" else version < key(end))
+    return bool(version <= high if end_kind == "last_affected" else version < high)
 
 
 def _unranged_versions(entry: Mapping[str, Any], i: int) -> list[str]:
@@ -300,16 +308,12 @@ def _unranged_versions(entry: Mapping[str, Any], i: int) -> list[str]:
     keys = [_version_key(r["type"], ecosystem) for r in ranges]
     if not versions or not ranges or any(k is None for k in keys):
         return []
-    outside: list[str] = []
     try:
-        for version in versions:
-            if not any(
-                _covered(key, key(version), interval)
-                for key, rng in zip(keys, ranges, strict=True)
-                if key is not None
-                for interval in _intervals(rng, ecosystem)
-            ):
-                outside.append(version)
+        pairs = zip(keys, ranges, strict=True)
+        intervals = [(key, _keyed(key, i)) for key, rng in pairs if key for i in _intervals(rng, ecosystem)]
+        if len(versions) * len(intervals) > _CHECK_BUDGET:
+            return []  # a hostile size: the check is advice, the import must not stall on it
+        outside = [v for v in versions if not any(_covered(key(v), i) for key, i in intervals)]
     except (ValueError, TypeError):
         return []
     if not outside:

@@ -221,3 +221,21 @@ def test_cvss_v2_only_record_is_rated_on_the_v2_scale() -> None:
     )
     detail = json.loads(model.take_root()[b"vulnerability"][b"CVE-2026-34971"])
     assert (detail["Severity"], detail["CVSS"]["stellaops"]) == ("HIGH", {"V2Vector": sev.score, "V2Score": 10.0})
+
+
+def test_the_listed_versions_check_has_a_budget() -> None:
+    """A hostile record (3,000 intervals, 20,000 listed versions, all outside) must not stall the import on advice:
+    the check is skipped (no warning) and the versions still count as affected."""
+    events = [e for i in range(3000) for e in ({"introduced": f"{i}.0.0"}, {"fixed": f"{i}.0.1"})]
+    listed = [f"{i}.5.0" for i in range(20000)]
+    doc = {
+        "id": "RUSTSEC-2099-0001",
+        "modified": "2026-01-01T00:00:00Z",
+        "affected": [
+            {"package": {"ecosystem": "crates.io", "name": "x"}, "ranges": [{"type": "SEMVER", "events": events}],
+             "versions": listed}
+        ],
+    }  # fmt: skip
+    parsed = OSV.parse(Candidate(path="big.json", data=json.dumps(doc).encode()))
+    assert parsed.warnings == []
+    assert parsed.advisories[0].affected[-1].versions == listed
