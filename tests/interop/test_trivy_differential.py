@@ -133,7 +133,7 @@ def plan_probes(records: list[oracle.Record]) -> dict[tuple[str, str], dict[str,
         name = aff["package"]["name"]
         if fam.name == "Go" and name == "toolchain":
             continue
-        for version in oracle.boundary_versions(aff):
+        for version in oracle.boundary_versions(fam, aff):
             if _valid_for(fam.name, name, version):
                 wanted[(fam.name, release)][name].add(version)
     return {key: {name: _ordered(key[0], vs) for name, vs in pkgs.items()} for key, pkgs in wanted.items()}

@@ -269,17 +269,23 @@ def neighbours(text: str) -> list[str]:
     return out
 
 
-def boundary_versions(affected: dict[str, Any], cap: int = 10) -> set[str]:
-    """Each introduced/fixed/last_affected and its neighbours, and (up to ``cap``, evenly spread) listed versions."""
+def boundary_versions(fam: Family, affected: dict[str, Any], cap: int = 10) -> set[str]:
+    """Each introduced/fixed/last_affected and its neighbours; listed versions: every one no range holds (the ones
+    a mapping that drops the list would miss) and up to ``cap`` others, evenly spread, with their neighbours."""
     out: set[str] = set()
-    for rng in affected.get("ranges") or []:
-        if rng.get("type") not in ("ECOSYSTEM", "SEMVER"):
-            continue
+    ranges = [r for r in affected.get("ranges") or [] if r.get("type") in ("ECOSYSTEM", "SEMVER")]
+    for rng in ranges:
         for event in rng.get("events") or []:
             for kind, value in event.items():
                 if kind in ("introduced", "fixed", "last_affected") and value != "0":
                     out |= {value, *neighbours(value)}
     listed = list(affected.get("versions") or [])
+    outside = []
+    for value in listed:
+        parsed = fam.parse(value)
+        if parsed is not None and not any(_range_affects(fam, r.get("events") or [], parsed) for r in ranges):
+            outside.append(value)
+    out |= set(outside)
     if len(listed) > cap:
         step = len(listed) / cap
         listed = [listed[int(i * step)] for i in range(cap)] + [listed[-1]]
