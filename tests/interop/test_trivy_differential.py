@@ -5,8 +5,8 @@ one's repository, path, commit and licence), chosen for the hard cases: several 
 ranges, ``last_affected``, several affected entries for one package, records that share aliases, backport
 branches, CVSS v4-only and v2-only severities. At test time:
 
-1. Every ECOSYSTEM/SEMVER event (introduced, fixed, last_affected) and listed version of every package gives
-   probe versions just below, at and just above it.
+1. Every ECOSYSTEM/SEMVER event (introduced, fixed, last_affected) of every package gives probe versions just
+   below, at and just above it; so do listed ``versions`` (every one no range holds, and up to ten others).
 2. The probes become the files Trivy reads: one directory per ecosystem and "slot" (each package once per slot),
    holding the ecosystem's lock file, and for OS families one root filesystem per release whose package database
    holds every probe as its own binary package built from the advisory's source package.
@@ -24,7 +24,7 @@ What each ecosystem checks (Trivy file; version order used by the oracle):
 | ecosystem | file Trivy reads | oracle version order | findings checked |
 |---|---|---|---|
 | PyPI | ``requirements.txt`` (``name==version``) | PEP 440 (``PypiVersion``) | IDs, severity, fixed versions |
-| Go | ``go.mod`` ``require`` (and ``toolchain`` for ``stdlib``) | semver | IDs, severity, fixed versions |
+| Go | ``go.mod`` ``require`` (``stdlib``: the trivy.db entry only, see below) | semver | IDs, severity, fixes |
 | crates.io | ``Cargo.lock`` | semver | IDs, severity, fixed versions |
 | npm | ``package-lock.json`` v3 | semver | IDs, severity, fixed versions |
 | Maven | ``gradle.lockfile`` (Trivy's jar-less Maven coordinates) | Maven | IDs, severity, fixed versions |
@@ -35,6 +35,16 @@ What each ecosystem checks (Trivy file; version order used by the oracle):
 | Ubuntu | rootfs: ``var/lib/dpkg/status``, ``etc/os-release``, ``etc/lsb-release`` (+ ESM status) | Debian | same |
 | Alpine | rootfs: ``lib/apk/db/installed``, ``etc/alpine-release``, ``etc/os-release`` | Alpine | IDs, severity, fix |
 | Wolfi / Chainguard | no public OSV source could be fetched for the fixtures (see SOURCES.md) | | |
+
+The rules checked (docs/trivy.md states them): a probe is affected when OSV's evaluation says so (events sorted by
+version, ties in the record's order, as osv.dev sorts them; or the version is listed); Trivy reports it under every
+CVE among the record's ID and aliases, else the record's ID; severity is GitHub's label, else the highest rating
+among the CVSS v2/v3/v4 base scores (0.0 is unknown), else unknown, the highest across records sharing the ID; the
+fixed versions name the fix that closes the interval holding the installed version (none is required when an
+interval no fix closes also holds it) and only versions some record fixes; OS findings carry that fix as
+``FixedVersion`` or, unfixed, status ``affected``. Trivy 0.76 reports Go's ``stdlib`` only from compiled binaries,
+so those probes are checked against the entry in trivy.db (column "db-only"). The Java DB test below scans a real
+jar known to our Java DB only by its SHA-1.
 
 Known Trivy limits (reported, not failed): an OS advisory holds one ``FixedVersion`` (vulnerable below it, always
 when empty), so an OS range that starts above 0, a second range, ``last_affected`` or a ``versions`` list cannot be
