@@ -363,11 +363,14 @@ class EvidenceStore:
         )
 
     # -- custody ----------------------------------------------------------------------------------
-    def custody(self, tenant: str) -> builtins.list[CustodyRow]:
-        """The tenant's custody chain, in order."""
-        rows = self.cur.execute(
-            f"SELECT {_CUSTODY_COLUMNS} FROM evidence_custody_events WHERE tenant = ? ORDER BY seq", [tenant]
-        ).fetchall()
+    def custody(self, tenant: str, *, after: int = 0, last: int | None = None) -> builtins.list[CustodyRow]:
+        """The tenant's custody chain in order: the events after seq ``after``, or only the ``last`` ones."""
+        sql = f"SELECT {_CUSTODY_COLUMNS} FROM evidence_custody_events WHERE tenant = ? AND seq > ?"
+        params: builtins.list[Any] = [tenant, after]
+        if last is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT ?)"
+            params.append(last)
+        rows = self.cur.execute(sql + " ORDER BY seq", params).fetchall()
         return [CustodyRow(int(r[0]), *r[1:]) for r in rows]
 
     def append_custody(self, tenant: str, event: CustodyRow) -> None:

@@ -464,7 +464,7 @@ def record_custody(
 ) -> CustodyEvent:
     """Append one custody event to the tenant's chain (inside the caller's transaction)."""
     es = EvidenceStore(cur)
-    chain = [_event(r) for r in es.custody(tenant)[-1:]]
+    chain = [_event(r) for r in es.custody(tenant, last=1)]
     event = append_event(
         chain,
         at=utcnow(),
@@ -510,8 +510,8 @@ def publish_custody(store: Store, tenant: str, after_seq: int, *, case: str | No
     from services.timeline import record_event, source_for
 
     types = {ACTION["SEAL"]: EVIDENCE_SEALED, ACTION["HOLD"]: EVIDENCE_HOLD, ACTION["RELEASE"]: EVIDENCE_RELEASE}
-    for row in EvidenceStore(store.conn).custody(tenant):
-        if row.seq <= after_seq or row.action == ACTION["SNAPSHOT"]:  # a snapshot's digest is its content's: the seal
+    for row in EvidenceStore(store.conn).custody(tenant, after=after_seq):
+        if row.action == ACTION["SNAPSHOT"]:  # a snapshot's digest is its content's: the seal
             continue  # that follows it names the archive
         event = _event(row)
         record_event(
@@ -689,7 +689,7 @@ def _seal(
     snapshot = record_custody(
         cur, tenant, ACTION["SNAPSHOT"], _subject(evidence_id), _content_digest(content.artifacts), why
     )
-    chain = [_event(r) for r in es.custody(tenant)[-CUSTODY_IN_BUNDLE:]]
+    chain = [_event(r) for r in es.custody(tenant, last=CUSTODY_IN_BUNDLE)]
     sealed: SealedEvidence = seal_evidence(
         SealRequest(
             evidence_id=evidence_id,

@@ -227,7 +227,7 @@ def incidents(home: Home, tenant: str) -> list[Incident]:
 
 
 def _last_seq(es: EvidenceStore, tenant: str) -> int:
-    chain = es.custody(tenant)
+    chain = es.custody(tenant, last=1)
     return chain[-1].seq if chain else 0
 
 
