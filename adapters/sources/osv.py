@@ -1,10 +1,14 @@
 """OSV importer: OSV 1.x records, including GitHub Security Advisories in OSV form.
 
-Validation is the official OSV JSON Schema plus the osv-linter rules it cannot express (an
-``affected`` list that says something, distinct range events, valid purls, complete CVSS
-vectors). One known upstream quirk is tolerated: older GitHub advisories end CVSS vectors with
-a ``/`` that the current schema rejects; the slash is dropped before validation and a warning
-is recorded (the raw bytes are stored unchanged elsewhere).
+Validation is the official OSV JSON Schema plus the osv-linter rules it cannot express. Only the
+schema and the rules without which a record means nothing reject it (an ``affected`` list that says
+something, valid purls, complete CVSS v3 vectors); the lint rules that leave the record meaningful
+are import warnings (range events listed twice, an empty interval, events out of version order,
+listed ``versions`` outside the ranges). One known upstream quirk is tolerated: older GitHub
+advisories end CVSS vectors with a ``/`` that the current schema rejects; the slash is dropped
+before validation and a warning is recorded (the raw bytes are stored unchanged elsewhere).
+Ranges are evaluated as the OSV specification says (see :func:`_intervals`); CVSS v2, v3.x and
+v4.0 vectors get their base scores (:mod:`core.cvss`).
 """
 
 from __future__ import annotations
