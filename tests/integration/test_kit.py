@@ -441,3 +441,10 @@ def test_a_corrupted_iso_fails_its_md5_check(stella: Any, kit: dict[str, Any], t
         text=True,
     )
     assert check.returncode != 0 and "MD5 checksums match" not in check.stdout
+
+
+def test_docs_publish_the_sha256_of_the_verify_sh_every_volume_carries(kit: dict[str, Any]) -> None:
+    script = (ROOT / "core" / "kit_files" / "verify.sh").read_bytes()
+    assert all((v / "verify.sh").read_bytes() == script for v in _volumes(kit["dir"]))
+    published = f"| `{hashlib.sha256(script).hexdigest()}` | the Offline Kit's `verify.sh` |"
+    assert published in (ROOT / "docs" / "kit.md").read_text()
