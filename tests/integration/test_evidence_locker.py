@@ -3,6 +3,7 @@ keys and (for timestamps) a real `openssl ts -reply` TSA on 127.0.0.1."""
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 from pathlib import Path
@@ -406,3 +407,62 @@ def test_the_sample_sealed_bundles_verify_from_the_cli_without_a_home(stella: An
     bad.write_bytes(bytes(data))
     res = stella("evidence", "verify", bad, "--key", key, "--tsa-cert", ca)
     assert res.code in (3, 4) and "not verified" in res.err
+
+
+def _repack(src: Path, dest: Path, change: Any) -> None:
+    """``src`` re-packed canonically (as the sealer lays it out) after ``change`` edited its files, with SHA256SUMS
+    recomputed: what someone who can rewrite the archive but not re-sign it could produce."""
+    import gzip
+    import hashlib
+
+    from core.archive.canonical import end_of_archive, member_header, padding
+
+    with tarfile.open(src, "r:gz") as tar:
+        members = [(m.name, m.mode, m.mtime, tar.extractfile(m).read()) for m in tar]  # type: ignore[union-attr]
+    files = {name: data for name, _, _, data in members}
+    change(files)
+    files["SHA256SUMS"] = "".join(
+        f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items()) if name != "SHA256SUMS"
+    ).encode()
+    raw = io.BytesIO()
+    offset = 0
+    for name, mode, mtime, _ in members:
+        data = files[name]
+        block = member_header(name, len(data), mode, int(mtime)) + data + bytes(padding(len(data)))
+        raw.write(block)
+        offset += len(block)
+    raw.write(end_of_archive(offset))
+    out = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=9, mtime=0) as gz:
+        gz.write(raw.getvalue())
+    dest.write_bytes(out.getvalue())
+
+
+def test_a_removed_or_reordered_event_in_a_sealed_custody_log_is_refused(
+    stella: Any, ready: dict[str, Any], tmp_path: Path
+) -> None:
+    first = _snapshot(stella, "run", ready["run"], "--key", "k")
+    assert stella("evidence", "show", first["id"]).code == 0
+    assert stella("evidence", "hold", "C-9", "--bundle", first["id"], "--reason", "r").code == 0
+    ev = _snapshot(stella, "job", ready["run"], "--key", "k")  # seals the chain so far: 8 events or more
+    sealed = tmp_path / "ev.tgz"
+    assert stella("evidence", "export", ev["id"], "--out", sealed).code == 0
+    same = tmp_path / "same.tgz"
+    _repack(sealed, same, lambda files: None)
+    assert same.read_bytes() == sealed.read_bytes()  # the re-packer is faithful: what follows changes one thing
+    lines = _members(sealed)["custody.jsonl"].splitlines(keepends=True)
+    assert len(lines) >= 6
+
+    def drop(files: dict[str, bytes]) -> None:
+        files["custody.jsonl"] = b"".join(lines[:2] + lines[3:])
+
+    def swap(files: dict[str, bytes]) -> None:
+        files["custody.jsonl"] = b"".join([*lines[:2], lines[3], lines[2], *lines[4:]])
+
+    for name, change in (("dropped", drop), ("swapped", swap)):
+        bad = tmp_path / f"{name}.tgz"
+        _repack(sealed, bad, change)
+        res = stella("evidence", "verify", bad, "--key", ready["pub"], "--json")
+        assert res.code == 4, (name, res.out)
+        failed = [c for c in res.json()["checks"] if not c["ok"]]
+        assert failed and failed[0]["check"] == "custody", (name, failed)
