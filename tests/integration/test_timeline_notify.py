@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 
 from core.contract.timeline import BUNDLE_READY_FOR_TRANSFER, EXPORT_FAILED
+from core.errors import ExitCode, StellaError
 from core.home import Home
 from core.timeline import EventDraft, TimelineEvent
 from services import notify
+from services.export import ExportRequest, run_export
 from services.timeline import record_events
 from tests.conftest import ROOT
 
@@ -153,3 +155,26 @@ def test_notification_settings_are_checked(stella: Any, home: Path, tmp_path: Pa
     res = stella("timeline", "notify", "show")
     assert res.code == 3 and "notify.json" in res.err
     assert stella("timeline", "notify", "deliver").code == 3
+
+
+def test_a_run_that_fails_is_on_the_timeline_and_in_the_spool(stella: Any, home: Path, tmp_path: Path) -> None:
+    """The run's output directory is swapped, once the run is planned, for a place nothing can be written to (even by
+    root: /proc): the build fails, the run is failed, and export.failed is recorded and notified."""
+    spool = tmp_path / "spool"
+    assert stella("timeline", "notify", "set", "--spool", spool).code == 0
+    assert stella("import", "--quiet", SAMPLES / "advisories").code == 0
+    assert stella("keys", "generate", "k").code == 0
+    media = tmp_path / "media"
+    media.mkdir()
+    request = ExportRequest(tenant="default", profile="json:raw", key="k", out=media / "b.tar.zst")
+    with pytest.raises(StellaError) as err:
+        run_export(Home(home), request, on_planned=lambda run: (media.rmdir(), media.symlink_to("/proc")))
+    assert err.value.exit_code == ExitCode.ENVIRONMENT
+    failed = stella("timeline", "list", "--type", "export.failed", "--json").json()["events"]
+    assert len(failed) == 1 and failed[0]["data"]["error"]["code"] == err.value.code
+    run_id = failed[0]["runid"]
+    assert stella("export", "show", run_id, "--json").json()["state"] == "failed"
+    kinds = [e["type"] for e in stella("timeline", "list", "--run", run_id, "--json").json()["events"]]
+    assert kinds == ["dev.stella.export.requested", EXPORT_FAILED]
+    [note] = spool.iterdir()
+    assert json.loads(note.read_text())["id"] == failed[0]["id"]
