@@ -645,3 +645,70 @@ def test_java_db_names_a_real_debian_jar_by_its_sha1(stella: Any, tmp_path: Path
     }
     control = _java_cache(stella, tmp_path / "home-b", tmp_path, _sbom(tmp_path / "b.cdx.json", real_digest))
     assert _scan_jar(trivy, rootfs, control, tmp_path) == set()
+
+
+# --- the oracle itself, on records whose answers are known --------------------------------------------------------
+
+
+def _record(path: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((RECORDS / path).read_text())
+    return doc
+
+
+def _affected(fam: str, doc: dict[str, Any], name: str, version: str) -> bool:
+    verdicts = [
+        oracle.evaluate(oracle.FAMILIES[fam], a, version) for a in doc["affected"] if a["package"]["name"] == name
+    ]
+    assert all(v is not None for v in verdicts)
+    return any(v.affected for v in verdicts if v is not None)
+
+
+@pytest.mark.parametrize(
+    ("path", "family", "name", "version", "affected"),
+    [
+        # events sorted by version with ties in the record's order (osv.dev): [0.12.2, 0.13.0) and not 0.13.x
+        ("pypi/PYSEC-2022-42972.json", "PyPI", "apache-iotdb", "0.12.2", True),
+        ("pypi/PYSEC-2022-42972.json", "PyPI", "apache-iotdb", "0.13.0", False),
+        ("pypi/PYSEC-2022-42972.json", "PyPI", "apache-iotdb", "0.14.0rc1", False),
+        # listed versions below every range's introduced are affected (issue 21, class 3)
+        ("pypi/PYSEC-2023-61.json", "PyPI", "django", "3.2a1", True),
+        # last_affected is inclusive
+        ("pypi/PYSEC-2022-42969.json", "PyPI", "py", "1.11.0", True),
+        ("pypi/PYSEC-2022-42969.json", "PyPI", "py", "1.11.1", False),
+        # a fix of one entry inside another entry's range stays vulnerable (issue 21, class 2)
+        ("go/GO-2023-2185.json", "Go", "stdlib", "1.21.4", True),
+        ("go/GO-2023-2185.json", "Go", "stdlib", "1.21.5", False),
+        # pre-release ranges (npm semver)
+        ("ghsa-transcribed/GHSA-rv95-896h-c2vc.json", "npm", "express", "5.0.0-beta.2", True),
+        ("ghsa-transcribed/GHSA-rv95-896h-c2vc.json", "npm", "express", "5.0.0-beta.3", False),
+        # four-part RubyGems backports
+        ("ghsa-transcribed/GHSA-65f5-mfpf-vfhj.json", "RubyGems", "rack", "2.2.6.1", True),
+        ("ghsa-transcribed/GHSA-65f5-mfpf-vfhj.json", "RubyGems", "rack", "2.2.6.2", False),
+    ],
+)
+def test_oracle_applies_osv_rules(path: str, family: str, name: str, version: str, affected: bool) -> None:
+    assert _affected(family, _record(path), name, version) is affected
+
+
+def test_oracle_reads_entries_as_trivy_matches_them() -> None:
+    """Constraints OR-ed, commas AND-ed, a patched match clears; OS: vulnerable below FixedVersion, always if none."""
+    pypi, debian = oracle.FAMILIES["PyPI"], oracle.FAMILIES["Debian"]
+    entry = {"VulnerableVersions": [">=1.0, <2.0", "=3.0"], "PatchedVersions": ["1.5"]}
+    verdicts = {v: oracle.entry_says_affected(pypi, entry, v) for v in ("0.9", "1.0", "1.5", "1.9", "2.0", "3.0")}
+    assert verdicts == {"0.9": False, "1.0": True, "1.5": False, "1.9": True, "2.0": False, "3.0": True}
+    assert oracle.entry_says_affected(debian, {"FixedVersion": "1:2.0-1"}, "2.5-1") is True  # epoch 0 sorts below 1
+    assert oracle.entry_says_affected(debian, {"FixedVersion": "1:2.0-1"}, "1:2.0-1") is False
+    assert oracle.entry_says_affected(debian, {"Status": 2}, "9.9") is True
+
+
+def test_oracle_severity_follows_the_stated_rule() -> None:
+    """GitHub's label first; else the highest rating among CVSS versions (0.0 is unknown); else unknown."""
+    assert oracle.record_severity(_record("ghsa-transcribed/GHSA-78wr-2p64-hpwj.json")) == 3  # label HIGH
+    assert oracle.record_severity(_record("crates/RUSTSEC-2026-0023.json")) == 0  # v4 0.0: "None"
+    v4_only = {
+        "severity": [{"type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"}]
+    }
+    assert oracle.record_severity(v4_only) == 4
+    both = {"severity": [{"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:C/I:C/A:C"},
+                         {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L"}]}  # fmt: skip
+    assert oracle.record_severity(both) == 3  # v2 10.0 is HIGH on v2's scale, above v3's MEDIUM 5.3
