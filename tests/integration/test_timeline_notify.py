@@ -16,6 +16,7 @@ import pytest
 from core.contract.timeline import BUNDLE_READY_FOR_TRANSFER, EXPORT_FAILED
 from core.errors import ExitCode, StellaError
 from core.home import Home
+from core.runs import ExportRun
 from core.timeline import EventDraft, TimelineEvent
 from services import notify
 from services.export import ExportRequest, run_export
@@ -167,8 +168,13 @@ def test_a_run_that_fails_is_on_the_timeline_and_in_the_spool(stella: Any, home:
     media = tmp_path / "media"
     media.mkdir()
     request = ExportRequest(tenant="default", profile="json:raw", key="k", out=media / "b.tar.zst")
+
+    def swap_media(run: ExportRun) -> None:
+        media.rmdir()
+        media.symlink_to("/proc")
+
     with pytest.raises(StellaError) as err:
-        run_export(Home(home), request, on_planned=lambda run: (media.rmdir(), media.symlink_to("/proc")))
+        run_export(Home(home), request, on_planned=swap_media)
     assert err.value.exit_code == ExitCode.ENVIRONMENT
     failed = stella("timeline", "list", "--type", "export.failed", "--json").json()["events"]
     assert len(failed) == 1 and failed[0]["data"]["error"]["code"] == err.value.code
