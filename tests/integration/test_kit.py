@@ -448,3 +448,50 @@ def test_docs_publish_the_sha256_of_the_verify_sh_every_volume_carries(kit: dict
     assert all((v / "verify.sh").read_bytes() == script for v in _volumes(kit["dir"]))
     published = f"| `{hashlib.sha256(script).hexdigest()}` | the Offline Kit's `verify.sh` |"
     assert published in (ROOT / "docs" / "kit.md").read_text()
+
+
+def test_a_mirror_kit_carries_the_tuf_root_and_the_binary_and_its_mirror_imports(tmp_path: Path) -> None:
+    """The receiver's trust anchors travel on every volume: the kit signer's key and, for a mirror bundle, the TUF
+    root a mirror pins; with --include-binary, the stella executable too."""
+    home = tmp_path / "home"
+    assert _cli(home, "import", "--quiet", SAMPLES / "advisories").returncode == 0
+    assert _cli(home, "keys", "generate", "signer").returncode == 0
+    assert _cli(home, "tuf", "init", "--key", "signer").returncode == 0
+    bundle = tmp_path / "mirror-full.tar.zst"
+    assert _cli(home, "export", "run", "--profile", "mirror:full", "--key", "signer", "--out", bundle).returncode == 0
+    binary = tmp_path / "stella-binary"
+    binary.write_bytes(b"#!/bin/sh\necho stand-in for the onefile stella\n")
+    kit_dir = tmp_path / "kit"
+    made = _cli(home, "kit", "assemble", "--volume-size", "1M", "--key", "signer", "--out", kit_dir,
+                "--include-binary", binary, bundle)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    volume = kit_dir / "vol-01"
+    root = home / "tuf" / "root" / "1.root.json"
+    assert (volume / "trust" / "tuf" / "1.root.json").read_bytes() == root.read_bytes()
+    assert (volume / "bin" / "stella").read_bytes() == binary.read_bytes()
+    assert os.access(volume / "bin" / "stella", os.X_OK) and os.access(volume / "verify.sh", os.X_OK)
+    pub = volume / "trust" / "kit-signer.pub"  # the same key signed the bundle; a receiver compares its fingerprint
+    receiver = tmp_path / "receiver"
+    restored = _cli(receiver, "kit", "restore", "--to", tmp_path / "received", "--key", pub, volume)
+    assert restored.returncode == 0, restored.stderr
+    imported = _cli(receiver, "mirror", "import", tmp_path / "received" / bundle.name, "--into", tmp_path / "mirror",
+                    "--key", pub, "--trust-root", volume / "trust" / "tuf" / "1.root.json")  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+
+
+def test_a_mounted_iso_verifies(stella: Any, kit: dict[str, Any], tmp_path: Path) -> None:
+    """Where this machine can loop-mount an ISO 9660 image (root, the iso9660 module), the mounted volume verifies."""
+    require_tool("xorriso")
+    image = tmp_path / "vol-02.iso"
+    assert stella("kit", "iso", kit["dir"] / "vol-02", "--out", image, "--key", kit["pub"]).code == 0
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-o", "loop,ro", str(image), str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot loop-mount an ISO here: {done.stderr.strip()}")
+    try:
+        res = stella("kit", "verify", mount, "--key", kit["pub"], "--json")
+        assert res.code == 0, res.err
+        assert res.json()["volumes"][0]["volume"] == 2
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
