@@ -595,3 +595,35 @@ def test_members_larger_than_one_read_verify_with_both(script: Path, tmp_path: P
     key = FIXTURE / "signer.pub"
     assert stella_verdict(path, [trusted(key.read_bytes())], None) == Verdict(0, None)
     assert script_verdict(script, path, [key], []) == Verdict(0, None)
+
+
+def test_a_flipped_bit_anywhere_in_the_archive_is_refused_alike(script: Path, tmp_path: Path) -> None:
+    # Corruption rather than crafted tampering: the gzip header, the deflate stream, the CRC and length trailer.
+    data = (FIXTURE / "sample.tgz").read_bytes()
+    step = max(1, len(data) // 30)
+    positions = sorted({*range(0, 10), *range(10, len(data) - 8, step), *range(len(data) - 8, len(data))})
+    key, ca = FIXTURE / "signer.pub", FIXTURE / "tsa-ca.pem"
+    disagree = []
+    for pos in positions:
+        flipped = bytearray(data)
+        flipped[pos] ^= 0x10
+        path = tmp_path / f"flip-{pos}.tgz"
+        path.write_bytes(bytes(flipped))
+        ours = stella_verdict(path, [trusted(key.read_bytes())], [ca.read_bytes()])
+        theirs = script_verdict(script, path, [key], [ca])
+        assert ours.code != 0, pos
+        if theirs.code != ours.code:
+            disagree.append((pos, ours, theirs))
+    for label, damaged in (
+        *((f"cut at {n}", data[:n]) for n in (5, 12, len(data) // 2, len(data) - 4, len(data) - 1)),
+        ("a byte after the gzip member", data + b"\0"),
+        ("two gzip members", data + data),
+    ):
+        path = tmp_path / "damaged.tgz"
+        path.write_bytes(damaged)
+        ours = stella_verdict(path, [trusted(key.read_bytes())], [ca.read_bytes()])
+        theirs = script_verdict(script, path, [key], [ca])
+        assert ours.code != 0, label
+        if theirs.code != ours.code:
+            disagree.append((label, ours, theirs))
+    assert not disagree, "\n".join(map(str, disagree))
