@@ -23,7 +23,7 @@ SCREENS_HELP: dict[str, tuple[str, str, str]] = {
 
 
 #: Screens the dashboard's footer leaves out (80 columns hold no more); their keys work, help and the palette list them.
-FOOTER_UNLISTED = ("timeline",)
+FOOTER_UNLISTED = ("timeline", "kit")
 
 
 def nav_bindings(*, show: bool, prefix: str = "") -> list[Binding]:
