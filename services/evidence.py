@@ -1136,7 +1136,7 @@ def prune(home: Home, tenant: str, *, dry_run: bool = False, now: datetime | Non
 def _sweep_orphans(home: Home, store: Store) -> None:
     """Remove sealed archives no bundle of any tenant points to: what a process killed between a committed deletion
     and the file's removal left behind (a seal writes its file before it commits, under the same writer lock)."""
-    folder = home.root / "evidence" / "bundles"
+    folder = evidence_dir(home) / "bundles"
     if not folder.is_dir():
         return
     known = {str(r[0]) for r in store.conn.execute("SELECT archive_path FROM evidence_bundles").fetchall()}
