@@ -711,7 +711,7 @@ def _seal(
     target = home.root / rel
     with failing_as_environment(target.parent, "cannot create the evidence directory"):
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_bytes(target, sealed.archive, what="cannot write the sealed evidence")
+    write_bytes(target, sealed.archive, mode=0o600, what="cannot write the sealed evidence")
     try:
         record_custody(cur, tenant, ACTION["SEAL"], _subject(evidence_id), sealed.digest, why)
         bundle = EvidenceBundle(
@@ -1302,7 +1302,7 @@ def attach_token(home: Home, tenant: str, ident: str, token_file: Path) -> Evide
         sealed = attach_timestamp(_read_archive(home, bundle), token)
         rel = _archive_rel(sealed.digest)
         target = home.root / rel
-        write_bytes(target, sealed.archive, what="cannot write the sealed evidence")
+        write_bytes(target, sealed.archive, mode=0o600, what="cannot write the sealed evidence")
         try:
             cur.execute(
                 "UPDATE evidence_bundles SET digest = ?, size = ?, timestamped = ?, archive_path = ?"
