@@ -67,6 +67,16 @@ def parse_size(text: str) -> int:
     return value
 
 
+def size_text(n: int) -> str:
+    """Bytes as media are sold, for people: ``4.70 GB``, ``96.0 kB``, ``512 B``."""
+    if n >= 10**9:
+        return f"{n / 10**9:.2f} GB"
+    for unit, scale in (("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
 def sectors(size: int) -> int:
     """The whole sectors a file of ``size`` bytes occupies."""
     return -(-size // SECTOR)

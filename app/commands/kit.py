@@ -11,7 +11,7 @@ from app.output import RichSink, escape, print_json, stderr, stdout, table
 from core.errors import StellaError
 from core.home import resolve_home
 from core.kit import volume_dir_name
-from core.kit_plan import KitPlan, parse_size
+from core.kit_plan import KitPlan, parse_size, size_text
 from services import kit as kit_service
 from verify.kit import KitReport
 
@@ -101,10 +101,6 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(exc.diagnostics()) from None
 
 
-def _mib(n: int) -> str:
-    return f"{n / 1_000_000:,.1f} MB"
-
-
 def _show_plan(layout: KitPlan) -> None:
     rows = []
     for v in layout.volumes:
@@ -114,8 +110,8 @@ def _show_plan(layout: KitPlan) -> None:
     table(["volume", "bundle", "file", "offset", "bytes"], rows, title=f"{len(layout.volumes)} volumes")
     for v in layout.volumes:
         stdout.print(
-            f"{volume_dir_name(v.volume)}: {_mib(v.used)} of {_mib(v.capacity)} ({v.fill:.0%} full), "
-            f"{len(v.parts)} bundle files, {_mib(v.support_bytes)} of the kit's own files"
+            f"{volume_dir_name(v.volume)}: {size_text(v.used)} of {size_text(v.capacity)} ({v.fill:.0%} full), "
+            f"{len(v.parts)} bundle files, {size_text(v.support_bytes)} of the kit's own files"
         )
     if layout.split:
         stdout.print(f"split: {escape(', '.join(layout.split))}")

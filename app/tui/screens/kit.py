@@ -27,7 +27,7 @@ from app.tui.text import cells
 from core.errors import Cancelled, StellaError
 from core.ingest import DEFAULT_TENANT
 from core.kit import volume_dir_name
-from core.kit_plan import MEDIA, KitPlan, parse_size
+from core.kit_plan import MEDIA, KitPlan, parse_size, size_text
 from core.progress import CancelToken
 from core.runs import ExportRun, RunState
 from services import kit as kit_service
@@ -66,14 +66,6 @@ class KitVolumeVerified(Message):
     """The verdict on a volume."""
 
     report: KitReport
-
-
-def size_text(n: int) -> str:
-    """Bytes as a medium is sold: ``4.70 GB``, ``96.0 kB``."""
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}" if scale == 10**9 else f"{n / scale:.1f} {unit}"
-    return f"{n} B"
 
 
 class KitScreen(StellaScreen):
