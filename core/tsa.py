@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from cryptography import x509
 from rfc3161_client import (
     HashAlgorithm,
     PKIStatus,
@@ -135,12 +134,6 @@ def read_response(der: bytes, data: bytes, *, nonce: int | None = None, label: s
         hash_name=hasher().name,
         nonce=info.nonce,
     )
-
-
-def embedded_certificates(der: bytes, label: str = "timestamp") -> list[x509.Certificate]:
-    """The certificates a reply carries (normally the TSA's own)."""
-    response = _decode(der, label)
-    return [x509.load_der_x509_certificate(raw) for raw in sorted(response.signed_data.certificates)]
 
 
 class HttpTimestamper:
