@@ -291,7 +291,12 @@ def boundary_versions(fam: Family, affected: dict[str, Any], cap: int = 10) -> s
         listed = [listed[int(i * step)] for i in range(cap)] + [listed[-1]]
     for value in listed:
         out |= {value, *neighbours(value)}
+    if not out and ranges:  # "introduced: 0" alone, every version affected: any version will do
+        out.add(_ANY_VERSION.get(fam.name, "1.0.0"))
     return out
+
+
+_ANY_VERSION = {"Debian": "1.0-1", "Ubuntu": "1.0-1", "Alpine": "1.0-r0", "Wolfi": "1.0-r0", "Chainguard": "1.0-r0"}
 
 
 # --- what stella wrote: a bbolt reader and Trivy's matching, with the right version order -------------------------
