@@ -495,3 +495,63 @@ def test_a_mounted_iso_verifies(stella: Any, kit: dict[str, Any], tmp_path: Path
         assert res.json()["volumes"][0]["volume"] == 2
     finally:
         subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_part_replaced_by_a_link_is_refused(stella: Any, copy: Path, kit: dict[str, Any], tmp_path: Path) -> None:
+    part = next(p for p in _parts(copy) if ".part" in p.name)
+    outside = tmp_path / "outside"
+    shutil.copy(part, outside)  # the same bytes, reached through a link: still refused
+    part.unlink()
+    part.symlink_to(outside)
+    res = stella("kit", "verify", part.parent.parent, "--key", kit["pub"])
+    assert res.code == 4 and "link or special file" in res.err
+    env = {"PATH": _restricted_path(tmp_path), "LC_ALL": "C"}
+    script = kit["dir"] / "vol-01" / "verify.sh"
+    sh = subprocess.run(["sh", str(script), str(kit["pub"]), str(part.parent.parent)], env=env, capture_output=True)
+    assert sh.returncode == 4
+
+
+class _CancelAfter:
+    """An observer that asks to stop once ``units`` bytes went by."""
+
+    def __init__(self, units: int) -> None:
+        self.left = units
+
+    def start(self, phase: str, total: int | None = None) -> None:
+        return None
+
+    def advance(self, units: int = 1, *, detail: str | None = None) -> None:
+        self.left -= units
+
+    def finish(self, phase: str) -> None:
+        return None
+
+    def check(self, check: Any) -> None:
+        return None
+
+    def is_cancelled(self) -> bool:
+        return self.left <= 0
+
+
+def test_a_cancelled_assemble_leaves_nothing_and_a_cancelled_restore_resumes(
+    kit: dict[str, Any], tmp_path: Path
+) -> None:
+    from core.errors import Cancelled
+    from core.home import Home
+    from services import kit as kit_service
+
+    home = Home(kit["home"])
+    out = tmp_path / "kit"
+    request = kit_service.AssembleRequest(tuple(map(str, kit["bundles"].values())), 96_000, "signer", out)
+    with pytest.raises(Cancelled):
+        kit_service.assemble(home, request, _CancelAfter(100_000))
+    assert list(tmp_path.iterdir()) == []  # no kit, no temporary directory beside it
+    to = tmp_path / "received"
+    restore = kit_service.RestoreRequest(tuple(_volumes(kit["dir"])), to, (kit["pub"],))
+    with pytest.raises(Cancelled):
+        kit_service.restore(home, restore, _CancelAfter(150_000))
+    assert not any((to / p.name).exists() for p in kit["bundles"].values())
+    done = kit_service.restore(home, restore)
+    assert done.parts_resumed > 0 and done.waiting == {}
+    for original in kit["bundles"].values():
+        assert (to / original.name).read_bytes() == original.read_bytes()
