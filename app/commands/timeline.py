@@ -112,7 +112,7 @@ def _filter(args: argparse.Namespace) -> EventFilter:
 
 
 def _row(e: TimelineEvent) -> list[str]:
-    return [str(e.seq), rfc3339(e.time), e.short_type, e.subject, "held" if e.held else "", e.id]
+    return [str(e.seq), f"{e.time:%Y-%m-%d %H:%M:%S}", e.short_type, e.subject, "held" if e.held else "", e.id]
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -156,7 +156,8 @@ def run_show(args: argparse.Namespace) -> int:
     for label, value in lines:
         stdout.print(f"{label:<9} {escape(value)}")
     stdout.print("data", markup=False)
-    stdout.print(escape(json_text(event.data)), markup=False)
+    for line in json_text(event.data).splitlines():
+        stdout.print(escape(line))
     return 0
 
 

@@ -23,7 +23,7 @@ from core.contract.timeline import (
     EXPORT_FAILED,
     EXPORT_REQUESTED,
 )
-from core.errors import ExitCode
+from core.errors import ExitCode, UsageError
 from core.home import Home
 from core.store import Store
 from core.timeline import AttestationSubject, ConflictingEvent, EventDraft
@@ -139,6 +139,13 @@ def test_replaying_the_same_batch_stores_one_copy_of_each_event(stella: Any, hom
     assert stella("timeline", "export", "--out", out).code == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [ln["sequence"] for ln in lines] == [f"{n:020d}" for n in (1, 2, 3, 4)]
+    # A producer's text never steers the terminal; a subject that is not printable is refused.
+    hostile = EventDraft("default", "dev.stella.test.x", "urn:x", "thing:5", {"t": "\x1b[2J\x1b]0;pwned\x07"}, AT)
+    record_events(Home(home), [hostile], wait=5)
+    for res in (stella("timeline", "show", hostile.resolved_id()), stella("timeline", "list")):
+        assert res.code == 0 and "\x1b" not in res.out and "\x07" not in res.out
+    with pytest.raises(UsageError):
+        record_events(Home(home), [EventDraft("default", "dev.stella.test.x", "urn:x", "a\nb", {}, AT)])
     assert all({"specversion", "id", "source", "type", "time"} <= set(ln) for ln in lines)
 
 
