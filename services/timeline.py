@@ -227,6 +227,33 @@ def record_export_built(store: Store, run: ExportRun, *, evidence_digests: Seque
     return _record(store, drafts)
 
 
+def record_bundle_ready(
+    home: Home,
+    *,
+    tenant: str,
+    producer: str,
+    kind: str,
+    subject: str,
+    bundle: Path,
+    bundle_sha256: str,
+    manifest_sha256: str | None = None,
+    event_id: str | None = None,
+) -> TimelineEvent:
+    """``bundle.ready-for-transfer`` for a bundle built outside an export run (a bootstrap pack, an Offline Kit
+    volume): it is written and may be carried across the air gap; notifications hear it. Opens the store itself."""
+    data = {"kind": kind, "manifestSha256": manifest_sha256, "bundle": {"path": str(bundle), "sha256": bundle_sha256}}
+    draft = EventDraft(
+        tenant=tenant,
+        type=BUNDLE_READY_FOR_TRANSFER,
+        source=source_for(tenant, producer),
+        subject=subject,
+        data=data,
+        time=utcnow(),
+        event_id=event_id,
+    )
+    return record_events(home, [draft])[0]
+
+
 def _distributed(run: ExportRun, dist: Distribution, manifest: str | None) -> EventDraft:
     data = {
         "manifestSha256": manifest,

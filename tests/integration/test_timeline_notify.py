@@ -3,6 +3,7 @@ reaches a real webhook on 127.0.0.1 that fails twice before it accepts; nothing 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from core.runs import ExportRun
 from core.timeline import EventDraft, TimelineEvent
 from services import notify
 from services.export import ExportRequest, run_export
-from services.timeline import record_events
+from services.timeline import record_bundle_ready, record_events
 from tests.conftest import ROOT
 
 SAMPLES = ROOT / "samples"
@@ -184,3 +185,24 @@ def test_a_run_that_fails_is_on_the_timeline_and_in_the_spool(stella: Any, home:
     assert kinds == ["dev.stella.export.requested", EXPORT_FAILED]
     [note] = spool.iterdir()
     assert json.loads(note.read_text())["id"] == failed[0]["id"]
+
+
+def test_a_bundle_built_outside_a_run_can_be_announced_once(stella: Any, home: Path, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    assert stella("timeline", "notify", "set", "--spool", spool).code == 0
+    pack = tmp_path / "pack.tgz"
+    pack.write_bytes(b"pack")
+    digest = "sha256:" + hashlib.sha256(b"pack").hexdigest()
+    for _ in range(2):  # announced twice (a retry): one event, one notification
+        event = record_bundle_ready(
+            Home(home),
+            tenant="default",
+            producer="kit",
+            kind="kit",
+            subject="kit:k1",
+            bundle=pack,
+            bundle_sha256=digest,
+        )
+    listed = stella("timeline", "list", "--type", "bundle.*", "--json").json()["events"]
+    assert [e["id"] for e in listed] == [event.id] and listed[0]["data"]["bundle"]["sha256"] == digest
+    assert [json.loads(p.read_text())["id"] for p in spool.iterdir()] == [event.id]
