@@ -72,7 +72,7 @@ from core.progress import NullObserver, Observer
 from core.signing import Signer, cosign_blob_signature
 from services.trust import trusted_keys
 from verify.bundle import VerifyReport
-from verify.kit import KitReport, verify_volumes, walk_files
+from verify.kit import KitReport, verify_kit_sums, verify_volumes, walk_files
 
 CHUNK = 1 << 20
 #: The name the optional stella binary has on every volume.
@@ -524,9 +524,20 @@ def volume_dirs(paths: Sequence[Path]) -> list[Path]:
 def verify_kit(
     home: Home, paths: Sequence[Path], key_files: Sequence[Path] = (), observer: Observer | None = None
 ) -> KitReport:
-    """`stella kit verify`: each volume alone, then together (see :mod:`verify.kit`)."""
+    """`stella kit verify`: each volume alone, then together (see :mod:`verify.kit`); for a kit directory also its
+    signed ``SHA256SUMS``, against the volumes' signed manifests."""
     keys = trusted_keys(home, key_files)
-    return verify_volumes(volume_dirs(paths), keys, observer=observer)
+    report = verify_volumes(volume_dirs(paths), keys, observer=observer)
+    for path in paths:
+        if report.error is not None or not report.ok or not (path / KIT_SUMS).is_file():
+            continue
+        if (path / VOLUME_MANIFEST).exists():
+            continue  # a volume, not a kit directory
+        mine = [v for v in report.volumes if Path(v.bundle).parent == path]
+        report.error = verify_kit_sums(path, keys, mine)
+        if report.error is None:
+            report.sums_checked.append(str(path))
+    return report
 
 
 # -- restore -------------------------------------------------------------------------------------------------------

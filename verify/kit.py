@@ -26,13 +26,21 @@ import hashlib
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from core.contract.kit import KIT_INDEX, VOLUME_MANIFEST, VOLUME_MANIFEST_SIG, VOLUME_SUMS, VOLUME_SUMS_SIG
+from core.contract.kit import (
+    KIT_INDEX,
+    KIT_SUMS,
+    KIT_SUMS_SIG,
+    VOLUME_MANIFEST,
+    VOLUME_MANIFEST_SIG,
+    VOLUME_SUMS,
+    VOLUME_SUMS_SIG,
+)
 from core.errors import BadInputError, Cancelled, IntegrityError, SignatureError, StellaError, UsageError
 from core.keys import KeyAlgorithm
 from core.kit import MAX_DOCUMENT, KitIndex, VolumeManifest, check_manifest_against_index, volume_sums
@@ -105,6 +113,8 @@ class KitReport:
     volumes: list[VolumeReport]
     _: KW_ONLY
     error: StellaError | None = None
+    #: Kit directories whose signed ``SHA256SUMS`` matched their volumes.
+    sums_checked: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -140,6 +150,7 @@ class KitReport:
             "present": self.present,
             "missing": self.missing,
             "completes": self.complete if self.ok else [],
+            "sha256sums": self.sums_checked,
         }
         if self.error is not None:
             out["error"] = self.error.to_dict()
@@ -398,3 +409,47 @@ def verify_volumes(
     """Verify each volume alone, then that they are volumes of one kit (see :func:`check_together`)."""
     reports = [verify_volume(root, keys, observer=observer, digests=digests) for root in roots]
     return KitReport(reports, error=check_together(reports))
+
+
+def verify_kit_sums(kit_dir: Path, keys: Sequence[TrustedKey], reports: Sequence[VolumeReport]) -> StellaError | None:
+    """The kit-wide ``SHA256SUMS`` of a kit directory whose every volume verified: its signature (``SHA256SUMS.sig``,
+    a trusted key) and its lines, exactly every file of every volume with the digest the volume's signed manifest
+    gives (the manifest, its signature, the checksums and their signature: their digests as read)."""
+    try:
+        data = _read_small(kit_dir / KIT_SUMS, MAX_DOCUMENT, KIT_SUMS)
+    except StellaError as exc:
+        return exc
+    try:
+        signature = signature_bytes(_read_small(kit_dir / KIT_SUMS_SIG, MAX_SIGNATURE, KIT_SUMS_SIG))
+    except StellaError as exc:
+        return SignatureError(exc.message, path=exc.path)
+    except (binascii.Error, ValueError):
+        return SignatureError("the signature is not canonical base64", path=str(kit_dir / KIT_SUMS_SIG))
+    if signed_by(keys, signature, data) is None:
+        return SignatureError(f"{KIT_SUMS_SIG} does not verify with any trusted key", path=str(kit_dir / KIT_SUMS_SIG))
+    expected: dict[str, str] = {}
+    for report in reports:
+        if report.volume is None or report.index_sha256 is None:
+            return None  # a volume that did not verify says why
+        root = Path(report.bundle)
+        prefix = f"{root.name}/"
+        expected |= {prefix + f.path: f.sha256 for f in report.volume.files}
+        expected[prefix + KIT_INDEX] = report.index_sha256
+        for name in (VOLUME_MANIFEST, VOLUME_MANIFEST_SIG, VOLUME_SUMS, VOLUME_SUMS_SIG):
+            expected[prefix + name] = hashlib.sha256(_read_small(root / name, MAX_DOCUMENT, name)).hexdigest()
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        return IntegrityError(f"{KIT_SUMS} is not ASCII", path=str(kit_dir / KIT_SUMS))
+    listed: dict[str, str] = {}
+    for line in text.splitlines():
+        sha, sep, path = line.partition("  ")
+        if not sep or len(sha) != 64 or path in listed:
+            return IntegrityError(f"{KIT_SUMS} has a line stella does not write: {line[:80]!r}", path=str(kit_dir))
+        listed[path] = sha
+    if listed != expected:
+        differ = sorted(set(listed.items()) ^ set(expected.items()))[0][0]
+        return IntegrityError(
+            f"{KIT_SUMS} and the volumes' signed manifests disagree about {differ}", path=str(kit_dir / KIT_SUMS)
+        )
+    return None

@@ -158,6 +158,8 @@ def _say_kit(report: KitReport) -> None:
             stdout.print(f"  completes: {escape(', '.join(v.complete))}")
         for name, needs in v.needs.items():
             stdout.print(f"  {escape(name)}: also needs volume(s) {', '.join(str(n) for n in needs)}")
+    for kit_dir in report.sums_checked:
+        stdout.print(f"SHA256SUMS of {escape(kit_dir)}: signed, and every line matches the volumes' signed manifests")
     if report.ok and len(report.volumes) > 1:
         missing = ", ".join(str(n) for n in report.missing) or "none"
         stdout.print(f"together: {len(report.complete)} complete bundles; volumes still needed: {missing}")

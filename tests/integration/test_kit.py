@@ -201,6 +201,29 @@ def test_the_whole_kit_verifies_and_completes_every_bundle(stella: Any, kit: dic
     assert res.code == 0, res.err
     report = res.json()
     assert report["missing"] == [] and report["completes"] == sorted(p.name for p in kit["bundles"].values())
+    assert report["sha256sums"] == [str(kit["dir"])]
+
+
+def test_the_kit_wide_sha256sums_is_checked_with_the_kit(stella: Any, copy: Path, kit: dict[str, Any]) -> None:
+    sums = copy / "SHA256SUMS"
+    original = sums.read_bytes()
+    sums.write_bytes(original.replace(b"vol-01/README.txt", b"vol-01/README.TXT"))
+    res = stella("kit", "verify", copy, "--key", kit["pub"], "--json")
+    assert res.code == 5 and "SHA256SUMS.sig" in res.json()["error"]["message"]
+    sums.write_bytes(original)
+    (copy / "SHA256SUMS.sig").unlink()
+    assert stella("kit", "verify", copy, "--key", kit["pub"]).code == 5
+    assert stella("kit", "verify", copy / "vol-01", "--key", kit["pub"]).code == 0  # a volume alone needs neither
+    # Signed by the kit's own key, but one file short: the lines must be the volumes' files, each with its digest.
+    from core.home import Home
+    from core.signing import cosign_blob_signature
+    from services.keys import signer_for
+
+    short = b"".join(line for line in original.splitlines(keepends=True) if b"vol-02/README.txt" not in line)
+    sums.write_bytes(short)
+    (copy / "SHA256SUMS.sig").write_bytes(cosign_blob_signature(signer_for(Home(kit["home"]), "signer"), short))
+    res = stella("kit", "verify", copy, "--key", kit["pub"], "--json")
+    assert res.code == 4 and "vol-02/README.txt" in res.json()["error"]["message"]
 
 
 def test_the_trust_store_stands_in_for_key(stella: Any, kit: dict[str, Any]) -> None:
