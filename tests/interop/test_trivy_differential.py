@@ -464,23 +464,30 @@ def _check_finding(
     want_sev = oracle.SEVERITIES[severity.get(vid, 0)]
     if vuln["Severity"] != want_sev:
         problems.append(("severity", f"severity {vuln['Severity']}, the records say {want_sev}"))
-    fixed = {f.strip() for f in str(vuln.get("FixedVersion") or "").split(",") if f.strip()}
-    containing = set().union(*(v.fixes for _, _, v in hits if v.affected))
+    fixed = {_bare(f.strip()) for f in str(vuln.get("FixedVersion") or "").split(",") if f.strip()}
+    fam = oracle.FAMILIES[probe.family]
+    installed = fam.parse(probe.version)
     known = set().union(*(v.all_fixes for _, _, v in hits))
-    if any(v.open_interval for _, _, v in hits if v.affected):
-        containing = set()  # an interval no fix closes also holds the version: no upgrade target to demand
-    if oracle.FAMILIES[probe.family].os:
-        if containing and not (fixed & containing):
-            problems.append(("fixed", f"FixedVersion {sorted(fixed)}, its range is fixed in {sorted(containing)}"))
-        if not containing and fixed and vuln.get("Status") != "fixed":
-            problems.append(("fixed", f"FixedVersion {sorted(fixed)} with status {vuln.get('Status')}"))
-    else:
-        bare = {_bare(f) for f in fixed}
-        if containing and not (bare & containing):
-            problems.append(("fixed", f"FixedVersion {sorted(fixed)} lacks the fix of the range holding the version "
-                                      f"({sorted(containing)})"))  # fmt: skip
-        if bare - known:
-            problems.append(("fixed", f"FixedVersion {sorted(fixed)} names unknown fixes {sorted(bare - known)}"))
+
+    def still_affected(version: str) -> bool:  # under every entry and record behind this vulnerability ID
+        verdicts = [oracle.evaluate(fam, aff, version) for _, aff, _ in hits]
+        return any(v is None or v.affected for v in verdicts)
+
+    # the upgrades that really end it: a fixed event above the installed version that no range or list holds
+    upgrades = {f for f in known if (p := fam.parse(f)) is not None and p > installed and not still_affected(f)}
+    if fam.os:
+        if upgrades and not (fixed & upgrades):
+            problems.append(("fixed", f"FixedVersion {sorted(fixed)}, the records are fixed by {sorted(upgrades)}"))
+        if not upgrades and fixed:
+            problems.append(("fixed", f"FixedVersion {sorted(fixed)}, but no fix ends it ({vuln.get('Status')})"))
+    elif upgrades and not (fixed & upgrades):
+        problems.append(("fixed", f"FixedVersion {sorted(fixed)} names none of the real upgrades {sorted(upgrades)}"))
+    if fixed - known:
+        problems.append(
+            ("fixed", f"FixedVersion {sorted(fixed)} names versions no record fixes: {sorted(fixed - known)}")
+        )
+    if vulnerable := sorted(f for f in fixed & known if still_affected(f)):
+        problems.append(("fixed", f"FixedVersion {sorted(fixed)} names versions that are still affected: {vulnerable}"))
     return problems
 
 
