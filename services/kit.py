@@ -67,7 +67,7 @@ from core.kit import (
     volume_label,
     volume_sums,
 )
-from core.kit_plan import BundleSource, KitPlan, iso_reserve, plan_kit, sectors
+from core.kit_plan import BundleSource, KitPlan, SupportSize, iso_reserve, plan_kit, sectors
 from core.progress import NullObserver, Observer
 from core.signing import Signer, cosign_blob_signature
 from services.trust import trusted_keys
@@ -196,13 +196,14 @@ def readme(kit_id: str, plan: KitPlan, volume: int, keyid: str) -> bytes:
 
 
 # -- plan ----------------------------------------------------------------------------------------------------------
-def _support_sizes(support: Support, kit_bundles: Sequence[BundleSource]) -> Any:
-    """The sectors each volume's own files take in a plan: rendered with placeholder digests of the real length."""
+def _support_sizes(support: Support) -> SupportSize:
+    """The bytes (whole sectors) each volume's own files take in a plan: the documents rendered for that plan with
+    placeholder digests, ids and times of the real lengths, and sizes of at least the real number of digits."""
     fixed = sum(sectors(len(data)) for _, data in support.files) + sectors(support.binary_size)
 
     def measure(plan: KitPlan) -> list[int]:
         kit_id = _PLACEHOLDER_SHA[:32]
-        index = _index(kit_id, rfc3339(utcnow().replace(microsecond=0)), plan, {}, "0" * 64, _placeholder=True)
+        index = _index(kit_id, rfc3339(utcnow().replace(microsecond=0)), plan, {}, _PLACEHOLDER_SHA)
         index_bytes = index.to_bytes()
         out = []
         for v in plan.volumes:
@@ -220,8 +221,7 @@ def _support_sizes(support: Support, kit_bundles: Sequence[BundleSource]) -> Any
 
 def make_plan(inputs: Sequence[KitInput], volume_size: int, support: Support) -> KitPlan:
     """Lay the bundles out on volumes of ``volume_size`` bytes (see :mod:`core.kit_plan`)."""
-    sources = [i.source for i in inputs]
-    return plan_kit(sources, volume_size, _support_sizes(support, sources))
+    return plan_kit([i.source for i in inputs], volume_size, _support_sizes(support))
 
 
 @dataclass(frozen=True)
@@ -237,13 +237,12 @@ class PlanRequest:
 def plan(home: Home, request: PlanRequest) -> KitPlan:
     """`stella kit plan`: the layout assemble would write, without writing or signing anything."""
     inputs = resolve_inputs(home, request.items)
-    # The key only changes the signer's key id, never a size, so any P-256 public key measures the same.
-    pem = _signer_pem(home, request.key)
+    pem = _signer_pem(home, request.key)  # the public key every volume carries: its size counts
     return make_plan(inputs, request.volume_size, _support(home, pem, inputs, request.include_binary))
 
 
 def _signer_pem(home: Home, key: str | None) -> bytes:
-    """The public key the kit will carry: the named key's, or a stand-in of the same size when none is named."""
+    """The public key the kit will carry: the named key's, or a stand-in the size of a P-256 key's when none is."""
     from services.keys import public_key_pem
 
     if key is not None:
@@ -261,8 +260,8 @@ def _index(
     *,
     whole: dict[str, str] | None = None,
     volume_bytes: dict[int, tuple[int, int]] | None = None,
-    _placeholder: bool = False,
 ) -> KitIndex:
+    """The kit index of ``plan``; digests, sizes and counts not given yet are placeholders of at least their length."""
     bundles = []
     for b in plan.bundles:
         parts = tuple(
