@@ -795,7 +795,8 @@ class RunEngine:
 
     @staticmethod
     def _remove_partial(path: Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        # NotADirectoryError: the output's directory was replaced by a file mid-build; the run must still fail cleanly.
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
             else:

@@ -117,7 +117,9 @@ class MemberStream(_ReadIntoFromRead):
         scanner.raise_if_broken()
         if scanner.current is not member:
             raise RuntimeError(f"{member.name}: the archive reader has moved past this member")
-        want = member._remaining if size is None or size < 0 else min(size, member._remaining)
+        if size is None or size < 0:
+            return self.readall()
+        want = min(size, member._remaining)
         if want == 0:
             return b""
         data = scanner.read_some(want)
@@ -132,7 +134,11 @@ class MemberStream(_ReadIntoFromRead):
         return data
 
     def readall(self) -> bytes:
-        return self.read(-1)
+        """The rest of the member: ``read`` returns at most one decompressed chunk, so this loops to the end."""
+        chunks: list[bytes] = []
+        while chunk := self.read(1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 class SafeArchiveReader:
