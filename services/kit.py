@@ -655,6 +655,8 @@ def restore(home: Home, request: RestoreRequest, observer: Observer | None = Non
     result = RestoreResult(index.kit_id, to, volumes=report)
     with _locked(work):
         state = _State(work, index.kit_id, report.volumes[0].index_sha256 or "")
+        for name in [n for n in state.done if not (work / n).is_file()]:
+            state.forget(name)  # its partial bundle is gone: what was recorded of it is copied again
         by_volume = {r.volume.volume: Path(r.bundle) for r in report.volumes if r.volume is not None}
         todo = [
             (b, p)
