@@ -273,8 +273,8 @@ def test_runs_screen_shows_runs_and_the_event_timeline(filled_home: Home, tmp_pa
             await settle(pilot)
             timeline = rows(screen.query_one("#runs-events", DataTable))
             assert [e[2] for e in timeline] == events[run.run_id]
-        # The succeeded run's timeline ends with its artifact and its file distribution.
-        assert events[runs[-1].run_id][-2:] == ["succeeded", "distributed"]
+        # The succeeded run's timeline ends with its artifact, its file distribution and its sealed evidence.
+        assert events[runs[-1].run_id][-3:] == ["succeeded", "distributed", "evidence-sealed"]
         # Cancel the pending run: confirm, and it is aborted as `stella export cancel` does.
         screen.query_one("#runs-table", DataTable).move_cursor(row=[r.run_id for r in runs].index(pending.run_id))
         await settle(pilot)
