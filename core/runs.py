@@ -53,6 +53,7 @@ from core.errors import (
     StellaError,
     UsageError,
 )
+from core.failure import INTERRUPTED_CODE, FailureClass, classify
 from core.home import Home
 from core.profiles import ProfileConfig
 from core.progress import CancelToken, NullObserver, Observer
@@ -127,6 +128,7 @@ class ExportRun:
     artifact_sha256: str | None
     artifact_size: int | None
     retry_of: str | None
+    failure_class: FailureClass | None = None  # set on a failed run: what kind of failure ended it
 
     @classmethod
     def pending(
@@ -233,7 +235,9 @@ class ExportRun:
             "startedAt": None if self.started_at is None else rfc3339(self.started_at),
             "finishedAt": None if self.finished_at is None else rfc3339(self.finished_at),
             "correlationId": self.correlation_id,
-            "error": None if self.error_code is None else {"code": self.error_code, "message": self.error_message},
+            "error": None
+            if self.error_code is None
+            else {"code": self.error_code, "message": self.error_message, "failureClass": self.failure_class},
             "artifact": None
             if self.artifact_path is None
             else {"path": str(self.artifact_path), "sha256": self.artifact_sha256, "size": self.artifact_size},
@@ -430,7 +434,8 @@ def write_event(
 
 _RUN_COLUMNS = (
     "tenant, run_id, profile_id, profile_revision, state, parameters, created_at, started_at, finished_at,"
-    " correlation_id, error_code, error_message, artifact_path, artifact_sha256, artifact_size, retry_of"
+    " correlation_id, error_code, error_message, artifact_path, artifact_sha256, artifact_size, retry_of,"
+    " failure_class"
 )
 
 
@@ -453,6 +458,7 @@ def run_from_row(row: Sequence[Any]) -> ExportRun:
         asha,
         asize,
         retry,
+        fclass,
     ) = row
     return ExportRun(
         tenant=tenant,
@@ -471,13 +477,14 @@ def run_from_row(row: Sequence[Any]) -> ExportRun:
         artifact_sha256=asha,
         artifact_size=None if asize is None else int(asize),
         retry_of=retry,
+        failure_class=None if fclass is None else FailureClass(fclass),
     )
 
 
 def insert_run(cur: duckdb.DuckDBPyConnection, run: ExportRun) -> None:
     """Write a new run row (call inside a transaction)."""
     cur.execute(
-        f"INSERT INTO export_runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO export_runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             run.tenant,
             run.run_id,
@@ -495,6 +502,7 @@ def insert_run(cur: duckdb.DuckDBPyConnection, run: ExportRun) -> None:
             run.artifact_sha256,
             run.artifact_size,
             run.retry_of,
+            None if run.failure_class is None else str(run.failure_class),
         ],
     )
 
@@ -710,12 +718,13 @@ class RunEngine:
         except BaseException as exc:
             self._remove_partial(out)
             code, message = _describe(exc)
+            kind = classify(exc)
             self._transition(
                 run,
                 RunState.FAILED,
                 "failed",
-                detail={"error_code": code, "message": message},
-                error=(code, message),
+                detail={"error_code": code, "message": message, "failure_class": str(kind)},
+                error=(code, message, kind),
             )
             raise
         else:
@@ -776,8 +785,12 @@ class RunEngine:
                 stale,
                 RunState.FAILED,
                 "failed",
-                detail={"error_code": "interrupted", "message": message},
-                error=("interrupted", message),
+                detail={
+                    "error_code": INTERRUPTED_CODE,
+                    "message": message,
+                    "failure_class": str(FailureClass.TRANSIENT),
+                },
+                error=(INTERRUPTED_CODE, message, FailureClass.TRANSIENT),
             )
 
     def _check_artifact(self, run: ExportRun, artifact: Artifact) -> None:
@@ -815,7 +828,7 @@ class RunEngine:
         *,
         actor: str | None = None,
         detail: dict[str, Any] | None = None,
-        error: tuple[str, str] | None = None,
+        error: tuple[str, str, FailureClass] | None = None,
         artifact: Artifact | None = None,
     ) -> ExportRun:
         if to not in _TRANSITIONS.get(run.state, frozenset()):
@@ -830,8 +843,8 @@ class RunEngine:
             sets.append("finished_at = ?")
             params.append(now)
         if error is not None:
-            sets += ["error_code = ?", "error_message = ?"]
-            params += list(error)
+            sets += ["error_code = ?", "error_message = ?", "failure_class = ?"]
+            params += [error[0], error[1], str(error[2])]
         if artifact is not None:
             sets += ["artifact_path = ?", "artifact_sha256 = ?", "artifact_size = ?"]
             params += [str(artifact.path), artifact.sha256, artifact.size]

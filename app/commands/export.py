@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from app.output import RichSink, escape, print_json, stderr, stdout, table
-from core.home import resolve_home
+from core.errors import StellaError
+from core.home import Home, resolve_home
 from core.ingest import DEFAULT_TENANT
 from core.progress import Check
 from core.runs import ExportRun
 from services import export as export_service
+from services import metrics
 from services.export import (
     PLAN_FIRST,
     ExportPlan,
@@ -100,6 +102,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     r.add_argument("--base", metavar="RUN|MANIFEST|RECEIPT", help="mirror:delta: the state the receiver has")
     r.add_argument("--trivy-schema", type=int, metavar="N", help="trivy profiles: the DB schema version")
     r.add_argument("--provider", action="append", default=[], metavar="NAME", help="risk bundles: kev, epss")
+    r.add_argument("--metrics-textfile", type=Path, metavar="PATH.prom", help=TEXTFILE_HELP)
     r.set_defaults(handler=run_export)
 
     rs = esub.add_parser("runs", parents=[common, tenant], help="recent runs")
@@ -116,11 +119,31 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     rt.add_argument("--out", type=Path, help="where the rebuilt bundle goes (default: where the original went)")
     rt.add_argument("--mkdir", "-p", action="store_true", help="create the directory of --out when it is missing")
     rt.add_argument("--encrypt-passphrase-file", type=Path, metavar="F", help="the passphrase the run encrypted with")
+    rt.add_argument("--metrics-textfile", type=Path, metavar="PATH.prom", help=TEXTFILE_HELP)
     rt.set_defaults(handler=run_retry)
     dl = esub.add_parser("download", parents=[common], help="copy a run's bundle out (resumes, checks the digest)")
     dl.add_argument("run_id")
     dl.add_argument("--to", type=Path, required=True)
     dl.set_defaults(handler=run_download)
+    me = esub.add_parser(
+        "metrics",
+        parents=[common],
+        help="Prometheus metrics of the runs: print them, write the textfile, or set the textfile runs write",
+        description="Without options, print the metrics (Prometheus text format) rebuilt from the store's run "
+        "history. --textfile writes them to a node_exporter textfile-collector file; --set-textfile makes every "
+        "later `export run`, `export retry` and `verify` write that file; --unset-textfile stops it.",
+    )
+    mode = me.add_mutually_exclusive_group()
+    mode.add_argument("--textfile", type=Path, metavar="PATH.prom", help="write the metrics to this file now")
+    mode.add_argument("--set-textfile", type=Path, metavar="PATH.prom", help="the file every run writes (and now)")
+    mode.add_argument("--unset-textfile", action="store_true", help="runs write no metrics file")
+    me.set_defaults(handler=run_metrics)
+
+
+TEXTFILE_HELP = (
+    "write the Prometheus metrics, rebuilt from the run history, to this node_exporter textfile-collector file when"
+    " the run ends (default: the file set with `stella export metrics --set-textfile`)"
+)
 
 
 # -- profiles ------------------------------------------------------------------------------------
@@ -176,7 +199,12 @@ def run_export(args: argparse.Namespace) -> int:
         _report_plan(args, export_service.dry_run_export(resolve_home(args.home), request, first=args.first))
         return 0
     sink = _BuildSink("building bundle")
-    run = export_service.run_export(resolve_home(args.home), request, observer=sink)
+    home = resolve_home(args.home)
+    textfile = metrics.textfile_for(home, args.metrics_textfile)
+    try:
+        run = export_service.run_export(home, request, observer=sink)
+    finally:
+        _write_metrics(home, textfile)
     if run.input_count == 0:
         stderr.print("[bold yellow]warning:[/] the selection matched no document: the bundle is empty (--allow-empty)")
     _report_run(args, run)
@@ -213,16 +241,21 @@ def _report_plan(args: argparse.Namespace, plan: ExportPlan) -> None:
 
 
 def run_retry(args: argparse.Namespace) -> int:
-    done = retry_export(
-        resolve_home(args.home),
-        args.run_id,
-        out=args.out,
-        key=args.key,
-        passphrase_file=args.passphrase_file,
-        encrypt_passphrase_file=args.encrypt_passphrase_file,
-        mkdir=args.mkdir,
-        observer=_BuildSink("building bundle"),
-    )
+    home = resolve_home(args.home)
+    textfile = metrics.textfile_for(home, args.metrics_textfile)
+    try:
+        done = retry_export(
+            home,
+            args.run_id,
+            out=args.out,
+            key=args.key,
+            passphrase_file=args.passphrase_file,
+            encrypt_passphrase_file=args.encrypt_passphrase_file,
+            mkdir=args.mkdir,
+            observer=_BuildSink("building bundle"),
+        )
+    finally:
+        _write_metrics(home, textfile)
     _report_run(args, done)
     return 0
 
@@ -272,6 +305,8 @@ def run_show(args: argparse.Namespace) -> int:
         lines.append(f"sha256    {art.get('sha256')}  ({art.get('size')} bytes)")
     if run.error_code:
         lines.append(f"error     {escape(run.error_code)}: {escape(run.error_message or '')}")
+    if run.failure_class is not None:
+        lines.append(f"failure   {run.failure_class}")
     lines.append(f"planned   {body['createdAt']}")
     if body["startedAt"]:
         lines.append(f"started   {body['startedAt']}")
@@ -301,6 +336,39 @@ def run_cancel(args: argparse.Namespace) -> int:
 def run_download(args: argparse.Namespace) -> int:
     dist = download_run(resolve_home(args.home), args.run_id, args.to, observer=RichSink("copying"))
     _say(args, dist.to_dict(), f"copied to {dist.to_dict().get('target')} (digest checked)")
+    return 0
+
+
+def _write_metrics(home: Home, textfile: Path | None) -> None:
+    """Rebuild the metrics textfile after a run, whatever its outcome; a failure to write it is a warning (the run's
+    own outcome and exit code stand)."""
+    if textfile is None:
+        return
+    try:
+        metrics.update_textfile(home, textfile)
+    except StellaError as exc:
+        stderr.print(f"[bold yellow]warning:[/] metrics not written: {escape(exc.diagnostics())}")
+
+
+def run_metrics(args: argparse.Namespace) -> int:
+    home = resolve_home(args.home)
+    if args.unset_textfile:
+        metrics.configure_textfile(home, None)
+        _say(args, {"textfile": None}, "runs write no metrics textfile")
+        return 0
+    if args.set_textfile is not None:
+        target = metrics.configure_textfile(home, args.set_textfile)
+        assert target is not None
+        metrics.update_textfile(home, target)
+        _say(args, {"textfile": str(target)}, f"every run now writes its metrics to {target} (written now)")
+        return 0
+    if args.textfile is not None:
+        target = metrics.check_textfile(args.textfile)
+        metrics.update_textfile(home, target)
+        _say(args, {"textfile": str(target)}, f"metrics written to {target}")
+        return 0
+    stdout.file.write(metrics.exposition(home).decode("utf-8"))
+    stdout.file.flush()
     return 0
 
 
