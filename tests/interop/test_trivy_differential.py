@@ -719,3 +719,26 @@ def test_oracle_severity_follows_the_stated_rule() -> None:
     both = {"severity": [{"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:C/I:C/A:C"},
                          {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L"}]}  # fmt: skip
     assert oracle.record_severity(both) == 3  # v2 10.0 is HIGH on v2's scale, above v3's MEDIUM 5.3
+
+
+def test_a_difference_is_blamed_on_the_entry_only_when_the_entry_is_wrong() -> None:
+    """The attribution: a wrong or missing trivy.db entry is stella's; a right entry Trivy misreads is Trivy's."""
+    probe = Probe("PyPI", "", "Acme_Widgets", "1.5", "PyPI/0", "Acme_Widgets")
+    bucket = f"pip::{SOURCE_NAME}".encode()
+
+    def db(advisory: dict[str, Any]) -> dict[bytes, Any]:
+        return {bucket: {b"acme-widgets": {b"CVE-2099-1": json.dumps(advisory).encode()}}}
+
+    right, wrong = db({"VulnerableVersions": ["<2.0"]}), db({"VulnerableVersions": ["<1.5"]})
+    assert _attribute(probe, "CVE-2099-1", True, [], right)[0] == "trivy-limit"
+    assert _attribute(probe, "CVE-2099-1", True, [], wrong)[0] == "stella"
+    assert _attribute(probe, "CVE-2099-1", True, [], {})[0] == "stella"  # no entry at all
+    assert _attribute(probe, "CVE-2099-1", False, [], {})[0] == "trivy-limit"  # none needed
+    # an OS range Trivy's one-FixedVersion form cannot hold is Trivy's limit, whatever the entry says
+    os_probe = Probe("Debian", "12", "openssl", "3.0.5-1", "Debian-12", "openssl-p0")
+    events = [{"introduced": "3.0.0-1"}, {"fixed": "3.0.9-1"}]  # starts above 0
+    aff: dict[str, Any] = {"package": {"ecosystem": "Debian:12", "name": "openssl"},
+                           "ranges": [{"type": "ECOSYSTEM", "events": events}]}  # fmt: skip
+    verdict = oracle.evaluate(oracle.FAMILIES["Debian"], aff, "3.0.5-1")
+    assert verdict is not None and verdict.affected and not verdict.representable_os
+    assert _attribute(os_probe, "CVE-2099-2", True, [(None, aff, verdict)], {})[0] == "trivy-limit"
