@@ -7,9 +7,9 @@ script in the bundle (``verify.py``) makes the same checks in the same order wit
    names, the writer's headers), read into memory up to 1 GiB;
 2. ``files`` (4): the head files are present, every other file is under ``artifacts/``;
 3. ``checksums`` (4): ``SHA256SUMS`` lists every other file exactly once, sorted, with its sha256;
-4. ``signature`` (5/6): ``manifest.dsse.json`` carries ``manifest.json`` as its payload and ``manifest.sig`` as
-   its one signature, which verifies with a trusted key (5 when it does not; 6 when only the bundle's own
-   ``signer.pub`` verifies it: a valid signature by a key that is not trusted);
+4. ``signature`` (5): ``manifest.dsse.json`` carries ``manifest.json`` as its payload and ``manifest.sig`` as
+   its one signature, which verifies with a trusted key (5 when no trusted key verifies it, as for an export
+   bundle; when the bundle's own ``signer.pub`` verifies it, the message says the signer is not trusted);
 5. ``manifest`` (3/4): the signed manifest is well formed (3) and lists the other signed files by digest (4); its
    ``createdAt`` is the archive's mtime; ``signer scope`` (5): the key may sign evidence for this tenant;
 6. ``artifacts`` (4): every artifact's sha256 and size, leaf indexes in order, no unlisted file;
@@ -246,7 +246,7 @@ class _Verification(Recorder):
                 hint = "pass the signer's public key with --key" if not self.keys else None
                 raise self.fail(
                     "signature",
-                    TrustMetadataError(
+                    SignatureError(
                         f"the manifest is signed by key {keyid_of(included)[:16]} (signer.pub), which is not a trusted"
                         " key",
                         path=MANIFEST,
@@ -558,7 +558,8 @@ def verify_sealed_evidence(
     """Verify the sealed evidence bundle at ``path`` against trusted ``keys`` and, when given, the TSA certificates
     (PEM or DER bytes, each possibly several PEM certificates) a timestamp must chain to.
 
-    Returns the report; ``report.error`` is the first failure (its exit code: 3, 4, 5 or 6), None when verified.
+    Returns the report; ``report.error`` is the first failure (its exit code: 3, 4, 5 or 6), None when verified:
+    5 whenever no trusted key verifies the manifest signature (whoever made it), 6 for the TSA's trust.
     Raises UsageError when ``path`` is not a file and Cancelled when ``observer`` says so.
     """
     if not path.is_file():
