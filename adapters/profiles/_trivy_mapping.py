@@ -10,7 +10,9 @@ Where an advisory goes (trivy-db ``pkg/vulnsrc/osv`` and Trivy's detectors):
   constraint per affected interval (rendered as trivy-db renders OSV ranges) and ``=V`` per listed version. No
   ``PatchedVersions``: Trivy treats a match there as "not vulnerable" whatever ``VulnerableVersions`` says, so the
   fix of one interval, entry or record that lies inside another interval would hide it. Trivy derives the
-  FixedVersion it reports from the ``<X`` bounds instead (``createFixedVersions``).
+  FixedVersion it reports from the ``<X`` bounds instead (``createFixedVersions``), so intervals of one entry
+  that touch or overlap are merged where the ecosystem's version order is known: no ``<X`` is then the start of
+  another vulnerable interval, and Trivy never offers a vulnerable version as the fix.
 * The key is the vulnerability ID Trivy reports: every CVE among the advisory ID and its aliases (one entry each,
   as upstream does), or else the advisory ID; the other IDs become ``VendorIDs``.
 * ``vulnerability/<ID>`` holds title, severity (integer ``VendorSeverity`` under our data-source ID, so Trivy
@@ -22,16 +24,16 @@ Package names are normalized exactly as Trivy normalizes the scanned package (``
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
 from packageurl import PackageURL
 
 from core import cvss
-from core.versions import pep440_key
+from core.versions import pep440_key, semver_key
 
 #: Our data source, as Trivy reports it in each finding's ``DataSource``.
 SOURCE_ID = "stellaops"
@@ -107,8 +109,17 @@ _UBUNTU_RELEASE = re.compile(r"^\d{2}\.\d{2}$")
 
 _GHSA_LABELS = {"LOW": 1, "MODERATE": 2, "MEDIUM": 2, "HIGH": 3, "CRITICAL": 4}
 _CSAF_LABELS = {"low": 1, "moderate": 2, "medium": 2, "important": 3, "high": 3, "critical": 4}
+_T = TypeVar("_T")
 _NO_LOWER_BOUND = {"", "0", "*"}
 _EVERY_VERSION = ">=0"
+#: Trivy ecosystem slug -> the version order its comparer applies (OSV: SEMVER ranges for Go, npm, crates.io;
+#: PEP 440 for PyPI). Other ecosystems' intervals are written as published, unmerged.
+_VERSION_ORDER: dict[str, Callable[[str], Any]] = {
+    "go": semver_key,
+    "npm": semver_key,
+    "cargo": semver_key,
+    "pip": pep440_key,
+}
 
 
 @dataclass(frozen=True)
@@ -245,6 +256,37 @@ def target_of(ecosystem: str | None, name: str, purl_text: str | None) -> Target
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Interval:
+    """Affected versions from ``lower`` (``"0"``: the first version) up to ``upper`` (None: no end), ``upper``
+    itself included when ``closed``. A single version ``V`` is ``_Interval(V, V, closed=True)``."""
+
+    lower: str
+    upper: str | None = None
+    closed: bool = False
+
+    def render(self) -> str:
+        """The Trivy constraint, as trivy-db renders OSV ranges (``range.go``)."""
+        if self.upper is None:
+            return f">={self.lower}"
+        if self.closed and self.lower == self.upper:
+            return f"={self.lower}"
+        upper = f"<={self.upper}" if self.closed else f"<{self.upper}"
+        return upper if self.lower == "0" else f">={self.lower}, {upper}"
+
+
+def _interval(introduced: str | None, fixed: str | None, last_affected: str | None, limit: str | None) -> _Interval:
+    lower = (introduced or "0").strip()
+    lower = "0" if lower in _NO_LOWER_BOUND else lower
+    if last_affected and lower == last_affected:
+        return _Interval(lower, lower, closed=True)
+    if fixed:
+        return _Interval(lower, fixed)
+    if last_affected:
+        return _Interval(lower, last_affected, closed=True)
+    return _Interval(lower, limit or None)
+
+
 def constraint(introduced: str | None, fixed: str | None, last_affected: str | None, limit: str | None) -> str:
     """One affected interval as a Trivy constraint, rendered as trivy-db renders OSV ranges (``range.go``).
 
@@ -252,20 +294,42 @@ def constraint(introduced: str | None, fixed: str | None, last_affected: str | N
     a single version (``introduced == last_affected``) -> ``=V``; introduced only -> ``>=A``. An OSV ``limit``
     ends the range like ``fixed`` but is not a fix.
     """
-    lower = (introduced or "0").strip()
-    lower = "0" if lower in _NO_LOWER_BOUND else lower
-    if last_affected and lower == last_affected:
-        return f"={lower}"
-    upper = ""
-    if fixed:
-        upper = f"<{fixed}"
-    elif last_affected:
-        upper = f"<={last_affected}"
-    elif limit:
-        upper = f"<{limit}"
-    if not upper:
-        return f">={lower}"
-    return upper if lower == "0" else f">={lower}, {upper}"
+    return _interval(introduced, fixed, last_affected, limit).render()
+
+
+def merge_intervals(intervals: Iterable[_Interval], ecosystem: str) -> list[_Interval]:
+    """The union of ``intervals`` with every pair that touches or overlaps merged into one, in the version order
+    of ``ecosystem``'s Trivy comparer; sorted by lower bound.
+
+    ``>=1.21.0-0, <1.21.4`` and ``>=1.21.4, <1.21.5`` become ``>=1.21.0-0, <1.21.5``: as two constraints,
+    Trivy would show 1.21.4 as a fixed version to a user who has 1.21.4, which is vulnerable. A listed version
+    inside an interval is dropped; one right at an interval's ``<V`` end extends it to ``<=V``. The set of
+    versions is unchanged. Intervals with a bound the order cannot parse, and every interval of an ecosystem
+    without a known order, are kept as they are (after the merged ones, in their first-seen order).
+    """
+    order = _VERSION_ORDER.get(ecosystem)
+    if order is None:
+        return list(intervals)
+    ordered: list[tuple[Any, Any, _Interval]] = []
+    kept: list[_Interval] = []
+    for item in intervals:
+        try:
+            low = (0,) if item.lower == "0" else (1, order(item.lower))
+            high = (2,) if item.upper is None else (1, order(item.upper))
+        except ValueError:
+            kept.append(item)
+            continue
+        ordered.append((low, high, item))
+    ordered.sort(key=lambda entry: entry[0])
+    merged: list[tuple[Any, _Interval]] = []
+    for low, high, item in ordered:
+        if merged and low <= merged[-1][0]:  # starts inside the previous interval or right at its end
+            end, current = merged[-1]
+            if high > end or (high == end and item.closed and not current.closed):
+                merged[-1] = (high, _Interval(current.lower, item.upper, item.closed))
+            continue
+        merged.append((high, item))
+    return [item for _, item in merged] + kept
 
 
 def severity_of(severities: Iterable[Mapping[str, Any]]) -> int:
@@ -328,7 +392,8 @@ def vulnerability_ids(advisory_id: str, aliases: Iterable[str]) -> tuple[list[st
 
 @dataclass(slots=True)
 class _LangValue:
-    vulnerable: list[str] = field(default_factory=list)
+    ecosystem: str
+    vulnerable: list[_Interval] = field(default_factory=list)
     vendor_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -336,9 +401,10 @@ class _LangValue:
         if self.vendor_ids:
             out["VendorIDs"] = self.vendor_ids
         if self.vulnerable:
+            rendered = [i.render() for i in merge_intervals(self.vulnerable, self.ecosystem)]
             # "Every version" subsumes the other intervals, and their "<X" bounds would show as fixes that
             # are none.
-            out["VulnerableVersions"] = [_EVERY_VERSION] if _EVERY_VERSION in self.vulnerable else self.vulnerable
+            out["VulnerableVersions"] = [_EVERY_VERSION] if _EVERY_VERSION in rendered else rendered
         return out
 
 
@@ -358,7 +424,7 @@ class _OsValue:
         return out
 
 
-def _extend(target: list[str], values: Iterable[str]) -> None:
+def _extend(target: list[_T], values: Iterable[_T]) -> None:
     for value in values:
         if value not in target:
             target.append(value)
@@ -473,27 +539,29 @@ def _purl_version(row: Mapping[str, Any]) -> str | None:
 
 
 def _lang_value(rows: list[Mapping[str, Any]], ecosystem: str) -> _LangValue | None:
-    value = _LangValue()
+    value = _LangValue(ecosystem)
     for row in rows:
         kind = row.get("rangeType")
         if kind == "CSAF":
             version = _purl_version(row)
             if version is None:
                 continue
-            _extend(value.vulnerable, [f"<{version}" if row.get("status") == "fixed" else f"={version}"])
+            fixed = row.get("status") == "fixed"
+            _extend(value.vulnerable, [_Interval("0", version) if fixed else _Interval(version, version, closed=True)])
         elif kind == "VERSIONS":
             # OSV: a version is affected if a range holds it *or* it is listed (even below the ranges).
-            _extend(value.vulnerable, [f"={v}" for v in row.get("versions") or () if _comparable(ecosystem, v)])
+            listed = [_Interval(v, v, closed=True) for v in row.get("versions") or () if _comparable(ecosystem, v)]
+            _extend(value.vulnerable, listed)
         elif _has_bounds(row):
             if _empty(row):
                 continue  # "introduced X, fixed X" holds no version; its X is no fix either
             _extend(
                 value.vulnerable,
-                [constraint(row.get("introduced"), row.get("fixed"), row.get("lastAffected"), row.get("limit"))],
+                [_interval(row.get("introduced"), row.get("fixed"), row.get("lastAffected"), row.get("limit"))],
             )
         elif row.get("status") == "affected" and not kind:
             # An OSV entry with neither ranges nor versions: every version is affected.
-            _extend(value.vulnerable, [_EVERY_VERSION])
+            _extend(value.vulnerable, [_Interval("0")])
     return value if value.vulnerable else None
 
 
@@ -550,7 +618,7 @@ def _merge(bucket: dict[str, _LangValue | _OsValue], key: str, value: _LangValue
     if current is None:
         copy: _LangValue | _OsValue
         if isinstance(value, _LangValue):
-            copy = _LangValue(list(value.vulnerable), list(value.vendor_ids))
+            copy = _LangValue(value.ecosystem, list(value.vulnerable), list(value.vendor_ids))
         else:
             copy = _OsValue(value.fixed, list(value.vendor_ids))
         bucket[key] = copy

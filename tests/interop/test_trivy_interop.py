@@ -48,7 +48,9 @@ EXPECTED: dict[tuple[str, str], set[Finding]] = {
          ("GHSA-j8r2-6x86-q33q", "PYSEC-2023-74")),
     },
     ("fs", "npm"): {
-        ("CVE-2025-46653", "formidable", "3.5.1", "3.5.3", "LOW", "fixed", ("GHSA-75v8-2h7p-7m2m",)),
+        # GHSA-75v8-2h7p-7m2m's second entry is "introduced 2.1.0" with no fix: 3.5.3 is affected too, so no
+        # fixed version is offered (the record's "fixed 3.5.3" interval lies inside the open one).
+        ("CVE-2025-46653", "formidable", "3.5.1", "", "LOW", "affected", ("GHSA-75v8-2h7p-7m2m",)),
     },
     ("fs", "go"): {
         ("CVE-2020-36567", "github.com/gin-gonic/gin", "v1.5.0", "1.6.0", "UNKNOWN", "fixed",

@@ -158,9 +158,10 @@ def test_language_ranges_merge_and_skip() -> None:
     values = _values(model)[f"npm::{OURS}"]["lodash"]
     # One entry per CVE alias (as trivy-db groupVulnIDs does), the GHSA ID as vendor ID.
     assert set(values) == {"CVE-2021-23337", "CVE-2021-99999"}
+    # The listed 4.17.0 lies inside "<4.17.21": redundant, dropped (npm's SemVer order).
     assert values["CVE-2021-23337"] == {
         "VendorIDs": ["GHSA-aaaa-bbbb-cccc"],
-        "VulnerableVersions": ["<4.17.21", ">=5.0.0, <=5.0.2", "=4.17.0"],
+        "VulnerableVersions": ["<4.17.21", ">=5.0.0, <=5.0.2"],
     }
     # A second advisory for the same CVE and package adds its ranges and IDs.
     model = TrivyDbModel()
@@ -168,7 +169,52 @@ def test_language_ranges_merge_and_skip() -> None:
     model.add(_record("PYSEC-X", _row("npm", "lodash", introduced="6.0", fixed="6.1"), aliases=["CVE-2021-23337"]))
     merged = _values(model)[f"npm::{OURS}"]["lodash"]["CVE-2021-23337"]
     assert merged["VendorIDs"] == ["GHSA-aaaa-bbbb-cccc", "PYSEC-X"]
-    assert merged["VulnerableVersions"][-1] == ">=6.0, <6.1"
+    # "6.0" is no SemVer version: that interval cannot be ordered against the others and is kept as published.
+    assert merged["VulnerableVersions"] == ["<4.17.21", ">=5.0.0, <=5.0.2", ">=6.0, <6.1"]
+
+
+def _entry(ecosystem: str, *rows: dict[str, Any]) -> list[str]:
+    model = TrivyDbModel()
+    model.add(_record("CVE-2099-5", *rows))
+    (packages,) = [p for bucket, p in _values(model).items() if bucket.startswith(ecosystem)]
+    (entries,) = packages.values()
+    return list(entries["CVE-2099-5"]["VulnerableVersions"])
+
+
+@pytest.mark.parametrize(
+    ("ecosystem", "ranges", "expected"),
+    [
+        # touching intervals (one's fix is the next one's start) become one: 1.21.4 is no fix
+        ("Go", [("0", "1.20.11"), ("1.21.0-0", "1.21.4"), ("1.20.11", "1.20.12"), ("1.21.4", "1.21.5")],
+         ["<1.20.12", ">=1.21.0-0, <1.21.5"]),
+        # overlapping intervals: the wider end wins
+        ("crates.io", [("0.0.0-0", "0.33.1"), ("0.34.0", "0.34.1"), ("0.0.0-0", "0.38.2")], [">=0.0.0-0, <0.38.2"]),
+        # disjoint intervals stay apart, sorted by version (SemVer: 1.10.0 > 1.9.0)
+        ("npm", [("1.10.0", "1.10.2"), ("1.9.0", "1.9.5")], [">=1.9.0, <1.9.5", ">=1.10.0, <1.10.2"]),
+        # PEP 440: 3.1.1 closes "<3.1.1" and opens ">=3.1.1, <3.1.3"
+        ("PyPI", [("0", "3.1.1"), ("3.2.0", "3.2.2"), ("3.1.1", "3.1.3")], ["<3.1.3", ">=3.2.0, <3.2.2"]),
+        # an open interval absorbs everything after its start
+        ("PyPI", [("1.0", "1.2"), ("1.1", None), ("2.0", "2.1")], [">=1.0"]),
+        # no known version order (RubyGems): as published, the fix 1.2 still shows
+        ("RubyGems", [("0", "1.2"), ("1.2", "1.3")], ["<1.2", ">=1.2, <1.3"]),
+    ],
+)  # fmt: skip
+def test_touching_and_overlapping_intervals_merge_in_the_ecosystems_order(
+    ecosystem: str, ranges: list[tuple[str, str | None]], expected: list[str]
+) -> None:
+    rows = [_row(ecosystem, "pkg", introduced=lo, fixed=hi) for lo, hi in ranges]
+    assert _entry(ecosystem.lower().replace("crates.io", "cargo").replace("pypi", "pip"), *rows) == expected
+
+
+def test_listed_versions_inside_or_at_the_end_of_an_interval() -> None:
+    rows = [
+        _row("PyPI", "pkg", introduced="1.0", fixed="1.5"),
+        _row("PyPI", "pkg", introduced="2.0", lastAffected="2.3"),
+        # 1.2 inside (dropped), 1.5 at the "<1.5" end (extends it to "<=1.5": 1.5 is then no fix),
+        # 0.9 and 3.0 outside (kept), 2.3 at a "<=" end (inside)
+        _row("PyPI", "pkg", rangeType="VERSIONS", versions=["0.9", "1.2", "1.5", "2.3", "3.0"]),
+    ]
+    assert _entry("pip", *rows) == ["=0.9", ">=1.0, <=1.5", ">=2.0, <=2.3", "=3.0"]
 
 
 def test_versions_only_record() -> None:

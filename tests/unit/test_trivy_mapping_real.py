@@ -115,9 +115,10 @@ def test_a_short_git_commit_rejects_the_record_and_names_the_lost_version_ranges
 def test_formerly_rejected_records_reach_trivy_with_their_affected_versions() -> None:
     values, _ = _db("PYSEC-2022-236.json", "PYSEC-2022-42972.json", "RUSTSEC-2024-0399.json")
     pyspark = values[f"pip::{OURS}"]["pyspark"]["CVE-2022-33891"]["VulnerableVersions"]
-    assert pyspark[:3] == ["<3.1.1", ">=3.1.1, <3.1.3", ">=3.2.0, <3.2.2"]  # 3.1.1 is affected
+    # 3.1.1 is affected: it closes "<3.1.1" and opens ">=3.1.1, <3.1.3", which touch and are merged
+    assert pyspark == ["<3.1.3", ">=3.2.0, <3.2.2"]
     iotdb = values[f"pip::{OURS}"]["apache-iotdb"]["CVE-2022-43766"]["VulnerableVersions"]
-    assert iotdb == [">=0.12.2, <0.13.0", "=0.12.2", "=0.12.3", "=0.12.4", "=0.12.5", "=0.12.6"]
+    assert iotdb == [">=0.12.2, <0.13.0"]  # the listed 0.12.2 ... 0.12.6 lie inside the interval
     # The empty interval is left out: its 0.23.0 would otherwise show in Trivy as a fixed version.
     assert values[f"cargo::{OURS}"]["rustls"]["CVE-2024-11738"] == {
         "VendorIDs": ["GHSA-qg5g-gv98-5ffh", "RUSTSEC-2024-0399"],
@@ -129,12 +130,17 @@ def test_formerly_rejected_records_reach_trivy_with_their_affected_versions() ->
 
 
 def test_go_stdlib_backport_intervals_keep_every_vulnerable_version() -> None:
-    """GO-2023-2185: 1.21.4 fixes the first entry's interval but is vulnerable in the second entry's."""
+    """GO-2023-2185: 1.21.4 fixes the first entry's interval but is vulnerable in the second entry's.
+
+    The intervals that touch (``<1.20.11`` / ``>=1.20.11, <1.20.12``, ``>=1.21.0-0, <1.21.4`` /
+    ``>=1.21.4, <1.21.5``) are one interval each: otherwise Trivy shows the installed 1.21.4 as a fixed version."""
     values, _ = _db("GO-2023-2185.json")
-    assert values[f"go::{OURS}"]["stdlib"]["CVE-2023-45283"] == {
-        "VendorIDs": ["GO-2023-2185"],
-        "VulnerableVersions": ["<1.20.11", ">=1.21.0-0, <1.21.4", ">=1.20.11, <1.20.12", ">=1.21.4, <1.21.5"],
-    }
+    entry = values[f"go::{OURS}"]["stdlib"]["CVE-2023-45283"]
+    assert entry == {"VendorIDs": ["GO-2023-2185"], "VulnerableVersions": ["<1.20.12", ">=1.21.0-0, <1.21.5"]}
+    # No "<X" bound is the ">=X" start of another vulnerable interval.
+    ends = {c.split("<")[-1] for c in entry["VulnerableVersions"]}
+    starts = {c.split(",")[0].removeprefix(">=") for c in entry["VulnerableVersions"] if c.startswith(">=")}
+    assert not ends & starts
 
 
 def test_an_entry_without_a_fix_makes_every_version_vulnerable() -> None:
@@ -147,14 +153,16 @@ def test_an_entry_without_a_fix_makes_every_version_vulnerable() -> None:
 
 
 def test_records_sharing_cves_merge_without_hiding_each_other() -> None:
-    """wasmtime: RUSTSEC-2022-0096 is fixed in 0.34.1, RUSTSEC-2022-0101 (same CVEs) only in 0.38.2."""
+    """wasmtime: RUSTSEC-2022-0096 is fixed in 0.34.1, RUSTSEC-2022-0101 (same CVEs) only in 0.38.2: the
+    overlapping intervals of both records are one, so 0.33.1 and 0.34.1 (vulnerable by RUSTSEC-2022-0101) are no
+    fixes."""
     values, _ = _db("RUSTSEC-2022-0096.json", "RUSTSEC-2022-0101.json")
     entries = values[f"cargo::{OURS}"]["wasmtime"]
     assert set(entries) == {"CVE-2022-23636", "CVE-2022-31169"}
     for entry in entries.values():
         assert entry == {
             "VendorIDs": ["GHSA-7f6x-jwh5-m9r4", "GHSA-88xq-w8cq-xfg7", "RUSTSEC-2022-0096", "RUSTSEC-2022-0101"],
-            "VulnerableVersions": [">=0.0.0-0, <0.33.1", ">=0.34.0, <0.34.1", ">=0.0.0-0, <0.38.2"],
+            "VulnerableVersions": [">=0.0.0-0, <0.38.2"],
         }
 
 
@@ -177,10 +185,13 @@ def test_listed_versions_outside_the_ranges_are_affected_and_reported() -> None:
     ]
     values, _ = _db("PYSEC-2023-61.json")
     vulnerable = values[f"pip::{OURS}"]["django"]["CVE-2023-31047"]["VulnerableVersions"]
-    assert vulnerable[:3] == [">=3.2, <3.2.19", ">=4.0, <4.1.9", ">=4.2, <4.2.1"]
+    # Sorted in PEP 440 order; the listed versions inside a range are redundant and left out.
+    assert vulnerable == [
+        "=3.2a1", "=3.2b1", "=3.2rc1", ">=3.2, <3.2.19", ">=4.0, <4.1.9", "=4.2a1", "=4.2b1", "=4.2rc1",
+        ">=4.2, <4.2.1",
+    ]  # fmt: skip
     listed = next(r["versions"] for r in record["affected"] if r["rangeType"] == "VERSIONS")
-    assert vulnerable[3:] == [f"={v}" for v in listed]
-    assert {"=3.2a1", "=3.2b1", "=3.2rc1", "=4.2a1", "=4.2b1", "=4.2rc1"} <= set(vulnerable)
+    assert len(listed) > 6 and "3.2.18" in listed
 
 
 # -- class 4: CVSS v4-only (and v2-only) records get a severity -------------------------------------------------
