@@ -13,7 +13,8 @@ from typing import Any
 
 from app.output import escape, print_json, stderr, stdout
 from core.clock import parse_at
-from core.home import resolve_home
+from core.errors import StellaError
+from core.home import Home, resolve_home
 from core.progress import Check, NullObserver
 from services.receive import ReceiveRequest, not_verified, verify_received
 from verify.bundle import VerifyReport
@@ -38,6 +39,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="age identity file (AGE-SECRET-KEY-1...): decrypt an encrypted payload and check its plaintext digests",
     )
     p.add_argument("--at", metavar="TIME", help="evaluate time-dependent checks at this RFC 3339 time (UTC)")
+    p.add_argument(
+        "--metrics-textfile",
+        type=Path,
+        metavar="PATH.prom",
+        help="count the outcome in the home's store (exporter_verify_total) and rewrite this node_exporter textfile"
+        " (default: the file set with `stella export metrics --set-textfile`; none: nothing is recorded)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -115,13 +123,34 @@ def receive_commands(
 
 
 def run(args: argparse.Namespace) -> int:
+    from services import metrics
+
+    home = resolve_home(args.home)
+    textfile = metrics.textfile_for(home, args.metrics_textfile)
     request = ReceiveRequest(
         args.bundle, key_files=tuple(args.key or ()), at=parse_at(args.at), identity_files=tuple(args.identity or ())
     )
-    report = verify_received(resolve_home(args.home), request, CheckPrinter(args)).report
+    try:
+        report = verify_received(home, request, CheckPrinter(args)).report
+    except StellaError as exc:
+        _count_verify(home, textfile, exc)
+        raise
+    _count_verify(home, textfile, report.error)
     m = report.manifest
     return finish(
         args,
         report,
         lambda: f"{m.profile.id} run {m.run_id} for tenant {m.tenant}, {m.file_count} files, created {m.created_at}",
     )
+
+
+def _count_verify(home: Home, textfile: Path | None, error: StellaError | None) -> None:
+    """Count the outcome in exporter_verify_total when a metrics textfile is asked for; a failure to is a warning."""
+    if textfile is None:
+        return
+    from services import metrics
+
+    try:
+        metrics.record_verify_and_update(home, textfile, error)
+    except StellaError as exc:
+        stderr.print(f"[bold yellow]warning:[/] metrics not written: {escape(exc.diagnostics())}")
