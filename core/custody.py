@@ -36,6 +36,8 @@ CUSTODY_ACTIONS = (
     "snapshot",
     "delete-refused",
     "prune-kept",
+    "dispose",
+    "retain",
 )
 #: The ``prev`` of a chain's first event.
 GENESIS = "0" * 64

@@ -317,16 +317,19 @@ class EvidenceStore:
             [until, tenant, evidence_id],
         )
 
-    def lengthen_all_retention(self, tenant: str, until: datetime) -> int:
-        """Raise every bundle of the tenant whose retention ends before ``until`` to ``until``; returns how many."""
-        row = self.cur.execute(
-            "SELECT count(*) FROM evidence_bundles WHERE tenant = ? AND retention_until < ?", [tenant, until]
-        ).fetchone()
+    def lengthen_all_retention(self, tenant: str, until: datetime) -> builtins.list[EvidenceBundle]:
+        """Raise every bundle of the tenant whose retention ends before ``until`` to ``until``; returns those bundles
+        as they were (their old ``retention_until``), oldest first."""
+        rows = self.cur.execute(
+            f"SELECT {_BUNDLE_COLUMNS} FROM evidence_bundles WHERE tenant = ? AND retention_until < ?"
+            " ORDER BY created_at, evidence_id",
+            [tenant, until],
+        ).fetchall()
         self.cur.execute(
             "UPDATE evidence_bundles SET retention_until = ? WHERE tenant = ? AND retention_until < ?",
             [until, tenant, until],
         )
-        return int(row[0]) if row else 0
+        return [_bundle(r) for r in rows]
 
     def used_bytes(self, tenant: str) -> int:
         """The size of the tenant's sealed archives together."""

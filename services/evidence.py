@@ -90,10 +90,9 @@ from verify.evidence import EvidenceReport, verify_sealed_evidence
 KIND = {k.upper(): k for k in KINDS}
 ACTION = {a.upper().replace("-", "_"): a for a in CUSTODY_ACTIONS}
 KIND_RUN, KIND_POLICY, KIND_JOB = KIND["RUN"], KIND["POLICY"], KIND["JOB"]
-#: A deletion or a prune (the disposition record), and a lengthened retention: the custody format's own actions when
-#: it has them, else the nearest it has (the event's ``why`` then says what happened).
-DISPOSE = ACTION.get("DISPOSE", ACTION["ACCESS"])
-RETAIN = ACTION.get("RETAIN", ACTION["ACCESS"])
+#: A deletion or a prune (the disposition record; its ``why`` says which), and a lengthened retention.
+DISPOSE = ACTION["DISPOSE"]
+RETAIN = ACTION["RETAIN"]
 
 #: The media type of every JSON artifact the locker writes (canonical JSON).
 JSON_MEDIA_TYPE = "application/json"

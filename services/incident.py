@@ -31,12 +31,14 @@ from services.evidence import (
     DEFAULT_REDACTION,
     EVENT_ALLOW,
     KIND_JOB,
+    RETAIN,
     RUN_ALLOW,
     Content,
     Redactor,
     environment_digests,
     json_artifact,
     publish_custody,
+    record_custody,
     seal_in,
 )
 from services.keys import signer_for
@@ -160,7 +162,18 @@ def start_incident(
                 None,
             )
             tx.insert_incident(tenant, incident)
-            lengthened = tx.lengthen_all_retention(tenant, now + retention)
+            raised = tx.lengthen_all_retention(tenant, now + retention)
+            for earlier in raised:
+                record_custody(
+                    cur,
+                    tenant,
+                    RETAIN,
+                    f"evidence:{earlier.evidence_id}",
+                    earlier.digest,
+                    f"retention lengthened from {rfc3339(earlier.retention_until)} to {rfc3339(now + retention)}"
+                    f" by incident {incident.incident_id}",
+                )
+            lengthened = len(raised)
             content = _capture(home, store, tenant, incident, "start", lengthened)
             bundle = seal_in(store, cur, tenant, content, signer, f"incident {incident.incident_id} started: {reason}")
             tx.set_incident_evidence(tenant, incident.incident_id, start=bundle.evidence_id, stop=None)

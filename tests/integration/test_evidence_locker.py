@@ -172,6 +172,9 @@ def test_holds_block_delete_and_prune_until_released(stella: Any, ready: dict[st
     assert shorter.code == 7 and "never shortened" in shorter.err
     assert stella("evidence", "retain", auto_id, "--until", "2099-12-31").code == 0
     assert stella("evidence", "show", auto_id, "--json").json()["retentionUntil"] == "2099-12-31T23:59:59Z"
+    (retained,) = [e for e in stella("evidence", "custody", "--json").json()["events"] if e["action"] == "retain"]
+    assert retained["subject"] == f"evidence:{auto_id}"
+    assert "retention lengthened from" in retained["why"] and "to 2099-12-31T23:59:59Z" in retained["why"]
     assert stella("evidence", "retain", auto_id, "--until", "2099-01-01").code == 7
     assert stella("evidence", "delete", auto_id).code == 7  # still retained
 
@@ -189,8 +192,31 @@ def test_holds_block_delete_and_prune_until_released(stella: Any, ready: dict[st
     assert sorted(p.name for p in (home / "evidence" / "bundles").iterdir()) == sorted(
         e["digest"].removeprefix("sha256:") + ".tgz" for e in stella("evidence", "list", "--json").json()["evidence"]
     )
-    actions = [e["action"] for e in stella("evidence", "custody", "--json").json()["events"]]
+    events = stella("evidence", "custody", "--json").json()["events"]
+    actions = [e["action"] for e in events]
     assert actions.count("prune-kept") == 1 and "release" in actions
+    # Each removal is a disposal event naming the bundle and why: the first prune's and the one after the release.
+    disposed = {e["subject"]: e["why"] for e in events if e["action"] == "dispose"}
+    assert disposed.keys() == {f"evidence:{free['id']}", f"evidence:{held['id']}"}
+    assert all(why.startswith("pruned") for why in disposed.values())
+    accessed = [e["why"] for e in events if e["action"] == "access"]
+    assert accessed and not [why for why in accessed if why.startswith(("pruned", "deleted", "retention"))]
+    assert stella("evidence", "custody").code == 0
+
+
+def test_a_deletion_is_a_dispose_event_in_the_chain(stella: Any, ready: dict[str, Any]) -> None:
+    assert stella("evidence", "settings", "--retention", "0").code == 0
+    ev = _snapshot(stella, "job", ready["run"], "--key", "k")
+    deleted = stella("evidence", "delete", ev["id"], "--reason", "sealed by mistake")
+    assert deleted.code == 0, deleted.err
+    assert ev["id"] not in _ids(stella)
+    last = stella("evidence", "custody", "--json").json()["events"][-1]
+    assert (last["action"], last["subject"], last["subjectDigest"], last["why"]) == (
+        "dispose",
+        f"evidence:{ev['id']}",
+        ev["digest"],
+        "sealed by mistake",
+    )
     assert stella("evidence", "custody").code == 0
 
 
@@ -348,6 +374,9 @@ def test_incident_mode_lengthens_retention_captures_and_tells_the_timeline(
     after = {e["id"]: e for e in stella("evidence", "list", "--json").json()["evidence"]}
     for e in before:
         assert after[e["id"]]["retentionUntil"] > e["retentionUntil"]
+    retains = [e for e in stella("evidence", "custody", "--json").json()["events"] if e["action"] == "retain"]
+    assert sorted(e["subject"] for e in retains) == sorted(f"evidence:{e['id']}" for e in before)
+    assert all("by incident " + body["id"] in e["why"] for e in retains)
     capture = after[body["evidence"]["id"]]
     out = tmp_path / "capture.tgz"
     assert stella("evidence", "export", capture["id"], "--out", out).code == 0
