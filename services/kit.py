@@ -7,6 +7,10 @@ stops at the next chunk once it says it is cancelled. An assembled kit appears w
 temporary directory beside ``--out`` and renamed); a restore writes each bundle beside its destination, records
 every part it has checked and written in a state file, and renames the bundle into place only once its whole
 digest matches the signed index and ``stella verify`` accepts it, so a killed restore resumes where it stopped.
+
+Once a kit is written, its index, volume manifests and ``SHA256SUMS`` are sealed into the evidence locker as a
+``kit`` evidence bundle of the tenant, and a ``bundle.ready-for-transfer`` event goes on the timeline: what fails
+there is reported with the kit, which stays written.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from core.contract.kit import (
     VOLUME_SUMS,
     VOLUME_SUMS_SIG,
 )
+from core.contract.timeline import BUNDLE_READY_FOR_TRANSFER
 from core.errors import (
     BadInputError,
     Cancelled,
@@ -54,7 +59,9 @@ from core.errors import (
     StellaError,
     UsageError,
 )
+from core.evidence_store import EvidenceBundle
 from core.home import Home
+from core.ingest import DEFAULT_TENANT, validate_tenant
 from core.kit import (
     MAX_VOLUMES,
     BundlePart,
@@ -70,6 +77,7 @@ from core.kit import (
 from core.kit_plan import BundleSource, KitPlan, SupportSize, iso_reserve, plan_kit, sectors
 from core.progress import NullObserver, Observer
 from core.signing import Signer, cosign_blob_signature
+from core.timeline import TimelineEvent
 from services.trust import trusted_keys
 from verify.bundle import VerifyReport
 from verify.kit import KitReport, verify_kit_sums, verify_volumes, walk_files
@@ -324,22 +332,62 @@ class AssembleRequest:
     out: Path
     passphrase_file: Path | None = None
     include_binary: Path | None = None
+    #: The tenant whose evidence locker and timeline record the kit; None: the bundles' tenant when they all name
+    #: the same one, else the default tenant.
+    tenant: str | None = None
+    #: Seal the kit's index, manifests and checksums into the evidence locker (``--no-evidence``: False).
+    evidence: bool = True
+
+
+@dataclass(frozen=True)
+class KitRecords:
+    """What the home recorded about an assembled kit: the evidence bundle sealing it and the timeline event, or the
+    error that stopped each (the kit is written either way). ``evidence`` is None when sealing was not asked for."""
+
+    tenant: str
+    evidence: EvidenceBundle | None = None
+    evidence_error: StellaError | None = None
+    event: TimelineEvent | None = None
+    event_error: StellaError | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        def failed(error: StellaError) -> dict[str, Any]:
+            return {"error": {"code": error.code, "exitCode": int(error.exit_code), "message": error.diagnostics()}}
+
+        evidence: dict[str, Any] | None = None
+        if self.evidence is not None:
+            evidence = {"id": self.evidence.evidence_id, "digest": self.evidence.digest}
+        elif self.evidence_error is not None:
+            evidence = failed(self.evidence_error)
+        timeline: dict[str, Any] | None = None
+        if self.event is not None:
+            timeline = {"id": self.event.id, "type": self.event.type, "seq": self.event.seq}
+        elif self.event_error is not None:
+            timeline = failed(self.event_error)
+        return {"tenant": self.tenant, "evidence": evidence, "timeline": timeline}
 
 
 @dataclass(frozen=True)
 class AssembledKit:
-    """What assemble wrote: the kit directory, its index, its plan, and the digest of its ``SHA256SUMS``."""
+    """What assemble wrote: the kit directory, its index, its plan, and the digest of its ``SHA256SUMS``; and what
+    the home recorded about it."""
 
     out: Path
     index: KitIndex
     plan: KitPlan
     sums_sha256: str
     bytes: int
+    records: KitRecords | None = None
+
+    @property
+    def index_sha256(self) -> str:
+        return hashlib.sha256(self.index.to_bytes()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "out": str(self.out),
             "kitId": self.index.kit_id,
+            "indexSha256": self.index_sha256,
             "volumes": [
                 v.to_dict() | {"dir": volume_dir_name(v.volume), "label": volume_label(self.index.kit_id, v.volume)}
                 for v in self.plan.volumes
@@ -347,7 +395,7 @@ class AssembledKit:
             "bundles": [b.to_dict() for b in self.index.bundles],
             "sha256sums": self.sums_sha256,
             "bytes": self.bytes,
-        }
+        } | (self.records.to_dict() if self.records is not None else {})
 
 
 def assemble(home: Home, request: AssembleRequest, observer: Observer | None = None) -> AssembledKit:
@@ -376,7 +424,132 @@ def assemble(home: Home, request: AssembleRequest, observer: Observer | None = N
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    return AssembledKit(out, kit[0], layout, kit[1], kit[2])
+    made = AssembledKit(out, kit[0], layout, kit[1], kit[2])
+    # The kit is written: from here on nothing undoes it; what fails is reported with it.
+    tenant = _kit_tenant(request.tenant, inputs)
+    records = record_kit(home, made, tenant, signer if request.evidence else None)
+    return AssembledKit(out, kit[0], layout, kit[1], kit[2], records)
+
+
+def _kit_tenant(tenant: str | None, inputs: Sequence[KitInput]) -> str:
+    """The tenant named, else the one every bundle names, else the default tenant."""
+    if tenant is not None:
+        return validate_tenant(tenant)
+    named = {i.source.tenant for i in inputs}
+    only = named.pop() if len(named) == 1 else None
+    return validate_tenant(only) if only else DEFAULT_TENANT
+
+
+# -- evidence and timeline -----------------------------------------------------------------------------------------
+def record_kit(home: Home, kit: AssembledKit, tenant: str, signer: Signer | None) -> KitRecords:
+    """Seal the kit into the evidence locker of ``tenant`` (with ``signer``; None: not sealed) and put its
+    ``bundle.ready-for-transfer`` event on the timeline, linked to the evidence. Each failure is returned, not
+    raised: the kit on disk is complete without them."""
+    evidence: EvidenceBundle | None = None
+    evidence_error: StellaError | None = None
+    if signer is not None:
+        try:
+            evidence = seal_kit(home, kit, tenant, signer)
+        except StellaError as exc:
+            evidence_error = exc
+    event: TimelineEvent | None = None
+    event_error: StellaError | None = None
+    try:
+        event = _record_ready(home, kit, tenant, evidence)
+    except StellaError as exc:
+        event_error = exc
+    return KitRecords(tenant, evidence, evidence_error, event, event_error)
+
+
+def kit_content(kit: AssembledKit) -> Any:
+    """The evidence of a kit (a :class:`services.evidence.Content` of kind ``kit``): the kit index, every volume's
+    signed manifest, and the kit-wide ``SHA256SUMS`` and signature, each checked against what assemble wrote."""
+    from core.evidence_seal import EvidenceArtifact as Artifact
+    from services.evidence import BYTES_MEDIA_TYPE, JSON_MEDIA_TYPE, KIND, Content
+
+    def read(rel: str) -> bytes:
+        path = kit.out / rel
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise EnvironmentFailure(f"cannot read the kit's file to seal it: {exc.strerror}", path=str(path)) from None
+
+    index = kit.index.to_bytes()
+    sums = read(KIT_SUMS)
+    if hashlib.sha256(sums).hexdigest() != kit.sums_sha256:
+        raise IntegrityError("the kit's SHA256SUMS changed after it was written", path=str(kit.out / KIT_SUMS))
+    artifacts = [Artifact(KIT_INDEX, index, JSON_MEDIA_TYPE)]
+    for v in kit.plan.volumes:
+        folder = volume_dir_name(v.volume)
+        manifest = read(f"{folder}/{VOLUME_MANIFEST}")
+        if orjson.loads(manifest).get("index", {}).get("sha256") != kit.index_sha256:
+            raise IntegrityError("the volume manifest names another kit index", path=str(kit.out / folder))
+        artifacts += [
+            Artifact(f"{folder}/{VOLUME_MANIFEST}", manifest, JSON_MEDIA_TYPE),
+            Artifact(f"{folder}/{VOLUME_MANIFEST_SIG}", read(f"{folder}/{VOLUME_MANIFEST_SIG}"), BYTES_MEDIA_TYPE),
+        ]
+    artifacts += [
+        Artifact(KIT_SUMS, sums, BYTES_MEDIA_TYPE),
+        Artifact(KIT_SUMS_SIG, read(KIT_SUMS_SIG), BYTES_MEDIA_TYPE),
+    ]
+    subject = {
+        "kitId": kit.index.kit_id,
+        "indexSha256": f"sha256:{kit.index_sha256}",
+        "sha256sums": f"sha256:{kit.sums_sha256}",
+        "signer": kit.index.signer_keyid,
+        "volumeSize": kit.plan.volume_size,
+        "volumes": len(kit.plan.volumes),
+        "bundles": [
+            {"name": b.name, "sha256": f"sha256:{b.sha256}", "size": b.size, "profile": b.profile, "runId": b.run_id}
+            for b in kit.index.bundles
+        ],
+    }
+    return Content(KIND["KIT"], kit.index.kit_id, subject, artifacts, [])
+
+
+def seal_kit(home: Home, kit: AssembledKit, tenant: str, signer: Signer) -> EvidenceBundle:
+    """Seal :func:`kit_content` into the tenant's evidence locker (timestamped when a TSA is configured), the custody
+    events on the timeline once committed, as every seal is."""
+    from core.evidence_store import EvidenceStore
+    from core.store import Store
+    from services.evidence import publish_custody, seal_in
+
+    content = kit_content(kit)
+    with Store.open(home) as store:
+        chain = EvidenceStore(store.conn).custody(tenant, last=1)
+        start = chain[-1].seq if chain else 0
+        with store.transaction() as cur:
+            bundle = seal_in(store, cur, tenant, content, signer, f"Offline Kit {kit.index.kit_id} assembled")
+        publish_custody(store, tenant, start)
+    return bundle
+
+
+def _record_ready(home: Home, kit: AssembledKit, tenant: str, evidence: EvidenceBundle | None) -> TimelineEvent:
+    """``bundle.ready-for-transfer`` for the kit: its id, index digest and checksums, linked to its evidence."""
+    from core.store import Store
+    from services.timeline import record_event, source_for
+
+    data = {
+        "kind": "offline-kit",
+        "kitId": kit.index.kit_id,
+        "indexSha256": f"sha256:{kit.index_sha256}",
+        "manifestSha256": f"sha256:{kit.index_sha256}",
+        "bundle": {"path": str(kit.out), "sha256": f"sha256:{kit.sums_sha256}"},
+        "volumes": len(kit.plan.volumes),
+        "bundles": [b.name for b in kit.index.bundles],
+        "evidenceId": None if evidence is None else evidence.evidence_id,
+    }
+    with Store.open(home) as store:
+        return record_event(
+            store,
+            tenant=tenant,
+            type=BUNDLE_READY_FOR_TRANSFER,
+            source=source_for(tenant, "kit"),
+            subject=f"kit:{kit.index.kit_id}",
+            data=data,
+            event_id=f"kit-{kit.index.kit_id}.ready",
+            evidence_digests=[] if evidence is None else [evidence.digest],
+        )
 
 
 def _copy_range(src: Any, dst: Path, size: int, whole: Any, obs: Observer, label: str) -> str:

@@ -53,6 +53,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("--key", required=True, metavar="NAME", help="signing key for the manifests and SHA256SUMS")
     a.add_argument("--passphrase-file", type=Path, metavar="F", help="passphrase of an encrypted key")
     a.add_argument("--out", required=True, type=Path, metavar="DIR", help="the kit directory to create")
+    a.add_argument(
+        "--tenant",
+        metavar="T",
+        help="whose evidence locker and timeline record the kit (default: the bundles' tenant when they all name "
+        "one, else the default tenant)",
+    )
+    a.add_argument(
+        "--no-evidence",
+        dest="evidence",
+        action="store_false",
+        help="do not seal the kit index, manifests and SHA256SUMS into the evidence locker",
+    )
     a.set_defaults(handler=run_assemble)
 
     keys = argparse.ArgumentParser(add_help=False)
@@ -135,17 +147,43 @@ def run_assemble(args: argparse.Namespace) -> int:
         out=args.out,
         passphrase_file=args.passphrase_file,
         include_binary=args.include_binary,
+        tenant=args.tenant,
+        evidence=args.evidence,
     )
     kit = kit_service.assemble(resolve_home(args.home), request, RichSink("assemble"))
     if args.json:
         print_json(kit.to_dict())
-        return 0
-    _show_plan(kit.plan)
-    stdout.print(
-        f"[bold green]assembled[/] kit {kit.index.kit_id} in {escape(str(kit.out))}: {len(kit.plan.volumes)} volumes, "
-        f"{len(kit.index.bundles)} bundles, {kit.bytes:,} bytes; SHA256SUMS sha256 {kit.sums_sha256}"
-    )
+    else:
+        _show_plan(kit.plan)
+        stdout.print(
+            f"[bold green]assembled[/] kit {kit.index.kit_id} in {escape(str(kit.out))}: {len(kit.plan.volumes)} "
+            f"volumes, {len(kit.index.bundles)} bundles, {kit.bytes:,} bytes; SHA256SUMS sha256 {kit.sums_sha256}"
+        )
+    _say_records(kit.records, quiet=args.json)
     return 0
+
+
+def _say_records(records: kit_service.KitRecords | None, *, quiet: bool) -> None:
+    """The kit's evidence and timeline event; a failure of either goes to stderr (the kit stays written)."""
+    if records is None:
+        return
+    tenant = escape(records.tenant)
+    if records.evidence is not None and not quiet:
+        stdout.print(
+            f"sealed as evidence {records.evidence.evidence_id} in tenant {tenant} ({records.evidence.digest})"
+        )
+    if records.evidence_error is not None:
+        stderr.print(
+            f"[bold yellow]warning:[/] the kit is written but was not sealed into the evidence locker of tenant "
+            f"{tenant}: {escape(records.evidence_error.diagnostics())}"
+        )
+    if records.event is not None and not quiet:
+        stdout.print(f"on the timeline of tenant {tenant}: {records.event.short_type} ({records.event.id})")
+    if records.event_error is not None:
+        stderr.print(
+            f"[bold yellow]warning:[/] the kit is written but its ready-for-transfer event was not recorded on the "
+            f"timeline of tenant {tenant}: {escape(records.event_error.diagnostics())}"
+        )
 
 
 def _say_kit(report: KitReport) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -582,3 +584,110 @@ def test_a_cancelled_assemble_leaves_nothing_and_a_cancelled_restore_resumes(
     assert done.parts_resumed > 0 and done.waiting == {}
     for original in kit["bundles"].values():
         assert (to / original.name).read_bytes() == original.read_bytes()
+
+
+# -- the evidence locker and the timeline ------------------------------------------------------------------------------
+def test_assemble_seals_the_kit_into_the_evidence_locker_and_the_sealed_bundle_verifies(
+    kit: dict[str, Any], tmp_path: Path
+) -> None:
+    made = kit["made"]
+    index_bytes = (kit["dir"] / "vol-01" / "KIT-INDEX.json").read_bytes()
+    index_sha = hashlib.sha256(index_bytes).hexdigest()
+    assert made["indexSha256"] == index_sha and made["tenant"] == "default"
+    evidence_id = made["evidence"]["id"]
+    shown = _cli(kit["home"], "evidence", "show", evidence_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    detail = json.loads(shown.stdout)
+    assert (
+        detail["kind"] == "kit"
+        and detail["subject"] == made["kitId"]
+        and detail["digest"] == made["evidence"]["digest"]
+    )
+    sealed = {a["path"]: a["sha256"] for a in detail["artifacts"]}
+    volumes = [v.name for v in _volumes(kit["dir"])]
+    assert sealed["KIT-INDEX.json"] == index_sha
+    assert set(sealed) == {
+        "KIT-INDEX.json",
+        "SHA256SUMS",
+        "SHA256SUMS.sig",
+        *(f"{v}/KIT-VOLUME.json" for v in volumes),
+        *(f"{v}/KIT-VOLUME.json.sig" for v in volumes),
+    }
+    for path, sha in sealed.items():
+        on_disk = kit["dir"] / (path if "/" in path or path.startswith("SHA") else f"vol-01/{path}")
+        assert hashlib.sha256(on_disk.read_bytes()).hexdigest() == sha, path
+    human = _cli(kit["home"], "evidence", "show", evidence_id)
+    assert f"{index_sha[:16]}" in human.stdout and "KIT-INDEX.json" in human.stdout
+
+    exported = tmp_path / "kit-evidence.tgz"
+    assert _cli(kit["home"], "evidence", "export", evidence_id, "--out", exported).returncode == 0
+    verified = _cli(kit["home"], "evidence", "verify", exported, "--key", kit["pub"], "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    report = json.loads(verified.stdout)
+    assert report["verified"] and report["manifest"]["kind"] == "kit"
+    with tarfile.open(exported) as tar:
+        member = tar.extractfile("artifacts/KIT-INDEX.json")
+        assert member is not None and member.read() == index_bytes
+        signed = tar.extractfile("manifest.json")
+        assert signed is not None
+        listed = {a["path"]: a["sha256"] for a in json.loads(signed.read())["artifacts"]}
+        assert listed["artifacts/KIT-INDEX.json"] == index_sha  # the signed manifest names the kit index's digest
+    # An artifact changed inside the sealed bundle is caught.
+    tampered = tmp_path / "tampered.tgz"
+    with tarfile.open(exported) as src, tarfile.open(tampered, "w:gz") as dst:
+        for info in src.getmembers():
+            data = src.extractfile(info).read() if info.isfile() else b""  # type: ignore[union-attr]
+            if info.name == "artifacts/KIT-INDEX.json":
+                data = data.replace(b'"volumeSize"', b'"volumeSIZE"')
+            info.size = len(data)
+            dst.addfile(info, io.BytesIO(data))
+    refused = _cli(kit["home"], "evidence", "verify", tampered, "--key", kit["pub"])
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+
+
+def test_an_assembled_kit_is_on_the_timeline_ready_for_transfer(kit: dict[str, Any]) -> None:
+    made = kit["made"]
+    listed = _cli(kit["home"], "timeline", "list", "--type", "bundle.ready-for-transfer", "--json")
+    assert listed.returncode == 0, listed.stderr
+    events = [e for e in json.loads(listed.stdout)["events"] if e["subject"] == f"kit:{made['kitId']}"]
+    assert len(events) == 1
+    event = events[0]
+    assert event["id"] == made["timeline"]["id"] and event["source"] == "urn:stella:default:kit"
+    assert event["data"]["kitId"] == made["kitId"]
+    assert event["data"]["indexSha256"] == f"sha256:{made['indexSha256']}"
+    assert event["data"]["bundle"]["sha256"] == f"sha256:{made['sha256sums']}"
+    assert event["data"]["evidenceId"] == made["evidence"]["id"]
+    assert event["evidencedigests"] == made["evidence"]["digest"]  # linked to the evidence sealing it
+    human = _cli(kit["home"], "timeline", "list")
+    assert f"kit:{made['kitId']}" in human.stdout and "bundle.ready-for-transfer" in human.stdout
+    linked = _cli(kit["home"], "timeline", "evidence", event["id"], "--json")
+    assert linked.returncode == 0 and made["evidence"]["digest"] in linked.stdout
+
+
+def test_a_refused_seal_is_reported_and_leaves_the_kit_written(kit: dict[str, Any], tmp_path: Path) -> None:
+    home = kit["home"]
+    assert _cli(home, "evidence", "settings", "--tenant", "field", "--quota", "1").returncode == 0
+    out = tmp_path / "kit"
+    args = ("kit", "assemble", "--volume-size", VOLUME_SIZE, "--key", "signer", "--tenant", "field", "--out", out)
+    done = _cli(home, *args, *kit["bundles"].values())
+    assert done.returncode == 0, done.stderr
+    assert "not sealed into the evidence locker of tenant field" in done.stderr and "quota" in done.stderr
+    assert _cli(home, "kit", "verify", out, "--key", kit["pub"]).returncode == 0  # the kit is whole
+    assert json.loads(_cli(home, "evidence", "list", "--tenant", "field", "--json").stdout)["evidence"] == []
+    events = json.loads(_cli(home, "timeline", "list", "--tenant", "field", "--json").stdout)["events"]
+    ready = [e for e in events if e["type"].endswith("bundle.ready-for-transfer")]
+    assert len(ready) == 1 and ready[0]["data"]["evidenceId"] is None and "evidencedigests" not in ready[0]
+    again = _cli(home, *args[:-1], tmp_path / "again", "--json", *kit["bundles"].values())
+    made = json.loads(again.stdout)
+    assert again.returncode == 0 and made["evidence"]["error"]["exitCode"] == 7 and made["timeline"]["id"]
+
+
+def test_no_evidence_skips_the_seal_but_not_the_timeline(kit: dict[str, Any], tmp_path: Path) -> None:
+    home = kit["home"]
+    before = json.loads(_cli(home, "evidence", "list", "--json").stdout)["evidence"]
+    args = ("kit", "assemble", "--volume-size", "1M", "--key", "signer", "--no-evidence", "--json")
+    done = _cli(home, *args, "--out", tmp_path / "kit", *kit["bundles"].values())
+    assert done.returncode == 0, done.stderr
+    made = json.loads(done.stdout)
+    assert made["evidence"] is None and made["timeline"]["id"] == f"kit-{made['kitId']}.ready"
+    assert json.loads(_cli(home, "evidence", "list", "--json").stdout)["evidence"] == before
