@@ -88,6 +88,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "timeline": ("app.commands.timeline", "what happened, in order: export runs, evidence, holds, incidents"),
     "evidence": ("app.commands.evidence", "the evidence locker: sealed snapshots, holds, retention, custody"),
     "incident": ("app.commands.incident", "incident mode: longer retention, debug captures, timeline events"),
+    "schedule": ("app.commands.schedule", "scheduled exports and retention prunes (systemd timers)"),
+    "retention": ("app.commands.retention", "how long bundles are kept; prune expired ones (never under legal hold)"),
     "tui": ("app.tui.command", "open the terminal UI (dashboard, import, data, profiles, export runs, verify, keys)"),
 }
 

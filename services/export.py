@@ -219,6 +219,9 @@ def build_run(
         timeline.record_export_failed(store, run.run_id)
         raise
     sealed = seal_run_evidence(store, done, signer)
+    from services.retention import stamp_expiry
+
+    stamp_expiry(store, done.tenant)  # its bundle's expires_at, from the profile's retention policy
     timeline.record_export_built(store, done, evidence_digests=[sealed] if sealed else [])
     return done
 
@@ -408,11 +411,13 @@ class RunDetail:
     run: ExportRun
     events: list[RunEvent]
     distributions: list[Distribution]
+    schedule: dict[str, Any] | None = None  # the schedule firing that started the run (services/schedule.py)
 
     def to_dict(self) -> dict[str, Any]:
         return self.run.to_dict() | {
             "events": [e.to_dict() for e in self.events],
             "distributions": [d.to_dict() for d in self.distributions],
+            "schedule": self.schedule,
         }
 
 
@@ -421,7 +426,11 @@ def show_run(home: Home, run_id: str) -> RunDetail:
     with Store.open(home, read_only=True) as store:
         engine = RunEngine(store)
         run_id = engine.resolve_run_id(run_id)
-        return RunDetail(engine.get_run(run_id), engine.events(run_id), engine.distributions(run_id))
+        run = engine.get_run(run_id)
+        from services.schedule import run_origin
+
+        origin = run_origin(store, run.tenant, run_id)
+        return RunDetail(run, engine.events(run_id), engine.distributions(run_id), origin)
 
 
 @dataclass(frozen=True)
