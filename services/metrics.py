@@ -262,12 +262,14 @@ def read_snapshot(store: Store) -> Snapshot:
     )
 
 
-def record_verify(store: Store, error: StellaError | None) -> str:
-    """Record one `stella verify` outcome (``verified``, or the failure class of ``error``); returns the result."""
+def record_verify(store: Store, error: StellaError | None, tenant: str = "") -> str:
+    """Record one `stella verify` outcome (``verified``, or the failure class of ``error``) of a bundle of
+    ``tenant`` ('' when unknown); returns the result."""
     result = "verified" if error is None else str(classify(error))
     with store.transaction() as cur:
         cur.execute(
-            "INSERT INTO metric_events (recorded_at, metric, result) VALUES (?, 'verify', ?)", [utcnow(), result]
+            "INSERT INTO metric_events (tenant, recorded_at, metric, result) VALUES (?, ?, 'verify', ?)",
+            [tenant, utcnow(), result],
         )
     return result
 
@@ -356,11 +358,11 @@ def update_textfile(home: Home, path: Path) -> Path:
         return write_textfile(store, path)
 
 
-def record_verify_and_update(home: Home, path: Path, error: StellaError | None) -> str:
+def record_verify_and_update(home: Home, path: Path, error: StellaError | None, tenant: str = "") -> str:
     """Record a `stella verify` outcome in the home's store and rebuild the textfile ``path``."""
     from core.store import Store
 
     with Store.open(home) as store:
-        result = record_verify(store, error)
+        result = record_verify(store, error, tenant)
         write_textfile(store, path)
     return result

@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     except StellaError as exc:
         _count_verify(home, textfile, exc)
         raise
-    _count_verify(home, textfile, report.error)
+    _count_verify(home, textfile, report.error, (report.manifest.tenant if report.manifest is not None else None) or "")
     m = report.manifest
     return finish(
         args,
@@ -144,13 +144,13 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
-def _count_verify(home: Home, textfile: Path | None, error: StellaError | None) -> None:
+def _count_verify(home: Home, textfile: Path | None, error: StellaError | None, tenant: str = "") -> None:
     """Count the outcome in exporter_verify_total when a metrics textfile is asked for; a failure to is a warning."""
     if textfile is None:
         return
     from services import metrics
 
     try:
-        metrics.record_verify_and_update(home, textfile, error)
+        metrics.record_verify_and_update(home, textfile, error, tenant)
     except StellaError as exc:
         stderr.print(f"[bold yellow]warning:[/] metrics not written: {escape(exc.diagnostics())}")

@@ -18,6 +18,7 @@ END
 WHERE state = 'failed';
 
 CREATE TABLE metric_events (
+    tenant      VARCHAR   NOT NULL,   -- the tenant the verified bundle names; '' when it could not be read that far
     recorded_at TIMESTAMP NOT NULL,   -- when it happened (UTC)
     metric      VARCHAR   NOT NULL,   -- e.g. verify
     result      VARCHAR   NOT NULL    -- e.g. verified, signature, integrity
