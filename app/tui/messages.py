@@ -19,17 +19,21 @@ if TYPE_CHECKING:
     from app.tui.screens.dashboard import DashboardData
     from core.ingest import FileResult, ImportSummary
     from core.keys import KeyInfo
+    from core.kit_plan import KitPlan
     from core.mirror_layout import IndexedDocument
     from core.profiles import Profile
     from core.runs import ExportRun, RunEvent
     from core.trust import TrustedKey
     from services.data import DataPage
     from services.export import ExportPlan
+    from services.kit import AssembledKit
     from services.mirror import MirrorStatus, ReceiptRecord
     from services.receive import Outcome as ReceiveOutcome
     from services.receive import Receivable
+    from services.timeline import EventEvidence, TimelinePage
     from services.tuf import TufStatus
     from verify.bundle import VerifyReport
+    from verify.kit import KitReport
     from verify.mirror import MirrorVerification
 
 
@@ -305,3 +309,54 @@ class MirrorQueried(Message):
     """The documents a mirror query found."""
 
     hits: list[IndexedDocument]
+
+
+# -- timeline --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TimelinePageLoaded(Message):
+    """A page of the tenant's timeline; ``append``: the next page of the one shown, else a new listing."""
+
+    page: TimelinePage
+    append: bool
+
+
+@dataclass
+class TimelineEvidenceLoaded(Message):
+    """The signed references of one event (`stella timeline evidence`)."""
+
+    refs: EventEvidence
+
+
+# -- offline kit -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class KitRunsLoaded(Message):
+    """The tenant's finished runs whose bundle is still on disk."""
+
+    runs: list[ExportRun]
+
+
+@dataclass
+class KitPlanned(Message):
+    """The layout of the picked runs on the chosen medium."""
+
+    plan: KitPlan
+
+
+@dataclass
+class KitAssembled(Message):
+    """An assembled kit, or (``kit`` None) why not: a cancel's sentence."""
+
+    kit: AssembledKit | None
+    sentence: str = ""
+
+
+@dataclass
+class KitVolumeVerified(Message):
+    """The verdict on a volume."""
+
+    report: KitReport
+

@@ -84,4 +84,8 @@ ACTIONS: tuple[PaletteAction, ...] = (
     PaletteAction("Create the TUF repository", "keys", "tuf_init", "stella tuf init --key NAME"),
     PaletteAction("Change a TUF role's expiry", "keys", "tuf_expiry", "stella tuf expiry ROLE DURATION"),
     PaletteAction("Rotate a TUF role's keys", "keys", "tuf_rotate", "stella tuf rotate ROLE --key NAME"),
+    PaletteAction(
+        "Assemble an Offline Kit", "kit", "assemble", "stella kit assemble --volume-size dvd --key NAME --out DIR RUN"
+    ),
+    PaletteAction("Verify an Offline Kit volume", "kit", "verify", "stella kit verify VOLUME_DIR"),
 )

@@ -12,7 +12,10 @@ from app.tui.app import StellaApp
 from app.tui.screens.kit import KitScreen
 from core.home import Home
 from core.keys import KeyAlgorithm, KeyStore
+from core.timeline import EventFilter
+from services.evidence import list_evidence
 from services.export import ExportRequest, run_export
+from services.timeline import list_timeline
 from tests.tui.support import drive, import_samples, rows, settle, text_of
 from tests.tui.test_snapshots import Snap, go, snap_home, with_run, with_samples_and_key  # noqa: F401 - the fixture
 
@@ -64,6 +67,11 @@ def test_kit_screen_plans_assembles_and_verifies(home: Path, tmp_path: Path) -> 
         await settle(pilot)
         result = text_of(screen.query_one("#kit-result", Static))
         assert result.startswith("assembled kit ") and "2 volumes, 2 bundles" in result, result
+        # The kit is sealed into the tenant's evidence locker and is on its timeline, ready for transfer.
+        [sealed] = [b for b, _ in list_evidence(h, "default") if b.kind == "kit"]
+        assert f"sealed as evidence {sealed.evidence_id} in tenant default" in result
+        ready = list_timeline(h, "default", EventFilter(types=("bundle.ready-for-transfer",))).events
+        assert [e.subject for e in ready] == [f"kit:{sealed.subject}"] and ready[0].evidence_digests == (sealed.digest,)
         bar = screen.query_one("#kit-progress", ProgressBar)
         assert bar.total is not None and bar.progress == bar.total > 0
         assert sorted(p.name for p in out.iterdir()) == ["SHA256SUMS", "SHA256SUMS.sig", "vol-01", "vol-02"]

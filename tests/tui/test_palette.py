@@ -71,12 +71,14 @@ EXPECTED: dict[str, type[object] | str | None] = {
     "Create the TUF repository": FormModal,
     "Change a TUF role's expiry": None,
     "Rotate a TUF role's keys": None,
+    "Assemble an Offline Kit": "kit-runs",
+    "Verify an Offline Kit volume": "kit-volume",
 }
 
 
 def test_the_palette_lists_every_action_and_each_opens_its_screen(filled_home: Home) -> None:
     assert {a.title for a in ACTIONS} == set(EXPECTED)
-    for words in ("rotate", "rollback", "roll back", "generate", "trivy", "import", "export", "verify", "trust"):
+    for words in ("rotate", "rollback", "roll back", "generate", "trivy", "import", "export", "verify", "trust", "kit"):
         assert any(words in f"{a.title} {a.command}".lower() for a in ACTIONS), words
 
     async def script(pilot: Pilot[None]) -> None:

@@ -9,7 +9,6 @@ verifies a volume directory alone, check by check (`stella kit verify`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,10 +16,17 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Select, Static
 
-from app.tui.messages import CheckCompleted, PhaseStarted, ProgressAdvanced
+from app.tui.messages import (
+    CheckCompleted,
+    KitAssembled,
+    KitPlanned,
+    KitRunsLoaded,
+    KitVolumeVerified,
+    PhaseStarted,
+    ProgressAdvanced,
+)
 from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from app.tui.text import cells
@@ -32,40 +38,10 @@ from core.progress import CancelToken
 from core.runs import ExportRun, RunState
 from services import kit as kit_service
 from services.export import list_runs
-from verify.kit import KitReport
 
 #: The media offered, in the order shown: (label, the size `stella kit` takes).
 MEDIUMS = (("DVD 4.7G", "dvd"), ("DVD DL 8.5G", "dvd-dl"), ("BD 25G", "bd"), ("BD DL 50G", "bd-dl"), ("custom", ""))
 RUNS_LIMIT = 100
-
-
-@dataclass
-class KitRunsLoaded(Message):
-    """The tenant's finished runs whose bundle is still on disk."""
-
-    runs: list[ExportRun]
-
-
-@dataclass
-class KitPlanned(Message):
-    """The layout of the picked runs on the chosen medium."""
-
-    plan: KitPlan
-
-
-@dataclass
-class KitAssembled(Message):
-    """An assembled kit, or why not (a cancel)."""
-
-    kit: kit_service.AssembledKit | None
-    sentence: str = ""
-
-
-@dataclass
-class KitVolumeVerified(Message):
-    """The verdict on a volume."""
-
-    report: KitReport
 
 
 class KitScreen(StellaScreen):
@@ -255,13 +231,16 @@ class KitScreen(StellaScreen):
         out = self.query_one("#kit-out", Input).value.strip()
         if not self.picked or not key or not out:
             result.update("pick runs (space), then type the signing key and a new output directory")
+            self.query_one("#kit-runs" if not self.picked else "#kit-key" if not key else "#kit-out").focus()
             return
         try:
             size = self.volume_size()
         except StellaError as exc:
             self.show_error(*sentence_of(exc))
             return
-        request = kit_service.AssembleRequest(self._items(), size, key, Path(out).expanduser())
+        request = kit_service.AssembleRequest(
+            self._items(), size, key, Path(out).expanduser(), tenant=self.tenant_in("#kit-tenant")
+        )
         self.token = CancelToken()
         self.refresh_bindings()
         self.query_one("#kit-assemble", Button).disabled = True
@@ -304,10 +283,18 @@ class KitScreen(StellaScreen):
             result.update(f"not assembled: {message.sentence}; nothing was written")
             return
         self.on_kit_planned(KitPlanned(made.plan))
-        result.update(
+        lines = [
             f"assembled kit {made.index.kit_id} in {shown_path(made.out)}: {len(made.plan.volumes)} volumes, "
             f"{len(made.index.bundles)} bundles; SHA256SUMS signed"
-        )
+        ]
+        records = made.records
+        if records is not None and records.evidence is not None:
+            lines.append(f"sealed as evidence {records.evidence.evidence_id} in tenant {records.tenant}")
+        if records is not None and records.evidence_error is not None:
+            lines.append(f"not sealed into the evidence locker: {sentence_of(records.evidence_error)[1]}")
+        if records is not None and records.event_error is not None:
+            lines.append(f"not on the timeline: {sentence_of(records.event_error)[1]}")
+        result.update("\n".join(lines))
         self.query_one("#kit-volume", Input).value = str(made.out / volume_dir_name(1))
 
     # -- verify a volume -------------------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 
+from app.tui.messages import TimelineEvidenceLoaded, TimelinePageLoaded
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
 from app.tui.text import cells, plain
@@ -25,7 +25,7 @@ from core.contract.bundle import MANIFEST
 from core.errors import StellaError, UsageError
 from core.ingest import DEFAULT_TENANT
 from core.timeline import EventFilter, TimelineEvent
-from services.timeline import EventEvidence, TimelinePage, event_evidence, list_timeline, parse_when
+from services.timeline import EventEvidence, event_evidence, list_timeline, parse_when
 
 #: Events read per page.
 PAGE = 100
@@ -56,19 +56,6 @@ def parse_filter(text: str) -> EventFilter:
         case_id=one("case"),
         trace_id=one("trace"),
     )
-
-
-class PageLoaded(Message):
-    def __init__(self, page: TimelinePage, append: bool) -> None:
-        super().__init__()
-        self.page = page
-        self.append = append
-
-
-class EvidenceLoaded(Message):
-    def __init__(self, refs: EventEvidence) -> None:
-        super().__init__()
-        self.refs = refs
 
 
 def evidence_text(refs: EventEvidence) -> str:
@@ -159,9 +146,9 @@ class TimelineScreen(StellaScreen):
     def load_page(self, tenant: str, where: EventFilter, after: int, append: bool) -> None:
         with self.store_guard:
             page = list_timeline(self.home, tenant, where, after=after, limit=PAGE)
-        self.loaded(PageLoaded(page, append))
+        self.loaded(TimelinePageLoaded(page, append))
 
-    def on_page_loaded(self, message: PageLoaded) -> None:
+    def on_timeline_page_loaded(self, message: TimelinePageLoaded) -> None:
         table = self.query_one("#timeline-table", DataTable)
         if not message.append:
             table.clear()
@@ -224,7 +211,7 @@ class TimelineScreen(StellaScreen):
     def load_evidence(self, tenant: str, event_id: str) -> None:
         with self.store_guard:
             refs = event_evidence(self.home, tenant, event_id)
-        self.loaded(EvidenceLoaded(refs))
+        self.loaded(TimelineEvidenceLoaded(refs))
 
-    def on_evidence_loaded(self, message: EvidenceLoaded) -> None:
+    def on_timeline_evidence_loaded(self, message: TimelineEvidenceLoaded) -> None:
         self.app.push_screen(TextModal(f"evidence of {message.refs.event.id}", evidence_text(message.refs)))
