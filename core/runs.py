@@ -912,15 +912,30 @@ class RunEngine:
         size: int | None,
         *,
         state: str = "completed",
+        expires_at: datetime | None = None,
     ) -> Distribution:
-        """Record that the run's artifact was handed to ``target`` (a file, a media volume, a registry)."""
+        """Record that the run's artifact was handed to ``target`` (a file, a media volume, a registry).
+
+        ``expires_at`` is when the copy may go (an object store's retention); without it a retention policy
+        stamps one later."""
         run = self.get_run(run_id)
         dist = Distribution(f"dist-{secrets.token_hex(8)}", run_id, type, target, sha256, size, state, utcnow())
         with self._writing() as cur:
             cur.execute(
                 "INSERT INTO export_distributions (tenant, run_id, distribution_id, type, target, sha256, size, state,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run.tenant, run_id, dist.distribution_id, type, target, sha256, size, state, dist.created_at],
+                " created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run.tenant,
+                    run_id,
+                    dist.distribution_id,
+                    type,
+                    target,
+                    sha256,
+                    size,
+                    state,
+                    dist.created_at,
+                    expires_at,
+                ],
             )
             write_event(
                 cur,
