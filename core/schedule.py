@@ -7,12 +7,14 @@ A calendar is one of four forms, all in UTC (docs/operations-schedules.md):
 | ``daily HH:MM`` | every day at HH:MM | ``*-*-* HH:MM:00 UTC`` |
 | ``weekly DAY HH:MM`` | every DAY (mon..sun) at HH:MM | ``Mon *-*-* HH:MM:00 UTC`` |
 | ``hourly :MM`` | every hour at minute MM | ``*-*-* *:MM:00 UTC`` |
-| ``every N hours`` | at hours 0, N, 2N... of each day (1 <= N <= 23) | ``*-*-* 00/N:00:00 UTC`` |
+| ``every N hours`` | at hours 0, N, 2N... of each day (1 <= N <= 23) | ``*-*-* 00,05,10,15,20:00:00 UTC`` (N = 5) |
 
 A trailing ``UTC`` is allowed and changes nothing; any other zone, a cron line or a systemd expression is refused,
-so one text means one set of instants whatever engine evaluates it. A slot is the instant a firing belongs to: `run-due`
-at 02:41 fires the ``daily 02:30`` slot of 02:30, and a run key derived from it makes a second firing of that slot
-find it taken.
+so one text means one set of instants whatever engine evaluates it. ``every N hours`` lists its hours rather than
+writing systemd's ``00/N``: systemd 252 skips the 00:00 slot of ``00/N`` on the first day of a month.
+
+A slot is the instant a firing belongs to: `run-due` at 02:41 fires the ``daily 02:30`` slot of 02:30, and a run key
+derived from it makes a second firing of that slot find it taken.
 """
 
 from __future__ import annotations
@@ -105,7 +107,7 @@ class Calendar:
             return f"*-*-* *:{minute}:00 UTC"
         if len(self.hours) == 1:
             return f"*-*-* {self.hours[0]:02d}:{minute}:00 UTC"
-        return f"*-*-* 00/{self.hours[1]}:00:00 UTC"
+        return f"*-*-* {','.join(f'{h:02d}' for h in self.hours)}:00:00 UTC"  # not 00/N: see the module
 
     def _day_slots(self, day: datetime) -> list[datetime]:
         """The slots on the UTC day starting at ``day`` (midnight), in order."""
@@ -154,6 +156,7 @@ class Schedule:
     profile_id: str | None
     key_name: str | None
     selectors: tuple[str, ...]
+    providers: tuple[str, ...]
     created_at: datetime
     created_by: str
 
@@ -168,6 +171,7 @@ class Schedule:
         if self.action is Action.RETENTION:
             return "retention prune"
         sel = "".join(f" --selector {s}" for s in self.selectors)
+        sel += "".join(f" --provider {p}" for p in self.providers)
         return f"export run --profile {self.profile_id} --key {self.key_name}{sel}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,6 +186,7 @@ class Schedule:
             "profile": self.profile_id,
             "key": self.key_name,
             "selectors": list(self.selectors),
+            "providers": list(self.providers),
             "createdAt": rfc3339(self.created_at),
             "createdBy": self.created_by,
         }

@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 
+from adapters.profiles.registry import run_options
 from core.atomic import failing_as_environment, write_bytes
 from core.clock import rfc3339, utcnow
 from core.errors import NotFoundError, StellaError, UsageError
@@ -52,12 +53,13 @@ _RETENTION_PROFILE = "retention"
 IMPORT_POLL = "*-*-* *:00/15:00 UTC"
 
 _COLUMNS = (
-    "tenant, name, action, trigger, calendar, import_kinds, profile_id, key_name, selectors, created_at, created_by"
+    "tenant, name, action, trigger, calendar, import_kinds, profile_id, key_name, selectors, providers, created_at,"
+    " created_by"
 )
 
 
 def _schedule(row: Sequence[Any]) -> Schedule:
-    tenant, name, action, trigger, calendar, kinds, profile_id, key_name, selectors, created_at, created_by = row
+    tenant, name, action, trigger, calendar, kinds, profile_id, key_name, selectors, providers, created_at, by = row
     return Schedule(
         tenant=tenant,
         name=name,
@@ -68,8 +70,9 @@ def _schedule(row: Sequence[Any]) -> Schedule:
         profile_id=profile_id,
         key_name=key_name,
         selectors=tuple(selectors or ()),
+        providers=tuple(providers or ()),
         created_at=created_at,
-        created_by=created_by,
+        created_by=by,
     )
 
 
@@ -86,6 +89,7 @@ class ScheduleSpec:
     profile: str | None = None
     key: str | None = None
     selectors: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()  # risk bundles: `export run --provider` values
 
 
 def _check_spec(home: Home, store: Store, spec: ScheduleSpec) -> Schedule:
@@ -113,8 +117,9 @@ def _check_spec(home: Home, store: Store, spec: ScheduleSpec) -> Schedule:
         key_name = spec.key
         KeyStore(home).info(key_name)  # exists (exit 3 when not)
         check_selectors(spec.selectors)
-    elif spec.profile or spec.key or spec.selectors:
-        raise UsageError("a --retention schedule takes no --profile, --key or --selector")
+        run_options(ProfileStore(store).get(tenant, profile_id).config, _requested(spec.providers), store)
+    elif spec.profile or spec.key or spec.selectors or spec.providers:
+        raise UsageError("a --retention schedule takes no --profile, --key, --selector or --provider")
     return Schedule(
         tenant=tenant,
         name=name,
@@ -125,9 +130,15 @@ def _check_spec(home: Home, store: Store, spec: ScheduleSpec) -> Schedule:
         profile_id=profile_id,
         key_name=key_name,
         selectors=spec.selectors,
+        providers=spec.providers,
         created_at=utcnow(),
         created_by=current_user(),
     )
+
+
+def _requested(providers: Sequence[str]) -> dict[str, Any]:
+    """The run options of a scheduled export, as `export run` passes them."""
+    return {"providers": list(providers)} if providers else {}
 
 
 def add_schedule(home: Home, spec: ScheduleSpec) -> Schedule:
@@ -141,7 +152,7 @@ def add_schedule(home: Home, spec: ScheduleSpec) -> Schedule:
                     hint="remove it first, or choose another name",
                 )
             cur.execute(
-                f"INSERT INTO schedules ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO schedules ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     sched.tenant,
                     sched.name,
@@ -152,6 +163,7 @@ def add_schedule(home: Home, spec: ScheduleSpec) -> Schedule:
                     sched.profile_id,
                     sched.key_name,
                     list(sched.selectors),
+                    list(sched.providers),
                     sched.created_at,
                     sched.created_by,
                 ],
@@ -474,7 +486,7 @@ def _export_attempt(home: Home, store: Store, sched: Schedule, key: str, attempt
             sched.tenant,
             sched.profile_id,
             check_selectors(sched.selectors),
-            requested={},
+            requested=_requested(sched.providers),
             key=sched.key_name,
             out=out,
         )

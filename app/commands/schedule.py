@@ -33,6 +33,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--profile", metavar="ID", help="the profile to export (its latest revision when it fires)")
     add.add_argument("--key", metavar="NAME", help="the signing key")
     add.add_argument("--selector", action="append", default=[], metavar="KEY=VALUE", help="as `export run`")
+    add.add_argument(
+        "--provider", action="append", default=[], metavar="NAME[=MAX-AGE]", help="risk bundles: as `export run`"
+    )
     add.add_argument("--retention", action="store_true", help="prune expired bundles instead of exporting")
     when = add.add_mutually_exclusive_group(required=True)
     when.add_argument("--calendar", metavar="WHEN", help="e.g. 'daily 02:00 UTC'")
@@ -95,6 +98,7 @@ def run_add(args: argparse.Namespace) -> int:
         profile=args.profile,
         key=args.key,
         selectors=tuple(args.selector),
+        providers=tuple(args.provider),
     )
     sched = svc.add_schedule(resolve_home(args.home), spec)
     if args.json:

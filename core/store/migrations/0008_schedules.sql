@@ -13,6 +13,7 @@ CREATE TABLE schedules (
     profile_id   VARCHAR,              -- export: the profile (its latest revision when it fires)
     key_name     VARCHAR,              -- export: the signing key
     selectors    VARCHAR[] NOT NULL,   -- export: KEY=VALUE selectors, as given
+    providers    VARCHAR[] NOT NULL,   -- export of a risk bundle: its --provider values, as given
     created_at   TIMESTAMP NOT NULL,
     created_by   VARCHAR   NOT NULL,
     PRIMARY KEY (tenant, name)
