@@ -410,6 +410,7 @@ def assemble(home: Home, request: AssembleRequest, observer: Observer | None = N
         raise UsageError("the kit directory exists and is not empty", path=str(out), hint="name a new directory")
     signer = signer_for(home, request.key, request.passphrase_file)
     inputs = resolve_inputs(home, request.items)
+    tenant = _kit_tenant(request.tenant, inputs)
     support = _support(home, signer.public_pem, inputs, request.include_binary)
     layout = make_plan(inputs, request.volume_size, support)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -426,18 +427,21 @@ def assemble(home: Home, request: AssembleRequest, observer: Observer | None = N
         raise
     made = AssembledKit(out, kit[0], layout, kit[1], kit[2])
     # The kit is written: from here on nothing undoes it; what fails is reported with it.
-    tenant = _kit_tenant(request.tenant, inputs)
     records = record_kit(home, made, tenant, signer if request.evidence else None)
     return AssembledKit(out, kit[0], layout, kit[1], kit[2], records)
 
 
 def _kit_tenant(tenant: str | None, inputs: Sequence[KitInput]) -> str:
-    """The tenant named, else the one every bundle names, else the default tenant."""
+    """The tenant named (refused before anything is written when it is not a tenant name), else the one every bundle
+    names, else the default tenant (also when the bundles' name is none stella accepts: they came from elsewhere)."""
     if tenant is not None:
         return validate_tenant(tenant)
     named = {i.source.tenant for i in inputs}
     only = named.pop() if len(named) == 1 else None
-    return validate_tenant(only) if only else DEFAULT_TENANT
+    if only:
+        with contextlib.suppress(StellaError):
+            return validate_tenant(only)
+    return DEFAULT_TENANT
 
 
 # -- evidence and timeline -----------------------------------------------------------------------------------------

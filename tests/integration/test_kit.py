@@ -691,3 +691,6 @@ def test_no_evidence_skips_the_seal_but_not_the_timeline(kit: dict[str, Any], tm
     made = json.loads(done.stdout)
     assert made["evidence"] is None and made["timeline"]["id"] == f"kit-{made['kitId']}.ready"
     assert json.loads(_cli(home, "evidence", "list", "--json").stdout)["evidence"] == before
+    # A tenant that is no tenant name is refused before anything is written.
+    bad = _cli(home, *args, "--tenant", "no such/tenant", "--out", tmp_path / "bad", *kit["bundles"].values())
+    assert bad.returncode == 2 and "invalid tenant" in bad.stderr and not (tmp_path / "bad").exists()
