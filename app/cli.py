@@ -90,6 +90,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "incident": ("app.commands.incident", "incident mode: longer retention, debug captures, timeline events"),
     "schedule": ("app.commands.schedule", "scheduled exports and retention prunes (systemd timers)"),
     "retention": ("app.commands.retention", "how long bundles are kept; prune expired ones (never under legal hold)"),
+    "distribute": (
+        "app.commands.distribute",
+        "push a run's bundle to an OCI registry (signature and provenance as a referrer)",
+    ),
+    "pull": (
+        "app.commands.pull",
+        "pull a bundle from an OCI registry by digest, every byte checked (then: stella verify FILE)",
+    ),
     "tui": ("app.tui.command", "open the terminal UI (dashboard, import, data, profiles, export runs, verify, keys)"),
 }
 

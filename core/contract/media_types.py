@@ -30,3 +30,14 @@ TRIVY_CONFIG = "application/vnd.aquasec.trivy.config.v1+json"
 MIRROR_PACK = "application/vnd.stellaops.mirror.pack"
 MIRROR_SEGMENT = "application/vnd.stellaops.mirror.index+jsonl+zstd"
 MIRROR_STATE = "application/vnd.stellaops.mirror.state+json"
+
+#: A stella bundle pushed to an OCI registry (`stella distribute --to oci://`): the manifest's ``artifactType`` and
+#: the media type of its one layer, the bundle archive byte for byte (zstd or gzip, as the profile wrote it).
+STELLA_BUNDLE_ARTIFACT = "application/vnd.stellaops.bundle.v1"
+STELLA_BUNDLE_LAYER_ZSTD = "application/vnd.stellaops.bundle.v1.tar+zstd"
+STELLA_BUNDLE_LAYER_GZIP = "application/vnd.stellaops.bundle.v1.tar+gzip"
+#: The referrer of a pushed bundle (its ``subject``): the signed manifest, its signature and the provenance envelope.
+STELLA_BUNDLE_SIGNATURE_ARTIFACT = "application/vnd.stellaops.bundle.signature.v1"
+#: ``export.json`` and its cosign-compatible detached signature as layers of that referrer.
+STELLA_EXPORT_MANIFEST = "application/vnd.stellaops.export.manifest.v1+json"
+STELLA_EXPORT_SIGNATURE = "application/vnd.stellaops.export.signature.v1"

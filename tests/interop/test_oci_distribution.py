@@ -1,0 +1,411 @@
+"""`stella distribute --to oci://` and `stella pull` against Debian's docker-registry (distribution 2.8) on 127.0.0.1,
+with no auth, htpasswd (bcrypt) and TLS (a test CA made with openssl); skopeo as the second client."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, require_tool
+
+pytestmark = pytest.mark.interop
+
+SAMPLES = ROOT / "samples"
+BUNDLE_TYPE = "application/vnd.stellaops.bundle.v1"
+REFERRER_TYPE = "application/vnd.stellaops.bundle.signature.v1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Registry:
+    host: str
+    root: Path
+    scheme: str
+    ca: Path | None = None
+
+    def blob_file(self, digest: str) -> Path:
+        hexd = digest.removeprefix("sha256:")
+        return self.root / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
+
+    def get(self, path: str, auth: tuple[str, str] | None = None, accept: str = "") -> httpx.Response:
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(self.ca)) if self.ca else True) as c:
+            return c.get(f"{self.scheme}://{self.host}{path}", auth=auth, headers={"Accept": accept})
+
+
+@pytest.fixture
+def registry_factory(tmp_path: Path) -> Iterator[Callable[..., Registry]]:
+    binary = require_tool("docker-registry")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*, htpasswd: Path | None = None, tls: tuple[Path, Path] | None = None) -> Registry:
+        port = _free_port()
+        root = tmp_path / f"registry-{port}"
+        root.mkdir()
+        lines = [
+            "version: 0.1",
+            "log:",
+            "  level: error",
+            "storage:",
+            "  filesystem:",
+            f"    rootdirectory: {root}",
+            "  delete:",
+            "    enabled: true",
+            "http:",
+            f"  addr: 127.0.0.1:{port}",
+        ]
+        if tls:
+            lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+        if htpasswd:
+            lines += ["auth:", "  htpasswd:", "    realm: basic-realm", f"    path: {htpasswd}"]
+        config = tmp_path / f"registry-{port}.yml"
+        config.write_text("\n".join(lines) + "\n")
+        log = (tmp_path / f"registry-{port}.log").open("wb")
+        procs.append(subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log))
+        reg = Registry(f"127.0.0.1:{port}", root, "https" if tls else "http", tls[0] if tls else None)
+        for _ in range(100):
+            try:
+                reg.get("/v2/")
+                return reg
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise AssertionError(f"the registry did not start: {(tmp_path / f'registry-{port}.log').read_text()}")
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def run(stella: Any, tmp_path: Path) -> dict[str, Any]:
+    """A succeeded json:raw run of the samples: its id, bundle and signer's public key."""
+    assert stella("import", "--quiet", *sorted(p for p in SAMPLES.iterdir() if p.is_dir())).code == 0
+    assert stella("keys", "generate", "k").code == 0
+    pub = tmp_path / "k.pub"
+    assert stella("keys", "export-public", "k", "--out", pub).code == 0
+    out = tmp_path / "bundle.tar.zst"
+    res = stella("export", "run", "--profile", "json:raw", "--key", "k", "--out", out, "--json")
+    assert res.code == 0, res.err
+    return {"id": res.json()["runId"], "bundle": out, "pub": pub}  # type: ignore[index]
+
+
+def sha(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def skopeo_raw(ref: str, *flags: str) -> bytes:
+    skopeo = require_tool("skopeo")
+    done = subprocess.run([skopeo, "inspect", "--raw", *flags, f"docker://{ref}"], capture_output=True, check=True)
+    return done.stdout
+
+
+def test_push_pull_verify_and_skopeo_sees_the_same_digests(
+    stella: Any, run: dict[str, Any], registry_factory: Callable[..., Registry], tmp_path: Path
+) -> None:
+    reg = registry_factory()
+    res = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--json")
+    assert res.code == 0, res.err
+    pushed = res.json()
+    assert pushed["blob"] == "uploaded" and pushed["recorded"] is True  # type: ignore[index]
+    assert pushed["layerDigest"] == sha(run["bundle"])  # type: ignore[index]
+    repo = "default/json-raw"  # repository per tenant: TENANT/PROFILE
+    digest = pushed["manifestDigest"]  # type: ignore[index]
+    assert pushed["reference"] == f"{reg.host}/{repo}:{run['id']}@{digest}"  # type: ignore[index]
+
+    # skopeo, a second client, reads the same manifest bytes (by digest and by the run-id tag)
+    raw = skopeo_raw(f"{reg.host}/{repo}@{digest}", "--tls-verify=false")
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest
+    assert skopeo_raw(f"{reg.host}/{repo}:{run['id']}", "--tls-verify=false") == raw
+    manifest = json.loads(raw)
+    assert manifest["artifactType"] == BUNDLE_TYPE
+    assert [layer["digest"] for layer in manifest["layers"]] == [sha(run["bundle"])]
+    notes = manifest["annotations"]
+    assert notes["org.stellaops.tenant"] == "default" and notes["org.stellaops.profile"] == "json:raw"
+    assert notes["org.stellaops.run-id"] == run["id"]
+    assert notes["org.stellaops.export.digest"].startswith("sha256:")
+
+    # skopeo copies the artifact out into an OCI layout: the bundle blob arrives with the same digest
+    layout = tmp_path / "layout"
+    subprocess.run(
+        [require_tool("skopeo"), "copy", "--src-tls-verify=false", f"docker://{reg.host}/{repo}@{digest}",
+         f"oci:{layout}:b"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert (layout / "blobs/sha256" / sha(run["bundle"]).removeprefix("sha256:")).read_bytes() == run[
+        "bundle"
+    ].read_bytes()
+
+    # the signature/provenance referrer is listed in the sha256-<hex> tag index (distribution 2.8: no referrers API)
+    assert reg.get(f"/v2/{repo}/referrers/{digest}").status_code == 404
+    index = json.loads(skopeo_raw(f"{reg.host}/{repo}:sha256-{digest.removeprefix('sha256:')}", "--tls-verify=false"))
+    assert [(m["digest"], m["artifactType"]) for m in index["manifests"]] == [
+        (pushed["referrerDigest"], REFERRER_TYPE)  # type: ignore[index]
+    ]
+    referrer = json.loads(skopeo_raw(f"{reg.host}/{repo}@{pushed['referrerDigest']}", "--tls-verify=false"))  # type: ignore[index]
+    assert referrer["subject"]["digest"] == digest
+    titles = [layer["annotations"]["org.opencontainers.image.title"] for layer in referrer["layers"]]
+    assert titles == ["export.json", "export.json.sig", "provenance.dsse.json"]
+
+    # pull by digest, then verify offline
+    got = tmp_path / "pulled.tar.zst"
+    res = stella("pull", f"oci://{reg.host}/{repo}@{digest}", "--out", got, "--plain-http", "--json")
+    assert res.code == 0, res.err
+    assert got.read_bytes() == run["bundle"].read_bytes()
+    assert stella("verify", got, "--key", run["pub"]).code == 0
+
+    # the push is recorded once; pushing again changes nothing (same digests, no new row, no new event)
+    shown = stella("export", "show", run["id"], "--json").json()
+    oci = [d for d in shown["distributions"] if d["type"] == "oci"]  # type: ignore[index]
+    assert [d["target"] for d in oci] == [f"oci://{reg.host}/{repo}@{digest}"]
+    assert oci[0]["sha256"] == sha(run["bundle"]).removeprefix("sha256:") and oci[0]["size"] == run["bundle"].stat().st_size
+    again = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--json").json()
+    assert again["manifestDigest"] == digest and again["referrerDigest"] == pushed["referrerDigest"]  # type: ignore[index]
+    assert again["blob"] == "present" and again["recorded"] is False  # type: ignore[index]
+    shown = stella("export", "show", run["id"], "--json").json()
+    assert len([d for d in shown["distributions"] if d["type"] == "oci"]) == 1  # type: ignore[index]
+    index = json.loads(skopeo_raw(f"{reg.host}/{repo}:sha256-{digest.removeprefix('sha256:')}", "--tls-verify=false"))
+    assert len(index["manifests"]) == 1  # no duplicate referrer
+    events = stella("timeline", "list", "--limit", "500", "--json").out
+    assert events.count("export.distributed") >= 1 and events.count(f"oci://{reg.host}") == 1
+
+
+def test_second_repository_of_the_tenant_mounts_the_blob(
+    stella: Any, run: dict[str, Any], registry_factory: Callable[..., Registry]
+) -> None:
+    reg = registry_factory()
+    assert stella("distribute", run["id"], "--to", f"oci://{reg.host}/default/a", "--plain-http").code == 0
+    res = stella("distribute", run["id"], "--to", f"oci://{reg.host}/default/b:latest", "--plain-http", "--json")
+    assert res.code == 0, res.err
+    assert res.json()["blob"] == "mounted"  # type: ignore[index]
+    assert reg.get(f"/v2/default/b/manifests/latest", accept="application/vnd.oci.image.manifest.v1+json").status_code == 200
+
+
+def test_refusals_plain_http_elsewhere_cross_tenant_and_pull_by_tag(
+    stella: Any, run: dict[str, Any], tmp_path: Path
+) -> None:
+    res = stella("distribute", run["id"], "--to", "oci://registry.example:5000/default/x", "--plain-http")
+    assert res.code == 2 and "only for a registry on this machine" in res.err
+    res = stella("distribute", run["id"], "--to", "oci://127.0.0.1:9/acme/bundles", "--plain-http")
+    assert res.code == 7 and "outside tenant 'default'" in res.err
+    res = stella("distribute", run["id"], "--to", "oci://127.0.0.1:9/bundles", "--plain-http")
+    assert res.code == 7
+    res = stella("distribute", run["id"], "--to", "s4://bucket")
+    assert res.code == 2 and "unsupported destination" in res.err
+    res = stella("pull", "oci://127.0.0.1:9/default/x:latest", "--out", tmp_path / "f", "--plain-http")
+    assert res.code == 2 and "pull by digest" in res.err
+    res = stella("distribute", run["id"], "--to", "oci://127.0.0.1:9/default/x", "--plain-http")
+    assert res.code == 8 and "cannot reach the registry 127.0.0.1:9" in res.err  # nothing listens on port 9
+
+
+def test_corrupted_blob_on_the_registry_disk_is_detected(
+    stella: Any, run: dict[str, Any], registry_factory: Callable[..., Registry], tmp_path: Path
+) -> None:
+    reg = registry_factory()
+    pushed = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--json").json()
+    blob = reg.blob_file(pushed["layerDigest"])  # type: ignore[index]
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, one byte changed: the registry still serves its old digest header
+    blob.write_bytes(bytes(data))
+    got = tmp_path / "pulled.tar.zst"
+    res = stella("pull", f"oci://{reg.host}/default/json-raw@{pushed['manifestDigest']}", "--out", got, "--plain-http")  # type: ignore[index]
+    assert res.code == 4, res.err
+    assert "served blob" in res.err and "other bytes" in res.err
+    assert not got.exists() and not list(tmp_path.glob(".pulled*"))
+    # an altered manifest is caught too: its bytes no longer hash to the digest asked for
+    manifest = reg.blob_file(pushed["manifestDigest"])  # type: ignore[index]
+    manifest.write_bytes(manifest.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion":2 '))
+    res = stella("pull", f"oci://{reg.host}/default/json-raw@{pushed['manifestDigest']}", "--out", got, "--plain-http")  # type: ignore[index]
+    assert res.code == 4 and "served manifest" in res.err
+
+
+def test_resumed_pull_yields_identical_bytes(
+    stella: Any, run: dict[str, Any], registry_factory: Callable[..., Registry], tmp_path: Path
+) -> None:
+    reg = registry_factory()
+    pushed = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--json").json()
+    source = f"oci://{reg.host}/default/json-raw@{pushed['manifestDigest']}"  # type: ignore[index]
+    got = tmp_path / "pulled.tar.zst"
+    whole = run["bundle"].read_bytes()
+    part = tmp_path / ".pulled.tar.zst.part"
+    part.write_bytes(whole[: len(whole) // 3])  # a pull killed a third of the way
+    res = stella("pull", source, "--out", got, "--plain-http", "--json")
+    assert res.code == 0, res.err
+    assert res.json()["resumedFrom"] == len(whole) // 3  # type: ignore[index]
+    assert got.read_bytes() == whole and not part.exists()
+    # a partial file that is not a prefix of the blob: the result fails the digest, nothing is left, a new pull works
+    got.unlink()
+    part.write_bytes(b"x" * 100)
+    res = stella("pull", source, "--out", got, "--plain-http")
+    assert res.code == 4 and not got.exists() and not part.exists()
+    assert stella("pull", source, "--out", got, "--plain-http").code == 0
+    assert got.read_bytes() == whole
+
+
+class _StopAfter:
+    """An observer that asks to stop once ``limit`` bytes went up (a push interrupted between chunks)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.done = limit, 0
+
+    def start(self, phase: str, total: int | None = None) -> None: ...
+    def finish(self, phase: str) -> None: ...
+    def check(self, check: object) -> None: ...
+
+    def advance(self, units: int = 1, *, detail: str | None = None) -> None:
+        self.done += units
+
+    def is_cancelled(self) -> bool:
+        return self.done >= self.limit
+
+
+def test_interrupted_push_resumes_from_the_registry_upload_state(
+    stella: Any, run: dict[str, Any], registry_factory: Callable[..., Registry], home: Path, tmp_path: Path
+) -> None:
+    from core.errors import Cancelled
+    from core.home import Home
+    from services.distribute import Access, distribute_run
+
+    reg = registry_factory()
+    size = run["bundle"].stat().st_size
+    chunk = max(size // 8, 1)
+    with pytest.raises(Cancelled):
+        distribute_run(
+            Home(home), run["id"], f"oci://{reg.host}", Access(plain_http=True, chunk_size=chunk),
+            observer=_StopAfter(3 * chunk),
+        )  # fmt: skip
+    states = list((home / "oci-uploads").glob("*.json"))
+    assert len(states) == 1 and json.loads(states[0].read_text())["offset"] == 3 * chunk
+    assert "password" not in states[0].read_text()
+    res = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--chunk-size", chunk, "--json")
+    assert res.code == 0, res.err
+    assert res.json()["resumedFrom"] == 3 * chunk and res.json()["blob"] == "uploaded"  # type: ignore[index]
+    assert not states[0].exists()
+    assert reg.blob_file(sha(run["bundle"])).read_bytes() == run["bundle"].read_bytes()
+
+
+def test_killed_push_is_finished_by_the_next_one(
+    stella: Any, run: dict[str, Any], registry_factory: Callable[..., Registry], home: Path, tmp_path: Path
+) -> None:
+    """A push killed with SIGKILL mid-upload: the next push finishes it (resumed at the last chunk the registry
+    confirmed, or started again if the kill cut a chunk), and the blob is the bundle byte for byte."""
+    reg = registry_factory()
+    size = run["bundle"].stat().st_size
+    chunk = max(size // 200, 512)
+    env = dict(os.environ, STELLA_HOME=str(home))
+    cmd = [sys.executable, "-m", "app.cli", "distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http",
+           "--chunk-size", str(chunk)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    state_dir = home / "oci-uploads"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        states = list(state_dir.glob("*.json")) if state_dir.is_dir() else []
+        if states:
+            try:
+                if json.loads(states[0].read_text())["offset"] >= 5 * chunk:
+                    break
+            except (ValueError, OSError):
+                pass
+        time.sleep(0.005)
+    assert proc.poll() is None, "the push ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert reg.get(f"/v2/default/json-raw/blobs/{sha(run['bundle'])}").status_code == 404  # not there yet
+    res = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--chunk-size", chunk, "--json")
+    assert res.code == 0, res.err
+    assert res.json()["blob"] == "uploaded"  # type: ignore[index]
+    assert reg.blob_file(sha(run["bundle"])).read_bytes() == run["bundle"].read_bytes()
+
+
+# -- auth and TLS ---------------------------------------------------------------------------------------------------
+def _htpasswd(path: Path, user: str, password: str) -> None:
+    bcrypt = pytest.importorskip("bcrypt")
+    path.write_text(f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()}\n")
+
+
+def _docker_config(path: Path, host: str, user: str, password: str) -> Path:
+    auth = base64.b64encode(f"{user}:{password}".encode()).decode()
+    path.write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+    return path
+
+
+def test_htpasswd_registry(
+    stella: Any, run: dict[str, Any], registry_factory: Callable[..., Registry], tmp_path: Path
+) -> None:
+    users = tmp_path / "htpasswd"
+    _htpasswd(users, "stella", "s3cret-pw")
+    reg = registry_factory(htpasswd=users)
+    to = f"oci://{reg.host}/default/bundles"
+    res = stella("distribute", run["id"], "--to", to, "--plain-http")
+    assert res.code == 8 and "asks for a user name and password" in res.err and "--registry-config" in res.err
+    wrong = _docker_config(tmp_path / "wrong.json", reg.host, "stella", "nope")
+    started = time.monotonic()
+    res = stella("distribute", run["id"], "--to", to, "--plain-http", "--registry-config", wrong)
+    assert res.code == 8 and "refused access for user 'stella'" in res.err
+    assert time.monotonic() - started < 5 and "nope" not in res.err + res.out
+    good = _docker_config(tmp_path / "config.json", reg.host, "stella", "s3cret-pw")
+    res = stella("distribute", run["id"], "--to", to, "--plain-http", "--registry-config", good, "--json")
+    assert res.code == 0, res.err
+    assert "s3cret-pw" not in res.out + res.err
+    digest = res.json()["manifestDigest"]  # type: ignore[index]
+    creds = tmp_path / "creds"
+    creds.write_text("stella:s3cret-pw\n")
+    got = tmp_path / "pulled.tar.zst"
+    res = stella("pull", f"{to}@{digest}", "--out", got, "--plain-http", "--credentials-file", creds)
+    assert res.code == 0, res.err
+    assert got.read_bytes() == run["bundle"].read_bytes()
+    assert stella("verify", got, "--key", run["pub"]).code == 0
+    assert stella("pull", f"{to}@{digest}", "--out", tmp_path / "x", "--plain-http").code == 8
+    # the same bytes for skopeo with the same credentials
+    raw = skopeo_raw(f"{reg.host}/default/bundles@{digest}", "--tls-verify=false", "--creds", "stella:s3cret-pw")
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest
+    # the stella home holds no credentials
+    home_files = [p for p in Path(os.environ["STELLA_HOME"]).rglob("*") if p.is_file() and p.stat().st_size < 1 << 20]
+    assert not [p for p in home_files if b"s3cret-pw" in p.read_bytes()]
+
+
+def test_tls_registry_with_a_ca_file(
+    stella: Any, run: dict[str, Any], registry_factory: Callable[..., Registry], tmp_path: Path
+) -> None:
+    openssl = require_tool("openssl")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+         "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    reg = registry_factory(tls=(cert, key))
+    to = f"oci://{reg.host}/default/bundles"
+    res = stella("distribute", run["id"], "--to", to)
+    assert res.code == 8 and "cannot reach the registry" in res.err and "CERTIFICATE_VERIFY_FAILED" in res.err
+    res = stella("distribute", run["id"], "--to", to, "--ca-file", cert, "--json")
+    assert res.code == 0, res.err
+    digest = res.json()["manifestDigest"]  # type: ignore[index]
+    got = tmp_path / "pulled.tar.zst"
+    assert stella("pull", f"{to}@{digest}", "--out", got, "--ca-file", cert).code == 0
+    assert got.read_bytes() == run["bundle"].read_bytes()
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    (certs / "ca.crt").write_bytes(cert.read_bytes())  # skopeo trusts the same CA, and checks the certificate
+    raw = skopeo_raw(f"{reg.host}/default/bundles@{digest}", "--cert-dir", str(certs))
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest
