@@ -305,6 +305,13 @@ def _bundle_head(run: ExportRun) -> list[EvidenceArtifact]:
                     data = src.read()
                 media = JSON_MEDIA_TYPE if member.name.endswith(".json") else BYTES_MEDIA_TYPE
                 out.append(EvidenceArtifact(path=f"bundle/{member.name}", data=data, media_type=media))
+    from core.contract.export_attestation import EVIDENCE_PATH
+    from core.export_attestation import attestation_path, read_lines
+
+    attestation = attestation_path(path)
+    if attestation.is_file():  # the bundle's in-toto Release attestation (services/export_attest.py)
+        data = b"".join(read_lines(attestation))
+        out.append(EvidenceArtifact(path=EVIDENCE_PATH, data=data, media_type=BYTES_MEDIA_TYPE))
     return out
 
 
@@ -1207,6 +1214,54 @@ def verify_evidence_file(
         with contextlib.suppress(StoreLockedError):  # a busy store does not undo a verification: it goes unrecorded
             _record_verification(home, validate_tenant(tenant), path)
     return report
+
+
+def custody_of(home: Home, tenant: str, ident: str, *, last: int = 10) -> list[CustodyEvent]:
+    """The last ``last`` custody events of one bundle, oldest first (the TUI's custody tail; reading it is no access
+    of its own: the caller's `show` recorded one)."""
+    tenant = validate_tenant(tenant)
+    with Store.open(home, read_only=True) as store:
+        es = EvidenceStore(store.conn)
+        subject = _subject(es.get(tenant, ident).evidence_id)
+        return [_event(r) for r in es.custody(tenant) if r.subject == subject][-last:]
+
+
+def verify_stored_evidence(
+    home: Home,
+    tenant: str,
+    ident: str,
+    key_files: Sequence[Path] = (),
+    tsa_cert_files: Sequence[Path] = (),
+    observer: Observer | None = None,
+) -> tuple[EvidenceBundle, EvidenceReport]:
+    """Verify the locker's own archive of ``ident`` with the sealed-bundle verifier, check by check (the TUI's
+    verify). The archive must first have the digest the locker recorded (exit 4 naming it). Without ``key_files``
+    the trusted keys are the trust store's and, when this home holds it, the signing key that sealed the bundle
+    (found by its key id). A verified bundle gets a ``verify`` custody event."""
+    from services.keys import list_keys, signer_trusted_key
+    from services.trust import keys_from_files, trusted_keys
+
+    tenant = validate_tenant(tenant)
+    with Store.open(home, read_only=True) as store:
+        bundle = EvidenceStore(store.conn).get(tenant, ident)
+    _read_archive(home, bundle)
+    if key_files:
+        keys = keys_from_files(key_files)
+    else:
+        keys = trusted_keys(home)
+        keys += [signer_trusted_key(home, k.name) for k in list_keys(home) if k.keyid == bundle.key_id]
+    certs: list[bytes] = []
+    for cert in tsa_cert_files:
+        try:
+            certs.append(cert.read_bytes())
+        except OSError as exc:
+            raise UsageError(f"cannot read the TSA certificate: {exc.strerror}", path=str(cert)) from None
+    path = home.root / bundle.archive_path
+    report = verify_sealed_evidence(path, keys=keys, tsa_certs=certs or None, observer=observer or NullObserver())
+    if report.error is None:
+        with contextlib.suppress(StoreLockedError):  # as for `stella evidence verify`
+            _record_verification(home, tenant, path)
+    return bundle, report
 
 
 def _record_verification(home: Home, tenant: str, path: Path) -> None:

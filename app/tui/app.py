@@ -51,6 +51,7 @@ class StellaApp(App[None]):
         "keys": _lazy("app.tui.screens.keys", "KeysScreen"),
         "timeline": _lazy("app.tui.screens.timeline", "TimelineScreen"),
         "kit": _lazy("app.tui.screens.kit", "KitScreen"),
+        "evidence": _lazy("app.tui.screens.evidence", "EvidenceScreen"),
     }
     DEFAULT_MODE: ClassVar[str] = "dashboard"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -87,6 +88,15 @@ class StellaApp(App[None]):
             await self.switch_mode("runs")
         if isinstance(self.screen, RunsScreen):
             self.screen.show_run(tenant, run_id)
+
+    async def action_open_evidence(self, tenant: str, evidence_id: str) -> None:
+        """A sealed bundle from the timeline: the Evidence screen on its tenant, the bundle shown."""
+        from app.tui.screens.evidence import EvidenceScreen  # loaded with its mode, not with the first screen
+
+        if self.current_mode != "evidence":
+            await self.switch_mode("evidence")
+        if isinstance(self.screen, EvidenceScreen):
+            self.screen.show_bundle(tenant, evidence_id)
 
     def action_help(self) -> None:
         from app.tui.screens.modals import HelpScreen

@@ -17,6 +17,8 @@ from core.progress import Check
 
 if TYPE_CHECKING:
     from app.tui.screens.dashboard import DashboardData
+    from core.custody import CustodyEvent
+    from core.evidence_store import EvidenceBundle, Hold
     from core.ingest import FileResult, ImportSummary
     from core.keys import KeyInfo
     from core.kit_plan import KitPlan
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from core.runs import ExportRun, RunEvent
     from core.trust import TrustedKey
     from services.data import DataPage
+    from services.evidence import EvidenceDetail
     from services.export import ExportPlan
     from services.kit import AssembledKit
     from services.mirror import MirrorStatus, ReceiptRecord
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from services.timeline import EventEvidence, TimelinePage
     from services.tuf import TufStatus
     from verify.bundle import VerifyReport
+    from verify.evidence import EvidenceReport
     from verify.kit import KitReport
     from verify.mirror import MirrorVerification
 
@@ -360,3 +364,33 @@ class KitVolumeVerified(Message):
 
     report: KitReport
 
+
+@dataclass
+class EvidenceListed(Message):
+    """The tenant's evidence bundles, newest first, each with its active holds."""
+
+    tenant: str
+    items: list[tuple[EvidenceBundle, list[Hold]]]
+
+
+@dataclass
+class EvidenceShown(Message):
+    """One bundle (its artifacts and holds) and the tail of its chain of custody."""
+
+    detail: EvidenceDetail
+    custody: list[CustodyEvent]
+
+
+@dataclass
+class EvidenceVerified(Message):
+    """The sealed-bundle verification of a locker bundle ended (its checks came as :class:`CheckCompleted`)."""
+
+    bundle: EvidenceBundle
+    report: EvidenceReport
+
+
+@dataclass
+class EvidenceChanged(Message):
+    """A hold placed or released, or an export written: what to say; the list is read again."""
+
+    text: str

@@ -19,11 +19,12 @@ SCREENS_HELP: dict[str, tuple[str, str, str]] = {
     "keys": ("k", "Keys", "signing keys, trusted keys and the TUF roles of the home"),
     "timeline": ("w", "Timeline", "what happened, in order: export runs, evidence, holds, incidents (filters)"),
     "kit": ("u", "Kit", "Offline Kit: put finished runs on DVD, Blu-ray or USB volumes; plan, assemble, verify"),
+    "evidence": ("y", "Evidence", "the evidence locker: sealed bundles, verify, legal holds, export"),
 }
 
 
 #: Screens the dashboard's footer leaves out (80 columns hold no more); their keys work, help and the palette list them.
-FOOTER_UNLISTED = ("timeline", "kit")
+FOOTER_UNLISTED = ("timeline", "kit", "evidence")
 
 
 def nav_bindings(*, show: bool, prefix: str = "") -> list[Binding]:
