@@ -218,12 +218,27 @@ def build_run(
     except Exception:
         timeline.record_export_failed(store, run.run_id)
         raise
+    attest_run(store, done, signer)
     sealed = seal_run_evidence(store, done, signer)
     from services.retention import stamp_expiry
 
     stamp_expiry(store, done.tenant)  # its bundle's expires_at, from the profile's retention policy
     timeline.record_export_built(store, done, evidence_digests=[sealed] if sealed else [])
     return done
+
+
+def attest_run(store: Store, run: ExportRun, signer: Signer) -> None:
+    """Write the in-toto Release attestation beside a succeeded run's bundle (``BUNDLE.intoto.jsonl``).
+
+    The run has succeeded whatever happens here: a failure to write it is the run's ``attestation-failed`` event.
+    """
+    from services.export_attest import attest_bundle
+
+    try:
+        attest_bundle(run, signer)
+    except StellaError as exc:
+        with store.transaction() as cur:
+            write_event(cur, run, "attestation-failed", detail={"error_code": exc.code, "message": exc.diagnostics()})
 
 
 def seal_run_evidence(store: Store, run: ExportRun, signer: Signer) -> str | None:
@@ -470,12 +485,24 @@ def cancel_export(home: Home, run_id: str, *, store_in_use: bool = False) -> Can
     return CancelOutcome(run_id, request=request_cancel(home, run_id))
 
 
-def download_run(home: Home, run_id: str, to: Path, *, observer: Observer | None = None) -> Distribution:
-    """`stella export download`: copy a run's bundle to ``to`` (resumes a partial copy, checks the digest)."""
+def download_run(
+    home: Home, run_id: str, to: Path, *, observer: Observer | None = None, passphrase_file: Path | None = None
+) -> Distribution:
+    """`stella export download`: copy a run's bundle to ``to`` (resumes a partial copy, checks the digest).
+
+    When the bundle has an attestation, the copy gets its own Release statement, signed with the run's key
+    (unlocked with ``passphrase_file`` when it is encrypted), in ``COPY.intoto.jsonl`` and the bundle's file.
+    """
+    from services.export_attest import attest_distribution, distribution_signer
+
     with Store.open(home) as store:
         engine = RunEngine(store)
         run_id = engine.resolve_run_id(run_id)
+        run = engine.get_run(run_id)
+        signer = distribution_signer(home, run, passphrase_file)
         dist = engine.download(run_id, to, observer=observer)
+        if signer is not None:
+            attest_distribution(run, dist, signer)
         timeline.record_export_distributed(store, run_id, dist)
         return dist
 

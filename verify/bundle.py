@@ -58,6 +58,7 @@ from core.progress import Check, NullObserver, Observer
 from core.signing import dsse_signer, envelope_signatures, pae_prefix, sha256_file, verify_prehashed_sha256, verify_raw
 from core.trust import TrustedKey
 from verify.bbolt_check import check_bbolt
+from verify.export_attestation import check_export_attestation
 from verify.manifest import ListedFile, ManifestReader
 
 MAX_MANIFEST = 1 << 30
@@ -592,6 +593,14 @@ class _Verification(Recorder):
             "sigstore bundle", "Sigstore bundle v0.3: key hint and DSSE signature verified", PROVENANCE_SIGSTORE
         )
 
+    def check_attestation(self) -> None:
+        """``release attestation``: ``BUNDLE.intoto.jsonl`` beside the verified bundle, when present."""
+        try:
+            found = check_export_attestation(self.bundle, self.keys, self.report.manifest)
+        except StellaError as exc:
+            raise self.failed("release attestation", exc) from None
+        self.passed("release attestation", found.detail, None if found.path is None else found.path.name)
+
     def check_time(self, header: dict[str, Any]) -> None:
         created = header.get("createdAt")
         try:
@@ -774,6 +783,7 @@ def verify_bundle(
         job.identities = [str(i) for i in identities]
         try:
             job.run()
+            job.check_attestation()
         except Cancelled:
             raise
         except StellaError as exc:

@@ -124,6 +124,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     dl = esub.add_parser("download", parents=[common], help="copy a run's bundle out (resumes, checks the digest)")
     dl.add_argument("run_id")
     dl.add_argument("--to", type=Path, required=True)
+    dl.add_argument(
+        "--passphrase-file",
+        type=Path,
+        metavar="F",
+        help="passphrase of the run's key, when encrypted: it signs the copy's line of the bundle's attestation",
+    )
     dl.set_defaults(handler=run_download)
     me = esub.add_parser(
         "metrics",
@@ -334,7 +340,8 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
-    dist = download_run(resolve_home(args.home), args.run_id, args.to, observer=RichSink("copying"))
+    home = resolve_home(args.home)
+    dist = download_run(home, args.run_id, args.to, observer=RichSink("copying"), passphrase_file=args.passphrase_file)
     _say(args, dist.to_dict(), f"copied to {dist.to_dict().get('target')} (digest checked)")
     return 0
 

@@ -1,0 +1,103 @@
+"""The in-toto Release attestations of export runs (:mod:`core.export_attestation`): written when a run succeeds,
+extended when its bundle is distributed; `stella verify` checks them (:mod:`verify.export_attestation`)."""
+
+from __future__ import annotations
+
+import hashlib
+import stat
+from pathlib import Path
+from typing import Any
+
+from core.archive.reader import ReaderLimits, SafeArchiveReader
+from core.atomic import write_bytes
+from core.clock import rfc3339
+from core.contract.bundle import MANIFEST
+from core.errors import IntegrityError
+from core.export_attestation import attestation_path, envelope_line, read_lines, release_predicate, statement
+from core.home import Home
+from core.runs import Distribution, ExportRun
+from core.signing import Signer
+from services.keys import signer_for
+
+
+def _regular_file(path: Path | None) -> bool:
+    """True for a regular file (not a device, pipe or link): only such a bundle gets an attestation beside it."""
+    try:
+        return path is not None and stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def manifest_sha256(bundle: Path) -> str:
+    """The sha256 of the bundle's ``export.json`` (its first entry), read with the fail-closed archive reader."""
+    with SafeArchiveReader(bundle, ReaderLimits()) as reader:
+        for member in reader:
+            if member.name != MANIFEST:
+                break
+            digest = hashlib.sha256()
+            with member.stream() as src:
+                while chunk := src.read(1 << 20):
+                    digest.update(chunk)
+            return digest.hexdigest()
+    raise IntegrityError(f"the bundle does not start with {MANIFEST}", path=str(bundle))
+
+
+def _predicate(run: ExportRun, bundle: Path) -> dict[str, Any]:
+    return release_predicate(
+        tenant=run.tenant,
+        profile_id=run.profile_id,
+        profile_revision=run.profile_revision,
+        run_id=run.run_id,
+        manifest_sha256=manifest_sha256(bundle),
+    )
+
+
+def attest_bundle(run: ExportRun, signer: Signer) -> Path | None:
+    """Write ``BUNDLE.intoto.jsonl`` for a succeeded run: the bundle's Release statement, signed by ``signer``.
+
+    Replaces an earlier file of that name (a retry rebuilt to the same path is a new release). Returns its path;
+    None when the run wrote no regular file (a pipe, a device).
+    """
+    bundle = run.artifact_path
+    if bundle is None or run.artifact_sha256 is None or not _regular_file(bundle):
+        return None
+    line = envelope_line(signer, statement(bundle.name, run.artifact_sha256, _predicate(run, bundle)))
+    path = attestation_path(bundle)
+    write_bytes(path, line, what="cannot write the bundle's attestation")
+    return path
+
+
+def distribution_signer(home: Home, run: ExportRun, passphrase_file: Path | None = None) -> Signer | None:
+    """The signer of a copy's statement: the run's key, when the run's bundle has an attestation to extend.
+
+    Opened before anything is copied, so a key that cannot be unlocked leaves nothing behind."""
+    if run.artifact_path is None or not _regular_file(attestation_path(run.artifact_path)):
+        return None
+    return signer_for(home, run.key_name, passphrase_file)
+
+
+def attest_distribution(run: ExportRun, dist: Distribution, signer: Signer) -> Path | None:
+    """Add the copy's own Release statement (subject: the copy's name and sha256; predicate: the bundle's plus
+    ``distribution``, the target's type, location and time) to the bundle's attestation, and write the whole file
+    beside the copy, so `stella verify COPY` checks it. Returns the copy's attestation; None when the copy is no
+    regular file or the bundle has no attestation."""
+    bundle, copy = run.artifact_path, Path(dist.target)
+    if bundle is None or dist.sha256 is None or not _regular_file(copy):
+        return None
+    source = attestation_path(bundle)
+    if not _regular_file(source):
+        return None
+    earlier = b"".join(read_lines(source))
+    predicate = _predicate(run, copy) | {
+        "distribution": {
+            "id": dist.distribution_id,
+            "type": dist.type,
+            "location": dist.target,
+            "distributedAt": rfc3339(dist.created_at),
+        }
+    }
+    whole = earlier + envelope_line(signer, statement(copy.name, dist.sha256, predicate))
+    target = attestation_path(copy)
+    write_bytes(target, whole, what="cannot write the copy's attestation")
+    write_bytes(source, whole, what="cannot write the bundle's attestation")
+    return target
