@@ -76,6 +76,20 @@ def parse_challenge(header: str) -> Challenge | None:
     return Challenge(scheme.lower(), params)
 
 
+def merge_scopes(*scopes: str) -> list[str]:
+    """``repository:NAME:ACTIONS`` scopes (space-separated in each argument), one per resource with the union of
+    its actions, in first-seen order: a token asked for covers what this request needs and what the challenge named."""
+    merged: dict[str, list[str]] = {}
+    for text in scopes:
+        for item in text.split():
+            resource, _, actions = item.rpartition(":")
+            if not resource:
+                continue
+            have = merged.setdefault(resource, [])
+            have.extend(a for a in actions.split(",") if a and a not in have)
+    return [f"{resource}:{','.join(actions)}" for resource, actions in merged.items()]
+
+
 @dataclass(frozen=True)
 class BlobResult:
     """How a blob reached the repository: ``present`` (HEAD found it), ``mounted``, or ``uploaded``."""
@@ -184,8 +198,8 @@ class RegistryClient:
         realm = challenge.params["realm"]
         if not realm.startswith(("https://", "http://")):
             raise self._refused(f"the token realm {realm!r} is not an http(s) URL")
-        wanted = challenge.params.get("scope") or scope
-        params: list[tuple[str, str | int | float | bool | None]] = [("scope", s) for s in wanted.split() if s]
+        wanted = merge_scopes(scope, challenge.params.get("scope", ""))
+        params: list[tuple[str, str | int | float | bool | None]] = [("scope", s) for s in wanted]
         if "service" in challenge.params:
             params.insert(0, ("service", challenge.params["service"]))
         creds = self._creds()

@@ -58,7 +58,9 @@ def registry_factory(tmp_path: Path) -> Iterator[Callable[..., Registry]]:
     binary = require_tool("docker-registry")
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(*, htpasswd: Path | None = None, tls: tuple[Path, Path] | None = None) -> Registry:
+    def start(
+        *, htpasswd: Path | None = None, tls: tuple[Path, Path] | None = None, token: tuple[str, Path] | None = None
+    ) -> Registry:
         port = _free_port()
         root = tmp_path / f"registry-{port}"
         root.mkdir()
@@ -78,6 +80,9 @@ def registry_factory(tmp_path: Path) -> Iterator[Callable[..., Registry]]:
             lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
         if htpasswd:
             lines += ["auth:", "  htpasswd:", "    realm: basic-realm", f"    path: {htpasswd}"]
+        if token:
+            lines += ["auth:", "  token:", f"    realm: {token[0]}", "    service: stella-registry",
+                      "    issuer: stella-test-issuer", f"    rootcertbundle: {token[1]}"]  # fmt: skip
         config = tmp_path / f"registry-{port}.yml"
         config.write_text("\n".join(lines) + "\n")
         log = (tmp_path / f"registry-{port}.log").open("wb")
@@ -107,7 +112,7 @@ def run(stella: Any, tmp_path: Path) -> dict[str, Any]:
     out = tmp_path / "bundle.tar.zst"
     res = stella("export", "run", "--profile", "json:raw", "--key", "k", "--out", out, "--json")
     assert res.code == 0, res.err
-    return {"id": res.json()["runId"], "bundle": out, "pub": pub}  # type: ignore[index]
+    return {"id": res.json()["runId"], "bundle": out, "pub": pub}
 
 
 def sha(path: Path) -> str:
@@ -127,11 +132,11 @@ def test_push_pull_verify_and_skopeo_sees_the_same_digests(
     res = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--json")
     assert res.code == 0, res.err
     pushed = res.json()
-    assert pushed["blob"] == "uploaded" and pushed["recorded"] is True  # type: ignore[index]
-    assert pushed["layerDigest"] == sha(run["bundle"])  # type: ignore[index]
+    assert pushed["blob"] == "uploaded" and pushed["recorded"] is True
+    assert pushed["layerDigest"] == sha(run["bundle"])
     repo = "default/json-raw"  # repository per tenant: TENANT/PROFILE
-    digest = pushed["manifestDigest"]  # type: ignore[index]
-    assert pushed["reference"] == f"{reg.host}/{repo}:{run['id']}@{digest}"  # type: ignore[index]
+    digest = pushed["manifestDigest"]
+    assert pushed["reference"] == f"{reg.host}/{repo}:{run['id']}@{digest}"
 
     # skopeo, a second client, reads the same manifest bytes (by digest and by the run-id tag)
     raw = skopeo_raw(f"{reg.host}/{repo}@{digest}", "--tls-verify=false")
@@ -159,10 +164,8 @@ def test_push_pull_verify_and_skopeo_sees_the_same_digests(
     # the signature/provenance referrer is listed in the sha256-<hex> tag index (distribution 2.8: no referrers API)
     assert reg.get(f"/v2/{repo}/referrers/{digest}").status_code == 404
     index = json.loads(skopeo_raw(f"{reg.host}/{repo}:sha256-{digest.removeprefix('sha256:')}", "--tls-verify=false"))
-    assert [(m["digest"], m["artifactType"]) for m in index["manifests"]] == [
-        (pushed["referrerDigest"], REFERRER_TYPE)  # type: ignore[index]
-    ]
-    referrer = json.loads(skopeo_raw(f"{reg.host}/{repo}@{pushed['referrerDigest']}", "--tls-verify=false"))  # type: ignore[index]
+    assert [(m["digest"], m["artifactType"]) for m in index["manifests"]] == [(pushed["referrerDigest"], REFERRER_TYPE)]
+    referrer = json.loads(skopeo_raw(f"{reg.host}/{repo}@{pushed['referrerDigest']}", "--tls-verify=false"))
     assert referrer["subject"]["digest"] == digest
     titles = [layer["annotations"]["org.opencontainers.image.title"] for layer in referrer["layers"]]
     assert titles == ["export.json", "export.json.sig", "provenance.dsse.json"]
@@ -176,14 +179,17 @@ def test_push_pull_verify_and_skopeo_sees_the_same_digests(
 
     # the push is recorded once; pushing again changes nothing (same digests, no new row, no new event)
     shown = stella("export", "show", run["id"], "--json").json()
-    oci = [d for d in shown["distributions"] if d["type"] == "oci"]  # type: ignore[index]
+    oci = [d for d in shown["distributions"] if d["type"] == "oci"]
     assert [d["target"] for d in oci] == [f"oci://{reg.host}/{repo}@{digest}"]
-    assert oci[0]["sha256"] == sha(run["bundle"]).removeprefix("sha256:") and oci[0]["size"] == run["bundle"].stat().st_size
+    assert (
+        oci[0]["sha256"] == sha(run["bundle"]).removeprefix("sha256:")
+        and oci[0]["size"] == run["bundle"].stat().st_size
+    )
     again = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--json").json()
-    assert again["manifestDigest"] == digest and again["referrerDigest"] == pushed["referrerDigest"]  # type: ignore[index]
-    assert again["blob"] == "present" and again["recorded"] is False  # type: ignore[index]
+    assert again["manifestDigest"] == digest and again["referrerDigest"] == pushed["referrerDigest"]
+    assert again["blob"] == "present" and again["recorded"] is False
     shown = stella("export", "show", run["id"], "--json").json()
-    assert len([d for d in shown["distributions"] if d["type"] == "oci"]) == 1  # type: ignore[index]
+    assert len([d for d in shown["distributions"] if d["type"] == "oci"]) == 1
     index = json.loads(skopeo_raw(f"{reg.host}/{repo}:sha256-{digest.removeprefix('sha256:')}", "--tls-verify=false"))
     assert len(index["manifests"]) == 1  # no duplicate referrer
     events = stella("timeline", "list", "--limit", "500", "--json").out
@@ -197,8 +203,11 @@ def test_second_repository_of_the_tenant_mounts_the_blob(
     assert stella("distribute", run["id"], "--to", f"oci://{reg.host}/default/a", "--plain-http").code == 0
     res = stella("distribute", run["id"], "--to", f"oci://{reg.host}/default/b:latest", "--plain-http", "--json")
     assert res.code == 0, res.err
-    assert res.json()["blob"] == "mounted"  # type: ignore[index]
-    assert reg.get(f"/v2/default/b/manifests/latest", accept="application/vnd.oci.image.manifest.v1+json").status_code == 200
+    assert res.json()["blob"] == "mounted"
+    assert (
+        reg.get("/v2/default/b/manifests/latest", accept="application/vnd.oci.image.manifest.v1+json").status_code
+        == 200
+    )
 
 
 def test_refusals_plain_http_elsewhere_cross_tenant_and_pull_by_tag(
@@ -223,19 +232,19 @@ def test_corrupted_blob_on_the_registry_disk_is_detected(
 ) -> None:
     reg = registry_factory()
     pushed = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--json").json()
-    blob = reg.blob_file(pushed["layerDigest"])  # type: ignore[index]
+    blob = reg.blob_file(pushed["layerDigest"])
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one byte changed: the registry still serves its old digest header
     blob.write_bytes(bytes(data))
     got = tmp_path / "pulled.tar.zst"
-    res = stella("pull", f"oci://{reg.host}/default/json-raw@{pushed['manifestDigest']}", "--out", got, "--plain-http")  # type: ignore[index]
+    res = stella("pull", f"oci://{reg.host}/default/json-raw@{pushed['manifestDigest']}", "--out", got, "--plain-http")
     assert res.code == 4, res.err
     assert "served blob" in res.err and "other bytes" in res.err
     assert not got.exists() and not list(tmp_path.glob(".pulled*"))
     # an altered manifest is caught too: its bytes no longer hash to the digest asked for
-    manifest = reg.blob_file(pushed["manifestDigest"])  # type: ignore[index]
+    manifest = reg.blob_file(pushed["manifestDigest"])
     manifest.write_bytes(manifest.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion":2 '))
-    res = stella("pull", f"oci://{reg.host}/default/json-raw@{pushed['manifestDigest']}", "--out", got, "--plain-http")  # type: ignore[index]
+    res = stella("pull", f"oci://{reg.host}/default/json-raw@{pushed['manifestDigest']}", "--out", got, "--plain-http")
     assert res.code == 4 and "served manifest" in res.err
 
 
@@ -244,14 +253,14 @@ def test_resumed_pull_yields_identical_bytes(
 ) -> None:
     reg = registry_factory()
     pushed = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--json").json()
-    source = f"oci://{reg.host}/default/json-raw@{pushed['manifestDigest']}"  # type: ignore[index]
+    source = f"oci://{reg.host}/default/json-raw@{pushed['manifestDigest']}"
     got = tmp_path / "pulled.tar.zst"
     whole = run["bundle"].read_bytes()
     part = tmp_path / ".pulled.tar.zst.part"
     part.write_bytes(whole[: len(whole) // 3])  # a pull killed a third of the way
     res = stella("pull", source, "--out", got, "--plain-http", "--json")
     assert res.code == 0, res.err
-    assert res.json()["resumedFrom"] == len(whole) // 3  # type: ignore[index]
+    assert res.json()["resumedFrom"] == len(whole) // 3
     assert got.read_bytes() == whole and not part.exists()
     # a partial file that is not a prefix of the blob: the result fails the digest, nothing is left, a new pull works
     got.unlink()
@@ -299,7 +308,7 @@ def test_interrupted_push_resumes_from_the_registry_upload_state(
     assert "password" not in states[0].read_text()
     res = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--chunk-size", chunk, "--json")
     assert res.code == 0, res.err
-    assert res.json()["resumedFrom"] == 3 * chunk and res.json()["blob"] == "uploaded"  # type: ignore[index]
+    assert res.json()["resumedFrom"] == 3 * chunk and res.json()["blob"] == "uploaded"
     assert not states[0].exists()
     assert reg.blob_file(sha(run["bundle"])).read_bytes() == run["bundle"].read_bytes()
 
@@ -333,7 +342,7 @@ def test_killed_push_is_finished_by_the_next_one(
     assert reg.get(f"/v2/default/json-raw/blobs/{sha(run['bundle'])}").status_code == 404  # not there yet
     res = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--chunk-size", chunk, "--json")
     assert res.code == 0, res.err
-    assert res.json()["blob"] == "uploaded"  # type: ignore[index]
+    assert res.json()["blob"] == "uploaded"
     assert reg.blob_file(sha(run["bundle"])).read_bytes() == run["bundle"].read_bytes()
 
 
@@ -367,7 +376,7 @@ def test_htpasswd_registry(
     res = stella("distribute", run["id"], "--to", to, "--plain-http", "--registry-config", good, "--json")
     assert res.code == 0, res.err
     assert "s3cret-pw" not in res.out + res.err
-    digest = res.json()["manifestDigest"]  # type: ignore[index]
+    digest = res.json()["manifestDigest"]
     creds = tmp_path / "creds"
     creds.write_text("stella:s3cret-pw\n")
     got = tmp_path / "pulled.tar.zst"
@@ -400,7 +409,7 @@ def test_tls_registry_with_a_ca_file(
     assert res.code == 8 and "cannot reach the registry" in res.err and "CERTIFICATE_VERIFY_FAILED" in res.err
     res = stella("distribute", run["id"], "--to", to, "--ca-file", cert, "--json")
     assert res.code == 0, res.err
-    digest = res.json()["manifestDigest"]  # type: ignore[index]
+    digest = res.json()["manifestDigest"]
     got = tmp_path / "pulled.tar.zst"
     assert stella("pull", f"{to}@{digest}", "--out", got, "--ca-file", cert).code == 0
     assert got.read_bytes() == run["bundle"].read_bytes()
@@ -409,3 +418,124 @@ def test_tls_registry_with_a_ca_file(
     (certs / "ca.crt").write_bytes(cert.read_bytes())  # skopeo trusts the same CA, and checks the certificate
     raw = skopeo_raw(f"{reg.host}/default/bundles@{digest}", "--cert-dir", str(certs))
     assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest
+
+
+# -- token auth: a tiny token server (ES256 JWTs with the signing certificate in x5c) --------------------------------
+class _TokenServer:
+    """Grants ``repository:NAME:ACTIONS`` scopes to ``user``/``password``: push only for the repositories in
+    ``pushable``, pull for any; logs every scope asked for. A test stand-in for a registry's token service."""
+
+    def __init__(self, tmp_path: Path, pushable: set[str]) -> None:
+        import datetime
+        import http.server
+        import threading
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stella test token issuer")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (
+            x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(self.key, hashes.SHA256())
+        )  # fmt: skip
+        self.cert = tmp_path / "token-cert.pem"
+        self.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        self.scopes: list[list[str]] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None: ...
+
+            def do_GET(self) -> None:
+                import urllib.parse
+
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                expected = "Basic " + base64.b64encode(b"stella:t0ken-pw").decode()
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                scopes = query.get("scope", [])
+                server.scopes.append(scopes)
+                body = json.dumps({"token": server.token(scopes, pushable)}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def token(self, scopes: list[str], pushable: set[str]) -> str:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        access = []
+        for scope in scopes:
+            kind, name, actions = scope.split(":")
+            granted = [a for a in actions.split(",") if a == "pull" or name in pushable]
+            access.append({"type": kind, "name": name, "actions": granted})
+        now = int(time.time())
+        claims = {"iss": "stella-test-issuer", "sub": "stella", "aud": "stella-registry", "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access}  # fmt: skip
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        head = b64(json.dumps({"typ": "JWT", "alg": "ES256", "x5c": [self.x5c]}).encode())
+        signing_input = f"{head}.{b64(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+def test_token_auth_with_scopes(
+    stella: Any, run: dict[str, Any], registry_factory: Callable[..., Registry], tmp_path: Path
+) -> None:
+    tokens = _TokenServer(tmp_path, pushable={"default/a", "default/b"})
+    try:
+        reg = registry_factory(token=(tokens.realm, tokens.cert))
+        config = _docker_config(tmp_path / "config.json", reg.host, "stella", "t0ken-pw")
+        res = stella("distribute", run["id"], "--to", f"oci://{reg.host}/default/a", "--plain-http")
+        assert res.code == 8 and "refused access" in res.err  # no credentials: the token service says 401
+        res = stella(
+            "distribute", run["id"], "--to", f"oci://{reg.host}/default/a", "--plain-http", "--registry-config",
+            config, "--json",
+        )  # fmt: skip
+        assert res.code == 0, res.err
+        digest = res.json()["manifestDigest"]
+        # a second repository of the tenant in another session: the blob is mounted, with a token for both scopes
+        res = stella(
+            "distribute", run["id"], "--to", f"oci://{reg.host}/default/b", "--plain-http", "--registry-config",
+            config, "--json",
+        )  # fmt: skip
+        assert res.code == 0, res.err
+        assert res.json()["blob"] == "mounted"
+        asked = {" ".join(s) for s in tokens.scopes}
+        assert "repository:default/a:pull,push" in asked
+        assert "repository:default/b:pull,push repository:default/a:pull" in asked
+        # a repository the user may only pull: the push is refused, exit 8, with the scope named
+        res = stella(
+            "distribute", run["id"], "--to", f"oci://{reg.host}/default/c", "--plain-http", "--registry-config", config
+        )
+        assert res.code == 8 and "refused access for user 'stella'" in res.err
+        got = tmp_path / "pulled.tar.zst"
+        res = stella(
+            "pull", f"oci://{reg.host}/default/a@{digest}", "--out", got, "--plain-http", "--registry-config", config
+        )
+        assert res.code == 0, res.err
+        assert stella("verify", got, "--key", run["pub"]).code == 0
+        assert ["repository:default/a:pull"] in tokens.scopes  # the pull asked for no more than pull
+    finally:
+        tokens.close()
