@@ -396,7 +396,7 @@ def _fire_all(
         if slot is None:
             report.not_due.append((sched.name, sched.calendar.next_after(report.at) if sched.calendar else None))
             continue
-        report.firings.append(_fire(home, store, sched, slot, attempts, backoff, on_retry, sleep))
+        report.firings.append(_fire(home, store, sched, slot, report.at, attempts, backoff, on_retry, sleep))
 
 
 def _claim(store: Store, sched: Schedule, slot: datetime, key: str) -> Firing | None:
@@ -418,6 +418,7 @@ def _fire(
     store: Store,
     sched: Schedule,
     slot: datetime,
+    at: datetime,
     attempts: int,
     backoff: float,
     on_retry: Callable[[Retrying], None] | None,
@@ -439,7 +440,7 @@ def _fire(
             if sched.action is Action.EXPORT:
                 run_id = _export_attempt(home, store, sched, key, attempt, run_id)
             else:
-                detail = retention.prune_in(store, sched.tenant, now=utcnow()).to_dict()
+                detail = retention.prune_in(store, sched.tenant, now=at).to_dict()
         except StellaError as exc:
             failure = classify(exc)
             if failure is FailureClass.TRANSIENT and attempt < attempts:
