@@ -42,9 +42,9 @@ from services import retention
 from services.export import build_run, check_selectors, default_out, max_active_runs, plan_export
 
 #: Tries of one firing (and of opening the store) before a transient failure is given up.
-DEFAULT_ATTEMPTS = 4
-#: Seconds before the second try; doubled for each further one.
-DEFAULT_BACKOFF = 1.0
+DEFAULT_ATTEMPTS = 6
+#: Seconds before the second try; doubled for each further one (6 tries wait up to 62 s in all).
+DEFAULT_BACKOFF = 2.0
 
 #: The profile and revision that stand in a retention schedule's run key.
 _RETENTION_PROFILE = "retention"
@@ -426,7 +426,13 @@ def _fire(
 ) -> Firing:
     if sched.action is Action.EXPORT:
         assert sched.profile_id is not None
-        revision = ProfileStore(store).get(sched.tenant, sched.profile_id).revision
+        try:
+            revision = ProfileStore(store).get(sched.tenant, sched.profile_id).revision
+        except StellaError as exc:  # the profile is gone: nothing to claim, and the next run-due says so again
+            return Firing(
+                sched.name, slot, "", utcnow(), "failed", 0, None, str(classify(exc)), exc.code, exc.diagnostics(),
+                exit_code=int(exc.exit_code),
+            )  # fmt: skip
         key = run_key(sched.tenant, sched.profile_id, revision, sched.name, slot)
     else:
         key = run_key(sched.tenant, _RETENTION_PROFILE, 0, sched.name, slot)
@@ -442,6 +448,7 @@ def _fire(
             else:
                 detail = retention.prune_in(store, sched.tenant, now=at).to_dict()
         except StellaError as exc:
+            run_id = _last_run(store, key) or run_id  # the run this attempt started, if it got that far
             failure = classify(exc)
             if failure is FailureClass.TRANSIENT and attempt < attempts:
                 wait = backoff * 2 ** (attempt - 1)
@@ -449,17 +456,13 @@ def _fire(
                     on_retry(Retrying(f"schedule {sched.name}", attempt, attempts, wait, exc))
                 sleep(wait)
                 continue
-            if run_id is None:
-                run_id = _last_run(store, key)
-            return _finish(
-                store,
-                claimed,
-                attempt,
-                run_id,
-                outcome="failed",
-                failure=failure,
-                error=exc,
+            return _finish(store, claimed, attempt, run_id, outcome="failed", failure=failure, error=exc)
+        except Exception:
+            # A bug: the firing is recorded as failed (its slot is spent), then the CLI reports the error.
+            _finish(
+                store, claimed, attempt, _last_run(store, key) or run_id, outcome="failed", failure=FailureClass.BUG
             )
+            raise
         return _finish(store, claimed, attempt, run_id, outcome="succeeded", detail=detail)
     raise AssertionError("the loop returns on its last attempt")  # pragma: no cover
 
