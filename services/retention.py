@@ -3,8 +3,8 @@ them once they expire.
 
 A retention policy is set per profile (`retention set PROFILE --keep 30d`). A succeeded run's bundle expires that
 long after the run finished; a distribution record that long after it was recorded. ``expires_at`` is stamped on the
-run and on the distribution the first time a policy covers them (when a scheduled run finishes, when a policy is
-set, when retention lists or prunes), and never moved afterwards: a later policy applies to later bundles.
+run and on the distribution the first time a policy covers them (when a run finishes, when a policy is set, when
+retention prunes), and never moved afterwards: a later policy applies to later bundles.
 
 The prune removes an expired bundle only from the home's exports directory (where scheduled runs and `export run`
 without ``--out`` put them) and only while it is the file the run built (size and sha256 as recorded); a bundle
@@ -321,13 +321,13 @@ class Expiry:
 def list_expiry(home: Home, tenant: str) -> list[Expiry]:
     """`stella retention list`: every succeeded run with when its bundle expires and what holds it."""
     tenant = validate_tenant(tenant)
-    with Store.open(home) as store:
-        stamp_expiry(store, tenant)
+    with Store.open(home, read_only=True) as store:  # unstamped runs show the expiry a stamp would give them
         cur = store.cursor()
         try:
             rows: Sequence[Any] = cur.execute(
-                "SELECT run_id, profile_id, finished_at, expires_at, artifact_path FROM export_runs"
-                " WHERE tenant = ? AND state = 'succeeded' ORDER BY finished_at, run_id",
+                f"SELECT r.run_id, r.profile_id, r.finished_at, {_EXPIRY.format(t='r', base='r.finished_at')},"
+                " r.artifact_path FROM export_runs r WHERE r.tenant = ? AND r.state = 'succeeded'"
+                " ORDER BY r.finished_at, r.run_id",
                 [tenant],
             ).fetchall()
             return [Expiry(r, p, f, e, a, tuple(_holds(cur, tenant, r))) for r, p, f, e, a in rows]
