@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing (atheris/libFuzzer) of every parser a hostile sender reaches: scripts/fuzz.sh [SECONDS]
-# Runs each target of tests/fuzz/harnesses.py for SECONDS (default 18: eight targets in about three minutes),
+# Runs each target of tests/fuzz/harnesses.py for SECONDS (default 18: nine targets in about three minutes),
 # one after the other, from the seed corpus in tests/fuzz/corpus/<target>/ (read only: new inputs go to a scratch
 # directory). A finding (an exception that is not a StellaError, a hang over FUZZ_TIMEOUT seconds, a crash, memory
 # over FUZZ_RSS_MB) is kept as FUZZ_OUT/<target>-crash-* (or -timeout-, -oom-) and makes the script exit 1; copy

@@ -8,7 +8,8 @@ pytest (``tests/fuzz/test_corpus.py``), which replays every file of ``tests/fuzz
 Each harness feeds its bytes through the entry the product uses: the archive reader as ``stella verify`` walks a
 bundle, the manifest reader and the checksums check of ``verify/bundle.py``, the import pipeline's detection and
 parsing (``core.ingest``), the TUF updater of ``verify/tuf_client.py`` with one metadata file replaced, and the
-DSSE and Sigstore loaders of ``verify/signatures.py`` and ``verify/attest_sigstore.py``.
+DSSE and Sigstore loaders of ``verify/signatures.py`` and ``verify/attest_sigstore.py``, and the sealed-evidence
+verifier of ``verify/evidence.py``.
 """
 
 from __future__ import annotations
@@ -267,6 +268,132 @@ def sigstore(data: bytes) -> None:
     load_root(data, name="fuzz", source="fuzz")
 
 
+# -- the sealed evidence verifier ----------------------------------------------------------------------------------
+
+#: What the first byte of an ``evidence`` input replaces (its value modulo the length): the whole archive, or one
+#: member of a sample bundle, which is then re-packed canonically with its ``SHA256SUMS`` recomputed (but when the
+#: input is ``SHA256SUMS``) and, for a signed member, its manifest entry updated and the manifest re-signed with
+#: the fixture's key, so that the input reaches the checks after the signature. Bit 7 picks the re-sealed sample
+#: (with a consistency proof) over the first one.
+EVIDENCE_MEMBERS = (
+    "",  # the whole .tgz
+    "manifest.json",
+    "proofs.json",
+    "custody.jsonl",
+    "manifest.sig.tsr",
+    "SHA256SUMS",
+    "manifest.dsse.json",
+    "metadata.json",
+)
+
+
+@cache
+def _evidence_base(resealed: bool) -> tuple[dict[str, bytes], int]:
+    from core.evidence_seal import read_members
+    from tests.evidence_fixture import FIXTURE
+
+    return read_members((FIXTURE / ("sample-reseal.tgz" if resealed else "sample.tgz")).read_bytes())
+
+
+@cache
+def _evidence_trust() -> tuple[list[Any], list[bytes]]:
+    from core.keys import keyid_of
+    from core.signing import algorithm_of
+    from core.trust import TrustedKey
+    from tests.evidence_fixture import FIXTURE
+    from verify.signatures import load_public_key_file
+
+    public = load_public_key_file(FIXTURE / "signer.pub")
+    return [TrustedKey("evidence signer", keyid_of(public), algorithm_of(public), public)], [
+        (FIXTURE / "tsa-ca.pem").read_bytes()
+    ]
+
+
+def _evidence_sign(files: dict[str, bytes]) -> None:
+    """Sign ``manifest.json`` as it now is with the fixture's key (envelope and ``manifest.sig``)."""
+    import base64
+
+    from core.canonical import canonical_json
+    from core.contract.evidence import MANIFEST, MANIFEST_DSSE, PAYLOAD_TYPE, SIGNATURE
+    from core.signing import pae
+
+    sig = _evidence_signer().sign(pae(PAYLOAD_TYPE, files[MANIFEST]))
+    envelope = {
+        "payload": base64.b64encode(files[MANIFEST]).decode(),
+        "payloadType": PAYLOAD_TYPE,
+        "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}],
+    }
+    files[MANIFEST_DSSE] = canonical_json(envelope)
+    files[SIGNATURE] = sig
+
+
+@cache
+def _evidence_signer() -> Any:
+    from tests.evidence_fixture import signer
+
+    return signer()
+
+
+def _evidence_pack(files: dict[str, bytes], order: list[str], mtime: int) -> bytes:
+    import gzip
+    import io
+
+    from core.archive.canonical import EXEC_MODE, FILE_MODE, end_of_archive, member_header, padding
+
+    tar = io.BytesIO()
+    offset = 0
+    for name in order:
+        data = files[name]
+        header = member_header(name, len(data), EXEC_MODE if name.startswith("verify.") else FILE_MODE, mtime)
+        tar.write(header + data + bytes(padding(len(data))))
+        offset += len(header) + len(data) + padding(len(data))
+    tar.write(end_of_archive(offset))
+    out = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=1, mtime=0) as gz:
+        gz.write(tar.getvalue())
+    return out.getvalue()
+
+
+def evidence(data: bytes) -> None:
+    """``verify.evidence.verify_sealed_evidence`` (`stella evidence verify`), against the fixture's key and test
+    TSA: the input is a whole sealed ``.tgz`` or one member of a sample bundle (see ``EVIDENCE_MEMBERS``)."""
+    import hashlib
+
+    from core.contract.evidence import CHECKSUMS, MANIFEST, MANIFEST_DSSE, SIGNATURE
+    from core.evidence_seal import checksums_text
+    from verify.evidence import verify_sealed_evidence
+
+    if not data:
+        return
+    member = EVIDENCE_MEMBERS[(data[0] & 0x7F) % len(EVIDENCE_MEMBERS)]
+    body = data[1 : 1 + MAX_INPUT]
+    if not member:
+        archive = body
+    else:
+        base, mtime = _evidence_base(bool(data[0] & 0x80))
+        files = dict(base)
+        order = list(files) if member in files else [*files, member]
+        files[member] = body
+        if member not in (MANIFEST, MANIFEST_DSSE, SIGNATURE, CHECKSUMS):
+            manifest = json.loads(files[MANIFEST])
+            listed = [e for e in manifest["files"] if e.get("path") == member]
+            for entry in listed:
+                entry.update(sha256=hashlib.sha256(body).hexdigest(), size=len(body))
+            if listed:
+                from core.canonical import canonical_json
+
+                files[MANIFEST] = canonical_json(manifest)
+        if member != MANIFEST_DSSE and files[MANIFEST] != base[MANIFEST]:
+            _evidence_sign(files)
+        if member != CHECKSUMS:
+            files[CHECKSUMS] = checksums_text(files)
+        archive = _evidence_pack(files, order, mtime)
+    keys, tsa = _evidence_trust()
+    report = verify_sealed_evidence(_write("evidence.tgz", archive), keys=keys, tsa_certs=tsa)
+    if report.error is not None:
+        raise report.error
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "archive": archive,
     "manifest": manifest,
@@ -276,6 +403,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "tuf": tuf,
     "dsse": dsse,
     "sigstore": sigstore,
+    "evidence": evidence,
 }
 
 

@@ -34,6 +34,7 @@ CLEAN = {
     "inputs": "osv-epss.tar.zst",
     "tuf": "1-timestamp.json",
     "sigstore": "sigstore-go-scaffolding.trusted_root.json",
+    "evidence": "2-proofs.json",  # a fixture refresh (new signature, new test TSA) keeps the proofs
 }
 
 
