@@ -10,7 +10,7 @@ The prune removes an expired bundle only from the home's exports directory (wher
 without ``--out`` put them) and only while it is the file the run built (size and sha256 as recorded); a bundle
 written elsewhere with ``--out``, or changed since, is left where it is and the prune says why. Nothing whose run's
 evidence is under a legal hold is touched. Each run it removed something of gets a ``retention-pruned`` event
-naming what went.
+naming what went. A removed bundle's in-toto attestation file beside it (``BUNDLE.intoto.jsonl``) goes with it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import duckdb
 
 from core.atomic import failing_as_environment
 from core.clock import rfc3339, utcnow
+from core.contract.export_attestation import SUFFIX as ATTESTATION_SUFFIX
 from core.durations import human_duration
 from core.errors import NotFoundError
 from core.home import Home
@@ -261,6 +262,17 @@ def prune_in(store: Store, tenant: str, *, now: datetime | None = None, dry_run:
     return report
 
 
+def _attestation(bundle: Path) -> Path | None:
+    """The in-toto attestation file beside ``bundle`` (``BUNDLE.intoto.jsonl``), when there is one: it goes with
+    the bundle."""
+    path = bundle.with_name(bundle.name + ATTESTATION_SUFFIX)
+    return path if path.is_file() and not path.is_symlink() else None
+
+
+def _name(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
 def _remove(store: Store, run_id: str, tenant: str, removal: Removal) -> None:
     """Delete the records and the bundle of one run, and record it, all or nothing: the file goes last, inside the
     transaction, so a failure to remove it leaves the records and no event."""
@@ -282,11 +294,15 @@ def _remove(store: Store, run_id: str, tenant: str, removal: Removal) -> None:
                 "sha256": run.artifact_sha256 if removal.bundle is not None else None,
                 "size": run.artifact_size if removal.bundle is not None else None,
                 "distributions": list(removal.distributions),
+                "attestation": None if removal.bundle is None else _name(_attestation(removal.bundle)),
             },
         )
         if removal.bundle is not None:
+            sidecar = _attestation(removal.bundle)
             with failing_as_environment(removal.bundle, "cannot remove the expired bundle"):
                 removal.bundle.unlink(missing_ok=True)
+                if sidecar is not None:
+                    sidecar.unlink(missing_ok=True)
 
 
 def prune(home: Home, tenant: str, *, dry_run: bool = False, now: datetime | None = None) -> PruneReport:

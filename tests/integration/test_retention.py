@@ -65,6 +65,8 @@ def test_policy_stamps_expiry_and_prune_keeps_held_and_foreign_bundles(
     assert all(p.is_file() for p in bundles.values())  # a dry run changes nothing
     assert _show(stella, runs["a"]["runId"])["distributions"] != []
 
+    attestation = bundles["a"].with_name(bundles["a"].name + ".intoto.jsonl")
+    assert attestation.is_file()
     res = stella("retention", "prune", "--at", _later(2), "--json")
     assert res.code == 0, res.err
     report = res.json()
@@ -72,6 +74,7 @@ def test_policy_stamps_expiry_and_prune_keeps_held_and_foreign_bundles(
     kept = {r["runId"]: r["kept"] for r in report["kept"]}  # type: ignore[index]
     assert [(r["runId"], r["bundle"]) for r in dry["removed"]] == [(k, v["bundle"]) for k, v in removed.items()]  # type: ignore[index]
     assert removed[runs["a"]["runId"]]["bundle"] == str(bundles["a"]) and not bundles["a"].exists()
+    assert not attestation.exists()  # the bundle's attestation goes with it
     assert "CASE-7" in kept[runs["c"]["runId"]] and "legal hold" in kept[runs["c"]["runId"]]
     assert bundles["c"].is_file() and _show(stella, runs["c"]["runId"])["distributions"] != []
     # b was written with --out: its file stays, its distribution record goes.
