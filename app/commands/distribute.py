@@ -24,7 +24,12 @@ def _access_options() -> argparse.ArgumentParser:
     creds.add_argument(
         "--registry-config", type=Path, metavar="FILE", help="docker config.json with the registry's 'auths' entry"
     )
-    creds.add_argument("--credentials-file", type=Path, metavar="FILE", help="a file with one line USER:PASSWORD")
+    creds.add_argument(
+        "--credentials-file",
+        type=Path,
+        metavar="FILE",
+        help="a file with one line USER:PASSWORD; for s3:// an AWS credentials file",
+    )
     opts.add_argument("--ca-file", type=Path, metavar="FILE", help="CA certificates (PEM) to trust for the registry")
     opts.add_argument(
         "--plain-http", action="store_true", help="HTTP without TLS: only for a registry on 127.0.0.1/::1/localhost"
@@ -34,7 +39,7 @@ def _access_options() -> argparse.ArgumentParser:
         type=int,
         default=8 << 20,
         metavar="BYTES",
-        help="upload chunk size (default 8 MiB); each chunk is a resume point",
+        help="upload chunk size (default 8 MiB); each chunk is a resume point; for s3:// the part size (5 MiB min)",
     )
     return opts
 
