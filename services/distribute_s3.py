@@ -153,7 +153,7 @@ def distribute_s3(
         existing = store.head(location.bucket, key)  # created by someone else between our HEAD and PUT
         if existing is None:
             raise EnvironmentFailure(f"{url} was refused as existing but cannot be read", hint="try again")
-    return _present(home, store, location.bucket, url, options.endpoint_url, existing, run, sink)
+    return _present(home, store, location.bucket, url, options.endpoint_url, existing, run, lock, sink)
 
 
 def _succeeded_run(home: Home, run_id: str) -> ExportRun:
@@ -228,15 +228,22 @@ def _present(
     endpoint: str | None,
     existing: StoredObject,
     run: ExportRun,
+    lock: ObjectLock,
     sink: Observer,
 ) -> S3Distribution:
-    """The key already holds an object: the same bytes are success (recorded once), anything else is refused."""
+    """The key already holds an object: the same bytes are success (recorded once), anything else is refused. A lock
+    asked for and missing on the object there is set on its version, as for a new one."""
     sha256, size = store.read_sha256(bucket, existing.key, existing.version_id, sink)
     if sha256 != run.artifact_sha256 or size != run.artifact_size:
         raise PolicyRefusal(
             f"{url} already holds a different object ({size} bytes, sha256 {sha256}); nothing was overwritten",
             hint="distribute under another prefix; objects in the store are never replaced",
         )
+    if lock.requested and not _locked_as_asked(existing, lock):
+        store.set_lock(bucket, existing.key, existing.version_id, lock)
+        existing = store.head(bucket, existing.key, existing.version_id) or existing
+        if not _locked_as_asked(existing, lock):
+            raise EnvironmentFailure(f"{url} is present but the store did not apply the Object Lock asked for")
     return _record(home, run, url, endpoint, existing, already_present=True)
 
 

@@ -231,6 +231,12 @@ def test_object_lock_retention_and_legal_hold_on_a_locked_bucket(
     assert gov.code == 0, gov.err
     assert gov.json()["objectLock"] == {"mode": "governance", "retainUntil": until, "legalHold": False}
     gov_key, version = f"x/globex/{other}/{other_bundle.name}", gov.json()["versionId"]
+    # Distributed again with a legal hold: the same bytes are present, the hold is added to that version.
+    held = _distribute(stella, moto_endpoint, other, f"s3://{bucket}/x", "--legal-hold", "--json")
+    assert held.code == 0, held.err
+    assert held.json()["alreadyPresent"] is True and held.json()["objectLock"]["legalHold"] is True
+    assert s3.head_object(Bucket=bucket, Key=gov_key, VersionId=version)["ObjectLockLegalHoldStatus"] == "ON"
+    s3.put_object_legal_hold(Bucket=bucket, Key=gov_key, VersionId=version, LegalHold={"Status": "OFF"})
     with pytest.raises(botocore.exceptions.ClientError):
         s3.delete_object(Bucket=bucket, Key=gov_key, VersionId=version)
     s3.delete_object(Bucket=bucket, Key=gov_key, VersionId=version, BypassGovernanceRetention=True)
@@ -323,6 +329,38 @@ def test_a_put_never_replaces_an_existing_key(tmp_path: Path, s3: Any, moto_endp
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         assert store.put_file(bucket, key, path, sha256=sha, lock=ObjectLock(), part_size=5 * MIB) is None
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"first"
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_cancelled_multipart_upload_leaves_nothing(tmp_path: Path, s3: Any, moto_endpoint: str) -> None:
+    from adapters.objstore.s3 import Endpoint, ObjectLock, S3Store
+    from core.errors import Cancelled
+    from core.progress import CheckObserver
+
+    bucket = _bucket(s3, "cancel")
+    blob = tmp_path / "blob"
+    blob.write_bytes(os.urandom(12 * MIB))
+
+    class SecondPart:  # let the first part go, stop before the second
+        asked = 0
+
+        def is_cancelled(self) -> bool:
+            self.asked += 1
+            return self.asked > 1
+
+    store = S3Store(Endpoint(moto_endpoint, path_style=True))
+    sha = hashlib.sha256(blob.read_bytes()).hexdigest()
+    with pytest.raises(Cancelled):
+        store.put_file(
+            bucket,
+            "k",
+            blob,
+            sha256=sha,
+            lock=ObjectLock(),
+            part_size=5 * MIB,
+            observer=CheckObserver(cancel=SecondPart()),
+        )
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
