@@ -78,9 +78,12 @@ def distribution_signer(home: Home, run: ExportRun, passphrase_file: Path | None
 
 def attest_distribution(run: ExportRun, dist: Distribution, signer: Signer) -> Path | None:
     """Add the copy's own Release statement (subject: the copy's name and sha256; predicate: the bundle's plus
-    ``distribution``, the target's type, location and time) to the bundle's attestation, and write the whole file
-    beside the copy, so `stella verify COPY` checks it. Returns the copy's attestation; None when the copy is no
-    regular file or the bundle has no attestation."""
+    ``distribution``: the distribution's id and type, the copy's name and the time) to the bundle's attestation, and
+    write the whole file beside the copy, so `stella verify COPY` checks it. Returns the copy's attestation; None when
+    the copy is no regular file or the bundle has no attestation.
+
+    The copy's full path is not in the statement: it is a local detail (the run's distribution record, by ``id``,
+    keeps it) that a signed statement would carry into every sealed evidence bundle past its redaction."""
     bundle, copy = run.artifact_path, Path(dist.target)
     if bundle is None or dist.sha256 is None or not _regular_file(copy):
         return None
@@ -92,7 +95,7 @@ def attest_distribution(run: ExportRun, dist: Distribution, signer: Signer) -> P
         "distribution": {
             "id": dist.distribution_id,
             "type": dist.type,
-            "location": dist.target,
+            "name": copy.name,
             "distributedAt": rfc3339(dist.created_at),
         }
     }
