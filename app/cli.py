@@ -92,7 +92,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retention": ("app.commands.retention", "how long bundles are kept; prune expired ones (never under legal hold)"),
     "distribute": (
         "app.commands.distribute",
-        "push a run's bundle to an OCI registry (signature and provenance as a referrer)",
+        "push a run's bundle to an OCI registry (signature and provenance as a referrer) or an S3 bucket",
     ),
     "pull": (
         "app.commands.pull",

@@ -14,7 +14,7 @@ from core.home import resolve_home
 from services.distribute import Access, Credentials, distribute_run, pull_bundle
 from services.distribute_s3 import LockMode, S3Distribution, S3Options
 
-DISTRIBUTE_HELP = "push a run's bundle to an OCI registry (signature and provenance as a referrer)"
+DISTRIBUTE_HELP = "push a run's bundle to an OCI registry (signature and provenance as a referrer) or an S3 bucket"
 PULL_HELP = "pull a bundle from an OCI registry by digest, every byte checked (then: stella verify FILE)"
 
 
