@@ -328,9 +328,11 @@ class TimelinePageLoaded(Message):
 
 @dataclass
 class TimelineEvidenceLoaded(Message):
-    """The signed references of one event (`stella timeline evidence`)."""
+    """The signed references of one event (`stella timeline evidence`); ``open_locker``: open the Evidence screen on
+    the sealed evidence they name instead of showing them."""
 
     refs: EventEvidence
+    open_locker: bool = False
 
 
 # -- offline kit -----------------------------------------------------------------------------------------------

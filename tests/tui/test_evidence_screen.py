@@ -16,6 +16,7 @@ from app.tui.app import StellaApp
 from app.tui.screens.evidence import EvidenceScreen
 from app.tui.screens.forms import FormModal
 from app.tui.screens.modals import ErrorModal, TextModal
+from app.tui.screens.timeline import TimelineScreen
 from core.home import Home
 from core.keys import KeyAlgorithm, KeyStore
 from services import evidence as locker
@@ -151,6 +152,37 @@ def test_evidence_screen_shows_verifies_holds_releases_and_exports(home: Path, t
     actions = [(e.action, e.why) for e in locker.custody_of(h, "default", sealed.evidence_id, last=100)]
     assert ("hold", "case CASE-7: litigation hold") in actions and ("release", "case CASE-7: case closed") in actions
     assert ("transfer", "case file") in actions and ("verify", f"verified {Path(sealed.archive_path).name}") in actions
+
+
+def test_the_timeline_opens_the_evidence_an_event_links(home: Path, tmp_path: Path) -> None:
+    h = Home(home)
+    import_samples(h)
+    KeyStore(h.ensure()).generate("k", KeyAlgorithm.ED25519)
+    run_export(h, ExportRequest(tenant="default", profile="json:raw", key="k", out=tmp_path / "b.tar.zst"))
+    ((sealed, _),) = locker.list_evidence(h, "default")
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("w")
+        await settle(pilot)
+        timeline = pilot.app.screen
+        assert isinstance(timeline, TimelineScreen)
+        table = timeline.query_one("#timeline-table", DataTable)
+        types = [r[2] for r in rows(table)]
+        table.move_cursor(row=types.index("export.requested"))  # links no evidence: said, nothing opens
+        await pilot.press("l")
+        await settle(pilot)
+        assert top(pilot) is timeline
+        table.move_cursor(row=types.index("export.built"))  # links the run's sealed evidence
+        await pilot.press("l")
+        await settle(pilot)
+        assert isinstance(top(pilot), TextModal)
+        body = text_of(pilot.app.screen.query_one("#text-body", Static))
+        assert body.startswith(f"evidence {sealed.evidence_id} (run, tenant default)")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(top(pilot), EvidenceScreen)
+
+    drive(h, script)
 
 
 def test_a_wrong_key_fails_the_signature_check(home: Path, tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 The filter field takes the CLI's options as ``name=value`` words: ``type=export.* since=24h run=RUN case=C
 subject=run:* until=TIME trace=ID`` (``type`` may repeat). ``o`` shows the highlighted event as a CloudEvent, ``x``
-its signed references (manifest digest, sealed evidence with its holds, attestation subjects), ``n`` the next page.
+its signed references (manifest digest, sealed evidence with its holds, attestation subjects), ``l`` opens the
+Evidence screen on the sealed evidence it links, ``n`` the next page.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class TimelineScreen(StellaScreen):
         Binding("r", "refresh", "Refresh"),
         Binding("o", "open_event", "Event"),
         Binding("x", "evidence", "Evidence"),
+        Binding("l", "locker", "Locker"),
         Binding("n", "next_page", "More"),
         Binding("f", "focus('#timeline-filter')", "Filter"),
         Binding("t", "focus('#timeline-tenant')", "Tenant", show=False),
@@ -205,13 +207,27 @@ class TimelineScreen(StellaScreen):
     def action_evidence(self) -> None:
         e = self.highlighted()
         if e is not None:
-            self.load_evidence(e.tenant, e.id)
+            self.load_evidence(e.tenant, e.id, False)
+
+    def action_locker(self) -> None:
+        """The Evidence screen on the sealed evidence the highlighted event links (the first in this locker)."""
+        e = self.highlighted()
+        if e is not None:
+            self.load_evidence(e.tenant, e.id, True)
 
     @work(thread=True, exclusive=True, group="timeline-evidence", exit_on_error=False, description="read evidence")
-    def load_evidence(self, tenant: str, event_id: str) -> None:
+    def load_evidence(self, tenant: str, event_id: str, open_locker: bool) -> None:
         with self.store_guard:
             refs = event_evidence(self.home, tenant, event_id)
-        self.loaded(TimelineEvidenceLoaded(refs))
+        self.loaded(TimelineEvidenceLoaded(refs, open_locker))
 
     def on_timeline_evidence_loaded(self, message: TimelineEvidenceLoaded) -> None:
-        self.app.push_screen(TextModal(f"evidence of {message.refs.event.id}", evidence_text(message.refs)))
+        refs = message.refs
+        if not message.open_locker:
+            self.app.push_screen(TextModal(f"evidence of {refs.event.id}", evidence_text(refs)))
+            return
+        stored = [e.evidence_id for e in refs.evidence if e.evidence_id is not None]
+        if not stored:
+            self.notify("this event links no evidence in this locker; x shows its references", severity="warning")
+            return
+        self.app.call_later(self.app.run_action, f"open_evidence({refs.event.tenant!r}, {stored[0]!r})")
