@@ -252,3 +252,55 @@ def test_openssl_verifies_the_envelope_over_pae_rebuilt_by_the_shell(built: dict
     payload.write_bytes(payload.read_bytes().replace(b'"tenant":"default"', b'"tenant":"defaulT"'))
     assert b'"tenant":"defaulT"' in payload.read_bytes()
     assert not openssl_verifies()
+
+
+def test_an_attestation_moved_beside_another_bundle_is_exit_4(
+    stella: Any, built: dict[str, Any], tmp_path: Path
+) -> None:
+    """Same key, same profile and tenant, another run: its statement does not describe this bundle."""
+    other = tmp_path / "out" / "other.tar.zst"
+    res = stella("export", "run", "--profile", "json:raw", "--key", "k", "--out", other)
+    assert res.code == 0, res.err
+    Path(f"{other}.intoto.jsonl").write_bytes(built["attestation"].read_bytes())
+    res = stella("verify", other, "--key", built["pub"], "--json")
+    assert res.code == 4
+    assert "has sha256" in res.json()["error"]["message"]
+
+
+def test_an_encrypted_run_key_signs_the_copys_line_with_its_passphrase(
+    stella: Any, built: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "pass"
+    secret.write_text("correct horse\n")
+    assert stella("keys", "generate", "locked", "--algorithm", "ed25519", "--passphrase-file", secret).code == 0
+    pub = tmp_path / "locked.pub"
+    assert stella("keys", "export-public", "locked", "--out", pub).code == 0
+    out = tmp_path / "out" / "locked.tar.zst"
+    run = stella(
+        "export",
+        "run",
+        "--profile",
+        "json:raw",
+        "--key",
+        "locked",
+        "--passphrase-file",
+        secret,
+        "--out",
+        out,
+        "--selector",
+        "ecosystem=Go",
+        "--json",
+    ).json()
+    media = tmp_path / "media"
+    media.mkdir()
+    monkeypatch.delenv("STELLA_PASSWORD", raising=False)
+    wrong = tmp_path / "wrong"
+    wrong.write_text("wrong\n")
+    refused = stella("export", "download", run["runId"], "--to", media, "--passphrase-file", wrong)
+    assert refused.code != 0 and not any(media.iterdir())  # the key is opened before anything is copied
+    assert stella("export", "download", run["runId"], "--to", media, "--passphrase-file", secret).code == 0
+    copy = media / "locked.tar.zst"
+    assert len(_lines(Path(f"{copy}.intoto.jsonl"))) == 2
+    res = stella("verify", copy, "--key", pub, "--json")
+    assert res.code == 0, res.out
+    assert "1 distributed copy (file)" in _check(res.json())["detail"]
