@@ -415,6 +415,8 @@ def _open_client(endpoint: Endpoint) -> S3Client:
     from botocore.config import Config
 
     core = botocore.session.Session()
+    # The store is the one --endpoint-url names, never one AWS_ENDPOINT_URL or a config file slips in unchecked.
+    core.set_config_variable("ignore_configured_endpoint_urls", True)
     if endpoint.credentials_file is not None:
         core.set_config_variable("credentials_file", str(endpoint.credentials_file))
     resolver = core.get_component("credential_provider")
