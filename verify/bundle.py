@@ -594,12 +594,12 @@ class _Verification(Recorder):
         )
 
     def check_attestation(self) -> None:
-        """``release attestation``: ``BUNDLE.intoto.jsonl`` beside the verified bundle, when present."""
+        """``in-toto release``: ``BUNDLE.intoto.jsonl`` beside the verified bundle, when present."""
         try:
             found = check_export_attestation(self.bundle, self.keys, self.report.manifest)
         except StellaError as exc:
-            raise self.failed("release attestation", exc) from None
-        self.passed("release attestation", found.detail, None if found.path is None else found.path.name)
+            raise self.failed("in-toto release", exc) from None
+        self.passed("in-toto release", found.detail, None if found.path is None else found.path.name)
 
     def check_time(self, header: dict[str, Any]) -> None:
         created = header.get("createdAt")

@@ -1,4 +1,4 @@
-"""The ``release attestation`` check of `stella verify BUNDLE`: ``BUNDLE.intoto.jsonl`` beside it, when present.
+"""The ``in-toto release`` check of `stella verify BUNDLE`: ``BUNDLE.intoto.jsonl`` beside it, when present.
 
 Runs once the bundle itself verified, against its verified manifest. Every line must be a DSSE envelope over an
 in-toto Statement v1 with the Release predicate (malformed: exit 3), signed by a trusted key that may sign the

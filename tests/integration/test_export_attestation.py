@@ -60,7 +60,7 @@ def _statement(envelope: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check(report: dict[str, Any]) -> dict[str, Any]:
-    checks: list[dict[str, Any]] = [c for c in report["checks"] if c["check"] == "release attestation"]
+    checks: list[dict[str, Any]] = [c for c in report["checks"] if c["check"] == "in-toto release"]
     assert len(checks) == 1
     return checks[0]
 
@@ -98,7 +98,7 @@ def test_a_run_writes_a_release_attestation_that_verify_checks(stella: Any, buil
     check = _check(verified)
     assert check["ok"] is True and f"1 in-toto Release statement signed by '{built['pub']}'" in check["detail"]
     text = stella("verify", bundle, "--key", built["pub"])
-    assert text.code == 0 and "release attestation" in text.out and "b.tar.zst.intoto.jsonl" in text.out
+    assert text.code == 0 and "in-toto release" in text.out and "b.tar.zst.intoto.jsonl" in text.out
 
 
 def test_an_absent_attestation_is_reported_not_present(stella: Any, built: dict[str, Any]) -> None:
