@@ -596,7 +596,9 @@ class _Verification(Recorder):
     def check_attestation(self) -> None:
         """``in-toto release``: ``BUNDLE.intoto.jsonl`` beside the verified bundle, when present."""
         try:
-            found = check_export_attestation(self.bundle, self.keys, self.report.manifest)
+            found = check_export_attestation(self.bundle, self.keys, self.report.manifest, self.observer.is_cancelled)
+        except Cancelled:
+            raise
         except StellaError as exc:
             raise self.failed("in-toto release", exc) from None
         self.passed("in-toto release", found.detail, None if found.path is None else found.path.name)

@@ -9,9 +9,10 @@ is reported as not present: attestations are optional, a bad one is never ignore
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ from typing import Any
 from core.contract.export_attestation import RELEASE_PREDICATE
 from core.contract.manifest import VerifiedManifest
 from core.contract.payload_types import IN_TOTO
-from core.errors import BadInputError, EnvironmentFailure, IntegrityError, SignatureError
+from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError, SignatureError
 from core.export_attestation import STATEMENT_V1, Envelope, attestation_path, parse_line, purl, read_lines
-from core.signing import dsse_signer, envelope_signatures, sha256_file
+from core.signing import dsse_signer, envelope_signatures
 from core.strict_json import loads
 from core.trust import TrustedKey
+
+CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,14 @@ class AttestationCheck:
         )
 
 
-def check_export_attestation(bundle: Path, keys: Sequence[TrustedKey], manifest: VerifiedManifest) -> AttestationCheck:
-    """Check the attestation file beside ``bundle`` (verified, with ``manifest``) against the trusted ``keys``."""
+def check_export_attestation(
+    bundle: Path,
+    keys: Sequence[TrustedKey],
+    manifest: VerifiedManifest,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> AttestationCheck:
+    """Check the attestation file beside ``bundle`` (verified, with ``manifest``) against the trusted ``keys``;
+    ``cancelled`` is asked between chunks while the bundle is hashed (then :class:`Cancelled` is raised)."""
     path = attestation_path(bundle)
     try:
         mode = os.lstat(path).st_mode
@@ -64,10 +73,7 @@ def check_export_attestation(bundle: Path, keys: Sequence[TrustedKey], manifest:
     if not stat.S_ISREG(mode):
         raise BadInputError("the attestation is not a regular file", path=str(path))
     lines = read_lines(path)
-    try:
-        bundle_sha = sha256_file(bundle).hex()
-    except OSError as exc:
-        raise EnvironmentFailure(f"cannot read the bundle: {exc.strerror}", path=str(bundle)) from None
+    bundle_sha = _sha256(bundle, cancelled)
     signers: list[str] = []
     targets: list[str] = []
     for n, data in enumerate(lines, start=1):
@@ -77,6 +83,19 @@ def check_export_attestation(bundle: Path, keys: Sequence[TrustedKey], manifest:
         if target is not None:
             targets.append(target)
     return AttestationCheck(path, tuple(signers), tuple(targets))
+
+
+def _sha256(bundle: Path, cancelled: Callable[[], bool]) -> str:
+    digest = hashlib.sha256()
+    try:
+        with bundle.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                if cancelled():
+                    raise Cancelled("verification cancelled")
+                digest.update(chunk)
+    except OSError as exc:
+        raise EnvironmentFailure(f"cannot read the bundle: {exc.strerror}", path=str(bundle)) from None
+    return digest.hexdigest()
 
 
 def _signer(envelope: Envelope, keys: Sequence[TrustedKey], manifest: VerifiedManifest, path: Path) -> TrustedKey:

@@ -15,10 +15,14 @@ import pytest
 from core.canonical import canonical_json
 from core.contract.export_attestation import EVIDENCE_PATH, RELEASE_PREDICATE
 from core.contract.payload_types import IN_TOTO
+from core.errors import Cancelled
 from core.home import Home
 from core.keys import KeyStore
+from core.progress import Check, NullObserver
 from core.signing import Signer, dsse_envelope
+from services.trust import keys_from_files
 from tests.conftest import ROOT, require_tool
+from verify.bundle import verify_bundle
 
 SAMPLES = ROOT / "samples"
 
@@ -304,3 +308,23 @@ def test_an_encrypted_run_key_signs_the_copys_line_with_its_passphrase(
     res = stella("verify", copy, "--key", pub, "--json")
     assert res.code == 0, res.out
     assert "1 distributed copy (file)" in _check(res.json())["detail"]
+
+
+class _CancelAfterTime(NullObserver):
+    """Says cancel once the bundle's own checks are done: while the attestation check hashes the bundle."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def check(self, check: Check) -> None:
+        self.seen.append(check.name)
+
+    def is_cancelled(self) -> bool:
+        return "time" in self.seen
+
+
+def test_a_cancel_while_the_attestation_is_checked_stops_the_verification(built: dict[str, Any]) -> None:
+    observer = _CancelAfterTime()
+    with pytest.raises(Cancelled):
+        verify_bundle(built["bundle"], keys_from_files([built["pub"]]), observer=observer)
+    assert "in-toto release" not in observer.seen  # no verdict: a cancelled check is not reported
