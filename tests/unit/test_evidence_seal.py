@@ -627,3 +627,66 @@ def test_a_flipped_bit_anywhere_in_the_archive_is_refused_alike(script: Path, tm
         if theirs.code != ours.code:
             disagree.append((label, ours, theirs))
     assert not disagree, "\n".join(map(str, disagree))
+
+
+def _signed_custody(edit: Callable[[dict[str, object]], None]) -> Callable[[dict[str, bytes]], None]:
+    """The first custody event edited, every hash of the chain recomputed, the manifest's custody record updated
+    and the manifest re-signed with the sealing key (timestamp dropped): a chain the signer vouched for, so only
+    the well-formedness of its events can refuse it."""
+    from core.custody import CustodyEvent
+
+    def mutate(files: dict[str, bytes]) -> None:
+        events = [orjson.loads(line) for line in files[CUSTODY_LOG].splitlines()]
+        edit(events[0])
+        prev = events[0]["prev"]
+        for event in events:
+            event["prev"] = prev
+            event["hash"] = CustodyEvent.from_dict({**event, "hash": "0" * 64}).computed_hash()
+            prev = event["hash"]
+        files[CUSTODY_LOG] = b"".join(canonical_json(e) + b"\n" for e in events)
+        manifest = orjson.loads(files[MANIFEST])
+        manifest["custody"]["head"] = prev
+        files[MANIFEST] = canonical_json(manifest)
+        sig = evidence_fixture.signer().sign(pae(PAYLOAD_TYPE, files[MANIFEST]))
+        envelope = orjson.loads(files[MANIFEST_DSSE])
+        envelope["payload"] = base64.b64encode(files[MANIFEST]).decode()
+        envelope["signatures"][0]["sig"] = base64.b64encode(sig).decode()
+        files[MANIFEST_DSSE] = canonical_json(envelope)
+        files[SIGNATURE] = sig
+        files.pop(TIMESTAMP, None)
+
+    return mutate
+
+
+def _set_field(key: str, value: object) -> Callable[[dict[str, object]], None]:
+    return lambda event: event.__setitem__(key, value)
+
+
+@pytest.mark.parametrize(
+    ("label", "edit"),
+    [
+        ("an action stella does not know", _set_field("action", "shred")),
+        ("a time that is not RFC 3339 UTC", _set_field("at", "2026-12-01 12:00:00")),
+        ("a subject digest that is not sha256:<hex>", _set_field("subjectDigest", "md5:00")),
+        ("an empty actor", _set_field("actor", "")),
+        ("a chain from genesis that does not start at seq 1", _set_field("seq", 7)),
+    ],
+)
+def test_a_signed_but_malformed_custody_event_is_refused_by_both(
+    label: str, edit: Callable[[dict[str, object]], None], script: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "bundle.tgz"
+    path.write_bytes(repack((FIXTURE / "sample.tgz").read_bytes(), _signed_custody(edit)))
+    key = FIXTURE / "signer.pub"
+    ours = stella_verdict(path, [trusted(key.read_bytes())], None)
+    assert ours == Verdict(4, "custody"), label
+    assert script_verdict(script, path, [key], []) == ours, label
+
+
+def test_the_offline_script_knows_every_custody_action() -> None:
+    from core.custody import CUSTODY_ACTIONS
+
+    text = SCRIPT_TEMPLATE.read_text(encoding="utf-8")
+    listed = re.search(r"^CUSTODY_ACTIONS = \((.*?)^\)", text, re.M | re.S)
+    assert listed is not None
+    assert tuple(re.findall(r'"([a-z-]+)"', listed.group(1))) == CUSTODY_ACTIONS
