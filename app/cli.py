@@ -89,7 +89,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evidence": ("app.commands.evidence", "the evidence locker: sealed snapshots, holds, retention, custody"),
     "incident": ("app.commands.incident", "incident mode: longer retention, debug captures, timeline events"),
     "schedule": ("app.commands.schedule", "scheduled exports and retention prunes (systemd timers)"),
-    "retention": ("app.commands.retention", "how long bundles are kept; prune expired ones (never under legal hold)"),
+    "retention": ("app.commands.retention", "how long bundles and distribution records are kept; prune expired ones"),
     "distribute": (
         "app.commands.distribute",
         "push a run's bundle to an OCI registry (signature and provenance as a referrer) or an S3 bucket",
