@@ -185,6 +185,29 @@ def test_the_timeline_opens_the_evidence_an_event_links(home: Path, tmp_path: Pa
     drive(h, script)
 
 
+def test_a_hold_on_the_second_bundle_keeps_the_cursor_there(home: Path, tmp_path: Path) -> None:
+    h = Home(home)
+    import_samples(h)
+    KeyStore(h.ensure()).generate("k", KeyAlgorithm.ED25519)
+    run = run_export(h, ExportRequest(tenant="default", profile="json:raw", key="k", out=tmp_path / "b.tar.zst"))
+    locker.snapshot(h, locker.SnapshotRequest(tenant="default", kind="job", ref=run.run_id, key="k"))
+
+    async def script(pilot: Pilot[None]) -> None:
+        await pilot.press("y")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, EvidenceScreen)
+        table = screen.query_one("#evidence-table", DataTable)
+        assert [r[1] for r in rows(table)] == ["job", "run"]  # newest first
+        await pilot.press("down", "a")
+        await settle(pilot)
+        await fill_form(pilot, case="CASE-9", reason="audit")
+        assert [r[2] for r in rows(table)] == ["", "held"] and table.cursor_row == 1
+        assert "held by CASE-9" in text_of(screen.query_one("#evidence-detail", Static))
+
+    drive(h, script)
+
+
 def test_a_wrong_key_fails_the_signature_check(home: Path, tmp_path: Path) -> None:
     h = Home(home)
     import_samples(h)
@@ -221,6 +244,9 @@ def test_evidence_snapshot(
 ) -> None:
     monkeypatch.setattr("services.evidence.utcnow", lambda: NOW)
     monkeypatch.setattr("services.evidence.current_user", lambda: "operator")
+    # What the sealed archives hold of this machine (its name, its platform), so their sizes are the same anywhere.
+    monkeypatch.setattr("services.evidence._host", lambda: "jumphost")
+    monkeypatch.setattr("services.evidence.environment_digests", lambda home, store: {"tool": "stella 0.0.0"})
     tails = itertools.count(1)
     monkeypatch.setattr("services.evidence.secrets", SimpleNamespace(token_hex=lambda n: f"{next(tails):0{2 * n}x}"))
     with_samples_and_key(snap_home)

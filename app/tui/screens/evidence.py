@@ -147,6 +147,8 @@ class EvidenceScreen(StellaScreen):
 
     def on_evidence_listed(self, message: EvidenceListed) -> None:
         table = self.query_one("#evidence-table", DataTable)
+        # A refresh after a hold, a release or an export keeps the cursor on the bundle acted on.
+        kept = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
         table.clear()
         self.bundles = {}
         for bundle, holds in message.items:
@@ -173,6 +175,8 @@ class EvidenceScreen(StellaScreen):
         if not n:
             self.query_one("#evidence-detail", Label).update("")
         wanted, self.wanted = self.wanted, None
+        if wanted is None and kept in self.bundles:
+            table.move_cursor(row=table.get_row_index(kept))
         if wanted is not None:
             if wanted in self.bundles:
                 table.move_cursor(row=table.get_row_index(wanted))
