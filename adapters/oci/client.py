@@ -123,7 +123,7 @@ class RegistryClient:
         plain_http: bool = False,
         ca_file: Path | None = None,
         chunk_size: int = DEFAULT_CHUNK,
-        timeout: float = 60.0,
+        timeout: float = 30.0,
         backoff: float = 0.2,
     ) -> None:
         self.host = host
@@ -140,7 +140,7 @@ class RegistryClient:
                 verify = ssl.create_default_context(cafile=str(ca_file))
             except (OSError, ssl.SSLError) as exc:
                 raise EnvironmentFailure(f"cannot load the CA file: {exc}", path=str(ca_file)) from exc
-        self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False)
+        self._http = httpx.Client(verify=verify, timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=False)
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -475,11 +475,12 @@ class RegistryClient:
                 failures += 1
                 if failures >= ATTEMPTS:
                     raise
-                known = self._upload_offset(location, scope)
-                if known is None:
-                    raise
                 self._pause(failures, None)
-                sink.advance(known - offset)
+                known = self._upload_offset(location, scope)
+                if known is None:  # the upload is gone, or a cut chunk left it inconsistent: the blob starts again
+                    location, known = self._start_upload(repo, scope), 0
+                    self._save_state(state_file, repo, digest, location, 0)
+                sink.advance(max(known - offset, 0))
                 offset = known
                 continue
             if response.status_code in (405, 501) and offset == 0:  # no chunked uploads: one streamed PUT
@@ -538,7 +539,7 @@ class RegistryClient:
             sink.advance(have)
             flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if have else os.O_TRUNC)
             with os.fdopen(os.open(part, flags, 0o644), "wb") as out:
-                for piece in response.iter_bytes(PIECE):
+                for piece in response.iter_bytes():  # as received: what arrived before a cut is kept for the resume
                     if sink.is_cancelled():
                         raise Cancelled("pull cancelled; run it again to resume")
                     have += len(piece)

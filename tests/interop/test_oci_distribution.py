@@ -498,6 +498,7 @@ class _TokenServer:
 
     def close(self) -> None:
         self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def test_token_auth_with_scopes(
@@ -539,3 +540,114 @@ def test_token_auth_with_scopes(
         assert ["repository:default/a:pull"] in tokens.scopes  # the pull asked for no more than pull
     finally:
         tokens.close()
+
+
+# -- faults: a proxy in front of the real registry answers 503/429, drops connections, cuts a download -------------
+class _FaultyProxy:
+    """Forwards to the registry, except where ``faults`` (request number -> fault) says otherwise: ``"503"`` or
+    ``"429"`` (answered by the proxy), ``"drop"`` (connection closed before forwarding), ``"drop-after"`` (forwarded,
+    then closed without the answer), ``"cut"`` (half of the answer's body, then closed)."""
+
+    def __init__(self, upstream: str, faults: dict[tuple[str, int], str]) -> None:
+        import http.server
+        import threading
+
+        self.seen: dict[str, int] = {}
+        self.log: list[tuple[str, str, str]] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None: ...
+
+            def _handle(self) -> None:
+                method = self.command
+                n = proxy.seen[method] = proxy.seen.get(method, 0) + 1
+                fault = faults.get((method, n), "")
+                proxy.log.append((method, self.path, fault))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if fault in ("503", "429"):
+                    self.send_response(int(fault))
+                    self.send_header("Retry-After", "0")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if fault == "drop":
+                    self.close_connection = True
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("content-length", "connection")}
+                with httpx.Client() as c:
+                    reply = c.request(method, f"http://{upstream}{self.path}", headers=headers, content=body)
+                if fault == "drop-after":
+                    self.close_connection = True
+                    return
+                data = reply.content
+                self.send_response(reply.status_code)
+                for k, v in reply.headers.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if method == "HEAD":
+                    return
+                if fault == "cut":
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_transient_failures_are_retried_and_a_lost_chunk_is_recovered(
+    stella: Any, run: dict[str, Any], registry_factory: Callable[..., Registry], tmp_path: Path
+) -> None:
+    reg = registry_factory()
+    size = run["bundle"].stat().st_size
+    chunk = max(size // 6, 1)
+    faults = {
+        ("HEAD", 1): "503",  # the first HEAD: retried
+        ("POST", 1): "429",  # the first upload start: retried after Retry-After
+        ("PATCH", 2): "drop",  # a chunk lost before the registry saw it: resumed from the registry's offset
+        ("PATCH", 4): "drop-after",  # a chunk the registry took, its answer lost: the blob starts again
+        ("PUT", 1): "503",
+    }
+    proxy = _FaultyProxy(reg.host, faults)
+    try:
+        res = stella(
+            "distribute", run["id"], "--to", f"oci://{proxy.host}", "--plain-http", "--chunk-size", chunk, "--json"
+        )
+        assert res.code == 0, res.err
+        assert reg.blob_file(sha(run["bundle"])).read_bytes() == run["bundle"].read_bytes()
+        assert {f for _, _, f in proxy.log} >= {"503", "429", "drop", "drop-after"}
+        digest = res.json()["manifestDigest"]
+    finally:
+        proxy.close()
+    # a download cut half-way: exit 8, the part kept; the next pull resumes it and ends with the same bytes
+    blob_path = f"/v2/default/json-raw/blobs/{sha(run['bundle'])}"
+    proxy = _FaultyProxy(reg.host, {("GET", 2): "cut"})  # GET 1 is the manifest, GET 2 the bundle's blob
+    try:
+        source = f"oci://{proxy.host}/default/json-raw@{digest}"
+        got = tmp_path / "pulled.tar.zst"
+        res = stella("pull", source, "--out", got, "--plain-http")
+        assert res.code == 8 and "broke off" in res.err, res.err
+        part = tmp_path / ".pulled.tar.zst.part"
+        kept = part.stat().st_size
+        assert not got.exists() and 0 < kept < size
+        res = stella("pull", source, "--out", got, "--plain-http", "--json")
+        assert res.code == 0, res.err
+        assert res.json()["resumedFrom"] == kept
+        assert got.read_bytes() == run["bundle"].read_bytes()
+        assert [p for m, p, _ in proxy.log if m == "GET"].count(blob_path) == 2
+    finally:
+        proxy.close()
