@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 
 from adapters.oci.credentials import Credentials
+from adapters.oci.reference import is_loopback
 from core.atomic import fsync_dir, write_bytes
 from core.contract.media_types import OCI_INDEX, OCI_MANIFEST
 from core.contract.oci import REFERRERS_TAG_PREFIX
@@ -198,6 +199,9 @@ class RegistryClient:
         realm = challenge.params["realm"]
         if not realm.startswith(("https://", "http://")):
             raise self._refused(f"the token realm {realm!r} is not an http(s) URL")
+        realm_host = urllib.parse.urlsplit(realm).hostname or ""
+        if realm.startswith("http://") and not is_loopback(realm_host):
+            raise self._refused(f"the token realm {realm!r} is plain HTTP; stella sends credentials only over TLS")
         wanted = merge_scopes(scope, challenge.params.get("scope", ""))
         params: list[tuple[str, str | int | float | bool | None]] = [("scope", s) for s in wanted]
         if "service" in challenge.params:

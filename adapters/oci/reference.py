@@ -46,12 +46,17 @@ class Reference:
     @property
     def loopback(self) -> bool:
         """Whether the host is this machine (127.0.0.0/8, ::1, localhost): the only place plain HTTP is allowed."""
-        if self.hostname.lower() == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.hostname).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.hostname)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address, without port) is this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def valid_component(text: str) -> bool:
