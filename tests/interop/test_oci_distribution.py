@@ -651,3 +651,62 @@ def test_transient_failures_are_retried_and_a_lost_chunk_is_recovered(
         assert [p for m, p, _ in proxy.log if m == "GET"].count(blob_path) == 2
     finally:
         proxy.close()
+
+
+def test_oras_py_as_a_second_client(
+    stella: Any,
+    run: dict[str, Any],
+    registry_factory: Callable[..., Registry],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What stella pushes, oras-py pulls with the same bytes; a bundle oras-py pushes (its blobs, then a manifest
+    with stella's artifactType), stella pulls and verifies."""
+    oras = pytest.importorskip("oras.provider")
+    reg = registry_factory()
+    pushed = stella("distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http", "--json").json()
+    client = oras.Registry(hostname=reg.host, insecure=True)
+    files = client.pull(target=f"{reg.host}/default/json-raw@{pushed['manifestDigest']}", outdir=str(tmp_path / "o"))
+    assert [Path(f).name for f in files] == [run["bundle"].name]
+    assert Path(files[0]).read_bytes() == run["bundle"].read_bytes()
+
+    container = client.get_container(f"{reg.host}/default/from-oras:v1")
+    empty = tmp_path / "empty.json"
+    empty.write_bytes(b"{}")
+    config = {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha(empty), "size": 2}
+    layer = {
+        "mediaType": "application/vnd.stellaops.bundle.v1.tar+zstd",
+        "digest": sha(run["bundle"]),
+        "size": run["bundle"].stat().st_size,
+        "annotations": {"org.opencontainers.image.title": run["bundle"].name},
+    }
+    client.upload_blob(str(empty), container, config)
+    client.upload_blob(str(run["bundle"]), container, layer)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": BUNDLE_TYPE,
+        "config": config,
+        "layers": [layer],
+    }
+    assert client.upload_manifest(manifest, container).status_code == 201
+    raw = skopeo_raw(f"{reg.host}/default/from-oras:v1", "--tls-verify=false")
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    got = tmp_path / "from-oras.tar.zst"
+    res = stella("pull", f"oci://{reg.host}/default/from-oras@{digest}", "--out", got, "--plain-http")
+    assert res.code == 0, res.err
+    assert stella("verify", got, "--key", run["pub"]).code == 0
+    # a plain oras-py push (no artifactType) is not a stella bundle: refused, exit 3, nothing written
+    plain = tmp_path / "notes.txt"
+    plain.write_text("hello")
+    monkeypatch.chdir(tmp_path)  # oras-py pushes only files under the working directory
+    client.push(target=f"{reg.host}/default/plain:v1", files=[plain.name])
+    raw = skopeo_raw(f"{reg.host}/default/plain:v1", "--tls-verify=false")
+    res = stella(
+        "pull",
+        f"oci://{reg.host}/default/plain@sha256:{hashlib.sha256(raw).hexdigest()}",
+        "--out",
+        tmp_path / "p",
+        "--plain-http",
+    )
+    assert res.code == 3 and "not a stella bundle" in res.err and not (tmp_path / "p").exists()
