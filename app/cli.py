@@ -98,6 +98,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "app.commands.pull",
         "pull a bundle from an OCI registry by digest, every byte checked (then: stella verify FILE)",
     ),
+    "token": ("app.commands.token", "access tokens for the local API: create, list, revoke"),
     "tui": ("app.tui.command", "open the terminal UI (dashboard, import, data, profiles, export runs, verify, keys)"),
 }
 

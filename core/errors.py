@@ -160,3 +160,31 @@ class Cancelled(StellaError):
 
     exit_code = ExitCode.CANCELLED
     code = "cancelled"
+
+
+class AuthenticationError(StellaError):
+    """An API request without a valid credential: no, malformed, expired or revoked token, or a failed DPoP proof.
+
+    The HTTP surface answers 401 with ``www_authenticate`` as the ``WWW-Authenticate`` value (RFC 6750 §3,
+    RFC 9449 §7.1); ``message`` says what was wrong without echoing the credential.
+    """
+
+    exit_code = ExitCode.SIGNATURE
+    code = "unauthenticated"
+    http_status = 401
+
+    def __init__(self, message: str, *, www_authenticate: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.www_authenticate = www_authenticate
+
+
+class PermissionDenied(PolicyRefusal):
+    """A valid credential whose scopes do not allow the operation (HTTP 403 ``insufficient_scope``)."""
+
+    code = "forbidden"
+    http_status = 403
+
+    def __init__(self, message: str, *, scope: str, www_authenticate: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.scope = scope
+        self.www_authenticate = www_authenticate
