@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from adapters.oci.client import DEFAULT_CHUNK, RegistryClient, sha256_file
 from adapters.oci.credentials import Credentials as Credentials
 from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.canonical import canonical_json
+from core.contract import trivy as trivy_contract
 from core.contract.bundle import HEAD_ORDER, MANIFEST, MANIFEST_SIG, PROVENANCE_DSSE
 from core.contract.media_types import (
     DSSE_ENVELOPE,
@@ -121,9 +123,11 @@ class Distributed:
     referrer_digest: str
     referrers: str  # "api" or "tag-schema"
     new: bool  # False: this run was already pushed there; nothing was recorded again
+    trivy: str | None = None  # HOST/REPO:TAG of the Trivy DB image pushed beside the bundle (trivy:db, trivy:java-db)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "trivyReference": self.trivy,
             "distribution": self.distribution.to_dict(),
             "reference": self.reference,
             "manifestDigest": self.manifest_digest,
@@ -266,6 +270,7 @@ def _distribute_oci(
             repo, bundle, layer_digest, size, state_file=state_file, mount_from=mount_from, observer=observer
         )
         manifest_digest, _ = client.push_manifest(repo, manifest, OCI_MANIFEST, tag=tag)
+        trivy_ref = _push_trivy_image(client, home, repo, bundle)
         referrer_digest, referrers = _push_referrer(
             client, home, repo, heads, annotations, manifest_digest, len(manifest), config
         )
@@ -288,7 +293,61 @@ def _distribute_oci(
         referrer_digest,
         referrers,
         new,
+        trivy_ref,
     )
+
+
+REF_NAME = "org.opencontainers.image.ref.name"
+
+
+def _push_trivy_image(client: RegistryClient, home: Home, repo: str, bundle: Path) -> str | None:
+    """A Trivy bundle's OCI image (its ``oci/`` layout: Trivy's own media types) pushed to ``repo`` under the tag the
+    layout names (``2`` for the DB, ``1`` for the Java DB), so ``trivy --db-repository HOST/REPO`` (or
+    ``--java-db-repository``) downloads it; None for other bundles. Each blob's bytes are checked against its name."""
+    folder = home.root / "oci-uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        index_bytes: bytes | None = None
+        blobs: dict[str, Path] = {}
+        with SafeArchiveReader(bundle, ReaderLimits()) as reader:
+            for member in reader:
+                if member.name == trivy_contract.OCI_INDEX:
+                    with member.stream() as src:
+                        index_bytes = src.read(MAX_HEAD_FILE + 1)
+                elif member.name.startswith(trivy_contract.OCI_BLOBS):
+                    hexd = member.name.removeprefix(trivy_contract.OCI_BLOBS)
+                    if re.fullmatch(r"[0-9a-f]{64}", hexd) is None:
+                        raise IntegrityError(f"{member.name} is not named by a sha256", path=str(bundle))
+                    target = Path(tmp) / hexd
+                    hasher = hashlib.sha256()
+                    with member.stream() as src, target.open("wb") as out:
+                        while piece := src.read(1 << 20):
+                            hasher.update(piece)
+                            out.write(piece)
+                    if hasher.hexdigest() != hexd:
+                        raise IntegrityError(f"{member.name} does not hash to its name", path=str(bundle))
+                    blobs[f"sha256:{hexd}"] = target
+        if index_bytes is None:
+            return None
+        try:
+            (entry,) = json.loads(index_bytes)["manifests"]
+            manifest_digest, media_type = str(entry["digest"]), str(entry["mediaType"])
+            tag = str(entry["annotations"][REF_NAME])
+            manifest = json.loads(blobs[manifest_digest].read_bytes())
+            parts = [manifest["config"], *manifest["layers"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(
+                f"the bundle's {trivy_contract.OCI_INDEX} is not one tagged image", path=str(bundle)
+            ) from exc
+        if not oci_ref.valid_tag(tag):
+            raise IntegrityError(f"the bundle's Trivy image tag {tag!r} is not a valid tag", path=str(bundle))
+        for part in parts:
+            path = blobs.get(str(part.get("digest")))
+            if path is None:
+                raise IntegrityError(f"the bundle's Trivy image lacks blob {part.get('digest')}", path=str(bundle))
+            client.push_blob(repo, path, str(part["digest"]), path.stat().st_size)
+        client.push_manifest(repo, blobs[manifest_digest].read_bytes(), media_type, tag=tag)
+    return f"{client.host}/{repo}:{tag}"
 
 
 def _bytes_file(home: Home, data: bytes) -> Path:

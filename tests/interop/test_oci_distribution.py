@@ -710,3 +710,45 @@ def test_oras_py_as_a_second_client(
         "--plain-http",
     )
     assert res.code == 3 and "not a stella bundle" in res.err and not (tmp_path / "p").exists()
+
+
+def test_trivy_uses_the_pushed_trivy_db(
+    stella: Any, registry_factory: Callable[..., Registry], tmp_path: Path, home: Path
+) -> None:
+    """A trivy:db run pushed to a registry: its Trivy image (Trivy's media types, tag 2) sits beside the bundle, and
+    the real Trivy downloads it with --db-repository into a cache holding the very trivy.db the bundle carries."""
+    from tests.integration.bundle_helpers import extract
+    from tests.integration.test_trivy_profiles import build_trivy_bundles
+    from tests.interop.test_trivy_interop import _env, trivy_binary
+
+    trivy = trivy_binary()
+    bundles = build_trivy_bundles(stella, tmp_path)
+    runs = stella("export", "runs", "--json").json()["runs"]
+    db_run = next(r["runId"] for r in runs if r["profile"]["id"] == "trivy:db")
+    reg = registry_factory()
+    res = stella("distribute", db_run, "--to", f"oci://{reg.host}", "--plain-http", "--json")
+    assert res.code == 0, res.err
+    assert res.json()["trivyReference"] == f"{reg.host}/default/trivy-db:2"
+    cache = tmp_path / "trivy-cache"
+    done = subprocess.run(
+        [trivy, "image", "--download-db-only", "--db-repository", f"{reg.host}/default/trivy-db", "--insecure",
+         "--cache-dir", str(cache), "--quiet"],
+        capture_output=True, text=True, timeout=300, env=_env(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    tree = extract(bundles["db"], tmp_path / "x-db")
+    assert (cache / "db" / "trivy.db").read_bytes() == (tree / "cache" / "db" / "trivy.db").read_bytes()
+    # the same for the Java DB (tag 1) and --java-db-repository
+    java_run = next(r["runId"] for r in runs if r["profile"]["id"] == "trivy:java-db")
+    res = stella("distribute", java_run, "--to", f"oci://{reg.host}", "--plain-http", "--json")
+    assert res.code == 0, res.err
+    assert res.json()["trivyReference"] == f"{reg.host}/default/trivy-java-db:1"
+    done = subprocess.run(
+        [trivy, "image", "--download-java-db-only", "--java-db-repository", f"{reg.host}/default/trivy-java-db",
+         "--insecure", "--cache-dir", str(cache), "--quiet"],
+        capture_output=True, text=True, timeout=300, env=_env(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    tree = extract(bundles["java-db"], tmp_path / "x-java-db")
+    java = cache / "java-db" / "trivy-java.db"
+    assert java.read_bytes() == (tree / "cache" / "java-db" / "trivy-java.db").read_bytes()
