@@ -752,3 +752,52 @@ def test_trivy_uses_the_pushed_trivy_db(
     tree = extract(bundles["java-db"], tmp_path / "x-java-db")
     java = cache / "java-db" / "trivy-java.db"
     assert java.read_bytes() == (tree / "cache" / "java-db" / "trivy-java.db").read_bytes()
+
+
+def test_credentials_asked_on_a_terminal_are_never_echoed(
+    run: dict[str, Any], registry_factory: Callable[..., Registry], tmp_path: Path, home: Path
+) -> None:
+    """Without a config or credentials file, on a terminal, stella asks for the user name and the password (not
+    echoed) when the registry asks for credentials; nothing of the password is shown or kept."""
+    import pty
+
+    users = tmp_path / "htpasswd"
+    _htpasswd(users, "stella", "typed-s3cret")
+    reg = registry_factory(htpasswd=users)
+    cmd = [sys.executable, "-m", "app.cli", "distribute", run["id"], "--to", f"oci://{reg.host}", "--plain-http"]
+    env = dict(os.environ, STELLA_HOME=str(home), PYTHONPATH=str(ROOT))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stella on the terminal (never back into pytest)
+        try:
+            os.chdir(ROOT)
+            os.execve(cmd[0], cmd, env)
+        finally:
+            os._exit(127)
+    seen = b""
+
+    def until(marker: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 60
+        while marker not in seen and time.monotonic() < deadline:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                break
+        assert marker in seen, seen.decode(errors="replace")
+
+    until(b"user name: ")
+    os.write(fd, b"stella\n")
+    until(b"password: ")
+    os.write(fd, b"typed-s3cret\n")
+    until(b"referrer ")
+    try:
+        while chunk := os.read(fd, 4096):  # to the end: EIO once stella exits
+            seen += chunk
+    except OSError:
+        pass
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
+    assert b"typed-s3cret" not in seen  # the terminal never showed it
+    kept = [p for p in home.rglob("*") if p.is_file() and p.stat().st_size < 1 << 20]
+    assert not [p for p in kept if b"typed-s3cret" in p.read_bytes()]
