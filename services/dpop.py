@@ -21,12 +21,13 @@ Server nonces (§8, §9) are not used. Every failure is an :class:`Authenticatio
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from core.contract.api import DPOP_PROOF_TYPE
 from core.errors import AuthenticationError
@@ -40,6 +41,7 @@ MAX_SKEW = 30
 REPLAY_CACHE_SIZE = 65536
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _UNRESERVED = "-._~"
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 
 CHALLENGE = f'DPoP algs="{" ".join(ASYMMETRIC_ALGORITHMS)}"'
 
@@ -62,8 +64,12 @@ def access_token_hash(token: str) -> str:
 
 
 def _normal_path(path: str) -> str:
-    # Percent-encoding normalisation: unreserved characters decoded, the rest in upper-case hex.
-    return quote(unquote(path), safe="/!$&'()*+,;=:@" + _UNRESERVED) or "/"
+    # RFC 3986 §6.2.2.2: percent-encoded unreserved characters are decoded, every other escape is upper-cased.
+    def fix(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char.isascii() and (char.isalnum() or char in _UNRESERVED) else match.group(0).upper()
+
+    return _ESCAPE.sub(fix, path) or "/"
 
 
 def normalise_url(url: str) -> str:
