@@ -30,6 +30,7 @@ from adapters.oci import reference as oci_ref
 from adapters.oci.client import DEFAULT_CHUNK, RegistryClient, sha256_file
 from adapters.oci.credentials import Credentials as Credentials
 from core.archive.reader import ReaderLimits, SafeArchiveReader
+from core.atomic import write_bytes
 from core.canonical import canonical_json
 from core.contract import trivy as trivy_contract
 from core.contract.bundle import HEAD_ORDER, MANIFEST, MANIFEST_SIG, PROVENANCE_DSSE
@@ -161,11 +162,11 @@ def distribute_run(
 def tenant_repository(ref: oci_ref.Reference, run: ExportRun) -> str:
     """The repository a run's bundle goes to: ``TENANT/PROFILE`` when ``to`` names only the host, else the named
     one, which must be under the run's tenant (``HOST/TENANT/...``): another tenant's namespace is refused (exit 7)."""
-    tenant = run.tenant.lower()
-    if not oci_ref.valid_component(tenant):
+    tenant = run.tenant
+    if not oci_ref.valid_component(tenant):  # never lowercased: tenants 'Acme' and 'acme' would share a namespace
         raise UsageError(
-            f"the tenant {run.tenant!r} is not a valid repository name component",
-            hint="give the whole repository: oci://HOST/NAME is still refused outside the tenant",
+            f"the tenant {run.tenant!r} cannot name a registry namespace",
+            hint="registry repository names are lowercase letters and digits separated by '.', '_' or '-'",
         )
     if not ref.repository:
         profile = re.sub(r"[^a-z0-9]+", "-", run.profile_id.lower()).strip("-") or "bundles"
@@ -356,7 +357,7 @@ def _bytes_file(home: Home, data: bytes) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{hashlib.sha256(data).hexdigest()}.blob"
     if not path.is_file() or path.read_bytes() != data:
-        path.write_bytes(data)
+        write_bytes(path, data)
     return path
 
 

@@ -225,6 +225,14 @@ def test_refusals_plain_http_elsewhere_cross_tenant_and_pull_by_tag(
     assert res.code == 2 and "pull by digest" in res.err
     res = stella("distribute", run["id"], "--to", "oci://127.0.0.1:9/default/x", "--plain-http")
     assert res.code == 8 and "cannot reach the registry 127.0.0.1:9" in res.err  # nothing listens on port 9
+    assert stella("distribute", "no-such-run", "--to", "oci://127.0.0.1:9", "--plain-http").code == 3
+    # a tenant whose name is not a lowercase repository component: refused, never folded onto another tenant's
+    assert stella("import", "--quiet", "--tenant", "Acme", SAMPLES / "advisories").code == 0
+    out = tmp_path / "acme.tar.zst"
+    acme = stella("export", "run", "--tenant", "Acme", "--profile", "json:raw", "--key", "k", "--out", out, "--json")
+    assert acme.code == 0, acme.err
+    res = stella("distribute", acme.json()["runId"], "--to", "oci://127.0.0.1:9", "--plain-http")
+    assert res.code == 2 and "cannot name a registry namespace" in res.err
 
 
 def test_corrupted_blob_on_the_registry_disk_is_detected(
