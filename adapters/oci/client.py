@@ -538,6 +538,12 @@ class RegistryClient:
                 hasher, have = hashlib.sha256(), 0  # the registry ignored Range: the whole blob again
             elif response.status_code != 206 or not headers:
                 raise self._fail(response, f"GET blob {digest}")
+            elif not response.headers.get("content-range", "").startswith(f"bytes {have}-"):
+                raise IntegrityError(
+                    f"the registry {self.host} answered a resumed download of {digest} with another range"
+                    f" ({response.headers.get('content-range')!r}, asked from byte {have})",
+                    path=str(dest),
+                )
             resumed = have
             sink.start("download", size)
             sink.advance(have)
