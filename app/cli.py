@@ -99,6 +99,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pull a bundle from an OCI registry by digest, every byte checked (then: stella verify FILE)",
     ),
     "token": ("app.commands.token", "access tokens for the local API: create, list, revoke"),
+    "serve": (
+        "app.commands.serve",
+        "serve the local HTTP API (tokens from `stella token create`) on 127.0.0.1, or over TLS elsewhere",
+    ),
     "tui": ("app.tui.command", "open the terminal UI (dashboard, import, data, profiles, export runs, verify, keys)"),
 }
 

@@ -1,0 +1,390 @@
+"""The API's routes. Each authenticates, checks one scope, scopes every query to the token's tenant, and calls the
+same services (or the same store-level functions they are made of) as the CLI."""
+
+import asyncio
+import base64
+import hashlib
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from core.archive.reader import ReaderLimits, SafeArchiveReader
+from core.contract.api import (
+    SCOPE_EXPORT_DOWNLOAD,
+    SCOPE_EXPORT_READ,
+    SCOPE_EXPORT_RUN,
+    SCOPE_PROFILE_MANAGE,
+)
+from core.contract.bundle import MANIFEST, PROVENANCE
+from core.errors import BadInputError, NotFoundError, PolicyRefusal, StellaError
+from core.home import Home
+from core.profiles import ProfileStore, parse_overrides, parse_profile_ref
+from core.runs import ExportRun, RunEngine, RunState
+from services import tokens
+from services.export import check_selectors, provenance_summary
+from services.tokens import Principal
+
+from . import problems
+from .runs import RunManager
+from .store import StoreHolder
+
+V1 = "/api/v1"
+_RUN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_MAX_MEMBER = 64 * 1024 * 1024
+
+
+# -- request and response bodies ---------------------------------------------------------------------------------
+class ProfileCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=128, examples=["nightly-osv"])
+    base: str = Field(min_length=1, max_length=128, examples=["json:raw"])
+    settings: dict[str, str] = Field(default_factory=dict, examples=[{"compression": "zstd"}])
+
+
+class ProfilePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    settings: dict[str, str] = Field(min_length=1, examples=[{"compression": "gzip"}])
+
+
+class RunOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str | None = Field(default=None, max_length=128, description="signing key name (default: the profile's)")
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    profile: str = Field(min_length=1, max_length=200, examples=["json:raw"])
+    selectors: dict[str, str | list[str]] = Field(default_factory=dict, examples=[{"format": "osv"}])
+    options: RunOptions = Field(default_factory=RunOptions)
+
+
+_PROBLEM = {"description": "RFC 9457 problem details", "content": {"application/problem+json": {}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {s: _PROBLEM for s in (400, 401, 403, 404, 422)}
+
+
+def _selector_words(selectors: dict[str, str | list[str]]) -> list[str]:
+    words: list[str] = []
+    for key, value in selectors.items():
+        for v in [value] if isinstance(value, str) else value:
+            words.append(f"{key}={v}")
+    return words
+
+
+def _run_view(run: ExportRun, progress: dict[str, Any] | None) -> dict[str, Any]:
+    view = run.to_dict()
+    if view.get("artifact"):
+        view["artifact"].pop("path", None)  # where the bundle lies on this machine is not the client's business
+    view["id"] = run.run_id
+    view["status"] = str(run.state)
+    view["progress"] = progress
+    return view
+
+
+def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive: float) -> APIRouter:
+    router = APIRouter()
+
+    def need(scope: str) -> Callable[[Request], Principal]:
+        def check(request: Request) -> Principal:
+            principal = tokens.authenticate(
+                home,
+                authorization=request.headers.get("authorization"),
+                dpop=request.headers.get("dpop"),
+                method=request.method,
+                url=str(request.url),
+            )
+            tokens.require_scope(principal, scope)
+            return principal
+
+        return check
+
+    Reader = Annotated[Principal, Depends(need(SCOPE_EXPORT_READ))]
+    Runner = Annotated[Principal, Depends(need(SCOPE_EXPORT_RUN))]
+    Downloader = Annotated[Principal, Depends(need(SCOPE_EXPORT_DOWNLOAD))]
+    Manager = Annotated[Principal, Depends(need(SCOPE_PROFILE_MANAGE))]
+
+    def tenant_run(principal: Principal, run_id: str) -> ExportRun:
+        if not _RUN_ID.match(run_id):
+            raise NotFoundError(f"no export run {run_id!r}")
+        try:
+            return runs.get(principal.tenant, run_id)
+        except NotFoundError:
+            raise NotFoundError(f"no export run {run_id!r}") from None  # never says whose it is
+
+    # -- health -------------------------------------------------------------------------------------------------
+    @router.get("/health/ready", tags=["health"])
+    def ready() -> JSONResponse:
+        """Whether the store opens, a signing key exists and the adapter registry is loaded (no credential)."""
+        from adapters.profiles.registry import PROFILES
+        from services.keys import list_keys
+
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            with holder.use() as store:
+                checks["store"] = {"ok": True, "schemaVersion": store.schema_version()}
+        except StellaError as exc:
+            checks["store"] = {"ok": False, "error": exc.code, "detail": exc.message}
+        try:
+            keys = list_keys(home)
+            checks["signer"] = {"ok": bool(keys), "keys": len(keys)}
+        except StellaError as exc:
+            checks["signer"] = {"ok": False, "error": exc.code, "detail": exc.message}
+        checks["adapters"] = {"ok": bool(PROFILES), "profiles": sorted(PROFILES)}
+        ok = all(c["ok"] for c in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not-ready", "checks": checks}, status_code=200 if ok else 503
+        )
+
+    # -- profiles -----------------------------------------------------------------------------------------------
+    @router.get(f"{V1}/export/profiles", tags=["profiles"], responses=_ERRORS)
+    def list_profiles(principal: Reader) -> dict[str, Any]:
+        """The tenant's profiles, the current revision of each."""
+        with holder.use() as store:
+            found = ProfileStore(store).list(principal.tenant)
+        return {"tenant": principal.tenant, "profiles": [p.to_dict() for p in found]}
+
+    @router.get(f"{V1}/export/profiles/{{profile_id}}", tags=["profiles"], responses=_ERRORS)
+    def get_profile(profile_id: str, principal: Reader) -> dict[str, Any]:
+        """One profile by ``ID`` or ``ID@REVISION``."""
+        name, revision = parse_profile_ref(profile_id)
+        with holder.use() as store:
+            return ProfileStore(store).get(principal.tenant, name, revision).to_dict()
+
+    @router.post(f"{V1}/export/profiles", tags=["profiles"], status_code=201, responses=_ERRORS)
+    def create_profile(body: ProfileCreate, principal: Manager) -> dict[str, Any]:
+        """A custom profile varying a builtin by ``settings``; revision 1 (as `stella export profile create`)."""
+        overrides = parse_overrides([f"{k}={v}" for k, v in body.settings.items()])
+        with holder.use() as store:
+            return ProfileStore(store).create(principal.tenant, body.id, body.base, overrides).to_dict()
+
+    @router.patch(f"{V1}/export/profiles/{{profile_id}}", tags=["profiles"], responses=_ERRORS)
+    def update_profile(profile_id: str, body: ProfilePatch, principal: Manager) -> dict[str, Any]:
+        """Change a custom profile: a new revision when its config changes (``changed``), as the CLI does."""
+        overrides = parse_overrides([f"{k}={v}" for k, v in body.settings.items()])
+        with holder.use() as store:
+            return ProfileStore(store).update(principal.tenant, profile_id, overrides).to_dict()
+
+    # -- runs ----------------------------------------------------------------------------------------------------
+    @router.post(
+        f"{V1}/export/runs", tags=["runs"], status_code=202, responses={**_ERRORS, 409: _PROBLEM, 429: _PROBLEM}
+    )
+    async def create_run(
+        request: Request,
+        body: RunCreate,
+        principal: Runner,
+        idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    ) -> JSONResponse:
+        """Plan a run and build it in the background; answers its ``id`` and ``status`` at once.
+
+        With ``Idempotency-Key``, a retried request answers the same run (200); the same key with a different
+        body is refused (422 ``idempotency-key-reused``)."""
+        raw = await request.body()
+        digest = hashlib.sha256(json.dumps(json.loads(raw or b"{}"), sort_keys=True).encode()).hexdigest()
+        selectors = check_selectors(_selector_words(body.selectors))
+
+        def create() -> tuple[ExportRun, bool]:
+            return runs.create(
+                principal.tenant,
+                body.profile,
+                selectors,
+                body.options.key,
+                idempotency_key=idempotency_key,
+                body_digest=digest,
+            )
+
+        try:
+            run, new = await run_in_threadpool(create)
+        except StellaError as exc:
+            response = problems.from_error(exc, request)
+            quota = await run_in_threadpool(runs.quota, principal.tenant)
+            response.headers.update(quota.headers())
+            return response
+        quota = await run_in_threadpool(runs.quota, principal.tenant)
+        headers = {"Location": f"{V1}/export/runs/{run.run_id}", **quota.headers()}
+        return JSONResponse(_run_view(run, runs.progress(run.run_id)), status_code=202 if new else 200, headers=headers)
+
+    @router.get(f"{V1}/export/runs", tags=["runs"], responses=_ERRORS)
+    def list_runs(principal: Reader, limit: int = 20) -> dict[str, Any]:
+        """The tenant's latest runs, newest first."""
+        with holder.use() as store:
+            found = RunEngine(store).list_runs(principal.tenant, limit=max(1, min(limit, 500)))
+        return {"tenant": principal.tenant, "runs": [_run_view(r, runs.progress(r.run_id)) for r in found]}
+
+    @router.get(f"{V1}/export/runs/{{run_id}}", tags=["runs"], responses=_ERRORS)
+    def get_run(run_id: str, principal: Reader) -> dict[str, Any]:
+        """A run: status, progress counters while it builds, the bundle's digest and size and its provenance."""
+        run = tenant_run(principal, run_id)
+        view = _run_view(run, runs.progress(run.run_id))
+        if run.state == RunState.SUCCEEDED and run.artifact_path is not None and run.artifact_path.is_file():
+            view["provenance"] = provenance_summary(run.artifact_path)
+        return view
+
+    @router.post(
+        f"{V1}/export/runs/{{run_id}}/cancel", tags=["runs"], status_code=202, responses={**_ERRORS, 409: _PROBLEM}
+    )
+    def cancel_run(run_id: str, principal: Runner) -> dict[str, Any]:
+        """Abort a pending run, or ask a running one to stop at its next unit of work."""
+        tenant_run(principal, run_id)
+        run = runs.cancel(principal.tenant, run_id, principal.subject)
+        return _run_view(run, runs.progress(run.run_id))
+
+    @router.get(
+        f"{V1}/export/runs/{{run_id}}/events",
+        tags=["runs"],
+        responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+        response_class=StreamingResponse,
+    )
+    async def run_events(
+        run_id: str,
+        principal: Reader,
+        last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+    ) -> StreamingResponse:
+        """The run's events as server-sent events (``id`` = the event's sequence number), from after
+        ``Last-Event-ID``; a ``: keep-alive`` comment when nothing happens; the stream ends after the run ends."""
+        await run_in_threadpool(tenant_run, principal, run_id)
+        after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+
+        def poll(seen: int) -> tuple[list[dict[str, Any]], bool]:
+            with holder.use() as store:
+                engine = RunEngine(store)
+                events = [e.to_dict() for e in engine.events(run_id) if e.seq > seen]
+                done = engine.get_run(run_id).state.terminal
+            return events, done
+
+        async def stream() -> AsyncIterator[bytes]:
+            seen = after
+            quiet = time.monotonic()
+            yield b"retry: 1000\n\n"
+            while True:
+                events, done = await run_in_threadpool(poll, seen)
+                for event in events:
+                    seen = int(event["seq"])
+                    data = json.dumps(event, separators=(",", ":"))
+                    yield f"id: {seen}\nevent: {event['type']}\ndata: {data}\n\n".encode()
+                    quiet = time.monotonic()
+                if done and not events:
+                    yield b"event: end\ndata: {}\n\n"
+                    return
+                if time.monotonic() - quiet >= keepalive:
+                    yield b": keep-alive\n\n"
+                    quiet = time.monotonic()
+                await asyncio.sleep(min(0.25, keepalive))
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+
+    # -- downloads -----------------------------------------------------------------------------------------------
+    def bundle_of(principal: Principal, run_id: str) -> tuple[ExportRun, Path]:
+        run = tenant_run(principal, run_id)
+        if run.state != RunState.SUCCEEDED or run.artifact_path is None:
+            raise PolicyRefusal(f"run {run_id} is {run.state}; it has no bundle", hint="wait for it to succeed")
+        if not run.artifact_path.is_file():
+            raise NotFoundError(f"the bundle of run {run_id} was deleted (retention or by hand)")
+        return run, run.artifact_path
+
+    @router.get(
+        f"{V1}/export/runs/{{run_id}}/download",
+        tags=["downloads"],
+        responses={**_ERRORS, 206: {"description": "part of the bundle"}, 409: _PROBLEM, 416: _PROBLEM},
+        response_class=FileResponse,
+    )
+    def download(run_id: str, request: Request, principal: Downloader) -> Response:
+        """The bundle, with Range (206), ``If-Range`` and ``If-None-Match``; ``X-Export-Digest``,
+        ``X-Export-Length``, a strong ETag and ``Repr-Digest`` describe the whole bundle before its first byte."""
+        run, path = bundle_of(principal, run_id)
+        size = int(run.artifact_size or path.stat().st_size)
+        hexdigest = str(run.artifact_sha256)
+        etag = f'"{hexdigest}"'
+        headers = {
+            "ETag": etag,
+            "X-Export-Digest": f"sha256:{hexdigest}",
+            "X-Export-Length": str(size),
+            "Repr-Digest": f"sha-256=:{base64.b64encode(bytes.fromhex(hexdigest)).decode()}:",
+            "Cache-Control": "private, no-cache",
+        }
+        inm = request.headers.get("if-none-match")
+        if inm is not None and etag in [t.strip().removeprefix("W/") for t in inm.split(",")]:
+            return Response(status_code=304, headers=headers)
+        wanted = request.headers.get("range")
+        if_range = request.headers.get("if-range")
+        if wanted is not None and (if_range is None or if_range.strip() == etag):
+            refusal = _range_refusal(wanted, size)
+            if refusal is not None:
+                return problems.problem(
+                    416,
+                    "range-not-satisfiable",
+                    refusal,
+                    headers={"Content-Range": f"bytes */{size}", **headers},
+                )
+        return FileResponse(
+            path, media_type="application/octet-stream", filename=path.name, headers=headers, stat_result=path.stat()
+        )
+
+    def member(path: Path, name: str) -> bytes:
+        with SafeArchiveReader(path, ReaderLimits()) as reader:
+            for entry in reader:
+                if entry.name == name:
+                    with entry.stream() as src:
+                        data: bytes = src.read(_MAX_MEMBER + 1)
+                    if len(data) > _MAX_MEMBER:
+                        raise BadInputError(f"{name} in the bundle is larger than {_MAX_MEMBER} bytes")
+                    return data
+        raise NotFoundError(f"the bundle has no {name}")
+
+    @router.get(f"{V1}/export/runs/{{run_id}}/manifest", tags=["downloads"], responses={**_ERRORS, 409: _PROBLEM})
+    def manifest(run_id: str, principal: Downloader) -> Response:
+        """The bundle's signed manifest (``export.json``), byte for byte."""
+        _, path = bundle_of(principal, run_id)
+        return Response(member(path, MANIFEST), media_type="application/json")
+
+    @router.get(f"{V1}/export/runs/{{run_id}}/provenance", tags=["downloads"], responses={**_ERRORS, 409: _PROBLEM})
+    def provenance(run_id: str, principal: Downloader) -> Response:
+        """The bundle's in-toto provenance statement, byte for byte."""
+        _, path = bundle_of(principal, run_id)
+        return Response(member(path, PROVENANCE), media_type="application/json")
+
+    # -- metrics -------------------------------------------------------------------------------------------------
+    @router.get("/metrics", tags=["metrics"], responses=_ERRORS, response_class=Response)
+    def metrics(principal: Reader) -> Response:
+        """The same metrics text as `stella export metrics` (Prometheus text format)."""
+        from services.metrics import read_snapshot, render
+
+        with holder.use() as store:
+            body = render(read_snapshot(store))
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return router
+
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(.+)$")
+
+
+def _range_refusal(header: str, size: int) -> str | None:
+    """Why ``Range: header`` cannot be satisfied for ``size`` bytes, or None (including a header to ignore)."""
+    found = _RANGE.match(header)
+    if found is None:
+        return None  # not a byte range: ignored, the whole bundle is sent (RFC 9110 §14.2)
+    parts = [p.strip() for p in found.group(1).split(",")]
+    if len(parts) > 16:
+        return "too many ranges"
+    for part in parts:
+        start, dash, end = part.partition("-")
+        if not dash or not (start.isdigit() or end.isdigit()) or (start and not start.isdigit()):
+            return f"malformed range {part!r}"
+        if end and not end.isdigit():
+            return f"malformed range {part!r}"
+        if start.isdigit() and end.isdigit() and int(end) < int(start):
+            return f"range {part!r} ends before it starts"
+        if start.isdigit() and int(start) >= size:
+            return f"range {part!r} starts at or past the end of the {size}-byte bundle"
+        if not start and int(end) == 0:
+            return "an empty suffix range"
+    return None

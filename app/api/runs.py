@@ -1,0 +1,215 @@
+"""Export runs started over the API: planned in the request, built in a worker thread, with idempotency keys.
+
+Nothing here builds anything itself: :func:`services.export.plan_export` and :func:`services.export.build_run` are
+what `stella export run` calls. A run's progress counters come from the build's observer while this server builds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.atomic import write_bytes
+from core.errors import NotFoundError, PolicyRefusal, StellaError
+from core.progress import Check
+from core.runs import ExportRun, RunEngine, RunState
+from core.selectors import Selectors
+from services.export import build_run, default_out, max_active_runs, plan_export
+from services.keys import signer_for
+
+from .store import StoreHolder
+
+log = logging.getLogger("stella.api")
+
+
+class QuotaExceeded(PolicyRefusal):
+    """A tenant already has as many active runs as it may (HTTP 429)."""
+
+    code = "quota-exceeded"
+    http_status = 429
+
+
+class IdempotencyConflict(StellaError):
+    """An ``Idempotency-Key`` reused with a different request body (HTTP 422)."""
+
+    code = "idempotency-key-reused"
+    http_status = 422
+
+
+@dataclass
+class Progress:
+    """What a build's observer heard: the phase, units done and the phase's total, and a cancel flag."""
+
+    phase: str = ""
+    done: int = 0
+    total: int | None = None
+    checks: int = 0
+    cancelled: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, phase: str, total: int | None = None) -> None:
+        with self.lock:
+            self.phase, self.done, self.total = phase, 0, total
+
+    def advance(self, units: int = 1, *, detail: str | None = None) -> None:
+        with self.lock:
+            self.done += units
+
+    def finish(self, phase: str) -> None:
+        return None
+
+    def check(self, check: Check) -> None:
+        with self.lock:
+            self.checks += 1
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled
+
+    def to_dict(self) -> dict[str, Any]:
+        with self.lock:
+            return {"phase": self.phase, "done": self.done, "total": self.total}
+
+
+@dataclass(frozen=True)
+class Quota:
+    limit: int
+    used: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-Stella-Quota-Active-Runs-Limit": str(self.limit),
+            "X-Stella-Quota-Active-Runs-Used": str(self.used),
+            "X-Stella-Quota-Active-Runs-Remaining": str(max(0, self.limit - self.used)),
+        }
+
+
+class RunManager:
+    """The runs this server builds, and the idempotency keys of the requests that created runs."""
+
+    def __init__(self, holder: StoreHolder) -> None:
+        self.holder = holder
+        self.home = holder.home
+        self._create = threading.Lock()
+        self._builds: dict[str, tuple[threading.Thread, Progress]] = {}
+
+    # -- quotas and idempotency -------------------------------------------------------------
+    def quota(self, tenant: str) -> Quota:
+        with self.holder.use() as store:
+            engine = RunEngine(store)
+            used = len(engine.list_runs(tenant, state=RunState.PENDING)) + len(
+                engine.list_runs(tenant, state=RunState.RUNNING)
+            )
+        return Quota(max_active_runs(), used)
+
+    def _key_path(self, tenant: str, key: str) -> Path:
+        name = hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()
+        return self.home.root / "api" / "idempotency" / f"{name}.json"
+
+    def _remembered(self, tenant: str, key: str, body_digest: str) -> str | None:
+        path = self._key_path(tenant, key)
+        try:
+            record = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        if record.get("bodySha256") != body_digest:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was used with a different request body",
+                hint="use a new key for a different request",
+            )
+        return str(record["runId"])
+
+    # -- creating and building ----------------------------------------------------------------
+    def create(
+        self,
+        tenant: str,
+        profile: str,
+        selectors: Selectors,
+        key: str | None,
+        *,
+        idempotency_key: str | None,
+        body_digest: str,
+    ) -> tuple[ExportRun, bool]:
+        """Plan a run and start its build; with a known ``idempotency_key``, the run it created (and False)."""
+        with self._create:
+            if idempotency_key is not None:
+                known = self._remembered(tenant, idempotency_key, body_digest)
+                if known is not None:
+                    with self.holder.use() as store:
+                        return RunEngine(store).get_run(known, tenant), False
+            quota = self.quota(tenant)
+            if quota.used >= quota.limit:
+                raise QuotaExceeded(
+                    f"tenant {tenant!r} already has {quota.used} active runs (limit {quota.limit})",
+                    hint="wait for a run to end, or cancel one",
+                )
+            name = profile.split("@", 1)[0]
+            with self.holder.use() as store:
+                run = plan_export(
+                    store, tenant, profile, selectors, requested={}, key=key, out=default_out(self.home, name)
+                )
+                try:
+                    signer_for(self.home, run.key_name, None)  # a missing or locked key: refused now, not later
+                except StellaError:
+                    RunEngine(store).cancel_run(run.run_id, actor="stella-serve")
+                    raise
+            if idempotency_key is not None:
+                record = {"bodySha256": body_digest, "runId": run.run_id, "tenant": tenant}
+                path = self._key_path(tenant, idempotency_key)
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                write_bytes(path, json.dumps(record).encode(), mode=0o600)
+            self._start(run)
+            return run, True
+
+    def _start(self, run: ExportRun) -> None:
+        progress = Progress()
+        thread = threading.Thread(target=self._build, args=(run, progress), name=f"build-{run.run_id}", daemon=True)
+        self._builds[run.run_id] = (thread, progress)
+        thread.start()
+
+    def _build(self, run: ExportRun, progress: Progress) -> None:
+        try:
+            with self.holder.use() as store:
+                build_run(store, self.home, run, observer=progress)
+        except StellaError as exc:
+            log.info("run %s ended: %s", run.run_id, exc.message)
+        except Exception:
+            log.exception("run %s: internal error", run.run_id)
+        finally:
+            self._builds.pop(run.run_id, None)
+
+    def progress(self, run_id: str) -> dict[str, Any] | None:
+        entry = self._builds.get(run_id)
+        return None if entry is None else entry[1].to_dict()
+
+    def building(self) -> int:
+        return len(self._builds)
+
+    # -- reading and cancelling ------------------------------------------------------------------
+    def get(self, tenant: str, run_id: str) -> ExportRun:
+        """The tenant's run ``run_id`` (exact id); another tenant's run is not found."""
+        with self.holder.use() as store:
+            return RunEngine(store).get_run(run_id, tenant)
+
+    def cancel(self, tenant: str, run_id: str, actor: str) -> ExportRun:
+        with self.holder.use() as store:
+            engine = RunEngine(store)
+            run = engine.get_run(run_id, tenant)
+            if run.state.terminal:
+                raise PolicyRefusal(f"run {run_id} is already {run.state}", hint="only a pending or running run stops")
+            entry = self._builds.get(run_id)
+            if entry is not None:
+                entry[1].cancelled = True  # the build's observer stops it at its next unit of work
+            return engine.cancel_run(run_id, actor)
+
+    def wait_all(self, timeout: float) -> None:
+        for thread, _ in list(self._builds.values()):
+            thread.join(timeout)
+
+
+def not_found(run_id: str) -> NotFoundError:
+    return NotFoundError(f"no export run {run_id!r}")

@@ -1,0 +1,137 @@
+"""The API's app factory: :func:`create_app` wires routes, authentication, problem details and legacy aliases.
+
+Versioned paths live under ``/api/v1``; the seed's un-versioned ``/api/export/...`` and ``/api/verify`` paths are
+aliases answered with ``Deprecation``, ``Sunset`` and ``Link`` headers (RFC 9745, RFC 8594), each use logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core import __version__
+from core.errors import StellaError
+from core.home import Home
+
+from . import problems
+from .routes import build_router
+from .runs import RunManager
+from .store import StoreHolder
+
+log = logging.getLogger("stella.api")
+
+API_PREFIX = "/api/v1"
+#: Seed paths answered as aliases of their ``/api/v1`` twins until :data:`SUNSET`.
+LEGACY_PREFIXES = ("/api/export/", "/api/verify")
+DEPRECATED_AT = 1796083200  # 2026-12-01T00:00:00Z, as an RFC 9651 Date
+SUNSET = "Wed, 30 Jun 2027 23:59:59 GMT"
+DEPRECATION_DOC = "https://stella.invalid/docs/api#legacy-paths"
+
+
+class LegacyPaths:
+    """ASGI middleware: ``/api/export/...`` is served as ``/api/v1/export/...`` with deprecation headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not any(path == p.rstrip("/") or path.startswith(p) for p in LEGACY_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        successor = API_PREFIX + path[len("/api") :]
+        log.warning("deprecated API path %s used; use %s (sunset %s)", path, successor, SUNSET)
+        scope = dict(scope, path=successor, raw_path=successor.encode())
+        extra = [
+            (b"deprecation", f"@{DEPRECATED_AT}".encode()),
+            (b"sunset", SUNSET.encode()),
+            (
+                b"link",
+                f'<{DEPRECATION_DOC}>; rel="deprecation"; type="text/html", '
+                f'<{successor}>; rel="successor-version"'.encode(),
+            ),
+        ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message, headers=[*message.get("headers", []), *extra])
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(home: Home, *, keepalive: float = 15.0) -> FastAPI:
+    """The API of ``home``: every route calls the services the CLI calls; ``keepalive`` spaces SSE comments."""
+    holder = StoreHolder(home)
+    runs = RunManager(holder)
+    app = FastAPI(
+        title="stella local API",
+        version=__version__,
+        summary="Exports, downloads, verification, evidence and timeline of one stella home, over HTTP.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.home = home
+    app.state.holder = holder
+    app.state.runs = runs
+    app.state.keepalive = keepalive
+    app.include_router(build_router(home, holder, runs, keepalive=keepalive))
+    app.add_exception_handler(StellaError, problems.stella_error_handler)
+    app.add_exception_handler(RequestValidationError, problems.validation_handler)
+    app.add_exception_handler(StarletteHTTPException, problems.http_handler)
+    app.add_exception_handler(Exception, problems.internal_handler)
+
+    spec_cache: dict[str, tuple[bytes, str]] = {}
+
+    def spec() -> tuple[bytes, str]:
+        if "spec" not in spec_cache:
+            body = json.dumps(openapi_document(app), sort_keys=True, separators=(",", ":")).encode()
+            spec_cache["spec"] = (body, '"' + hashlib.sha256(body).hexdigest() + '"')
+        return spec_cache["spec"]
+
+    @app.get("/.well-known/openapi", include_in_schema=False)
+    def well_known_openapi(request: Request) -> Response:
+        body, etag = spec()
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        inm = request.headers.get("if-none-match", "")
+        if etag in [t.strip().removeprefix("W/") for t in inm.split(",")] or inm.strip() == "*":
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/json", headers=headers)
+
+    @app.middleware("http")
+    async def tag_version(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Stella-Version", __version__)
+        return response
+
+    app.add_middleware(LegacyPaths)
+    return app
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI 3.1 document, with error responses filed under ``application/problem+json``."""
+    doc = app.openapi()
+    for path in doc.get("paths", {}).values():
+        for op in path.values():
+            for status, response in op.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[:1] in "45" and "application/json" in content:
+                    content[problems.PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+                for media in content.values():  # OpenAPI 3.2's itemSchema is not valid in a 3.1 document
+                    if "itemSchema" in media:
+                        media["x-itemSchema"] = media.pop("itemSchema")
+    return doc
+
+
+def json_error(exc: StellaError) -> JSONResponse:
+    return problems.from_error(exc)
