@@ -177,6 +177,8 @@ class EvidenceScreen(StellaScreen):
         wanted, self.wanted = self.wanted, None
         if wanted is None and kept in self.bundles:
             table.move_cursor(row=table.get_row_index(kept))
+        if n:  # the line under the table says what the cursor is on now, whether or not the cursor moved
+            self.describe(kept if wanted is None and kept in self.bundles else message.items[0][0].evidence_id)
         if wanted is not None:
             if wanted in self.bundles:
                 table.move_cursor(row=table.get_row_index(wanted))
@@ -196,7 +198,11 @@ class EvidenceScreen(StellaScreen):
 
     @on(DataTable.RowHighlighted, "#evidence-table")
     def bundle_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        found = self.bundles.get(event.row_key.value or "")
+        self.describe(event.row_key.value or "")
+
+    def describe(self, evidence_id: str) -> None:
+        """The line under the table: the highlighted bundle's subject, size of tree, timestamp and holds."""
+        found = self.bundles.get(evidence_id)
         if found is None:
             return
         bundle, holds = found
