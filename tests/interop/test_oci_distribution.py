@@ -552,9 +552,9 @@ def test_token_auth_with_scopes(
 
 # -- faults: a proxy in front of the real registry answers 503/429, drops connections, cuts a download -------------
 class _FaultyProxy:
-    """Forwards to the registry, except where ``faults`` (request number -> fault) says otherwise: ``"503"`` or
-    ``"429"`` (answered by the proxy), ``"drop"`` (connection closed before forwarding), ``"drop-after"`` (forwarded,
-    then closed without the answer), ``"cut"`` (half of the answer's body, then closed)."""
+    """Forwards to the registry, except where ``faults`` (request number -> fault) says otherwise: a status such as
+    ``"503"`` or ``"429"`` (answered by the proxy), ``"drop"`` (connection closed before forwarding),
+    ``"drop-after"`` (forwarded, then closed without the answer), ``"cut"`` (half of the answer's body, then closed)."""
 
     def __init__(self, upstream: str, faults: dict[tuple[str, int], str]) -> None:
         import http.server
@@ -575,7 +575,7 @@ class _FaultyProxy:
                 fault = faults.get((method, n), "")
                 proxy.log.append((method, self.path, fault))
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if fault in ("503", "429"):
+                if fault.isdigit():
                     self.send_response(int(fault))
                     self.send_header("Retry-After", "0")
                     self.send_header("Content-Length", "0")
@@ -809,3 +809,20 @@ def test_credentials_asked_on_a_terminal_are_never_echoed(
     assert b"typed-s3cret" not in seen  # the terminal never showed it
     kept = [p for p in home.rglob("*") if p.is_file() and p.stat().st_size < 1 << 20]
     assert not [p for p in kept if b"typed-s3cret" in p.read_bytes()]
+
+
+def test_a_registry_without_chunked_uploads_gets_one_streamed_put(
+    stella: Any, run: dict[str, Any], registry_factory: Callable[..., Registry]
+) -> None:
+    reg = registry_factory()
+    size = run["bundle"].stat().st_size
+    proxy = _FaultyProxy(reg.host, {("PATCH", n): "405" for n in range(1, 100)})  # PATCH is not allowed there
+    try:
+        res = stella(
+            "distribute", run["id"], "--to", f"oci://{proxy.host}", "--plain-http", "--chunk-size", size // 4, "--json"
+        )
+        assert res.code == 0, res.err
+        assert [m for m, _, f in proxy.log if f == "405"] == ["PATCH"]  # tried once, then the monolithic PUT
+        assert reg.blob_file(sha(run["bundle"])).read_bytes() == run["bundle"].read_bytes()
+    finally:
+        proxy.close()
