@@ -5,7 +5,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 # System tools the interop tests drive (docs/architecture.md, "Tools we test against"). Installed when we may (root + apt).
-APT_PACKAGES=(openssl zstd age docker-registry skopeo xorriso prometheus systemd)
+APT_PACKAGES=(openssl zstd age docker-registry skopeo xorriso prometheus systemd openjdk-17-jre-headless)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
 if [ "${#missing[@]}" -gt 0 ]; then

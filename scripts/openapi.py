@@ -1,0 +1,103 @@
+"""The committed API contract and SDK, regenerated from the app: `python scripts/openapi.py spec|sdk|check`.
+
+- ``spec`` writes ``docs/openapi.json``: the document the server serves at ``/.well-known/openapi`` (an app built on an
+  empty temporary home), as indented JSON. ``tests/contract/test_openapi_contract.py`` fails when they differ.
+- ``sdk`` regenerates the Python SDK in ``sdk/python/`` from ``docs/openapi.json`` with openapi-python-client (the
+  test extra pins it), keeping the hand-written ``stella_api_client/download.py``.
+- ``check`` exits 1 if ``docs/openapi.json`` is not what ``spec`` would write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "docs" / "openapi.json"
+SDK = ROOT / "sdk" / "python"
+SDK_CONFIG = ROOT / "sdk" / "openapi-python-client.yaml"
+PACKAGE = "stella_api_client"
+#: Hand-written files inside the generated package, kept across regeneration.
+HAND_WRITTEN = ("download.py",)
+#: Where the server serves its OpenAPI document.
+SPEC_PATH = "/.well-known/openapi"
+
+
+def served_spec() -> dict[str, Any]:
+    """The OpenAPI document the app serves, built on a fresh empty home."""
+    from fastapi.testclient import TestClient
+
+    from app.api.server import create_app
+    from core.home import Home
+
+    with tempfile.TemporaryDirectory() as tmp:
+        client = TestClient(create_app(Home(Path(tmp) / "home")))
+        response = client.get(SPEC_PATH)
+        response.raise_for_status()
+        spec: dict[str, Any] = response.json()
+        return spec
+
+
+def render(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_spec() -> None:
+    SPEC.write_text(render(served_spec()), encoding="utf-8")
+    print(f"wrote {SPEC.relative_to(ROOT)}")
+
+
+def write_sdk() -> None:
+    kept = {name: (SDK / PACKAGE / name).read_bytes() for name in HAND_WRITTEN if (SDK / PACKAGE / name).exists()}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "python"
+        generator = Path(sys.executable).parent / "openapi-python-client"
+        subprocess.run(
+            [
+                str(generator),
+                "generate",
+                "--path",
+                str(SPEC),
+                "--config",
+                str(SDK_CONFIG),
+                "--output-path",
+                str(out),
+                "--meta",
+                "pdm",
+            ],
+            check=True,
+            env={**os.environ, "PATH": f"{generator.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+        )
+        if SDK.exists():
+            shutil.rmtree(SDK)
+        shutil.copytree(out, SDK)
+    for name, data in kept.items():
+        (SDK / PACKAGE / name).write_bytes(data)
+    print(f"wrote {SDK.relative_to(ROOT)}")
+
+
+def main(argv: list[str]) -> int:
+    sys.path.insert(0, str(ROOT))
+    action = argv[0] if argv else ""
+    if action == "spec":
+        write_spec()
+    elif action == "sdk":
+        write_sdk()
+    elif action == "check":
+        if SPEC.read_text(encoding="utf-8") != render(served_spec()):
+            print(f"{SPEC.relative_to(ROOT)} differs from the served spec: run `python scripts/openapi.py spec`")
+            return 1
+    else:
+        print(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
