@@ -34,7 +34,7 @@ What each ecosystem checks (Trivy file; version order used by the oracle):
 | Debian | rootfs: ``var/lib/dpkg/status``, ``etc/os-release``, ``etc/debian_version`` | Debian | IDs, severity, fix |
 | Ubuntu | rootfs: ``var/lib/dpkg/status``, ``etc/os-release``, ``etc/lsb-release`` (+ ESM status) | Debian | same |
 | Alpine | rootfs: ``lib/apk/db/installed``, ``etc/alpine-release``, ``etc/os-release`` | Alpine | IDs, severity, fix |
-| Wolfi / Chainguard | no public OSV source could be fetched for the fixtures (see SOURCES.md) | | |
+| Wolfi / Chainguard | rootfs: ``lib/apk/db/installed``, ``etc/os-release`` (``ID=wolfi`` / ``chainguard``) | Alpine | IDs, severity, fix |
 
 The rules checked (docs/trivy.md states them): a probe is affected when OSV's evaluation says so (events sorted by
 version, ties in the record's order, as osv.dev sorts them; or the version is listed); Trivy reports it under every
@@ -46,6 +46,10 @@ interval no fix closes also holds it) and only versions some record fixes; OS fi
 only with ``--detection-priority comprehensive``, and only for a release (go1.21.4): the other stdlib probes
 (1.21.0-0, pre-releases) are checked against the entry in trivy.db (column "db-only"). The Java DB test below
 scans a real jar known to our Java DB only by its SHA-1.
+
+The Wolfi/Chainguard records are wolfi-dev/advisories documents converted to OSV as wolfictl's feed builder does
+(tests/interop/wolfi_osv.py): ``introduced 0, fixed V`` per ``fixed`` advisory, ``introduced 0, fixed 0`` (nothing
+affected) per false positive, the ``CGA-...`` ID with the CVEs in ``related``, so Trivy reports the ``CGA-...`` ID.
 
 Known Trivy limits (reported, not failed): an OS advisory holds one ``FixedVersion`` (vulnerable below it, always
 when empty), so an OS range that starts above 0, a second range, ``last_affected`` or a ``versions`` list cannot be
@@ -75,6 +79,7 @@ from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # t
 
 from tests.conftest import FIXTURES, ROOT
 from tests.interop import trivy_oracle as oracle
+from tests.interop import wolfi_osv
 from tests.interop.test_trivy_interop import OFFLINE, SOURCE, _env, trivy_binary
 
 pytestmark = pytest.mark.interop
@@ -224,7 +229,8 @@ def _write_rootfs(family: str, release: str, root: Path, items: list[tuple[str, 
         status = root / "var" / "lib" / "ubuntu-advantage" / "status.json"
         status.parent.mkdir(parents=True)
         status.write_text(json.dumps({"services": [{"name": "esm-infra", "status": "enabled"}]}))
-    version_id = release if family != "Alpine" else f"{release}.0"
+    # Wolfi and Chainguard have no releases; their os-release carries a date stamp, which Trivy needs to detect them
+    version_id = {"Alpine": f"{release}.0", "Wolfi": "20230201", "Chainguard": "20230214"}.get(family, release)
     (etc / "os-release").write_text(f'NAME="{pretty}"\nID={os_id}\nVERSION_ID="{version_id}"\n')
     if family == "Debian":
         (etc / "debian_version").write_text(f"{release}.0\n")
@@ -268,7 +274,7 @@ def generate(plan: dict[tuple[str, str], dict[str, list[str]]], base: Path) -> t
                 _write_language(family, lang / target, items)
                 probes += [Probe(family, release, n, v, target, n) for n, v in items]
             continue
-        root = base / "rootfs" / f"{family}-{release}"
+        root = base / "rootfs" / (f"{family}-{release}" if release else family)
         items3 = []
         for k, items in _slots(pkgs):
             for n, v in items:
@@ -559,7 +565,8 @@ def test_trivy_matches_the_osv_oracle_on_real_records(stella: Any, tmp_path: Pat
     wrongly_rejected = [r for r in rejected if Path(r).name in valid_ids]  # schema-valid, refused by stella
     assert not wrongly_rejected, f"stella rejected schema-valid records: {wrongly_rejected}"
     total = Counter({name: t.tp + t.fn for name, t in tallies.items()})
-    for family in ("PyPI", "Go", "crates.io", "npm", "Maven", "NuGet", "Packagist", "Debian", "Alpine"):
+    for family in ("PyPI", "Go", "crates.io", "npm", "Maven", "NuGet", "Packagist", "Debian", "Alpine", "Wolfi",
+                   "Chainguard"):  # fmt: skip
         assert total[family] > 0, f"no {family} probe was expected to be found: the comparison would prove nothing"
     assert not any(t.unscanned for t in tallies.values()), [n for t in tallies.values() for n in t.notes][:20]
     stella_diffs = [d for d in diffs if d["who"] == "stella"]
@@ -742,3 +749,16 @@ def test_a_difference_is_blamed_on_the_entry_only_when_the_entry_is_wrong() -> N
     verdict = oracle.evaluate(oracle.FAMILIES["Debian"], aff, "3.0.5-1")
     assert verdict is not None and verdict.affected and not verdict.representable_os
     assert _attribute(os_probe, "CVE-2099-2", True, [(None, aff, verdict)], {})[0] == "trivy-limit"
+
+
+def test_vendored_wolfi_records_are_wolfictls_conversion() -> None:
+    """osv/wolfi holds exactly what wolfictl's OSV builder makes of the vendored wolfi-dev/advisories documents."""
+    want = wolfi_osv.converted()
+    have = {p.name: p.read_text() for p in (RECORDS / "wolfi").glob("*.json")}
+    assert have == want
+    kinds = Counter(
+        "false-positive" if r["ranges"][0].get("database_specific") else "fixed"
+        for text in have.values()
+        for r in json.loads(text)["affected"][:1]
+    )
+    assert kinds["fixed"] >= 20 and kinds["false-positive"] >= 5, kinds

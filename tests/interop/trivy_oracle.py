@@ -22,7 +22,7 @@ import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, total_ordering
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,32 @@ class Family:
 
     def parse(self, text: str) -> Any | None:
         try:
-            return self.version(text)
+            return _Ordered(self.version(text))
         except Exception:  # univers raises assorted errors for strings outside the scheme
             return None
+
+
+@total_ordering
+class _Ordered:
+    """A univers version compared through its ``<`` alone: univers' ``AlpineLinuxVersion`` (a Gentoo subclass)
+    overrides ``<`` but inherits ``>=``/``==`` comparing the text, so ``8.3.0-r0 >= 8.12.0-r0`` is True there."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: Any) -> None:
+        self.v = v
+
+    def __lt__(self, other: _Ordered) -> bool:
+        return bool(self.v < other.v)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Ordered) and not self.v < other.v and not other.v < self.v
+
+    def __hash__(self) -> int:
+        return 0  # equal versions may be spelled differently; nothing here needs a spread
+
+    def __repr__(self) -> str:
+        return f"_Ordered({self.v!s})"
 
 
 def _semver(text: str) -> Any:
