@@ -113,7 +113,7 @@ def _command_of(args: Sequence[str]) -> str | None:
     for arg in args:
         if skip:
             skip = False
-        elif arg == "--home":
+        elif arg in ("--home", "--log-level"):
             skip = True
         elif not arg.startswith("-"):
             return arg
@@ -140,6 +140,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         parents=[common_options()],
     )
     parser.add_argument("--version", action="version", version=f"stella {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="also show log lines on stderr: -v info, -vv debug (they always go to HOME/logs/stella.jsonl)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        help="the level of the log file, and of stderr's log lines (shown only with -v or this option)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, (module, help) in COMMANDS.items():
         if name == only:
@@ -169,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.USAGE)
     if args.command != "tui":
         allow_prompt()  # a key's passphrase may be typed at a prompt on a terminal (never inside the TUI)
+    _configure_logs(args)
     try:
         try:
             code: int = args.handler(args)
@@ -198,6 +211,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         stderr.print(f"[bold red]{escape(f'internal error: {type(exc).__name__}: {exc}')}[/]")
         stderr.print("this is a bug in stella; rerun with STELLA_DEBUG=1 for the traceback and report it")
         return 1
+
+
+def _configure_logs(args: argparse.Namespace) -> None:
+    """Send the core's log lines to the home's JSON-lines file and, when asked (-v, --log-level), to stderr."""
+    from core.home import resolve_home
+    from services import logs
+
+    terminal = args.log_level or {0: None, 1: "info"}.get(args.verbose, "debug")
+    if args.command == "tui":
+        terminal = None  # the TUI owns the terminal
+    try:
+        home = resolve_home(args.home)
+    except StellaError:
+        home = None
+    logs.configure(home, file_level=args.log_level or "info", terminal_level=terminal)
 
 
 def run() -> NoReturn:

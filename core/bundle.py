@@ -55,6 +55,7 @@ from core.contract.media_types import AGE, DSSE_ENVELOPE, NDJSON, NDJSON_ZSTD, S
 from core.contract.payload_types import IN_TOTO
 from core.errors import Cancelled, EnvironmentFailure, UsageError
 from core.keys import KeyAlgorithm
+from core.log_fields import phase
 from core.progress import CancelToken, NullObserver, Observer
 from core.signing import Signer, cosign_blob_signature, pae_prefix
 
@@ -507,49 +508,52 @@ def build_bundle(
         writer = PayloadWriter(staging, sink=sink, cancel=cancel)
         sink.start("payload", spec.input_count)
         ctx = PayloadContext(spec, writer, inputs, raw_bytes, query, sink, home=home, cancel=cancel, signer=signer)
-        counts = profile.write_payload(ctx)
+        with phase("adapter", span="export.fetch"):  # the profile adapter reads the pinned inputs, writes the payload
+            counts = profile.write_payload(ctx)
         sink.finish("payload")
-        recipients = spec.options.get("encryptionRecipients") or spec.profile_config.get("encryptionRecipients")
-        encryption = Encryption(tuple(recipients or ()), passphrase)
-        if encryption:
-            section = _encrypt_payload(writer, encryption, getattr(profile, "encrypted_prefixes", None), cancel)
-            if section["files"]:
-                ctx.extra_manifest["encryption"] = section
-        writer.add_bytes(README, _template(README), "text/plain; charset=utf-8")
-        writer.add_bytes(VERIFY_SCRIPT, _template(VERIFY_SCRIPT), SHELL_SCRIPT)
-        payload = sorted(writer.files.values(), key=lambda f: f.path)
+        with phase("manifest", span="export.write"):  # encryption, manifest, signatures, the archive
+            recipients = spec.options.get("encryptionRecipients") or spec.profile_config.get("encryptionRecipients")
+            encryption = Encryption(tuple(recipients or ()), passphrase)
+            if encryption:
+                section = _encrypt_payload(writer, encryption, getattr(profile, "encrypted_prefixes", None), cancel)
+                if section["files"]:
+                    ctx.extra_manifest["encryption"] = section
+            writer.add_bytes(README, _template(README), "text/plain; charset=utf-8")
+            writer.add_bytes(VERIFY_SCRIPT, _template(VERIFY_SCRIPT), SHELL_SCRIPT)
+            payload = sorted(writer.files.values(), key=lambda f: f.path)
 
-        _write_provenance(writer, spec, payload, _provenance_inputs(ctx, inputs()), signer)
+            with phase("sign", span="export.sign"):  # provenance, manifest and checksums, each signed
+                _write_provenance(writer, spec, payload, _provenance_inputs(ctx, inputs()), signer)
 
-        listed = sorted(writer.files.values(), key=lambda f: bundle_order(f.path))
-        extra = dict(ctx.extra_manifest)
-        extra["signing"] = {"algorithm": str(signer.algorithm), "keyid": signer.keyid}
-        manifest = canonical_json(_manifest(spec, listed, counts, extra))
-        (staging / MANIFEST).write_bytes(manifest)
-        (staging / MANIFEST_SIG).write_bytes(cosign_blob_signature(signer, manifest))
-        checksums = render_checksums(hashlib.sha256(manifest).hexdigest(), [f.to_manifest() for f in listed])
-        (staging / CHECKSUMS).write_bytes(checksums)
-        (staging / CHECKSUMS_SIG).write_bytes(cosign_blob_signature(signer, checksums))
+                listed = sorted(writer.files.values(), key=lambda f: bundle_order(f.path))
+                extra = dict(ctx.extra_manifest)
+                extra["signing"] = {"algorithm": str(signer.algorithm), "keyid": signer.keyid}
+                manifest = canonical_json(_manifest(spec, listed, counts, extra))
+                (staging / MANIFEST).write_bytes(manifest)
+                (staging / MANIFEST_SIG).write_bytes(cosign_blob_signature(signer, manifest))
+                checksums = render_checksums(hashlib.sha256(manifest).hexdigest(), [f.to_manifest() for f in listed])
+                (staging / CHECKSUMS).write_bytes(checksums)
+                (staging / CHECKSUMS_SIG).write_bytes(cosign_blob_signature(signer, checksums))
 
-        head = [p for p in HEAD_ORDER if (staging / p).exists()]
-        rest = [f.path for f in listed if f.path not in head]
-        entries = [
-            ArchiveEntry(p, staging.joinpath(*PurePosixPath(p).parts), 0o755 if p == VERIFY_SCRIPT else 0o644)
-            for p in head + rest
-        ]
-        mtime = int((spec.created_at - datetime(1970, 1, 1)).total_seconds())
-        # A profile may name another compression where its bundle's name is fixed (devportal: ``bundle.tgz``).
-        compression: Compression = getattr(profile, "archive_compression", "zstd")
-        return write_archive(
-            out_path,
-            entries,
-            mtime=mtime,
-            compression=compression,
-            level=spec.compression_level,
-            sink=sink,
-            cancel=cancel,
-            temp_tag=spec.run_id,
-        )
+            head = [p for p in HEAD_ORDER if (staging / p).exists()]
+            rest = [f.path for f in listed if f.path not in head]
+            entries = [
+                ArchiveEntry(p, staging.joinpath(*PurePosixPath(p).parts), 0o755 if p == VERIFY_SCRIPT else 0o644)
+                for p in head + rest
+            ]
+            mtime = int((spec.created_at - datetime(1970, 1, 1)).total_seconds())
+            # A profile may name another compression where its bundle's name is fixed (devportal: ``bundle.tgz``).
+            compression: Compression = getattr(profile, "archive_compression", "zstd")
+            return write_archive(
+                out_path,
+                entries,
+                mtime=mtime,
+                compression=compression,
+                level=spec.compression_level,
+                sink=sink,
+                cancel=cancel,
+                temp_tag=spec.run_id,
+            )
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             out_path.unlink()

@@ -10,6 +10,7 @@ the same output whatever was imported in between.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,6 +63,7 @@ def plan_run(
     Raises :class:`core.errors.PolicyRefusal` (exit 7) for a cross-tenant selector, :class:`UsageError`
     when there is no signing key or the output exists, :class:`core.errors.NotFoundError` for an unknown key.
     """
+    started = time.monotonic()
     key, out = check_plan(store, tenant, profile, selectors, key_name=key_name, out_path=out_path)
     when = _whole_seconds(created_at or utcnow())
     run_id = new_run_id()
@@ -108,7 +110,12 @@ def plan_run(
                 run,
                 "planned",
                 to_state=RunState.PENDING,
-                detail={"profile": profile.ref, "inputs": count, "selectors": selectors.to_dict()},
+                detail={
+                    "profile": profile.ref,
+                    "inputs": count,
+                    "selectors": selectors.to_dict(),
+                    "plan_seconds": round(time.monotonic() - started, 6),  # exporter_plan_seconds
+                },
             )
     finally:
         cur.close()

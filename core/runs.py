@@ -17,6 +17,7 @@ import contextlib
 import getpass
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -34,6 +35,7 @@ from typing import Any, Protocol
 
 import duckdb
 
+from core import log_fields
 from core.atomic import (
     atomic_file,
     environment_failure,
@@ -59,6 +61,8 @@ from core.profiles import ProfileConfig
 from core.progress import CancelToken, NullObserver, Observer
 from core.selectors import InputRef, Selectors
 from core.store import Store, transaction
+
+_log = logging.getLogger("stella.run")
 
 #: Version of the ``parameters`` JSON of a run.
 PARAMETERS_VERSION = 1
@@ -856,6 +860,8 @@ class RunEngine:
             if not changed or not changed[0]:
                 raise UsageError(f"run {run.run_id} changed state while this command worked on it; try again")
             write_event(cur, run, event_type, from_state=run.state, to_state=to, actor=actor, detail=detail)
+        with log_fields.bound(**log_fields.run_fields(run), error_code=None if error is None else error[0]):
+            _log.log(logging.ERROR if error else logging.INFO, "run %s: %s -> %s", event_type, run.state, to)
         return self.get_run(run.run_id)
 
     # -- retry ------------------------------------------------------------------------------------
@@ -920,6 +926,15 @@ class RunEngine:
         stamps one later."""
         run = self.get_run(run_id)
         dist = Distribution(f"dist-{secrets.token_hex(8)}", run_id, type, target, sha256, size, state, utcnow())
+        detail: dict[str, Any] = {
+            "distribution_id": dist.distribution_id,
+            "type": type,
+            "target": target,
+            "state": state,
+        }
+        pushed = log_fields.phase_seconds("distribute")  # inside a distribution: how long the hand-over took
+        if pushed is not None:
+            detail["push_seconds"] = round(pushed, 6)
         with self._writing() as cur:
             cur.execute(
                 "INSERT INTO export_distributions (tenant, run_id, distribution_id, type, target, sha256, size, state,"
@@ -937,12 +952,7 @@ class RunEngine:
                     expires_at,
                 ],
             )
-            write_event(
-                cur,
-                run,
-                "distributed",
-                detail={"distribution_id": dist.distribution_id, "type": type, "target": target, "state": state},
-            )
+            write_event(cur, run, "distributed", detail=detail)
         return dist
 
     def download(

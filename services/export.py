@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import orjson
 from adapters.profiles.builder import bundle_builder
 from adapters.profiles.registry import run_options
 from adapters.sources.registry import format_names
+from core import log_fields
 from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.atomic import failing_as_environment
 from core.clock import utcnow
@@ -35,6 +37,8 @@ from core.signing import Signer
 from core.store import Store
 from services import timeline
 from services.keys import signer_for, signer_trusted_key
+from services.logs import register_secret
+from services.tracing import Tracer, traced
 from verify.bundle import VerifyReport, verify_bundle
 
 #: The environment variable that caps the runs a tenant may have active at once.
@@ -207,10 +211,13 @@ def build_run(
 
     ``observer`` hears the build's progress, and stops it (the run is then aborted) when it says it is cancelled.
     """
-    signer = signer_for(home, key or run.key_name, passphrase_file)
-    encrypt = None
-    if encrypt_passphrase_file is not None:
-        encrypt = read_passphrase_file(encrypt_passphrase_file).decode("utf-8", "strict")
+    log_fields.bind_run(run)
+    with log_fields.phase("resolve"):  # the signing key and the payload passphrase
+        signer = signer_for(home, key or run.key_name, passphrase_file)
+        encrypt = None
+        if encrypt_passphrase_file is not None:
+            encrypt = read_passphrase_file(encrypt_passphrase_file).decode("utf-8", "strict")
+            register_secret(encrypt)
     engine = RunEngine(store, max_active_per_tenant=max_active_runs())
     timeline.record_export_requested(store, run)
     try:
@@ -347,27 +354,33 @@ def run_export(
     *,
     observer: Observer | None = None,
     on_planned: Callable[[ExportRun], None] | None = None,
+    trace_file: Path | None = None,
 ) -> ExportRun:
     """`stella export run`: plan a run, then build its signed bundle; returns the succeeded run.
 
-    ``on_planned`` hears the run once it is planned, before the build starts.
+    ``on_planned`` hears the run once it is planned, before the build starts. The run's spans are written to
+    ``trace_file`` (or the home's tracing setting) as OTLP JSON; while the tenant has an incident open, always.
     """
     tenant = validate_tenant(request.tenant)
     max_active_runs()  # a bad setting is refused before anything is planned
     selectors = check_selectors(request.selectors)
     requested = _requested_options(request)
     out = _request_out(home, request)
-    with Store.open(home) as store:
-        run = plan_export(
-            store,
-            tenant,
-            request.profile,
-            selectors,
-            requested=requested,
-            key=request.key,
-            out=out,
-            allow_empty=request.allow_empty,
-        )
+    with Store.open(home) as store, traced_run(home, store, tenant, trace_file) as tracer:
+        with log_fields.bound(tenant=tenant), log_fields.phase("plan", span="export.plan"):
+            run = plan_export(
+                store,
+                tenant,
+                request.profile,
+                selectors,
+                requested=requested,
+                key=request.key,
+                out=out,
+                allow_empty=request.allow_empty,
+            )
+            log_fields.bind_run(run)  # the plan's last line names the run it planned
+        if tracer is not None:
+            tracer.bind(run)
         if on_planned is not None:
             on_planned(run)
         return build_run(
@@ -381,6 +394,18 @@ def run_export(
         )
 
 
+def traced_run(
+    home: Home, store: Store, tenant: str, trace_file: Path | None, name: str = "export.run"
+) -> AbstractContextManager[Tracer | None]:
+    """:func:`services.tracing.traced` for a run of ``tenant``: spans to ``trace_file`` or the home's setting, and
+    always (with debug logs) while the tenant has an incident open."""
+    from services.incident import incident_open
+    from services.tracing import trace_file_for
+
+    incident = incident_open(store, tenant)
+    return traced(home, name, trace_file=trace_file_for(home, trace_file), incident=incident)
+
+
 def retry_export(
     home: Home,
     run_id: str,
@@ -391,25 +416,32 @@ def retry_export(
     encrypt_passphrase_file: Path | None = None,
     mkdir: bool = False,
     observer: Observer | None = None,
+    trace_file: Path | None = None,
 ) -> ExportRun:
     """`stella export retry`: a new run with the same parameters and inputs, built to the same bytes.
 
     ``run_id`` may be a unique prefix. A succeeded run whose bundle was deleted is rebuilt where it was; one whose
-    bundle is still there needs ``out``.
+    bundle is still there needs ``out``. Spans as :func:`run_export` writes them.
     """
     target = output_path(out, mkdir=mkdir) if out is not None else None
     with Store.open(home) as store:
         engine = RunEngine(store)
-        new_id = engine.retry(engine.resolve_run_id(run_id), out_path=target)
-        return build_run(
-            store,
-            home,
-            engine.get_run(new_id),
-            key=key,
-            passphrase_file=passphrase_file,
-            encrypt_passphrase_file=encrypt_passphrase_file,
-            observer=observer,
-        )
+        original = engine.get_run(engine.resolve_run_id(run_id))
+        with traced_run(home, store, original.tenant, trace_file) as tracer:
+            with log_fields.bound(tenant=original.tenant), log_fields.phase("plan", span="export.plan"):
+                new = engine.get_run(engine.retry(original.run_id, out_path=target))
+                log_fields.bind_run(new)
+            if tracer is not None:
+                tracer.bind(new)
+            return build_run(
+                store,
+                home,
+                new,
+                key=key,
+                passphrase_file=passphrase_file,
+                encrypt_passphrase_file=encrypt_passphrase_file,
+                observer=observer,
+            )
 
 
 def list_runs(home: Home, tenant: str, *, limit: int = 20) -> list[ExportRun]:
@@ -486,9 +518,16 @@ def cancel_export(home: Home, run_id: str, *, store_in_use: bool = False) -> Can
 
 
 def download_run(
-    home: Home, run_id: str, to: Path, *, observer: Observer | None = None, passphrase_file: Path | None = None
+    home: Home,
+    run_id: str,
+    to: Path,
+    *,
+    observer: Observer | None = None,
+    passphrase_file: Path | None = None,
+    trace_file: Path | None = None,
 ) -> Distribution:
-    """`stella export download`: copy a run's bundle to ``to`` (resumes a partial copy, checks the digest).
+    """`stella export download`: copy a run's bundle to ``to`` (resumes a partial copy, checks the digest); the copy
+    is the run's ``export.distribute`` span (in ``trace_file``), in the run's trace.
 
     When the bundle has an attestation, the copy gets its own Release statement, signed with the run's key
     (unlocked with ``passphrase_file`` when it is encrypted), in ``COPY.intoto.jsonl`` and the bundle's file.
@@ -500,7 +539,12 @@ def download_run(
         run_id = engine.resolve_run_id(run_id)
         run = engine.get_run(run_id)
         signer = distribution_signer(home, run, passphrase_file)
-        dist = engine.download(run_id, to, observer=observer)
+        with traced_run(home, store, run.tenant, trace_file, "export.download") as tracer:
+            log_fields.bind_run(run)
+            if tracer is not None:
+                tracer.bind(run)
+            with log_fields.phase("distribute", span="export.distribute"):
+                dist = engine.download(run_id, to, observer=observer)
         if signer is not None:
             attest_distribution(run, dist, signer)
         timeline.record_export_distributed(store, run_id, dist)

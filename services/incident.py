@@ -4,7 +4,8 @@ While an incident is open the evidence locker keeps more: every bundle of the te
 incident's retention from the moment it starts (lengthened, never shortened), and evidence sealed while it is open
 gets that retention too. Starting and stopping each seal a capture of the extra debug artefacts into the locker (the
 environment and its digests, the store's per-table counts and content digest, the recent export runs with every
-event they logged), and put an activation or deactivation event on the timeline, which notifications hear.
+event they logged), and put an activation or deactivation event on the timeline, which notifications hear. While it
+is open the tenant's export runs also log at debug level and always write their spans (:func:`incident_open`).
 """
 
 from __future__ import annotations
@@ -249,3 +250,8 @@ def _incident(store: Store, tenant: str, incident_id: str, *, cur: EvidenceStore
         if incident.incident_id == incident_id:
             return incident
     raise NotFoundError(f"no incident {incident_id!r} in tenant {tenant!r}")
+
+
+def incident_open(store: Store, tenant: str) -> bool:
+    """Whether ``tenant`` has an incident open now: its runs then log at debug level and always write their spans."""
+    return EvidenceStore(store.conn).open_incident(tenant) is not None

@@ -37,6 +37,10 @@ SLO_SECONDS = 90.0
 DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, SLO_SECONDS, 120.0, 300.0, 600.0, 1800.0)
 #: Bundle size buckets (bytes): 64 KiB to 16 GiB, by powers of four.
 SIZE_BUCKETS = tuple(float(1 << n) for n in range(16, 35, 2))
+#: Planner latency buckets (seconds): planning pins the inputs in one transaction.
+PLAN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: Distribution push buckets (seconds): a local copy to a registry push of gigabytes.
+PUSH_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0)
 #: The outcomes of a finished run, the ``outcome`` label.
 OUTCOMES = ("succeeded", "failed", "aborted")
 #: The ``result`` label of exporter_verify_total: verified, or the failure class of what failed.
@@ -94,6 +98,20 @@ BUNDLE_SIZE = Metric(
     ("profile",),
     SIZE_BUCKETS,
 )
+PLAN_SECONDS = Metric(
+    "exporter_plan_seconds",
+    Kind.HISTOGRAM,
+    "Time the planner took to pin a run's inputs (from the planned event).",
+    ("profile",),
+    PLAN_BUCKETS,
+)
+DISTRIBUTION_PUSH = Metric(
+    "exporter_distribution_push_seconds",
+    Kind.HISTOGRAM,
+    "Time a distribution took to hand a bundle over, by type (file, oci, s3).",
+    ("type",),
+    PUSH_BUCKETS,
+)
 VERIFY = Metric(
     "exporter_verify_total",
     Kind.COUNTER,
@@ -105,7 +123,18 @@ LAST_WRITE = Metric(
 )
 
 #: Every metric stella exposes: the dashboard, the rules and their tests use these names.
-METRICS = (RUNS, RUN_DURATION, RUN_BYTES, RUN_FAILURES, ACTIVE_RUNS, BUNDLE_SIZE, VERIFY, LAST_WRITE)
+METRICS = (
+    RUNS,
+    RUN_DURATION,
+    RUN_BYTES,
+    RUN_FAILURES,
+    ACTIVE_RUNS,
+    BUNDLE_SIZE,
+    PLAN_SECONDS,
+    DISTRIBUTION_PUSH,
+    VERIFY,
+    LAST_WRITE,
+)
 
 
 def series_names() -> frozenset[str]:
@@ -210,6 +239,8 @@ class Snapshot:
     sizes: dict[str, _Histogram]
     verify: dict[str, int]
     written_at: float
+    plans: dict[str, _Histogram]
+    pushes: dict[str, _Histogram]
 
 
 def read_snapshot(store: Store) -> Snapshot:
@@ -243,6 +274,7 @@ def read_snapshot(store: Store) -> Snapshot:
                 "SELECT tenant, count(*) FILTER (WHERE state = 'running') FROM export_runs GROUP BY tenant"
             ).fetchall()
         }
+        plans, pushes = _event_timings(cur)
         verify = dict.fromkeys(VERIFY_RESULTS, 0)
         for result, n in cur.execute(
             "SELECT result, count(*) FROM metric_events WHERE metric = 'verify' GROUP BY result"
@@ -259,7 +291,35 @@ def read_snapshot(store: Store) -> Snapshot:
         sizes,
         verify,
         utcnow().timestamp(),
+        plans,
+        pushes,
     )
+
+
+def _event_timings(cur: Any) -> tuple[dict[str, _Histogram], dict[str, _Histogram]]:
+    """Planner latency by profile and push time by distribution type, from the runs' ``planned`` and
+    ``distributed`` events (``plan_seconds``, ``push_seconds`` in their detail)."""
+    plans: dict[str, _Histogram] = {}
+    pushes: dict[str, _Histogram] = {}
+    cur.execute(
+        "SELECT r.profile_id, e.event_type, e.detail FROM export_events e JOIN export_runs r"
+        " ON r.tenant = e.tenant AND r.run_id = e.run_id"
+        " WHERE (e.event_type = 'planned' AND e.detail LIKE '%\"plan_seconds\"%')"
+        " OR (e.event_type = 'distributed' AND e.detail LIKE '%\"push_seconds\"%')"
+    )
+    while rows := cur.fetchmany(1000):
+        for profile, event_type, detail in rows:
+            try:
+                values = orjson.loads(detail)
+            except orjson.JSONDecodeError:
+                continue
+            if event_type == "planned":
+                seconds, key, into, buckets = values.get("plan_seconds"), str(profile), plans, PLAN_BUCKETS
+            else:
+                seconds, key, into, buckets = values.get("push_seconds"), values.get("type"), pushes, PUSH_BUCKETS
+            if isinstance(seconds, int | float) and seconds >= 0 and isinstance(key, str):
+                into.setdefault(key, _Histogram.empty(buckets)).observe(float(seconds))
+    return plans, pushes
 
 
 def record_verify(store: Store, error: StellaError | None, tenant: str = "") -> str:
@@ -323,6 +383,8 @@ def _families(snap: Snapshot) -> list[Any]:
         counter(RUN_FAILURES, snap.failures),
         active,
         histogram(BUNDLE_SIZE, snap.sizes),
+        histogram(PLAN_SECONDS, snap.plans),
+        histogram(DISTRIBUTION_PUSH, snap.pushes),
         counter(VERIFY, snap.verify),
         written,
     ]

@@ -103,6 +103,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     r.add_argument("--trivy-schema", type=int, metavar="N", help="trivy profiles: the DB schema version")
     r.add_argument("--provider", action="append", default=[], metavar="NAME", help="risk bundles: kev, epss")
     r.add_argument("--metrics-textfile", type=Path, metavar="PATH.prom", help=TEXTFILE_HELP)
+    r.add_argument("--trace-file", type=Path, metavar="PATH", help=TRACE_HELP)
     r.set_defaults(handler=run_export)
 
     rs = esub.add_parser("runs", parents=[common, tenant], help="recent runs")
@@ -120,10 +121,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     rt.add_argument("--mkdir", "-p", action="store_true", help="create the directory of --out when it is missing")
     rt.add_argument("--encrypt-passphrase-file", type=Path, metavar="F", help="the passphrase the run encrypted with")
     rt.add_argument("--metrics-textfile", type=Path, metavar="PATH.prom", help=TEXTFILE_HELP)
+    rt.add_argument("--trace-file", type=Path, metavar="PATH", help=TRACE_HELP)
     rt.set_defaults(handler=run_retry)
     dl = esub.add_parser("download", parents=[common], help="copy a run's bundle out (resumes, checks the digest)")
     dl.add_argument("run_id")
     dl.add_argument("--to", type=Path, required=True)
+    dl.add_argument("--trace-file", type=Path, metavar="PATH", help=TRACE_HELP)
     dl.add_argument(
         "--passphrase-file",
         type=Path,
@@ -146,6 +149,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     me.set_defaults(handler=run_metrics)
 
 
+TRACE_HELP = "write the run's spans to PATH as OTLP JSON (default: the home's tracing.json setting, else none)"
 TEXTFILE_HELP = (
     "write the Prometheus metrics, rebuilt from the run history, to this node_exporter textfile-collector file when"
     " the run ends (default: the file set with `stella export metrics --set-textfile`)"
@@ -208,7 +212,7 @@ def run_export(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     textfile = metrics.textfile_for(home, args.metrics_textfile)
     try:
-        run = export_service.run_export(home, request, observer=sink)
+        run = export_service.run_export(home, request, observer=sink, trace_file=args.trace_file)
     finally:
         _write_metrics(home, textfile)
     if run.input_count == 0:
@@ -259,6 +263,7 @@ def run_retry(args: argparse.Namespace) -> int:
             encrypt_passphrase_file=args.encrypt_passphrase_file,
             mkdir=args.mkdir,
             observer=_BuildSink("building bundle"),
+            trace_file=args.trace_file,
         )
     finally:
         _write_metrics(home, textfile)
@@ -341,7 +346,14 @@ def run_cancel(args: argparse.Namespace) -> int:
 
 def run_download(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
-    dist = download_run(home, args.run_id, args.to, observer=RichSink("copying"), passphrase_file=args.passphrase_file)
+    dist = download_run(
+        home,
+        args.run_id,
+        args.to,
+        observer=RichSink("copying"),
+        passphrase_file=args.passphrase_file,
+        trace_file=args.trace_file,
+    )
     _say(args, dist.to_dict(), f"copied to {dist.to_dict().get('target')} (digest checked)")
     return 0
 

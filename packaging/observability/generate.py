@@ -18,7 +18,17 @@ from typing import Any
 
 import yaml
 
-from services.metrics import BUNDLE_SIZE, RUN_BYTES, RUN_DURATION, RUN_FAILURES, RUNS, SLO_SECONDS, VERIFY
+from services.metrics import (
+    BUNDLE_SIZE,
+    DISTRIBUTION_PUSH,
+    PLAN_SECONDS,
+    RUN_BYTES,
+    RUN_DURATION,
+    RUN_FAILURES,
+    RUNS,
+    SLO_SECONDS,
+    VERIFY,
+)
 
 HERE = Path(__file__).resolve().parent
 RULES = HERE / "stella-rules.yml"
@@ -219,6 +229,33 @@ def dashboard() -> dict[str, Any]:
             "percentunit",
             0,
             24,
+        ),
+        _panel(
+            8,
+            "Planner latency",
+            [
+                (
+                    f"histogram_quantile({q}, sum by (le) (rate({PLAN_SECONDS.name}_bucket[{RATE}])))",
+                    f"p{round(q * 100)}",
+                )
+                for q in (0.5, 0.95)
+            ],
+            "s",
+            12,
+            24,
+        ),
+        _panel(
+            9,
+            "Distribution latency by type (p95)",
+            [
+                (
+                    f"histogram_quantile(0.95, sum by (le, type) (rate({DISTRIBUTION_PUSH.name}_bucket[{RATE}])))",
+                    "{{type}}",
+                )
+            ],
+            "s",
+            0,
+            32,
         ),
     ]
     return {
