@@ -51,7 +51,7 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     home = Home(tmp_path_factory.mktemp("served") / "home")
     stella = [sys.executable, "-m", "app.cli", "--home", str(home.root)]
