@@ -29,6 +29,7 @@ from adapters.oci import credentials as creds_io
 from adapters.oci import reference as oci_ref
 from adapters.oci.client import DEFAULT_CHUNK, RegistryClient, sha256_file
 from adapters.oci.credentials import Credentials as Credentials
+from core import log_fields
 from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.atomic import write_bytes
 from core.canonical import canonical_json
@@ -151,11 +152,13 @@ def distribute_run(
     observer: Observer | None = None,
 ) -> Distributed | S3Distribution:
     """Hand run ``run_id``'s bundle to ``to``; the scheme of ``to`` picks the way (``s3://``: services.distribute_s3,
-    with ``s3`` options or, without them, ``access``'s CA file and defaults)."""
-    if to.startswith(oci_ref.SCHEME):
-        return _distribute_oci(home, run_id, oci_ref.parse(to, what="destination"), access, observer)
-    if to.startswith(S3_SCHEME):
-        return distribute_s3(home, run_id, to, s3 or S3Options(ca_file=access.ca_file), observer=observer)
+    with ``s3`` options or, without them, ``access``'s CA file and defaults). The hand-over is the run's
+    ``distribute`` phase: its log lines, and the ``push_seconds`` of the distribution it records (metrics)."""
+    with log_fields.bound(run_id=run_id), log_fields.phase("distribute", span="export.distribute"):
+        if to.startswith(oci_ref.SCHEME):
+            return _distribute_oci(home, run_id, oci_ref.parse(to, what="destination"), access, observer)
+        if to.startswith(S3_SCHEME):
+            return distribute_s3(home, run_id, to, s3 or S3Options(ca_file=access.ca_file), observer=observer)
     raise UsageError(f"unsupported destination {to!r}", hint="use oci://HOST/TENANT/NAME[:TAG] or s3://BUCKET/PREFIX")
 
 

@@ -211,27 +211,27 @@ def build_run(
 
     ``observer`` hears the build's progress, and stops it (the run is then aborted) when it says it is cancelled.
     """
-    log_fields.bind_run(run)
-    with log_fields.phase("resolve"):  # the signing key and the payload passphrase
-        signer = signer_for(home, key or run.key_name, passphrase_file)
-        encrypt = None
-        if encrypt_passphrase_file is not None:
-            encrypt = read_passphrase_file(encrypt_passphrase_file).decode("utf-8", "strict")
-            register_secret(encrypt)
-    engine = RunEngine(store, max_active_per_tenant=max_active_runs())
-    timeline.record_export_requested(store, run)
-    try:
-        done = engine.execute(run.run_id, bundle_builder(store, signer, passphrase=encrypt), observer)
-    except Exception:
-        timeline.record_export_failed(store, run.run_id)
-        raise
-    attest_run(store, done, signer)
-    sealed = seal_run_evidence(store, done, signer)
-    from services.retention import stamp_expiry
+    with log_fields.bound(**log_fields.run_fields(run)):  # every line of the build names the run
+        with log_fields.phase("resolve"):  # the signing key and the payload passphrase
+            signer = signer_for(home, key or run.key_name, passphrase_file)
+            encrypt = None
+            if encrypt_passphrase_file is not None:
+                encrypt = read_passphrase_file(encrypt_passphrase_file).decode("utf-8", "strict")
+                register_secret(encrypt)
+        engine = RunEngine(store, max_active_per_tenant=max_active_runs())
+        timeline.record_export_requested(store, run)
+        try:
+            done = engine.execute(run.run_id, bundle_builder(store, signer, passphrase=encrypt), observer)
+        except Exception:
+            timeline.record_export_failed(store, run.run_id)
+            raise
+        attest_run(store, done, signer)
+        sealed = seal_run_evidence(store, done, signer)
+        from services.retention import stamp_expiry
 
-    stamp_expiry(store, done.tenant)  # its bundle's expires_at, from the profile's retention policy
-    timeline.record_export_built(store, done, evidence_digests=[sealed] if sealed else [])
-    return done
+        stamp_expiry(store, done.tenant)  # its bundle's expires_at, from the profile's retention policy
+        timeline.record_export_built(store, done, evidence_digests=[sealed] if sealed else [])
+        return done
 
 
 def attest_run(store: Store, run: ExportRun, signer: Signer) -> None:
