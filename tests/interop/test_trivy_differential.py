@@ -34,7 +34,7 @@ What each ecosystem checks (Trivy file; version order used by the oracle):
 | Debian | rootfs: ``var/lib/dpkg/status``, ``etc/os-release``, ``etc/debian_version`` | Debian | IDs, severity, fix |
 | Ubuntu | rootfs: ``var/lib/dpkg/status``, ``etc/os-release``, ``etc/lsb-release`` (+ ESM status) | Debian | same |
 | Alpine | rootfs: ``lib/apk/db/installed``, ``etc/alpine-release``, ``etc/os-release`` | Alpine | IDs, severity, fix |
-| Wolfi / Chainguard | rootfs: ``lib/apk/db/installed``, ``etc/os-release`` (``ID=wolfi`` / ``chainguard``) | Alpine | IDs, severity, fix |
+| Wolfi, Chainguard | rootfs: ``lib/apk/db/installed``, ``etc/os-release`` (``ID=wolfi``) | Alpine | same |
 
 The rules checked (docs/trivy.md states them): a probe is affected when OSV's evaluation says so (events sorted by
 version, ties in the record's order, as osv.dev sorts them; or the version is listed); Trivy reports it under every
