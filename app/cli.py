@@ -94,6 +94,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "app.commands.distribute",
         "push a run's bundle to an OCI registry (signature and provenance as a referrer) or an S3 bucket",
     ),
+    "bootstrap": ("app.commands.bootstrap", "bootstrap packs: images and Helm charts, signed, offline; list, push"),
     "pull": (
         "app.commands.pull",
         "pull a bundle from an OCI registry by digest, every byte checked (then: stella verify FILE)",

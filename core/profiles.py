@@ -25,6 +25,7 @@ from core.canonical import canonical_json
 from core.clock import rfc3339, utcnow
 from core.contract.profiles import (
     ATTESTATION_BUNDLE,
+    BOOTSTRAP_PACK,
     DEVPORTAL_OFFLINE,
     FORMER_IDS,
     JSON_POLICY,
@@ -59,6 +60,7 @@ KNOWN_VARIANTS: frozenset[tuple[str, str]] = frozenset(
         ("risk", "bundle"),
         ("risk", "simulation"),
         ("devportal", "offline"),
+        ("bootstrap", "pack"),
     }
 )
 #: Record types each non-JSON kind may select (JSON kinds: every type, policy ones only in the policy variant).
@@ -68,6 +70,8 @@ _KIND_RECORD_TYPES: dict[str, frozenset[str]] = {
     "attestation": frozenset({"attestation"}),
     "risk": frozenset({"advisory", "kev", "epss", "policy", "findings"}),
     "devportal": frozenset({"devportal"}),
+    # A bootstrap pack ships files a pack spec names, not documents; its selection is pinned empty.
+    "bootstrap": frozenset({"sbom"}),
 }
 
 MIN_COMPRESSION_LEVEL = 1
@@ -309,6 +313,7 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
         kind="risk", variant="simulation", record_types=("advisory", "kev", "epss", "policy", "findings")
     ),
     DEVPORTAL_OFFLINE: ProfileConfig(kind="devportal", variant="offline", record_types=("devportal",)),
+    BOOTSTRAP_PACK: ProfileConfig(kind="bootstrap", variant="pack", record_types=("sbom",)),
 }
 
 

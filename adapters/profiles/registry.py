@@ -9,6 +9,7 @@ from pyrage import x25519
 
 from adapters.profiles import (
     attestation,
+    bootstrap,
     devportal,
     json_policy,
     json_raw,
@@ -21,6 +22,7 @@ from adapters.profiles import (
 from core.bundle import PayloadProfile
 from core.contract.profiles import (
     ATTESTATION_BUNDLE,
+    BOOTSTRAP_PACK,
     DEVPORTAL_OFFLINE,
     JSON_POLICY,
     JSON_RAW,
@@ -46,6 +48,7 @@ PROFILES: dict[str, PayloadProfile] = {
     RISK_BUNDLE: risk_bundle.PROFILE,
     RISK_SIMULATION: risk_simulation.PROFILE,
     ATTESTATION_BUNDLE: attestation.PROFILE,
+    BOOTSTRAP_PACK: bootstrap.PROFILE,
 }
 
 

@@ -1,0 +1,240 @@
+"""Bootstrap packs: images built at test time (a layer from a Debian package's files, and files the test writes)
+and a small Helm chart, into a signed pack; skopeo reads the pack's layout and, after `stella bootstrap push` to
+Debian's docker-registry on 127.0.0.1, the registry, with the digests the pack manifest lists."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+
+from tests.conftest import require_tool
+from tests.interop.test_oci_distribution import registry_factory  # noqa: F401 (the fixture)
+
+pytestmark = pytest.mark.interop
+
+
+def _blob(layout: Path, data: bytes) -> dict[str, Any]:
+    digest = hashlib.sha256(data).hexdigest()
+    (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    (layout / "blobs" / "sha256" / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def _layer(root: Path) -> tuple[bytes, str]:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(root.rglob("*")):
+            info = tar.gettarinfo(str(path), path.relative_to(root).as_posix())
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            if path.is_symlink() or not path.is_file():
+                tar.addfile(info)
+            else:
+                with path.open("rb") as fh:
+                    tar.addfile(info, fh)
+    diff_id = "sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue(), diff_id
+
+
+def make_image(layout: Path, rootfs: Path, ref: str) -> str:
+    """A one-layer OCI image of ``rootfs`` in the layout ``layout``; returns its manifest digest."""
+    layer, diff_id = _layer(rootfs)
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": [diff_id]}},
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **_blob(layout, config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **_blob(layout, layer)}],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    desc = _blob(layout, manifest)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", **desc, "annotations": {"org.opencontainers.image.ref.name": ref}}
+        ],
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+    return str(desc["digest"])
+
+
+def _tar_dir(src: Path, out: Path) -> None:
+    with tarfile.open(out, "w") as tar:
+        for path in sorted(src.rglob("*")):
+            tar.add(path, path.relative_to(src).as_posix(), recursive=False)
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> dict[str, Any]:
+    """A spec naming an image from a Debian package's files (oci-archive), an image of written files (oci layout
+    directory) and a chart directory."""
+    work = tmp_path / "inputs"
+    work.mkdir()
+    rootfs = work / "rootfs"
+    rootfs.mkdir()
+    deb = None
+    if shutil.which("apt-get") and shutil.which("dpkg-deb"):
+        got = subprocess.run(["apt-get", "download", "-q", "hello"], cwd=work, capture_output=True)
+        debs = sorted(work.glob("hello_*.deb"))
+        if got.returncode == 0 and debs:
+            deb = debs[0]
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(rootfs)], check=True)
+    if deb is None:  # no package mirror reachable: the layer is files the test writes
+        (rootfs / "usr/bin").mkdir(parents=True)
+        (rootfs / "usr/bin/hello").write_text("#!/bin/sh\necho hello\n")
+    layout_a = work / "a-layout"
+    digest_a = make_image(layout_a, rootfs, "hello:2.10")
+    _tar_dir(layout_a, work / "hello.oci.tar")
+    files = work / "files"
+    (files / "etc").mkdir(parents=True)
+    (files / "etc" / "motd").write_text("stella bootstrap test\n")
+    layout_b = work / "motd-layout"
+    digest_b = make_image(layout_b, files, "motd:1")
+    chart = work / "hello-chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text(
+        "apiVersion: v2\nname: hello\nversion: 0.1.0+build.1\ndescription: A test chart\nhome: https://example.org\n"
+    )
+    (chart / "values.yaml").write_text("greeting: hello\n")
+    (chart / "templates" / "configmap.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\ndata:\n  greeting: {{ .Values.greeting }}\n"
+    )
+    spec = work / "bootstrap.yaml"
+    spec.write_text(
+        "images:\n"
+        "  - source: oci-archive:hello.oci.tar\n    name: apps/hello:2.10\n"
+        "  - source: oci:motd-layout:motd:1\n    name: apps/motd:1\n"
+        "charts:\n  - source: hello-chart\n"
+    )
+    return {"spec": spec, "work": work, "digests": {"apps/hello:2.10": digest_a, "apps/motd:1": digest_b}}
+
+
+def _build(stella: Any, spec: Path, out: Path) -> dict[str, Any]:
+    res = stella("bootstrap", "build", spec, "--out", out, "--signing-key", "k", "--json")
+    assert res.code == 0, res.err
+    return dict(res.json())
+
+
+def _extract(pack: Path, into: Path) -> None:
+    with pack.open("rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as z, tarfile.open(fileobj=z, mode="r|") as t:
+        t.extractall(into, filter="data")
+
+
+def test_pack_builds_lists_and_reads_with_skopeo(stella: Any, tmp_path: Path, inputs: dict[str, Any]) -> None:
+    skopeo = require_tool("skopeo")
+    assert stella("keys", "generate", "k").code == 0
+    one, two = tmp_path / "one.tar.zst", tmp_path / "two.tar.zst"
+    _build(stella, inputs["spec"], one)
+    _build(stella, inputs["spec"], two)
+    assert stella("keys", "export-public", "k", "--out", tmp_path / "k.pub").code == 0
+    listed = stella("bootstrap", "list", one, "--key", tmp_path / "k.pub", "--json")
+    assert listed.code == 0, listed.err
+    entries = {e["refName"]: e for e in listed.json()["entries"]}
+    assert set(entries) == {"apps/hello:2.10", "apps/motd:1", "hello:0.1.0_build.1"}
+    for name, digest in inputs["digests"].items():
+        assert entries[name]["digest"] == digest
+        assert entries[name]["platforms"] == [{"architecture": "amd64", "os": "linux"}]
+    # Same inputs, same pack content: every payload file of the two builds is byte-identical.
+    a, b = tmp_path / "a", tmp_path / "b"
+    _extract(one, a)
+    _extract(two, b)
+    layout_files = sorted(p.relative_to(a) for p in (a / "layout").rglob("*") if p.is_file())
+    assert layout_files and all((a / p).read_bytes() == (b / p).read_bytes() for p in layout_files)
+    doc_a, doc_b = json.loads((a / "bootstrap.json").read_text()), json.loads((b / "bootstrap.json").read_text())
+    assert doc_a["entries"] == doc_b["entries"]
+    # Helm's layout for the chart: config and content media types, title/version annotations, '+' -> '_' tag.
+    chart = entries["hello:0.1.0_build.1"]
+    manifest = json.loads((a / "layout/blobs/sha256" / chart["digest"].removeprefix("sha256:")).read_text())
+    assert manifest["config"]["mediaType"] == "application/vnd.cncf.helm.config.v1+json"
+    assert [layer["mediaType"] for layer in manifest["layers"]] == ["application/vnd.cncf.helm.chart.content.v1.tar+gzip"]
+    assert manifest["annotations"]["org.opencontainers.image.title"] == "hello"
+    assert manifest["annotations"]["org.opencontainers.image.version"] == "0.1.0+build.1"
+    # skopeo reads the pack's layout by ref name with the digests the manifest lists, and copies them unchanged.
+    for name, entry in entries.items():
+        raw = subprocess.run([skopeo, "inspect", "--raw", f"oci:{a / 'layout'}:{name}"], capture_output=True, check=True)
+        assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == entry["digest"]
+    info = json.loads(subprocess.run([skopeo, "inspect", f"oci:{a / 'layout'}:apps/hello:2.10"], capture_output=True, check=True).stdout)
+    assert info["Digest"] == entries["apps/hello:2.10"]["digest"]
+    copy = tmp_path / "copy"
+    subprocess.run([skopeo, "copy", "--preserve-digests", f"oci:{a / 'layout'}:apps/motd:1", f"oci:{copy}:m"], check=True, capture_output=True)
+    assert json.loads((copy / "index.json").read_text())["manifests"][0]["digest"] == entries["apps/motd:1"]["digest"]
+
+
+def test_push_to_registry(stella: Any, tmp_path: Path, inputs: dict[str, Any], registry_factory: Any) -> None:  # noqa: F811
+    skopeo = require_tool("skopeo")
+    reg = registry_factory()
+    assert stella("keys", "generate", "k").code == 0
+    pack = tmp_path / "pack.tar.zst"
+    _build(stella, inputs["spec"], pack)
+    assert stella("keys", "export-public", "k", "--out", tmp_path / "k.pub").code == 0
+    key = ("--key", tmp_path / "k.pub")
+    res = stella("bootstrap", "push", pack, *key, "--registry", f"{reg.host}/site", "--plain-http", "--json")
+    assert res.code == 0, res.err
+    refs = {p["refName"]: p for p in res.json()}
+    assert set(refs) == {"apps/hello:2.10", "apps/motd:1", "hello:0.1.0_build.1"}
+    for name, digest in inputs["digests"].items():
+        repo, _, tag = name.rpartition(":")
+        out = subprocess.run(
+            [skopeo, "inspect", "--tls-verify=false", f"docker://{reg.host}/site/{repo}:{tag}"], capture_output=True, check=True
+        )
+        assert json.loads(out.stdout)["Digest"] == digest == refs[name]["digest"]
+    raw = subprocess.run(
+        [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{reg.host}/site/hello:0.1.0_build.1"], capture_output=True, check=True
+    )
+    assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == refs["hello:0.1.0_build.1"]["digest"]
+    again = stella("bootstrap", "push", pack, *key, "--registry", f"{reg.host}/site", "--plain-http", "--json")
+    assert again.code == 0 and [p["digest"] for p in again.json()] == [p["digest"] for p in res.json()]
+
+
+def test_hostile_inputs_are_refused(stella: Any, tmp_path: Path, inputs: dict[str, Any]) -> None:
+    assert stella("keys", "generate", "k").code == 0
+    work = inputs["work"]
+    evil = work / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        data = json.dumps([{"Config": "../../etc/passwd", "RepoTags": ["x:1"], "Layers": []}]).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    spec = work / "evil.yaml"
+    spec.write_text("images:\n  - source: docker-archive:evil.tar\n    name: x/y:1\n")
+    res = stella("bootstrap", "build", spec, "--out", tmp_path / "e.tar.zst", "--signing-key", "k")
+    assert res.code == 3 and "path traversal" in res.err
+    assert not (tmp_path / "e.tar.zst").exists()
+    trav = work / "trav.tar"
+    with tarfile.open(trav, "w") as tar:
+        info = tarfile.TarInfo("../index.json")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"{}"))
+    spec.write_text("images:\n  - source: oci-archive:trav.tar\n    name: x/y:1\n")
+    res = stella("bootstrap", "build", spec, "--out", tmp_path / "e.tar.zst", "--signing-key", "k")
+    assert res.code == 3 and "path traversal" in res.err
+    # A layout whose manifest points at a blob that is not there.
+    layout = work / "motd-layout"
+    index = json.loads((layout / "index.json").read_text())
+    manifest = layout / "blobs/sha256" / index["manifests"][0]["digest"].removeprefix("sha256:")
+    layer = json.loads(manifest.read_text())["layers"][0]["digest"].removeprefix("sha256:")
+    (layout / "blobs/sha256" / layer).write_bytes(b"tampered")
+    spec.write_text("images:\n  - source: oci:motd-layout\n    name: x/y:1\n")
+    res = stella("bootstrap", "build", spec, "--out", tmp_path / "e.tar.zst", "--signing-key", "k")
+    assert res.code == 4, res.err
+    assert not (tmp_path / "e.tar.zst").exists()
