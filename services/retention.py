@@ -11,11 +11,17 @@ without ``--out`` put them) and only while it is the file the run built (size an
 written elsewhere with ``--out``, or changed since, is left where it is and the prune says why. Nothing whose run's
 evidence is under a legal hold is touched. Each run it removed something of gets a ``retention-pruned`` event
 naming what went. A removed bundle's in-toto attestation file beside it (``BUNDLE.intoto.jsonl``) goes with it.
+
+A distribution record of a copy held elsewhere (an OCI registry, an S3 bucket) goes only with its copy: the prune is
+given a ``copies`` deleter (services.distribute_prune) that deletes the copy where the target allows it and says why
+when it does not (a registry refusing deletes, an S3 version under Object Lock retention or legal hold, no access
+given); a copy that stays keeps its record, and the run's event says what was kept and why (``retention-kept`` when
+nothing of the run went).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,12 +37,18 @@ from core.errors import NotFoundError
 from core.home import Home
 from core.ingest import validate_tenant
 from core.profiles import ProfileStore, current_profile_id
-from core.runs import RunEngine, bundle_condition, current_user, write_event
+from core.runs import Distribution, RunEngine, bundle_condition, current_user, write_event
 from core.store import Store
 from services.evidence import KIND_RUN
 
 #: The event a run gets when the prune removed its bundle or distribution records.
 PRUNED_EVENT = "retention-pruned"
+#: The event a run gets when expired copies of its bundle elsewhere had to stay and nothing of it was removed.
+KEPT_EVENT = "retention-kept"
+#: Distribution types whose copy lives elsewhere: the record goes only when the copy was deleted.
+REMOTE_TYPES = ("oci", "s3")
+#: Deletes an expired copy elsewhere: None when it is gone, else why it stays.
+CopyDeleter = Callable[[Distribution], str | None]
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,8 @@ class Removal:
     bundle: Path | None  # the bundle file removed; None when only records went
     distributions: tuple[str, ...]
     kept: str | None = None  # why the bundle was left in place, when it was
+    copies_deleted: tuple[str, ...] = ()  # targets of the copies deleted elsewhere (registry, bucket)
+    copies_kept: tuple[tuple[str, str, str], ...] = ()  # (distribution id, target, why) of expired copies that stay
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +155,8 @@ class Removal:
             "bundle": None if self.bundle is None else str(self.bundle),
             "distributions": list(self.distributions),
             "kept": self.kept,
+            "copiesDeleted": list(self.copies_deleted),
+            "copiesKept": [{"distributionId": d, "target": t, "reason": why} for d, t, why in self.copies_kept],
         }
 
 
@@ -229,8 +245,42 @@ def _removable(home: Home, path: Path | None, condition: str) -> str | None:
     return None
 
 
-def prune_in(store: Store, tenant: str, *, now: datetime | None = None, dry_run: bool = False) -> PruneReport:
-    """Prune the tenant's expired bundles and distribution records in the open ``store`` (see the module)."""
+NO_ACCESS = "not deleted: give the target's access to `retention prune` (see docs/distribution.md) to delete it"
+
+
+def _copies(
+    dists: list[Distribution], dist_ids: list[str], copies: CopyDeleter | None, dry_run: bool
+) -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
+    """Which expired records go (ids), the copies deleted elsewhere (targets), the copies that stay (id, target,
+    why). A dry run deletes nothing and reports the copies it would try to delete."""
+    by_id = {d.distribution_id: d for d in dists}
+    gone: list[str] = []
+    deleted: list[str] = []
+    stay: list[tuple[str, str, str]] = []
+    for dist_id in dist_ids:
+        dist = by_id.get(dist_id)
+        if dist is None or dist.type not in REMOTE_TYPES:
+            gone.append(dist_id)
+            continue
+        why = NO_ACCESS if copies is None else None if dry_run else copies(dist)
+        if why is None:
+            gone.append(dist_id)
+            deleted.append(dist.target)
+        else:
+            stay.append((dist_id, dist.target, why))
+    return gone, deleted, stay
+
+
+def prune_in(
+    store: Store,
+    tenant: str,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    copies: CopyDeleter | None = None,
+) -> PruneReport:
+    """Prune the tenant's expired bundles and distribution records in the open ``store`` (see the module);
+    ``copies`` deletes expired copies held elsewhere (without it they and their records stay)."""
     at = now or utcnow()
     report = PruneReport(tenant, at, dry_run)
     engine = RunEngine(store)
@@ -246,11 +296,24 @@ def prune_in(store: Store, tenant: str, *, now: datetime | None = None, dry_run:
             condition = bundle_condition(run) if bundle_expired else "missing"
             why = _removable(store.home, run.artifact_path, condition)
             bundle = run.artifact_path if condition != "missing" and why is None else None
-            if bundle is None and not dist_ids:
-                if why is not None:
-                    report.kept.append(Removal(run_id, run.profile_id, exp, None, (), kept=why))
+            gone, deleted, stay = _copies(engine.distributions(run_id), dist_ids, copies, dry_run)
+            if bundle is None and not gone:
+                if why is not None or stay:
+                    kept = Removal(run_id, run.profile_id, exp, None, (), kept=why, copies_kept=tuple(stay))
+                    if stay and not dry_run:
+                        _record_kept(store, run_id, tenant, kept)
+                    report.kept.append(kept)
                 continue  # otherwise pruned before: nothing is left to remove
-            removal = Removal(run_id, run.profile_id, exp, bundle, tuple(dist_ids), kept=why)
+            removal = Removal(
+                run_id,
+                run.profile_id,
+                exp,
+                bundle,
+                tuple(gone),
+                kept=why,
+                copies_deleted=tuple(deleted),
+                copies_kept=tuple(stay),
+            )
             if not dry_run:
                 _remove(store, run_id, tenant, removal)
             report.removed.append(removal)
@@ -295,6 +358,8 @@ def _remove(store: Store, run_id: str, tenant: str, removal: Removal) -> None:
                 "size": run.artifact_size if removal.bundle is not None else None,
                 "distributions": list(removal.distributions),
                 "attestation": None if removal.bundle is None else _name(_attestation(removal.bundle)),
+                "copiesDeleted": list(removal.copies_deleted),
+                "copiesKept": removal.to_dict()["copiesKept"],
             },
         )
         if removal.bundle is not None:
@@ -305,11 +370,30 @@ def _remove(store: Store, run_id: str, tenant: str, removal: Removal) -> None:
                     sidecar.unlink(missing_ok=True)
 
 
-def prune(home: Home, tenant: str, *, dry_run: bool = False, now: datetime | None = None) -> PruneReport:
+def _record_kept(store: Store, run_id: str, tenant: str, kept: Removal) -> None:
+    """A ``retention-kept`` event: expired copies of the run's bundle elsewhere stay, and why."""
+    run = RunEngine(store).get_run(run_id, tenant)
+    with store.transaction() as cur:
+        write_event(
+            cur,
+            run,
+            KEPT_EVENT,
+            detail={"expiresAt": rfc3339(kept.expires_at), "copiesKept": kept.to_dict()["copiesKept"]},
+        )
+
+
+def prune(
+    home: Home,
+    tenant: str,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    copies: CopyDeleter | None = None,
+) -> PruneReport:
     """`stella retention prune [--dry-run]`."""
     tenant = validate_tenant(tenant)
     with Store.open(home, read_only=dry_run) as store:
-        return prune_in(store, tenant, now=now, dry_run=dry_run)
+        return prune_in(store, tenant, now=now, dry_run=dry_run, copies=copies)
 
 
 @dataclass(frozen=True)

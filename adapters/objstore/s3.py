@@ -364,6 +364,12 @@ class S3Store:
                     Bucket=bucket, Key=key, LegalHold={"Status": "ON"}, ChecksumAlgorithm="SHA256", **version
                 )
 
+    def delete_version(self, bucket: str, key: str, version_id: str | None) -> None:
+        """Delete one version of the object (no bypass of a governance lock: a locked version refuses)."""
+        version: dict[str, Any] = {} if version_id is None else {"VersionId": version_id}
+        with _calls(f"deleting s3://{bucket}/{key}"):
+            self.client.delete_object(Bucket=bucket, Key=key, **version)
+
     def read_sha256(
         self, bucket: str, key: str, version_id: str | None = None, observer: Observer | None = None
     ) -> tuple[str, int]:

@@ -645,6 +645,20 @@ class RegistryClient:
             self.put_manifest(repo, tag, body, media_type)
         return digest, subject_known
 
+    def delete_manifest(self, repo: str, digest: str) -> str:
+        """DELETE the manifest ``digest`` of ``repo`` (the registry drops the tags pointing at it): ``deleted``,
+        ``absent`` (404: gone already) or ``unsupported`` (405: the registry does not delete, as distribution
+        without ``storage.delete.enabled``); anything else fails."""
+        response = self.request("DELETE", f"/v2/{repo}/manifests/{digest}", scope=self._scope(repo, "delete"))
+        response.read()
+        if response.status_code in (200, 202):
+            return "deleted"
+        if response.status_code == 404:
+            return "absent"
+        if response.status_code == 405:
+            return "unsupported"
+        raise self._fail(response, f"DELETE manifest {digest}")
+
     def add_referrer(self, repo: str, subject: str, descriptor: dict[str, Any]) -> bool:
         """Record ``descriptor`` as a referrer of ``subject`` in the referrers tag schema (``sha256-<hex>`` index):
         read, add unless present, write. Returns whether the index changed."""

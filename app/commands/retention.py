@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from app.output import escape, print_json, stdout, table
@@ -11,6 +12,9 @@ from core.durations import human_duration, parse_duration
 from core.home import resolve_home
 from core.ingest import DEFAULT_TENANT
 from services import retention
+from services.distribute import Access
+from services.distribute_prune import RemoteCopies
+from services.distribute_s3 import S3Options
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -46,6 +50,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     pr.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
     pr.add_argument("--at", metavar="TIME", help="prune what has expired at TIME (RFC 3339) instead of now")
+    remote = pr.add_argument_group(
+        "copies in registries and buckets (deleted where the target allows it; as for stella distribute)"
+    )
+    creds = remote.add_mutually_exclusive_group()
+    creds.add_argument("--registry-config", type=Path, metavar="FILE", help="docker config.json for the registry")
+    creds.add_argument(
+        "--credentials-file", type=Path, metavar="FILE", help="USER:PASSWORD for a registry; an AWS credentials file"
+    )
+    remote.add_argument("--ca-file", type=Path, metavar="FILE", help="CA certificates (PEM) for the targets")
+    remote.add_argument("--plain-http", action="store_true", help="HTTP to a registry on this machine only")
+    remote.add_argument("--endpoint-url", metavar="URL", help="the S3-compatible store of s3:// copies")
+    remote.add_argument("--path-style", action="store_true", help="path-style S3 addressing")
     pr.set_defaults(handler=run_prune)
 
 
@@ -114,7 +130,23 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_prune(args: argparse.Namespace) -> int:
     """``stella retention prune [--dry-run]``."""
-    report = retention.prune(resolve_home(args.home), args.tenant, dry_run=args.dry_run, now=parse_at(args.at))
+    at = parse_at(args.at)
+    copies = RemoteCopies(
+        Access(
+            registry_config=args.registry_config,
+            credentials_file=args.credentials_file,
+            plain_http=args.plain_http,
+            ca_file=args.ca_file,
+        ),
+        S3Options(
+            endpoint_url=args.endpoint_url,
+            path_style=args.path_style,
+            ca_file=args.ca_file,
+            credentials_file=args.credentials_file,
+        ),
+        **({} if at is None else {"now": at}),
+    )
+    report = retention.prune(resolve_home(args.home), args.tenant, dry_run=args.dry_run, now=at, copies=copies)
     if args.json:
         print_json(report.to_dict())
         return 0
@@ -129,11 +161,22 @@ def run_prune(args: argparse.Namespace) -> int:
         stdout.print(
             f"{verb} {' and '.join(parts)} of run {r.run_id} (expired {rfc3339(r.expires_at)}){kept}", markup=False
         )
+        for target in r.copies_deleted:
+            stdout.print(f"  {'would delete' if report.dry_run else 'deleted'} the copy at {target}", markup=False)
+        _kept_copies(r)
     for r in report.kept:
-        stdout.print(f"kept run {r.run_id} (expired {rfc3339(r.expires_at)}): {r.kept}", markup=False)
+        if r.kept:
+            stdout.print(f"kept run {r.run_id} (expired {rfc3339(r.expires_at)}): {r.kept}", markup=False)
+        _kept_copies(r)
     stdout.print(
         f"{verb} {report.bundles_removed} bundle(s) and {report.distributions_removed} distribution record(s);"
-        f" kept {len(report.kept)} expired run(s)",
+        f" kept {len(report.kept)} expired run(s)"
+        f" and {sum(len(r.copies_kept) for r in report.removed + report.kept)} expired copy(ies) elsewhere",
         markup=False,
     )
     return 0
+
+
+def _kept_copies(r: retention.Removal) -> None:
+    for _, target, why in r.copies_kept:
+        stdout.print(f"kept the copy at {target} of run {r.run_id}: {why}", markup=False)

@@ -59,7 +59,11 @@ def registry_factory(tmp_path: Path) -> Iterator[Callable[..., Registry]]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(
-        *, htpasswd: Path | None = None, tls: tuple[Path, Path] | None = None, token: tuple[str, Path] | None = None
+        *,
+        htpasswd: Path | None = None,
+        tls: tuple[Path, Path] | None = None,
+        token: tuple[str, Path] | None = None,
+        delete: bool = True,
     ) -> Registry:
         port = _free_port()
         root = tmp_path / f"registry-{port}"
@@ -72,7 +76,7 @@ def registry_factory(tmp_path: Path) -> Iterator[Callable[..., Registry]]:
             "  filesystem:",
             f"    rootdirectory: {root}",
             "  delete:",
-            "    enabled: true",
+            f"    enabled: {'true' if delete else 'false'}",
             "http:",
             f"  addr: 127.0.0.1:{port}",
         ]
