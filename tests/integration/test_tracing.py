@@ -6,13 +6,14 @@ metrics; while an incident is open, runs log at debug level and always write the
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]  # test-only dependency without stubs
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_tool
 
 SAMPLES = ROOT / "samples"
 
@@ -196,6 +197,10 @@ def test_run_spans_nest_in_order_and_share_the_id_with_logs_and_timeline(
     assert len(pushes) == 1 and pushes[0]["type"] == "file" and pushes[0]["push_seconds"] >= 0
     assert stella("export", "metrics", "--textfile", prom).code == 0
     assert 'exporter_distribution_push_seconds_count{type="file"} 1.0' in prom.read_text()
+    checked = subprocess.run(
+        [require_tool("promtool"), "check", "metrics"], input=prom.read_text(), capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_a_failed_run_ends_its_spans_with_the_error(stella: Any, keyed: None, tmp_path: Path) -> None:
