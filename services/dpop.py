@@ -46,10 +46,16 @@ _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 CHALLENGE = f'DPoP algs="{" ".join(ASYMMETRIC_ALGORITHMS)}"'
 
 
+def header_safe(text: str) -> str:
+    """``text`` fit for a quoted header parameter: printable ASCII only (RFC 6750 §3 error_description), no quote
+    or backslash, at most 200 characters. The reasons quote values from the request (an ``alg``, a method), and a
+    CR, LF or non-Latin-1 character there must not reach a response header."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)[:200]
+
+
 def challenge(error: str, description: str) -> str:
     """A ``WWW-Authenticate: DPoP`` value naming the RFC 9449 §7.1 error code."""
-    safe = description.replace("\\", "").replace('"', "'")
-    return f'{CHALLENGE}, error="{error}", error_description="{safe}"'
+    return f'{CHALLENGE}, error="{error}", error_description="{header_safe(description)}"'
 
 
 def _refuse(reason: str) -> AuthenticationError:

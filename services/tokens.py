@@ -74,10 +74,9 @@ BEARER_CHALLENGE = 'Bearer realm="stella"'
 
 def _invalid_token(reason: str, *, scheme: str = "Bearer") -> AuthenticationError:
     head = BEARER_CHALLENGE if scheme == "Bearer" else dpop_proofs.CHALLENGE
-    safe = reason.replace("\\", "").replace('"', "'")
     return AuthenticationError(
         f"access token refused: {reason}",
-        www_authenticate=f'{head}, error="invalid_token", error_description="{safe}"',
+        www_authenticate=f'{head}, error="invalid_token", error_description="{dpop_proofs.header_safe(reason)}"',
     )
 
 

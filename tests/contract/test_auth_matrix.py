@@ -84,7 +84,13 @@ def test_every_operation_is_in_the_scope_table() -> None:
 def test_no_or_bad_credentials_are_401_problems_with_a_challenge(served: Served, run: dict[str, Any]) -> None:
     expired = _token(served, list(SCOPES))
     for method, path in _operations():
-        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {expired}"}):
+        hostile = "eyJhbGciOiJcdTAwZTlcclxuWDogeSJ9.e30.AAAA"  # {"alg":"é\r\nX: y"}
+        for headers in (
+            {},
+            {"Authorization": "Bearer nope"},
+            {"Authorization": f"Basic {expired}"},
+            {"Authorization": f"Bearer {hostile}"},
+        ):
             response = _call(served, method, path, run["id"], headers)
             assert response.status_code == 401, (method, path, headers, response.text)
             assert _is_problem(response) and response.headers["www-authenticate"].startswith('Bearer realm="stella"')

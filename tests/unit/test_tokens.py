@@ -208,3 +208,17 @@ def test_bad_requests_to_mint_are_usage_errors(h: Home) -> None:
         with pytest.raises(UsageError):
             _mint(h, **kw)
     assert list_tokens(h) == []
+
+
+def test_values_from_the_request_cannot_break_the_challenge_header(h: Home) -> None:
+    _, token = _mint(h)
+    head = _parts(token)[0]
+    body = token.split(".")[1]
+    for alg in ("x\r\nSet-Cookie: a=b", "é€", 'a"b\\c' * 100):
+        hostile = _b64(json.dumps({**head, "alg": alg}).encode())
+        with pytest.raises(AuthenticationError) as exc:
+            _auth(h, f"{hostile}.{body}.AAAA")
+        value = exc.value.www_authenticate
+        assert all(" " <= c <= "~" for c in value), value
+        description = value.split('error_description="', 1)[1]
+        assert description.count('"') == 1 and description.endswith('"') and len(description) <= 201
