@@ -213,6 +213,8 @@ def build_run(
     """
     with log_fields.bound(**log_fields.run_fields(run)):  # every line of the build names the run
         with log_fields.phase("resolve"):  # the signing key and the payload passphrase
+            if passphrase_file is not None:
+                register_secret(read_passphrase_file(passphrase_file))  # never logged, whoever quotes it
             signer = signer_for(home, key or run.key_name, passphrase_file)
             encrypt = None
             if encrypt_passphrase_file is not None:

@@ -146,3 +146,20 @@ def test_no_home_no_log(tmp_path: Path) -> None:
     finally:
         logs.configure(None)
     assert not home.root.exists()  # logging never creates a home
+
+
+def test_a_passphrase_read_from_a_file_is_never_logged(
+    stella: Any, imported: None, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STELLA_PASSWORD", raising=False)
+    key_file = tmp_path / "key-pass"
+    key_file.write_text(KEY_PASSPHRASE + "\n")
+    assert stella("keys", "generate", "locked", "--algorithm", "ed25519", "--passphrase-file", key_file).code == 0
+    res = stella(
+        "export", "run", "--profile", "json:raw", "--key", "locked", "--passphrase-file", key_file,
+        "--out", tmp_path / "a.tar.zst",
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    logging.getLogger("stella.test").warning("the key opened with %r", KEY_PASSPHRASE)  # careless code
+    text = (home / "logs" / "stella.jsonl").read_text()
+    assert "the key opened with '[redacted]'" in text and KEY_PASSPHRASE not in text

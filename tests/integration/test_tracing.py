@@ -250,3 +250,18 @@ def test_during_an_incident_runs_log_debug_and_always_write_spans(
     assert not [
         line for line in _log_lines(home) if line["level"] == "debug" and line["run_id"] == after.json()["runId"]
     ]
+
+
+def test_the_home_setting_traces_every_run_and_a_bad_one_is_refused(
+    stella: Any, keyed: None, home: Path, tmp_path: Path
+) -> None:
+    every = tmp_path / "every.json"
+    (home / "tracing.json").write_text(json.dumps({"traceFile": str(every)}))
+    res = stella("export", "run", "--profile", "json:raw", "--key", "k", "--out", tmp_path / "a.tar.zst", "--json")
+    assert res.code == 0, res.err
+    spans = _spans(every)
+    assert {s["traceId"] for s in spans.values()} == {res.json()["correlationId"].replace("-", "")}
+    (home / "tracing.json").write_text('{"traceFile": 5}')
+    bad = stella("export", "run", "--profile", "json:raw", "--key", "k", "--out", tmp_path / "b.tar.zst")
+    assert bad.code == 3 and "tracing.json" in bad.err
+    assert not (tmp_path / "b.tar.zst").exists()
