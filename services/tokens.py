@@ -59,6 +59,8 @@ __all__ = [
 
 #: The longest a token may live; tokens are meant to be short-lived and re-minted.
 MAX_TTL = timedelta(days=30)
+#: How long `token list` keeps showing an expired or revoked token's record after it expired.
+FORGET_AFTER = timedelta(days=30)
 #: Clock skew tolerated on ``nbf`` and ``exp``.
 LEEWAY = timedelta(seconds=30)
 API_DIR = "api"
@@ -306,7 +308,9 @@ def create_token(
         if dpop_jkt is not None:
             claims["cnf"] = {"jkt": dpop_jkt}
         token = sign_compact({"typ": ACCESS_TOKEN_TYPE, "kid": _key_id(key)}, claims, key)
-        _write_registry(home, [*registry.values(), info])
+        # Records of tokens expired long ago go: their tokens are refused by `exp` alone, and the file stays small.
+        kept = [t for t in registry.values() if t.expires_at > issued - FORGET_AFTER]
+        _write_registry(home, [*kept, info])
     return info, token
 
 

@@ -222,3 +222,11 @@ def test_values_from_the_request_cannot_break_the_challenge_header(h: Home) -> N
         assert all(" " <= c <= "~" for c in value), value
         description = value.split('error_description="', 1)[1]
         assert description.count('"') == 1 and description.endswith('"') and len(description) <= 201
+
+
+def test_records_of_tokens_expired_over_30_days_ago_are_dropped_at_the_next_create(h: Home) -> None:
+    old, _ = _mint(h, ttl=timedelta(hours=1))
+    recent, _ = _mint(h, ttl=timedelta(hours=1), now=NOW + timedelta(days=20))
+    assert {t.id for t in list_tokens(h)} == {old.id, recent.id}
+    latest, _ = _mint(h, now=NOW + timedelta(days=31))
+    assert {t.id for t in list_tokens(h)} == {recent.id, latest.id}
