@@ -252,10 +252,13 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
 
         def poll(seen: int) -> tuple[list[dict[str, Any]], bool]:
+            # Read whether this server still builds the run BEFORE the events: a build records events (attestation,
+            # evidence) after the run's last transition, so the stream ends only once the build thread is done.
+            building = runs.progress(run_id) is not None
             with holder.use() as store:
                 engine = RunEngine(store)
                 events = [e.to_dict() for e in engine.events(run_id) if e.seq > seen]
-                done = engine.get_run(run_id).state.terminal
+                done = engine.get_run(run_id).state.terminal and not building
             return events, done
 
         async def stream() -> AsyncIterator[bytes]:
@@ -359,7 +362,13 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
 
         with holder.use() as store:
             body = render(read_snapshot(store))
-        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+        mine = f'tenant="{principal.tenant}"'.encode()
+        lines = [
+            line
+            for line in body.split(b"\n")
+            if line.startswith(b"#") or b'tenant="' not in line or mine in line  # another tenant's series: dropped
+        ]
+        return Response(b"\n".join(lines), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return router
 

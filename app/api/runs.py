@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,10 @@ class RunManager:
         self.holder = holder
         self.home = holder.home
         self._create = threading.Lock()
-        self._builds: dict[str, tuple[threading.Thread, Progress]] = {}
+        self._builds: dict[str, Progress] = {}  # queued or building, in this server
+        self._queue: queue.Queue[ExportRun] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._worker_lock = threading.Lock()
 
     # -- quotas and idempotency -------------------------------------------------------------
     def quota(self, tenant: str) -> Quota:
@@ -166,25 +170,43 @@ class RunManager:
             return run, True
 
     def _start(self, run: ExportRun) -> None:
-        progress = Progress()
-        thread = threading.Thread(target=self._build, args=(run, progress), name=f"build-{run.run_id}", daemon=True)
-        self._builds[run.run_id] = (thread, progress)
-        thread.start()
+        self._builds[run.run_id] = Progress()
+        self._queue.put(run)
+        with self._worker_lock:
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._work, name="stella-api-builds", daemon=True)
+                self._worker.start()
+
+    def _work(self) -> None:
+        """The one build worker: builds run one after another (the store has one writer; a run waits pending)."""
+        while True:
+            run = self._queue.get()
+            try:
+                self._build(run, self._builds[run.run_id])
+            finally:
+                self._builds.pop(run.run_id, None)
+                self._queue.task_done()
 
     def _build(self, run: ExportRun, progress: Progress) -> None:
         try:
             with self.holder.use() as store:
-                build_run(store, self.home, run, observer=progress)
-        except StellaError as exc:
-            log.info("run %s ended: %s", run.run_id, exc.message)
+                engine = RunEngine(store)
+                if engine.get_run(run.run_id).state != RunState.PENDING:
+                    return  # cancelled while it waited
+                try:
+                    build_run(store, self.home, run, observer=progress)
+                except StellaError as exc:
+                    log.info("run %s ended: %s", run.run_id, exc.message)
+                except Exception:
+                    log.exception("run %s: internal error", run.run_id)
+                if engine.get_run(run.run_id).state == RunState.PENDING:  # it failed before it started
+                    engine.cancel_run(run.run_id, actor="stella-serve")
         except Exception:
             log.exception("run %s: internal error", run.run_id)
-        finally:
-            self._builds.pop(run.run_id, None)
 
     def progress(self, run_id: str) -> dict[str, Any] | None:
         entry = self._builds.get(run_id)
-        return None if entry is None else entry[1].to_dict()
+        return None if entry is None else entry.to_dict()
 
     def building(self) -> int:
         return len(self._builds)
@@ -203,12 +225,8 @@ class RunManager:
                 raise PolicyRefusal(f"run {run_id} is already {run.state}", hint="only a pending or running run stops")
             entry = self._builds.get(run_id)
             if entry is not None:
-                entry[1].cancelled = True  # the build's observer stops it at its next unit of work
+                entry.cancelled = True  # the build's observer stops it at its next unit of work
             return engine.cancel_run(run_id, actor)
-
-    def wait_all(self, timeout: float) -> None:
-        for thread, _ in list(self._builds.values()):
-            thread.join(timeout)
 
 
 def not_found(run_id: str) -> NotFoundError:

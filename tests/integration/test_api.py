@@ -1,0 +1,471 @@
+"""`stella serve` over real HTTP: a uvicorn subprocess on a free loopback port, driven with httpx.
+
+Two tenants with the samples imported and a signing key; tokens minted with `stella token create`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.contract.api import SCOPES
+from tests.conftest import ROOT
+
+SAMPLES = ROOT / "samples"
+PROBLEM = "application/problem+json"
+
+
+def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, STELLA_HOME=str(home))
+    code = "import sys; from app.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def mint(home: Path, tenant: str, *scopes: str) -> str:
+    args = ["token", "create", "--tenant", tenant, "--ttl", "1h"]
+    for scope in scopes:
+        args += ["--scope", scope]
+    done = cli(home, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+class Server:
+    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+        code = "import sys; from app.cli import main; sys.exit(main(sys.argv[1:]))"
+        self.stderr_path = home.parent / f"serve-{os.getpid()}-{id(self)}.err"
+        self.err = self.stderr_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            text=True,
+            env=dict(os.environ, STELLA_HOME=str(home), **(env or {})),
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip().rstrip("/")
+        assert self.url.startswith("http://127.0.0.1:"), self.stderr()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(self.url + "/health/ready", timeout=5)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def stderr(self) -> str:
+        self.err.flush()
+        return self.stderr_path.read_text()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self.err.close()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    home = tmp_path_factory.mktemp("api") / "home"
+    samples = [str(p) for p in sorted(SAMPLES.iterdir()) if p.is_dir()]
+    for tenant in ("acme", "globex"):
+        done = cli(home, "import", "--quiet", "--tenant", tenant, *samples)
+        assert done.returncode == 0, done.stderr
+    assert cli(home, "keys", "generate", "k").returncode == 0
+    server = Server(home)
+    tokens = {tenant: mint(home, tenant, *SCOPES) for tenant in ("acme", "globex")}
+    try:
+        yield {"home": home, "server": server, "url": server.url, "tokens": tokens}
+    finally:
+        server.stop()
+
+
+def auth(token: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **extra}
+
+
+def start_run(api: dict[str, Any], tenant: str = "acme", key: str | None = None, **body: Any) -> httpx.Response:
+    headers = auth(api["tokens"][tenant])
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    payload = {"profile": "json:raw", "selectors": {}, "options": {"key": "k"}} | body
+    return httpx.post(f"{api['url']}/api/v1/export/runs", json=payload, headers=headers, timeout=60)
+
+
+def wait_done(api: dict[str, Any], run_id: str, tenant: str = "acme") -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while True:
+        got = httpx.get(f"{api['url']}/api/v1/export/runs/{run_id}", headers=auth(api["tokens"][tenant]), timeout=30)
+        assert got.status_code == 200, got.text
+        view: dict[str, Any] = got.json()
+        if view["status"] in ("succeeded", "failed", "aborted"):
+            return view
+        assert time.monotonic() < deadline, view
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def done_run(api: dict[str, Any]) -> dict[str, Any]:
+    created = start_run(api)
+    assert created.status_code == 202, created.text
+    view = wait_done(api, created.json()["id"])
+    assert view["status"] == "succeeded", view
+    return view
+
+
+def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM), response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status and body["title"] and body["detail"] and body["type"].endswith(body["code"])
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+# -- authentication, scopes and tenants ----------------------------------------------------------------------------
+ENDPOINTS = [  # method, path template, the scope it needs
+    ("GET", "/api/v1/export/profiles", "export:read"),
+    ("POST", "/api/v1/export/profiles", "export:profile:manage"),
+    ("PATCH", "/api/v1/export/profiles/lean", "export:profile:manage"),
+    ("GET", "/api/v1/export/runs", "export:read"),
+    ("POST", "/api/v1/export/runs", "export:run"),
+    ("GET", "/api/v1/export/runs/{run}", "export:read"),
+    ("GET", "/api/v1/export/runs/{run}/events", "export:read"),
+    ("POST", "/api/v1/export/runs/{run}/cancel", "export:run"),
+    ("GET", "/api/v1/export/runs/{run}/download", "export:download"),
+    ("GET", "/api/v1/export/runs/{run}/manifest", "export:download"),
+    ("GET", "/api/v1/export/runs/{run}/provenance", "export:download"),
+    ("GET", "/metrics", "export:read"),
+]
+BODIES = {
+    ("POST", "/api/v1/export/profiles"): {"id": "nope", "base": "json:raw"},
+    ("PATCH", "/api/v1/export/profiles/lean"): {"settings": {"compression_level": "3"}},
+    ("POST", "/api/v1/export/runs"): {"profile": "json:raw", "options": {"key": "k"}},
+}
+
+
+@pytest.mark.parametrize(("method", "path", "scope"), ENDPOINTS)
+def test_no_token_401_wrong_scope_403(
+    api: dict[str, Any], done_run: dict[str, Any], method: str, path: str, scope: str
+) -> None:
+    url = api["url"] + path.format(run=done_run["id"])
+    body = BODIES.get((method, path))
+    bare = httpx.request(method, url, json=body, timeout=30)
+    assert_problem(bare, 401, "unauthenticated")
+    assert bare.headers["www-authenticate"].startswith("Bearer")
+    forged = httpx.request(method, url, json=body, headers=auth(api["tokens"]["acme"][:-4] + "AAAA"), timeout=30)
+    assert_problem(forged, 401, "unauthenticated")
+    others = [s for s in SCOPES if s != scope]
+    lacking = mint(api["home"], "acme", *others)
+    refused = httpx.request(method, url, json=body, headers=auth(lacking), timeout=30)
+    problem = assert_problem(refused, 403, "forbidden")
+    assert problem["exitCode"] == 7 and problem["scope"] == scope
+    assert 'error="insufficient_scope"' in refused.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("suffix", ["", "/events", "/cancel", "/download", "/manifest", "/provenance"])
+def test_another_tenants_run_is_not_found_like_an_unknown_one(
+    api: dict[str, Any], done_run: dict[str, Any], suffix: str
+) -> None:
+    method = "POST" if suffix == "/cancel" else "GET"
+    theirs = httpx.request(
+        method,
+        f"{api['url']}/api/v1/export/runs/{done_run['id']}{suffix}",
+        headers=auth(api["tokens"]["globex"]),
+        timeout=30,
+    )
+    unknown = httpx.request(
+        method, f"{api['url']}/api/v1/export/runs/r-nothing{suffix}", headers=auth(api["tokens"]["globex"]), timeout=30
+    )
+    a, b = assert_problem(theirs, 404, "not-found"), assert_problem(unknown, 404, "not-found")
+    assert a["detail"].replace(done_run["id"], "X") == b["detail"].replace("r-nothing", "X")
+    assert "acme" not in theirs.text
+
+
+def test_two_tenants_hammering_each_others_ids_see_nothing(api: dict[str, Any], done_run: dict[str, Any]) -> None:
+    created = start_run(api, "globex")
+    assert created.status_code == 202, created.text
+    theirs = {"acme": created.json()["id"], "globex": done_run["id"]}  # each tenant's target: the other's run
+    wait_done(api, theirs["acme"], "globex")
+    statuses: list[int] = []
+    leaks: list[str] = []
+
+    def hammer(tenant: str) -> None:
+        with httpx.Client(base_url=api["url"], headers=auth(api["tokens"][tenant]), timeout=30) as client:
+            for _ in range(15):
+                for suffix in ("", "/download", "/manifest", "/events"):
+                    got = client.get(f"/api/v1/export/runs/{theirs[tenant]}{suffix}")
+                    statuses.append(got.status_code)
+                    other = "globex" if tenant == "acme" else "acme"
+                    if other in got.text:
+                        leaks.append(got.text)
+                listed = client.get("/api/v1/export/runs").json()
+                if any(r["id"] == theirs[tenant] or r["tenant"] != tenant for r in listed["runs"]):
+                    leaks.append(json.dumps(listed))
+
+    threads = [threading.Thread(target=hammer, args=(t,)) for t in ("acme", "globex")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses and set(statuses) == {404}
+    assert not leaks
+
+
+# -- runs, events, idempotency --------------------------------------------------------------------------------------
+def read_sse(response: httpx.Response, stop_after: int | None = None) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    for line in response.iter_lines():
+        if line == "":
+            if current:
+                events.append(current)
+                if current.get("event") == "end" or (stop_after is not None and len(events) >= stop_after):
+                    break
+            current = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            current[field] = value.removeprefix(" ")
+    return events
+
+
+def test_run_events_resume_with_last_event_id_lose_and_duplicate_nothing(api: dict[str, Any]) -> None:
+    created = start_run(api)
+    assert created.status_code == 202, created.text
+    run = created.json()
+    assert run["status"] in ("pending", "running", "succeeded") and created.headers["location"].endswith(run["id"])
+    url = f"{api['url']}/api/v1/export/runs/{run['id']}/events"
+    headers = auth(api["tokens"]["acme"])
+    with httpx.stream("GET", url, headers=headers, timeout=60) as first:
+        assert first.status_code == 200 and first.headers["content-type"].startswith("text/event-stream")
+        part = [e for e in read_sse(first, stop_after=3) if "id" in e]
+    assert part, "no event before the cut"
+    last = part[-1]["id"]
+    with httpx.stream("GET", url, headers={**headers, "Last-Event-ID": last}, timeout=120) as second:
+        rest = read_sse(second)
+    assert rest[-1]["event"] == "end"
+    ids = [int(e["id"]) for e in part + rest if "id" in e]
+    view = wait_done(api, run["id"])
+    assert view["status"] == "succeeded"
+    stored = httpx.get(url, headers=headers, timeout=60)  # the whole history again, from the start
+    everything = [int(e["id"]) for e in read_sse_text(stored.text) if "id" in e]
+    assert ids == everything == list(range(1, len(everything) + 1))
+    history = [json.loads(e["data"]) for e in read_sse_text(stored.text) if "id" in e]
+    assert [e["to"] for e in history if e["to"]] == ["pending", "running", "succeeded"] or [
+        e["to"] for e in history if e["to"]
+    ][-1] == "succeeded", history
+    assert {"planned", "started", "succeeded"} <= {e["type"] for e in history}
+
+
+def read_sse_text(text: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    for line in text.split("\n"):
+        if line == "":
+            if current:
+                events.append(current)
+            current = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            current[field] = value.removeprefix(" ")
+    return events
+
+
+def test_run_view_has_status_counts_digest_and_provenance(api: dict[str, Any], done_run: dict[str, Any]) -> None:
+    view = done_run
+    assert view["tenant"] == "acme" and view["profile"]["id"] == "json:raw"
+    assert len(view["artifact"]["sha256"]) == 64 and view["artifact"]["size"] > 0 and "path" not in view["artifact"]
+    got = httpx.get(f"{api['url']}/api/v1/export/runs/{view['id']}", headers=auth(api["tokens"]["acme"]), timeout=30)
+    assert "provenance:" in got.json()["provenance"]
+
+
+def test_idempotency_key_returns_the_same_run_and_refuses_another_body(api: dict[str, Any]) -> None:
+    first = start_run(api, key="nightly-1")
+    assert first.status_code == 202, first.text
+    again = start_run(api, key="nightly-1")
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    other = start_run(api, key="nightly-1", selectors={"format": "osv"})
+    problem = assert_problem(other, 422, "idempotency-key-reused")
+    assert problem["exitCode"] == 3
+    # the same key in another tenant is another tenant's key
+    theirs = start_run(api, "globex", key="nightly-1")
+    assert theirs.status_code == 202 and theirs.json()["id"] != first.json()["id"]
+    wait_done(api, first.json()["id"])
+    wait_done(api, theirs.json()["id"], "globex")
+
+
+def test_quota_headers_on_run_creation(api: dict[str, Any]) -> None:
+    created = start_run(api)
+    assert created.status_code == 202
+    assert created.headers["x-stella-quota-active-runs-limit"] == "4"
+    used = int(created.headers["x-stella-quota-active-runs-used"])
+    assert 0 <= used <= 4
+    assert int(created.headers["x-stella-quota-active-runs-remaining"]) == 4 - used
+    wait_done(api, created.json()["id"])
+
+
+def test_cancel_of_a_finished_run_is_a_conflict(api: dict[str, Any], done_run: dict[str, Any]) -> None:
+    got = httpx.post(
+        f"{api['url']}/api/v1/export/runs/{done_run['id']}/cancel", headers=auth(api["tokens"]["acme"]), timeout=30
+    )
+    assert assert_problem(got, 409)["exitCode"] == 7
+
+
+# -- downloads ----------------------------------------------------------------------------------------------------
+def test_download_cut_at_a_random_offset_resumes_with_range_to_the_same_digest(
+    api: dict[str, Any], done_run: dict[str, Any], tmp_path: Path
+) -> None:
+    url = f"{api['url']}/api/v1/export/runs/{done_run['id']}/download"
+    headers = auth(api["tokens"]["acme"])
+    rng = random.Random()
+    part = tmp_path / "bundle.part"
+    with httpx.stream("GET", url, headers=headers, timeout=60) as first:
+        assert first.status_code == 200
+        digest = first.headers["x-export-digest"]
+        size = int(first.headers["x-export-length"])
+        etag = first.headers["etag"]
+        assert digest == f"sha256:{done_run['artifact']['sha256']}" and etag == f'"{digest[7:]}"'
+        assert first.headers["repr-digest"] == f"sha-256=:{base64.b64encode(bytes.fromhex(digest[7:])).decode()}:"
+        cut = rng.randrange(1, size)
+        with part.open("wb") as fh:
+            for chunk in first.iter_bytes(4096):
+                fh.write(chunk[: cut - fh.tell()])
+                if fh.tell() >= cut:
+                    break  # the connection drops here
+    have = part.stat().st_size
+    assert have == cut
+    resumed = httpx.get(url, headers={**headers, "Range": f"bytes={have}-", "If-Range": etag}, timeout=60)
+    assert resumed.status_code == 206, resumed.text
+    assert resumed.headers["content-range"] == f"bytes {have}-{size - 1}/{size}"
+    assert resumed.headers["x-export-digest"] == digest and resumed.headers["etag"] == etag
+    data = part.read_bytes() + resumed.content
+    assert len(data) == size and "sha256:" + hashlib.sha256(data).hexdigest() == digest
+
+
+def test_download_range_refusals_if_range_and_if_none_match(api: dict[str, Any], done_run: dict[str, Any]) -> None:
+    url = f"{api['url']}/api/v1/export/runs/{done_run['id']}/download"
+    headers = auth(api["tokens"]["acme"])
+    size = done_run["artifact"]["size"]
+    etag = f'"{done_run["artifact"]["sha256"]}"'
+    past = httpx.get(url, headers={**headers, "Range": f"bytes={size}-"}, timeout=30)
+    assert_problem(past, 416, "range-not-satisfiable")
+    assert past.headers["content-range"] == f"bytes */{size}"
+    stale = httpx.get(url, headers={**headers, "Range": "bytes=0-9", "If-Range": '"0000"'}, timeout=30)
+    assert stale.status_code == 200 and len(stale.content) == size  # a stale If-Range: the whole bundle
+    fresh = httpx.get(url, headers={**headers, "Range": "bytes=0-9", "If-Range": etag}, timeout=30)
+    assert fresh.status_code == 206 and fresh.content == stale.content[:10]
+    suffix = httpx.get(url, headers={**headers, "Range": "bytes=-5"}, timeout=30)
+    assert suffix.status_code == 206 and suffix.content == stale.content[-5:]
+    same = httpx.get(url, headers={**headers, "If-None-Match": etag}, timeout=30)
+    assert same.status_code == 304 and same.headers["etag"] == etag and same.content == b""
+
+
+def test_manifest_and_provenance_are_the_bundles_own_bytes(api: dict[str, Any], done_run: dict[str, Any]) -> None:
+    headers = auth(api["tokens"]["acme"])
+    manifest = httpx.get(f"{api['url']}/api/v1/export/runs/{done_run['id']}/manifest", headers=headers, timeout=30)
+    assert manifest.status_code == 200 and manifest.json()["tenant"] == "acme"
+    provenance = httpx.get(f"{api['url']}/api/v1/export/runs/{done_run['id']}/provenance", headers=headers, timeout=30)
+    assert provenance.status_code == 200 and provenance.json()["_type"].startswith("https://in-toto.io/Statement")
+
+
+# -- profiles ---------------------------------------------------------------------------------------------------------
+def test_profiles_create_and_patch_clone_a_revision(api: dict[str, Any]) -> None:
+    headers = auth(api["tokens"]["globex"])
+    base = f"{api['url']}/api/v1/export/profiles"
+    made = httpx.post(
+        base, json={"id": "lean", "base": "json:raw", "settings": {"compression_level": "3"}}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["revision"] == 1
+    same = httpx.patch(f"{base}/lean", json={"settings": {"compression_level": "3"}}, headers=headers)
+    assert same.status_code == 200 and same.json()["changed"] is False and same.json()["revision"] == 1
+    new = httpx.patch(f"{base}/lean", json={"settings": {"record_types": "advisory"}}, headers=headers)
+    assert new.json()["changed"] is True and new.json()["revision"] == 2
+    old = httpx.get(f"{base}/lean@1", headers=headers).json()
+    assert old["config"]["recordTypes"] == ["advisory", "vex", "sbom"]
+    bad = httpx.post(
+        base, json={"id": "x", "base": "json:raw", "settings": {"compression_level": "99"}}, headers=headers
+    )
+    assert assert_problem(bad, 422)["exitCode"] == 3
+    builtin = httpx.patch(f"{base}/json:raw", json={"settings": {"compression_level": "1"}}, headers=headers)
+    assert assert_problem(builtin, 400)["exitCode"] == 2
+    acme = httpx.get(f"{base}/lean", headers=auth(api["tokens"]["acme"]))
+    assert_problem(acme, 404, "not-found")
+
+
+# -- errors, contract, legacy paths, health, metrics ---------------------------------------------------------------
+def test_every_error_is_problem_json(api: dict[str, Any]) -> None:
+    headers = auth(api["tokens"]["acme"])
+    invalid = httpx.post(f"{api['url']}/api/v1/export/runs", json={"profile": 5, "extra": 1}, headers=headers)
+    body = assert_problem(invalid, 422, "usage")
+    assert body["exitCode"] == 2 and body["errors"]
+    broken = httpx.post(
+        f"{api['url']}/api/v1/export/runs",
+        content=b"{not json",
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert broken.status_code in (400, 422) and broken.headers["content-type"].startswith(PROBLEM)
+    assert_problem(httpx.get(f"{api['url']}/api/v1/nothing", headers=headers), 404)
+    assert_problem(httpx.delete(f"{api['url']}/api/v1/export/runs", headers=headers), 405)
+    unknown_profile = start_run(api, profile="nope")
+    assert assert_problem(unknown_profile, 404, "not-found")["exitCode"] == 3
+
+
+def test_legacy_paths_answer_with_deprecation_sunset_and_link(api: dict[str, Any]) -> None:
+    got = httpx.get(f"{api['url']}/api/export/profiles", headers=auth(api["tokens"]["acme"]))
+    assert got.status_code == 200 and got.json()["tenant"] == "acme"
+    assert got.headers["deprecation"].startswith("@") and int(got.headers["deprecation"][1:]) > 0
+    assert got.headers["sunset"].endswith(" GMT")
+    assert (
+        'rel="deprecation"' in got.headers["link"]
+        and '</api/v1/export/profiles>; rel="successor-version"' in got.headers["link"]
+    )
+    current = httpx.get(f"{api['url']}/api/v1/export/profiles", headers=auth(api["tokens"]["acme"]))
+    assert "deprecation" not in current.headers and current.json() == got.json()
+    time.sleep(0.2)
+    assert "deprecated API path /api/export/profiles" in api["server"].stderr()
+
+
+def test_openapi_document_has_an_etag_and_answers_304(api: dict[str, Any]) -> None:
+    got = httpx.get(f"{api['url']}/.well-known/openapi")
+    assert got.status_code == 200
+    doc = got.json()
+    assert doc["openapi"].startswith("3.1") and "/api/v1/export/runs/{run_id}/download" in doc["paths"]
+    etag = got.headers["etag"]
+    assert etag == '"' + hashlib.sha256(got.content).hexdigest() + '"'
+    again = httpx.get(f"{api['url']}/.well-known/openapi", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.headers["etag"] == etag
+    stale = httpx.get(f"{api['url']}/.well-known/openapi", headers={"If-None-Match": '"old"'})
+    assert stale.status_code == 200
+
+
+def test_health_and_metrics(api: dict[str, Any], done_run: dict[str, Any]) -> None:
+    ready = httpx.get(f"{api['url']}/health/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.json()["checks"]["signer"]["keys"] == 1
+    metrics = httpx.get(f"{api['url']}/metrics", headers=auth(api["tokens"]["acme"]))
+    assert metrics.status_code == 200 and "exporter_runs_total" in metrics.text
+
+
+def test_serve_refuses_a_non_loopback_address_without_tls(tmp_path: Path) -> None:
+    done = cli(tmp_path / "home", "serve", "--host", "0.0.0.0", "--port", "0")
+    assert done.returncode == 2
+    assert "without TLS" in done.stderr and "--tls-cert" in done.stderr
+    half = cli(tmp_path / "home", "serve", "--host", "127.0.0.1", "--tls-cert", str(tmp_path / "c.pem"))
+    assert half.returncode == 2 and "go together" in half.stderr
