@@ -30,6 +30,7 @@ import yaml
 
 from core.canonical import canonical_json
 from core.contract.bootstrap import (
+    DOCKER_ARCHIVE_MANIFEST,
     HELM_CHART,
     HELM_CONFIG,
     OCI_IMAGE_CONFIG,
@@ -259,7 +260,7 @@ def _from_layout(source: str, blobs: _Blobs, find: Callable[[str], Opener | None
     except ValueError as exc:
         raise BadInputError("index.json is not JSON", path=blobs.where) from exc
     entry = _select(index, ref, blobs.where)
-    desc = {k: entry[k] for k in ("mediaType", "digest", "size") if k in entry}
+    desc: dict[str, Any] = {k: entry[k] for k in ("mediaType", "digest", "size") if k in entry}
     image = Image(source, desc)
     _collect(image, blobs, desc)
     return image
@@ -281,7 +282,7 @@ def _hash_member(opener: Opener) -> tuple[str, int, bool]:
 
 def _from_docker(source: str, archive: _Archive, ref: str | None) -> Image:
     where = str(archive.path)
-    opener = archive.find("manifest.json")
+    opener = archive.find(DOCKER_ARCHIVE_MANIFEST)
     if opener is None:
         raise BadInputError("no manifest.json: not a docker-archive", path=where)
     with opener() as fh:

@@ -3,11 +3,12 @@ bundle, and the OCI and Helm media types the layout holds (OCI image spec 1.1; H
 
 from __future__ import annotations
 
+from core.contract.devportal import MANIFEST as _SAME_NAME
+
 #: The pack manifest: every image and chart with its digest, platforms and source reference.
 PACK_MANIFEST = "bootstrap.json"
 PACK_SCHEMA = "stella.bootstrap-pack/v1"
 #: The one OCI image layout of the pack (``skopeo ... oci:DIR/layout:REF`` reads it once extracted).
-LAYOUT_DIR = "layout"
 LAYOUT_MARKER = "layout/oci-layout"
 LAYOUT_INDEX = "layout/index.json"
 LAYOUT_BLOBS = "layout/blobs/sha256"
@@ -27,3 +28,6 @@ HELM_PROVENANCE = "application/vnd.cncf.helm.chart.provenance.v1.prov"
 OCI_ARCHIVE = "oci-archive:"
 DOCKER_ARCHIVE = "docker-archive:"
 OCI_DIR = "oci:"
+#: The index of a ``docker save`` archive (Config, RepoTags, Layers): the same file name as the portal manifest, so
+#: spelled once, there.
+DOCKER_ARCHIVE_MANIFEST = _SAME_NAME

@@ -71,7 +71,11 @@ def make_image(layout: Path, rootfs: Path, ref: str) -> str:
     index = {
         "schemaVersion": 2,
         "manifests": [
-            {"mediaType": "application/vnd.oci.image.manifest.v1+json", **desc, "annotations": {"org.opencontainers.image.ref.name": ref}}
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **desc,
+                "annotations": {"org.opencontainers.image.ref.name": ref},
+            }
         ],
     }
     (layout / "index.json").write_text(json.dumps(index))
@@ -136,7 +140,11 @@ def _build(stella: Any, spec: Path, out: Path) -> dict[str, Any]:
 
 
 def _extract(pack: Path, into: Path) -> None:
-    with pack.open("rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as z, tarfile.open(fileobj=z, mode="r|") as t:
+    with (
+        pack.open("rb") as fh,
+        zstandard.ZstdDecompressor().stream_reader(fh) as z,
+        tarfile.open(fileobj=z, mode="r|") as t,
+    ):
         t.extractall(into, filter="data")
 
 
@@ -166,17 +174,29 @@ def test_pack_builds_lists_and_reads_with_skopeo(stella: Any, tmp_path: Path, in
     chart = entries["hello:0.1.0_build.1"]
     manifest = json.loads((a / "layout/blobs/sha256" / chart["digest"].removeprefix("sha256:")).read_text())
     assert manifest["config"]["mediaType"] == "application/vnd.cncf.helm.config.v1+json"
-    assert [layer["mediaType"] for layer in manifest["layers"]] == ["application/vnd.cncf.helm.chart.content.v1.tar+gzip"]
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [
+        "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+    ]
     assert manifest["annotations"]["org.opencontainers.image.title"] == "hello"
     assert manifest["annotations"]["org.opencontainers.image.version"] == "0.1.0+build.1"
     # skopeo reads the pack's layout by ref name with the digests the manifest lists, and copies them unchanged.
     for name, entry in entries.items():
-        raw = subprocess.run([skopeo, "inspect", "--raw", f"oci:{a / 'layout'}:{name}"], capture_output=True, check=True)
+        raw = subprocess.run(
+            [skopeo, "inspect", "--raw", f"oci:{a / 'layout'}:{name}"], capture_output=True, check=True
+        )
         assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == entry["digest"]
-    info = json.loads(subprocess.run([skopeo, "inspect", f"oci:{a / 'layout'}:apps/hello:2.10"], capture_output=True, check=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            [skopeo, "inspect", f"oci:{a / 'layout'}:apps/hello:2.10"], capture_output=True, check=True
+        ).stdout
+    )
     assert info["Digest"] == entries["apps/hello:2.10"]["digest"]
     copy = tmp_path / "copy"
-    subprocess.run([skopeo, "copy", "--preserve-digests", f"oci:{a / 'layout'}:apps/motd:1", f"oci:{copy}:m"], check=True, capture_output=True)
+    subprocess.run(
+        [skopeo, "copy", "--preserve-digests", f"oci:{a / 'layout'}:apps/motd:1", f"oci:{copy}:m"],
+        check=True,
+        capture_output=True,
+    )
     assert json.loads((copy / "index.json").read_text())["manifests"][0]["digest"] == entries["apps/motd:1"]["digest"]
 
 
@@ -195,11 +215,15 @@ def test_push_to_registry(stella: Any, tmp_path: Path, inputs: dict[str, Any], r
     for name, digest in inputs["digests"].items():
         repo, _, tag = name.rpartition(":")
         out = subprocess.run(
-            [skopeo, "inspect", "--tls-verify=false", f"docker://{reg.host}/site/{repo}:{tag}"], capture_output=True, check=True
+            [skopeo, "inspect", "--tls-verify=false", f"docker://{reg.host}/site/{repo}:{tag}"],
+            capture_output=True,
+            check=True,
         )
         assert json.loads(out.stdout)["Digest"] == digest == refs[name]["digest"]
     raw = subprocess.run(
-        [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{reg.host}/site/hello:0.1.0_build.1"], capture_output=True, check=True
+        [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{reg.host}/site/hello:0.1.0_build.1"],
+        capture_output=True,
+        check=True,
     )
     assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == refs["hello:0.1.0_build.1"]["digest"]
     again = stella("bootstrap", "push", pack, *key, "--registry", f"{reg.host}/site", "--plain-http", "--json")
