@@ -109,9 +109,16 @@ class Pushed:
     kind: str
     reference: str
     digest: str
+    blobs: dict[str, int]  # how each blob got there: uploaded, mounted, present (already in the repository)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"refName": self.ref_name, "type": self.kind, "reference": self.reference, "digest": self.digest}
+        return {
+            "refName": self.ref_name,
+            "type": self.kind,
+            "reference": self.reference,
+            "digest": self.digest,
+            "blobs": self.blobs,
+        }
 
 
 def push_pack(
@@ -139,7 +146,8 @@ def push_pack(
             for entry in pack.entries:
                 name, _, tag = str(entry["refName"]).rpartition(":")
                 repo = f"{ref.repository}/{name}" if ref.repository else name
-                _push_tree(client, repo, str(entry["digest"]), blobs, done_in)
+                how: dict[str, int] = {"uploaded": 0, "mounted": 0, "present": 0}
+                _push_tree(client, repo, str(entry["digest"]), blobs, done_in, how)
                 data = blobs[str(entry["digest"])].read_bytes()
                 client.put_manifest(repo, tag, data, str(entry["mediaType"]))
                 pushed.append(
@@ -148,6 +156,7 @@ def push_pack(
                         str(entry["type"]),
                         f"{ref.host}/{repo}:{tag}@{entry['digest']}",
                         str(entry["digest"]),
+                        how,
                     )
                 )
     return pushed
@@ -176,7 +185,14 @@ def _extract_blobs(bundle: Path, into: Path) -> dict[str, Path]:
     return found
 
 
-def _push_tree(client: RegistryClient, repo: str, digest: str, blobs: dict[str, Path], done_in: dict[str, str]) -> None:
+def _push_tree(
+    client: RegistryClient,
+    repo: str,
+    digest: str,
+    blobs: dict[str, Path],
+    done_in: dict[str, str],
+    how: dict[str, int],
+) -> None:
     """Push the manifest or index ``digest`` by digest, after everything it refers to."""
     path = blobs.get(digest)
     if path is None:
@@ -186,7 +202,7 @@ def _push_tree(client: RegistryClient, repo: str, digest: str, blobs: dict[str, 
     media = str(doc.get("mediaType"))
     if media == OCI_INDEX:
         for child in doc.get("manifests") or []:
-            _push_tree(client, repo, str(child["digest"]), blobs, done_in)
+            _push_tree(client, repo, str(child["digest"]), blobs, done_in, how)
     else:
         for desc in [doc["config"], *(doc.get("layers") or [])]:
             blob = str(desc["digest"])
@@ -194,6 +210,7 @@ def _push_tree(client: RegistryClient, repo: str, digest: str, blobs: dict[str, 
             if source is None:
                 raise IntegrityError(f"the pack's layout lacks blob {blob}")
             mount = (done_in[blob],) if blob in done_in and done_in[blob] != repo else ()
-            client.push_blob(repo, source, blob, source.stat().st_size, mount_from=mount)
+            result = client.push_blob(repo, source, blob, source.stat().st_size, mount_from=mount)
+            how[result.how] = how.get(result.how, 0) + 1
             done_in.setdefault(blob, repo)
     client.push_manifest(repo, data, media)

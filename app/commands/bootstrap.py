@@ -88,5 +88,7 @@ def run_push(args: argparse.Namespace) -> int:
         print_json([p.to_dict() for p in pushed])
         return 0
     for p in pushed:
-        stdout.print(f"pushed {p.kind} {escape(p.reference)}")
+        b = p.blobs
+        blobs = f"{b['uploaded']} uploaded, {b['mounted']} mounted, {b['present']} already there"
+        stdout.print(f"pushed {p.kind} {escape(p.reference)} (blobs: {blobs})")
     return 0

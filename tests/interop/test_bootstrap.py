@@ -21,6 +21,7 @@ from tests.conftest import require_tool
 from tests.interop.test_oci_distribution import registry_factory  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.interop
+NAMES = {"apps/hello:2.10", "apps/motd:1", "apps/hello-docker:2.10", "hello:0.1.0_build.1", "tiny:1.0.0"}
 
 
 def _blob(layout: Path, data: bytes) -> dict[str, Any]:
@@ -109,6 +110,13 @@ def inputs(tmp_path: Path) -> dict[str, Any]:
     layout_a = work / "a-layout"
     digest_a = make_image(layout_a, rootfs, "hello:2.10")
     _tar_dir(layout_a, work / "hello.oci.tar")
+    # An independent producer's docker-archive of the same image (skopeo writes docker save's format).
+    skopeo = require_tool("skopeo")
+    subprocess.run(
+        [skopeo, "copy", f"oci:{layout_a}:hello:2.10", f"docker-archive:{work / 'hello.docker.tar'}:hello:2.10"],
+        check=True,
+        capture_output=True,
+    )
     files = work / "files"
     (files / "etc").mkdir(parents=True)
     (files / "etc" / "motd").write_text("stella bootstrap test\n")
@@ -123,14 +131,30 @@ def inputs(tmp_path: Path) -> dict[str, Any]:
     (chart / "templates" / "configmap.yaml").write_text(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hello\ndata:\n  greeting: {{ .Values.greeting }}\n"
     )
+    tiny = work / "tiny"
+    tiny.mkdir()
+    (tiny / "Chart.yaml").write_text("apiVersion: v2\nname: tiny\nversion: 1.0.0\ntype: library\n")
+    tgz = io.BytesIO()
+    with gzip.GzipFile(fileobj=tgz, mode="wb", mtime=1700000000) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        data = (tiny / "Chart.yaml").read_bytes()
+        info = tarfile.TarInfo("tiny/Chart.yaml")
+        info.size, info.mtime = len(data), 1700000000
+        tar.addfile(info, io.BytesIO(data))
+    (work / "tiny-1.0.0.tgz").write_bytes(tgz.getvalue())
     spec = work / "bootstrap.yaml"
     spec.write_text(
         "images:\n"
         "  - source: oci-archive:hello.oci.tar\n    name: apps/hello:2.10\n"
         "  - source: oci:motd-layout:motd:1\n    name: apps/motd:1\n"
-        "charts:\n  - source: hello-chart\n"
+        "  - source: docker-archive:hello.docker.tar\n    name: apps/hello-docker:2.10\n"
+        "charts:\n  - source: hello-chart\n  - source: tiny-1.0.0.tgz\n"
     )
-    return {"spec": spec, "work": work, "digests": {"apps/hello:2.10": digest_a, "apps/motd:1": digest_b}}
+    return {
+        "spec": spec,
+        "work": work,
+        "digests": {"apps/hello:2.10": digest_a, "apps/motd:1": digest_b},
+        "tgz": work / "tiny-1.0.0.tgz",
+    }
 
 
 def _build(stella: Any, spec: Path, out: Path) -> dict[str, Any]:
@@ -158,10 +182,25 @@ def test_pack_builds_lists_and_reads_with_skopeo(stella: Any, tmp_path: Path, in
     listed = stella("bootstrap", "list", one, "--key", tmp_path / "k.pub", "--json")
     assert listed.code == 0, listed.err
     entries = {e["refName"]: e for e in listed.json()["entries"]}
-    assert set(entries) == {"apps/hello:2.10", "apps/motd:1", "hello:0.1.0_build.1"}
+    assert set(entries) == NAMES
     for name, digest in inputs["digests"].items():
         assert entries[name]["digest"] == digest
+    for name in ("apps/hello:2.10", "apps/motd:1", "apps/hello-docker:2.10"):
         assert entries[name]["platforms"] == [{"architecture": "amd64", "os": "linux"}]
+    assert entries["tiny:1.0.0"]["chartDigest"] == "sha256:" + hashlib.sha256(inputs["tgz"].read_bytes()).hexdigest()
+    assert entries["apps/hello:2.10"]["source"] == "oci-archive:hello.oci.tar"
+    # The pack is an ordinary signed bundle; a retry of its run rebuilds it byte for byte.
+    pub = ("--key", tmp_path / "k.pub")
+    assert stella("verify", one, *pub).code == 0
+    run_id = stella(
+        "bootstrap", "build", inputs["spec"], "--out", tmp_path / "r.tar.zst", "--signing-key", "k", "--json"
+    ).json()["runId"]
+    assert stella("export", "retry", run_id, "--key", "k", "--out", tmp_path / "r2.tar.zst").code == 0
+    assert (tmp_path / "r.tar.zst").read_bytes() == (tmp_path / "r2.tar.zst").read_bytes()
+    # export run names the way to build one.
+    assert (
+        stella("export", "run", "--profile", "bootstrap:pack", "--key", "k", "--out", tmp_path / "x.tar.zst").code == 2
+    )
     # Same inputs, same pack content: every payload file of the two builds is byte-identical.
     a, b = tmp_path / "a", tmp_path / "b"
     _extract(one, a)
@@ -211,7 +250,9 @@ def test_push_to_registry(stella: Any, tmp_path: Path, inputs: dict[str, Any], r
     res = stella("bootstrap", "push", pack, *key, "--registry", f"{reg.host}/site", "--plain-http", "--json")
     assert res.code == 0, res.err
     refs = {p["refName"]: p for p in res.json()}
-    assert set(refs) == {"apps/hello:2.10", "apps/motd:1", "hello:0.1.0_build.1"}
+    assert set(refs) == NAMES
+    # apps/hello and apps/hello-docker share their config: the second repository mounts it from the first.
+    assert sum(p["blobs"]["mounted"] for p in refs.values()) >= 1
     for name, digest in inputs["digests"].items():
         repo, _, tag = name.rpartition(":")
         out = subprocess.run(
@@ -228,6 +269,7 @@ def test_push_to_registry(stella: Any, tmp_path: Path, inputs: dict[str, Any], r
     assert "sha256:" + hashlib.sha256(raw.stdout).hexdigest() == refs["hello:0.1.0_build.1"]["digest"]
     again = stella("bootstrap", "push", pack, *key, "--registry", f"{reg.host}/site", "--plain-http", "--json")
     assert again.code == 0 and [p["digest"] for p in again.json()] == [p["digest"] for p in res.json()]
+    assert all(p["blobs"]["uploaded"] == p["blobs"]["mounted"] == 0 for p in again.json())
 
 
 def test_hostile_inputs_are_refused(stella: Any, tmp_path: Path, inputs: dict[str, Any]) -> None:
