@@ -10,7 +10,12 @@ takes it), its sha256 is the one the run recorded, and the layer's digest is tha
 writes is the very file the run built; a layer per file would need the archive rebuilt, byte-exact, on the far side.
 The bundle's ``export.json``, its signature and its provenance envelope also travel as a **referrer** (``subject``
 = the bundle's manifest), so a registry-side tool can find and check them without the archive; on a registry
-without the referrers API (distribution 2.8) the referrer is listed in the ``sha256-<hex>`` tag index.
+without the referrers API (distribution 2.8) the referrer is listed in the ``sha256-<hex>`` tag index. When the run's
+bundle has an in-toto attestation (``BUNDLE.intoto.jsonl``), the push gets its own signed line there (type ``oci``,
+the location ``oci://HOST/REPO@DIGEST``) and the whole file is a layer of the referrer, so ``stella pull`` writes it
+beside the pulled bundle and ``stella verify`` checks it. The push is recorded once its bundle manifest is in the
+registry, before the referrer (whose attestation names the record); a push retried after a failure reuses the record
+and its line.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from core.atomic import write_bytes
 from core.canonical import canonical_json
 from core.contract import trivy as trivy_contract
 from core.contract.bundle import HEAD_ORDER, MANIFEST, MANIFEST_SIG, PROVENANCE_DSSE
+from core.contract.export_attestation import SUFFIX as ATTESTATION_SUFFIX
 from core.contract.media_types import (
     DSSE_ENVELOPE,
     OCI_EMPTY,
@@ -44,6 +50,7 @@ from core.contract.media_types import (
     STELLA_BUNDLE_LAYER_GZIP,
     STELLA_BUNDLE_LAYER_ZSTD,
     STELLA_BUNDLE_SIGNATURE_ARTIFACT,
+    STELLA_EXPORT_ATTESTATION,
     STELLA_EXPORT_MANIFEST,
     STELLA_EXPORT_SIGNATURE,
 )
@@ -53,6 +60,7 @@ from core.contract.oci import (
     ANNOTATION_PROVENANCE_REF,
     ANNOTATION_RUN_ID,
     ANNOTATION_TENANT,
+    REFERRERS_TAG_PREFIX,
 )
 from core.errors import BadInputError, IntegrityError, NotFoundError, PolicyRefusal, UsageError
 from core.home import Home
@@ -61,6 +69,7 @@ from core.runs import Distribution, ExportRun, RunEngine, RunState
 from core.store import Store
 from services import timeline
 from services.distribute_s3 import S3Distribution, S3Options, distribute_s3
+from services.export_attest import attest_remote_copy, distribution_signer
 from services.retention import stamp_expiry
 
 TITLE = "org.opencontainers.image.title"
@@ -75,6 +84,8 @@ REFERRER_FILES = (
 )
 #: The largest head file read into memory for the referrer (export.json of a big bundle is a few MiB).
 MAX_HEAD_FILE = 64 << 20
+#: The largest attestation file taken from a referrer (the bound its verifier reads).
+MAX_ATTESTATION = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -233,6 +244,7 @@ def _distribute_oci(
             hint="the stored bundle was changed or damaged; retry the export to build it again",
         )
     heads = _head_files(bundle)
+    signer = distribution_signer(home, run)  # opened before anything is pushed: a locked key leaves nothing behind
     annotations = {
         CREATED: run.bundle_created_at_text,
         ANNOTATION_TENANT: run.tenant,
@@ -274,19 +286,22 @@ def _distribute_oci(
             repo, bundle, layer_digest, size, state_file=state_file, mount_from=mount_from, observer=observer
         )
         manifest_digest, _ = client.push_manifest(repo, manifest, OCI_MANIFEST, tag=tag)
+        target = f"{host_prefix}{repo}@{manifest_digest}"
+        with Store.open(home) as store:
+            engine = RunEngine(store)
+            same = [d for d in engine.distributions(run.run_id) if d.type == "oci" and d.target == target]
+            new = not same
+            dist = same[0] if same else engine.record_distribution(run.run_id, "oci", target, run.artifact_sha256, size)
+            if new:
+                stamp_expiry(store, run.tenant)
+                timeline.record_export_distributed(store, run.run_id, dist)
+        attestation = None if signer is None else attest_remote_copy(run, dist, signer, target)
+        if attestation is not None:
+            heads = heads | {bundle.name + ATTESTATION_SUFFIX: attestation}
         trivy_ref = _push_trivy_image(client, home, repo, bundle)
         referrer_digest, referrers = _push_referrer(
             client, home, repo, heads, annotations, manifest_digest, len(manifest), config
         )
-    target = f"{host_prefix}{repo}@{manifest_digest}"
-    with Store.open(home) as store:
-        engine = RunEngine(store)
-        same = [d for d in engine.distributions(run.run_id) if d.type == "oci" and d.target == target]
-        new = not same
-        dist = same[0] if same else engine.record_distribution(run.run_id, "oci", target, run.artifact_sha256, size)
-        if new:
-            stamp_expiry(store, run.tenant)
-            timeline.record_export_distributed(store, run.run_id, dist)
     return Distributed(
         dist,
         f"{ref.host}/{repo}" + (f":{tag}" if tag else "") + f"@{manifest_digest}",
@@ -375,11 +390,12 @@ def _push_referrer(
     config: dict[str, Any],
 ) -> tuple[str, str]:
     layers = []
-    for name, media_type in REFERRER_FILES:
-        if name in heads:
-            data = heads[name]
-            client.push_blob(repo, _bytes_file(home, data), _digest(data), len(data))
-            layers.append(_descriptor(media_type, _digest(data), len(data), annotations={TITLE: name}))
+    files = [(name, media_type) for name, media_type in REFERRER_FILES if name in heads]
+    files += [(name, STELLA_EXPORT_ATTESTATION) for name in heads if name.endswith(ATTESTATION_SUFFIX)]
+    for name, media_type in files:
+        data = heads[name]
+        client.push_blob(repo, _bytes_file(home, data), _digest(data), len(data))
+        layers.append(_descriptor(media_type, _digest(data), len(data), annotations={TITLE: name}))
     body = canonical_json(
         {
             "schemaVersion": 2,
@@ -414,9 +430,11 @@ class Pulled:
     size: int
     out: Path
     resumed_from: int
+    attestation: Path | None = None  # OUT.intoto.jsonl, from the bundle's referrer, when it carries one
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "attestation": None if self.attestation is None else str(self.attestation),
             "reference": self.reference,
             "manifestDigest": self.manifest_digest,
             "layerDigest": self.layer_digest,
@@ -443,7 +461,54 @@ def pull_bundle(source: str, out: Path, access: Access, *, observer: Observer | 
             raise NotFoundError(f"the registry {ref.host} has no manifest {ref.digest} in {ref.repository}")
         layer_digest, size = _bundle_layer(body, source)
         resumed = client.pull_blob(ref.repository, layer_digest, size, out, observer=observer)
-    return Pulled(str(ref), ref.digest, layer_digest, size, out, resumed)
+        attestation = _pull_attestation(client, ref.repository, ref.digest, out)
+    return Pulled(str(ref), ref.digest, layer_digest, size, out, resumed, attestation)
+
+
+def _referrer_digests(client: RegistryClient, repo: str, subject: str) -> list[str]:
+    """The stella referrers of ``subject``, oldest first: from the referrers API, else the ``sha256-<hex>`` index."""
+    response = client.request(
+        "GET", f"/v2/{repo}/referrers/{subject}", scope=f"repository:{repo}:pull", headers={"Accept": OCI_INDEX}
+    )
+    body = response.read()
+    if not (response.status_code == 200 and response.headers.get("content-type", "").startswith(OCI_INDEX)):
+        body = client.get_manifest(repo, REFERRERS_TAG_PREFIX + subject.removeprefix("sha256:")) or b""
+    try:
+        entries = json.loads(body).get("manifests") if body else []
+    except (ValueError, AttributeError):
+        entries = []
+    if not isinstance(entries, list):
+        return []
+    return [
+        str(m["digest"])
+        for m in entries
+        if isinstance(m, dict)
+        and m.get("artifactType") == STELLA_BUNDLE_SIGNATURE_ARTIFACT
+        and re.fullmatch(r"sha256:[0-9a-f]{64}", str(m.get("digest"))) is not None
+    ]
+
+
+def _pull_attestation(client: RegistryClient, repo: str, subject: str, out: Path) -> Path | None:
+    """The attestation layer of the newest stella referrer of ``subject``, written to ``OUT.intoto.jsonl`` (every
+    byte checked against its digest); None when no referrer carries one. `stella verify OUT` then checks it."""
+    for digest in reversed(_referrer_digests(client, repo, subject)):
+        body = client.get_manifest(repo, digest)
+        try:
+            layers = json.loads(body or b"{}").get("layers") or []
+        except (ValueError, AttributeError):
+            continue
+        for layer in layers if isinstance(layers, list) else []:
+            if not isinstance(layer, dict) or layer.get("mediaType") != STELLA_EXPORT_ATTESTATION:
+                continue
+            blob, size = layer.get("digest"), layer.get("size")
+            if not isinstance(blob, str) or re.fullmatch(r"sha256:[0-9a-f]{64}", blob) is None:
+                raise BadInputError("the attestation layer's digest is not sha256:<hex>", path=digest)
+            if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_ATTESTATION:
+                raise BadInputError(f"the attestation layer's size is not 1 to {MAX_ATTESTATION} bytes", path=digest)
+            target = out.with_name(out.name + ATTESTATION_SUFFIX)
+            client.pull_blob(repo, blob, size, target)
+            return target
+    return None
 
 
 def _bundle_layer(body: bytes, source: str) -> tuple[str, int]:

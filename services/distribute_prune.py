@@ -1,10 +1,12 @@
 """Deleting expired copies of a bundle from where `stella distribute` put them (`stella retention prune`).
 
 An OCI copy is deleted by its manifest digest through the registry API (the registry drops the tags pointing at it);
-the stella referrers of the manifest (signature, provenance) and the tag-schema index listing them go with it. A
+the stella referrers of the manifest (signature, provenance, attestation) and the tag-schema index listing them go
+with it. A
 registry that does not delete (405, as distribution without ``storage.delete.enabled``) keeps the copy and the prune
 says so. An S3 copy is deleted by its version unless that version is under an Object Lock legal hold or retention
-that has not ended: then it stays, with the reason. A copy that is gone already counts as deleted. Credentials reach
+that has not ended: then it stays, with the reason; its attestation object beside it (``KEY.intoto.jsonl``) goes
+with it. A copy that is gone already counts as deleted. Credentials reach
 the targets as for `stella distribute` and appear in no reason, record or event.
 """
 
@@ -20,6 +22,7 @@ from adapters.objstore.s3 import Endpoint, S3Location, S3Store, sha256_b64
 from adapters.oci import reference as oci_ref
 from adapters.oci.client import RegistryClient
 from core.clock import rfc3339, utcnow
+from core.contract.export_attestation import SUFFIX as ATTESTATION_SUFFIX
 from core.contract.media_types import STELLA_BUNDLE_SIGNATURE_ARTIFACT
 from core.contract.oci import REFERRERS_TAG_PREFIX
 from core.errors import StellaError
@@ -84,11 +87,19 @@ class RemoteCopies:
             return f"{dist.target}{version} no longer holds the distributed bundle: left alone"
         if held.legal_hold:
             return f"{dist.target}{version} is under an S3 Object Lock legal hold: kept"
-        if held.retain_until is not None and held.retain_until > self.now:
+        if _retained(held.retain_until, self.now):
+            assert held.retain_until is not None
             mode = held.lock_mode.value if held.lock_mode is not None else "Object Lock"
             return f"{dist.target}{version} is under {mode} retention until {rfc3339(held.retain_until)}: kept"
         store.delete_version(location.bucket, location.prefix, held.version_id)
+        sidecar = store.head(location.bucket, location.prefix + ATTESTATION_SUFFIX)  # the attestation beside it
+        if sidecar is not None and not sidecar.legal_hold and not _retained(sidecar.retain_until, self.now):
+            store.delete_version(location.bucket, sidecar.key, sidecar.version_id)
         return None
+
+
+def _retained(until: datetime | None, now: datetime) -> bool:
+    return until is not None and until > now
 
 
 def _tag_schema_referrers(client: RegistryClient, repo: str, subject: str) -> tuple[list[str], str | None]:

@@ -7,12 +7,15 @@ checksum answer (HEAD) is compared too, but it only repeats what the client clai
 (moto keeps a wrong claimed checksum), so only the bytes read back prove what is stored. Object Lock retention and
 legal hold are asked with the write and checked on the stored version; a bucket without Object Lock is refused
 before anything is written. Each new copy is an ``export_distributions`` row (type ``s3``, ``expires_at`` = the
-retention date) and an ``export.distributed`` timeline event.
+retention date) and an ``export.distributed`` timeline event. When the run's bundle has an in-toto attestation, the
+copy gets its own signed line there (type ``s3``, location ``s3://BUCKET/KEY``) and the whole file is written beside
+the object as ``KEY.intoto.jsonl`` (replaced by the longer file when the bundle is distributed again), so a copy
+fetched with both objects passes `stella verify` with its attestation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,12 +30,15 @@ from adapters.objstore.s3 import (
     StoredObject,
 )
 from core.clock import rfc3339, utcnow
+from core.contract.export_attestation import SUFFIX as ATTESTATION_SUFFIX
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, PolicyRefusal, UsageError
 from core.home import Home
 from core.progress import NullObserver, Observer
 from core.runs import Distribution, ExportRun, RunEngine, RunState
+from core.signing import Signer
 from core.store import Store
 from services import timeline
+from services.export_attest import attest_remote_copy, distribution_signer
 from services.retention import stamp_expiry
 
 __all__ = ["DISTRIBUTION_TYPE", "LockMode", "S3Distribution", "S3Options", "distribute_s3"]
@@ -80,6 +86,7 @@ class S3Distribution:
     retain_until: datetime | None
     legal_hold: bool
     already_present: bool
+    attestation_url: str | None = None  # KEY.intoto.jsonl beside the object, when the bundle has an attestation
 
     @property
     def text(self) -> str:
@@ -112,6 +119,7 @@ class S3Distribution:
                 "legalHold": self.legal_hold,
             },
             "alreadyPresent": self.already_present,
+            "attestation": self.attestation_url,
             "readBack": READ_BACK,
         }
 
@@ -125,6 +133,7 @@ def distribute_s3(
     lock = options.lock()
     run = _succeeded_run(home, run_id)
     assert run.artifact_path is not None and run.artifact_sha256 is not None
+    signer = distribution_signer(home, run)  # opened before anything is written: a locked key leaves nothing
     key = location.key(run.tenant, run.run_id, run.artifact_path.name)
     url = location.url(key)
     store = S3Store(
@@ -149,11 +158,23 @@ def distribute_s3(
         )
         if stored is not None:
             held = _read_back(store, location.bucket, url, stored, run, lock, sink)
-            return _record(home, run, url, options.endpoint_url, held, already_present=False)
+            done = _record(home, run, url, options.endpoint_url, held, already_present=False)
+            return _attest(store, location.bucket, run, done, signer)
         existing = store.head(location.bucket, key)  # created by someone else between our HEAD and PUT
         if existing is None:
             raise EnvironmentFailure(f"{url} was refused as existing but cannot be read", hint="try again")
-    return _present(home, store, location.bucket, url, options.endpoint_url, existing, run, lock, sink)
+    done = _present(home, store, location.bucket, url, options.endpoint_url, existing, run, lock, sink)
+    return _attest(store, location.bucket, run, done, signer)
+
+
+def _attest(store: S3Store, bucket: str, run: ExportRun, done: S3Distribution, signer: Signer | None) -> S3Distribution:
+    """The copy's line in the bundle's attestation, and the whole file beside the object."""
+    whole = None if signer is None else attest_remote_copy(run, done.distribution, signer, done.url)
+    if whole is None:
+        return done
+    key = done.url.split("/", 3)[3] + ATTESTATION_SUFFIX
+    store.put_bytes(bucket, key, whole)
+    return replace(done, attestation_url=done.url + ATTESTATION_SUFFIX)
 
 
 def _succeeded_run(home: Home, run_id: str) -> ExportRun:

@@ -13,10 +13,18 @@ from core.atomic import write_bytes
 from core.clock import rfc3339
 from core.contract.bundle import MANIFEST
 from core.errors import IntegrityError
-from core.export_attestation import attestation_path, envelope_line, read_lines, release_predicate, statement
+from core.export_attestation import (
+    attestation_path,
+    envelope_line,
+    parse_line,
+    read_lines,
+    release_predicate,
+    statement,
+)
 from core.home import Home
 from core.runs import Distribution, ExportRun
 from core.signing import Signer
+from core.strict_json import loads
 from services.keys import signer_for
 
 
@@ -104,3 +112,40 @@ def attest_distribution(run: ExportRun, dist: Distribution, signer: Signer) -> P
     write_bytes(target, whole, what="cannot write the copy's attestation")
     write_bytes(source, whole, what="cannot write the bundle's attestation")
     return target
+
+
+def _attests(line: bytes, distribution_id: str, where: str) -> bool:
+    """Whether ``line`` is the statement of distribution ``distribution_id`` (a retried push signs it once)."""
+    envelope = parse_line(line, 0, where)
+    value = loads(envelope.payload, path=where, what="statement")
+    predicate = value.get("predicate") if isinstance(value, dict) else None
+    dist = predicate.get("distribution") if isinstance(predicate, dict) else None
+    return isinstance(dist, dict) and dist.get("id") == distribution_id
+
+
+def attest_remote_copy(run: ExportRun, dist: Distribution, signer: Signer, location: str) -> bytes | None:
+    """Add the Release statement of a copy held elsewhere (an OCI registry, an S3 bucket) to the bundle's
+    attestation and return the whole file, which travels with the copy. The predicate's ``distribution`` names the
+    type and ``location`` (``oci://HOST/REPO@DIGEST``, ``s3://BUCKET/KEY``: no credentials are part of either).
+    A distribution already attested (a retried push) adds no second line. None when the bundle has none."""
+    bundle = run.artifact_path
+    if bundle is None or dist.sha256 is None:
+        return None
+    source = attestation_path(bundle)
+    if not _regular_file(source):
+        return None
+    lines = read_lines(source)
+    if any(_attests(line, dist.distribution_id, str(source)) for line in lines):
+        return b"".join(lines)
+    predicate = _predicate(run, bundle) | {
+        "distribution": {
+            "id": dist.distribution_id,
+            "type": dist.type,
+            "name": bundle.name,
+            "location": location,
+            "distributedAt": rfc3339(dist.created_at),
+        }
+    }
+    whole = b"".join(lines) + envelope_line(signer, statement(bundle.name, dist.sha256, predicate))
+    write_bytes(source, whole, what="cannot write the bundle's attestation")
+    return whole

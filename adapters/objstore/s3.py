@@ -364,6 +364,16 @@ class S3Store:
                     Bucket=bucket, Key=key, LegalHold={"Status": "ON"}, ChecksumAlgorithm="SHA256", **version
                 )
 
+    def put_bytes(self, bucket: str, key: str, data: bytes) -> StoredObject:
+        """Write a small object (a sidecar that may be replaced by a longer version of itself), SHA-256 checked by
+        the store."""
+        digest = hashlib.sha256(data).digest()
+        with _calls(f"writing s3://{bucket}/{key}"):
+            put = self.client.put_object(
+                Bucket=bucket, Key=key, Body=data, ChecksumAlgorithm="SHA256", ChecksumSHA256=sha256_b64(digest)
+            )
+        return StoredObject(key, put.get("VersionId"), put.get("ETag"), sha256_b64(digest), len(data))
+
     def delete_version(self, bucket: str, key: str, version_id: str | None) -> None:
         """Delete one version of the object (no bypass of a governance lock: a locked version refuses)."""
         version: dict[str, Any] = {} if version_id is None else {"VersionId": version_id}

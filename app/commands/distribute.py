@@ -139,5 +139,7 @@ def run_pull(args: argparse.Namespace) -> int:
         return 0
     resumed = f", resumed at byte {done.resumed_from}" if done.resumed_from else ""
     stdout.print(f"pulled {escape(str(done.out))} ({done.size} bytes, {done.layer_digest}{resumed})")
+    if done.attestation is not None:
+        stdout.print(f"with its attestation {escape(str(done.attestation))}")
     stdout.print(f"next: stella verify {escape(str(done.out))}")
     return 0

@@ -41,3 +41,6 @@ STELLA_BUNDLE_SIGNATURE_ARTIFACT = "application/vnd.stellaops.bundle.signature.v
 #: ``export.json`` and its cosign-compatible detached signature as layers of that referrer.
 STELLA_EXPORT_MANIFEST = "application/vnd.stellaops.export.manifest.v1+json"
 STELLA_EXPORT_SIGNATURE = "application/vnd.stellaops.export.signature.v1"
+#: The bundle's in-toto attestation file (``BUNDLE.intoto.jsonl``: one DSSE envelope a line) as a layer of that
+#: referrer.
+STELLA_EXPORT_ATTESTATION = "application/vnd.stellaops.export.attestation.v1+jsonl"

@@ -172,7 +172,8 @@ def test_push_pull_verify_and_skopeo_sees_the_same_digests(
     referrer = json.loads(skopeo_raw(f"{reg.host}/{repo}@{pushed['referrerDigest']}", "--tls-verify=false"))
     assert referrer["subject"]["digest"] == digest
     titles = [layer["annotations"]["org.opencontainers.image.title"] for layer in referrer["layers"]]
-    assert titles == ["export.json", "export.json.sig", "provenance.dsse.json"]
+    # ... and the run's in-toto attestation with this push's own line (tests/interop/test_distribution_attestation.py)
+    assert titles == ["export.json", "export.json.sig", "provenance.dsse.json", "bundle.tar.zst.intoto.jsonl"]
 
     # pull by digest, then verify offline
     got = tmp_path / "pulled.tar.zst"

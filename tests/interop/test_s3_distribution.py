@@ -157,7 +157,9 @@ def test_put_reads_back_under_tenant_prefixes_and_records_once(
     assert out["url"] == f"s3://{bucket}/{key}" and out["alreadyPresent"] is False and out["readBack"] == "get-sha256"
     assert _distribute(stella, moto_endpoint, globex, f"s3://{bucket}/exports").code == 0
     listed = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
-    assert listed == sorted([key, f"exports/globex/{globex}/{globex_bundle.name}"])
+    globex_key = f"exports/globex/{globex}/{globex_bundle.name}"
+    # Each bundle has its in-toto attestation (with the copy's own line) beside it.
+    assert listed == sorted([key, f"{key}.intoto.jsonl", globex_key, f"{globex_key}.intoto.jsonl"])
     # What is stored, read with boto3 alone: the bundle's bytes and their SHA-256 checksum.
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     assert body == acme_bundle.read_bytes()
