@@ -29,6 +29,7 @@ from tests.integration.test_risk_bundle import TODAY, redated
 from tests.integration.test_risk_simulation import INPUTS as SIMULATION_INPUTS
 from tests.integration.test_risk_simulation import TENANT as SIMULATION_TENANT
 from tests.integration.test_trivy_profiles import ADVISORY_FILES, SBOM_FILES
+from tests.interop.test_bootstrap import make_image
 from verify.attest import verify_attestation_bundle
 from verify.attest_sigstore import Trust
 from verify.bundle import VerifyReport, verify_bundle
@@ -99,6 +100,19 @@ def _portal(stella: Stella, tmp_path: Path, profile: str) -> Path:
     return _export(stella, tmp_path, profile)[0]
 
 
+def _bootstrap(stella: Stella, tmp_path: Path, profile: str) -> Path:
+    files = tmp_path / "files"
+    (files / "etc").mkdir(parents=True)
+    (files / "etc" / "motd").write_text("hello\n")
+    make_image(tmp_path / "img", files, "motd:1")
+    spec = tmp_path / "bootstrap.yaml"
+    spec.write_text("images:\n  - source: oci:img\n    name: apps/motd:1\n")
+    out = tmp_path / "bootstrap-pack.tar.zst"
+    res = stella("bootstrap", "build", spec, "--out", out, "--signing-key", "signer")
+    assert res.code == 0, res.err
+    return out
+
+
 Verifier = Callable[[Path, list[TrustedKey], Path], VerifyReport]
 
 
@@ -132,6 +146,7 @@ CASES: dict[str, tuple[Callable[[Stella, Path, str], Path], Verifier]] = {
     "risk:bundle": (_risk, _verify_risk),
     "risk:simulation": (_simulation, _generic),
     "attestation:bundle": (_attestations, _verify_attestations),
+    "bootstrap:pack": (_bootstrap, _generic),
 }
 
 
