@@ -12,9 +12,11 @@ from core.home import resolve_home
 from core.ingest import DEFAULT_TENANT
 from services.bootstrap import build_pack, push_pack, verified_pack
 
+HELP = "bootstrap packs: images and Helm charts, signed, offline; list, push"
+
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("bootstrap", parents=[common], help="bootstrap packs: images and Helm charts, signed, offline")
+    p = sub.add_parser("bootstrap", parents=[common], help=HELP)
     bsub = p.add_subparsers(dest="bootstrap_command", metavar="ACTION", required=True)
     keys = argparse.ArgumentParser(add_help=False)
     keys.add_argument("--key", type=Path, action="append", metavar="PUB", help="trusted public key (PEM); repeatable")
