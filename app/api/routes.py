@@ -11,17 +11,20 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.contract.api import (
+    SCOPE_EVIDENCE_HOLD,
+    SCOPE_EVIDENCE_READ,
     SCOPE_EXPORT_DOWNLOAD,
     SCOPE_EXPORT_READ,
     SCOPE_EXPORT_RUN,
     SCOPE_PROFILE_MANAGE,
+    SCOPE_TIMELINE_READ,
 )
 from core.contract.bundle import MANIFEST, PROVENANCE
 from core.errors import BadInputError, NotFoundError, PolicyRefusal, StellaError
@@ -64,6 +67,22 @@ class RunCreate(BaseModel):
     profile: str = Field(min_length=1, max_length=200, examples=["json:raw"])
     selectors: dict[str, str | list[str]] = Field(default_factory=dict, examples=[{"format": "osv"}])
     options: RunOptions = Field(default_factory=RunOptions)
+
+
+class VerifyRun(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run: str = Field(min_length=1, max_length=128, description="the id of a succeeded run of the token's tenant")
+
+
+class EvidenceVerify(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=200, description="a sealed evidence bundle's id or digest")
+
+
+class HoldRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bundle: str = Field(min_length=1, max_length=200, description="the sealed evidence bundle to hold")
+    reason: str = Field(min_length=1, max_length=1000)
 
 
 _PROBLEM = {"description": "RFC 9457 problem details", "content": {"application/problem+json": {}}}
@@ -353,6 +372,97 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         """The bundle's in-toto provenance statement, byte for byte."""
         _, path = bundle_of(principal, run_id)
         return Response(member(path, PROVENANCE), media_type="application/json")
+
+    @router.get(f"{V1}/export/runs/{{run_id}}/attestation", tags=["downloads"], responses={**_ERRORS, 409: _PROBLEM})
+    def attestation(run_id: str, principal: Downloader) -> Response:
+        """The run's signed in-toto Release attestation (``BUNDLE.intoto.jsonl``, DSSE envelopes, one a line)."""
+        from core.export_attestation import attestation_path
+
+        _, path = bundle_of(principal, run_id)
+        found = attestation_path(path)
+        if not found.is_file():
+            raise NotFoundError(f"run {run_id} has no attestation")
+        return FileResponse(found, media_type="application/jsonl", filename=found.name)
+
+    # -- verification --------------------------------------------------------------------------------------------
+    @router.post(f"{V1}/verify", tags=["verify"], responses=_ERRORS)
+    def verify(body: VerifyRun, principal: Reader) -> dict[str, Any]:
+        """Verify a run's bundle as `stella verify --key SIGNER.pub` does; the report check by check (``ok``)."""
+        from services.export import verify_built
+
+        run = tenant_run(principal, body.run)
+        if run.state != RunState.SUCCEEDED:
+            raise PolicyRefusal(f"run {body.run} is {run.state}; it has no bundle to verify")
+        checked = verify_built(home, run)
+        report = checked.report.to_dict()
+        report.pop("bundle", None)  # its path on this machine
+        return {"run": run.run_id, **report, "provenance": checked.provenance}
+
+    # -- timeline and evidence (services that open the store themselves: run when no build holds it) -----------------
+    TimelineReader = Annotated[Principal, Depends(need(SCOPE_TIMELINE_READ))]
+    EvidenceReader = Annotated[Principal, Depends(need(SCOPE_EVIDENCE_READ))]
+    EvidenceHolder = Annotated[Principal, Depends(need(SCOPE_EVIDENCE_HOLD))]
+
+    @router.get(f"{V1}/timeline", tags=["timeline"], responses={**_ERRORS, 503: _PROBLEM})
+    def timeline_list(
+        principal: TimelineReader,
+        type: Annotated[list[str] | None, Query(max_length=20)] = None,
+        run: str | None = None,
+        case: str | None = None,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> dict[str, Any]:
+        """The tenant's events, oldest first, ``limit`` at a time after cursor ``after`` (`stella timeline list`)."""
+        from core.timeline import EventFilter
+        from services.timeline import list_timeline
+
+        where = EventFilter(types=tuple(type or ()), run_id=run, case_id=case)
+        with holder.alone():
+            return list_timeline(home, principal.tenant, where, after=after, limit=limit).to_dict()
+
+    @router.get(f"{V1}/timeline/{{event_id}}", tags=["timeline"], responses={**_ERRORS, 503: _PROBLEM})
+    def timeline_event(event_id: str, principal: TimelineReader) -> dict[str, Any]:
+        """One event of the tenant (`stella timeline show`)."""
+        from services.timeline import show_event
+
+        with holder.alone():
+            return show_event(home, principal.tenant, event_id).to_dict()
+
+    @router.get(f"{V1}/timeline/{{event_id}}/evidence", tags=["timeline"], responses={**_ERRORS, 503: _PROBLEM})
+    def timeline_evidence(event_id: str, principal: TimelineReader) -> dict[str, Any]:
+        """The signed references an event carries (`stella timeline evidence`)."""
+        from services.timeline import event_evidence
+
+        with holder.alone():
+            return event_evidence(home, principal.tenant, event_id).to_dict()
+
+    @router.get(f"{V1}/evidence/{{evidence_id}}", tags=["evidence"], responses={**_ERRORS, 503: _PROBLEM})
+    def evidence_show(evidence_id: str, principal: EvidenceReader) -> dict[str, Any]:
+        """A sealed evidence bundle of the tenant, its holds and custody (`stella evidence show`)."""
+        from services.evidence import show_evidence
+
+        with holder.alone():
+            return show_evidence(home, principal.tenant, evidence_id, why="api").to_dict()
+
+    @router.post(f"{V1}/evidence/verify", tags=["evidence"], responses={**_ERRORS, 503: _PROBLEM})
+    def evidence_verify(body: EvidenceVerify, principal: EvidenceReader) -> dict[str, Any]:
+        """Verify the locker's archive of a sealed bundle check by check (`stella evidence verify ID`)."""
+        from services.evidence import verify_stored_evidence
+
+        with holder.alone():
+            bundle, report = verify_stored_evidence(home, principal.tenant, body.id)
+        checks = report.to_dict()
+        checks.pop("bundle", None)  # its path on this machine
+        return {"id": bundle.evidence_id, **checks}
+
+    @router.post(f"{V1}/evidence/hold/{{case_id}}", tags=["evidence"], responses={**_ERRORS, 503: _PROBLEM})
+    def evidence_hold(case_id: str, body: HoldRequest, principal: EvidenceHolder) -> JSONResponse:
+        """Place a legal hold on a sealed bundle under ``case_id`` (`stella evidence hold`); 201 when new."""
+        from services.evidence import place_hold
+
+        with holder.alone():
+            hold, new = place_hold(home, principal.tenant, case_id, body.bundle, body.reason)
+        return JSONResponse({"new": new, **hold.to_dict()}, status_code=201 if new else 200)
 
     # -- metrics -------------------------------------------------------------------------------------------------
     @router.get("/metrics", tags=["metrics"], responses=_ERRORS, response_class=Response)

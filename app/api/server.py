@@ -31,7 +31,7 @@ log = logging.getLogger("stella.api")
 
 API_PREFIX = "/api/v1"
 #: Seed paths answered as aliases of their ``/api/v1`` twins until :data:`SUNSET`.
-LEGACY_PREFIXES = ("/api/export/", "/api/verify")
+LEGACY_PREFIXES = ("/api/export/", "/api/verify", "/evidence/", "/timeline")
 DEPRECATED_AT = 1796083200  # 2026-12-01T00:00:00Z, as an RFC 9651 Date
 SUNSET = "Wed, 30 Jun 2027 23:59:59 GMT"
 DEPRECATION_DOC = "https://stella.invalid/docs/api#legacy-paths"
@@ -48,7 +48,7 @@ class LegacyPaths:
         if not any(path == p.rstrip("/") or path.startswith(p) for p in LEGACY_PREFIXES):
             await self.app(scope, receive, send)
             return
-        successor = API_PREFIX + path[len("/api") :]
+        successor = API_PREFIX + path.removeprefix("/api")
         log.warning("deprecated API path %s used; use %s (sunset %s)", path, successor, SUNSET)
         scope = dict(scope, path=successor, raw_path=successor.encode())
         extra = [

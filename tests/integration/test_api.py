@@ -151,12 +151,23 @@ ENDPOINTS = [  # method, path template, the scope it needs
     ("GET", "/api/v1/export/runs/{run}/download", "export:download"),
     ("GET", "/api/v1/export/runs/{run}/manifest", "export:download"),
     ("GET", "/api/v1/export/runs/{run}/provenance", "export:download"),
+    ("GET", "/api/v1/export/runs/{run}/attestation", "export:download"),
+    ("POST", "/api/v1/verify", "export:read"),
     ("GET", "/metrics", "export:read"),
+    ("GET", "/api/v1/timeline", "timeline:read"),
+    ("GET", "/api/v1/timeline/some-event", "timeline:read"),
+    ("GET", "/api/v1/timeline/some-event/evidence", "timeline:read"),
+    ("GET", "/api/v1/evidence/some-bundle", "evidence:read"),
+    ("POST", "/api/v1/evidence/verify", "evidence:read"),
+    ("POST", "/api/v1/evidence/hold/CASE-9", "evidence:hold"),
 ]
 BODIES = {
     ("POST", "/api/v1/export/profiles"): {"id": "nope", "base": "json:raw"},
     ("PATCH", "/api/v1/export/profiles/lean"): {"settings": {"compression_level": "3"}},
     ("POST", "/api/v1/export/runs"): {"profile": "json:raw", "options": {"key": "k"}},
+    ("POST", "/api/v1/verify"): {"run": "r-1"},
+    ("POST", "/api/v1/evidence/verify"): {"id": "some-bundle"},
+    ("POST", "/api/v1/evidence/hold/CASE-9"): {"bundle": "some-bundle", "reason": "audit"},
 }
 
 
@@ -469,3 +480,62 @@ def test_serve_refuses_a_non_loopback_address_without_tls(tmp_path: Path) -> Non
     assert "without TLS" in done.stderr and "--tls-cert" in done.stderr
     half = cli(tmp_path / "home", "serve", "--host", "127.0.0.1", "--tls-cert", str(tmp_path / "c.pem"))
     assert half.returncode == 2 and "go together" in half.stderr
+
+
+# -- verification, attestation, timeline, evidence ---------------------------------------------------------------------
+def test_verify_a_run_check_by_check_and_its_attestation(api: dict[str, Any], done_run: dict[str, Any]) -> None:
+    headers = auth(api["tokens"]["acme"])
+    report = httpx.post(f"{api['url']}/api/v1/verify", json={"run": done_run["id"]}, headers=headers, timeout=60)
+    assert report.status_code == 200, report.text
+    body = report.json()
+    assert body["verified"] is True and body["exitCode"] == 0 and len(body["checks"]) > 3 and "bundle" not in body
+    legacy = httpx.post(f"{api['url']}/api/verify", json={"run": done_run["id"]}, headers=headers, timeout=60)
+    assert legacy.status_code == 200 and legacy.headers["deprecation"]
+    theirs = httpx.post(
+        f"{api['url']}/api/v1/verify", json={"run": done_run["id"]}, headers=auth(api["tokens"]["globex"]), timeout=60
+    )
+    assert_problem(theirs, 404, "not-found")
+    att = httpx.get(f"{api['url']}/api/v1/export/runs/{done_run['id']}/attestation", headers=headers, timeout=30)
+    assert att.status_code == 200
+    envelope = json.loads(att.text.splitlines()[0])
+    assert envelope["payloadType"] == "application/vnd.in-toto+json" and envelope["signatures"]
+
+
+def test_timeline_and_evidence_of_a_run_stay_in_the_tenant(api: dict[str, Any], done_run: dict[str, Any]) -> None:
+    mine = auth(api["tokens"]["acme"])
+    page = httpx.get(f"{api['url']}/api/v1/timeline", params={"run": done_run["id"]}, headers=mine, timeout=60)
+    assert page.status_code == 200, page.text
+    events = page.json()["events"]
+    assert events and {e["tenant"] for e in events} == {"acme"}
+    built = [e for e in events if e["type"].endswith("built")]
+    assert built, [e["type"] for e in events]
+    one = httpx.get(f"{api['url']}/api/v1/timeline/{built[0]['id']}", headers=mine, timeout=60)
+    assert one.status_code == 200 and one.json()["id"] == built[0]["id"]
+    refs = httpx.get(f"{api['url']}/api/v1/timeline/{built[0]['id']}/evidence", headers=mine, timeout=60)
+    assert refs.status_code == 200, refs.text
+    theirs = auth(api["tokens"]["globex"])
+    assert_problem(httpx.get(f"{api['url']}/api/v1/timeline/{built[0]['id']}", headers=theirs, timeout=60), 404)
+    other_page = httpx.get(f"{api['url']}/api/v1/timeline", params={"run": done_run["id"]}, headers=theirs, timeout=60)
+    assert other_page.status_code == 200 and other_page.json()["events"] == []
+    legacy = httpx.get(f"{api['url']}/timeline/{built[0]['id']}", headers=mine, timeout=60)
+    assert legacy.status_code == 200 and legacy.headers["deprecation"]
+    sealed = [e for e in refs.json()["evidence"] if e.get("evidenceId")]
+    assert sealed, refs.json()
+    evidence_id = sealed[0]["evidenceId"]
+    shown = httpx.get(f"{api['url']}/api/v1/evidence/{evidence_id}", headers=mine, timeout=60)
+    assert shown.status_code == 200, shown.text
+    assert_problem(httpx.get(f"{api['url']}/api/v1/evidence/{evidence_id}", headers=theirs, timeout=60), 404)
+    checked = httpx.post(f"{api['url']}/api/v1/evidence/verify", json={"id": evidence_id}, headers=mine, timeout=60)
+    assert checked.status_code == 200 and checked.json()["verified"] is True, checked.text
+    held = httpx.post(
+        f"{api['url']}/api/v1/evidence/hold/CASE-1", json={"bundle": evidence_id, "reason": "audit"}, headers=mine
+    )
+    assert held.status_code == 201, held.text
+    again = httpx.post(
+        f"{api['url']}/api/v1/evidence/hold/CASE-1", json={"bundle": evidence_id, "reason": "audit"}, headers=mine
+    )
+    assert again.status_code == 200 and again.json()["new"] is False
+    stolen = httpx.post(
+        f"{api['url']}/api/v1/evidence/hold/CASE-1", json={"bundle": evidence_id, "reason": "x"}, headers=theirs
+    )
+    assert_problem(stolen, 404)
