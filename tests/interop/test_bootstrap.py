@@ -21,6 +21,7 @@ from tests.conftest import require_tool
 from tests.interop.test_oci_distribution import registry_factory  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.interop
+REF = "org.opencontainers.image.ref.name"
 NAMES = {"apps/hello:2.10", "apps/motd:1", "apps/hello-docker:2.10", "hello:0.1.0_build.1", "tiny:1.0.0"}
 
 
@@ -80,6 +81,36 @@ def make_image(layout: Path, rootfs: Path, ref: str) -> str:
         ],
     }
     (layout / "index.json").write_text(json.dumps(index))
+    return str(desc["digest"])
+
+
+def make_index(layout: Path, rootfs: Path, ref: str) -> str:
+    """A two-platform image (an OCI index over linux/amd64 and linux/arm64 manifests) in ``layout``."""
+    children = []
+    for arch in ("amd64", "arm64"):
+        make_image(layout, rootfs, f"{ref}-{arch}")
+        entry = json.loads((layout / "index.json").read_text())["manifests"][0]
+        manifest = json.loads((layout / "blobs/sha256" / entry["digest"].removeprefix("sha256:")).read_bytes())
+        config = {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
+        config["rootfs"]["diff_ids"] = json.loads(
+            (layout / "blobs/sha256" / manifest["config"]["digest"].removeprefix("sha256:")).read_bytes()
+        )["rootfs"]["diff_ids"]
+        manifest["config"].update(_blob(layout, json.dumps(config, sort_keys=True).encode()))
+        body = json.dumps(manifest, sort_keys=True).encode()
+        children.append(
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **_blob(layout, body),
+                "platform": {"architecture": arch, "os": "linux"},
+            }
+        )
+    index = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": children},
+        sort_keys=True,
+    ).encode()
+    desc = _blob(layout, index)
+    entry = {"mediaType": "application/vnd.oci.image.index.v1+json", **desc, "annotations": {REF: ref}}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
     return str(desc["digest"])
 
 
@@ -304,3 +335,60 @@ def test_hostile_inputs_are_refused(stella: Any, tmp_path: Path, inputs: dict[st
     res = stella("bootstrap", "build", spec, "--out", tmp_path / "e.tar.zst", "--signing-key", "k")
     assert res.code == 4, res.err
     assert not (tmp_path / "e.tar.zst").exists()
+
+
+def test_a_multi_platform_image_goes_through_whole(
+    stella: Any,
+    tmp_path: Path,
+    registry_factory: Any,  # noqa: F811
+) -> None:
+    skopeo = require_tool("skopeo")
+    files = tmp_path / "files"
+    (files / "etc").mkdir(parents=True)
+    (files / "etc" / "motd").write_text("two platforms\n")
+    digest = make_index(tmp_path / "multi", files, "multi")
+    spec = tmp_path / "bootstrap.yaml"
+    spec.write_text("images:\n  - source: oci:multi\n    name: apps/multi:1\n")
+    assert stella("keys", "generate", "k").code == 0
+    assert stella("keys", "export-public", "k", "--out", tmp_path / "k.pub").code == 0
+    pack = tmp_path / "pack.tar.zst"
+    _build(stella, spec, pack)
+    listed = stella("bootstrap", "list", pack, "--key", tmp_path / "k.pub", "--json").json()
+    (entry,) = listed["entries"]
+    assert entry["digest"] == digest
+    assert entry["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert entry["platforms"] == [{"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux"}]
+    reg = registry_factory()
+    res = stella(
+        "bootstrap", "push", pack, "--key", tmp_path / "k.pub", "--registry", reg.host, "--plain-http", "--json"
+    )
+    assert res.code == 0, res.err
+    assert res.json()[0]["reference"] == f"{reg.host}/apps/multi:1@{digest}"
+    raw = subprocess.run(
+        [skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{reg.host}/apps/multi:1"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert "sha256:" + hashlib.sha256(raw).hexdigest() == digest
+    arm = subprocess.run(
+        [skopeo, "inspect", "--override-arch", "arm64", "--tls-verify=false", f"docker://{reg.host}/apps/multi:1"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert json.loads(arm)["Architecture"] == "arm64"
+
+
+def test_an_input_changed_after_planning_is_refused_on_retry(stella: Any, tmp_path: Path) -> None:
+    files = tmp_path / "files"
+    (files / "etc").mkdir(parents=True)
+    (files / "etc" / "motd").write_text("first\n")
+    make_image(tmp_path / "img", files, "motd:1")
+    spec = tmp_path / "bootstrap.yaml"
+    spec.write_text("images:\n  - source: oci:img\n    name: apps/motd:1\n")
+    assert stella("keys", "generate", "k").code == 0
+    run_id = _build(stella, spec, tmp_path / "a.tar.zst")["runId"]
+    (files / "etc" / "motd").write_text("second\n")
+    make_image(tmp_path / "img", files, "motd:1")
+    res = stella("export", "retry", run_id, "--key", "k", "--out", tmp_path / "b.tar.zst")
+    assert res.code == 4 and "changed since the run was planned" in res.err
+    assert not (tmp_path / "b.tar.zst").exists()
