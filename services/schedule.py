@@ -26,6 +26,7 @@ from typing import Any
 import duckdb
 
 from adapters.profiles.registry import run_options
+from core import log_fields
 from core.atomic import failing_as_environment, write_bytes
 from core.clock import rfc3339, utcnow
 from core.errors import NotFoundError, StellaError, UsageError
@@ -39,7 +40,7 @@ from core.runs import RunEngine, current_user
 from core.schedule import Action, Calendar, Schedule, Trigger, check_name, run_key
 from core.store import Store
 from services import retention
-from services.export import build_run, check_selectors, default_out, max_active_runs, plan_export
+from services.export import build_run, check_selectors, default_out, max_active_runs, plan_export, traced_run
 
 #: Tries of one firing (and of opening the store) before a transient failure is given up.
 DEFAULT_ATTEMPTS = 6
@@ -479,24 +480,29 @@ def _export_attempt(home: Home, store: Store, sched: Schedule, key: str, attempt
     there is one); returns its id."""
     assert sched.profile_id is not None
     engine = RunEngine(store)
-    if previous is not None and engine.get_run(previous).state == "failed":
-        run = engine.get_run(engine.retry(previous))
-    else:
-        out = default_out(home, sched.profile_id).resolve()
-        with failing_as_environment(out.parent, "cannot create the exports directory"):
-            out.parent.mkdir(parents=True, exist_ok=True)
-        run = plan_export(
-            store,
-            sched.tenant,
-            sched.profile_id,
-            check_selectors(sched.selectors),
-            requested=_requested(sched.providers),
-            key=sched.key_name,
-            out=out,
-        )
-    with store.transaction() as cur:
-        cur.execute("INSERT INTO schedule_runs VALUES (?, ?, ?, ?)", [sched.tenant, run.run_id, key, attempt])
-    done = build_run(store, home, run, key=sched.key_name)
+    with traced_run(home, store, sched.tenant, None) as tracer:  # spans per the home's setting, or an incident
+        with log_fields.bound(tenant=sched.tenant), log_fields.phase("plan", span="export.plan"):
+            if previous is not None and engine.get_run(previous).state == "failed":
+                run = engine.get_run(engine.retry(previous))
+            else:
+                out = default_out(home, sched.profile_id).resolve()
+                with failing_as_environment(out.parent, "cannot create the exports directory"):
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                run = plan_export(
+                    store,
+                    sched.tenant,
+                    sched.profile_id,
+                    check_selectors(sched.selectors),
+                    requested=_requested(sched.providers),
+                    key=sched.key_name,
+                    out=out,
+                )
+            log_fields.bind_run(run)
+        if tracer is not None:
+            tracer.bind(run)
+        with store.transaction() as cur:
+            cur.execute("INSERT INTO schedule_runs VALUES (?, ?, ?, ?)", [sched.tenant, run.run_id, key, attempt])
+        done = build_run(store, home, run, key=sched.key_name)
     retention.stamp_expiry(store, sched.tenant)
     return done.run_id
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +266,23 @@ def test_the_home_setting_traces_every_run_and_a_bad_one_is_refused(
     bad = stella("export", "run", "--profile", "json:raw", "--key", "k", "--out", tmp_path / "b.tar.zst")
     assert bad.code == 3 and "tracing.json" in bad.err
     assert not (tmp_path / "b.tar.zst").exists()
+
+
+def test_a_scheduled_run_is_traced_and_logged_like_any_other(
+    stella: Any, keyed: None, home: Path, tmp_path: Path
+) -> None:
+    every = tmp_path / "scheduled.json"
+    (home / "tracing.json").write_text(json.dumps({"traceFile": str(every)}))
+    added = stella("schedule", "add", "nightly", "--profile", "json:raw", "--key", "k", "--calendar", "daily 02:00")
+    assert added.code == 0, added.err
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT02:30:00Z")
+    fired = stella("schedule", "run-due", "--at", tomorrow, "--json")
+    assert fired.code == 0, fired.err
+    (firing,) = fired.json()["firings"]
+    run = stella("export", "show", firing["runId"], "--json").json()
+    trace_id = run["correlationId"].replace("-", "")
+    spans = _spans(every)
+    assert {"export.run", "export.plan", "export.fetch", "export.write", "export.sign"} == set(spans)
+    assert {s["traceId"] for s in spans.values()} == {trace_id}
+    planned = [line for line in _log_lines(home) if line["run_id"] == run["runId"] and line["phase"] == "plan"]
+    assert planned and planned[0]["trace_id"] == trace_id
