@@ -31,7 +31,7 @@ from adapters.objstore.s3 import (
 )
 from core.clock import rfc3339, utcnow
 from core.contract.export_attestation import SUFFIX as ATTESTATION_SUFFIX
-from core.errors import BadInputError, EnvironmentFailure, IntegrityError, PolicyRefusal, UsageError
+from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError, PolicyRefusal, UsageError
 from core.home import Home
 from core.progress import NullObserver, Observer
 from core.runs import Distribution, ExportRun, RunEngine, RunState
@@ -134,6 +134,8 @@ def distribute_s3(
     run = _succeeded_run(home, run_id)
     assert run.artifact_path is not None and run.artifact_sha256 is not None
     signer = distribution_signer(home, run)  # opened before anything is written: a locked key leaves nothing
+    if sink.is_cancelled():
+        raise Cancelled("distribution cancelled; nothing was written")
     key = location.key(run.tenant, run.run_id, run.artifact_path.name)
     url = location.url(key)
     store = S3Store(

@@ -354,6 +354,8 @@ class RegistryClient:
         resumed = offset
         if location is None:
             location, offset = self._start_upload(repo, scope), 0
+        if sink.is_cancelled():
+            raise Cancelled("push cancelled; run it again to resume the upload")
         sink.start("upload", size)
         sink.advance(offset)
         with path.open("rb") as fh:

@@ -396,3 +396,12 @@ class EvidenceChanged(Message):
     """A hold placed or released, or an export written: what to say; the list is read again."""
 
     text: str
+
+
+@dataclass
+class DistributionEnded(Message):
+    """A distribution from the run screen ended: ``text`` says where the copy is (reference and digests, or the S3
+    location), or it was cancelled (``cancelled`` holds the sentence), or it failed (both empty: a modal says why)."""
+
+    text: str = ""
+    cancelled: str | None = None

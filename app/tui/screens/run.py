@@ -1,11 +1,15 @@
 """The run screen: plan and build one export with live progress, cancel, then the summary and a verification.
 
 It calls what `stella export run` calls (:func:`services.export.run_export`), so a failure shows the CLI's sentence;
-then it verifies the new bundle as `stella verify --key` would.
+then it verifies the new bundle as `stella verify --key` would. Once the run succeeded, ``d`` distributes its bundle
+to an OCI registry or an S3 bucket as `stella distribute` does (:func:`services.distribute.distribute_run`), in a
+thread worker with progress; escape cancels it, and the result (reference and digests, or the object's location)
+is shown under the summary.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from textual import work
@@ -17,6 +21,7 @@ from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Stati
 from app.tui.messages import (
     CheckCompleted,
     CheckPassed,
+    DistributionEnded,
     PhaseStarted,
     ProgressAdvanced,
     RunEnded,
@@ -25,11 +30,48 @@ from app.tui.messages import (
 )
 from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
+from app.tui.screens.forms import Field, FormModal
 from app.tui.text import cells
 from core.errors import Cancelled
 from core.progress import CancelToken, Check, CheckObserver
 from core.runs import ExportRun, RunState
+from services.distribute import Access, distribute_run
+from services.distribute_s3 import S3Distribution, S3Options
 from services.export import ExportRequest, run_export, shipped_text, verify_built
+
+#: The distribution form: where to, and how to reach it (the same choices as `stella distribute`'s flags).
+DISTRIBUTE_FIELDS = [
+    Field("to", "Target URL", placeholder="oci://HOST[/TENANT/NAME][:TAG] or s3://BUCKET/PREFIX"),
+    Field("registry_config", "Registry config (docker config.json), optional", placeholder="/path/config.json"),
+    Field("credentials_file", "Credentials file (USER:PASSWORD, or AWS credentials), optional"),
+    Field("plain_http", "Plain HTTP (a registry on this machine only)", choices=("no", "yes")),
+    Field("ca_file", "CA file (PEM), optional"),
+    Field("endpoint_url", "S3 endpoint URL (s3:// only), optional", placeholder="https://s3.lan:9000"),
+    Field("path_style", "S3 path-style addressing", choices=("no", "yes")),
+]
+
+
+def _path(text: str) -> Path | None:
+    return Path(text).expanduser() if text else None
+
+
+def distribution_options(values: dict[str, str]) -> tuple[str, Access, S3Options]:
+    """The target and its access from the form's values."""
+    ca = _path(values.get("ca_file", ""))
+    creds = _path(values.get("credentials_file", ""))
+    access = Access(
+        registry_config=_path(values.get("registry_config", "")),
+        credentials_file=creds,
+        plain_http=values.get("plain_http") == "yes",
+        ca_file=ca,
+    )
+    s3 = S3Options(
+        endpoint_url=values.get("endpoint_url") or None,
+        path_style=values.get("path_style") == "yes",
+        ca_file=ca,
+        credentials_file=creds,
+    )
+    return values.get("to", ""), access, s3
 
 
 class RunScreen(StellaScreen):
@@ -38,6 +80,7 @@ class RunScreen(StellaScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel_or_close", "Cancel / close"),
         Binding("h", "runs", "Runs"),
+        Binding("d", "distribute", "Distribute"),
     ]
 
     def __init__(self, request: ExportRequest) -> None:
@@ -45,6 +88,7 @@ class RunScreen(StellaScreen):
         self.request = request
         self.token: CancelToken | None = CancelToken()
         self.export_run: ExportRun | None = None
+        self.distributing = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -165,9 +209,77 @@ class RunScreen(StellaScreen):
     def action_cancel_or_close(self) -> None:
         if self.token is not None:
             self.token.cancel()
-            self.query_one("#run-summary", Static).update("cancelling ...")
+            where = "#run-distribution" if self.distributing else "#run-summary"
+            self.query_one(where, Static).update("cancelling ...")
         else:
             self.dismiss(None)
+
+    # -- distribution ------------------------------------------------------------------------------------------
+    def action_distribute(self) -> None:
+        run = self.export_run
+        if self.token is not None:
+            self.notify("wait until the run (or the distribution) has ended", severity="warning")
+            return
+        if run is None or run.state is not RunState.SUCCEEDED:
+            self.notify("only a succeeded run has a bundle to distribute", severity="warning")
+            return
+        note = "Credentials are read from the files given, never stored; plain HTTP only to 127.0.0.1/::1/localhost."
+        self.app.push_screen(
+            FormModal(f"Distribute {run.run_id}", DISTRIBUTE_FIELDS, "Distribute", note=note), self._distribute_to
+        )
+
+    def _distribute_to(self, values: dict[str, str] | None) -> None:
+        if not values or self.export_run is None:
+            return
+        to, access, s3 = distribution_options(values)
+        self.token = CancelToken()
+        self.distributing = True
+        if not self.query("#run-distribution"):
+            self.query_one("#run-body", VerticalScroll).mount(Static("", id="run-distribution", markup=False))
+        shown = self.query_one("#run-distribution", Static)
+        shown.update(f"distributing to {to} ...")
+        shown.set_class(False, "ok")
+        shown.set_class(False, "failed")
+        self.distribute(self.export_run.run_id, to, access, s3, self.token)
+
+    @work(thread=True, exclusive=True, group="distribute", exit_on_error=False, description="distribute a bundle")
+    def distribute(self, run_id: str, to: str, access: Access, s3: S3Options, token: CancelToken) -> None:
+        observer = MessageObserver(self, token)
+        try:
+            with self.store_guard:
+                done = distribute_run(self.home, run_id, to, access, s3=s3, observer=observer)
+        except Cancelled as exc:
+            observer.flush()
+            self.post_message(DistributionEnded(cancelled=exc.diagnostics()))
+            return
+        except BaseException:
+            observer.flush()
+            self.post_message(DistributionEnded())
+            raise  # the screen shows the CLI's sentence in a modal
+        observer.flush()
+        if isinstance(done, S3Distribution):
+            text = done.text + (f"\n  attestation {done.attestation_url}" if done.attestation_url else "")
+        else:
+            again = "" if done.new else " (already there; nothing new recorded)"
+            text = (
+                f"pushed {done.reference}{again}\n  bundle layer {done.layer}\n"
+                f"  referrer {done.referrer_digest} ({done.referrers})"
+            )
+        self.post_message(DistributionEnded(text))
+
+    def on_distribution_ended(self, message: DistributionEnded) -> None:
+        self.token = None
+        self.distributing = False
+        shown = self.query_one("#run-distribution", Static)
+        if message.cancelled is not None:
+            shown.update(f"distribution cancelled: {message.cancelled}")
+            shown.set_class(True, "failed")
+        elif not message.text:
+            shown.update("the distribution failed")
+            shown.set_class(True, "failed")
+        else:
+            shown.update(message.text)
+            shown.set_class(True, "ok")
 
     def action_runs(self) -> None:
         if self.token is None:
