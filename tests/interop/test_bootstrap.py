@@ -91,10 +91,9 @@ def make_index(layout: Path, rootfs: Path, ref: str) -> str:
         make_image(layout, rootfs, f"{ref}-{arch}")
         entry = json.loads((layout / "index.json").read_text())["manifests"][0]
         manifest = json.loads((layout / "blobs/sha256" / entry["digest"].removeprefix("sha256:")).read_bytes())
-        config = {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
-        config["rootfs"]["diff_ids"] = json.loads(
-            (layout / "blobs/sha256" / manifest["config"]["digest"].removeprefix("sha256:")).read_bytes()
-        )["rootfs"]["diff_ids"]
+        base = layout / "blobs/sha256" / manifest["config"]["digest"].removeprefix("sha256:")
+        diff_ids = json.loads(base.read_bytes())["rootfs"]["diff_ids"]
+        config = {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
         manifest["config"].update(_blob(layout, json.dumps(config, sort_keys=True).encode()))
         body = json.dumps(manifest, sort_keys=True).encode()
         children.append(
