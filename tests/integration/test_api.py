@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import random
+import ssl
 import subprocess
 import sys
 import threading
@@ -539,3 +540,99 @@ def test_timeline_and_evidence_of_a_run_stay_in_the_tenant(api: dict[str, Any], 
         f"{api['url']}/api/v1/evidence/hold/CASE-1", json={"bundle": evidence_id, "reason": "x"}, headers=theirs
     )
     assert_problem(stolen, 404)
+
+
+def test_a_tenant_beyond_its_active_runs_gets_429_with_quota_headers(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert (
+        cli(
+            home, "import", "--quiet", "--tenant", "acme", *[str(p) for p in sorted(SAMPLES.iterdir()) if p.is_dir()]
+        ).returncode
+        == 0
+    )
+    assert cli(home, "keys", "generate", "k").returncode == 0
+    server = Server(home, {"STELLA_MAX_ACTIVE_RUNS": "1"})
+    try:
+        api = {"url": server.url, "tokens": {"acme": mint(home, "acme", "export:run", "export:read")}}
+        first = start_run(api)
+        assert first.status_code == 202, first.text
+        assert first.headers["x-stella-quota-active-runs-limit"] == "1"
+        second = start_run(api)  # the first is still pending or building
+        problem = assert_problem(second, 429, "quota-exceeded")
+        assert problem["exitCode"] == 7
+        assert second.headers["x-stella-quota-active-runs-used"] == "1"
+        assert second.headers["x-stella-quota-active-runs-remaining"] == "0"
+        assert wait_done(api, first.json()["id"])["status"] == "succeeded"
+        third = start_run(api)  # the first has ended: room again
+        assert third.status_code == 202, third.text
+        wait_done(api, third.json()["id"])
+    finally:
+        server.stop()
+
+
+def test_serve_over_tls_off_loopback_with_a_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.2",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+    )
+    assert made.returncode == 0, made.stderr
+    code = "import sys; from app.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "serve",
+            "--host",
+            "127.0.0.2",
+            "--port",
+            "0",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, STELLA_HOME=str(tmp_path / "h")),
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("https://127.0.0.2:"), proc.stderr.read() if proc.stderr else ""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                got = httpx.get(url + ".well-known/openapi", verify=ssl.create_default_context(cafile=cert), timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert got.status_code == 200 and got.json()["openapi"].startswith("3.1")
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url.replace("https://", "http://") + ".well-known/openapi", timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
