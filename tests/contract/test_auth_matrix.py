@@ -39,12 +39,23 @@ NEEDS = {
     ("get", "/api/v1/export/runs/{run_id}/download"): "export:download",
     ("get", "/api/v1/export/runs/{run_id}/manifest"): "export:download",
     ("get", "/api/v1/export/runs/{run_id}/provenance"): "export:download",
+    ("get", "/api/v1/export/runs/{run_id}/attestation"): "export:download",
+    ("post", "/api/v1/verify"): "export:read",
     ("get", "/metrics"): "export:read",
+    ("get", "/api/v1/timeline"): "timeline:read",
+    ("get", "/api/v1/timeline/{event_id}"): "timeline:read",
+    ("get", "/api/v1/timeline/{event_id}/evidence"): "timeline:read",
+    ("get", "/api/v1/evidence/{evidence_id}"): "evidence:read",
+    ("post", "/api/v1/evidence/verify"): "evidence:read",
+    ("post", "/api/v1/evidence/hold/{case_id}"): "evidence:hold",
 }
 BODIES = {
     ("post", "/api/v1/export/profiles"): {"id": "matrix", "base": "json:raw", "settings": {}},
     ("patch", "/api/v1/export/profiles/{profile_id}"): {"settings": {"compression_level": "3"}},
     ("post", "/api/v1/export/runs"): {"profile": "json:raw", "options": {"key": "api-key"}},
+    ("post", "/api/v1/verify"): {"run": "{run_id}"},
+    ("post", "/api/v1/evidence/verify"): {"id": "no-such-evidence"},
+    ("post", "/api/v1/evidence/hold/{case_id}"): {"bundle": "no-such-evidence", "reason": "matrix"},
 }
 
 
@@ -63,8 +74,14 @@ def _token(served: Served, scopes: list[str], tenant: str = TENANT) -> str:
 
 
 def _call(served: Served, method: str, path: str, run_id: str, headers: dict[str, str]) -> httpx.Response:
-    url = served.base_url + path.format(run_id=run_id, profile_id="json:raw")
-    return httpx.request(method, url, headers=headers, json=BODIES.get((method, path)), timeout=30)
+    ids = {"run_id": run_id, "profile_id": "json:raw", "event_id": "no-such-event", "evidence_id": "no-such-evidence"}
+    url = served.base_url + path.format(case_id="case-matrix", **ids)
+    body = BODIES.get((method, path))
+    if body is not None:
+        body = {k: v.format(run_id=run_id) for k, v in body.items() if isinstance(v, str)} | {
+            k: v for k, v in body.items() if not isinstance(v, str)
+        }
+    return httpx.request(method, url, headers=headers, json=body, timeout=30)
 
 
 def _is_problem(response: httpx.Response) -> bool:

@@ -123,3 +123,38 @@ def test_runs_events_downloads_and_metrics_through_the_sdk(client: Authenticated
     assert cancelled.status_code == 409 and _json(cancelled)["status"] == 409  # a finished run cannot be cancelled
     metrics = call(client, "get", "/metrics")
     assert metrics.status_code == 200 and b"# TYPE" in metrics.content
+
+
+def test_verify_attestation_timeline_and_evidence_through_the_sdk(client: AuthenticatedClient, served: Served) -> None:
+    run = finished_run(served)
+    verified = call(client, "post", "/api/v1/verify", {"run": run["id"]})
+    assert verified.status_code == 200, verified.content
+    report = _json(verified)
+    assert report["verified"] is True and report["exitCode"] == 0 and report["checks"], report
+    attestation = call(client, "get", "/api/v1/export/runs/{run_id}/attestation", run_id=run["id"])
+    assert attestation.status_code == 200, attestation.content
+    assert b"payloadType" in attestation.content.splitlines()[0]  # one DSSE envelope a line
+    timeline = call(client, "get", "/api/v1/timeline")
+    assert timeline.status_code == 200, timeline.content
+    text = timeline.content.decode()
+    assert run["id"] in text
+    events = [e for e in _json(timeline)["events"] if run["id"] in json.dumps(e)]
+    event_id = events[0]["id"]
+    event = call(client, "get", "/api/v1/timeline/{event_id}", event_id=event_id)
+    assert event.status_code == 200 and event_id in event.content.decode()
+    linked = call(client, "get", "/api/v1/timeline/{event_id}/evidence", event_id=event_id)
+    assert linked.status_code in (200, 404) and linked.headers["content-type"].startswith(
+        "application/json" if linked.status_code == 200 else "application/problem+json"
+    )
+    for method, path, body, params in (
+        ("get", "/api/v1/evidence/{evidence_id}", None, {"evidence_id": "no-such-evidence"}),
+        ("post", "/api/v1/evidence/verify", {"id": "no-such-evidence"}, {}),
+        (
+            "post",
+            "/api/v1/evidence/hold/{case_id}",
+            {"bundle": "no-such-evidence", "reason": "smoke"},
+            {"case_id": "c1"},
+        ),
+    ):
+        missing = call(client, method, path, body, **params)
+        assert missing.status_code == 404 and _json(missing)["status"] == 404, (path, missing.content)

@@ -6,12 +6,20 @@ from .cancel_run_api_v1_export_runs_run_id_cancel_post_response_cancel_run_api_v
 from .create_profile_api_v1_export_profiles_post_response_create_profile_api_v1_export_profiles_post import (
     CreateProfileApiV1ExportProfilesPostResponseCreateProfileApiV1ExportProfilesPost,
 )
+from .evidence_show_api_v1_evidence_evidence_id_get_response_evidence_show_api_v1_evidence_evidence_id_get import (
+    EvidenceShowApiV1EvidenceEvidenceIdGetResponseEvidenceShowApiV1EvidenceEvidenceIdGet,
+)
+from .evidence_verify import EvidenceVerify
+from .evidence_verify_api_v1_evidence_verify_post_response_evidence_verify_api_v1_evidence_verify_post import (
+    EvidenceVerifyApiV1EvidenceVerifyPostResponseEvidenceVerifyApiV1EvidenceVerifyPost,
+)
 from .get_profile_api_v1_export_profiles_profile_id_get_response_get_profile_api_v1_export_profiles_profile_id_get import (
     GetProfileApiV1ExportProfilesProfileIdGetResponseGetProfileApiV1ExportProfilesProfileIdGet,
 )
 from .get_run_api_v1_export_runs_run_id_get_response_get_run_api_v1_export_runs_run_id_get import (
     GetRunApiV1ExportRunsRunIdGetResponseGetRunApiV1ExportRunsRunIdGet,
 )
+from .hold_request import HoldRequest
 from .list_profiles_api_v1_export_profiles_get_response_list_profiles_api_v1_export_profiles_get import (
     ListProfilesApiV1ExportProfilesGetResponseListProfilesApiV1ExportProfilesGet,
 )
@@ -25,15 +33,32 @@ from .profile_patch_settings import ProfilePatchSettings
 from .run_create import RunCreate
 from .run_create_selectors import RunCreateSelectors
 from .run_options import RunOptions
+from .timeline_event_api_v1_timeline_event_id_get_response_timeline_event_api_v1_timeline_event_id_get import (
+    TimelineEventApiV1TimelineEventIdGetResponseTimelineEventApiV1TimelineEventIdGet,
+)
+from .timeline_evidence_api_v1_timeline_event_id_evidence_get_response_timeline_evidence_api_v1_timeline_event_id_evidence_get import (
+    TimelineEvidenceApiV1TimelineEventIdEvidenceGetResponseTimelineEvidenceApiV1TimelineEventIdEvidenceGet,
+)
+from .timeline_list_api_v1_timeline_get_response_timeline_list_api_v1_timeline_get import (
+    TimelineListApiV1TimelineGetResponseTimelineListApiV1TimelineGet,
+)
 from .update_profile_api_v1_export_profiles_profile_id_patch_response_update_profile_api_v1_export_profiles_profile_id_patch import (
     UpdateProfileApiV1ExportProfilesProfileIdPatchResponseUpdateProfileApiV1ExportProfilesProfileIdPatch,
 )
+from .verify_api_v1_verify_post_response_verify_api_v1_verify_post import (
+    VerifyApiV1VerifyPostResponseVerifyApiV1VerifyPost,
+)
+from .verify_run import VerifyRun
 
 __all__ = (
     "CancelRunApiV1ExportRunsRunIdCancelPostResponseCancelRunApiV1ExportRunsRunIdCancelPost",
     "CreateProfileApiV1ExportProfilesPostResponseCreateProfileApiV1ExportProfilesPost",
+    "EvidenceShowApiV1EvidenceEvidenceIdGetResponseEvidenceShowApiV1EvidenceEvidenceIdGet",
+    "EvidenceVerify",
+    "EvidenceVerifyApiV1EvidenceVerifyPostResponseEvidenceVerifyApiV1EvidenceVerifyPost",
     "GetProfileApiV1ExportProfilesProfileIdGetResponseGetProfileApiV1ExportProfilesProfileIdGet",
     "GetRunApiV1ExportRunsRunIdGetResponseGetRunApiV1ExportRunsRunIdGet",
+    "HoldRequest",
     "ListProfilesApiV1ExportProfilesGetResponseListProfilesApiV1ExportProfilesGet",
     "ListRunsApiV1ExportRunsGetResponseListRunsApiV1ExportRunsGet",
     "ProfileCreate",
@@ -43,5 +68,10 @@ __all__ = (
     "RunCreate",
     "RunCreateSelectors",
     "RunOptions",
+    "TimelineEventApiV1TimelineEventIdGetResponseTimelineEventApiV1TimelineEventIdGet",
+    "TimelineEvidenceApiV1TimelineEventIdEvidenceGetResponseTimelineEvidenceApiV1TimelineEventIdEvidenceGet",
+    "TimelineListApiV1TimelineGetResponseTimelineListApiV1TimelineGet",
     "UpdateProfileApiV1ExportProfilesProfileIdPatchResponseUpdateProfileApiV1ExportProfilesProfileIdPatch",
+    "VerifyApiV1VerifyPostResponseVerifyApiV1VerifyPost",
+    "VerifyRun",
 )
