@@ -186,8 +186,8 @@ def trace_file_for(home: Home, explicit: Path | None) -> Path | None:
 def traced(home: Home, name: str, *, trace_file: Path | None, incident: bool = False) -> Iterator[Tracer | None]:
     """Around one run's work: its log lines carry its fields once it is bound (:func:`core.log_fields.bind_run`),
     and, when ``trace_file`` is given or an incident is open, its phases are spans under the root span ``name``,
-    written to ``trace_file`` (else ``HOME/traces/<trace id>.<root span>.json``) when the block ends, whatever its outcome.
-    ``incident`` also logs the run at debug level."""
+    written to ``trace_file`` (else ``HOME/traces/<trace id>.<root span>.json``) when the block ends, whatever its
+    outcome. ``incident`` also logs the run at debug level."""
     tracer = Tracer() if trace_file is not None or incident else None
     with log_fields.bound(), log_fields.tracing(tracer, debug=incident):
         if tracer is None:
