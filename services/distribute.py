@@ -465,7 +465,7 @@ def pull_bundle(source: str, out: Path, access: Access, *, observer: Observer | 
     return Pulled(str(ref), ref.digest, layer_digest, size, out, resumed, attestation)
 
 
-def _referrer_digests(client: RegistryClient, repo: str, subject: str) -> list[str]:
+def referrer_digests(client: RegistryClient, repo: str, subject: str) -> list[str]:
     """The stella referrers of ``subject``, oldest first: from the referrers API, else the ``sha256-<hex>`` index."""
     response = client.request(
         "GET", f"/v2/{repo}/referrers/{subject}", scope=f"repository:{repo}:pull", headers={"Accept": OCI_INDEX}
@@ -491,7 +491,7 @@ def _referrer_digests(client: RegistryClient, repo: str, subject: str) -> list[s
 def _pull_attestation(client: RegistryClient, repo: str, subject: str, out: Path) -> Path | None:
     """The attestation layer of the newest stella referrer of ``subject``, written to ``OUT.intoto.jsonl`` (every
     byte checked against its digest); None when no referrer carries one. `stella verify OUT` then checks it."""
-    for digest in reversed(_referrer_digests(client, repo, subject)):
+    for digest in reversed(referrer_digests(client, repo, subject)):
         body = client.get_manifest(repo, digest)
         try:
             layers = json.loads(body or b"{}").get("layers") or []

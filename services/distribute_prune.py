@@ -27,7 +27,7 @@ from core.contract.media_types import STELLA_BUNDLE_SIGNATURE_ARTIFACT
 from core.contract.oci import REFERRERS_TAG_PREFIX
 from core.errors import StellaError
 from core.runs import Distribution
-from services.distribute import Access
+from services.distribute import Access, referrer_digests
 from services.distribute_s3 import DISTRIBUTION_TYPE as S3_TYPE
 from services.distribute_s3 import S3Options
 
@@ -58,6 +58,7 @@ class RemoteCopies:
             return f"not deleted: the record names no manifest digest ({dist.target})"
         with self.access.client(ref) as client:
             referrers, index_digest = _tag_schema_referrers(client, ref.repository, ref.digest)
+            referrers += [d for d in referrer_digests(client, ref.repository, ref.digest) if d not in referrers]
             outcome = client.delete_manifest(ref.repository, ref.digest)
             if outcome == "unsupported":
                 return (
