@@ -6,20 +6,15 @@ main schema refers to by URL are registered up front; nothing is ever fetched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jsonschema_rs
 
 from core.errors import SchemaError
+from core.strict_json import json_pointer
 
-
-def json_pointer(parts: Iterable[str | int]) -> str:
-    """RFC 6901 pointer for a path of keys and indexes."""
-    out = []
-    for part in parts:
-        out.append(str(part).replace("~", "~0").replace("/", "~1"))
-    return "/" + "/".join(out) if out else ""
+__all__ = ["SchemaValidator", "json_pointer"]
 
 
 class SchemaValidator:

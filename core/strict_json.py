@@ -11,12 +11,20 @@ finds a repeat is the document walked again to name the pointer.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from core.errors import SchemaError
-from core.schema import json_pointer
+
+
+def json_pointer(parts: Iterable[str | int]) -> str:
+    """RFC 6901 pointer for a path of keys and indexes."""
+    out = []
+    for part in parts:
+        out.append(str(part).replace("~", "~0").replace("/", "~1"))
+    return "/" + "/".join(out) if out else ""
 
 
 class _Repeated(Exception):
