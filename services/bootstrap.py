@@ -19,9 +19,13 @@ from typing import Any
 
 from adapters.oci import reference as oci_ref
 from adapters.oci.client import RegistryClient
+from adapters.oci.sources import REF_NAME
+from adapters.profiles.bootstrap import OCI_LAYOUT_BYTES, read_spec
 from core.archive.reader import ReaderLimits, SafeArchiveReader
-from core.contract.bootstrap import LAYOUT_BLOBS, PACK_MANIFEST, PACK_SCHEMA
-from core.contract.media_types import OCI_INDEX
+from core.atomic import write_bytes
+from core.canonical import canonical_json
+from core.contract.bootstrap import LAYOUT_BLOBS, OCI_DIR, PACK_MANIFEST, PACK_SCHEMA, REGISTRY_SOURCE
+from core.contract.media_types import OCI_INDEX, OCI_MANIFEST
 from core.contract.profiles import BOOTSTRAP_PACK
 from core.errors import BadInputError, IntegrityError, UsageError
 from core.home import Home
@@ -47,13 +51,20 @@ def build_pack(
     mkdir: bool = False,
     key: str | None = None,
     passphrase_file: Path | None = None,
+    access: Access | None = None,
     observer: Observer | None = None,
 ) -> ExportRun:
     """`stella bootstrap build SPEC`: plan and build a ``bootstrap:pack`` run of the images and charts ``spec``
-    names (every input read and pinned by digest at planning, read and checked again while building)."""
+    names (every input read and pinned by digest at planning, read and checked again while building). Images in a
+    registry (``docker://``) are fetched first, through ``access``, into a layout under the home."""
     tenant = validate_tenant(tenant)
     target = output_path(out, mkdir=mkdir) if out is not None else default_out(home, "bootstrap")
     spec_sha = hashlib.sha256(spec.read_bytes()).hexdigest() if spec.is_file() else "0" * 64
+    fetched = {
+        item["source"]: fetch_image(home, item["source"], access or Access())
+        for item in read_spec(spec)["images"]
+        if item["source"].startswith(REGISTRY_SOURCE)
+    }
     with Store.open(home) as store:
         # The pack's inputs are files, not documents: a selector no document matches pins an empty selection.
         selectors = parse_selectors([f"include_id=bootstrap-spec-{spec_sha}"])
@@ -62,7 +73,7 @@ def build_pack(
             tenant,
             BOOTSTRAP_PACK,
             selectors,
-            requested={"spec": str(spec.resolve())},
+            requested={"spec": str(spec.resolve()), "fetched": fetched},
             key=key,
             out=target.resolve(),
             allow_empty=True,
@@ -214,3 +225,60 @@ def _push_tree(
             how[result.how] = how.get(result.how, 0) + 1
             done_in.setdefault(blob, repo)
     client.push_manifest(repo, data, media)
+
+
+def fetch_image(home: Home, source: str, access: Access) -> str:
+    """``docker://HOST/REPO[:TAG|@DIGEST]`` pulled into an OCI layout under the home, every manifest and blob
+    checked against its digest (the registry's digest header is never believed); returns ``oci:DIR:REF``."""
+    ref = oci_ref.parse(oci_ref.SCHEME + source.removeprefix(REGISTRY_SOURCE), what="image source")
+    if not ref.repository:
+        raise UsageError(f"{source} names no repository")
+    reference = ref.digest or ref.tag or "latest"
+    with access.client(ref) as client:
+        body = client.get_manifest(ref.repository, reference)
+        if body is None:
+            raise BadInputError(f"the registry {ref.host} has no {ref.repository}:{reference}", path=source)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        layout = home.root / "bootstrap-fetch" / digest.removeprefix("sha256:")
+        blobs = layout / "blobs" / "sha256"
+        blobs.mkdir(parents=True, exist_ok=True)
+        media = _fetch_tree(client, ref.repository, digest, body, blobs)
+    entry = {"mediaType": media, "digest": digest, "size": len(body), "annotations": {REF_NAME: "image"}}
+    write_bytes(layout / "oci-layout", OCI_LAYOUT_BYTES)
+    write_bytes(
+        layout / "index.json", canonical_json({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]})
+    )
+    return f"{OCI_DIR}{layout}:image"
+
+
+def _fetch_tree(client: RegistryClient, repo: str, digest: str, body: bytes, blobs: Path, depth: int = 0) -> str:
+    if depth > 2:
+        raise BadInputError(f"image indexes nest too deeply in {repo}")
+    try:
+        doc = json.loads(body)
+    except ValueError as exc:
+        raise BadInputError(f"manifest {digest} of {repo} is not JSON") from exc
+    media = doc.get("mediaType") if isinstance(doc, dict) else None
+    if media not in (OCI_MANIFEST, OCI_INDEX):
+        raise BadInputError(f"{repo}@{digest} is a {media!r}, not an OCI image manifest or index")
+    write_bytes(blobs / digest.removeprefix("sha256:"), body)
+    if media == OCI_INDEX:
+        for child in doc.get("manifests") or []:
+            child_digest = str(child.get("digest"))
+            if re.fullmatch(r"sha256:[0-9a-f]{64}", child_digest) is None:
+                raise BadInputError(f"an entry of {repo}@{digest} has no sha256 digest")
+            child_body = client.get_manifest(repo, child_digest)
+            if child_body is None:
+                raise IntegrityError(f"the registry lacks {child_digest}, listed by {repo}@{digest}")
+            _fetch_tree(client, repo, child_digest, child_body, blobs, depth + 1)
+        return OCI_INDEX
+    for desc in [doc.get("config"), *(doc.get("layers") or [])]:
+        if not isinstance(desc, dict) or re.fullmatch(r"sha256:[0-9a-f]{64}", str(desc.get("digest"))) is None:
+            raise BadInputError(f"a descriptor of {repo}@{digest} has no sha256 digest")
+        size = desc.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise BadInputError(f"a descriptor of {repo}@{digest} has no size")
+        target = blobs / str(desc["digest"]).removeprefix("sha256:")
+        if not target.is_file():
+            client.pull_blob(repo, str(desc["digest"]), size, target)
+    return OCI_MANIFEST

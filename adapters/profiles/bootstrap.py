@@ -38,6 +38,7 @@ from core.contract.bootstrap import (
     OCI_DIR,
     PACK_MANIFEST,
     PACK_SCHEMA,
+    REGISTRY_SOURCE,
 )
 from core.contract.media_types import OCI_INDEX, OCI_MANIFEST
 from core.errors import BadInputError, IntegrityError, UsageError
@@ -81,9 +82,14 @@ def read_spec(path: Path) -> dict[str, Any]:
         if not isinstance(item, dict) or set(item) - {"source", "name"} or not isinstance(item.get("source"), str):
             raise BadInputError(f"images[{i}] is not {{source, name}}", path=where)
         source = item["source"]
+        if source.startswith(REGISTRY_SOURCE):
+            images.append({"source": source, "resolved": source, "name": _check_name(item.get("name"), where)})
+            continue
         if not source.startswith((OCI_ARCHIVE, DOCKER_ARCHIVE, OCI_DIR)):
             raise BadInputError(
-                f"images[{i}] source {source!r} is not oci:DIR, oci-archive:FILE or docker-archive:FILE", path=where
+                f"images[{i}] source {source!r} is not oci:DIR, oci-archive:FILE, docker-archive:FILE"
+                " or docker://HOST/REPO[:TAG|@DIGEST]",
+                path=where,
             )
         scheme, _, rest = source.partition(":")
         resolved = f"{scheme}:{rest if Path(rest).is_absolute() else base / rest}"
@@ -114,14 +120,19 @@ class BootstrapPack:
 
     def plan_options(self, requested: dict[str, Any], store: Any) -> dict[str, Any]:
         """Pin the spec's inputs: each image's and chart's manifest digest and resolved source."""
-        unknown = sorted(set(requested) - {"spec"})
+        unknown = sorted(set(requested) - {"spec", "fetched"})
         if unknown or "spec" not in requested:
             raise UsageError(
                 "a bootstrap pack is built from a pack spec", hint="stella bootstrap build bootstrap.yaml --out PACK"
             )
         spec = read_spec(Path(str(requested["spec"])))
         names: set[str] = set()
+        fetched: dict[str, str] = dict(requested.get("fetched") or {})
         for item in spec["images"]:
+            if item["source"].startswith(REGISTRY_SOURCE):
+                if item["source"] not in fetched:
+                    raise UsageError(f"{item['source']} was not fetched", hint="stella bootstrap build fetches it")
+                item["resolved"] = fetched[item["source"]]
             with open_image(item["resolved"], Path("/")) as image:
                 item["digest"] = image.root["digest"]
             if item["name"] in names:

@@ -21,7 +21,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     keys = argparse.ArgumentParser(add_help=False)
     keys.add_argument("--key", type=Path, action="append", metavar="PUB", help="trusted public key (PEM); repeatable")
 
-    b = bsub.add_parser("build", parents=[common], help="build a pack from a pack spec (bootstrap.yaml)")
+    b = bsub.add_parser(
+        "build", parents=[common, _access_options()], help="build a pack from a pack spec (bootstrap.yaml)"
+    )
     b.add_argument("spec", type=Path, metavar="SPEC")
     b.add_argument("--out", type=Path, help="pack path (default: HOME/exports/bootstrap-<time>.tar.zst)")
     b.add_argument("--mkdir", "-p", action="store_true", help="create the directory of --out when it is missing")
@@ -53,6 +55,7 @@ def run_build(args: argparse.Namespace) -> int:
         mkdir=args.mkdir,
         key=args.signing_key,
         passphrase_file=args.passphrase_file,
+        access=_access(args),
         observer=RichSink("building"),
     )
     if args.json:

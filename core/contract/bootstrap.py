@@ -28,6 +28,8 @@ HELM_PROVENANCE = "application/vnd.cncf.helm.chart.provenance.v1.prov"
 OCI_ARCHIVE = "oci-archive:"
 DOCKER_ARCHIVE = "docker-archive:"
 OCI_DIR = "oci:"
+#: An image in a registry the operator reaches, fetched (every byte checked) before the pack is planned.
+REGISTRY_SOURCE = "docker://"
 #: The index of a ``docker save`` archive (Config, RepoTags, Layers): the same file name as the portal manifest, so
 #: spelled once, there.
 DOCKER_ARCHIVE_MANIFEST = _SAME_NAME

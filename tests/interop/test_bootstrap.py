@@ -391,3 +391,50 @@ def test_an_input_changed_after_planning_is_refused_on_retry(stella: Any, tmp_pa
     res = stella("export", "retry", run_id, "--key", "k", "--out", tmp_path / "b.tar.zst")
     assert res.code == 4 and "changed since the run was planned" in res.err
     assert not (tmp_path / "b.tar.zst").exists()
+
+
+def test_an_image_from_a_registry_is_fetched_checked_and_packed(
+    stella: Any,
+    tmp_path: Path,
+    registry_factory: Any,  # noqa: F811
+) -> None:
+    skopeo = require_tool("skopeo")
+    reg = registry_factory()
+    files = tmp_path / "files"
+    (files / "etc").mkdir(parents=True)
+    (files / "etc" / "motd").write_text("from a registry\n")
+    digest = make_image(tmp_path / "img", files, "motd:1")
+    subprocess.run(
+        [skopeo, "copy", "--dest-tls-verify=false", f"oci:{tmp_path / 'img'}:motd:1", f"docker://{reg.host}/up/motd:1"],
+        check=True,
+        capture_output=True,
+    )
+    spec = tmp_path / "bootstrap.yaml"
+    spec.write_text(f"images:\n  - source: docker://{reg.host}/up/motd:1\n    name: apps/motd:1\n")
+    assert stella("keys", "generate", "k").code == 0
+    assert stella("keys", "export-public", "k", "--out", tmp_path / "k.pub").code == 0
+    res = stella("bootstrap", "build", spec, "--out", tmp_path / "p.tar.zst", "--signing-key", "k", "--plain-http")
+    assert res.code == 0, res.err
+    (entry,) = stella("bootstrap", "list", tmp_path / "p.tar.zst", "--key", tmp_path / "k.pub", "--json").json()[
+        "entries"
+    ]
+    assert entry["digest"] == digest and entry["source"] == f"docker://{reg.host}/up/motd:1"
+    # A layer altered on the registry's disk is caught while fetching (exit 4), and no pack is written.
+    other = tmp_path / "files2"
+    (other / "etc").mkdir(parents=True)
+    (other / "etc" / "motd").write_text("another\n")
+    make_image(tmp_path / "img2", other, "m:2")
+    subprocess.run(
+        [skopeo, "copy", "--dest-tls-verify=false", f"oci:{tmp_path / 'img2'}:m:2", f"docker://{reg.host}/up/m:2"],
+        check=True,
+        capture_output=True,
+    )
+    index = json.loads((tmp_path / "img2" / "index.json").read_text())
+    body = (tmp_path / "img2/blobs/sha256" / index["manifests"][0]["digest"].removeprefix("sha256:")).read_bytes()
+    layer = json.loads(body)["layers"][0]["digest"]
+    blob = reg.blob_file(layer)
+    blob.write_bytes(b"x" * blob.stat().st_size)
+    spec.write_text(f"images:\n  - source: docker://{reg.host}/up/m:2\n    name: apps/m:2\n")
+    res = stella("bootstrap", "build", spec, "--out", tmp_path / "q.tar.zst", "--signing-key", "k", "--plain-http")
+    assert res.code == 4, res.err
+    assert not (tmp_path / "q.tar.zst").exists()
