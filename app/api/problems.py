@@ -140,15 +140,31 @@ async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
 async def http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = {404: "not-found", 405: "method-not-allowed", 400: "usage"}.get(exc.status_code, "http-error")
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:  # Starlette names one route's methods; a path may have several routes
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return problem(
         exc.status_code,
         code,
         str(exc.detail),
         exit_code=int(ExitCode.USAGE) if exc.status_code < 500 else None,
-        headers=dict(exc.headers) if exc.headers else None,
+        headers=headers or None,
         instance=request.url.path,
     )
 
 
 async def internal_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem(500, "internal", f"internal error: {type(exc).__name__}", instance=request.url.path)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at the request's path."""
+    from starlette.routing import Match, Route
+
+    methods: set[str] = set()
+    for route in getattr(request.app.state, "routes", ()):
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**request.scope, "method": next(iter(route.methods))})
+            if match == Match.FULL:
+                methods |= route.methods
+    return sorted(methods)

@@ -117,7 +117,7 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
                 authorization=request.headers.get("authorization"),
                 dpop=request.headers.get("dpop"),
                 method=request.method,
-                url=str(request.url),
+                url=str(_client_url(request)),
             )
             tokens.require_scope(principal, scope)
             return principal
@@ -507,3 +507,9 @@ def _range_refusal(header: str, size: int) -> str | None:
         if not start and int(end) == 0:
             return "an empty suffix range"
     return None
+
+
+def _client_url(request: Request) -> Any:
+    """The URL the client asked for (a legacy alias is served under its ``/api/v1`` path)."""
+    legacy = getattr(request.state, "legacy_path", None)
+    return request.url if legacy is None else request.url.replace(path=legacy)

@@ -51,6 +51,8 @@ class LegacyPaths:
         successor = API_PREFIX + path.removeprefix("/api")
         log.warning("deprecated API path %s used; use %s (sunset %s)", path, successor, SUNSET)
         scope = dict(scope, path=successor, raw_path=successor.encode())
+        scope.setdefault("state", {})
+        scope["state"] = dict(scope["state"], legacy_path=path)  # a DPoP proof names the URL the client used
         extra = [
             (b"deprecation", f"@{DEPRECATED_AT}".encode()),
             (b"sunset", SUNSET.encode()),
@@ -85,7 +87,9 @@ def create_app(home: Home, *, keepalive: float = 15.0) -> FastAPI:
     app.state.holder = holder
     app.state.runs = runs
     app.state.keepalive = keepalive
-    app.include_router(build_router(home, holder, runs, keepalive=keepalive))
+    router = build_router(home, holder, runs, keepalive=keepalive)
+    app.include_router(router)
+    app.state.routes = list(router.routes)  # for the Allow header of a 405
     app.add_exception_handler(StellaError, problems.stella_error_handler)
     app.add_exception_handler(RequestValidationError, problems.validation_handler)
     app.add_exception_handler(StarletteHTTPException, problems.http_handler)

@@ -434,7 +434,9 @@ def test_every_error_is_problem_json(api: dict[str, Any]) -> None:
     )
     assert broken.status_code in (400, 422) and broken.headers["content-type"].startswith(PROBLEM)
     assert_problem(httpx.get(f"{api['url']}/api/v1/nothing", headers=headers), 404)
-    assert_problem(httpx.delete(f"{api['url']}/api/v1/export/runs", headers=headers), 405)
+    wrong_method = httpx.delete(f"{api['url']}/api/v1/export/runs", headers=headers)
+    assert_problem(wrong_method, 405)
+    assert set(wrong_method.headers["allow"].split(", ")) >= {"GET", "POST"}
     unknown_profile = start_run(api, profile="nope")
     assert assert_problem(unknown_profile, 404, "not-found")["exitCode"] == 3
 
