@@ -142,14 +142,16 @@ class Store:
             with StoreLock(home.lock_path, exclusive=False):
                 conn = duckdb.connect(str(home.store_path), read_only=True, config=dict(DUCKDB_CONFIG))
                 try:
-                    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+                    row = conn.execute("SELECT max(version), count(DISTINCT version) FROM schema_version").fetchone()
                 finally:
                     conn.close()
         except (duckdb.Error, StoreLockedError):
             return True  # let the real open report the problem
         if row is None or row[0] is None:
             return False
-        return int(row[0]) >= latest_schema_version()
+        # Current only with no gap: a migration missing below the newest one is still applied.
+        latest = latest_schema_version()
+        return int(row[0]) >= latest and int(row[1]) >= latest
 
     def _check_and_migrate(self) -> None:
         current = self.schema_version()
@@ -161,15 +163,17 @@ class Store:
                 path=str(self.home.store_path),
                 hint="upgrade stella, or use another --home",
             )
-        if current == newest:
+        applied = {int(r[0]) for r in self.conn.execute("SELECT DISTINCT version FROM schema_version").fetchall()}
+        missing = [mig for mig in known if mig.version not in applied]
+        if not missing:
             return
         if self.read_only:
             raise StoreVersionError(
                 "the store needs a migration but was opened read-only", path=str(self.home.store_path)
             )
-        for mig in known:
-            if mig.version <= current:
-                continue
+        # In version order; a gap below the newest applied version (a home that ran a development build whose
+        # migrations were numbered differently) is filled too, rather than left without its tables.
+        for mig in missing:
             with transaction(self.conn) as conn:
                 conn.execute(mig.sql)
                 conn.execute(
