@@ -27,6 +27,7 @@ from core.contract.api import (
     SCOPE_TIMELINE_READ,
 )
 from core.contract.bundle import MANIFEST, PROVENANCE
+from core.contract.profiles import JSON_RAW
 from core.errors import BadInputError, NotFoundError, PolicyRefusal, StellaError
 from core.home import Home
 from core.profiles import ProfileStore, parse_overrides, parse_profile_ref
@@ -48,7 +49,7 @@ _MAX_MEMBER = 64 * 1024 * 1024
 class ProfileCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=128, examples=["nightly-osv"])
-    base: str = Field(min_length=1, max_length=128, examples=["json:raw"])
+    base: str = Field(min_length=1, max_length=128, examples=[JSON_RAW])
     settings: dict[str, str] = Field(default_factory=dict, examples=[{"compression": "zstd"}])
 
 
@@ -64,7 +65,7 @@ class RunOptions(BaseModel):
 
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    profile: str = Field(min_length=1, max_length=200, examples=["json:raw"])
+    profile: str = Field(min_length=1, max_length=200, examples=[JSON_RAW])
     selectors: dict[str, str | list[str]] = Field(default_factory=dict, examples=[{"format": "osv"}])
     options: RunOptions = Field(default_factory=RunOptions)
 
