@@ -638,3 +638,25 @@ def test_serve_over_tls_off_loopback_with_a_certificate(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_reads_are_answered_while_builds_run(api: dict[str, Any]) -> None:
+    started = [start_run(api, "globex") for _ in range(3)]
+    assert all(r.status_code == 202 for r in started), [r.text for r in started]
+    ids = [r.json()["id"] for r in started]
+    headers = auth(api["tokens"]["globex"])
+    seen_running = False
+    slowest = 0.0
+    with httpx.Client(base_url=api["url"], headers=headers, timeout=30) as client:
+        while True:
+            t0 = time.monotonic()
+            states = [client.get(f"/api/v1/export/runs/{i}").json()["status"] for i in ids]
+            profiles = client.get("/api/v1/export/profiles")
+            slowest = max(slowest, (time.monotonic() - t0) / 4)
+            assert profiles.status_code == 200, profiles.text
+            seen_running = seen_running or "running" in states
+            if all(s in ("succeeded", "failed", "aborted") for s in states):
+                break
+    assert seen_running, "no read happened while a build ran"
+    assert slowest < 2.0, slowest
+    assert states == ["succeeded"] * 3
