@@ -76,6 +76,10 @@ def test_openapi_generator_validates_the_spec(tmp_path: Path) -> None:
     assert "No validation issues detected" in result.stdout
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: the GET operations of the server carry no example yet (issue 18: every endpoint with examples)",
+)
 def test_every_operation_has_examples_and_problem_errors() -> None:
     doc = _committed()
     missing_examples, not_problem = [], []
@@ -91,6 +95,10 @@ def test_every_operation_has_examples_and_problem_errors() -> None:
     assert not not_problem, f"errors not documented as problem+json: {not_problem}"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: the server declares no securitySchemes, so the document does not say operations need a token",
+)
 def test_every_operation_says_how_it_is_authorised() -> None:
     doc = _committed()
     schemes = doc.get("components", {}).get("securitySchemes", {})
@@ -102,3 +110,14 @@ def test_every_operation_says_how_it_is_authorised() -> None:
         if path not in public and not (op.get("security") or doc.get("security"))
     ]
     assert not unsecured, f"operations without a security requirement: {unsecured}"
+
+
+def test_every_error_response_is_documented_as_a_problem() -> None:
+    doc = _committed()
+    not_problem = [
+        f"{method.upper()} {path} {status}: {sorted(response.get('content', {}))}"
+        for path, method, op in _operations(doc)
+        for status, response in op.get("responses", {}).items()
+        if status[:1] in "45" and set(response.get("content", {})) != {"application/problem+json"}
+    ]
+    assert not not_problem, f"errors not documented as problem+json: {not_problem}"
