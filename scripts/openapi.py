@@ -74,6 +74,7 @@ def write_sdk() -> None:
             check=True,
             env={**os.environ, "PATH": f"{generator.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
         )
+        shutil.rmtree(out / ".ruff_cache", ignore_errors=True)  # the generator's formatting pass leaves it
         if SDK.exists():
             shutil.rmtree(SDK)
         shutil.copytree(out, SDK)
