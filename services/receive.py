@@ -617,8 +617,31 @@ RISK_SIMULATION: Receivable[VerifyReport, None] = Receivable(
     verify=verify_any,
 )
 
+#: A bootstrap pack is pushed into a registry by `stella bootstrap push`, which takes the registry's address and
+#: credentials; receiving it here verifies it (the push verifies it again before any byte leaves).
+BOOTSTRAP: Receivable[VerifyReport, None] = Receivable(
+    kind="bootstrap",
+    profiles=(profile_ids.BOOTSTRAP_PACK,),
+    title="verify only: push its images and charts with stella bootstrap push",
+    action="Verify",
+    doing="verifying",
+    command="stella verify",
+    options=(),
+    cancellable=False,
+    verify=verify_any,
+)
+
 #: Every receivable kind.
-RECEIVABLES: tuple[Receivable[Any, Any], ...] = (MIRROR, TRIVY, RISK, ATTESTATION, DEVPORTAL, JSON, RISK_SIMULATION)
+RECEIVABLES: tuple[Receivable[Any, Any], ...] = (
+    MIRROR,
+    TRIVY,
+    RISK,
+    ATTESTATION,
+    DEVPORTAL,
+    JSON,
+    RISK_SIMULATION,
+    BOOTSTRAP,
+)
 _BY_PROFILE: Mapping[str, Receivable[Any, Any]] = {p: r for r in RECEIVABLES for p in r.profiles}
 
 

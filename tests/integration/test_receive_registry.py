@@ -15,6 +15,7 @@ from core.home import resolve_home
 from core.profiles import KNOWN_VARIANTS
 from services.receive import (
     ATTESTATION,
+    BOOTSTRAP,
     DEVPORTAL,
     JSON,
     MIRROR,
@@ -30,6 +31,7 @@ from services.receive import (
     verify_received,
 )
 from tests.conftest import CliResult
+from tests.integration.test_contract import _bootstrap
 from tests.integration.test_risk_simulation import INPUTS as SIMULATION_INPUTS
 from tests.integration.test_risk_simulation import TENANT as SIMULATION_TENANT
 from tests.integration.test_trivy_profiles import build_trivy_bundles
@@ -70,6 +72,11 @@ def _risk_simulation(stella: Stella, tmp_path: Path) -> tuple[Path, Path]:
     return bundle, pub
 
 
+def _bootstrap_pack(stella: Stella, tmp_path: Path) -> tuple[Path, Path]:
+    pub = signer_pub(stella, tmp_path)
+    return _bootstrap(stella, tmp_path, "bootstrap:pack"), pub
+
+
 KINDS: list[tuple[Receivable[Any, Any], Builder]] = [
     (MIRROR, _mirror),
     (TRIVY, _trivy),
@@ -78,6 +85,7 @@ KINDS: list[tuple[Receivable[Any, Any], Builder]] = [
     (DEVPORTAL, devportal_bundle),
     (JSON, _json_raw),
     (RISK_SIMULATION, _risk_simulation),
+    (BOOTSTRAP, _bootstrap_pack),
 ]
 
 
