@@ -372,6 +372,15 @@ def run_due(
     return report
 
 
+def run_due_in(home: Home, store: Store, *, at: datetime | None = None) -> RunDueReport:
+    """The schedules due at ``at`` (default: now), every tenant, fired with a store the caller already holds
+    (`stella serve`, between its API requests); a transient failure is retried as `schedule run-due` retries it."""
+    max_active_runs()
+    report = RunDueReport(at or utcnow())
+    _fire_all(home, store, report, None, None, DEFAULT_ATTEMPTS, DEFAULT_BACKOFF, None, time.sleep)
+    return report
+
+
 def _fire_all(
     home: Home,
     store: Store,

@@ -22,6 +22,7 @@ from core.runs import ExportRun, RunEngine, RunState
 from core.selectors import Selectors
 from services.export import build_run, default_out, max_active_runs, plan_export
 from services.keys import signer_for
+from services.schedule import run_due_in
 
 from .store import StoreHolder
 
@@ -97,7 +98,9 @@ class RunManager:
         self.home = holder.home
         self._create = threading.Lock()
         self._builds: dict[str, Progress] = {}  # queued or building, in this server
-        self._queue: queue.Queue[ExportRun] = queue.Queue()
+        #: Runs to build, and ``None``: fire the due schedules (in this same worker, so one build at a time).
+        self._queue: queue.Queue[ExportRun | None] = queue.Queue()
+        self._schedules_queued = threading.Event()
         self._worker: threading.Thread | None = None
         self._worker_lock = threading.Lock()
 
@@ -171,7 +174,16 @@ class RunManager:
 
     def _start(self, run: ExportRun) -> None:
         self._builds[run.run_id] = Progress()
-        self._queue.put(run)
+        self._enqueue(run)
+
+    def fire_schedules(self) -> None:
+        """Queue one firing of the due schedules behind the builds already queued (never two at once)."""
+        if not self._schedules_queued.is_set():
+            self._schedules_queued.set()
+            self._enqueue(None)
+
+    def _enqueue(self, item: ExportRun | None) -> None:
+        self._queue.put(item)
         with self._worker_lock:
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="stella-api-builds", daemon=True)
@@ -182,10 +194,30 @@ class RunManager:
         while True:
             run = self._queue.get()
             try:
-                self._build(run, self._builds[run.run_id])
+                if run is None:
+                    self._schedules_queued.clear()
+                    self._run_schedules()
+                else:
+                    self._build(run, self._builds[run.run_id])
             finally:
-                self._builds.pop(run.run_id, None)
+                if run is not None:
+                    self._builds.pop(run.run_id, None)
                 self._queue.task_done()
+
+    def _run_schedules(self) -> None:
+        """What `stella schedule run-due` does, with this server's store: requests keep their answers meanwhile."""
+        try:
+            with self.holder.use() as store:
+                report = run_due_in(self.home, store)
+        except StellaError as exc:
+            log.warning("scheduled runs not fired: %s", exc.message)
+        except Exception:
+            log.exception("scheduled runs: internal error")
+        else:
+            for firing in report.firings:
+                log.info(
+                    "schedule %s fired for %s: run %s %s", firing.schedule, firing.slot, firing.run_id, firing.outcome
+                )
 
     def _build(self, run: ExportRun, progress: Progress) -> None:
         try:

@@ -11,6 +11,7 @@ import ipaddress
 import logging
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=8470, help="port (0: any free port; default 8470)")
     p.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate chain (required off loopback)")
     p.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key of --tls-cert")
+    p.add_argument(
+        "--schedule-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how often the server fires due schedules, as `stella schedule run-due` does (0: never; default 60)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -86,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     tls = check_tls(args.host, args.tls_cert, args.tls_key)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port {args.port} is not a port number")
+    if not 0 <= args.schedule_interval <= 86400:
+        raise UsageError(f"--schedule-interval {args.schedule_interval} is not between 0 and 86400 seconds")
     home = resolve_home(args.home)
     import uvicorn
 
@@ -113,8 +123,21 @@ def run(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
+    stop = threading.Event()
+    if args.schedule_interval > 0:
+        ticker = threading.Thread(
+            target=_fire_schedules, args=(app, args.schedule_interval, stop), name="stella-schedules", daemon=True
+        )
+        ticker.start()
     try:
         server.run(sockets=[sock])
     finally:
+        stop.set()
         sock.close()
     return 0
+
+
+def _fire_schedules(app: Any, interval: float, stop: threading.Event) -> None:
+    """Every ``interval`` seconds, the due schedules are fired in the server's build worker (one build at a time)."""
+    while not stop.wait(interval):
+        app.state.runs.fire_schedules()

@@ -45,12 +45,12 @@ def mint(home: Path, tenant: str, *scopes: str) -> str:
 
 
 class Server:
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, home: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         code = "import sys; from app.cli import main; sys.exit(main(sys.argv[1:]))"
         self.stderr_path = home.parent / f"serve-{os.getpid()}-{id(self)}.err"
         self.err = self.stderr_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", code, "serve", "--port", "0"],
+            [sys.executable, "-c", code, "serve", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=self.err,
             text=True,
