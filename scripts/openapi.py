@@ -75,12 +75,24 @@ def write_sdk() -> None:
             env={**os.environ, "PATH": f"{generator.parent}{os.pathsep}{os.environ.get('PATH', '')}"},
         )
         shutil.rmtree(out / ".ruff_cache", ignore_errors=True)  # the generator's formatting pass leaves it
+        _import_unset(out)
         if SDK.exists():
             shutil.rmtree(SDK)
         shutil.copytree(out, SDK)
     for name, data in kept.items():
         (SDK / PACKAGE / name).write_bytes(data)
     print(f"wrote {SDK.relative_to(ROOT)}")
+
+
+def _import_unset(out: Path) -> None:
+    """The generator types a body of several media types ``X | File | Unset`` but imports only ``UNSET``: add it."""
+    for module in out.rglob("*.py"):
+        text = module.read_text(encoding="utf-8")
+        if "| Unset" in text and "from ...types import UNSET, File, Response\n" in text:
+            fixed = text.replace(
+                "from ...types import UNSET, File, Response\n", "from ...types import UNSET, File, Response, Unset\n"
+            )
+            module.write_text(fixed, encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:

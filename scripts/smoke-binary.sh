@@ -2,7 +2,8 @@
 # Smoke-test the built binaries, not the venv, with the network unavailable:
 #   --version, import the samples, generate a key, build a json:raw bundle, verify it (and refuse a damaged
 #   copy), build and verify an attestation bundle (keyless Sigstore bundles through sigstore-python and its
-#   embedded production root), open the TUI headless and save a screenshot of its first screen.
+#   embedded production root), open the TUI headless and save a screenshot of its first screen, and serve the
+#   local API: `serve --port 0`, /health/ready, an authenticated GET with a token the binary minted, then stop.
 # Usage: scripts/smoke-binary.sh [BINARY...]   (default: dist/stella and dist/stella-onedir/stella)
 # The network is removed with `unshare -rn` (a new user and network namespace: only a loopback that is down).
 # Where that is not allowed (some containers forbid user namespaces), the run says so and goes on with the
@@ -16,13 +17,50 @@ SIGSTORE="$ROOT/tests/fixtures/sigstore-offline"
 
 if unshare -rn true 2>/dev/null; then
   OFFLINE=(unshare -rn)
+  IP="$(command -v ip || true)"  # the API check brings the namespace's loopback up; nothing else is reachable
+  [ -n "$IP" ] || { echo "the API check needs ip (iproute2) to bring up the loopback in its namespace" >&2; exit 1; }
 else
   OFFLINE=()
+  IP=""
   echo "note: unshare -rn is not permitted here; the smoke test runs WITH the network" >&2
 fi
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# Run inside the smoke test's namespace: serve BIN on a free port, check it, stop it.  Args: BIN TOKEN WORK [IP]
+SERVE_CHECK='set -euo pipefail
+bin=$1 token=$2 work=$3 ipcmd=${4:-}
+[ -z "$ipcmd" ] || "$ipcmd" link set lo up
+"$bin" serve --port 0 > "$work/serve.out" 2> "$work/serve.err" &
+pid=$!
+trap "kill -TERM $pid 2>/dev/null || true" EXIT
+url=""
+for _ in $(seq 1 600); do
+  url=$(head -n 1 "$work/serve.out" 2>/dev/null || true)
+  [ -n "$url" ] && break
+  kill -0 "$pid" 2>/dev/null || { echo "serve exited before printing its address" >&2; exit 1; }
+  sleep 0.1
+done
+case "$url" in http://127.0.0.1:*/) ;; *) echo "serve printed no loopback address: $url" >&2; exit 1 ;; esac
+code=000
+for _ in $(seq 1 300); do
+  code=$(curl -s -o "$work/ready.json" -w "%{http_code}" "${url}health/ready" || true)
+  [ "$code" = 200 ] && break
+  sleep 0.1
+done
+[ "$code" = 200 ] && grep -q "\"status\":\"ready\"" "$work/ready.json" || { echo "health/ready: $code" >&2; exit 1; }
+code=$(curl -s -o "$work/profiles.json" -w "%{http_code}" -H "Authorization: Bearer $token" "${url}api/v1/export/profiles")
+[ "$code" = 200 ] && grep -q "\"json:raw\"" "$work/profiles.json" || { echo "GET profiles with a token: $code" >&2; exit 1; }
+code=$(curl -s -o /dev/null -w "%{http_code}" "${url}api/v1/export/profiles")
+[ "$code" = 401 ] || { echo "GET profiles without a token: $code, not 401" >&2; exit 1; }
+kill -TERM "$pid"
+trap - EXIT
+status=0
+wait "$pid" || status=$?
+# uvicorn shuts down gracefully, then re-raises the signal: 143 (128 + SIGTERM) is a clean stop, as is 0.
+case "$status" in 0|143) ;; *) echo "serve exited $status on SIGTERM" >&2; exit 1 ;; esac
+echo "$url ready, GET /api/v1/export/profiles 200 with a minted token, 401 without, stopped (exit $status)"'
 
 smoke() {
   local bin work start end code
@@ -86,6 +124,17 @@ PY
   grep -q "json:raw@1" "$work/tui.svg"
   printf '  tui: first screen saved as SVG (%.2f s to first screen, process start to exit)\n' \
     "$(elapsed "$start" "$end")"
+  # The local API, with the server and its client in the same namespace (where its loopback is up): the address
+  # it prints, readiness, a token minted by the binary answered (and no token refused), then SIGTERM stops it.
+  local token
+  token=$("${run[@]}" token create --tenant default --scope export:read --ttl 10m | tail -n 1)
+  start=$(now)
+  env -i "PATH=/usr/bin:/bin" "HOME=$work" "TMPDIR=$work" "STELLA_HOME=$work/home" "${OFFLINE[@]}" \
+    /bin/bash -c "$SERVE_CHECK" serve-check "$bin" "$token" "$work" "$IP" > "$work/serve.txt" 2>&1 \
+    || { cat "$work/serve.txt" "$work/serve.err" >&2 2>/dev/null; echo "serve check failed" >&2; return 1; }
+  end=$(now)
+  printf '  serve: %s (%.2f s, start to stop)\n' "$(tail -n 1 "$work/serve.txt")" "$(elapsed "$start" "$end")"
+
   mkdir -p "$ROOT/dist/smoke"
   cp "$work/tui.svg" "$ROOT/dist/smoke/$(basename "$(dirname "$1")")-$(basename "$1")-tui.svg"
   rm -rf "$work"

@@ -5,15 +5,18 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import re
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.archive.reader import ReaderLimits, SafeArchiveReader
@@ -28,7 +31,7 @@ from core.contract.api import (
 )
 from core.contract.bundle import MANIFEST, PROVENANCE
 from core.contract.profiles import JSON_RAW
-from core.errors import BadInputError, NotFoundError, PolicyRefusal, StellaError
+from core.errors import BadInputError, ExitCode, NotFoundError, PolicyRefusal, StellaError
 from core.home import Home
 from core.profiles import ProfileStore, parse_overrides, parse_profile_ref
 from core.runs import ExportRun, RunEngine, RunState
@@ -36,13 +39,40 @@ from services import tokens
 from services.export import check_selectors, provenance_summary
 from services.tokens import Principal
 
-from . import problems
+from . import models, problems
 from .runs import RunManager
 from .store import StoreHolder
 
 V1 = "/api/v1"
 _RUN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _MAX_MEMBER = 64 * 1024 * 1024
+#: The largest bundle ``POST /api/v1/verify`` accepts as an upload (``create_app(max_upload=...)``).
+MAX_UPLOAD = 4 * 1024 * 1024 * 1024
+
+
+class UnsupportedMedia(StellaError):
+    """A request body in a media type the operation does not take (415)."""
+
+    code = "unsupported-media-type"
+    exit_code = ExitCode.USAGE
+    http_status = 415
+
+    def __init__(self, media: str) -> None:
+        super().__init__(
+            f"a body of type {media or '(none)'!r} is not taken here",
+            hint="send application/json or application/octet-stream",
+        )
+
+
+class UploadTooLarge(StellaError):
+    """An uploaded body larger than the server accepts (413)."""
+
+    code = "payload-too-large"
+    exit_code = ExitCode.BAD_INPUT
+    http_status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the upload is larger than the {limit} bytes this server accepts", hint="verify it locally")
 
 
 # -- request and response bodies ---------------------------------------------------------------------------------
@@ -75,9 +105,21 @@ class VerifyRun(BaseModel):
     run: str = Field(min_length=1, max_length=128, description="the id of a succeeded run of the token's tenant")
 
 
+#: Request bodies a route reads itself (by media type), filed in the document's components for its ``$ref``.
+BODY_SCHEMAS: dict[str, type[BaseModel]] = {"VerifyRun": VerifyRun}
+
+
 class EvidenceVerify(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=200, description="a sealed evidence bundle's id or digest")
+
+
+class SnapshotCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["run", "policy", "job"] = Field(examples=["run"])
+    ref: str = Field(min_length=1, max_length=200, description="a run id (or unique prefix), policy or job id")
+    key: str = Field(min_length=1, max_length=128, description="the signing key that seals it", examples=["api-key"])
+    reason: str = Field(default="", max_length=1000)
 
 
 class HoldRequest(BaseModel):
@@ -88,6 +130,42 @@ class HoldRequest(BaseModel):
 
 _PROBLEM = {"description": "RFC 9457 problem details", "content": {"application/problem+json": {}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {s: _PROBLEM for s in (400, 401, 403, 404, 422)}
+_SSE_EXAMPLE = (
+    'retry: 1000\n\nid: 1\nevent: state\ndata: {"seq":1,"type":"state","state":"running"}\n\nevent: end\ndata: {}\n\n'
+)
+_ATTESTATION = {
+    "description": "DSSE envelopes, one a line",
+    "content": {
+        "application/jsonl": {
+            "example": '{"payloadType":"application/vnd.in-toto+json","payload":"eyJfdHlwZSI6...",'
+            '"signatures":[{"keyid":"api-key","sig":"MEUCIQ..."}]}\n'
+        }
+    },
+}
+_METRICS = {
+    "description": "Prometheus text format",
+    "content": {
+        "text/plain": {
+            "example": '# TYPE exporter_runs_total counter\nexporter_runs_total{tenant="default",state="succeeded"} 3\n'
+        }
+    },
+}
+
+
+def _binary(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}, "example": "(bytes)"}
+        },
+    }
+
+
+def _json_bytes(description: str) -> dict[str, Any]:
+    return {
+        "description": description + ", byte for byte",
+        "content": {"application/json": {"schema": {"type": "object"}, "example": {"_type": "..."}}},
+    }
 
 
 def _selector_words(selectors: dict[str, str | list[str]]) -> list[str]:
@@ -108,18 +186,14 @@ def _run_view(run: ExportRun, progress: dict[str, Any] | None) -> dict[str, Any]
     return view
 
 
-def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive: float) -> APIRouter:
+def build_router(
+    home: Home, holder: StoreHolder, runs: RunManager, *, keepalive: float, max_upload: int = MAX_UPLOAD
+) -> APIRouter:
     router = APIRouter()
 
     def need(scope: str) -> Callable[[Request], Principal]:
         def check(request: Request) -> Principal:
-            principal = tokens.authenticate(
-                home,
-                authorization=request.headers.get("authorization"),
-                dpop=request.headers.get("dpop"),
-                method=request.method,
-                url=str(_client_url(request)),
-            )
+            principal = authenticate(home, request)
             tokens.require_scope(principal, scope)
             return principal
 
@@ -139,7 +213,7 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
             raise NotFoundError(f"no export run {run_id!r}") from None  # never says whose it is
 
     # -- health -------------------------------------------------------------------------------------------------
-    @router.get("/health/ready", tags=["health"])
+    @router.get("/health/ready", tags=["health"], operation_id="getReadiness", response_model=models.Readiness)
     def ready() -> JSONResponse:
         """Whether the store opens, a signing key exists and the adapter registry is loaded (no credential)."""
         from adapters.profiles.registry import PROFILES
@@ -163,28 +237,53 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         )
 
     # -- profiles -----------------------------------------------------------------------------------------------
-    @router.get(f"{V1}/export/profiles", tags=["profiles"], responses=_ERRORS)
+    @router.get(
+        f"{V1}/export/profiles",
+        tags=["profiles"],
+        responses=_ERRORS,
+        operation_id="listProfiles",
+        response_model=models.ProfileList,
+    )
     def list_profiles(principal: Reader) -> dict[str, Any]:
         """The tenant's profiles, the current revision of each."""
         with holder.use() as store:
             found = ProfileStore(store).list(principal.tenant)
         return {"tenant": principal.tenant, "profiles": [p.to_dict() for p in found]}
 
-    @router.get(f"{V1}/export/profiles/{{profile_id}}", tags=["profiles"], responses=_ERRORS)
+    @router.get(
+        f"{V1}/export/profiles/{{profile_id}}",
+        tags=["profiles"],
+        responses=_ERRORS,
+        operation_id="getProfile",
+        response_model=models.Profile,
+    )
     def get_profile(profile_id: str, principal: Reader) -> dict[str, Any]:
         """One profile by ``ID`` or ``ID@REVISION``."""
         name, revision = parse_profile_ref(profile_id)
         with holder.use() as store:
             return ProfileStore(store).get(principal.tenant, name, revision).to_dict()
 
-    @router.post(f"{V1}/export/profiles", tags=["profiles"], status_code=201, responses=_ERRORS)
+    @router.post(
+        f"{V1}/export/profiles",
+        tags=["profiles"],
+        status_code=201,
+        responses=_ERRORS,
+        operation_id="createProfile",
+        response_model=models.Profile,
+    )
     def create_profile(body: ProfileCreate, principal: Manager) -> dict[str, Any]:
         """A custom profile varying a builtin by ``settings``; revision 1 (as `stella export profile create`)."""
         overrides = parse_overrides([f"{k}={v}" for k, v in body.settings.items()])
         with holder.use() as store:
             return ProfileStore(store).create(principal.tenant, body.id, body.base, overrides).to_dict()
 
-    @router.patch(f"{V1}/export/profiles/{{profile_id}}", tags=["profiles"], responses=_ERRORS)
+    @router.patch(
+        f"{V1}/export/profiles/{{profile_id}}",
+        tags=["profiles"],
+        responses=_ERRORS,
+        operation_id="updateProfile",
+        response_model=models.ProfileUpdate,
+    )
     def update_profile(profile_id: str, body: ProfilePatch, principal: Manager) -> dict[str, Any]:
         """Change a custom profile: a new revision when its config changes (``changed``), as the CLI does."""
         overrides = parse_overrides([f"{k}={v}" for k, v in body.settings.items()])
@@ -193,7 +292,17 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
 
     # -- runs ----------------------------------------------------------------------------------------------------
     @router.post(
-        f"{V1}/export/runs", tags=["runs"], status_code=202, responses={**_ERRORS, 409: _PROBLEM, 429: _PROBLEM}
+        f"{V1}/export/runs",
+        tags=["runs"],
+        status_code=202,
+        responses={
+            **_ERRORS,
+            200: {"model": models.Run, "description": "a retry: the same run"},
+            409: _PROBLEM,
+            429: _PROBLEM,
+        },
+        operation_id="createRun",
+        response_model=models.Run,
     )
     async def create_run(
         request: Request,
@@ -230,14 +339,22 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         headers = {"Location": f"{V1}/export/runs/{run.run_id}", **quota.headers()}
         return JSONResponse(_run_view(run, runs.progress(run.run_id)), status_code=202 if new else 200, headers=headers)
 
-    @router.get(f"{V1}/export/runs", tags=["runs"], responses=_ERRORS)
+    @router.get(
+        f"{V1}/export/runs", tags=["runs"], responses=_ERRORS, operation_id="listRuns", response_model=models.RunList
+    )
     def list_runs(principal: Reader, limit: int = 20) -> dict[str, Any]:
         """The tenant's latest runs, newest first."""
         with holder.use() as store:
             found = RunEngine(store).list_runs(principal.tenant, limit=max(1, min(limit, 500)))
         return {"tenant": principal.tenant, "runs": [_run_view(r, runs.progress(r.run_id)) for r in found]}
 
-    @router.get(f"{V1}/export/runs/{{run_id}}", tags=["runs"], responses=_ERRORS)
+    @router.get(
+        f"{V1}/export/runs/{{run_id}}",
+        tags=["runs"],
+        responses=_ERRORS,
+        operation_id="getRun",
+        response_model=models.Run,
+    )
     def get_run(run_id: str, principal: Reader) -> dict[str, Any]:
         """A run: status, progress counters while it builds, the bundle's digest and size and its provenance."""
         run = tenant_run(principal, run_id)
@@ -247,7 +364,12 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         return view
 
     @router.post(
-        f"{V1}/export/runs/{{run_id}}/cancel", tags=["runs"], status_code=202, responses={**_ERRORS, 409: _PROBLEM}
+        f"{V1}/export/runs/{{run_id}}/cancel",
+        tags=["runs"],
+        status_code=202,
+        responses={**_ERRORS, 409: _PROBLEM},
+        operation_id="cancelRun",
+        response_model=models.Run,
     )
     def cancel_run(run_id: str, principal: Runner) -> dict[str, Any]:
         """Abort a pending run, or ask a running one to stop at its next unit of work."""
@@ -258,8 +380,12 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
     @router.get(
         f"{V1}/export/runs/{{run_id}}/events",
         tags=["runs"],
-        responses={**_ERRORS, 200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+        responses={
+            **_ERRORS,
+            200: {"content": {"text/event-stream": {"example": _SSE_EXAMPLE}}, "description": "server-sent events"},
+        },
         response_class=StreamingResponse,
+        operation_id="getRunEvents",
     )
     async def run_events(
         run_id: str,
@@ -316,8 +442,16 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
     @router.get(
         f"{V1}/export/runs/{{run_id}}/download",
         tags=["downloads"],
-        responses={**_ERRORS, 206: {"description": "part of the bundle"}, 409: _PROBLEM, 416: _PROBLEM},
+        responses={
+            **_ERRORS,
+            200: _binary("the bundle"),
+            206: _binary("part of the bundle"),
+            304: {"description": "the bundle is the one named by If-None-Match"},
+            409: _PROBLEM,
+            416: _PROBLEM,
+        },
         response_class=FileResponse,
+        operation_id="downloadRun",
     )
     def download(run_id: str, request: Request, principal: Downloader) -> Response:
         """The bundle, with Range (206), ``If-Range`` and ``If-None-Match``; ``X-Export-Digest``,
@@ -362,19 +496,34 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
                     return data
         raise NotFoundError(f"the bundle has no {name}")
 
-    @router.get(f"{V1}/export/runs/{{run_id}}/manifest", tags=["downloads"], responses={**_ERRORS, 409: _PROBLEM})
+    @router.get(
+        f"{V1}/export/runs/{{run_id}}/manifest",
+        tags=["downloads"],
+        responses={**_ERRORS, 200: _json_bytes("the signed export.json"), 409: _PROBLEM},
+        operation_id="getManifest",
+    )
     def manifest(run_id: str, principal: Downloader) -> Response:
         """The bundle's signed manifest (``export.json``), byte for byte."""
         _, path = bundle_of(principal, run_id)
         return Response(member(path, MANIFEST), media_type="application/json")
 
-    @router.get(f"{V1}/export/runs/{{run_id}}/provenance", tags=["downloads"], responses={**_ERRORS, 409: _PROBLEM})
+    @router.get(
+        f"{V1}/export/runs/{{run_id}}/provenance",
+        tags=["downloads"],
+        responses={**_ERRORS, 200: _json_bytes("the in-toto provenance statement"), 409: _PROBLEM},
+        operation_id="getProvenance",
+    )
     def provenance(run_id: str, principal: Downloader) -> Response:
         """The bundle's in-toto provenance statement, byte for byte."""
         _, path = bundle_of(principal, run_id)
         return Response(member(path, PROVENANCE), media_type="application/json")
 
-    @router.get(f"{V1}/export/runs/{{run_id}}/attestation", tags=["downloads"], responses={**_ERRORS, 409: _PROBLEM})
+    @router.get(
+        f"{V1}/export/runs/{{run_id}}/attestation",
+        tags=["downloads"],
+        responses={**_ERRORS, 200: _ATTESTATION, 409: _PROBLEM},
+        operation_id="getAttestation",
+    )
     def attestation(run_id: str, principal: Downloader) -> Response:
         """The run's signed in-toto Release attestation (``BUNDLE.intoto.jsonl``, DSSE envelopes, one a line)."""
         from core.export_attestation import attestation_path
@@ -386,9 +535,7 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         return FileResponse(found, media_type="application/jsonl", filename=found.name)
 
     # -- verification --------------------------------------------------------------------------------------------
-    @router.post(f"{V1}/verify", tags=["verify"], responses=_ERRORS)
-    def verify(body: VerifyRun, principal: Reader) -> dict[str, Any]:
-        """Verify a run's bundle as `stella verify --key SIGNER.pub` does; the report check by check (``ok``)."""
+    def verify_run(principal: Principal, body: VerifyRun) -> dict[str, Any]:
         from services.export import verify_built
 
         run = tenant_run(principal, body.run)
@@ -399,12 +546,69 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         report.pop("bundle", None)  # its path on this machine
         return {"run": run.run_id, **report, "provenance": checked.provenance}
 
+    def verify_upload(path: Path) -> dict[str, Any]:
+        from services.receive import ReceiveRequest, verify_received
+
+        report = verify_received(home, ReceiveRequest(path)).report.to_dict()
+        report.pop("bundle", None)  # the temporary file's path
+        return {"run": None, **report}
+
+    @router.post(
+        f"{V1}/verify",
+        tags=["verify"],
+        responses={**_ERRORS, 413: _PROBLEM, 415: _PROBLEM},
+        operation_id="verifyBundle",
+        response_model=models.VerifyReport,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/VerifyRun"},
+                        "example": {"run": "01JEXAMPLE0000000000000000"},
+                    },
+                    "application/octet-stream": {
+                        "schema": {"type": "string", "format": "binary"},
+                        "example": "(the bundle's bytes)",
+                    },
+                },
+            }
+        },
+    )
+    async def verify_bundle(request: Request, principal: Reader) -> dict[str, Any]:
+        """Verify a bundle check by check (``verified``, ``exitCode``, ``checks``) as `stella verify` does: a run's
+        (JSON ``{"run": ID}``, against its signing key) or one uploaded as ``application/octet-stream`` (against
+        the home's trust store; at most ``max_upload`` bytes, else 413)."""
+        media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media == "application/json":
+            raw = await _bounded_body(request, 64 * 1024)
+            try:
+                body = VerifyRun.model_validate_json(raw)
+            except ValidationError as exc:
+                raise RequestValidationError(
+                    [dict(e, loc=("body", *e["loc"])) for e in exc.errors(include_url=False)]
+                ) from None
+            return await run_in_threadpool(verify_run, principal, body)
+        if media != "application/octet-stream":
+            raise UnsupportedMedia(media)
+        path = await _receive_upload(request, home, max_upload)
+        try:
+            return await run_in_threadpool(verify_upload, path)
+        finally:
+            path.unlink(missing_ok=True)
+
     # -- timeline and evidence (services that open the store themselves: run when no build holds it) -----------------
     TimelineReader = Annotated[Principal, Depends(need(SCOPE_TIMELINE_READ))]
     EvidenceReader = Annotated[Principal, Depends(need(SCOPE_EVIDENCE_READ))]
     EvidenceHolder = Annotated[Principal, Depends(need(SCOPE_EVIDENCE_HOLD))]
 
-    @router.get(f"{V1}/timeline", tags=["timeline"], responses={**_ERRORS, 503: _PROBLEM})
+    @router.get(
+        f"{V1}/timeline",
+        tags=["timeline"],
+        responses={**_ERRORS, 503: _PROBLEM},
+        operation_id="listTimeline",
+        response_model=models.TimelinePage,
+    )
     def timeline_list(
         principal: TimelineReader,
         type: Annotated[list[str] | None, Query(max_length=20)] = None,
@@ -421,7 +625,13 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         with holder.alone():
             return list_timeline(home, principal.tenant, where, after=after, limit=limit).to_dict()
 
-    @router.get(f"{V1}/timeline/{{event_id}}", tags=["timeline"], responses={**_ERRORS, 503: _PROBLEM})
+    @router.get(
+        f"{V1}/timeline/{{event_id}}",
+        tags=["timeline"],
+        responses={**_ERRORS, 503: _PROBLEM},
+        operation_id="getTimelineEvent",
+        response_model=models.TimelineEvent,
+    )
     def timeline_event(event_id: str, principal: TimelineReader) -> dict[str, Any]:
         """One event of the tenant (`stella timeline show`)."""
         from services.timeline import show_event
@@ -429,7 +639,13 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         with holder.alone():
             return show_event(home, principal.tenant, event_id).to_dict()
 
-    @router.get(f"{V1}/timeline/{{event_id}}/evidence", tags=["timeline"], responses={**_ERRORS, 503: _PROBLEM})
+    @router.get(
+        f"{V1}/timeline/{{event_id}}/evidence",
+        tags=["timeline"],
+        responses={**_ERRORS, 503: _PROBLEM},
+        operation_id="getTimelineEvidence",
+        response_model=models.EventEvidence,
+    )
     def timeline_evidence(event_id: str, principal: TimelineReader) -> dict[str, Any]:
         """The signed references an event carries (`stella timeline evidence`)."""
         from services.timeline import event_evidence
@@ -437,7 +653,13 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         with holder.alone():
             return event_evidence(home, principal.tenant, event_id).to_dict()
 
-    @router.get(f"{V1}/evidence/{{evidence_id}}", tags=["evidence"], responses={**_ERRORS, 503: _PROBLEM})
+    @router.get(
+        f"{V1}/evidence/{{evidence_id}}",
+        tags=["evidence"],
+        responses={**_ERRORS, 503: _PROBLEM},
+        operation_id="getEvidence",
+        response_model=models.Evidence,
+    )
     def evidence_show(evidence_id: str, principal: EvidenceReader) -> dict[str, Any]:
         """A sealed evidence bundle of the tenant, its holds and custody (`stella evidence show`)."""
         from services.evidence import show_evidence
@@ -445,7 +667,13 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         with holder.alone():
             return show_evidence(home, principal.tenant, evidence_id, why="api").to_dict()
 
-    @router.post(f"{V1}/evidence/verify", tags=["evidence"], responses={**_ERRORS, 503: _PROBLEM})
+    @router.post(
+        f"{V1}/evidence/verify",
+        tags=["evidence"],
+        responses={**_ERRORS, 503: _PROBLEM},
+        operation_id="verifyEvidence",
+        response_model=models.EvidenceCheck,
+    )
     def evidence_verify(body: EvidenceVerify, principal: EvidenceReader) -> dict[str, Any]:
         """Verify the locker's archive of a sealed bundle check by check (`stella evidence verify ID`)."""
         from services.evidence import verify_stored_evidence
@@ -456,7 +684,36 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         checks.pop("bundle", None)  # its path on this machine
         return {"id": bundle.evidence_id, **checks}
 
-    @router.post(f"{V1}/evidence/hold/{{case_id}}", tags=["evidence"], responses={**_ERRORS, 503: _PROBLEM})
+    @router.post(
+        f"{V1}/evidence/snapshot",
+        tags=["evidence"],
+        status_code=201,
+        responses={**_ERRORS, 503: _PROBLEM},
+        operation_id="snapshotEvidence",
+        response_model=models.Evidence,
+    )
+    def evidence_snapshot(body: SnapshotCreate, principal: EvidenceHolder) -> dict[str, Any]:
+        """Seal a snapshot of a run, policy evaluation or job into the locker (`stella evidence snapshot KIND REF
+        --key KEY`); scope ``evidence:hold``, the scope that writes to the locker."""
+        from services.evidence import SnapshotRequest, snapshot
+
+        request = SnapshotRequest(
+            tenant=principal.tenant,
+            kind=body.kind,
+            ref=body.ref,
+            key=body.key,
+            reason=body.reason or f"api snapshot by {principal.subject}",
+        )
+        with holder.alone():
+            return snapshot(home, request).to_dict()
+
+    @router.post(
+        f"{V1}/evidence/hold/{{case_id}}",
+        tags=["evidence"],
+        responses={**_ERRORS, 201: {"model": models.Hold, "description": "a new hold"}, 503: _PROBLEM},
+        operation_id="holdEvidence",
+        response_model=models.Hold,
+    )
     def evidence_hold(case_id: str, body: HoldRequest, principal: EvidenceHolder) -> JSONResponse:
         """Place a legal hold on a sealed bundle under ``case_id`` (`stella evidence hold`); 201 when new."""
         from services.evidence import place_hold
@@ -466,7 +723,13 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         return JSONResponse({"new": new, **hold.to_dict()}, status_code=201 if new else 200)
 
     # -- metrics -------------------------------------------------------------------------------------------------
-    @router.get("/metrics", tags=["metrics"], responses=_ERRORS, response_class=Response)
+    @router.get(
+        "/metrics",
+        tags=["metrics"],
+        responses={**_ERRORS, 200: _METRICS},
+        response_class=Response,
+        operation_id="getMetrics",
+    )
     def metrics(principal: Reader) -> Response:
         """The same metrics text as `stella export metrics` (Prometheus text format)."""
         from services.metrics import read_snapshot, render
@@ -482,6 +745,38 @@ def build_router(home: Home, holder: StoreHolder, runs: RunManager, *, keepalive
         return Response(b"\n".join(lines), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return router
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise UploadTooLarge(limit)
+    return bytes(data)
+
+
+async def _receive_upload(request: Request, home: Home, limit: int) -> Path:
+    """The request body streamed into a private file under the home (removed on any failure); 413 past ``limit``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UploadTooLarge(limit)  # refused before reading a byte
+    spool = home.root / "tmp"
+    await run_in_threadpool(lambda: spool.mkdir(parents=True, exist_ok=True, mode=0o700))
+    fd, name = tempfile.mkstemp(prefix="upload-", suffix=".bundle", dir=spool)
+    path = Path(name)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise UploadTooLarge(limit)
+                await run_in_threadpool(out.write, chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(.+)$")
@@ -508,6 +803,25 @@ def _range_refusal(header: str, size: int) -> str | None:
         if not start and int(end) == 0:
             return "an empty suffix range"
     return None
+
+
+def authenticate(home: Home, request: Request) -> Principal:
+    """The request's principal (noted on ``request.state``); every ``Authorization`` and ``DPoP`` value is passed on,
+    so that two proofs are refused rather than the second one ignored."""
+    principal = tokens.authenticate(
+        home,
+        authorization=_joined(request, "authorization"),
+        dpop=_joined(request, "dpop"),
+        method=request.method,
+        url=str(_client_url(request)),
+    )
+    request.state.principal = principal
+    return principal
+
+
+def _joined(request: Request, name: str) -> str | None:
+    """Every value of header ``name``, comma-joined (services.tokens refuses a joined credential), or None."""
+    return ", ".join(request.headers.getlist(name)) or None
 
 
 def _client_url(request: Request) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import write_bytes
-from core.errors import NotFoundError, PolicyRefusal, StellaError
+from core.errors import NotFoundError, PolicyRefusal, StellaError, UsageError
 from core.progress import Check
 from core.runs import ExportRun, RunEngine, RunState
 from core.selectors import Selectors
@@ -29,8 +30,21 @@ from .store import StoreHolder
 log = logging.getLogger("stella.api")
 
 
+#: The environment variable that caps the bytes of a tenant's bundles still on disk, over the API.
+MAX_BYTES_ENV = "STELLA_MAX_TENANT_BYTES"
+DEFAULT_MAX_BYTES = 10 * 1024**3
+
+
+def max_tenant_bytes() -> int:
+    """Bytes of bundles a tenant may keep on disk before the API refuses new runs (STELLA_MAX_TENANT_BYTES, 10 GiB)."""
+    text = os.environ.get(MAX_BYTES_ENV, str(DEFAULT_MAX_BYTES))
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{MAX_BYTES_ENV}={text!r} is not a positive integer (bytes)")
+    return int(text)
+
+
 class QuotaExceeded(PolicyRefusal):
-    """A tenant already has as many active runs as it may (HTTP 429)."""
+    """A tenant already has as many active runs, or as many bytes of bundles on disk, as it may (HTTP 429)."""
 
     code = "quota-exceeded"
     http_status = 429
@@ -79,15 +93,37 @@ class Progress:
 
 @dataclass(frozen=True)
 class Quota:
+    """A tenant's two quotas: runs pending or running, and the bytes of its bundles still on disk."""
+
     limit: int
     used: int
+    bytes_limit: int
+    bytes_used: int
 
     def headers(self) -> dict[str, str]:
         return {
             "X-Stella-Quota-Active-Runs-Limit": str(self.limit),
             "X-Stella-Quota-Active-Runs-Used": str(self.used),
             "X-Stella-Quota-Active-Runs-Remaining": str(max(0, self.limit - self.used)),
+            "X-Stella-Quota-Bytes-Limit": str(self.bytes_limit),
+            "X-Stella-Quota-Bytes-Used": str(self.bytes_used),
+            "X-Stella-Quota-Bytes-Remaining": str(max(0, self.bytes_limit - self.bytes_used)),
         }
+
+    def refusal(self, tenant: str) -> QuotaExceeded | None:
+        """Why a new run is refused, or None: a run is admitted while the tenant is under both limits."""
+        if self.used >= self.limit:
+            return QuotaExceeded(
+                f"tenant {tenant!r} already has {self.used} active runs (limit {self.limit})",
+                hint="wait for a run to end, or cancel one",
+            )
+        if self.bytes_used >= self.bytes_limit:
+            return QuotaExceeded(
+                f"tenant {tenant!r} already keeps {self.bytes_used} bytes of bundles on disk"
+                f" (limit {self.bytes_limit}, {MAX_BYTES_ENV})",
+                hint="free space with `stella retention prune`, or delete bundles the tenant no longer needs",
+            )
+        return None
 
 
 class RunManager:
@@ -106,12 +142,20 @@ class RunManager:
 
     # -- quotas and idempotency -------------------------------------------------------------
     def quota(self, tenant: str) -> Quota:
+        """The tenant's active runs, and the bytes of its succeeded runs' bundles that are still on disk."""
         with self.holder.use() as store:
             engine = RunEngine(store)
             used = len(engine.list_runs(tenant, state=RunState.PENDING)) + len(
                 engine.list_runs(tenant, state=RunState.RUNNING)
             )
-        return Quota(max_active_runs(), used)
+            artifacts = {r.artifact_path for r in engine.list_runs(tenant, state=RunState.SUCCEEDED) if r.artifact_path}
+        on_disk = 0
+        for path in artifacts:
+            try:
+                on_disk += path.stat().st_size  # pruned or deleted bundles no longer count
+            except OSError:
+                continue
+        return Quota(max_active_runs(), used, max_tenant_bytes(), on_disk)
 
     def _key_path(self, tenant: str, key: str) -> Path:
         name = hashlib.sha256(f"{tenant}\0{key}".encode()).hexdigest()
@@ -148,12 +192,9 @@ class RunManager:
                 if known is not None:
                     with self.holder.use() as store:
                         return RunEngine(store).get_run(known, tenant), False
-            quota = self.quota(tenant)
-            if quota.used >= quota.limit:
-                raise QuotaExceeded(
-                    f"tenant {tenant!r} already has {quota.used} active runs (limit {quota.limit})",
-                    hint="wait for a run to end, or cancel one",
-                )
+            refusal = self.quota(tenant).refusal(tenant)
+            if refusal is not None:
+                raise refusal
             name = profile.split("@", 1)[0]
             with self.holder.use() as store:
                 run = plan_export(

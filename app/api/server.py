@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,7 +24,7 @@ from core.errors import StellaError
 from core.home import Home
 
 from . import problems
-from .routes import build_router
+from .routes import BODY_SCHEMAS, MAX_UPLOAD, authenticate, build_router
 from .runs import RunManager
 from .store import StoreHolder
 
@@ -35,6 +36,31 @@ LEGACY_PREFIXES = ("/api/export/", "/api/verify", "/evidence/", "/timeline")
 DEPRECATED_AT = 1796083200  # 2026-12-01T00:00:00Z, as an RFC 9651 Date
 SUNSET = "Wed, 30 Jun 2027 23:59:59 GMT"
 DEPRECATION_DOC = "https://stella.invalid/docs/api#legacy-paths"
+
+
+#: How a client authenticates (docs/api-auth.md): a token of `stella token create`, as a bearer token, or
+#: DPoP-bound (RFC 9449) with a proof of possession of its key on each request.
+SECURITY_SCHEMES: dict[str, Any] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "`Authorization: Bearer TOKEN`, a token minted by `stella token create` (scopes, tenant).",
+    },
+    "dpop": {
+        "type": "http",
+        "scheme": "DPoP",
+        "description": "`Authorization: DPoP TOKEN` for a token bound to a key (`stella token create --dpop-jkt`); "
+        "it goes with a `DPoP` proof header (RFC 9449).",
+    },
+    "dpopProof": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "DPoP",
+        "description": "A DPoP proof JWT (RFC 9449) for this request's method and URL, carrying `ath`, the "
+        "hash of the token; exactly one per request (two are refused with 401).",
+    },
+}
 
 
 class LegacyPaths:
@@ -71,8 +97,9 @@ class LegacyPaths:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(home: Home, *, keepalive: float = 15.0) -> FastAPI:
-    """The API of ``home``: every route calls the services the CLI calls; ``keepalive`` spaces SSE comments."""
+def create_app(home: Home, *, keepalive: float = 15.0, max_upload: int = MAX_UPLOAD) -> FastAPI:
+    """The API of ``home``: every route calls the services the CLI calls; ``keepalive`` spaces SSE comments,
+    ``max_upload`` bounds a bundle uploaded to ``POST /api/v1/verify``."""
     holder = StoreHolder(home)
     runs = RunManager(holder)
     app = FastAPI(
@@ -87,11 +114,11 @@ def create_app(home: Home, *, keepalive: float = 15.0) -> FastAPI:
     app.state.holder = holder
     app.state.runs = runs
     app.state.keepalive = keepalive
-    router = build_router(home, holder, runs, keepalive=keepalive)
+    router = build_router(home, holder, runs, keepalive=keepalive, max_upload=max_upload)
     app.include_router(router)
     app.state.routes = list(router.routes)  # for the Allow header of a 405
     app.add_exception_handler(StellaError, problems.stella_error_handler)
-    app.add_exception_handler(RequestValidationError, problems.validation_handler)
+    app.add_exception_handler(RequestValidationError, validation_after_authentication)
     app.add_exception_handler(StarletteHTTPException, problems.http_handler)
     app.add_exception_handler(Exception, problems.internal_handler)
 
@@ -125,8 +152,13 @@ def create_app(home: Home, *, keepalive: float = 15.0) -> FastAPI:
 def openapi_document(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI 3.1 document, with error responses filed under ``application/problem+json``."""
     doc = app.openapi()
+    doc.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for name, model in BODY_SCHEMAS.items():
+        doc["components"].setdefault("schemas", {})[name] = model.model_json_schema()
     for path in doc.get("paths", {}).values():
         for op in path.values():
+            if not op.get("tags") or op["tags"][0] != "health":
+                op["security"] = [{"bearer": []}, {"dpop": [], "dpopProof": []}]
             for status, response in op.get("responses", {}).items():
                 content = response.get("content", {})
                 if status[:1] in "45" and "application/json" in content:
@@ -135,6 +167,17 @@ def openapi_document(app: FastAPI) -> dict[str, Any]:
                     if "itemSchema" in media:
                         media["x-itemSchema"] = media.pop("itemSchema")
     return doc
+
+
+async def validation_after_authentication(request: Request, exc: Exception) -> JSONResponse:
+    """A request without a valid credential is answered 401, whatever its body: FastAPI parses a body before the
+    route's dependencies run, so a malformed one would otherwise say 422 before the token is looked at."""
+    if not request.url.path.startswith("/health/") and getattr(request.state, "principal", None) is None:
+        try:
+            await run_in_threadpool(authenticate, request.app.state.home, request)
+        except StellaError as error:
+            return problems.from_error(error, request)
+    return await problems.validation_handler(request, exc)
 
 
 def json_error(exc: StellaError) -> JSONResponse:

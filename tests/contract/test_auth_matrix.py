@@ -48,6 +48,7 @@ NEEDS = {
     ("get", "/api/v1/evidence/{evidence_id}"): "evidence:read",
     ("post", "/api/v1/evidence/verify"): "evidence:read",
     ("post", "/api/v1/evidence/hold/{case_id}"): "evidence:hold",
+    ("post", "/api/v1/evidence/snapshot"): "evidence:hold",
 }
 BODIES = {
     ("post", "/api/v1/export/profiles"): {"id": "matrix", "base": "json:raw", "settings": {}},
@@ -56,6 +57,7 @@ BODIES = {
     ("post", "/api/v1/verify"): {"run": "{run_id}"},
     ("post", "/api/v1/evidence/verify"): {"id": "no-such-evidence"},
     ("post", "/api/v1/evidence/hold/{case_id}"): {"bundle": "no-such-evidence", "reason": "matrix"},
+    ("post", "/api/v1/evidence/snapshot"): {"kind": "run", "ref": "{run_id}", "key": "api-key"},
 }
 
 
@@ -192,3 +194,21 @@ def test_a_dpop_bound_token_works_only_with_fresh_proofs_of_its_key(served: Serv
         assert response.status_code == 401 and _is_problem(response), (headers.keys(), response.text)
     assert replayed.status_code == 401
     assert 'error="invalid_dpop_proof"' in replayed.headers["www-authenticate"]
+    first, second = _proof(key, jwk, token, "GET", url), _proof(key, jwk, token, "GET", url)
+    two = httpx.get(url, headers=[("Authorization", f"DPoP {token}"), ("DPoP", first), ("DPoP", second)])
+    assert two.status_code == 401 and _is_problem(two), two.text  # RFC 9449 §4.3: exactly one proof
+    alone = httpx.get(url, headers={"Authorization": f"DPoP {token}", "DPoP": second})
+    assert alone.status_code == 200, alone.text  # each proof on its own was good (and neither was used up)
+
+
+def test_no_token_is_401_before_the_body_is_looked_at(served: Served) -> None:
+    for method, path in _operations():
+        if method not in ("post", "patch"):
+            continue
+        url = served.base_url + path.format(run_id="r", profile_id="json:raw", case_id="c")
+        for body in (b"{not json", b'{"unexpected": 1}', b"[]"):
+            response = httpx.request(method, url, content=body, headers={"Content-Type": "application/json"})
+            assert response.status_code == 401 and _is_problem(response), (method, path, body, response.text)
+    token = {"Authorization": f"Bearer {served.token}", "Content-Type": "application/json"}
+    bad = httpx.post(f"{served.base_url}/api/v1/export/runs", content=b"{not json", headers=token)
+    assert bad.status_code == 422 and _is_problem(bad)  # with a token, the body is what is wrong

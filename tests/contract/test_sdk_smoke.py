@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import io
 import json
 import sys
 import uuid
@@ -20,11 +21,13 @@ from openapi_python_client.strings import snake_case
 
 from tests.conftest import ROOT
 from tests.contract.conftest import SIGNING_KEY, Served
+from tests.contract.test_api_uploads import trust_the_signer
 from tests.contract.test_sdk_download import finished_run
 
 sys.path.insert(0, str(ROOT / "sdk" / "python"))
 
 from stella_api_client import AuthenticatedClient
+from stella_api_client.types import File
 
 SPEC: dict[str, Any] = json.loads((ROOT / "docs" / "openapi.json").read_text(encoding="utf-8"))
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -46,10 +49,12 @@ def _model(name: str) -> Any:
     return getattr(models, name)
 
 
-def call(client: AuthenticatedClient, method: str, path: str, body: dict[str, Any] | None = None, **params: Any) -> Any:
+def call(client: AuthenticatedClient, method: str, path: str, body: Any = None, **params: Any) -> Any:
     """``sync_detailed`` of the generated operation for ``method path``, the body built as the generated model."""
     kwargs: dict[str, Any] = {snake_case(k): v for k, v in params.items()}
-    if body is not None:
+    if body is not None and not isinstance(body, dict):
+        kwargs["body"] = body  # already an SDK type (a File upload)
+    elif body is not None:
         ref = _operation(method, path)["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         kwargs["body"] = _model(ref.rsplit("/", 1)[1]).from_dict(body)
     return _module(method, path).sync_detailed(client=client, **kwargs)
@@ -73,14 +78,17 @@ def test_the_sdk_has_every_operation_of_the_spec() -> None:
 
 
 def test_profiles_through_the_sdk(client: AuthenticatedClient) -> None:
-    assert call(client, "get", "/health/ready").status_code == 200
+    ready = call(client, "get", "/health/ready")
+    assert ready.status_code == 200 and ready.parsed.status == "ready"
     listed = call(client, "get", "/api/v1/export/profiles")
-    assert listed.status_code == 200 and "json:raw" in listed.content.decode()
+    assert listed.status_code == 200 and type(listed.parsed).__name__ == "ProfileList"  # a typed model, not bytes
+    assert "json:raw" in [p["id"] for p in listed.parsed.profiles]
     name = f"sdk-{uuid.uuid4().hex[:8]}"
     created = call(client, "post", "/api/v1/export/profiles", {"id": name, "base": "json:raw", "settings": {}})
     assert created.status_code == 201, created.content
+    assert created.parsed.id == name and created.parsed.revision == 1
     shown = call(client, "get", "/api/v1/export/profiles/{profile_id}", profile_id=name)
-    assert shown.status_code == 200 and name in shown.content.decode()
+    assert shown.status_code == 200 and shown.parsed.id == name
     patched = call(
         client,
         "patch",
@@ -89,6 +97,7 @@ def test_profiles_through_the_sdk(client: AuthenticatedClient) -> None:
         profile_id=name,
     )
     assert patched.status_code == 200, patched.content
+    assert patched.parsed.changed is True and patched.parsed.revision == 2
     missing = call(client, "get", "/api/v1/export/profiles/{profile_id}", profile_id="no-such-profile")
     assert missing.status_code == 404 and _json(missing)["status"] == 404  # a problem, parsed as JSON
 
@@ -98,17 +107,17 @@ def test_runs_events_downloads_and_metrics_through_the_sdk(client: Authenticated
     body = {"profile": "json:raw", "options": {"key": SIGNING_KEY}}
     first = call(client, "post", "/api/v1/export/runs", body, idempotency_key=key)
     assert first.status_code == 202, first.content
-    run_id = _json(first)["id"]
+    run_id = first.parsed.id
     again = call(client, "post", "/api/v1/export/runs", body, idempotency_key=key)
-    assert again.status_code in (200, 202) and _json(again)["id"] == run_id  # a retry answers the same run
+    assert again.status_code in (200, 202) and again.parsed.id == run_id  # a retry answers the same run
     other = {"profile": "json:policy", "options": {"key": SIGNING_KEY}}
     assert call(client, "post", "/api/v1/export/runs", other, idempotency_key=key).status_code == 422
 
     run = finished_run(served)  # waits for a run to succeed (created over plain HTTP)
     got = call(client, "get", "/api/v1/export/runs/{run_id}", run_id=run["id"])
-    assert got.status_code == 200 and _json(got)["status"] == "succeeded"
+    assert got.status_code == 200 and got.parsed.status == "succeeded" and got.parsed["artifact"] == run["artifact"]
     listed = call(client, "get", "/api/v1/export/runs")
-    assert listed.status_code == 200 and run["id"] in listed.content.decode()
+    assert listed.status_code == 200 and run["id"] in [r["id"] for r in listed.parsed.runs]
     events = call(client, "get", "/api/v1/export/runs/{run_id}/events", run_id=run["id"])
     assert events.status_code == 200 and b"id:" in events.content and b"data:" in events.content
     bundle = call(client, "get", "/api/v1/export/runs/{run_id}/download", run_id=run["id"])
@@ -129,19 +138,27 @@ def test_verify_attestation_timeline_and_evidence_through_the_sdk(client: Authen
     run = finished_run(served)
     verified = call(client, "post", "/api/v1/verify", {"run": run["id"]})
     assert verified.status_code == 200, verified.content
-    report = _json(verified)
-    assert report["verified"] is True and report["exitCode"] == 0 and report["checks"], report
+    report = verified.parsed
+    assert report.verified is True and report.exit_code == 0 and report.checks, verified.content
+    trust_the_signer(served)  # an upload is checked against the trust store, as by `stella verify` without --key
+    bundle = httpx.get(
+        f"{served.base_url}/api/v1/export/runs/{run['id']}/download",
+        headers={"Authorization": f"Bearer {served.token}"},
+        timeout=60,
+    ).content
+    uploaded = call(client, "post", "/api/v1/verify", File(io.BytesIO(bundle)))
+    assert uploaded.status_code == 200, uploaded.content
+    checks = [c["check"] for c in uploaded.parsed.to_dict()["checks"]]
+    assert uploaded.parsed.verified is True and checks == [c["check"] for c in report.to_dict()["checks"]]
     attestation = call(client, "get", "/api/v1/export/runs/{run_id}/attestation", run_id=run["id"])
     assert attestation.status_code == 200, attestation.content
     assert b"payloadType" in attestation.content.splitlines()[0]  # one DSSE envelope a line
     timeline = call(client, "get", "/api/v1/timeline")
     assert timeline.status_code == 200, timeline.content
-    text = timeline.content.decode()
-    assert run["id"] in text
-    events = [e for e in _json(timeline)["events"] if run["id"] in json.dumps(e)]
+    events = [e.to_dict() for e in timeline.parsed.events if run["id"] in json.dumps(e.to_dict())]
     event_id = events[0]["id"]
     event = call(client, "get", "/api/v1/timeline/{event_id}", event_id=event_id)
-    assert event.status_code == 200 and event_id in event.content.decode()
+    assert event.status_code == 200 and event.parsed.id == event_id
     linked = call(client, "get", "/api/v1/timeline/{event_id}/evidence", event_id=event_id)
     assert linked.status_code in (200, 404) and linked.headers["content-type"].startswith(
         "application/json" if linked.status_code == 200 else "application/problem+json"
@@ -158,3 +175,14 @@ def test_verify_attestation_timeline_and_evidence_through_the_sdk(client: Authen
     ):
         missing = call(client, method, path, body, **params)
         assert missing.status_code == 404 and _json(missing)["status"] == 404, (path, missing.content)
+    sealed = call(client, "post", "/api/v1/evidence/snapshot", {"kind": "run", "ref": run["id"], "key": SIGNING_KEY})
+    assert sealed.status_code == 201, sealed.content
+    assert sealed.parsed.id and sealed.parsed["kind"] == "run" and sealed.parsed["subject"] == run["id"]
+    shown = call(client, "get", "/api/v1/evidence/{evidence_id}", evidence_id=sealed.parsed.id)
+    assert shown.status_code == 200 and shown.parsed.id == sealed.parsed.id
+    checked = call(client, "post", "/api/v1/evidence/verify", {"id": sealed.parsed.id})
+    assert checked.status_code == 200 and checked.parsed.id == sealed.parsed.id, checked.content
+    held = call(
+        client, "post", "/api/v1/evidence/hold/{case_id}", {"bundle": sealed.parsed.id, "reason": "smoke"}, case_id="c1"
+    )
+    assert held.status_code == 201 and held.parsed.new is True, held.content

@@ -34,6 +34,7 @@ with open(out, "w") as fh:
     }, fh)
 """
 UI_AND_STORE = {"duckdb", "pyarrow", "textual", "rich"}
+API = {"fastapi", "starlette", "uvicorn", "anyio", "httpx", "pydantic", "h11"}  # only `stella serve` loads them
 
 
 def loaded_by(tmp_path: Path, *args: str | Path) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def test_version_and_help_load_no_command(tmp_path: Path, option: str) -> None:
     loaded = loaded_by(tmp_path, option)
     assert loaded["code"] == 0
     assert not UI_AND_STORE & set(loaded["third_party"]), loaded["third_party"]
+    assert not API & set(loaded["third_party"]), loaded["third_party"]
     assert "cryptography" not in loaded["third_party"]
     assert not [m for m in loaded["project"] if m.startswith(("adapters", "app.commands", "app.tui", "services"))]
 

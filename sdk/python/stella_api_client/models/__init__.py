@@ -1,77 +1,69 @@
 """Contains all the data models used in inputs/outputs"""
 
-from .cancel_run_api_v1_export_runs_run_id_cancel_post_response_cancel_run_api_v1_export_runs_run_id_cancel_post import (
-    CancelRunApiV1ExportRunsRunIdCancelPostResponseCancelRunApiV1ExportRunsRunIdCancelPost,
-)
-from .create_profile_api_v1_export_profiles_post_response_create_profile_api_v1_export_profiles_post import (
-    CreateProfileApiV1ExportProfilesPostResponseCreateProfileApiV1ExportProfilesPost,
-)
-from .evidence_show_api_v1_evidence_evidence_id_get_response_evidence_show_api_v1_evidence_evidence_id_get import (
-    EvidenceShowApiV1EvidenceEvidenceIdGetResponseEvidenceShowApiV1EvidenceEvidenceIdGet,
-)
+from .event_evidence import EventEvidence
+from .evidence import Evidence
+from .evidence_check import EvidenceCheck
 from .evidence_verify import EvidenceVerify
-from .evidence_verify_api_v1_evidence_verify_post_response_evidence_verify_api_v1_evidence_verify_post import (
-    EvidenceVerifyApiV1EvidenceVerifyPostResponseEvidenceVerifyApiV1EvidenceVerifyPost,
-)
-from .get_profile_api_v1_export_profiles_profile_id_get_response_get_profile_api_v1_export_profiles_profile_id_get import (
-    GetProfileApiV1ExportProfilesProfileIdGetResponseGetProfileApiV1ExportProfilesProfileIdGet,
-)
-from .get_run_api_v1_export_runs_run_id_get_response_get_run_api_v1_export_runs_run_id_get import (
-    GetRunApiV1ExportRunsRunIdGetResponseGetRunApiV1ExportRunsRunIdGet,
-)
+from .get_manifest_response_200 import GetManifestResponse200
+from .get_provenance_response_200 import GetProvenanceResponse200
+from .hold import Hold
 from .hold_request import HoldRequest
-from .list_profiles_api_v1_export_profiles_get_response_list_profiles_api_v1_export_profiles_get import (
-    ListProfilesApiV1ExportProfilesGetResponseListProfilesApiV1ExportProfilesGet,
-)
-from .list_runs_api_v1_export_runs_get_response_list_runs_api_v1_export_runs_get import (
-    ListRunsApiV1ExportRunsGetResponseListRunsApiV1ExportRunsGet,
-)
+from .profile import Profile
 from .profile_create import ProfileCreate
 from .profile_create_settings import ProfileCreateSettings
+from .profile_list import ProfileList
+from .profile_list_profiles_item import ProfileListProfilesItem
 from .profile_patch import ProfilePatch
 from .profile_patch_settings import ProfilePatchSettings
+from .profile_update import ProfileUpdate
+from .readiness import Readiness
+from .readiness_checks import ReadinessChecks
+from .run import Run
 from .run_create import RunCreate
 from .run_create_selectors import RunCreateSelectors
+from .run_list import RunList
+from .run_list_runs_item import RunListRunsItem
 from .run_options import RunOptions
-from .timeline_event_api_v1_timeline_event_id_get_response_timeline_event_api_v1_timeline_event_id_get import (
-    TimelineEventApiV1TimelineEventIdGetResponseTimelineEventApiV1TimelineEventIdGet,
-)
-from .timeline_evidence_api_v1_timeline_event_id_evidence_get_response_timeline_evidence_api_v1_timeline_event_id_evidence_get import (
-    TimelineEvidenceApiV1TimelineEventIdEvidenceGetResponseTimelineEvidenceApiV1TimelineEventIdEvidenceGet,
-)
-from .timeline_list_api_v1_timeline_get_response_timeline_list_api_v1_timeline_get import (
-    TimelineListApiV1TimelineGetResponseTimelineListApiV1TimelineGet,
-)
-from .update_profile_api_v1_export_profiles_profile_id_patch_response_update_profile_api_v1_export_profiles_profile_id_patch import (
-    UpdateProfileApiV1ExportProfilesProfileIdPatchResponseUpdateProfileApiV1ExportProfilesProfileIdPatch,
-)
-from .verify_api_v1_verify_post_response_verify_api_v1_verify_post import (
-    VerifyApiV1VerifyPostResponseVerifyApiV1VerifyPost,
-)
+from .snapshot_create import SnapshotCreate
+from .snapshot_create_kind import SnapshotCreateKind
+from .timeline_event import TimelineEvent
+from .timeline_page import TimelinePage
+from .timeline_page_events_item import TimelinePageEventsItem
+from .verify_report import VerifyReport
+from .verify_report_checks_item import VerifyReportChecksItem
 from .verify_run import VerifyRun
 
 __all__ = (
-    "CancelRunApiV1ExportRunsRunIdCancelPostResponseCancelRunApiV1ExportRunsRunIdCancelPost",
-    "CreateProfileApiV1ExportProfilesPostResponseCreateProfileApiV1ExportProfilesPost",
-    "EvidenceShowApiV1EvidenceEvidenceIdGetResponseEvidenceShowApiV1EvidenceEvidenceIdGet",
+    "EventEvidence",
+    "Evidence",
+    "EvidenceCheck",
     "EvidenceVerify",
-    "EvidenceVerifyApiV1EvidenceVerifyPostResponseEvidenceVerifyApiV1EvidenceVerifyPost",
-    "GetProfileApiV1ExportProfilesProfileIdGetResponseGetProfileApiV1ExportProfilesProfileIdGet",
-    "GetRunApiV1ExportRunsRunIdGetResponseGetRunApiV1ExportRunsRunIdGet",
+    "GetManifestResponse200",
+    "GetProvenanceResponse200",
+    "Hold",
     "HoldRequest",
-    "ListProfilesApiV1ExportProfilesGetResponseListProfilesApiV1ExportProfilesGet",
-    "ListRunsApiV1ExportRunsGetResponseListRunsApiV1ExportRunsGet",
+    "Profile",
     "ProfileCreate",
     "ProfileCreateSettings",
+    "ProfileList",
+    "ProfileListProfilesItem",
     "ProfilePatch",
     "ProfilePatchSettings",
+    "ProfileUpdate",
+    "Readiness",
+    "ReadinessChecks",
+    "Run",
     "RunCreate",
     "RunCreateSelectors",
+    "RunList",
+    "RunListRunsItem",
     "RunOptions",
-    "TimelineEventApiV1TimelineEventIdGetResponseTimelineEventApiV1TimelineEventIdGet",
-    "TimelineEvidenceApiV1TimelineEventIdEvidenceGetResponseTimelineEvidenceApiV1TimelineEventIdEvidenceGet",
-    "TimelineListApiV1TimelineGetResponseTimelineListApiV1TimelineGet",
-    "UpdateProfileApiV1ExportProfilesProfileIdPatchResponseUpdateProfileApiV1ExportProfilesProfileIdPatch",
-    "VerifyApiV1VerifyPostResponseVerifyApiV1VerifyPost",
+    "SnapshotCreate",
+    "SnapshotCreateKind",
+    "TimelineEvent",
+    "TimelinePage",
+    "TimelinePageEventsItem",
+    "VerifyReport",
+    "VerifyReportChecksItem",
     "VerifyRun",
 )

@@ -1,0 +1,200 @@
+from http import HTTPStatus
+from typing import Any, cast
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.profile_patch import ProfilePatch
+from ...models.profile_update import ProfileUpdate
+from ...types import Response
+
+
+def _get_kwargs(
+    profile_id: str,
+    *,
+    body: ProfilePatch,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+    _kwargs: dict[str, Any] = {
+        "method": "patch",
+        "url": "/api/v1/export/profiles/{profile_id}".format(
+            profile_id=quote(str(profile_id), safe=""),
+        ),
+    }
+
+    _kwargs["json"] = body.to_dict()
+
+    headers["Content-Type"] = "application/json"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Any | ProfileUpdate | None:
+    if response.status_code == 200:
+        response_200 = ProfileUpdate.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = cast(Any, None)
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = cast(Any, None)
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = cast(Any, None)
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = cast(Any, None)
+        return response_404
+
+    if response.status_code == 422:
+        response_422 = cast(Any, None)
+        return response_422
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[Any | ProfileUpdate]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    profile_id: str,
+    *,
+    client: AuthenticatedClient,
+    body: ProfilePatch,
+) -> Response[Any | ProfileUpdate]:
+    """Update Profile
+
+     Change a custom profile: a new revision when its config changes (``changed``), as the CLI does.
+
+    Args:
+        profile_id (str):
+        body (ProfilePatch):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Any | ProfileUpdate]
+    """
+
+    kwargs = _get_kwargs(
+        profile_id=profile_id,
+        body=body,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    profile_id: str,
+    *,
+    client: AuthenticatedClient,
+    body: ProfilePatch,
+) -> Any | ProfileUpdate | None:
+    """Update Profile
+
+     Change a custom profile: a new revision when its config changes (``changed``), as the CLI does.
+
+    Args:
+        profile_id (str):
+        body (ProfilePatch):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Any | ProfileUpdate
+    """
+
+    return sync_detailed(
+        profile_id=profile_id,
+        client=client,
+        body=body,
+    ).parsed
+
+
+async def asyncio_detailed(
+    profile_id: str,
+    *,
+    client: AuthenticatedClient,
+    body: ProfilePatch,
+) -> Response[Any | ProfileUpdate]:
+    """Update Profile
+
+     Change a custom profile: a new revision when its config changes (``changed``), as the CLI does.
+
+    Args:
+        profile_id (str):
+        body (ProfilePatch):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Any | ProfileUpdate]
+    """
+
+    kwargs = _get_kwargs(
+        profile_id=profile_id,
+        body=body,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    profile_id: str,
+    *,
+    client: AuthenticatedClient,
+    body: ProfilePatch,
+) -> Any | ProfileUpdate | None:
+    """Update Profile
+
+     Change a custom profile: a new revision when its config changes (``changed``), as the CLI does.
+
+    Args:
+        profile_id (str):
+        body (ProfilePatch):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Any | ProfileUpdate
+    """
+
+    return (
+        await asyncio_detailed(
+            profile_id=profile_id,
+            client=client,
+            body=body,
+        )
+    ).parsed
