@@ -54,6 +54,7 @@ from core.contract.media_types import (
     STELLA_EXPORT_MANIFEST,
     STELLA_EXPORT_SIGNATURE,
 )
+from core.contract.oci import ANNOTATION_CREATED as CREATED
 from core.contract.oci import (
     ANNOTATION_EXPORT_DIGEST,
     ANNOTATION_PROFILE,
@@ -62,6 +63,8 @@ from core.contract.oci import (
     ANNOTATION_TENANT,
     REFERRERS_TAG_PREFIX,
 )
+from core.contract.oci import ANNOTATION_REF_NAME as REF_NAME
+from core.contract.oci import ANNOTATION_TITLE as TITLE
 from core.errors import BadInputError, IntegrityError, NotFoundError, PolicyRefusal, UsageError
 from core.home import Home
 from core.progress import Observer
@@ -72,8 +75,6 @@ from services.distribute_s3 import S3Distribution, S3Options, distribute_s3
 from services.export_attest import attest_remote_copy, distribution_signer
 from services.retention import stamp_expiry
 
-TITLE = "org.opencontainers.image.title"
-CREATED = "org.opencontainers.image.created"
 #: The empty JSON object: the config of an artifact that has none (OCI image spec 1.1, "empty descriptor").
 EMPTY_CONFIG = b"{}"
 #: Head files of a bundle that travel as layers of its referrer, with their media types.
@@ -314,9 +315,6 @@ def _distribute_oci(
         new,
         trivy_ref,
     )
-
-
-REF_NAME = "org.opencontainers.image.ref.name"
 
 
 def _push_trivy_image(client: RegistryClient, home: Home, repo: str, bundle: Path) -> str | None:

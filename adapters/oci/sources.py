@@ -38,12 +38,13 @@ from core.contract.bootstrap import (
     OCI_LAYER_TAR,
 )
 from core.contract.media_types import OCI_INDEX, OCI_MANIFEST
+from core.contract.oci import ANNOTATION_CREATED, ANNOTATION_TITLE
+from core.contract.oci import ANNOTATION_REF_NAME as REF_NAME
 from core.errors import BadInputError, IntegrityError
 
 PIECE = 1 << 20
 MAX_JSON = 4 << 20
 MAX_CHART = 64 << 20
-REF_NAME = "org.opencontainers.image.ref.name"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _SEMVER = re.compile(
     r"v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?"
@@ -427,16 +428,16 @@ def helm_annotations(meta: dict[str, Any], created: str) -> dict[str, str]:
     )
     for key, value in (
         ("org.opencontainers.image.description", meta.get("description")),
-        ("org.opencontainers.image.title", meta.get("name")),
+        (ANNOTATION_TITLE, meta.get("name")),
         ("org.opencontainers.image.version", meta.get("version")),
         ("org.opencontainers.image.url", meta.get("home")),
-        ("org.opencontainers.image.created", created),
+        (ANNOTATION_CREATED, created),
         ("org.opencontainers.image.source", sources[0] if sources else None),
         ("org.opencontainers.image.authors", authors),
     ):
         if value:
             out[key] = str(value)
-    immutable = {"org.opencontainers.image.title", "org.opencontainers.image.version"}
+    immutable = {ANNOTATION_TITLE, "org.opencontainers.image.version"}
     for key, value in (meta.get("annotations") or {}).items():
         if str(key) not in immutable:
             out[str(key)] = str(value)

@@ -40,13 +40,13 @@ from core.contract.media_types import (
     TRIVY_DB_LAYER,
     TRIVY_JAVA_DB_LAYER,
 )
+from core.contract.oci import ANNOTATION_CREATED as CREATED
+from core.contract.oci import ANNOTATION_REF_NAME as REF_NAME
+from core.contract.oci import ANNOTATION_TITLE as TITLE
 from core.errors import EnvironmentFailure, UsageError
 from core.store import Store
 
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
-TITLE = "org.opencontainers.image.title"
-REF_NAME = "org.opencontainers.image.ref.name"
-CREATED = "org.opencontainers.image.created"
 CHUNK = 1 << 20
 
 

@@ -13,3 +13,8 @@ ANNOTATION_EXPORT_DIGEST = "org.stellaops.export.digest"
 ANNOTATION_PROVENANCE_REF = "org.stellaops.provenance.ref"
 #: The referrers tag schema: the tag ``sha256-<hex>`` holds an image index of the referrers of ``sha256:<hex>``.
 REFERRERS_TAG_PREFIX = "sha256-"
+
+#: The OCI image spec's pre-defined annotation keys stella writes (image-spec annotations.md).
+ANNOTATION_TITLE = "org.opencontainers.image.title"
+ANNOTATION_CREATED = "org.opencontainers.image.created"
+ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
