@@ -19,13 +19,13 @@ from typing import Any
 
 from adapters.oci import reference as oci_ref
 from adapters.oci.client import RegistryClient
-from adapters.oci.sources import REF_NAME
 from adapters.profiles.bootstrap import OCI_LAYOUT_BYTES, read_spec
 from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.atomic import write_bytes
 from core.canonical import canonical_json
 from core.contract.bootstrap import LAYOUT_BLOBS, OCI_DIR, PACK_MANIFEST, PACK_SCHEMA, REGISTRY_SOURCE
 from core.contract.media_types import OCI_INDEX, OCI_MANIFEST
+from core.contract.oci import ANNOTATION_REF_NAME as REF_NAME
 from core.contract.profiles import BOOTSTRAP_PACK
 from core.errors import BadInputError, IntegrityError, UsageError
 from core.home import Home

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from adapters.oci.reference import valid_component, valid_tag
-from adapters.oci.sources import REF_NAME, Chart, Image, load_chart, open_image
+from adapters.oci.sources import Chart, Image, load_chart, open_image
 from core.bundle import PayloadContext
 from core.canonical import canonical_json
 from core.contract.bootstrap import (
@@ -41,6 +41,7 @@ from core.contract.bootstrap import (
     REGISTRY_SOURCE,
 )
 from core.contract.media_types import OCI_INDEX, OCI_MANIFEST
+from core.contract.oci import ANNOTATION_REF_NAME as REF_NAME
 from core.errors import BadInputError, IntegrityError, UsageError
 
 OCI_LAYOUT_BYTES = b'{"imageLayoutVersion":"1.0.0"}'
