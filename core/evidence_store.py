@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from core.clock import rfc3339
+from core.custody import CustodyEvent
 from core.errors import NotFoundError, UsageError
 
 #: Retention of new evidence when a tenant set none: 90 days, in seconds.
@@ -116,22 +117,6 @@ class Hold:
             "releasedAt": None if self.released_at is None else rfc3339(self.released_at),
             "releaseReason": self.release_reason,
         }
-
-
-@dataclass(frozen=True)
-class CustodyRow:
-    """One stored custody event, field for field as :class:`core.custody.CustodyEvent` hashes it."""
-
-    seq: int
-    at: str
-    actor: str
-    action: str
-    subject: str
-    subject_digest: str
-    where: str
-    why: str
-    prev: str
-    hash: str
 
 
 @dataclass(frozen=True)
@@ -366,7 +351,7 @@ class EvidenceStore:
         )
 
     # -- custody ----------------------------------------------------------------------------------
-    def custody(self, tenant: str, *, after: int = 0, last: int | None = None) -> builtins.list[CustodyRow]:
+    def custody(self, tenant: str, *, after: int = 0, last: int | None = None) -> builtins.list[CustodyEvent]:
         """The tenant's custody chain in order: the events after seq ``after``, or only the ``last`` ones."""
         sql = f"SELECT {_CUSTODY_COLUMNS} FROM evidence_custody_events WHERE tenant = ? AND seq > ?"
         params: builtins.list[Any] = [tenant, after]
@@ -374,9 +359,9 @@ class EvidenceStore:
             sql = f"SELECT * FROM ({sql} ORDER BY seq DESC LIMIT ?)"
             params.append(last)
         rows = self.cur.execute(sql + " ORDER BY seq", params).fetchall()
-        return [CustodyRow(int(r[0]), *r[1:]) for r in rows]
+        return [CustodyEvent(int(r[0]), *r[1:]) for r in rows]
 
-    def append_custody(self, tenant: str, event: CustodyRow) -> None:
+    def append_custody(self, tenant: str, event: CustodyEvent) -> None:
         self.cur.execute(
             f"INSERT INTO evidence_custody_events (tenant, {_CUSTODY_COLUMNS}) VALUES ({', '.join('?' * 11)})",
             [

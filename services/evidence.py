@@ -66,7 +66,6 @@ from core.evidence_seal import (
     seal_evidence,
 )
 from core.evidence_store import (
-    CustodyRow,
     EvidenceArtifactRow,
     EvidenceBundle,
     EvidenceStore,
@@ -450,27 +449,12 @@ def environment_digests(home: Home, store: Store) -> dict[str, Any]:
 # -- custody --------------------------------------------------------------------------------------------------------
 
 
-def _event(row: CustodyRow) -> CustodyEvent:
-    return CustodyEvent(
-        seq=row.seq,
-        at=row.at,
-        actor=row.actor,
-        action=row.action,
-        subject=row.subject,
-        subject_digest=row.subject_digest,
-        where=row.where,
-        why=row.why,
-        prev=row.prev,
-        hash=row.hash,
-    )
-
-
 def record_custody(
     cur: duckdb.DuckDBPyConnection, tenant: str, action: str, subject: str, digest: str, why: str
 ) -> CustodyEvent:
     """Append one custody event to the tenant's chain (inside the caller's transaction)."""
     es = EvidenceStore(cur)
-    chain = [_event(r) for r in es.custody(tenant, last=1)]
+    chain = es.custody(tenant, last=1)
     event = append_event(
         chain,
         at=utcnow(),
@@ -481,21 +465,7 @@ def record_custody(
         where=_host(),
         why=why,
     )
-    es.append_custody(
-        tenant,
-        CustodyRow(
-            event.seq,
-            event.at,
-            event.actor,
-            event.action,
-            event.subject,
-            event.subject_digest,
-            event.where,
-            event.why,
-            event.prev,
-            event.hash,
-        ),
-    )
+    es.append_custody(tenant, event)
     return event
 
 
@@ -516,10 +486,9 @@ def publish_custody(store: Store, tenant: str, after_seq: int, *, case: str | No
     from services.timeline import record_event, source_for
 
     types = {ACTION["SEAL"]: EVIDENCE_SEALED, ACTION["HOLD"]: EVIDENCE_HOLD, ACTION["RELEASE"]: EVIDENCE_RELEASE}
-    for row in EvidenceStore(store.conn).custody(tenant, after=after_seq):
-        if row.action == ACTION["SNAPSHOT"]:  # a snapshot's digest is its content's: the seal
+    for event in EvidenceStore(store.conn).custody(tenant, after=after_seq):
+        if event.action == ACTION["SNAPSHOT"]:  # a snapshot's digest is its content's: the seal
             continue  # that follows it names the archive
-        event = _event(row)
         record_event(
             store,
             tenant=tenant,
@@ -577,7 +546,7 @@ def custody_log(home: Home, tenant: str) -> CustodyReport:
     tenant = validate_tenant(tenant)
     with Store.open(home, read_only=True) as store:
         es = EvidenceStore(store.conn)
-        events = [_event(r) for r in es.custody(tenant)]
+        events = es.custody(tenant)
         bundles = es.list(tenant)
     where = f"custody chain of tenant {tenant!r}"
     head = verify_chain(events, path=where)
@@ -695,7 +664,7 @@ def _seal(
     snapshot = record_custody(
         cur, tenant, ACTION["SNAPSHOT"], _subject(evidence_id), _content_digest(content.artifacts), why
     )
-    chain = [_event(r) for r in es.custody(tenant, last=CUSTODY_IN_BUNDLE)]
+    chain = es.custody(tenant, last=CUSTODY_IN_BUNDLE)
     sealed: SealedEvidence = seal_evidence(
         SealRequest(
             evidence_id=evidence_id,
@@ -1223,7 +1192,7 @@ def custody_of(home: Home, tenant: str, ident: str, *, last: int = 10) -> list[C
     with Store.open(home, read_only=True) as store:
         es = EvidenceStore(store.conn)
         subject = _subject(es.get(tenant, ident).evidence_id)
-        return [_event(r) for r in es.custody(tenant) if r.subject == subject][-last:]
+        return [e for e in es.custody(tenant) if e.subject == subject][-last:]
 
 
 def verify_stored_evidence(
