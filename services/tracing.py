@@ -37,6 +37,8 @@ SPAN_KIND_INTERNAL = 1
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 #: The instrumentation scope of every span.
 SCOPE = "stella.export"
+#: Span files kept in ``HOME/traces`` (an incident's runs): writing one more removes the oldest beyond this many.
+KEEP_TRACE_FILES = 500
 
 log = logging.getLogger("stella.tracing")
 
@@ -218,3 +220,26 @@ def _write_spans(home: Home, tracer: Tracer, trace_file: Path | None) -> None:
         log.warning("spans not written: %s", exc.diagnostics())
     else:
         log.debug("spans written to %s", target)
+        if trace_file is None:
+            prune_traces(target.parent)
+
+
+def prune_traces(directory: Path, keep: int = KEEP_TRACE_FILES) -> list[Path]:
+    """Remove the oldest span files in ``directory`` beyond the newest ``keep`` (by modification time, then name);
+    returns what was removed. Only the files stella names there (``*.json``) are considered."""
+    files: list[tuple[float, str, Path]] = []
+    for path in directory.glob("*.json"):
+        try:
+            files.append((path.stat().st_mtime, path.name, path))
+        except OSError:  # removed meanwhile by another run's pruning
+            continue
+    files.sort(reverse=True)
+    removed: list[Path] = []
+    for _, _, path in files[keep:]:
+        try:
+            path.unlink()
+        except OSError as exc:
+            log.warning("old span file not removed: %s: %s", path, exc.strerror)
+            continue
+        removed.append(path)
+    return removed

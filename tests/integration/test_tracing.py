@@ -6,6 +6,7 @@ metrics; while an incident is open, runs log at debug level and always write the
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -251,6 +252,30 @@ def test_during_an_incident_runs_log_debug_and_always_write_spans(
     assert not [
         line for line in _log_lines(home) if line["level"] == "debug" and line["run_id"] == after.json()["runId"]
     ]
+
+
+def test_an_incident_run_prunes_the_oldest_span_files_beyond_the_limit(
+    stella: Any, keyed: None, home: Path, tmp_path: Path
+) -> None:
+    from services.tracing import KEEP_TRACE_FILES
+
+    traces = home / "traces"
+    traces.mkdir(mode=0o700)
+    old = [traces / f"{n:032x}.export.run.json" for n in range(KEEP_TRACE_FILES + 5)]
+    for n, path in enumerate(old):
+        path.write_text("{}")
+        os.utime(path, (1_600_000_000 + n, 1_600_000_000 + n))  # old[0] is the oldest
+    notes = traces / "notes.txt"  # not a span file: never pruned
+    notes.write_text("kept by hand\n")
+    assert stella("incident", "start", "--reason", "drill", "--key", "k").code == 0
+    run = stella("export", "run", "--profile", "json:raw", "--key", "k", "--out", tmp_path / "a.tar.zst", "--json")
+    assert run.code == 0, run.err
+    new = traces / f"{run.json()['correlationId'].replace('-', '')}.export.run.json"
+    kept = set(traces.glob("*.json"))
+    assert len(kept) == KEEP_TRACE_FILES
+    assert new in kept
+    assert kept == {new, *old[-(KEEP_TRACE_FILES - 1) :]}  # the six oldest went, the newest stayed
+    assert notes.exists()
 
 
 def test_the_home_setting_traces_every_run_and_a_bad_one_is_refused(
