@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import ipaddress
+import logging
+import threading
 import time as _time
 import urllib.error
 import urllib.parse
@@ -40,6 +42,8 @@ from core.contract.timeline import (
 from core.errors import BadInputError, StellaError, UsageError
 from core.home import Home
 from core.timeline import TimelineEvent
+
+log = logging.getLogger(__name__)
 
 #: The event types that are notified.
 NOTIFY_TYPES = frozenset({BUNDLE_READY_FOR_TRANSFER, EXPORT_FAILED, INCIDENT_STARTED, INCIDENT_STOPPED})
@@ -184,7 +188,8 @@ def configure(
 
 @dataclass(frozen=True)
 class Delivery:
-    """What notifying one event did. ``webhook`` is ``sent``, ``already-sent``, ``failed`` or ``none``."""
+    """What notifying one event did. ``webhook`` is ``sent``, ``already-sent``, ``failed``, ``queued`` (in the
+    ``outbox`` file, for :func:`deliver_outbox`) or ``none``."""
 
     tenant: str
     event_id: str
@@ -193,6 +198,7 @@ class Delivery:
     webhook: str = "none"
     attempts: int = 0
     error: str | None = None
+    outbox: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -218,8 +224,13 @@ def notify(
     *,
     config: NotifyConfig | None = None,
     sleep: Callable[[float], None] = _time.sleep,
+    deliver: bool = True,
 ) -> Delivery | None:
-    """Spool and deliver ``event`` if its type is notified and something is configured; None otherwise."""
+    """Spool and deliver ``event`` if its type is notified and something is configured; None otherwise.
+
+    With ``deliver`` false the webhook's copy is only put in the outbox (the Delivery says ``queued`` and names it in
+    ``outbox``): a producer that holds the store hands it to :func:`deliver_outbox` once it has let the store go, so
+    a slow or unreachable receiver never keeps other writers waiting."""
     if event.type not in NOTIFY_TYPES:
         return None
     try:
@@ -249,6 +260,10 @@ def notify(
     except (OSError, StellaError) as exc:
         text = exc.diagnostics() if isinstance(exc, StellaError) else str(exc)
         return Delivery(event.tenant, event.id, event.type, spooled=spooled, webhook="failed", error=text)
+    if not deliver:
+        return Delivery(
+            event.tenant, event.id, event.type, spooled=spooled, webhook="queued", error=error, outbox=outbox
+        )
     outcome = _deliver(home, outbox, config.webhook, sleep=sleep)
     return Delivery(
         event.tenant,
@@ -280,6 +295,36 @@ def deliver_pending(home: Home, *, sleep: Callable[[float], None] = _time.sleep)
             Delivery(tenant, event_id, type_, webhook=outcome.state, attempts=outcome.attempts, error=outcome.error)
         )
     return done
+
+
+def deliver_outbox(home: Home, queued: list[Delivery], *, background: bool) -> threading.Thread | None:
+    """Deliver the webhook copies :func:`notify` only queued (``deliver=False``): now, or with ``background`` in a
+    (non-daemon) thread, which the interpreter waits for before it exits. Nothing raises: a delivery that fails
+    waits in the outbox for `stella timeline notify deliver`, as any other."""
+    files = [d.outbox for d in queued if d.outbox is not None]
+    if not files:
+        return None
+
+    def run() -> None:
+        try:
+            hook = load_config(home).webhook
+        except StellaError as exc:
+            log.warning("notifications wait in the outbox: %s", exc.diagnostics())
+            return
+        if hook is None:
+            return
+        for path in files:
+            if path.exists():  # `stella timeline notify deliver` may have sent it meanwhile
+                outcome = _deliver(home, path, hook, sleep=_time.sleep)
+                if outcome.state == "failed":
+                    log.warning("notification %s not delivered: %s", path.name, outcome.error)
+
+    if not background:
+        run()
+        return None
+    thread = threading.Thread(target=run, name="stella-notify", daemon=False)
+    thread.start()
+    return thread
 
 
 def pending(home: Home) -> list[str]:

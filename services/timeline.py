@@ -52,7 +52,7 @@ from core.timeline import (
     insert_event,
     list_events,
 )
-from services.notify import notify
+from services.notify import Delivery, deliver_outbox, notify
 
 __all__ = [
     "AttestationSubject",
@@ -131,12 +131,22 @@ def record_events(home: Home, drafts: Sequence[EventDraft], *, wait: float = 30.
             delay = min(delay * 2, 0.05)
             continue
         with store:
-            return _record(store, drafts)
+            events, queued = _record_queued(store, drafts)
+        deliver_outbox(home, queued, background=False)  # the store is let go first: see _record
+        return events
 
 
 def _record(store: Store, drafts: Sequence[EventDraft]) -> list[TimelineEvent]:
     """Record ``drafts`` in one transaction (tried again when another cursor took the next sequence number), then
-    notify the new ones that need a person."""
+    notify the new ones that need a person. The caller holds the store, so webhook deliveries (retried with
+    backoff against a receiver that may be down) run in a thread rather than under the store's writer lock."""
+    events, queued = _record_queued(store, drafts)
+    deliver_outbox(store.home, queued, background=True)
+    return events
+
+
+def _record_queued(store: Store, drafts: Sequence[EventDraft]) -> tuple[list[TimelineEvent], list[Delivery]]:
+    """Record ``drafts``; spool the new ones that need a person and queue their webhook copies (returned)."""
     if store.read_only:
         raise UsageError("the timeline is recorded through a store opened for writing")
     for attempt in range(_RACE_ATTEMPTS):
@@ -154,10 +164,13 @@ def _record(store: Store, drafts: Sequence[EventDraft]) -> list[TimelineEvent]:
                     path=str(store.home.store_path),
                 ) from None
             _time.sleep(0.005 * (attempt + 1))
+    queued = []
     for event, created in recorded:
         if created:  # a retry was notified the first time
-            notify(store.home, event)
-    return [event for event, _ in recorded]
+            delivery = notify(store.home, event, deliver=False)
+            if delivery is not None and delivery.webhook == "queued":
+                queued.append(delivery)
+    return [event for event, _ in recorded], queued
 
 
 # -- export runs -----------------------------------------------------------------------------------------------

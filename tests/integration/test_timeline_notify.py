@@ -82,6 +82,7 @@ def test_a_mirror_bundle_ready_for_transfer_is_spooled_and_delivered_once(
     assert stella("tuf", "init", "--key", "signer").code == 0
     run = stella("export", "run", "--profile", "mirror:full", "--key", "signer", "--out", tmp_path / "m.tar.zst")
     assert run.code == 0, run.err
+    _delivered()
     # The spool: one JSON file for the one notified event (built, distributed and requested are not notified).
     files = sorted(spool.iterdir())
     assert [f.suffix for f in files] == [".json"]  # no temporary file left beside it
@@ -102,6 +103,14 @@ def test_a_mirror_bundle_ready_for_transfer_is_spooled_and_delivered_once(
     assert len(receiver.requests) == 3 and sorted(spool.iterdir()) == files
     show = stella("timeline", "notify", "show", "--json").json()
     assert show["waiting"] == []
+
+
+def _delivered() -> None:
+    """Wait for the webhook deliveries an export started once it let the store go (a CLI process waits for them
+    before it exits; these tests run the CLI in-process)."""
+    for thread in threading.enumerate():
+        if thread.name == "stella-notify":
+            thread.join(30)
 
 
 def _as_event(d: dict[str, Any]) -> TimelineEvent:
@@ -206,3 +215,44 @@ def test_a_bundle_built_outside_a_run_can_be_announced_once(stella: Any, home: P
     listed = stella("timeline", "list", "--type", "bundle.*", "--json").json()["events"]
     assert [e["id"] for e in listed] == [event.id] and listed[0]["data"]["bundle"]["sha256"] == digest
     assert [json.loads(p.read_text())["id"] for p in spool.iterdir()] == [event.id]
+
+
+def test_a_slow_webhook_does_not_hold_the_store(stella: Any, home: Path, tmp_path: Path) -> None:
+    """export.failed is recorded while the export holds the store; its webhook delivery waits on a receiver that
+    does not answer yet, and meanwhile the store is free for the next writer."""
+    answer = threading.Event()
+    slow = Receiver(failures=0)
+    handler = slow.server.RequestHandlerClass
+    original = handler.do_POST  # type: ignore[attr-defined]
+
+    def do_post(self: BaseHTTPRequestHandler) -> None:
+        answer.wait(20)
+        original(self)
+
+    handler.do_POST = do_post  # type: ignore[attr-defined]
+    try:
+        assert stella("timeline", "notify", "set", "--webhook", slow.url, "--timeout", "30").code == 0
+        assert stella("import", "--quiet", SAMPLES / "advisories").code == 0
+        assert stella("keys", "generate", "k").code == 0
+        media = tmp_path / "media"
+        media.mkdir()
+
+        def swap_media(run: ExportRun) -> None:
+            media.rmdir()
+            media.symlink_to("/proc")
+
+        request = ExportRequest(tenant="default", profile="json:raw", key="k", out=media / "b.tar.zst")
+        with pytest.raises(StellaError):
+            run_export(Home(home), request, on_planned=swap_media)
+        [delivering] = [t for t in threading.enumerate() if t.name == "stella-notify"]
+        assert delivering.is_alive()  # the receiver has not answered
+        assert stella("import", "--quiet", SAMPLES / "advisories").code == 0  # the store is free: all duplicates
+        answer.set()
+        delivering.join(20)
+        assert not delivering.is_alive()
+        [body] = slow.accepted()
+        assert body["type"] == EXPORT_FAILED
+        assert notify.pending(Home(home)) == []
+    finally:
+        answer.set()
+        slow.close()
