@@ -86,6 +86,7 @@ class S3Distribution:
     retain_until: datetime | None
     legal_hold: bool
     already_present: bool
+    resumed_parts: int = 0  # parts an unfinished earlier upload already held, not sent again
     attestation_url: str | None = None  # KEY.intoto.jsonl beside the object, when the bundle has an attestation
 
     @property
@@ -97,9 +98,12 @@ class S3Distribution:
         if self.legal_hold:
             lock += ", legal hold on"
         version = f" (version {self.version_id})" if self.version_id else ""
+        resumed = (
+            f", resumed ({self.resumed_parts} of {self.parts} parts were already there)" if self.resumed_parts else ""
+        )
         return (
             f"run {self.distribution.run_id} {what} {self.url}{version}: {self.size} bytes, sha256 {self.sha256},"
-            f" read back and checked{lock}"
+            f" read back and checked{lock}{resumed}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +117,7 @@ class S3Distribution:
             "size": self.size,
             "checksumSha256": self.checksum_sha256,
             "parts": self.parts,
+            "resumedParts": self.resumed_parts,
             "objectLock": {
                 "mode": None if self.lock_mode is None else self.lock_mode.value,
                 "retainUntil": None if self.retain_until is None else rfc3339(self.retain_until),
@@ -215,10 +220,11 @@ def _read_back(
         held.etag,
         stored.checksum_sha256,
         held.size,
-        stored.parts,
-        held.lock_mode,
-        held.retain_until,
-        held.legal_hold,
+        parts=stored.parts,
+        reused=stored.reused,
+        lock_mode=held.lock_mode,
+        retain_until=held.retain_until,
+        legal_hold=held.legal_hold,
     )
 
 
@@ -299,6 +305,7 @@ def _record(
         size=held.size,
         checksum_sha256=held.checksum_sha256,
         parts=held.parts,
+        resumed_parts=held.reused,
         lock_mode=held.lock_mode,
         retain_until=held.retain_until,
         legal_hold=held.legal_hold,

@@ -177,6 +177,7 @@ class StoredObject:
     checksum_sha256: str | None  # base64, as S3 spells it; for a multipart object the checksum of the part checksums
     size: int
     parts: int = 1
+    reused: int = 0  # parts of an unfinished earlier upload that a resumed upload did not send again
     lock_mode: LockMode | None = None
     retain_until: datetime | None = None
     legal_hold: bool = False
@@ -184,6 +185,25 @@ class StoredObject:
 
 def sha256_b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
+
+
+@dataclass(frozen=True)
+class _HeldPart:
+    """A part an unfinished upload already holds: its ETag and, where the store reports it, its SHA-256."""
+
+    etag: str
+    checksum_sha256: str | None
+
+
+def _held_etag(held: _HeldPart | None, chunk: bytes, digest: bytes) -> str | None:
+    """The held part's ETag if it holds exactly ``chunk``: its reported SHA-256 equals ``digest``, or, from a store
+    that does not report part checksums, its ETag is the MD5 of ``chunk`` (S3's ETag of a plain part)."""
+    if held is None:
+        return None
+    if held.checksum_sha256 is not None:
+        return held.etag if held.checksum_sha256 == sha256_b64(digest) else None
+    md5 = hashlib.md5(chunk, usedforsecurity=False).hexdigest()
+    return held.etag if held.etag.strip('"') == md5 else None
 
 
 def composite_sha256(part_digests: list[bytes]) -> str:
@@ -253,8 +273,9 @@ class S3Store:
 
         A file up to ``part_size`` goes up in one ``PutObject``; a larger one in parts of ``part_size`` bytes, each
         read, hashed and sent in turn. The whole file is hashed on the way: if it is not ``sha256`` nothing is
-        created (:class:`IntegrityError`). A multipart upload that fails or is cancelled is aborted, so no parts
-        are left behind.
+        created (:class:`IntegrityError`). A multipart upload that is cancelled, or whose file or bytes are wrong, is
+        aborted, so no parts are left behind; one that the store or the network broke (or a killed process) leaves
+        its parts, and the next put of the same key resumes it, sending only the parts it does not hold.
         """
         sink = observer or NullObserver()
         size = path.stat().st_size
@@ -289,16 +310,22 @@ class S3Store:
                     return None
                 raise
         sink.advance(len(data))
-        return StoredObject(key, put.get("VersionId"), put.get("ETag"), sha256_b64(digest), len(data))
+        return StoredObject(key, _version(put.get("VersionId")), put.get("ETag"), sha256_b64(digest), len(data))
 
     def _put_multipart(
         self, bucket: str, key: str, path: Path, sha256: str, lock: ObjectLock, part_size: int, sink: Observer
     ) -> StoredObject | None:
         url = f"s3://{bucket}/{key}"
-        with _calls(f"starting a multipart upload to {url}"):
-            upload_id = self.client.create_multipart_upload(
-                Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256", **lock.put_arguments()
-            )["UploadId"]
+        resumed = self._resumable(bucket, key)
+        if resumed is not None:
+            upload_id, held = resumed
+        else:
+            held = {}
+            with _calls(f"starting a multipart upload to {url}"):
+                upload_id = self.client.create_multipart_upload(
+                    Bucket=bucket, Key=key, ChecksumAlgorithm="SHA256", **lock.put_arguments()
+                )["UploadId"]
+        reused = 0
         try:
             whole = hashlib.sha256()
             digests: list[bytes] = []
@@ -311,18 +338,22 @@ class S3Store:
                     whole.update(chunk)
                     digest = hashlib.sha256(chunk).digest()
                     number = len(parts) + 1
-                    with _calls(f"uploading part {number} to {url}"):
-                        sent = self.client.upload_part(
-                            Bucket=bucket,
-                            Key=key,
-                            UploadId=upload_id,
-                            PartNumber=number,
-                            Body=chunk,
-                            ChecksumAlgorithm="SHA256",
-                            ChecksumSHA256=sha256_b64(digest),
-                        )
+                    etag = _held_etag(held.get(number), chunk, digest)
+                    if etag is not None:
+                        reused += 1
+                    else:
+                        with _calls(f"uploading part {number} to {url}"):
+                            etag = self.client.upload_part(
+                                Bucket=bucket,
+                                Key=key,
+                                UploadId=upload_id,
+                                PartNumber=number,
+                                Body=chunk,
+                                ChecksumAlgorithm="SHA256",
+                                ChecksumSHA256=sha256_b64(digest),
+                            )["ETag"]
                     digests.append(digest)
-                    parts.append({"PartNumber": number, "ETag": sent["ETag"], "ChecksumSHA256": sha256_b64(digest)})
+                    parts.append({"PartNumber": number, "ETag": etag, "ChecksumSHA256": sha256_b64(digest)})
                     size += len(chunk)
                     sink.advance(len(chunk))
             _check_local(path, whole.hexdigest(), sha256)
@@ -336,12 +367,50 @@ class S3Store:
                         self._abort(bucket, key, upload_id)
                         return None
                     raise
+        except EnvironmentFailure as exc:
+            # The store or the network failed: the parts sent stay, and the same command resumes from them.
+            exc.hint = (exc.hint + "; " if exc.hint else "") + (
+                f"{len(parts)} part(s) are in the store's multipart upload; run the same command again to resume"
+            )
+            raise
         except BaseException:
-            self._abort(bucket, key, upload_id)
+            self._abort(bucket, key, upload_id)  # asked to stop, or the file is not the run's: nothing stays
             raise
         return StoredObject(
-            key, done.get("VersionId"), done.get("ETag"), composite_sha256(digests), size, parts=len(parts)
+            key,
+            _version(done.get("VersionId")),
+            done.get("ETag"),
+            composite_sha256(digests),
+            size,
+            parts=len(parts),
+            reused=reused,
         )
+
+    def _resumable(self, bucket: str, key: str) -> tuple[str, dict[int, _HeldPart]] | None:
+        """The newest unfinished SHA-256 multipart upload of ``key`` (a killed or failed earlier attempt) and the
+        parts it holds; None when there is none. A part is reused only if it holds the local part's bytes
+        (:func:`_held_etag`), S3 checks each part's SHA-256 again on completion, and the object is read back and
+        hashed after the upload anyway."""
+        with _calls(f"listing unfinished uploads of s3://{bucket}/{key}"):
+            listed = self.client.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", [])
+        candidates = [u for u in listed if u.get("Key") == key and u.get("ChecksumAlgorithm") == "SHA256"]
+        candidates.sort(key=lambda u: u.get("Initiated") or datetime.min.replace(tzinfo=UTC), reverse=True)
+        if not candidates:
+            return None
+        upload_id = candidates[0]["UploadId"]
+        held: dict[int, _HeldPart] = {}
+        marker = 0
+        with _calls(f"listing the parts of an unfinished upload of s3://{bucket}/{key}"):
+            while True:
+                page = self.client.list_parts(Bucket=bucket, Key=key, UploadId=upload_id, PartNumberMarker=marker)
+                for part in page.get("Parts", []):
+                    number, etag = part.get("PartNumber"), part.get("ETag")
+                    if isinstance(number, int) and isinstance(etag, str):
+                        held[number] = _HeldPart(etag, part.get("ChecksumSHA256"))
+                if not page.get("IsTruncated"):
+                    break
+                marker = int(page.get("NextPartNumberMarker", 0))
+        return upload_id, held
 
     def _abort(self, bucket: str, key: str, upload_id: str) -> None:
         with suppress(Exception):  # best effort: the failure being reported matters more
@@ -372,7 +441,7 @@ class S3Store:
             put = self.client.put_object(
                 Bucket=bucket, Key=key, Body=data, ChecksumAlgorithm="SHA256", ChecksumSHA256=sha256_b64(digest)
             )
-        return StoredObject(key, put.get("VersionId"), put.get("ETag"), sha256_b64(digest), len(data))
+        return StoredObject(key, _version(put.get("VersionId")), put.get("ETag"), sha256_b64(digest), len(data))
 
     def delete_version(self, bucket: str, key: str, version_id: str | None) -> None:
         """Delete one version of the object (no bypass of a governance lock: a locked version refuses)."""
@@ -406,6 +475,12 @@ class S3Store:
                 body.close()
                 sink.finish("reading back")
         return digest.hexdigest(), size
+
+
+def _version(version_id: str | None) -> str | None:
+    """A put's version id, None for an unversioned object: S3 may call that version "null", which a later request
+    must not name (moto answers HEAD ?versionId=null with 400); the key alone reads it."""
+    return None if version_id in (None, "", "null") else version_id
 
 
 def _read_file(path: Path, offset: int, length: int | None) -> bytes:

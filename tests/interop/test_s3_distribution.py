@@ -16,9 +16,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -429,3 +431,114 @@ def test_the_s3_modules_import_no_boto3() -> None:
     code = "import sys, adapters.objstore.s3; print(sorted({'boto3', 'botocore'} & set(sys.modules)))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert run.stdout.strip() == "[]"
+
+
+class _CuttingProxy:
+    """A TCP relay to the S3 server that cuts every connection, and refuses new ones, once ``limit`` bytes have gone
+    up: a network that fails in the middle of an upload."""
+
+    def __init__(self, upstream: str, limit: int) -> None:
+        host, port = upstream.removeprefix("http://").split(":")
+        self.upstream = (host, int(port))
+        self.limit = limit
+        self.sent = 0
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.open: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            with self.lock:
+                self.open += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, upward: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if upward:
+                    with self.lock:
+                        self.sent += len(data)
+                        cut = self.sent > self.limit
+                    if cut:
+                        self.cut()
+                        return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        with suppress(OSError):
+            self.listener.close()
+        with self.lock:
+            for s in self.open:
+                with suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+def test_a_multipart_upload_the_network_broke_resumes_from_the_parts_sent(
+    stella: Any, tmp_path: Path, s3: Any, moto_endpoint: str
+) -> None:
+    """The connection to the store breaks after the first 5 MiB part: the command fails (exit 7) saying the parts
+    stay; the same command run again sends only the parts the store does not hold, and the object is the bundle."""
+    big = tmp_path / "big"
+    big.mkdir()
+    doc = json.loads((SAMPLES / "advisories" / "GO-2020-0001.json").read_text())
+    doc["id"] = "GO-2099-0002"
+    doc["details"] = base64.b64encode(os.urandom(16 * MIB)).decode()
+    (big / "GO-2099-0002.json").write_text(json.dumps(doc))
+    run_id, bundle = _run(stella, tmp_path, "acme", big)
+    data = bundle.read_bytes()
+    parts = -(-len(data) // (5 * MIB))
+    assert parts >= 3
+    bucket = _bucket(s3, "resume")
+    proxy = _CuttingProxy(moto_endpoint, limit=7 * MIB)  # part 1 arrives whole, part 2 is cut
+    broken = _distribute(stella, proxy.url, run_id, f"s3://{bucket}", "--chunk-size", str(5 * MIB))
+    assert broken.code == ExitCode.ENVIRONMENT, broken.err
+    assert "run the same command again to resume" in broken.err
+    [upload] = s3.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    held = s3.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]).get("Parts", [])
+    assert [p["PartNumber"] for p in held] == [1]
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+    res = _distribute(stella, moto_endpoint, run_id, f"s3://{bucket}", "--chunk-size", str(5 * MIB), "--json")
+    assert res.code == 0, res.err
+    out = res.json()
+    assert (out["parts"], out["resumedParts"]) == (parts, 1)
+    assert s3.get_object(Bucket=bucket, Key=upload["Key"])["Body"].read() == data
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_resumed_upload_sends_again_a_part_that_differs(tmp_path: Path, s3: Any, moto_endpoint: str) -> None:
+    """An unfinished upload whose part 1 holds other bytes (another file, or a hostile store's): that part is sent
+    again, the matching part 2 is not, and the object is the file."""
+    from adapters.objstore.s3 import Endpoint, ObjectLock, S3Store
+
+    bucket = _bucket(s3, "differs")
+    blob = tmp_path / "blob"
+    blob.write_bytes(os.urandom(12 * MIB))
+    data = blob.read_bytes()
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="k", ChecksumAlgorithm="SHA256")["UploadId"]
+    for number, body in ((1, os.urandom(5 * MIB)), (2, data[5 * MIB : 10 * MIB])):
+        s3.upload_part(
+            Bucket=bucket, Key="k", UploadId=upload, PartNumber=number, Body=body, ChecksumAlgorithm="SHA256",
+            ChecksumSHA256=_b64sha(body),
+        )  # fmt: skip
+    store = S3Store(Endpoint(moto_endpoint, path_style=True))
+    stored = store.put_file(
+        bucket, "k", blob, sha256=hashlib.sha256(data).hexdigest(), lock=ObjectLock(), part_size=5 * MIB
+    )
+    assert stored is not None and (stored.parts, stored.reused) == (3, 1)
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == data
+    assert store.read_sha256(bucket, "k") == (hashlib.sha256(data).hexdigest(), len(data))
