@@ -3,7 +3,7 @@
 - ``spec`` writes ``docs/openapi.json``: the document the server serves at ``/.well-known/openapi`` (an app built on an
   empty temporary home), as indented JSON. ``tests/contract/test_openapi_contract.py`` fails when they differ.
 - ``sdk`` regenerates the Python SDK in ``sdk/python/`` from ``docs/openapi.json`` with openapi-python-client (the
-  test extra pins it), keeping the hand-written ``stella_api_client/download.py``.
+  test extra pins it), keeping the hand-written ``stella_api_client/download.py`` and ``verify_stream.py``.
 - ``check`` exits 1 if ``docs/openapi.json`` is not what ``spec`` would write.
 """
 
@@ -24,7 +24,10 @@ SDK = ROOT / "sdk" / "python"
 SDK_CONFIG = ROOT / "sdk" / "openapi-python-client.yaml"
 PACKAGE = "stella_api_client"
 #: Hand-written files inside the generated package, kept across regeneration.
-HAND_WRITTEN = ("download.py",)
+HAND_WRITTEN = ("download.py", "verify_stream.py")
+#: Operations that stream by default and answer one JSON document to ``Accept: application/json``: the generated
+#: module parses one document, so it asks for it (its streamed form is ``stella_api_client.verify_stream``).
+ONE_DOCUMENT = ("api/verify/verify_bundle.py",)
 #: Where the server serves its OpenAPI document.
 SPEC_PATH = "/.well-known/openapi"
 
@@ -76,6 +79,7 @@ def write_sdk() -> None:
         )
         shutil.rmtree(out / ".ruff_cache", ignore_errors=True)  # the generator's formatting pass leaves it
         _import_unset(out)
+        _accept_json(out)
         if SDK.exists():
             shutil.rmtree(SDK)
         shutil.copytree(out, SDK)
@@ -93,6 +97,19 @@ def _import_unset(out: Path) -> None:
                 "from ...types import UNSET, File, Response\n", "from ...types import UNSET, File, Response, Unset\n"
             )
             module.write_text(fixed, encoding="utf-8")
+
+
+def _accept_json(out: Path) -> None:
+    """The generated modules of :data:`ONE_DOCUMENT` send ``Accept: application/json`` (the typed document)."""
+    for name in ONE_DOCUMENT:
+        module = out / PACKAGE / name
+        text = module.read_text(encoding="utf-8")
+        generated = "    headers: dict[str, Any] = {}\n"
+        if text.count(generated) != 1:
+            raise SystemExit(f"{name}: the generator's headers line changed; update scripts/openapi.py")
+        module.write_text(
+            text.replace(generated, '    headers: dict[str, Any] = {"Accept": "application/json"}\n'), encoding="utf-8"
+        )
 
 
 def main(argv: list[str]) -> int:

@@ -86,6 +86,8 @@ class VerifyReport(BaseModel):
             "verified": True,
             "exitCode": 0,
             "checks": [{"check": "signature", "ok": True, "detail": "signed by api-key"}],
+            "exitMeaning": "success",
+            "code": None,
             "provenance": "json:raw run 01JEXAMPLE0000000000000000 for tenant default",
         }
     )

@@ -64,6 +64,12 @@ def problem(
     **extra: Any,
 ) -> JSONResponse:
     """A problem+json response; ``code`` is the CLI's error code, ``exit_code`` the exit code it means."""
+    body = problem_body(status, code, detail, exit_code=exit_code, **extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def problem_body(status: int, code: str, detail: str, *, exit_code: int | None = None, **extra: Any) -> dict[str, Any]:
+    """The RFC 9457 object of :func:`problem` (also the last line of a stream that failed after it started)."""
     body: dict[str, Any] = {
         "type": TYPE_BASE + code,
         "title": _TITLES.get(status, "Error"),
@@ -74,7 +80,7 @@ def problem(
     if exit_code is not None:
         body["exitCode"] = exit_code
     body.update({k: v for k, v in extra.items() if v is not None})
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+    return body
 
 
 def status_of(exc: StellaError) -> int:
@@ -103,17 +109,21 @@ def from_error(exc: StellaError, request: Request | None = None) -> JSONResponse
         headers["WWW-Authenticate"] = exc.www_authenticate
     if isinstance(exc, StoreLockedError):
         headers["Retry-After"] = "1"
-    detail = exc.message + (f" ({exc.hint})" if exc.hint and not isinstance(exc, NotFoundError) else "")
     return problem(
         status,
         exc.code,
-        detail,
+        detail_of(exc),
         exit_code=int(exc.exit_code),
         headers=headers or None,
         pointer=exc.pointer,
         instance=None if request is None else request.url.path,
         scope=getattr(exc, "scope", None),
     )
+
+
+def detail_of(exc: StellaError) -> str:
+    """A problem's ``detail`` for ``exc``: its message and hint (a not-found says nothing more)."""
+    return exc.message + (f" ({exc.hint})" if exc.hint and not isinstance(exc, NotFoundError) else "")
 
 
 async def stella_error_handler(request: Request, exc: Exception) -> JSONResponse:

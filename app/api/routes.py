@@ -3,6 +3,7 @@ same services (or the same store-level functions they are made of) as the CLI.""
 
 import asyncio
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -34,12 +35,13 @@ from core.contract.profiles import JSON_RAW
 from core.errors import BadInputError, ExitCode, NotFoundError, PolicyRefusal, StellaError
 from core.home import Home
 from core.profiles import ProfileStore, parse_overrides, parse_profile_ref
+from core.progress import Observer
 from core.runs import ExportRun, RunEngine, RunState
 from services import tokens
 from services.export import check_selectors, provenance_summary
 from services.tokens import Principal
 
-from . import models, problems
+from . import models, problems, verify_stream
 from .runs import RunManager
 from .store import StoreHolder
 
@@ -485,17 +487,6 @@ def build_router(
             path, media_type="application/octet-stream", filename=path.name, headers=headers, stat_result=path.stat()
         )
 
-    def member(path: Path, name: str) -> bytes:
-        with SafeArchiveReader(path, ReaderLimits()) as reader:
-            for entry in reader:
-                if entry.name == name:
-                    with entry.stream() as src:
-                        data: bytes = src.read(_MAX_MEMBER + 1)
-                    if len(data) > _MAX_MEMBER:
-                        raise BadInputError(f"{name} in the bundle is larger than {_MAX_MEMBER} bytes")
-                    return data
-        raise NotFoundError(f"the bundle has no {name}")
-
     @router.get(
         f"{V1}/export/runs/{{run_id}}/manifest",
         tags=["downloads"],
@@ -505,7 +496,7 @@ def build_router(
     def manifest(run_id: str, principal: Downloader) -> Response:
         """The bundle's signed manifest (``export.json``), byte for byte."""
         _, path = bundle_of(principal, run_id)
-        return Response(member(path, MANIFEST), media_type="application/json")
+        return Response(_member(path, MANIFEST), media_type="application/json")
 
     @router.get(
         f"{V1}/export/runs/{{run_id}}/provenance",
@@ -516,7 +507,7 @@ def build_router(
     def provenance(run_id: str, principal: Downloader) -> Response:
         """The bundle's in-toto provenance statement, byte for byte."""
         _, path = bundle_of(principal, run_id)
-        return Response(member(path, PROVENANCE), media_type="application/json")
+        return Response(_member(path, PROVENANCE), media_type="application/json")
 
     @router.get(
         f"{V1}/export/runs/{{run_id}}/attestation",
@@ -535,28 +526,43 @@ def build_router(
         return FileResponse(found, media_type="application/jsonl", filename=found.name)
 
     # -- verification --------------------------------------------------------------------------------------------
-    def verify_run(principal: Principal, body: VerifyRun) -> dict[str, Any]:
-        from services.export import verify_built
+    def verify_run_job(run: ExportRun) -> verify_stream.Job:
+        def job(observer: Observer) -> dict[str, Any]:
+            from services.export import verify_built
 
-        run = tenant_run(principal, body.run)
-        if run.state != RunState.SUCCEEDED:
-            raise PolicyRefusal(f"run {body.run} is {run.state}; it has no bundle to verify")
-        checked = verify_built(home, run)
-        report = checked.report.to_dict()
-        report.pop("bundle", None)  # its path on this machine
-        return {"run": run.run_id, **report, "provenance": checked.provenance}
+            checked = verify_built(home, run, observer=observer)
+            return verify_stream.report_document(checked.report, run=run.run_id, provenance=checked.provenance)
 
-    def verify_upload(path: Path) -> dict[str, Any]:
-        from services.receive import ReceiveRequest, verify_received
+        return job
 
-        report = verify_received(home, ReceiveRequest(path)).report.to_dict()
-        report.pop("bundle", None)  # the temporary file's path
-        return {"run": None, **report}
+    def verify_upload_job(path: Path, tenant: str) -> verify_stream.Job:
+        def job(observer: Observer) -> dict[str, Any]:
+            from services.receive import ReceiveRequest, verify_received
+
+            report = verify_received(home, ReceiveRequest(path), observer).report
+            theirs = report.manifest.tenant
+            if report.ok and theirs is not None and theirs != tenant:
+                # Only refused earlier when the unverified manifest said so; the verified one decides.
+                raise verify_stream.CrossTenantBundle(theirs, tenant)
+            return verify_stream.report_document(report, run=None)
+
+        return job
 
     @router.post(
         f"{V1}/verify",
         tags=["verify"],
-        responses={**_ERRORS, 413: _PROBLEM, 415: _PROBLEM},
+        responses={
+            **_ERRORS,
+            200: {
+                "description": "the report: streamed as JSON lines (the default), or one document for a client whose "
+                "`Accept` prefers application/json",
+                "content": verify_stream.STREAM_CONTENT,
+            },
+            403: _PROBLEM,
+            409: _PROBLEM,
+            413: _PROBLEM,
+            415: _PROBLEM,
+        },
         operation_id="verifyBundle",
         response_model=models.VerifyReport,
         openapi_extra={
@@ -575,11 +581,18 @@ def build_router(
             }
         },
     )
-    async def verify_bundle(request: Request, principal: Reader) -> dict[str, Any]:
-        """Verify a bundle check by check (``verified``, ``exitCode``, ``checks``) as `stella verify` does: a run's
-        (JSON ``{"run": ID}``, against its signing key) or one uploaded as ``application/octet-stream`` (against
-        the home's trust store; at most ``max_upload`` bytes, else 413)."""
+    async def verify_bundle(request: Request, principal: Reader) -> Response:
+        """Verify a bundle check by check as `stella verify` does: a run's (JSON ``{"run": ID}``, against its
+        signing key) or one uploaded as ``application/octet-stream`` (against the home's trust store; at most
+        ``max_upload`` bytes, else 413; a bundle of another tenant is refused, 403 ``cross-tenant``).
+
+        The report streams as ``application/x-ndjson``: a ``check`` line as each check completes, then one
+        ``result`` line (``verified``, ``exitCode``, ``exitMeaning``, ``code``) or, if the verification could not
+        finish, a ``problem`` line. With ``Accept: application/json``, the report is one document at the end
+        (``verified``, ``exitCode``, ``checks``, ``manifest``). A bundle that does not verify is a 200 answer whose
+        report says why; errors before the first check are problem+json."""
         media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        cleanup: Callable[[], None] | None = None
         if media == "application/json":
             raw = await _bounded_body(request, 64 * 1024)
             try:
@@ -588,14 +601,25 @@ def build_router(
                 raise RequestValidationError(
                     [dict(e, loc=("body", *e["loc"])) for e in exc.errors(include_url=False)]
                 ) from None
-            return await run_in_threadpool(verify_run, principal, body)
-        if media != "application/octet-stream":
+            run = await run_in_threadpool(tenant_run, principal, body.run)
+            if run.state != RunState.SUCCEEDED:
+                raise PolicyRefusal(f"run {body.run} is {run.state}; it has no bundle to verify")
+            job, bundle = verify_run_job(run), run.artifact_path
+        elif media == "application/octet-stream":
+            path = await _receive_upload(request, home, max_upload)
+            try:
+                await run_in_threadpool(_refuse_other_tenant, path, principal.tenant)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+            job, bundle = verify_upload_job(path, principal.tenant), path
+            cleanup = functools.partial(path.unlink, missing_ok=True)
+        else:
             raise UnsupportedMedia(media)
-        path = await _receive_upload(request, home, max_upload)
-        try:
-            return await run_in_threadpool(verify_upload, path)
-        finally:
-            path.unlink(missing_ok=True)
+        stream = verify_stream.ReportStream(job, bundle, cleanup)
+        if verify_stream.prefers_document(request.headers.get("accept")):
+            return JSONResponse(await stream.document(), headers={"Vary": "Accept"})
+        return await stream.response()
 
     # -- timeline and evidence (services that open the store themselves: run when no build holds it) -----------------
     TimelineReader = Annotated[Principal, Depends(need(SCOPE_TIMELINE_READ))]
@@ -822,6 +846,34 @@ def authenticate(home: Home, request: Request) -> Principal:
 def _joined(request: Request, name: str) -> str | None:
     """Every value of header ``name``, comma-joined (services.tokens refuses a joined credential), or None."""
     return ", ".join(request.headers.getlist(name)) or None
+
+
+def _refuse_other_tenant(path: Path, tenant: str) -> None:
+    """Refuse an uploaded bundle whose manifest names another tenant before verifying it (403 ``cross-tenant``).
+
+    The manifest is the archive's first member, not yet verified: it can only refuse here. A bundle that cannot be
+    read this way is left to the verifier, whose report says why; and whether the *verified* manifest is the
+    tenant's is checked again once it verified."""
+    try:
+        manifest = json.loads(_member(path, MANIFEST))
+    except (StellaError, ValueError):
+        return
+    theirs = manifest.get("tenant") if isinstance(manifest, dict) else None
+    if isinstance(theirs, str) and theirs != tenant:
+        raise verify_stream.CrossTenantBundle(theirs, tenant)
+
+
+def _member(path: Path, name: str) -> bytes:
+    """Member ``name`` of the bundle archive at ``path`` (at most 64 MiB)."""
+    with SafeArchiveReader(path, ReaderLimits()) as reader:
+        for entry in reader:
+            if entry.name == name:
+                with entry.stream() as src:
+                    data: bytes = src.read(_MAX_MEMBER + 1)
+                if len(data) > _MAX_MEMBER:
+                    raise BadInputError(f"{name} in the bundle is larger than {_MAX_MEMBER} bytes")
+                return data
+    raise NotFoundError(f"the bundle has no {name}")
 
 
 def _client_url(request: Request) -> Any:

@@ -38,7 +38,8 @@ def trust_the_signer(served: Served) -> None:
 
 
 def _auth(token: str, media: str = "application/octet-stream") -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "Content-Type": media}
+    # The report as one document (the default is a stream of lines: tests/integration/test_api_verify_stream.py).
+    return {"Authorization": f"Bearer {token}", "Content-Type": media, "Accept": "application/json"}
 
 
 def _bundle(served: Served, run: dict[str, Any]) -> bytes:
@@ -52,7 +53,7 @@ def _spool(home: Home) -> list[Path]:
 
 def test_an_uploaded_bundle_is_verified_check_by_check_like_the_run(served: Served, run: dict[str, Any]) -> None:
     url = f"{served.base_url}/api/v1/verify"
-    by_run = httpx.post(url, json={"run": run["id"]}, headers={"Authorization": f"Bearer {served.token}"}, timeout=60)
+    by_run = httpx.post(url, json={"run": run["id"]}, headers=_auth(served.token, "application/json"), timeout=60)
     bundle = _bundle(served, run)
     trust_the_signer(served)  # an upload is checked against the home's trust store, as `stella verify` without --key
     uploaded = httpx.post(url, content=bundle, headers=_auth(served.token), timeout=60)

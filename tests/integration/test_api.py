@@ -488,12 +488,16 @@ def test_serve_refuses_a_non_loopback_address_without_tls(tmp_path: Path) -> Non
 # -- verification, attestation, timeline, evidence ---------------------------------------------------------------------
 def test_verify_a_run_check_by_check_and_its_attestation(api: dict[str, Any], done_run: dict[str, Any]) -> None:
     headers = auth(api["tokens"]["acme"])
-    report = httpx.post(f"{api['url']}/api/v1/verify", json={"run": done_run["id"]}, headers=headers, timeout=60)
+    one = auth(api["tokens"]["acme"], Accept="application/json")  # the report as one document, not streamed
+    report = httpx.post(f"{api['url']}/api/v1/verify", json={"run": done_run["id"]}, headers=one, timeout=60)
     assert report.status_code == 200, report.text
     body = report.json()
     assert body["verified"] is True and body["exitCode"] == 0 and len(body["checks"]) > 3 and "bundle" not in body
     legacy = httpx.post(f"{api['url']}/api/verify", json={"run": done_run["id"]}, headers=headers, timeout=60)
     assert legacy.status_code == 200 and legacy.headers["deprecation"]
+    lines = [json.loads(line) for line in legacy.text.splitlines()]  # streamed: a line a check, then the result
+    assert [line["check"] for line in lines[:-1]] == [c["check"] for c in body["checks"]]
+    assert lines[-1]["type"] == "result" and lines[-1]["verified"] is True
     theirs = httpx.post(
         f"{api['url']}/api/v1/verify", json={"run": done_run["id"]}, headers=auth(api["tokens"]["globex"]), timeout=60
     )

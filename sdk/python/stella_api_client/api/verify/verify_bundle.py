@@ -14,7 +14,7 @@ def _get_kwargs(
     *,
     body: VerifyRun | File | Unset = UNSET,
 ) -> dict[str, Any]:
-    headers: dict[str, Any] = {}
+    headers: dict[str, Any] = {"Accept": "application/json"}
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -55,6 +55,10 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         response_404 = cast(Any, None)
         return response_404
 
+    if response.status_code == 409:
+        response_409 = cast(Any, None)
+        return response_409
+
     if response.status_code == 413:
         response_413 = cast(Any, None)
         return response_413
@@ -89,11 +93,18 @@ def sync_detailed(
 ) -> Response[Any | VerifyReport]:
     """Verify Bundle
 
-     Verify a bundle check by check (``verified``, ``exitCode``, ``checks``) as `stella verify` does: a
-    run's
-    (JSON ``{"run": ID}``, against its signing key) or one uploaded as ``application/octet-stream``
-    (against
-    the home's trust store; at most ``max_upload`` bytes, else 413).
+     Verify a bundle check by check as `stella verify` does: a run's (JSON ``{"run": ID}``, against its
+    signing key) or one uploaded as ``application/octet-stream`` (against the home's trust store; at
+    most
+    ``max_upload`` bytes, else 413; a bundle of another tenant is refused, 403 ``cross-tenant``).
+
+    The report streams as ``application/x-ndjson``: a ``check`` line as each check completes, then one
+    ``result`` line (``verified``, ``exitCode``, ``exitMeaning``, ``code``) or, if the verification
+    could not
+    finish, a ``problem`` line. With ``Accept: application/json``, the report is one document at the end
+    (``verified``, ``exitCode``, ``checks``, ``manifest``). A bundle that does not verify is a 200
+    answer whose
+    report says why; errors before the first check are problem+json.
 
     Args:
         body (VerifyRun):
@@ -125,11 +136,18 @@ def sync(
 ) -> Any | VerifyReport | None:
     """Verify Bundle
 
-     Verify a bundle check by check (``verified``, ``exitCode``, ``checks``) as `stella verify` does: a
-    run's
-    (JSON ``{"run": ID}``, against its signing key) or one uploaded as ``application/octet-stream``
-    (against
-    the home's trust store; at most ``max_upload`` bytes, else 413).
+     Verify a bundle check by check as `stella verify` does: a run's (JSON ``{"run": ID}``, against its
+    signing key) or one uploaded as ``application/octet-stream`` (against the home's trust store; at
+    most
+    ``max_upload`` bytes, else 413; a bundle of another tenant is refused, 403 ``cross-tenant``).
+
+    The report streams as ``application/x-ndjson``: a ``check`` line as each check completes, then one
+    ``result`` line (``verified``, ``exitCode``, ``exitMeaning``, ``code``) or, if the verification
+    could not
+    finish, a ``problem`` line. With ``Accept: application/json``, the report is one document at the end
+    (``verified``, ``exitCode``, ``checks``, ``manifest``). A bundle that does not verify is a 200
+    answer whose
+    report says why; errors before the first check are problem+json.
 
     Args:
         body (VerifyRun):
@@ -156,11 +174,18 @@ async def asyncio_detailed(
 ) -> Response[Any | VerifyReport]:
     """Verify Bundle
 
-     Verify a bundle check by check (``verified``, ``exitCode``, ``checks``) as `stella verify` does: a
-    run's
-    (JSON ``{"run": ID}``, against its signing key) or one uploaded as ``application/octet-stream``
-    (against
-    the home's trust store; at most ``max_upload`` bytes, else 413).
+     Verify a bundle check by check as `stella verify` does: a run's (JSON ``{"run": ID}``, against its
+    signing key) or one uploaded as ``application/octet-stream`` (against the home's trust store; at
+    most
+    ``max_upload`` bytes, else 413; a bundle of another tenant is refused, 403 ``cross-tenant``).
+
+    The report streams as ``application/x-ndjson``: a ``check`` line as each check completes, then one
+    ``result`` line (``verified``, ``exitCode``, ``exitMeaning``, ``code``) or, if the verification
+    could not
+    finish, a ``problem`` line. With ``Accept: application/json``, the report is one document at the end
+    (``verified``, ``exitCode``, ``checks``, ``manifest``). A bundle that does not verify is a 200
+    answer whose
+    report says why; errors before the first check are problem+json.
 
     Args:
         body (VerifyRun):
@@ -190,11 +215,18 @@ async def asyncio(
 ) -> Any | VerifyReport | None:
     """Verify Bundle
 
-     Verify a bundle check by check (``verified``, ``exitCode``, ``checks``) as `stella verify` does: a
-    run's
-    (JSON ``{"run": ID}``, against its signing key) or one uploaded as ``application/octet-stream``
-    (against
-    the home's trust store; at most ``max_upload`` bytes, else 413).
+     Verify a bundle check by check as `stella verify` does: a run's (JSON ``{"run": ID}``, against its
+    signing key) or one uploaded as ``application/octet-stream`` (against the home's trust store; at
+    most
+    ``max_upload`` bytes, else 413; a bundle of another tenant is refused, 403 ``cross-tenant``).
+
+    The report streams as ``application/x-ndjson``: a ``check`` line as each check completes, then one
+    ``result`` line (``verified``, ``exitCode``, ``exitMeaning``, ``code``) or, if the verification
+    could not
+    finish, a ``problem`` line. With ``Accept: application/json``, the report is one document at the end
+    (``verified``, ``exitCode``, ``checks``, ``manifest``). A bundle that does not verify is a 200
+    answer whose
+    report says why; errors before the first check are problem+json.
 
     Args:
         body (VerifyRun):
