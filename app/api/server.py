@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -26,7 +25,7 @@ from core.home import Home
 from . import problems
 from .routes import BODY_SCHEMAS, MAX_UPLOAD, authenticate, build_router
 from .runs import RunManager
-from .store import StoreHolder
+from .store import LINGER, StoreHolder
 
 log = logging.getLogger("stella.api")
 
@@ -97,10 +96,37 @@ class LegacyPaths:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(home: Home, *, keepalive: float = 15.0, max_upload: int = MAX_UPLOAD) -> FastAPI:
+class VersionHeader:
+    """ASGI middleware: every answer says ``X-Stella-Version`` (unless the route set it). Plain ASGI, not
+    ``@app.middleware("http")``, whose per-request task and body relay cost more than the rest of a small request
+    and hold a streamed answer back in a memory stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.header = (b"x-stella-version", __version__.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_version(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-stella-version" for name, _ in headers):
+                    message = dict(message, headers=[*headers, self.header])
+            await send(message)
+
+        await self.app(scope, receive, send_with_version)
+
+
+def create_app(
+    home: Home, *, keepalive: float = 15.0, max_upload: int = MAX_UPLOAD, store_linger: float = LINGER
+) -> FastAPI:
     """The API of ``home``: every route calls the services the CLI calls; ``keepalive`` spaces SSE comments,
-    ``max_upload`` bounds a bundle uploaded to ``POST /api/v1/verify``."""
-    holder = StoreHolder(home)
+    ``max_upload`` bounds a bundle uploaded to ``POST /api/v1/verify``, ``store_linger`` is how long the store stays
+    open after its last use (:mod:`app.api.store`)."""
+    holder = StoreHolder(home, linger=store_linger)
     runs = RunManager(holder)
     app = FastAPI(
         title="stella local API",
@@ -139,12 +165,7 @@ def create_app(home: Home, *, keepalive: float = 15.0, max_upload: int = MAX_UPL
             return Response(status_code=304, headers=headers)
         return Response(body, media_type="application/json", headers=headers)
 
-    @app.middleware("http")
-    async def tag_version(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("X-Stella-Version", __version__)
-        return response
-
+    app.add_middleware(VersionHeader)
     app.add_middleware(LegacyPaths)
     return app
 

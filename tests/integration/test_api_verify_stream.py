@@ -24,6 +24,7 @@ import uvicorn
 import services.export
 import services.receive
 from app.api.server import create_app
+from core import __version__
 from core.contract.api import SCOPES
 from core.errors import Cancelled
 from core.home import Home
@@ -54,9 +55,8 @@ class InProcess:
         sock.listen(64)
         self.sock = sock
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(
-            create_app(home, **settings), http="h11", loop="asyncio", lifespan="off", log_level="warning"
-        )
+        self.app = create_app(home, **settings)
+        config = uvicorn.Config(self.app, http="h11", loop="asyncio", lifespan="off", log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
@@ -340,7 +340,7 @@ def test_accept_chooses_the_stream_or_the_document(served: dict[str, Any]) -> No
         extra = {} if accept is None else {"Accept": accept}
         got = httpx.post(url, json=body, headers=headers(served, **extra), timeout=60)
         assert got.status_code == 200 and got.headers["content-type"] == media, (accept, got.headers)
-        assert got.headers["vary"] == "Accept"
+        assert got.headers["vary"] == "Accept" and got.headers["x-stella-version"] == __version__
         if media == NDJSON:
             assert json.loads(got.text.splitlines()[-1])["verified"] is True
         else:
