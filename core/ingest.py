@@ -3,20 +3,37 @@
 Each document is all-or-nothing: it is fully parsed before any of its rows are written, and a
 batch is written in one transaction (rolled back, blobs included, on failure). Importing the same
 bytes again changes nothing: raw documents are keyed by (tenant, sha256) and duplicates are
-recognised before parsing. Results are reported per document through ``on_result``; nothing is
-printed here.
+recognised before parsing. Results are reported per document through ``on_result``, in input
+order; nothing is printed here.
+
+A large import (:data:`PARALLEL_MIN` documents or more, counted before it starts) parses on every
+core: worker processes (:mod:`core.ingest_workers`) detect, validate and normalize batches into
+Arrow tables while this process reads the inputs and is the store's one writer. Both ways run the
+same :func:`parse_documents`, and the writer decides every duplicate in input order, so a parallel
+import stores the same rows and reports the same outcomes as one in a single process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import itertools
+import os
+import queue
+import sys
+import threading
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core.clock import utcnow
 from core.errors import BadInputError, Cancelled, ExitCode, IntegrityError, StellaError, UsageError
@@ -24,8 +41,13 @@ from core.inputs import InputItem, InputLimits, count_documents, iter_inputs
 from core.progress import NullObserver, Observer
 from core.records import EpssScore, ParsedDocument
 from core.sources import Candidate, SourceFormat
-from core.store import BLOB_THRESHOLD, Store
+from core.store import BLOB_THRESHOLD, Store, transaction
 from core.store.tables import RowBatch, StagedDocument
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from core.ingest_workers import ParserPool
 
 DEFAULT_TENANT = "default"
 DEFAULT_BATCH = 2000
@@ -33,6 +55,14 @@ DEFAULT_BATCH = 2000
 ROW_CHUNK = 100_000
 #: A batch is also written once its documents' bytes reach this, so large documents are not held many at a time.
 BATCH_BYTES = 64 << 20
+#: An import of at least this many documents (counted before it starts) parses in worker processes; a smaller one
+#: would spend more on starting them (about half a second) than it gains.
+PARALLEL_MIN = 4000
+#: Worker processes of a parallel import: one per core, at most this many.
+MAX_WORKERS = 4
+#: A parallel import's batches are smaller in bytes: several are in flight at once, each held by two processes.
+PARALLEL_BATCH_BYTES = 16 << 20
+_CANCELLED = "import cancelled; documents already committed stay, nothing partial"
 
 
 class Outcome(StrEnum):
@@ -119,6 +149,114 @@ def detect(candidate: Candidate, sources: Sequence[SourceFormat]) -> SourceForma
     return None
 
 
+# -- parsing (in this process or in a worker) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParseJob:
+    """What parsing needs besides the documents. Sent once to each worker process, so it pickles: the adapters
+    are module-level objects, pickled by reference to their class."""
+
+    sources: tuple[SourceFormat, ...]
+    forced: SourceFormat | None
+    limits: InputLimits
+    tenant: str
+
+
+#: One document to parse: its index in its batch, its path, bytes and sha256.
+Document = tuple[int, str, bytes, str]
+
+
+@dataclass
+class ParsedBatch:
+    """What parsing a batch's documents produced.
+
+    ``results`` has an outcome per document, by its index in the batch (a duplicate of an earlier document of the
+    batch is one), and ``tables`` the rows of the imported ones, per store table. A worker leaves out the outcome
+    of an EPSS snapshot, whose score rows stream from its bytes: the writer parses it again (``local`` holds its
+    bytes). ``epss`` lists, in this process, the snapshots whose scores the writer streams.
+    """
+
+    results: dict[int, FileResult]
+    tables: dict[str, pa.Table]
+    epss: list[tuple[str, Collection[EpssScore]]] = field(default_factory=list)
+    local: dict[int, bytes] = field(default_factory=dict)
+
+
+def parse_document(job: ParseJob, path: str, data: bytes) -> ParsedDocument:
+    """Detect (or take the forced format) and parse one document; raises the adapter's :class:`StellaError`."""
+    candidate = Candidate(path=path, data=data)
+    if len(data) > job.limits.max_parsed_document_bytes:
+        # Too large to parse whole (detection itself would parse JSON): only a streaming format may take it.
+        streaming = [s for s in ([job.forced] if job.forced else job.sources) if s.streams]
+        source = detect(candidate, streaming)
+        if source is None:
+            raise BadInputError(
+                f"document is {len(data)} bytes, over the {job.limits.max_parsed_document_bytes}-byte "
+                "limit for a document parsed whole (every format but EPSS CSV)",
+                path=path,
+                hint="split the document; stella holds a parsed document in memory",
+            )
+        return source.parse(candidate)
+    source = job.forced or detect(candidate, job.sources)
+    if source is None:
+        reason = candidate.json_error if candidate.json is None and candidate.data[:1] in (b"{", b"[") else None
+        raise BadInputError(
+            reason or "unrecognised format: not any of the formats stella imports",
+            path=path,
+            hint="force one with --format; see `stella import --help` for the list",
+        )
+    return source.parse(candidate)
+
+
+def parse_documents(
+    job: ParseJob, documents: Iterable[Document], imported_at: datetime, *, in_worker: bool = False
+) -> ParsedBatch:
+    """Parse each document and turn the imported ones into rows: the work a worker process does for a batch.
+
+    A document whose bytes repeat an earlier one's that imported is a duplicate; one that fails is rejected with
+    its error (its path set). Documents over :data:`core.store.BLOB_THRESHOLD` get no content column (their bytes
+    go to the blob directory).
+    """
+    batch = RowBatch()
+    results: dict[int, FileResult] = {}
+    epss: list[tuple[str, Collection[EpssScore]]] = []
+    local: dict[int, bytes] = {}
+    seen: set[str] = set()
+    for index, path, data, sha in documents:
+        if sha in seen:
+            results[index] = FileResult(path, Outcome.DUPLICATE, sha256=sha)
+            continue
+        try:
+            parsed = parse_document(job, path, data)
+        except StellaError as exc:
+            if exc.path is None:
+                exc.path = path
+            results[index] = FileResult(path, Outcome.REJECTED, sha256=sha, error=exc)
+            continue
+        if parsed.epss is not None:
+            if in_worker:  # its score rows stream from its bytes in the writer, which parses it again
+                local[index] = data
+                continue
+            epss.append((sha, parsed.epss.scores))
+        seen.add(sha)
+        content = None if len(data) > BLOB_THRESHOLD else data
+        batch.add(job.tenant, StagedDocument(sha, len(data), path, parsed, content), imported_at)
+        results[index] = FileResult(
+            path,
+            Outcome.IMPORTED,
+            sha256=sha,
+            format=parsed.format,
+            kind=str(parsed.kind),
+            document_id=parsed.document_id,
+            warnings=list(parsed.warnings),
+        )
+    return ParsedBatch(results, batch.arrow_tables(), epss, local)
+
+
+# -- the importer ------------------------------------------------------------------------------
+
+
 class Importer:
     """Imports documents into one tenant of a store."""
 
@@ -133,7 +271,10 @@ class Importer:
         on_result: Callable[[FileResult], None] | None = None,
         batch_size: int = DEFAULT_BATCH,
         limits: InputLimits | None = None,
+        workers: int | None = None,
     ) -> None:
+        """``workers``: parser processes; ``None`` chooses by size (one per core from :data:`PARALLEL_MIN`
+        counted documents on), ``0`` parses in this process."""
         self.store = store
         self.sources = sources
         self.tenant = validate_tenant(tenant)
@@ -142,6 +283,7 @@ class Importer:
         self.on_result = on_result or (lambda _r: None)
         self.batch_size = batch_size
         self.limits = limits or InputLimits()
+        self.workers = workers
 
     def run(
         self, paths: Sequence[Path], *, readers: Mapping[Path, Callable[[], Iterator[InputItem]]] | None = None
@@ -153,37 +295,52 @@ class Importer:
         summary = ImportSummary(import_id=str(uuid.uuid4()), tenant=self.tenant)
         started = utcnow()
         # Counted first (a directory walk, a zip's central directory), so progress shows a real total.
-        self.sink.start("import", None if readers else count_documents(list(paths)))
-        pending: list[InputItem] = []
-        pending_bytes = 0
-        for path in paths:
-            try:
-                read = (readers or {}).get(path)
-                for item in read() if read is not None else iter_inputs([path], self.limits):
-                    if self.sink.is_cancelled():
-                        raise Cancelled("import cancelled; documents already committed stay, nothing partial")
-                    if item.error is not None:
-                        self._emit(summary, FileResult(item.path, Outcome.REJECTED, error=item.error))
-                        continue
-                    if item.skipped is not None:
-                        self._emit(summary, FileResult(item.path, Outcome.SKIPPED, warnings=[item.skipped]))
-                        continue
-                    pending.append(item)
-                    pending_bytes += len(item.data)
-                    if len(pending) >= self.batch_size or pending_bytes >= BATCH_BYTES:
-                        self._flush(pending, summary)
-                        pending, pending_bytes = [], 0
-            except (BadInputError, IntegrityError) as exc:
-                # A damaged or hostile container: refused as a whole, before any of its members was staged.
-                self._flush(pending, summary)
-                pending, pending_bytes = [], 0
-                self._emit(summary, FileResult(exc.path or str(path), Outcome.REJECTED, error=exc))
-        self._flush(pending, summary)
+        total = None if readers else count_documents(list(paths))
+        self.sink.start("import", total)
+        job = ParseJob(tuple(self.sources), self.forced, self.limits, self.tenant)
+        workers = self._worker_count(total)
+        batch_bytes = BATCH_BYTES if workers == 0 else PARALLEL_BATCH_BYTES
+        with _collector_tuned(), self.store.bulk_writes(), _Pipeline(self, summary, job, workers) as pipeline:
+            pending: list[InputItem] = []
+            pending_bytes = 0
+            for path in paths:
+                try:
+                    read = (readers or {}).get(path)
+                    for item in read() if read is not None else iter_inputs([path], self.limits):
+                        if self.sink.is_cancelled():
+                            raise Cancelled(_CANCELLED)
+                        if item.error is not None:
+                            pipeline.emit(FileResult(item.path, Outcome.REJECTED, error=item.error))
+                            continue
+                        if item.skipped is not None:
+                            pipeline.emit(FileResult(item.path, Outcome.SKIPPED, warnings=[item.skipped]))
+                            continue
+                        pending.append(item)
+                        pending_bytes += len(item.data)
+                        if len(pending) >= self.batch_size or pending_bytes >= batch_bytes:
+                            pipeline.submit(pending)
+                            pending, pending_bytes = [], 0
+                except (BadInputError, IntegrityError) as exc:
+                    # A damaged or hostile container: refused as a whole, before any of its members was staged.
+                    pipeline.submit(pending)
+                    pending, pending_bytes = [], 0
+                    pipeline.emit(FileResult(exc.path or str(path), Outcome.REJECTED, error=exc))
+            pipeline.submit(pending)
+            pipeline.finish()
         self._log(summary, started, paths)
         self.sink.finish("import")
         return summary
 
     # -- internals -------------------------------------------------------------------------
+    def _worker_count(self, total: int | None) -> int:
+        if self.workers is not None:
+            return max(0, self.workers)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        # A frozen binary's children would start the binary again, which runs the CLI: parse in this process.
+        if total is None or total < PARALLEL_MIN or cores < 2 or getattr(sys, "frozen", False):
+            return 0
+        return min(cores, MAX_WORKERS)
+
     def _emit(self, summary: ImportSummary, result: FileResult) -> None:
         if result.outcome is Outcome.IMPORTED:
             summary.imported += 1
@@ -199,97 +356,15 @@ class Importer:
         self.sink.advance(1, detail=result.path)
         self.on_result(result)
 
-    def _parse(self, item: InputItem) -> ParsedDocument:
-        candidate = Candidate(path=item.path, data=item.data)
-        if len(item.data) > self.limits.max_parsed_document_bytes:
-            # Too large to parse whole (detection itself would parse JSON): only a streaming format may take it.
-            streaming = [s for s in ([self.forced] if self.forced else self.sources) if s.streams]
-            source = detect(candidate, streaming)
-            if source is None:
-                raise BadInputError(
-                    f"document is {len(item.data)} bytes, over the {self.limits.max_parsed_document_bytes}-byte "
-                    "limit for a document parsed whole (every format but EPSS CSV)",
-                    path=item.path,
-                    hint="split the document; stella holds a parsed document in memory",
-                )
-            return source.parse(candidate)
-        source = self.forced or detect(candidate, self.sources)
-        if source is None:
-            reason = candidate.json_error if candidate.json is None and candidate.data[:1] in (b"{", b"[") else None
-            raise BadInputError(
-                reason or "unrecognised format: not any of the formats stella imports",
-                path=item.path,
-                hint="force one with --format; see `stella import --help` for the list",
-            )
-        return source.parse(candidate)
-
-    def _flush(self, items: list[InputItem], summary: ImportSummary) -> None:
-        if not items:
-            return
-        digests = [hashlib.sha256(it.data).hexdigest() for it in items]
-        existing = self.store.existing_digests(self.tenant, set(digests))
-        seen: set[str] = set()
-        staged: list[tuple[StagedDocument, FileResult]] = []
-        results: list[FileResult] = []
-        for item, sha in zip(items, digests, strict=True):
-            if sha in existing or sha in seen:
-                results.append(FileResult(item.path, Outcome.DUPLICATE, sha256=sha))
-                continue
-            try:
-                parsed = self._parse(item)
-            except StellaError as exc:
-                if exc.path is None:
-                    exc.path = item.path
-                results.append(FileResult(item.path, Outcome.REJECTED, sha256=sha, error=exc))
-                continue
-            seen.add(sha)
-            in_blobs = len(item.data) > BLOB_THRESHOLD
-            doc = StagedDocument(sha, len(item.data), item.path, parsed, None if in_blobs else item.data)
-            res = FileResult(
-                item.path,
-                Outcome.IMPORTED,
-                sha256=sha,
-                format=parsed.format,
-                kind=str(parsed.kind),
-                document_id=parsed.document_id,
-                warnings=list(parsed.warnings),
-            )
-            staged.append((doc, res))
-            results.append(res)
-        big = {sha: it.data for it, sha in zip(items, digests, strict=True) if len(it.data) > BLOB_THRESHOLD}
-        self._write(staged, big)
-        for res in results:
-            self._emit(summary, res)
-
-    def _write(self, staged: list[tuple[StagedDocument, FileResult]], big: dict[str, bytes]) -> None:
-        if not staged:
-            return
-        batch = RowBatch()
-        now = utcnow()
-        for doc, _ in staged:
-            batch.add(self.tenant, doc, now)
-        new_blobs: list[str] = []
-        try:
-            for doc, _ in staged:
-                if doc.content is None and self.store.put_blob(doc.sha256, big[doc.sha256]):
-                    new_blobs.append(doc.sha256)
-            with self.store.transaction():
-                self.store.write_batch(batch)
-                for doc, _ in staged:
-                    if doc.parsed.epss is not None:
-                        self._write_epss_scores(doc.sha256, doc.parsed.epss.scores)
-        except BaseException:
-            for sha in new_blobs:
-                self.store.remove_blob(sha)
-            raise
-
-    def _write_epss_scores(self, sha256: str, scores: Iterable[EpssScore]) -> None:
+    def _write_epss_scores(
+        self, sha256: str, scores: Iterable[EpssScore], *, cur: duckdb.DuckDBPyConnection | None = None
+    ) -> None:
         """Stream a snapshot's scores into the open transaction, :data:`ROW_CHUNK` rows at a time."""
         rows = iter(scores)
         while chunk := list(itertools.islice(rows, ROW_CHUNK)):
             batch = RowBatch()
             batch.add_epss_scores(self.tenant, sha256, chunk)
-            self.store.write_batch(batch)
+            self.store.write_batch(batch, cur=cur)
 
     def _log(self, summary: ImportSummary, started: object, paths: Sequence[Path]) -> None:
         with self.store.transaction() as conn:
@@ -306,3 +381,238 @@ class Importer:
                     [str(p) for p in paths],
                 ],
             )
+
+
+@contextlib.contextmanager
+def _collector_tuned() -> Iterator[None]:
+    """Run an import with Python's cycle collector out of the way.
+
+    An import allocates millions of short-lived containers (parsed JSON, records) and creates no cycles worth
+    collecting while it runs; the default thresholds would walk the young generation every 700 allocations and the
+    long-lived heap (modules, schemas) at every full collection. The heap as it is when the import starts is frozen
+    (never scanned), young collections are rarer, and both come back as they were when it ends.
+    """
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(thresholds[0], 50_000), thresholds[1], thresholds[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+@dataclass
+class _Batch:
+    """A batch between being read and being written: every document's path and digest, in input order."""
+
+    seq: int
+    documents: list[tuple[str, str]]  # (path, sha256)
+    existing: set[str]  # already in the store when the batch was read
+    overlap: set[str]  # also in a batch still in flight when this one was read: decided when it is written
+    big: dict[str, bytes]  # bytes over BLOB_THRESHOLD, for the blob directory (a worker never gets them)
+    imported_at: datetime
+    parsed: ParsedBatch | None = None
+    results: list[FileResult] | None = None  # set once the batch is committed
+
+
+class _Pipeline:
+    """Batches in input order: parsed here or by worker processes, written one at a time, outcomes emitted in order.
+
+    Without workers a batch is parsed, written and reported before the next one is read, as it always was. With
+    workers this thread reads and hashes the inputs and hands batches out, a writer thread writes them (DuckDB does
+    not hold the GIL while it inserts and commits, so reading goes on meanwhile), and this thread reports each
+    batch once it is committed. Outcomes come in the order a single-process import gives them: an input-level
+    rejection right away when no batch is in flight, else after the batches read before it.
+    """
+
+    def __init__(self, importer: Importer, summary: ImportSummary, job: ParseJob, workers: int) -> None:
+        self.importer = importer
+        self.store = importer.store
+        self.summary = summary
+        self.job = job
+        self.workers = workers
+        self.pool: ParserPool | None = None
+        self.queue: deque[_Batch | FileResult] = deque()
+        self.in_flight: Counter[str] = Counter()
+        self.batches = 0
+        self.handed = 0  # batches given to the writer thread, in order
+        self.unwritten = 0
+        self.writer: threading.Thread | None = None
+        self.to_write: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
+        self.stopping = False
+        self.failure: BaseException | None = None
+
+    def __enter__(self) -> _Pipeline:
+        if self.workers:
+            from core.ingest_workers import ParserPool  # only a large import starts processes
+
+            self.pool = ParserPool(self.workers, self.job)
+            self.writer = threading.Thread(target=self._write_all, name="stella-import-writer", daemon=True)
+            self.writer.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if self.writer is not None:
+                # After an error or a cancel the writer finishes the transaction it is in and writes no more.
+                self.stopping = exc_type is not None
+                self.to_write.put(None)
+                self.writer.join()
+                if exc_type is not None and issubclass(exc_type, Cancelled):
+                    self._emit_ready()  # what was committed before the cancel is reported, as it always was
+        finally:
+            if self.pool is not None:
+                # The workers are stopped at once after an error or a cancel; what they held is not written.
+                self.pool.close(stop=exc_type is not None)
+
+    def emit(self, result: FileResult) -> None:
+        if self.queue:
+            self.queue.append(result)
+        else:
+            self.importer._emit(self.summary, result)
+
+    def submit(self, items: list[InputItem]) -> None:
+        """Hash a batch, set aside what the store already holds, and parse the rest (here or in a worker)."""
+        if not items:
+            return
+        digests = [hashlib.sha256(it.data).hexdigest() for it in items]
+        existing = self.store.existing_digests(self.importer.tenant, set(digests))
+        overlap = {sha for sha in digests if sha not in existing and self.in_flight[sha]}
+        documents: list[Document] = []
+        big: dict[str, bytes] = {}
+        for index, (item, sha) in enumerate(zip(items, digests, strict=True)):
+            if sha in existing:
+                continue
+            if len(item.data) > BLOB_THRESHOLD:
+                big[sha] = item.data
+                if self.pool is not None:
+                    continue  # parsed by the writer, which holds its bytes anyway
+            documents.append((index, item.path, item.data, sha))
+        paths = [(it.path, sha) for it, sha in zip(items, digests, strict=True)]
+        batch = _Batch(self.batches, paths, existing, overlap, big, utcnow())
+        self.batches += 1
+        if self.pool is None:
+            batch.parsed = parse_documents(self.job, documents, batch.imported_at)
+            for result in self._write(batch, None):
+                self.importer._emit(self.summary, result)
+            return
+        self.queue.append(batch)
+        self.unwritten += 1
+        self.in_flight.update(digests)
+        self.pool.submit(batch.seq, (documents, batch.imported_at))
+        self._pump(wait_all=False)
+
+    def finish(self) -> None:
+        """Write every batch still in flight and emit what is left, in order."""
+        if self.pool is not None:
+            self._pump(wait_all=True)
+
+    def _pump(self, *, wait_all: bool) -> None:
+        assert self.pool is not None
+        while True:
+            if self.failure is not None:
+                raise self.failure
+            self._emit_ready()
+            if not self.queue:
+                return
+            for batch in self.queue:  # parsed batches go to the writer in input order
+                if isinstance(batch, _Batch) and batch.seq == self.handed and batch.parsed is not None:
+                    self.to_write.put(batch)
+                    self.handed += 1
+            must_wait = wait_all or self.unwritten >= self.pool.window
+            replies = self.pool.collect(timeout=0.01 if must_wait else 0)
+            by_seq = {b.seq: b for b in self.queue if isinstance(b, _Batch)}
+            for seq, parsed in replies:
+                by_seq[seq].parsed = parsed
+            if not replies and not must_wait:
+                return
+            if self.importer.sink.is_cancelled():
+                raise Cancelled(_CANCELLED)
+
+    def _emit_ready(self) -> None:
+        while self.queue:
+            head = self.queue[0]
+            if isinstance(head, _Batch):
+                if head.results is None:
+                    return
+                self.unwritten -= 1
+                self.in_flight.subtract(sha for _, sha in head.documents)
+                self.in_flight = +self.in_flight
+                results = head.results
+            else:
+                results = [head]
+            self.queue.popleft()
+            for result in results:
+                self.importer._emit(self.summary, result)
+
+    def _write_all(self) -> None:
+        """The writer thread: each batch in order, with its own cursor; the first failure stops it."""
+        cur = self.store.cursor()
+        try:
+            while (batch := self.to_write.get()) is not None:
+                if self.stopping or self.failure is not None:
+                    continue
+                try:
+                    batch.results = self._write(batch, cur)
+                except BaseException as exc:  # raised again in the importer's thread
+                    self.failure = exc
+        finally:
+            cur.close()
+
+    def _write(self, batch: _Batch, cur: duckdb.DuckDBPyConnection | None) -> list[FileResult]:
+        """Decide each document's outcome in input order and write the imported ones in one transaction."""
+        parsed = batch.parsed
+        assert parsed is not None
+        tenant = self.importer.tenant
+        existing = batch.existing
+        if batch.overlap:  # an earlier batch held the same bytes; it is committed now, so the store knows
+            existing = existing | self.store.existing_digests(tenant, batch.overlap, cur=cur)
+        seen: set[str] = set()
+        results: list[FileResult] = []
+        extra: list[ParsedBatch] = []
+        for index, (path, sha) in enumerate(batch.documents):
+            if sha in existing or sha in seen:
+                results.append(FileResult(path, Outcome.DUPLICATE, sha256=sha))
+                continue
+            result = parsed.results.get(index)
+            if result is None:  # a document a worker does not finish (large, or EPSS): parsed here
+                data = batch.big[sha] if sha in batch.big else parsed.local[index]
+                alone = parse_documents(self.job, [(index, path, data, sha)], batch.imported_at)
+                extra.append(alone)
+                result = alone.results[index]
+            if result.outcome is Outcome.IMPORTED:
+                seen.add(sha)
+            results.append(result)
+        late = {r.sha256 for r in parsed.results.values() if r.outcome is Outcome.IMPORTED} & existing
+        tables = [_without(parsed.tables, late) if late else parsed.tables] + [e.tables for e in extra]
+        epss = parsed.epss + [item for e in extra for item in e.epss]
+        imported_blobs = [r.sha256 for r in results if r.outcome is Outcome.IMPORTED and r.sha256 in batch.big]
+        new_blobs: list[str] = []
+        try:
+            for sha in imported_blobs:
+                if sha is not None and self.store.put_blob(sha, batch.big[sha]):
+                    new_blobs.append(sha)
+            if any(tables) or epss:
+                with transaction(cur or self.store.conn):
+                    for each in tables:
+                        self.store.write_tables(each, cur=cur)
+                    for sha, scores in epss:
+                        self.importer._write_epss_scores(sha, scores, cur=cur)
+        except BaseException:
+            for sha in new_blobs:
+                self.store.remove_blob(sha)
+            raise
+        return results
+
+
+def _without(tables: dict[str, pa.Table], digests: set[str | None]) -> dict[str, pa.Table]:
+    """``tables`` without the rows of the documents ``digests`` (found in the store only when written)."""
+    drop = pa.array(sorted(d for d in digests if d is not None), pa.string())
+    out: dict[str, pa.Table] = {}
+    for name, table in tables.items():
+        column = "sha256" if name == "raw_documents" else "document_sha256"
+        kept = table.filter(pc.invert(pc.is_in(table[column], value_set=drop)))
+        if kept.num_rows:
+            out[name] = kept
+    return out

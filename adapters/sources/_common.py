@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import _csv
+import contextlib
 import csv
 import functools
 import io
@@ -45,6 +46,7 @@ def validator(label: str, relpath: str, resources_: tuple[tuple[str, str], ...] 
 
 
 _FRACTION = re.compile(r"\.(\d+)")
+_PLAIN_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[Zz]\Z")
 
 
 def parse_time(value: Any, *, path: str, pointer: str, required: bool = False) -> datetime | None:
@@ -55,6 +57,9 @@ def parse_time(value: Any, *, path: str, pointer: str, required: bool = False) -
         return None
     if not isinstance(value, str):
         raise SchemaError(f"expected a timestamp string, got {type(value).__name__}", path=path, pointer=pointer)
+    if _PLAIN_UTC.match(value):  # the common shape, 2024-05-01T12:00:00Z: the same value, without the rewriting below
+        with contextlib.suppress(ValueError):  # not a real date or time: the full path below says so
+            return datetime.fromisoformat(value[:19])
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -82,12 +87,41 @@ def parse_date(value: Any, *, path: str, pointer: str) -> date | None:
         raise SchemaError(f"{value!r} is not a YYYY-MM-DD date", path=path, pointer=pointer) from None
 
 
-def check_purl(value: str, *, path: str, pointer: str) -> str:
-    """Return ``value`` if it is a valid package URL, else raise naming the problem."""
+#: Distinct package URLs whose verdict is remembered: feeds name the same packages over and over.
+_PURL_CACHE = 1 << 16
+
+
+#: A package URL of the plainest shape: a type, a name (with a namespace or not) and perhaps a version, of letters,
+#: digits and ``._~-`` only. packageurl parses every such string (nothing in it can be missing, percent-encoded,
+#: a qualifier or a subpath), so it is accepted without building the object; any other goes through packageurl.
+_PLAIN_PURL = re.compile(r"pkg:[A-Za-z][A-Za-z0-9._-]*/[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*(?:@[A-Za-z0-9._~+-]+)?\Z")
+
+
+def purl_problem(value: Any) -> str | None:
+    """Why ``value`` is not a package URL (packageurl's message), or None when it is one."""
+    if isinstance(value, str):
+        return None if _PLAIN_PURL.match(value) else _purl_problem(value)
+    return _parse_purl(value)
+
+
+@functools.lru_cache(maxsize=_PURL_CACHE)
+def _purl_problem(value: str) -> str | None:
+    return _parse_purl(value)
+
+
+def _parse_purl(value: Any) -> str | None:
     try:
         PackageURL.from_string(value)
     except ValueError as exc:
-        raise SchemaError(f"invalid package URL {value!r}: {exc}", path=path, pointer=pointer) from None
+        return str(exc)
+    return None
+
+
+def check_purl(value: str, *, path: str, pointer: str) -> str:
+    """Return ``value`` if it is a valid package URL, else raise naming the problem."""
+    problem = purl_problem(value)
+    if problem is not None:
+        raise SchemaError(f"invalid package URL {value!r}: {problem}", path=path, pointer=pointer)
     return value
 
 
@@ -95,11 +129,7 @@ def is_purl(value: Any) -> bool:
     """True when ``value`` parses as a package URL."""
     if not isinstance(value, str) or not value.startswith("pkg:"):
         return False
-    try:
-        PackageURL.from_string(value)
-    except ValueError:
-        return False
-    return True
+    return purl_problem(value) is None
 
 
 def first_line(candidate: Candidate) -> str:

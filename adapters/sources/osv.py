@@ -13,6 +13,7 @@ v4.0 vectors get their base scores (:mod:`core.cvss`).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -105,13 +106,58 @@ def _explain_ranges(doc: Mapping[str, Any], path: str) -> SchemaError | None:
     return None
 
 
+_EVENT_KINDS = frozenset({"introduced", *_END_EVENTS})
+
+
 def _event(event: Mapping[str, str]) -> tuple[str, str]:
-    """(kind, version) of a schema-valid range event."""
+    """(kind, version) of a schema-valid range event (it has exactly one of the four kinds)."""
+    if len(event) == 1:
+        for kind, value in event.items():
+            if kind in _EVENT_KINDS:
+                return kind, value
     kind = next(k for k in ("introduced", *_END_EVENTS) if k in event)
     return kind, event[kind]
 
 
-def _lint_events(rng: Mapping[str, Any], loc: list[str | int], ecosystem: str | None) -> list[str]:
+#: Distinct values whose parse is remembered per worker (versions, CVSS vectors): feeds repeat them endlessly.
+_CACHE = 1 << 16
+_semver_key = functools.lru_cache(maxsize=_CACHE)(semver_key)
+_pep440_key = functools.lru_cache(maxsize=_CACHE)(pep440_key)
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _cvss3_problem(vector: str) -> str | None:
+    """Why a CVSS v3 vector is invalid, or None."""
+    try:
+        parse_cvss3(vector)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+@functools.lru_cache(maxsize=_CACHE)
+def _base_score(kind: str, vector: str) -> float | str:
+    """The vector's base score, or why it has none."""
+    try:
+        return base_score(kind, vector)
+    except ValueError as exc:
+        return str(exc)
+
+
+class _Ranges:
+    """Each range's affected intervals, computed once per record (the lint rules and the rows both need them)."""
+
+    def __init__(self) -> None:
+        self._done: dict[int, list[Interval]] = {}
+
+    def intervals(self, rng: Mapping[str, Any], ecosystem: str | None) -> list[Interval]:
+        found = self._done.get(id(rng))
+        if found is None:
+            found = self._done[id(rng)] = _intervals(rng, ecosystem)
+        return found
+
+
+def _lint_events(rng: Mapping[str, Any], loc: list[str | int], ecosystem: str | None, ranges: _Ranges) -> list[str]:
     """osv-linter rules on one range, as warnings: an event listed twice, an interval that holds no version.
 
     Neither makes the record meaningless (its other intervals still say what is affected), so the record is
@@ -124,7 +170,7 @@ def _lint_events(rng: Mapping[str, Any], loc: list[str | int], ecosystem: str | 
         if (kind, value) in seen:
             warnings.append(f"{json_pointer([*loc, 'events', k])}: '{kind}: {value}' is listed twice (osv-linter)")
         seen.add((kind, value))
-    intervals = _intervals(rng, ecosystem)
+    intervals = ranges.intervals(rng, ecosystem)
     for introduced, end_kind, end in intervals:
         if end_kind in ("fixed", "limit") and end == introduced:
             warnings.append(
@@ -190,7 +236,7 @@ def _explain_git(doc: Mapping[str, Any], path: str) -> SchemaError | None:
     return None
 
 
-def _check_semantics(doc: Mapping[str, Any], path: str) -> list[str]:
+def _check_semantics(doc: Mapping[str, Any], path: str, ranges: _Ranges) -> list[str]:
     """The osv-linter rules the schema cannot express: the ones that make a record meaningless reject it,
     the others come back as warnings."""
     warnings: list[str] = []
@@ -207,17 +253,16 @@ def _check_semantics(doc: Mapping[str, Any], path: str) -> list[str]:
         if purl is not None:
             check_purl(purl, path=path, pointer=json_pointer(["affected", i, "package", "purl"]))
         for j, rng in enumerate(entry.get("ranges") or ()):
-            warnings += _lint_events(rng, ["affected", i, "ranges", j], get_in(entry, "package", "ecosystem"))
-        warnings += _unranged_versions(entry, i)
+            warnings += _lint_events(rng, ["affected", i, "ranges", j], get_in(entry, "package", "ecosystem"), ranges)
+        warnings += _unranged_versions(entry, i, ranges)
     for loc, severities in _severity_lists(doc):
         for j, item in enumerate(severities or ()):
             if item["type"] == "CVSS_V3":
-                try:
-                    parse_cvss3(item["score"])
-                except ValueError as exc:
+                problem = _cvss3_problem(item["score"])
+                if problem is not None:
                     raise SchemaError(
-                        f"invalid CVSS v3 vector: {exc}", path=path, pointer=json_pointer([*loc, j, "score"])
-                    ) from None
+                        f"invalid CVSS v3 vector: {problem}", path=path, pointer=json_pointer([*loc, j, "score"])
+                    )
     return warnings
 
 
@@ -279,9 +324,9 @@ def _pair(events: list[tuple[str, str]]) -> list[Interval]:
 def _version_key(range_type: str, ecosystem: str | None) -> Callable[[str], Any] | None:
     """How to order a range's versions, where this importer knows the rules: SemVer, and PEP 440 for PyPI."""
     if range_type == "SEMVER":
-        return semver_key
+        return _semver_key
     if range_type == "ECOSYSTEM" and ecosystem == "PyPI":
-        return pep440_key
+        return _pep440_key
     return None
 
 
@@ -300,7 +345,7 @@ def _covered(version: Any, keyed: tuple[Any, str | None, Any]) -> bool:
     return bool(version <= high if end_kind == "last_affected" else version < high)
 
 
-def _unranged_versions(entry: Mapping[str, Any], i: int) -> list[str]:
+def _unranged_versions(entry: Mapping[str, Any], i: int, ranged: _Ranges) -> list[str]:
     """A warning when the entry's ``versions`` list names versions its ranges leave out.
 
     OSV: a version is affected if it is in a range *or* listed, so such versions are imported as affected;
@@ -314,7 +359,7 @@ def _unranged_versions(entry: Mapping[str, Any], i: int) -> list[str]:
         return []
     try:
         pairs = zip(keys, ranges, strict=True)
-        intervals = [(key, _keyed(key, i)) for key, rng in pairs if key for i in _intervals(rng, ecosystem)]
+        intervals = [(key, _keyed(key, i)) for key, rng in pairs if key for i in ranged.intervals(rng, ecosystem)]
         if len(versions) * len(intervals) > _CHECK_BUDGET:
             return []  # a hostile size: the check is advice, the import must not stall on it
         outside = [v for v in versions if not any(_covered(key(v), i) for key, i in intervals)]
@@ -329,7 +374,7 @@ def _unranged_versions(entry: Mapping[str, Any], i: int) -> list[str]:
     ]
 
 
-def _affected(doc: Mapping[str, Any]) -> list[AffectedRange]:
+def _affected(doc: Mapping[str, Any], ranged: _Ranges) -> list[AffectedRange]:
     rows: list[AffectedRange] = []
     for entry in doc["affected"]:
         package = entry.get("package") or {}
@@ -338,7 +383,7 @@ def _affected(doc: Mapping[str, Any]) -> list[AffectedRange]:
         for rng in ranges:
             # A package-less entry (CVE-converted records) names its code by the GIT repo.
             row_name = name or rng.get("repo") or doc["id"]
-            for introduced, end_kind, end in _intervals(rng, ecosystem):
+            for introduced, end_kind, end in ranged.intervals(rng, ecosystem):
                 row = AffectedRange(ecosystem, row_name, purl, rng["type"], introduced=introduced)
                 if end_kind is not None:
                     setattr(row, end_kind, end)
@@ -362,10 +407,11 @@ def _severities(doc: Mapping[str, Any], warnings: list[str]) -> list[AdvisorySev
             score = item["score"]
             base = None
             if item["type"] in _CVSS_TYPES:
-                try:
-                    base = base_score(item["type"], score)
-                except ValueError as exc:  # v3 was checked already; a v2/v4 vector the schema let through
-                    warnings.append(f"{json_pointer([*loc, j, 'score'])}: {exc}; no base score for it")
+                scored = _base_score(item["type"], score)
+                if isinstance(scored, str):  # v3 was checked already; a v2/v4 vector the schema let through
+                    warnings.append(f"{json_pointer([*loc, j, 'score'])}: {scored}; no base score for it")
+                else:
+                    base = scored
             severity = AdvisorySeverity(item["type"], score, base, source)
             if severity not in out:
                 out.append(severity)
@@ -392,7 +438,7 @@ def _summary(doc: Mapping[str, Any]) -> str | None:
     return next((line for line in lines if line), None)
 
 
-def _advisory(doc: Mapping[str, Any], path: str, warnings: list[str]) -> Advisory:
+def _advisory(doc: Mapping[str, Any], path: str, warnings: list[str], ranges: _Ranges) -> Advisory:
     return Advisory(
         advisory_id=doc["id"],
         modified=parse_time(doc["modified"], path=path, pointer="/modified", required=True),
@@ -404,7 +450,7 @@ def _advisory(doc: Mapping[str, Any], path: str, warnings: list[str]) -> Advisor
         related=list(dict.fromkeys([*(doc.get("related") or ()), *(doc.get("upstream") or ())])),
         cwes=_cwes(doc),
         severities=_severities(doc, warnings),
-        affected=_affected(doc),
+        affected=_affected(doc, ranges),
     )
 
 
@@ -452,8 +498,9 @@ class OsvFormat:
             if clearer is not None:
                 raise clearer from exc
             raise
-        warnings += _check_semantics(doc, path)
-        advisory = _advisory(doc, path, warnings)
+        ranges = _Ranges()
+        warnings += _check_semantics(doc, path, ranges)
+        advisory = _advisory(doc, path, warnings, ranges)
         first = advisory.affected[0]
         return ParsedDocument(
             format=self.name,

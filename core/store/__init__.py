@@ -2,7 +2,9 @@
 
 One connection per store; threads take their own cursor (``Store.cursor()``). DuckDB's
 extension auto-install/auto-load and all external file/network access are switched off, so the
-store can never reach for the network. Blobs too big for rows live in ``blobs/sha256/<hex>``.
+store can never reach for the network. DuckDB itself is imported when a store is opened, not with
+this module: an import's worker processes build rows with ``core.store.tables`` and never open a
+store. Blobs too big for rows live in ``blobs/sha256/<hex>``.
 """
 
 from __future__ import annotations
@@ -11,14 +13,12 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from core import __version__
 from core.clock import utcnow
@@ -27,8 +27,14 @@ from core.home import Home
 from core.store.lock import StoreLock
 from core.store.tables import NORMALIZED_TABLES, TABLES, RowBatch
 
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
 #: Raw documents larger than this go to the blob directory instead of a BLOB column.
 BLOB_THRESHOLD = 1 << 20
+#: How large the WAL may grow during :meth:`Store.bulk_writes` before DuckDB checkpoints it.
+BULK_CHECKPOINT = "256MB"
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -118,6 +124,8 @@ class Store:
 
     @staticmethod
     def _connect(home: Home, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
         try:
             return duckdb.connect(str(home.store_path), read_only=read_only, config=dict(DUCKDB_CONFIG))
         except duckdb.IOException as exc:
@@ -138,6 +146,8 @@ class Store:
     def _is_current(home: Home) -> bool:
         if not home.store_path.exists():
             return False
+        import duckdb
+
         try:
             with StoreLock(home.lock_path, exclusive=False):
                 conn = duckdb.connect(str(home.store_path), read_only=True, config=dict(DUCKDB_CONFIG))
@@ -199,6 +209,8 @@ class Store:
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
+        import duckdb
+
         with contextlib.suppress(duckdb.Error):
             self.conn.close()
         self._lock.release()
@@ -219,16 +231,38 @@ class Store:
         """All-or-nothing on the store's connection: commit on success, roll back on any exception."""
         return transaction(self.conn)
 
+    @contextlib.contextmanager
+    def bulk_writes(self) -> Iterator[None]:
+        """Many transactions in a row (an import): DuckDB checkpoints its WAL into the file less often meanwhile.
+
+        By default every 16 MiB of WAL is checkpointed at the commit that crosses it, and a checkpoint's cost grows
+        with the store, so a large import spent most of its writing time in checkpoints. Inside this block the WAL
+        may grow to :data:`BULK_CHECKPOINT`; when it ends the threshold is restored and the WAL checkpointed once,
+        so the store is left as compact as before. Commits stay commits: a kill loses nothing committed.
+        """
+        self.conn.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT}'")
+        try:
+            yield
+        finally:
+            self.conn.execute("RESET checkpoint_threshold")
+        self.conn.execute("CHECKPOINT")
+
     # -- raw documents and blobs -----------------------------------------------------------
-    def existing_digests(self, tenant: str, digests: Iterable[str]) -> set[str]:
-        """Which of ``digests`` the tenant already holds."""
+    def existing_digests(
+        self, tenant: str, digests: Iterable[str], *, cur: duckdb.DuckDBPyConnection | None = None
+    ) -> set[str]:
+        """Which of ``digests`` the tenant already holds (``cur``: another thread's cursor)."""
         wanted = list(digests)
         if not wanted:
             return set()
-        rows = self.conn.execute(
-            "SELECT sha256 FROM raw_documents WHERE tenant = ? AND list_contains(?, sha256)",
-            [tenant, wanted],
-        ).fetchall()
+        rows = (
+            (cur or self.conn)
+            .execute(
+                "SELECT sha256 FROM raw_documents WHERE tenant = ? AND list_contains(?, sha256)",
+                [tenant, wanted],
+            )
+            .fetchall()
+        )
         return {r[0] for r in rows}
 
     def blob_path(self, sha256: str) -> Path:
@@ -268,13 +302,19 @@ class Store:
             return bytes(row[0])
         return self.blob_path(sha256).read_bytes()
 
-    def write_batch(self, batch: RowBatch) -> None:
-        """Insert every row of ``batch`` (call inside :meth:`transaction`)."""
-        for table, arrow in batch.arrow_tables().items():
+    def write_batch(self, batch: RowBatch, *, cur: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Insert every row of ``batch`` (call inside :meth:`transaction`; ``cur``: another thread's cursor)."""
+        self.write_tables(batch.arrow_tables(), cur=cur)
+
+    def write_tables(self, tables: Mapping[str, pa.Table], *, cur: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Insert Arrow tables of rows, by store table, with the columns of :data:`core.store.tables.TABLES`
+        (call inside :meth:`transaction`; ``cur``: another thread's cursor)."""
+        conn = cur or self.conn
+        for table, arrow in tables.items():
             cols = ", ".join(f'"{c}"' for c, _ in TABLES[table])
             # A relation, not conn.register(): a registered Arrow table stays alive until the transaction ends
             # (even once unregistered), so a transaction of many batches (a large EPSS file) would grow without bound.
-            self.conn.from_arrow(arrow).query("_batch", f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _batch")
+            conn.from_arrow(arrow).query("_batch", f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _batch")
 
     # -- reading ---------------------------------------------------------------------------
     def tenants(self) -> list[str]:

@@ -224,11 +224,18 @@ class RowBatch:
     columns: dict[str, dict[str, list[Any]]] = field(
         default_factory=lambda: {t: {c: [] for c, _ in cols} for t, cols in TABLES.items()}
     )
+    _lists: dict[str, list[list[Any]]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Each table's column lists in TABLES order: a row is appended without a lookup per column.
+        self._lists = {table: list(cols.values()) for table, cols in self.columns.items()}
 
     def _add(self, table: str, *values: Any) -> None:
-        cols = self.columns[table]
-        for (name, _), value in zip(TABLES[table], values, strict=True):
-            cols[name].append(value)
+        columns = self._lists[table]
+        if len(values) != len(columns):
+            raise ValueError(f"{table} has {len(columns)} columns, not {len(values)}")
+        for column, value in zip(columns, values):  # noqa: B905 - lengths checked above
+            column.append(value)
 
     def add(self, tenant: str, doc: StagedDocument, imported_at: datetime) -> None:
         """Append every row that ``doc`` produces."""
