@@ -89,4 +89,18 @@ ACTIONS: tuple[PaletteAction, ...] = (
         "Assemble an Offline Kit", "kit", "assemble", "stella kit assemble --volume-size dvd --key NAME --out DIR RUN"
     ),
     PaletteAction("Verify an Offline Kit volume", "kit", "verify", "stella kit verify VOLUME_DIR"),
+    PaletteAction("Verify the highlighted evidence bundle", "evidence", "verify", "stella evidence verify FILE"),
+    PaletteAction(
+        "Place a legal hold on the highlighted evidence", "evidence", "hold", "stella evidence hold CASE --bundle ID"
+    ),
+    PaletteAction(
+        "Release a legal hold on the highlighted evidence",
+        "evidence",
+        "release",
+        "stella evidence release CASE --bundle ID",
+    ),
+    PaletteAction(
+        "Export the highlighted evidence bundle", "evidence", "export", "stella evidence export ID --out FILE.tgz"
+    ),
+    PaletteAction("Filter the timeline", "timeline", "focus('#timeline-filter')", "stella timeline list --type T"),
 )

@@ -73,12 +73,29 @@ EXPECTED: dict[str, type[object] | str | None] = {
     "Rotate a TUF role's keys": None,
     "Assemble an Offline Kit": "kit-runs",
     "Verify an Offline Kit volume": "kit-volume",
+    "Verify the highlighted evidence bundle": None,  # the locker is empty: the screen says there is nothing to act on
+    "Place a legal hold on the highlighted evidence": None,
+    "Release a legal hold on the highlighted evidence": None,
+    "Export the highlighted evidence bundle": None,
+    "Filter the timeline": "timeline-filter",
 }
 
 
 def test_the_palette_lists_every_action_and_each_opens_its_screen(filled_home: Home) -> None:
     assert {a.title for a in ACTIONS} == set(EXPECTED)
-    for words in ("rotate", "rollback", "roll back", "generate", "trivy", "import", "export", "verify", "trust", "kit"):
+    for words in (
+        "rotate",
+        "rollback",
+        "roll back",
+        "generate",
+        "trivy",
+        "import",
+        "export",
+        "verify",
+        "trust",
+        "kit",
+        "hold",
+    ):
         assert any(words in f"{a.title} {a.command}".lower() for a in ACTIONS), words
 
     async def script(pilot: Pilot[None]) -> None:

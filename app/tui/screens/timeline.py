@@ -120,23 +120,28 @@ class TimelineScreen(StellaScreen):
         table = self.query_one("#timeline-table", DataTable)
         for heading in ("seq", "time", "type", "held", "subject"):
             table.add_column(heading, key=heading)
-        self.action_refresh()
+        self._reload()  # AUTO_FOCUS puts the focus in the table
 
     def resumed(self) -> None:
-        self.action_refresh()
+        self._reload()  # the focus stays where it was (a palette action may have put it in the filter)
 
     @on(Input.Submitted, "#timeline-tenant")
     @on(Input.Submitted, "#timeline-filter")
     def action_refresh(self) -> None:
+        if self._reload():
+            self.query_one("#timeline-table", DataTable).focus()
+
+    def _reload(self) -> bool:
+        """Read the first page for the tenant and filter in the fields; False (the error shown) for a bad filter."""
         self.tenant = self.tenant_in("#timeline-tenant")
         try:
             self.where = parse_filter(self.query_one("#timeline-filter", Input).value)
         except StellaError as exc:
             self.show_error(f"error ({exc.code}, exit {int(exc.exit_code)})", exc.diagnostics())
-            return
+            return False
         self.query_one("#timeline-summary", Static).update("loading ...")
         self.load_page(self.tenant, self.where, 0, False)
-        self.query_one("#timeline-table", DataTable).focus()
+        return True
 
     def action_next_page(self) -> None:
         if self.next_cursor is None:
