@@ -24,7 +24,6 @@ from typing import IO, Any, TypeVar
 import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from core.age_stream import AgeError, decrypt_stream
 from core.archive.canonical import EXEC_MODE, FILE_MODE
 from core.archive.reader import ArchiveMember, ReaderLimits, SafeArchiveReader
 from core.contract.bundle import (
@@ -57,7 +56,6 @@ from core.keys import KeyAlgorithm
 from core.progress import Check, NullObserver, Observer
 from core.signing import dsse_signer, envelope_signatures, pae_prefix, sha256_file, verify_prehashed_sha256, verify_raw
 from core.trust import TrustedKey
-from verify.bbolt_check import check_bbolt
 from verify.export_attestation import check_export_attestation
 from verify.manifest import ListedFile, ManifestReader
 
@@ -196,6 +194,7 @@ class _Verification(Recorder):
         self.decrypted = 0
         self.trivy_db = False  # a trivy:db bundle: every trivy.db in it gets a bbolt structure check
         self.bbolt_checked: set[str] = set()  # digests already checked (the OCI layer repeats db.tar.gz)
+        self.file_sha256: str | None = None  # the bundle file's sha256, from the one pass that read it
 
     # -- members -------------------------------------------------------------------------
     def spool(self, member: Any, limit: int) -> tuple[Path, str]:
@@ -248,6 +247,7 @@ class _Verification(Recorder):
             checksums_sig, _ = self.spool(fourth, MAX_SIGNATURE)
             self.check_checksums_signature(checksums_path, checksums_sig.read_bytes())
             head_seen = self.check_members(members, manifest)
+            self.file_sha256 = reader.file_sha256
         if self.identities and self.plaintext:
             self.passed("decryption", f"{self.decrypted} encrypted files decrypted; plaintext digests match")
         self.check_checksums(checksums_path, manifest, manifest_sha)
@@ -457,6 +457,8 @@ class _Verification(Recorder):
 
     def check_trivy_db(self, entry: ListedFile, spool: IO[bytes]) -> None:
         """Check the bbolt structure (meta checksums, page ids, reachability) before anyone hands it to Trivy."""
+        from verify.bbolt_check import check_bbolt  # only trivy:db bundles
+
         spool.close()
         path, where = Path(spool.name), entry.path
         try:
@@ -497,6 +499,8 @@ class _Verification(Recorder):
             )
 
     def decrypt_and_check(self, name: str, reader: _TeeReader) -> None:
+        from core.age_stream import AgeError, decrypt_stream  # only an encrypted payload, with --identity
+
         sink = _HashingSink()
         try:
             decrypt_stream(reader, sink, self.identities)
@@ -594,9 +598,13 @@ class _Verification(Recorder):
         )
 
     def check_attestation(self) -> None:
-        """``in-toto release``: ``BUNDLE.intoto.jsonl`` beside the verified bundle, when present."""
+        """``in-toto release``: ``BUNDLE.intoto.jsonl`` beside the verified bundle, when present; its subjects are
+        checked against the bundle file's sha256 taken while the archive was read (the file is read once)."""
+        assert self.file_sha256 is not None  # run() read the archive to its end
         try:
-            found = check_export_attestation(self.bundle, self.keys, self.report.manifest, self.observer.is_cancelled)
+            found = check_export_attestation(
+                self.bundle, self.keys, self.report.manifest, self.file_sha256, self.observer.is_cancelled
+            )
         except Cancelled:
             raise
         except StellaError as exc:

@@ -9,7 +9,6 @@ is reported as not present: attestations are optional, a bad one is never ignore
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -25,8 +24,6 @@ from core.export_attestation import STATEMENT_V1, Envelope, attestation_path, pa
 from core.signing import dsse_signer, envelope_signatures
 from core.strict_json import loads
 from core.trust import TrustedKey
-
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -59,10 +56,15 @@ def check_export_attestation(
     bundle: Path,
     keys: Sequence[TrustedKey],
     manifest: VerifiedManifest,
+    bundle_sha256: str,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> AttestationCheck:
-    """Check the attestation file beside ``bundle`` (verified, with ``manifest``) against the trusted ``keys``;
-    ``cancelled`` is asked between chunks while the bundle is hashed (then :class:`Cancelled` is raised)."""
+    """Check the attestation file beside ``bundle`` (verified, with ``manifest``) against the trusted ``keys``.
+
+    ``bundle_sha256`` is the bundle file's digest, taken by the verifier's one pass over it
+    (:attr:`core.archive.reader.SafeArchiveReader.file_sha256`): the bytes verified are the bytes attested, and the
+    file is not read again. ``cancelled`` is asked before the lines are checked (then :class:`Cancelled` is raised).
+    """
     path = attestation_path(bundle)
     try:
         mode = os.lstat(path).st_mode
@@ -73,29 +75,17 @@ def check_export_attestation(
     if not stat.S_ISREG(mode):
         raise BadInputError("the attestation is not a regular file", path=str(path))
     lines = read_lines(path)
-    bundle_sha = _sha256(bundle, cancelled)
+    if cancelled():
+        raise Cancelled("verification cancelled")
     signers: list[str] = []
     targets: list[str] = []
     for n, data in enumerate(lines, start=1):
         envelope = parse_line(data, n, str(path))
         signers.append(_signer(envelope, keys, manifest, path).label)
-        target = _check_statement(envelope, bundle_sha, manifest, path)
+        target = _check_statement(envelope, bundle_sha256, manifest, path)
         if target is not None:
             targets.append(target)
     return AttestationCheck(path, tuple(signers), tuple(targets))
-
-
-def _sha256(bundle: Path, cancelled: Callable[[], bool]) -> str:
-    digest = hashlib.sha256()
-    try:
-        with bundle.open("rb") as fh:
-            while chunk := fh.read(CHUNK):
-                if cancelled():
-                    raise Cancelled("verification cancelled")
-                digest.update(chunk)
-    except OSError as exc:
-        raise EnvironmentFailure(f"cannot read the bundle: {exc.strerror}", path=str(bundle)) from None
-    return digest.hexdigest()
 
 
 def _signer(envelope: Envelope, keys: Sequence[TrustedKey], manifest: VerifiedManifest, path: Path) -> TrustedKey:

@@ -17,14 +17,17 @@ frame or a gzip file name is an IntegrityError naming the member or offset.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
+
+import zstandard
 
 from core.archive.canonical import (
     GZIP_HEADER_SIZE,
@@ -39,7 +42,7 @@ from core.archive.canonical import (
     zstd_frame_headers,
 )
 from core.archive.rules import Compression, parent_dirs, printable, unsafe_path_reason
-from core.compression import CORRUPT, GZIP_MAGIC, ZSTD_MAGIC, GzipMemberReader, TrailingData, ZstdReader
+from core.compression import CORRUPT, GZIP_MAGIC, ZSTD_MAGIC, GzipMemberReader, TrailingData
 from core.errors import BadInputError, Cancelled, EnvironmentFailure, IntegrityError, StellaError
 from core.progress import Cancellable
 
@@ -48,9 +51,14 @@ CHUNK = 1 << 20
 #: The ratio check starts once this much has been decompressed, so small archives with a tiny compressed
 #: size (a few highly compressible JSON files) are not refused for their ratio.
 RATIO_GRACE = 16 << 20
-#: zstd expands a run of zeros ~32,000x, and the decompressor we reuse turns each raw chunk it is fed into one
-#: bytes object. Feeding it 4 KiB at a time keeps one step at <= 128 MiB, and the ratio limit stops a bomb after
-#: the first 16 MiB.
+#: The compressed file is read this much at a time, and hashed as it is read (:attr:`SafeArchiveReader.file_sha256`).
+RAW_CHUNK = 1 << 20
+#: zstd expands a run of zeros ~32,000x, and the decompressor turns all it is fed into one bytes object. So it is
+#: fed whole blocks (each decompresses to 128 KiB at most), as many as make ZSTD_STEP of output, walked from their
+#: headers: one step stays about a MiB however high the ratio, and the ratio limit stops a bomb after the first
+#: 16 MiB. Where the walk stops (a block type it does not know), the rest is fed 4 KiB at a time (<= 128 MiB a step).
+ZSTD_STEP = 1 << 20
+ZSTD_BLOCK_MAX = 128 << 10
 ZSTD_RAW_CHUNK = 4 << 10
 #: The writer's pax records hold a path and a size; a safe path is far shorter than this.
 MAX_PAX_HEADER = 64 << 10
@@ -170,23 +178,26 @@ class SafeArchiveReader:
         except OSError as exc:
             raw.close()
             raise EnvironmentFailure(f"cannot read the archive: {exc.strerror}", path=label) from exc
-        counted: _CountingRaw | None = None
+        self._raw = _RawFile(raw)
+        counted: _RawFile | None = None
         source: IO[bytes]
         self.compression: Compression
         try:
             if head.startswith(ZSTD_MAGIC):
                 _check_zstd_header(head, label)
-                counted = _CountingRaw(raw, ZSTD_RAW_CHUNK)
-                zstd = ZstdReader(counted, single_frame=True)  # type: ignore[arg-type]
-                source = io.BufferedReader(zstd, buffer_size=CHUNK)
+                counted = self._raw
+                frame = _ZstdFrame(counted)
+                # Decompress on a second core while this thread parses and hashes (both release the GIL).
+                source = _Prefetch(frame.read, counted.close, counted)  # type: ignore[assignment]
                 self.compression = "zstd"
             elif head.startswith(GZIP_MAGIC):
                 _check_gzip_header(head, label)
-                counted = _CountingRaw(raw, CHUNK)
-                source = io.BufferedReader(GzipMemberReader(counted), buffer_size=CHUNK)  # type: ignore[arg-type]
+                counted = self._raw
+                inflated = io.BufferedReader(GzipMemberReader(counted), buffer_size=CHUNK)  # type: ignore[arg-type]
+                source = _Prefetch(lambda: inflated.read(CHUNK), inflated.close, counted)  # type: ignore[assignment]
                 self.compression = "gzip"
             elif len(head) == BLOCK and (head[257:262] == b"ustar" or head == bytes(BLOCK)):
-                source = raw
+                source = self._raw  # type: ignore[assignment]
                 self.compression = "none"
             elif head[:4] in _SKIPPABLE:
                 raise IntegrityError(
@@ -197,9 +208,6 @@ class SafeArchiveReader:
         except StellaError:
             raw.close()
             raise
-        if counted is not None:
-            # Decompress on a second core while this thread parses and hashes (both release the GIL).
-            source = _Prefetch(source)  # type: ignore[assignment]
         self._source = source
         self._scanner = _TarScanner(source, label, self.limits, counted, self.compression)
         self._scanner.cancel = cancel
@@ -218,6 +226,12 @@ class SafeArchiveReader:
         """The mtime every member carries (the first member's), or None before the first member is read."""
         return self._scanner.mtime
 
+    @property
+    def file_sha256(self) -> str | None:
+        """The sha256 (hex) of the archive file's bytes, once iteration has ended normally: every byte of the file
+        was read, once, and checked (the end of the archive and of the compressed stream). None before that."""
+        return self._raw.sha256.hexdigest() if self._scanner.finished else None
+
     def __iter__(self) -> Iterator[ArchiveMember]:
         if self._members is None:
             self._members = self._scanner.members()
@@ -231,16 +245,21 @@ class SafeArchiveReader:
 class _Prefetch(_ReadIntoFromRead):
     """Reads ahead of its consumer on a background thread, a bounded number of chunks at a time.
 
-    The producer's exceptions (a damaged stream) are handed over and raised in the consumer's thread, at the
-    point in the stream where they happened.
+    ``produce`` returns the next chunk (b"" at the end); ``release`` closes what it reads. The compressed bytes
+    ``raw`` read for a chunk travel with it and are hashed on the consumer's thread (which has time to spare while
+    the producer's decompresses). The producer's exceptions (a damaged stream) are handed over and raised in the
+    consumer's thread, at the point in the stream where they happened.
     """
 
     DEPTH = 4
 
-    def __init__(self, source: IO[bytes]) -> None:
+    def __init__(self, produce: Callable[[], bytes], release: Callable[[], None], raw: _RawFile) -> None:
         super().__init__()
-        self._source = source
-        self._queue: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=self.DEPTH)
+        self._produce_chunk = produce
+        self._release = release
+        self._raw = raw
+        raw.deferred = []
+        self._queue: queue.Queue[tuple[bytes | None, list[bytes]] | BaseException] = queue.Queue(maxsize=self.DEPTH)
         self._buffer = b""
         self._offset = 0
         self._done = False
@@ -251,14 +270,14 @@ class _Prefetch(_ReadIntoFromRead):
     def _produce(self) -> None:
         try:
             while not self._stop.is_set():
-                data = self._source.read(CHUNK)
+                data = self._produce_chunk()
                 if not data:
                     break
-                self._queue.put(data)
+                self._queue.put((data, self._raw.take()))
         except BaseException as exc:  # handed to the consumer, which raises it
             self._queue.put(exc)
             return
-        self._queue.put(None)
+        self._queue.put((None, self._raw.take()))
 
     def readable(self) -> bool:
         return True
@@ -268,13 +287,16 @@ class _Prefetch(_ReadIntoFromRead):
             if self._done:
                 return b""
             item = self._queue.get()
-            if item is None:
-                self._done = True
-                return b""
             if isinstance(item, BaseException):
                 self._done = True
                 raise item
-            self._buffer, self._offset = item, 0
+            data, raw = item
+            for chunk in raw:
+                self._raw.sha256.update(chunk)
+            if data is None:
+                self._done = True
+                return b""
+            self._buffer, self._offset = data, 0
         end = len(self._buffer) if size is None or size < 0 else min(len(self._buffer), self._offset + size)
         data = self._buffer[self._offset : end]
         self._offset = end
@@ -287,33 +309,130 @@ class _Prefetch(_ReadIntoFromRead):
                 self._queue.get_nowait()
             except queue.Empty:
                 self._thread.join(timeout=0.05)
-        self._source.close()
+        self._release()
         super().close()
 
 
-class _CountingRaw(_ReadIntoFromRead):
-    """The compressed file as the decompressor sees it: counted (for the ratio limit) and in bounded chunks."""
+class _RawFile(_ReadIntoFromRead):
+    """The archive file as it is read: counted (for the ratio limit) and hashed (:attr:`SafeArchiveReader.file_sha256`,
+    so nothing reads the file a second time for its digest). With ``deferred`` (a list) the chunks read are kept
+    there, for :meth:`take` to hand to the thread that hashes them."""
 
-    def __init__(self, fh: IO[bytes], cap: int) -> None:
+    def __init__(self, fh: IO[bytes]) -> None:
         super().__init__()
         self._fh = fh
-        self._cap = cap
         self.count = 0
+        self.sha256 = hashlib.sha256()
+        self.deferred: list[bytes] | None = None
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        # Overridden rather than inherited: RawIOBase.read(n) would allocate an n-byte buffer for every
-        # capped chunk, and the decompressor asks for 1 MiB at a time.
-        want = self._cap if size is None or size < 0 else min(size, self._cap)
-        data = self._fh.read(want)
+        # Overridden rather than inherited: RawIOBase.read(n) would allocate an n-byte buffer for every chunk.
+        data = self._fh.read(RAW_CHUNK if size is None or size < 0 else min(size, RAW_CHUNK))
         self.count += len(data)
+        if self.deferred is None:
+            self.sha256.update(data)
+        elif data:
+            self.deferred.append(data)
         return data
+
+    def take(self) -> list[bytes]:
+        """The chunks read since the last call, to be hashed in order (see ``deferred``)."""
+        taken, self.deferred = self.deferred or [], []
+        return taken
 
     def close(self) -> None:
         self._fh.close()
         super().close()
+
+
+class _ZstdFrame:
+    """The bundle's one zstd frame, decompressed a step at a time (on the prefetch thread).
+
+    As strict as :class:`core.compression.ZstdReader` with ``single_frame``: EOFError for a truncated frame,
+    :class:`TrailingData` for any byte after it (a second or skippable frame, garbage), ``zstandard.ZstdError`` for a
+    corrupt one (a bad block, a content checksum that does not match). Each step feeds the decompressor whole
+    blocks, found by walking their 3-byte headers, that decompress to about ZSTD_STEP bytes: few, large steps are
+    what make it as fast as the ``zstd`` tool, and a bounded step keeps a bomb's expansion small. The walk only
+    chooses where a step ends: the decompressor decides what is valid and where the frame ends.
+    """
+
+    def __init__(self, raw: _RawFile) -> None:
+        self._raw = raw
+        self._dobj = zstandard.ZstdDecompressor().decompressobj(write_size=ZSTD_STEP + ZSTD_BLOCK_MAX)
+        self._data = b""  # compressed bytes read; those from _off on are not fed yet
+        self._off = 0
+        #: Where the next block header is in _data; None once the walk has stopped (after the last block, or at
+        #: a block type it does not know: the rest is then fed ZSTD_RAW_CHUNK at a time).
+        self._walk: int | None = ZSTD_FRAME_HEADER_SIZE
+        self._started = False
+        self._ended = False
+
+    def read(self) -> bytes:
+        """The next step's decompressed bytes; b"" once the frame has ended, and the file with it."""
+        while True:
+            end = self._step_end()
+            if end is None:
+                more = self._raw.read(RAW_CHUNK)
+                if more:
+                    if self._ended:
+                        raise TrailingData("data after the zstd frame", self._raw.count - len(more))
+                    if self._walk is not None:
+                        self._walk -= self._off
+                    self._data, self._off = self._data[self._off :] + more, 0
+                    continue
+                if self._off == len(self._data):
+                    if self._started and not self._ended:
+                        raise EOFError("zstd stream ends in the middle of a frame (truncated)")
+                    return b""
+                end = len(self._data)  # the file ends inside a block: the decompressor says what is wrong
+            out = self._feed(end)
+            if out:
+                return out
+
+    def _step_end(self) -> int | None:
+        """Where in _data the next step's input ends (after whole blocks), or None when more must be read."""
+        data, pos = self._data, self._walk
+        if self._ended:
+            return None
+        if pos is None:
+            return min(len(data), self._off + ZSTD_RAW_CHUNK) if self._off < len(data) else None
+        if pos > len(data):  # the frame header is not all read yet
+            return None
+        output = 0
+        while pos + 3 <= len(data):
+            header = int.from_bytes(data[pos : pos + 3], "little")
+            kind, size = (header >> 1) & 3, header >> 3
+            if kind == 3:  # reserved: the decompressor will refuse it
+                self._walk = None
+                return self._step_end()
+            end = pos + 3 + (1 if kind == 1 else size)  # an RLE block is one byte repeated
+            if end > len(data):
+                break
+            pos = end
+            output += ZSTD_BLOCK_MAX if kind == 2 else size
+            if header & 1:  # the last block: its checksum and whatever follows go in too (the frame's end is found)
+                self._walk = None
+                return len(data)
+            if output >= ZSTD_STEP:
+                break
+        self._walk = pos
+        return pos if pos > self._off else None
+
+    def _feed(self, end: int) -> bytes:
+        piece = memoryview(self._data)[self._off : end]
+        after = self._raw.count - (len(self._data) - end)  # the file offset just after the piece
+        self._off = end
+        self._started = True
+        out: bytes = self._dobj.decompress(piece)
+        if self._dobj.eof:
+            unused = len(self._dobj.unused_data)
+            if unused or self._off < len(self._data):
+                raise TrailingData("data after the zstd frame", after - unused)
+            self._ended = True
+        return out
 
 
 _SKIPPABLE = frozenset(bytes([0x50 + n]) + b"\x2a\x4d\x18" for n in range(16))
@@ -385,7 +504,7 @@ class _TarScanner:
     """The tar parser behind :class:`SafeArchiveReader`: reads blocks, enforces limits, tracks the current member."""
 
     def __init__(
-        self, source: IO[bytes], label: str, limits: ReaderLimits, counted: _CountingRaw | None, codec: str
+        self, source: IO[bytes], label: str, limits: ReaderLimits, counted: _RawFile | None, codec: str
     ) -> None:
         self._src = source
         self._codec = {"none": "tar"}.get(codec, codec)
@@ -402,6 +521,8 @@ class _TarScanner:
         self.mtime: int | None = None
         #: Polled before every read: a surface that set it stops the reader at the next block or chunk.
         self.cancel: Cancellable | None = None
+        #: Set once the end of the archive and of its compressed stream have been read and checked.
+        self.finished = False
 
     # -- bytes ------------------------------------------------------------------------------------------------
     def fail(self, error: BaseException) -> BaseException:
@@ -495,6 +616,7 @@ class _TarScanner:
                 )
             if block == bytes(BLOCK):
                 self._end_of_archive(start)
+                self.finished = True
                 return
             header = self._parse(block, start)
             raw = block
