@@ -12,7 +12,6 @@ from typing import NoReturn
 from app.output import escape, print_json, stderr
 from app.visible import visible
 from core import __version__
-from core.atomic import environment_failure
 from core.errors import ExitCode, StellaError
 from core.passphrase import allow_prompt
 
@@ -189,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (StellaError, KeyboardInterrupt, MemoryError):
             raise
         except Exception as exc:  # a full disk, an I/O error: exit 8 naming the path, not a bug report
+            from core.atomic import environment_failure  # only on this path: secrets, shutil and the rest load late
+
             failure = environment_failure(exc)
             if failure is None:
                 raise

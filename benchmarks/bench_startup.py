@@ -1,15 +1,23 @@
 """Start-up benchmark: how long `stella` takes before it does anything, each figure against its same-run baseline.
 
-- `stella --version` and `stella --help` against `python -c pass` (the interpreter's own start): the target is
-  within 0.15 s of it, so the top-level parser must import no command module.
+- `stella --version`, `stella --help` and `stella verify --help` against `python -c pass` (the interpreter's own
+  start): the target is within 0.15 s of it, so the top-level parser imports no command module and a command's
+  parser none of the modules its run needs.
 - `stella verify` of a sample bundle (built in a temporary home as scripts/demo.sh does), with the project modules
   and third-party packages it loads: a receiver's verification loads the verifier, not the store or the UI.
 - the TUI's first paint against a bare Textual app's (a Static in an App): the target is within 0.4 s of it, the
   store's figures arriving after; the time until the dashboard shows them is printed too.
 
-Every figure is the median of ``--runs`` runs of a fresh process, measured from just before it is spawned.
+Every figure is the median of ``--runs`` runs of a fresh process, measured from just before it is spawned. The
+project's bytecode is cached (in a private pycache under the work directory), as an installed stella or the binary
+has it; ``--no-bytecode-cache`` measures a start that compiles every module from source instead.
 
-    python benchmarks/bench_startup.py [--runs 15] [--workdir DIR]
+With ``--before REV`` the command-line figures are also taken, in the same run and alternating, from the tree of
+git revision REV (exported with ``git archive`` into the work directory, run with the same interpreter and
+packages), and printed beside the current ones: a before/after of a start-up change. ``--quick`` takes only the
+command-line figures (no sample bundle, no TUI).
+
+    python benchmarks/bench_startup.py [--runs 15] [--workdir DIR] [--before REV] [--quick] [--no-bytecode-cache]
 """
 
 from __future__ import annotations
@@ -83,14 +91,57 @@ def stella_cmd() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-c", "from app.cli import run; run()"]
 
 
+def cache_bytecode(workdir: Path) -> None:
+    """Let the children keep compiled bytecode in a private pycache, as an installed stella has it."""
+    ENV.pop("PYTHONDONTWRITEBYTECODE", None)
+    ENV["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+
+
 def timed(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> float:
     """The median wall time of ``runs`` runs of ``cmd`` (output discarded; a failure stops the benchmark)."""
+    return statistics.median(times_of(cmd, runs, env))
+
+
+def times_of(cmd: list[str], runs: int, env: dict[str, str] | None = None, cwd: Path = ROOT) -> list[float]:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env or ENV)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd, env=env or ENV)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def export_revision(rev: str, workdir: Path) -> Path:
+    """The tree of git revision ``rev``, exported (read-only: ``git archive``) under ``workdir``."""
+    sha = subprocess.run(["git", "rev-parse", rev], check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    tree = workdir / f"tree-{sha.strip()[:12]}"
+    if not tree.is_dir():
+        tree.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", sha.strip()], check=True, capture_output=True, cwd=ROOT).stdout
+        subprocess.run(["tar", "x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def command_line(runs: int, before: Path | None) -> dict[str, tuple[float, float | None]]:
+    """Median seconds of each command-line figure, now and (with ``before``) in that tree, alternating runs."""
+    now_cmd = [sys.executable, "-c", "from app.cli import run; run()"]
+    figures = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "stella --version": [*now_cmd, "--version"],
+        "stella --help": [*now_cmd, "--help"],
+        "stella verify --help": [*now_cmd, "verify", "--help"],
+    }
+    before_env = {**ENV, "PYTHONPATH": str(before)} if before is not None else None
+    now: dict[str, list[float]] = {name: [] for name in figures}
+    then: dict[str, list[float]] = {name: [] for name in figures}
+    for _ in range(runs):
+        for name, cmd in figures.items():
+            now[name] += times_of(cmd, 1)
+            if before is not None:
+                then[name] += times_of(cmd, 1, before_env, cwd=before)
+    return {
+        name: (statistics.median(now[name]), statistics.median(then[name]) if then[name] else None) for name in figures
+    }
 
 
 def build_bundle(home: Path) -> tuple[Path, Path]:
@@ -140,29 +191,47 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15, help="runs per figure (the median is printed)")
     parser.add_argument("--workdir", type=Path, help="where the sample home goes (default: a temporary directory)")
+    parser.add_argument("--before", metavar="REV", help="also time the command line of git revision REV")
+    parser.add_argument("--quick", action="store_true", help="the command-line figures only (no bundle, no TUI)")
+    parser.add_argument("--no-bytecode-cache", action="store_true", help="compile every module at every start")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         workdir = (args.workdir or Path(tmp)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        home = workdir / "home"
-        bundle, pub = build_bundle(home)
-        stella, runs = stella_cmd(), args.runs
+        if not args.no_bytecode_cache:
+            cache_bytecode(workdir)
+        before = export_revision(args.before, workdir) if args.before else None
+        runs = args.runs
+        subprocess.run([sys.executable, "-c", "import app.cli"], check=True, cwd=ROOT, env=ENV)  # warm the caches
+        figures = command_line(runs, before)
+        if not args.quick:
+            home = workdir / "home"
+            bundle, pub = build_bundle(home)
+            stella = stella_cmd()
+            verify = timed([*stella, "verify", str(bundle), "--key", str(pub)], runs)
+            loaded = loaded_by(["verify", str(bundle), "--key", str(pub)], workdir)
+            bare = paints("bare", home, runs)
+            tui = paints("stella", home, runs)
 
-        python = timed([sys.executable, "-c", "pass"], runs)
-        version = timed([*stella, "--version"], runs)
-        help_ = timed([*stella, "--help"], runs)
-        verify = timed([*stella, "verify", str(bundle), "--key", str(pub)], runs)
-        loaded = loaded_by(["verify", str(bundle), "--key", str(pub)], workdir)
-        bare = paints("bare", home, runs)
-        tui = paints("stella", home, runs)
-
-    print(f"stella start-up, median of {runs} runs each, seconds")
-    print(f"  python -c pass                {python:6.3f}")
-    for name, took in (("stella --version", version), ("stella --help", help_)):
-        verdict = "ok" if took - python <= VERSION_TARGET else "OVER"
-        print(
-            f"  {name:29} {took:6.3f}  +{took - python:.3f} over python -c pass (target +{VERSION_TARGET}: {verdict})"
-        )
+    cache = "compiled at every start" if args.no_bytecode_cache else "bytecode cached, as installed"
+    print(f"stella start-up, median of {runs} runs each, seconds ({cache})")
+    python = figures["python -c pass"][0]
+    head = f"  {'':29} {'now':>6}"
+    if before is not None:
+        head += f"  {'before':>6} ({args.before})"
+    print(head)
+    for name, (took, then) in figures.items():
+        line = f"  {name:29} {took:6.3f}"
+        if then is not None:
+            line += f"  {then:6.3f}"
+        if name != "python -c pass":
+            verdict = "ok" if took - python <= VERSION_TARGET else "OVER"
+            line += f"  +{took - python:.3f} over python -c pass (target +{VERSION_TARGET}: {verdict})"
+        else:
+            line += "  (the floor)"
+        print(line)
+    if args.quick:
+        return 0
     project, third = list(loaded["project"]), list(loaded["third_party"])  # type: ignore[call-overload]
     print(f"  stella verify (sample bundle) {verify:6.3f}  +{verify - python:.3f} over python -c pass")
     print(f"    loads {len(project)} project modules: {', '.join(project)}")

@@ -1,25 +1,15 @@
-"""The registry of export profile adapters, keyed by ``kind:variant``. A new profile is a module plus a line."""
+"""The registry of export profile adapters, keyed by ``kind:variant``. A new profile is a module plus a line.
+
+Each adapter module is imported when its profile is first asked for, so listing the profiles, or a run of one,
+never loads the others' libraries (mirror's TUF and securesystemslib, which brings boto3; Trivy's bbolt writer).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-from pyrage import x25519
-
-from adapters.profiles import (
-    attestation,
-    bootstrap,
-    devportal,
-    json_policy,
-    json_raw,
-    mirror,
-    risk_bundle,
-    risk_simulation,
-    trivy_db,
-    trivy_java_db,
-)
-from core.bundle import PayloadProfile
 from core.contract.profiles import (
     ATTESTATION_BUNDLE,
     BOOTSTRAP_PACK,
@@ -34,22 +24,44 @@ from core.contract.profiles import (
     TRIVY_JAVA_DB,
 )
 from core.errors import BadInputError, UsageError
-from core.profiles import ProfileConfig
-from core.store import Store
 
-PROFILES: dict[str, PayloadProfile] = {
-    JSON_RAW: json_raw.PROFILE,
-    JSON_POLICY: json_policy.PROFILE,
-    TRIVY_DB: trivy_db.PROFILE,
-    TRIVY_JAVA_DB: trivy_java_db.PROFILE,
-    MIRROR_FULL: mirror.FULL,
-    MIRROR_DELTA: mirror.DELTA,
-    DEVPORTAL_OFFLINE: devportal.PROFILE,
-    RISK_BUNDLE: risk_bundle.PROFILE,
-    RISK_SIMULATION: risk_simulation.PROFILE,
-    ATTESTATION_BUNDLE: attestation.PROFILE,
-    BOOTSTRAP_PACK: bootstrap.PROFILE,
+if TYPE_CHECKING:
+    from core.bundle import PayloadProfile
+    from core.profiles import ProfileConfig
+    from core.store import Store
+
+#: Profile id -> (module under adapters.profiles, the name of its PayloadProfile there).
+_ADAPTERS: dict[str, tuple[str, str]] = {
+    JSON_RAW: ("json_raw", "PROFILE"),
+    JSON_POLICY: ("json_policy", "PROFILE"),
+    TRIVY_DB: ("trivy_db", "PROFILE"),
+    TRIVY_JAVA_DB: ("trivy_java_db", "PROFILE"),
+    MIRROR_FULL: ("mirror", "FULL"),
+    MIRROR_DELTA: ("mirror", "DELTA"),
+    DEVPORTAL_OFFLINE: ("devportal", "PROFILE"),
+    RISK_BUNDLE: ("risk_bundle", "PROFILE"),
+    RISK_SIMULATION: ("risk_simulation", "PROFILE"),
+    ATTESTATION_BUNDLE: ("attestation", "PROFILE"),
+    BOOTSTRAP_PACK: ("bootstrap", "PROFILE"),
 }
+
+
+class _Registry(Mapping[str, "PayloadProfile"]):
+    """Profile id -> its payload adapter; the adapter's module is imported on first use."""
+
+    def __getitem__(self, profile_id: str) -> PayloadProfile:
+        module, name = _ADAPTERS[profile_id]
+        adapter: PayloadProfile = getattr(importlib.import_module(f"adapters.profiles.{module}"), name)
+        return adapter
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_ADAPTERS)
+
+    def __len__(self) -> int:
+        return len(_ADAPTERS)
+
+
+PROFILES: Mapping[str, PayloadProfile] = _Registry()
 
 
 def get_profile(kind: str, variant: str) -> PayloadProfile:
@@ -72,12 +84,14 @@ def run_options(config: ProfileConfig, requested: Mapping[str, Any], store: Stor
     """
     options: dict[str, Any] = {}
     recipients = requested.get("encryptionRecipients") or []
-    for value in recipients:
-        try:
-            x25519.Recipient.from_str(value)
-        except Exception:
-            raise BadInputError(f"{value!r} is not an age X25519 recipient (age1...)") from None
     if recipients:
+        from pyrage import x25519  # only a run that encrypts
+
+        for value in recipients:
+            try:
+                x25519.Recipient.from_str(value)
+            except Exception:
+                raise BadInputError(f"{value!r} is not an age X25519 recipient (age1...)") from None
         options["encryptionRecipients"] = sorted(set(recipients))
     rest = {k: v for k, v in requested.items() if k != "encryptionRecipients" and v not in (None, "", [])}
     profile = get_profile(config.kind, config.variant)

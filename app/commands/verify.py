@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.output import escape, print_json, stderr, stdout
-from core.clock import parse_at
 from core.errors import StellaError
-from core.home import Home, resolve_home
 from core.progress import Check, NullObserver
-from services.receive import ReceiveRequest, not_verified, verify_received
-from verify.bundle import VerifyReport
+
+if TYPE_CHECKING:  # loaded when a command runs, not to build its parser: `stella verify --help` stays light
+    from core.home import Home
+    from verify.bundle import VerifyReport
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -93,6 +93,8 @@ def finish(
 def not_imported(args: argparse.Namespace, report: VerifyReport, nothing: Any) -> int:
     """A bundle that did not verify imports nothing: with ``--json`` the report with ``"imported": nothing``;
     returns the exit code."""
+    from services.receive import not_verified
+
     if args.json:
         print_json({"verification": report.to_dict(), "imported": nothing})
     return int(not_verified(report).exit_code)
@@ -123,7 +125,10 @@ def receive_commands(
 
 
 def run(args: argparse.Namespace) -> int:
+    from core.clock import parse_at
+    from core.home import resolve_home
     from services import metrics
+    from services.receive import ReceiveRequest, verify_received
 
     home = resolve_home(args.home)
     textfile = metrics.textfile_for(home, args.metrics_textfile)
