@@ -1,19 +1,21 @@
-"""Mirror benchmark: delta size for a 1% change, and age encryption throughput against the `age` CLI.
+"""Mirror benchmark: mirror:full against `zstd` on the same bytes, a 1% delta, an encrypted bundle's size, and age.
 
-Targets (issue 4):
-  (a) a mirror:delta for a 1% change of an N-advisory store (default 200,000) is at most 3% of the mirror:full
-      bundle's size. The change is 1% of the advisories re-issued as new revisions (a later ``modified`` and a
-      changed summary), imported, then exported as a delta against the full bundle's run.
-  (b) encryption and decryption run at no less than 0.8x the `age` CLI's throughput on the same payload (1 GiB by
-      default) in the same run. stella's path is ``core.age_stream`` (encrypt_stream / decrypt_stream), file
-      to file, exactly as the bundle writer (``core.bundle._encrypt_payload``) and the mirror import
-      (``services.mirror_import``) call it; the CLI runs
-      ``age -r R -o OUT IN`` and ``age -d -i ID -o OUT IN``. Every output is decrypted back and its sha256
-      compared, so a fast wrong answer does not count. Each timing is the best of ``--repeat`` runs.
+Targets (issue 20, and issue 4 before it):
+  (a) mirror:full of an N-advisory store (default 200,000; ``--quick``: 20,000) within 2x of its floor, the same
+      run's `zstd -<level> --single-thread` over the bundle's own tar (the bytes the archive step compressed).
+  (b) mirror:delta for a 1% change within 3% of the full build's time and of its size. The change is 1% of the
+      advisories re-issued as new revisions (a later ``modified`` and a changed summary), imported, then exported
+      as a delta against the full bundle's run.
+  (c) an age-encrypted mirror:full bundle (one X25519 recipient) within 2% of the unencrypted one's size:
+      payload files are compressed, then encrypted.
+  (d) ``--only age``: encryption and decryption at no less than 0.8x the `age` CLI's throughput on the same
+      payload (1 GiB by default) in the same run, through ``core.age_stream`` as the bundle writer and the mirror
+      import call it; every output is decrypted back and its sha256 compared. Best of ``--repeat`` runs.
 
-    python benchmarks/bench_mirror.py [--n 200000] [--age-bytes 1073741824] [--only delta|age]
+    python benchmarks/bench_mirror.py [--n 200000 | --quick] [--age-bytes 1073741824] [--only build|age]
 
-``STELLA_BENCH_N`` sets the default of ``--n``. Work files go under ``--workdir`` (default ``.bench``).
+``STELLA_BENCH_N`` sets the default of ``--n``. Work files go under ``--workdir`` (default ``.bench``). Each stella
+command runs as a child process; its wall time and peak RSS are its own.
 """
 
 from __future__ import annotations
@@ -41,16 +43,37 @@ from core.age_stream import decrypt_stream, encrypt_stream
 
 STELLA = shutil.which("stella") or str(Path(sys.executable).parent / "stella")
 CHUNK = 1 << 20
+LEVEL = 9  # mirror:full's compression_level (the default profile)
 
 
-def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
+def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, str, float]:
+    """(wall seconds, stdout, peak RSS in MB) of one child command."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode()
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        # `stella import` exits 3 when some input was rejected; a bench corpus has none, so any non-zero is fatal.
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd)} failed: {err.read().decode()[-2000:]}")
+    return elapsed, out, usage.ru_maxrss / 1024
+
+
+def _zstd_floor(bundle: Path, work: Path, level: int) -> float:
+    """Seconds of `zstd -<level> --single-thread` over the bundle's own tar (page cache warm)."""
+    tar = work / "floor.tar"
+    subprocess.run(["zstd", "-q", "-d", "-f", "-o", str(tar), str(bundle)], check=True)
+    subprocess.run(["cat", str(tar)], check=True, stdout=subprocess.DEVNULL)
+    start = time.perf_counter()
+    subprocess.run(
+        ["zstd", "-q", f"-{level}", "--single-thread", "-c", str(tar)], check=True, stdout=subprocess.DEVNULL
+    )
     elapsed = time.perf_counter() - start
-    # `stella import` exits 3 when some input was rejected; a bench corpus has none, so any non-zero is fatal.
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return elapsed, proc.stdout
+    tar.unlink()
+    return elapsed
 
 
 def _revisions(corpus: Path, out: Path, every: int) -> int:
@@ -68,7 +91,7 @@ def _revisions(corpus: Path, out: Path, every: int) -> int:
     return n
 
 
-def bench_delta(n: int, workdir: Path) -> dict[str, float]:
+def bench_build(n: int, workdir: Path) -> dict[str, float]:
     corpus = workdir / f"osv-all-{n}.zip"
     if not corpus.exists():
         write_all_zip(corpus, n)
@@ -77,21 +100,25 @@ def bench_delta(n: int, workdir: Path) -> dict[str, float]:
     home = Path(tempfile.mkdtemp(prefix="stella-bench-mirror-", dir=workdir))
     env = dict(os.environ, STELLA_HOME=str(home))
     try:
-        t_import, _ = _run([STELLA, "import", "--quiet", str(corpus)], env)
+        t_import, _, _ = _run([STELLA, "import", "--quiet", str(corpus)], env)
         _run([STELLA, "keys", "generate", "bench"], env)
         _run([STELLA, "tuf", "init", "--key", "bench"], env)
         full = home / "full.tar.zst"
-        t_full, out = _run(
-            [STELLA, "export", "run", "--profile", "mirror:full", "--key", "bench", "--out", str(full), "--json"], env
-        )
+        export = [STELLA, "export", "run", "--profile", "mirror:full", "--key", "bench"]
+        t_full, out, rss_full = _run([*export, "--out", str(full), "--json"], env)
         full_run = json.loads(out)["runId"]
-        t_changes, _ = _run([STELLA, "import", "--quiet", str(changes)], env)
+        floor = _zstd_floor(full, home, LEVEL)
+        keygen = subprocess.run(["age-keygen"], capture_output=True, text=True, check=True).stdout
+        recipient = next(line.split(": ")[1] for line in keygen.splitlines() if line.startswith("# public key: "))
+        sealed = home / "sealed.tar.zst"
+        t_sealed, _, _ = _run([*export, "--out", str(sealed), "--recipient", recipient], env)
+        t_changes, _, _ = _run([STELLA, "import", "--quiet", str(changes)], env)
         delta = home / "delta.tar.zst"
         delta_cmd = [STELLA, "export", "run", "--profile", "mirror:delta", "--key", "bench", "--base", full_run]
-        t_delta, out = _run([*delta_cmd, "--out", str(delta), "--json"], env)
-        _, report = _run([STELLA, "verify", str(delta), "--key", str(home / "keys" / "bench.pub"), "--json"], env)
+        t_delta, out, rss_delta = _run([*delta_cmd, "--out", str(delta), "--json"], env)
+        _, report, _ = _run([STELLA, "verify", str(delta), "--key", str(home / "keys" / "bench.pub"), "--json"], env)
         counts = json.loads(report)["manifest"]["counts"]
-        full_size, delta_size = full.stat().st_size, delta.stat().st_size
+        full_size, delta_size, sealed_size = full.stat().st_size, delta.stat().st_size, sealed.stat().st_size
     finally:
         shutil.rmtree(home, ignore_errors=True)
     return {
@@ -102,9 +129,14 @@ def bench_delta(n: int, workdir: Path) -> dict[str, float]:
         "import_s": t_import,
         "changes_import_s": t_changes,
         "full_s": t_full,
+        "full_rss": rss_full,
+        "floor_s": floor,
         "delta_s": t_delta,
+        "delta_rss": rss_delta,
+        "sealed_s": t_sealed,
         "full_bytes": full_size,
         "delta_bytes": delta_size,
+        "sealed_bytes": sealed_size,
     }
 
 
@@ -205,23 +237,47 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=int(os.environ.get("STELLA_BENCH_N", "200000")), help="advisories")
     ap.add_argument("--age-bytes", type=int, default=1 << 30, help="payload size for the age benchmark")
     ap.add_argument("--repeat", type=int, default=3, help="age timings: best of this many runs")
-    ap.add_argument("--only", choices=["delta", "age"], help="run one part only")
+    ap.add_argument("--only", choices=["build", "age"], help="run one part only")
+    ap.add_argument("--quick", action="store_true", help="20,000 advisories, and the age part on 64 MiB")
     ap.add_argument("--workdir", type=Path, default=Path(".bench"))
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        args.n, args.age_bytes = 20_000, 64 << 20
 
-    if args.only in (None, "delta"):
-        d = bench_delta(args.n, args.workdir)
-        ratio = d["delta_bytes"] / d["full_bytes"]
-        print(f"--- (a) delta for a 1% change of {d['n']:,} advisories")
-        print(f"import {d['n']:,} advisories:   {d['import_s']:.1f} s")
-        print(f"mirror:full export:        {d['full_s']:.1f} s, {d['full_bytes'] / 1e6:.2f} MB")
+    if args.only in (None, "build"):
+        load = os.getloadavg()[0]
+        d = bench_build(args.n, args.workdir)
+        full_ratio = d["full_s"] / d["floor_s"]
+        time_ratio, size_ratio = d["delta_s"] / d["full_s"], d["delta_bytes"] / d["full_bytes"]
+        sealed_ratio = d["sealed_bytes"] / d["full_bytes"]
+        print(f"machine: {os.cpu_count()} cores, load average {load:.1f} at the start")
+        print(f"--- mirror, {d['n']:,} advisories (imported in {d['import_s']:.1f} s)")
         print(
-            f"re-issued advisories:      {d['changed']:,} (imported in {d['changes_import_s']:.1f} s); "
+            f"mirror:full export:   {d['full_s']:.1f} s, {d['full_bytes'] / 1e6:.2f} MB, "
+            f"peak RSS {d['full_rss']:.0f} MB"
+        )
+        print(f"floor zstd -{LEVEL} -T1:  {d['floor_s']:.1f} s on the same tar (same run)")
+        verdict = "OK" if full_ratio <= 2 else "MISSES target"
+        print(f"full / floor:         {full_ratio:.2f}x  (target <= 2x)  {verdict}")
+        print(
+            f"re-issued advisories: {d['changed']:,} (imported in {d['changes_import_s']:.1f} s); "
             f"delta counts: added {d['added']}, removed {d['removed']}"
         )
-        print(f"mirror:delta export:       {d['delta_s']:.1f} s, {d['delta_bytes'] / 1e6:.3f} MB")
-        print(f"delta / full:              {ratio:.2%}  (target <= 3%)  {'OK' if ratio <= 0.03 else 'MISSES target'}")
+        print(
+            f"mirror:delta export:  {d['delta_s']:.1f} s, {d['delta_bytes'] / 1e6:.3f} MB, "
+            f"peak RSS {d['delta_rss']:.0f} MB"
+        )
+        ok = time_ratio <= 0.03 and size_ratio <= 0.03
+        print(
+            f"delta / full:         time {time_ratio:.2%}, size {size_ratio:.2%}  (target <= 3% each)  "
+            f"{'OK' if ok else 'MISSES target'}"
+        )
+        print(f"encrypted mirror:full: {d['sealed_s']:.1f} s, {d['sealed_bytes'] / 1e6:.2f} MB")
+        print(
+            f"encrypted / plain size: {sealed_ratio:.3f}x  (target <= 1.02x)  "
+            f"{'OK' if sealed_ratio <= 1.02 else 'MISSES target'}"
+        )
 
     if args.only in (None, "age"):
         a = bench_age(args.age_bytes, args.workdir, args.repeat)

@@ -18,7 +18,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import os
+import queue
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -60,6 +63,9 @@ from core.progress import CancelToken, NullObserver, Observer
 from core.signing import Signer, cosign_blob_signature, pae_prefix
 
 CHUNK = 1 << 20
+#: Canonical JSON lines are gathered into batches of about this many bytes before they are written (or handed to
+#: the compression thread): one write per batch instead of one per record.
+BATCH_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -190,30 +196,220 @@ class PayloadWriter:
         hashing.path = path
 
     @contextlib.contextmanager
+    def scattered(self, path: str, media_type: str, size: int) -> Iterator[ScatteredFile]:
+        """Add a file of ``size`` bytes whose pieces arrive in any order, each at an offset planned in advance.
+
+        The caller planned the layout (every piece's offset and size) before the first byte came: raw documents
+        come out of the store in storage order and go straight to their place in the pack, so nothing is sorted
+        or held. On exit every byte must have been written once; the file is then hashed (one sequential read of
+        a file still in the page cache) and listed.
+        """
+        target = self._target(path)
+        with ScatteredFile(target, size, self.cancel) as out:
+            yield out
+        sha = out.finish()
+        self.files[path] = FileEntry(path, sha, size, media_type)
+
+    @contextlib.contextmanager
+    def scattered_content_addressed(
+        self, directory: str, suffix: str, media_type: str, size: int, tag: str
+    ) -> Iterator[ScatteredFile]:
+        """:meth:`scattered` for a file named by its own digest, ``<directory>/<sha256><suffix>``; ``tag`` tells
+        concurrent temporary files apart. The returned file's ``path`` is set on exit."""
+        if self.cancel.is_cancelled():
+            raise Cancelled("export cancelled")
+        tmp = self.staging / f".scatter-{tag}.tmp"
+        with ScatteredFile(tmp, size, self.cancel) as out:
+            yield out
+        sha = out.finish()
+        path = f"{directory}/{sha}{suffix}"
+        tmp.replace(self._target(path))
+        self.files[path] = FileEntry(path, sha, size, media_type)
+        out.path = path
+
+    @contextlib.contextmanager
     def jsonl(self, path: str) -> Iterator[Callable[[Any], None]]:
         """Add an uncompressed canonical JSON Lines file; yields a function that writes one record."""
         with self.stream(path, NDJSON) as out:
+            batch = bytearray()
 
             def write(record: Any) -> None:
                 if self.cancel.is_cancelled():
                     raise Cancelled("export cancelled")
-                out.write(canonical_json(record) + b"\n")
+                batch.extend(canonical_json(record))
+                batch.extend(b"\n")
+                if len(batch) >= BATCH_BYTES:
+                    out.write(bytes(batch))
+                    batch.clear()
 
             yield write
+            if batch:
+                out.write(bytes(batch))
 
     @contextlib.contextmanager
     def jsonl_zst(self, path: str, level: int) -> Iterator[Callable[[Any], None]]:
-        """Add a zstd-compressed canonical JSON Lines file; yields a function that writes one record."""
+        """Add a zstd-compressed canonical JSON Lines file; yields a function that writes one record.
+
+        The caller's thread serialises records into batches; a second thread compresses them (zstd releases the
+        GIL), so reading the store and canonicalising overlap with compression on another core. The frame is
+        the same whatever the batching (zstd's streaming output does not depend on how its input is split).
+        """
         with self.stream(path, NDJSON_ZSTD) as out:
             cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=False, threads=0)
-            with cctx.stream_writer(out, closefd=False) as zw:  # type: ignore[arg-type]
+            zw = cctx.stream_writer(out, closefd=False)  # type: ignore[arg-type]
+            with zw, BackgroundWriter(zw.write, name=f"compress {path}") as background:
+                batch = bytearray()
 
                 def write(record: Any) -> None:
                     if self.cancel.is_cancelled():
                         raise Cancelled("export cancelled")
-                    zw.write(canonical_json(record) + b"\n")
+                    batch.extend(canonical_json(record))
+                    batch.extend(b"\n")
+                    if len(batch) >= BATCH_BYTES:
+                        background.put(bytes(batch))
+                        batch.clear()
 
                 yield write
+                if batch:
+                    background.put(bytes(batch))
+
+
+class ScatteredFile:
+    """A payload file written piece by piece at planned offsets (``os.pwrite``), then hashed once complete."""
+
+    def __init__(self, target: Path, size: int, cancel: CancelToken) -> None:
+        self.target = target
+        self.size = size
+        self.cancel = cancel
+        self.written = 0
+        self.path: str | None = None  # the bundle path, once known (content-addressed files)
+        self._fd = -1
+
+    def __enter__(self) -> ScatteredFile:
+        # O_EXCL: a fresh file in the run's private staging directory, never one placed there before.
+        self._fd = os.open(self.target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
+        self._fd = -1
+
+    def put(self, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` (planned: the pieces never overlap and together fill the file)."""
+        if offset < 0 or offset + len(data) > self.size:
+            raise ValueError(f"a piece at {offset} of {len(data)} bytes falls outside {self.size} planned bytes")
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(self._fd, view, offset)
+            view, offset = view[n:], offset + n
+        self.written += len(data)
+
+    def finish(self) -> str:
+        """Check every planned byte came, then hash the file; returns its sha256 (hex)."""
+        if self.written != self.size:
+            raise ValueError(f"{self.written} of {self.size} planned bytes were written to {self.target.name}")
+        sha = hashlib.sha256()
+        with self.target.open("rb", buffering=0) as fh:
+            while chunk := fh.read(4 * CHUNK):
+                if self.cancel.is_cancelled():
+                    raise Cancelled("export cancelled")
+                sha.update(chunk)  # hashlib releases the GIL on large updates
+        return sha.hexdigest()
+
+
+class BackgroundWriter:
+    """Hands byte batches to ``write`` on a second thread, a few batches ahead of the caller.
+
+    Used where ``write`` releases the GIL for most of its time (zstd compression), so the caller's Python work
+    and the compression run on two cores. The queue is bounded: memory stays at a few batches. An exception in
+    the thread is raised in the caller at its next ``put`` or when the block ends; when the block raises, the
+    thread drops what is queued and stops before the exception goes on.
+    """
+
+    def __init__(self, write: Callable[[bytes], Any], *, name: str, depth: int = 4) -> None:
+        self._write = write
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._abandon = False
+        self._thread = threading.Thread(target=self._run, name=f"stella {name}", daemon=True)
+
+    def __enter__(self) -> BackgroundWriter:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None and not self._abandon:
+                try:
+                    self._write(item)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def put(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None:
+            self._abandon = True
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+
+class Beside:
+    """Runs ``work`` on a second thread while the caller's block runs; the block's exit waits for it.
+
+    The payload of a large bundle is two independent streams (raw documents into packs, records into
+    compressed JSON Lines): run side by side, the store's reads, the hashing and the compression of one overlap
+    the Python work of the other. ``work`` gets a stop event, set when the caller's block raises, and is expected
+    to check it with its cancel token. Its exception (or a Ctrl-C in the caller) is raised from the block's exit;
+    ``result`` holds its return value.
+    """
+
+    def __init__(self, work: Callable[[threading.Event], Any], *, name: str) -> None:
+        self._work = work
+        self.stop = threading.Event()
+        self.result: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"stella {name}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.result = self._work(self.stop)
+        except BaseException as exc:  # handed to the caller's thread
+            self._error = exc
+
+    def __enter__(self) -> Beside:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None:
+            self.stop.set()
+        while self._thread.is_alive():
+            try:
+                self._thread.join()
+            except KeyboardInterrupt:  # Ctrl-C while waiting: stop the work too, then let it go on
+                self.stop.set()
+                self._thread.join()
+                raise
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+
+class StopOr(CancelToken):
+    """A cancel token that also answers True once ``stop`` is set (the thread's partner failed)."""
+
+    def __init__(self, parent: CancelToken, stop: threading.Event) -> None:
+        super().__init__()
+        self._parent = parent
+        self._stop = stop
+
+    def is_cancelled(self) -> bool:
+        return self._stop.is_set() or self._parent.is_cancelled()
 
 
 class PayloadProfile(Protocol):
@@ -278,19 +474,32 @@ class Encryption:
         return bool(self.recipients) or self.passphrase is not None
 
 
-def _encrypt_payload(
-    writer: PayloadWriter, encryption: Encryption, prefixes: tuple[str, ...] | None, cancel: CancelToken
-) -> dict[str, Any]:
-    """Encrypt every payload file to the age recipients, in place of its plaintext.
+#: What an encrypted payload file holds inside age: the plaintext as one zstd frame (compressed, then encrypted).
+#: Recorded as the manifest's ``encryption.compression``; a manifest without it is the earlier layout (age over
+#: the plaintext itself), which receivers still read.
+ENCRYPTED_COMPRESSION = "zstd"
 
+
+def _encrypt_payload(
+    writer: PayloadWriter,
+    encryption: Encryption,
+    prefixes: tuple[str, ...] | None,
+    cancel: CancelToken,
+    level: int,
+) -> dict[str, Any]:
+    """Compress, then encrypt, every payload file to the age recipients, in place of its plaintext.
+
+    Ciphertext does not compress, so each file is compressed first (one zstd frame at the run's level, frame
+    checksum on) and the frame is encrypted: an encrypted bundle is about the size of the unencrypted one.
     Only payload is encrypted: the manifest, signatures, provenance, README and verify script stay readable,
     and integrity is checkable without an identity because the manifest lists the ciphertext digests. The
-    plaintext digests are recorded too, so a receiver with an identity checks the plaintext after decryption.
-    age draws a fresh file key per file, so ciphertext differs between builds; plaintext digests do not.
-    With a passphrase (age's scrypt stanza, which pyrage offers only in memory) each file is read whole,
-    so profiles that use it keep their payload files bounded (mirror packs are at most 64 MiB).
+    plaintext digests are recorded too, so a receiver with an identity checks the plaintext after decryption
+    and decompression. age draws a fresh file key per file, so ciphertext differs between builds; plaintext
+    digests do not. With a passphrase (age's scrypt stanza, which pyrage offers only in memory) each file is
+    read whole, so profiles that use it keep their payload files bounded (mirror packs are at most 64 MiB).
     """
     plaintext: list[dict[str, Any]] = []
+    cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=False, threads=0)
     for entry in sorted(writer.files.values(), key=lambda f: f.path):
         if prefixes is not None and not entry.path.startswith(prefixes):
             continue
@@ -301,10 +510,11 @@ def _encrypt_payload(
         del writer.files[entry.path]
         with writer.stream(target_path, AGE) as out:
             if encryption.passphrase is not None:
-                out.write(pyrage.passphrase.encrypt(source.read_bytes(), encryption.passphrase))
+                frame = cctx.compress(source.read_bytes())
+                out.write(pyrage.passphrase.encrypt(frame, encryption.passphrase))
             else:
-                with source.open("rb") as src:
-                    encrypt_stream(src, out, encryption.recipients)
+                with source.open("rb") as src, cctx.stream_reader(src, read_size=CHUNK) as compressed:
+                    encrypt_stream(compressed, out, encryption.recipients)
         source.unlink()
         plaintext.append(
             {
@@ -314,9 +524,10 @@ def _encrypt_payload(
                 "plaintextMediaType": entry.media_type,
             }
         )
+    section: dict[str, Any] = {"compression": ENCRYPTED_COMPRESSION, "files": plaintext}
     if encryption.passphrase is not None:
-        return {"scheme": "age-scrypt", "recipients": [], "files": plaintext}
-    return {"scheme": "age-x25519", "recipients": sorted(encryption.recipients), "files": plaintext}
+        return {"scheme": "age-scrypt", "recipients": [], **section}
+    return {"scheme": "age-x25519", "recipients": sorted(encryption.recipients), **section}
 
 
 _HOLE = "@@stella-stream-hole@@"
@@ -515,7 +726,9 @@ def build_bundle(
             recipients = spec.options.get("encryptionRecipients") or spec.profile_config.get("encryptionRecipients")
             encryption = Encryption(tuple(recipients or ()), passphrase)
             if encryption:
-                section = _encrypt_payload(writer, encryption, getattr(profile, "encrypted_prefixes", None), cancel)
+                section = _encrypt_payload(
+                    writer, encryption, getattr(profile, "encrypted_prefixes", None), cancel, spec.compression_level
+                )
                 if section["files"]:
                     ctx.extra_manifest["encryption"] = section
             writer.add_bytes(README, _template(README), "text/plain; charset=utf-8")

@@ -184,3 +184,90 @@ class GzipMemberReader(io.RawIOBase):
     def close(self) -> None:
         self._raw.close()
         super().close()
+
+
+class PlaintextTooLarge(Exception):
+    """A frame decompressed to more bytes than the signed manifest says its plaintext has."""
+
+
+class ZstdFrameWriter:
+    """Decompresses exactly one zstd frame written into it, passing the output on to ``dst``.
+
+    The write side of :class:`ZstdReader` with ``single_frame``: an encrypted payload file is a zstd frame inside
+    age (compressed, then encrypted), and the decrypter writes what it authenticated into this. Input is fed in
+    4 KiB steps (zstd can expand ~32,000x), and more output than ``limit`` raises :class:`PlaintextTooLarge` at
+    once. Raises ``zstandard.ZstdError`` for a corrupt frame or checksum, :class:`TrailingData` for any byte after
+    the frame, and EOFError from :meth:`close` when the frame did not end.
+    """
+
+    STEP = 4096
+
+    def __init__(self, dst: Any, *, limit: int | None = None) -> None:
+        self._dst = dst
+        self._dobj = zstandard.ZstdDecompressor().decompressobj()
+        self._limit = limit
+        self._consumed = 0
+        self._ended = False
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        for start in range(0, len(view), self.STEP):
+            piece = view[start : start + self.STEP]
+            if self._ended:
+                raise TrailingData("data after the zstd frame", self._consumed)
+            out = self._dobj.decompress(piece)
+            if self._dobj.eof:
+                self._ended = True
+                if self._dobj.unused_data:
+                    raise TrailingData(
+                        "data after the zstd frame", self._consumed + len(piece) - len(self._dobj.unused_data)
+                    )
+            self._consumed += len(piece)
+            if out:
+                self.size += len(out)
+                if self._limit is not None and self.size > self._limit:
+                    raise PlaintextTooLarge(f"the frame decompresses to more than {self._limit} bytes")
+                self._dst.write(out)
+        return len(data)
+
+    def close(self) -> None:
+        """Require the frame to have ended (a frame cut short is truncated input)."""
+        if not self._ended:
+            raise EOFError("zstd stream ends in the middle of a frame (truncated)")
+
+
+#: How an encrypted payload file's plaintext is compressed inside age (``encryption.compression`` in the manifest);
+#: absent: not compressed (bundles written before compression came first).
+PAYLOAD_COMPRESSIONS = ("zstd",)
+#: What a plaintext sink raises for a frame that does not give the signed plaintext's bytes.
+BAD_FRAME = (*CORRUPT, EOFError, TrailingData, PlaintextTooLarge)
+
+
+class _Plain:
+    """The sink of an uncompressed plaintext (the earlier layout): bytes pass through unchanged."""
+
+    def __init__(self, dst: Any) -> None:
+        self._dst = dst
+
+    def write(self, data: bytes) -> int:
+        self._dst.write(data)
+        return len(data)
+
+    def close(self) -> None:
+        pass
+
+
+def plaintext_sink(dst: Any, compression: object, *, limit: int) -> ZstdFrameWriter | _Plain:
+    """Where a decrypter writes an encrypted payload file's content so that ``dst`` gets the plaintext.
+
+    ``compression`` is the manifest's ``encryption.compression``: ``None`` (absent) passes the bytes through,
+    ``"zstd"`` decompresses exactly one frame of at most ``limit`` bytes of output (the signed plaintext size).
+    Call ``close()`` at the end: a frame cut short raises there. Anything else raises ValueError before a byte
+    is read: a layout this version does not know is refused, never guessed at.
+    """
+    if compression is None:
+        return _Plain(dst)
+    if compression == "zstd":
+        return ZstdFrameWriter(dst, limit=limit)
+    raise ValueError(f"unknown payload compression {compression!r}")

@@ -31,8 +31,10 @@ from core.archive.reader import ReaderLimits, SafeArchiveReader
 from core.archive.rules import unsafe_path_reason
 from core.atomic import PreparedFile, environment_failure, failing_as_environment
 from core.clock import rfc3339, utcnow
+from core.compression import BAD_FRAME, plaintext_sink
 from core.contract.bundle import HEAD_ORDER, MANIFEST, MANIFEST_SIG
 from core.errors import (
+    BadInputError,
     Cancelled,
     EnvironmentFailure,
     IntegrityError,
@@ -324,20 +326,34 @@ class _StagedImport:
 
     def decrypt(self, encryption: Mapping[str, Any]) -> None:
         files = encryption.get("files") or []
+        compression = encryption.get("compression")
+        if files:
+            try:
+                plaintext_sink(None, compression, limit=0)
+            except ValueError as exc:
+                raise BadInputError(
+                    f"the signed manifest's payload {exc}", hint="a newer stella wrote it; import it with that"
+                ) from None
         for entry in files:
             name = str(entry["path"])
             source = self.tree.joinpath(*_safe_member(name).parts)
             target = source.with_name(source.name.removesuffix(".age"))
             try:
-                if self.passphrase is not None:
-                    target.write_bytes(pyrage.passphrase.decrypt(source.read_bytes(), self.passphrase))
-                else:
-                    with source.open("rb") as src, target.open("xb") as out:
-                        decrypt_stream(src, out, [str(i) for i in self.identities])
+                with target.open("xb") as out:
+                    # Compressed, then encrypted: what age authenticates is a zstd frame of the plaintext.
+                    sink = plaintext_sink(out, compression, limit=int(entry["plaintextSize"]))
+                    if self.passphrase is not None:
+                        sink.write(pyrage.passphrase.decrypt(source.read_bytes(), self.passphrase))
+                    else:
+                        with source.open("rb") as src:
+                            decrypt_stream(src, sink, [str(i) for i in self.identities])
+                    sink.close()
             except (pyrage.DecryptError, AgeError) as exc:
                 raise SignatureError(
                     f"cannot decrypt with the given identity or passphrase: {exc}", path=name
                 ) from None
+            except BAD_FRAME:
+                raise IntegrityError("decrypted plaintext differs from the signed manifest", path=name) from None
             if (_hex_sha256(target), target.stat().st_size) != (entry["plaintextSha256"], entry["plaintextSize"]):
                 raise IntegrityError("decrypted plaintext differs from the signed manifest", path=name)
             source.unlink()

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.archive.canonical import EXEC_MODE, FILE_MODE
 from core.archive.reader import ArchiveMember, ReaderLimits, SafeArchiveReader
+from core.compression import BAD_FRAME, PAYLOAD_COMPRESSIONS, plaintext_sink
 from core.contract.bundle import (
     CHECKSUMS,
     CHECKSUMS_SIG,
@@ -191,6 +192,7 @@ class _Verification(Recorder):
         self.work = workdir
         self.identities: list[str] = []
         self.plaintext: dict[str, tuple[str, int]] = {}
+        self.compression: object = None  # encryption.compression: how each plaintext is compressed inside age
         self.decrypted = 0
         self.trivy_db = False  # a trivy:db bundle: every trivy.db in it gets a bbolt structure check
         self.bbolt_checked: set[str] = set()  # digests already checked (the OCI layer repeats db.tar.gz)
@@ -490,6 +492,17 @@ class _Verification(Recorder):
             return
         for entry in section.get("files") or []:
             self.plaintext[str(entry["path"])] = (str(entry["plaintextSha256"]), int(entry["plaintextSize"]))
+        # Compressed, then encrypted: each file is a zstd frame inside age ("compression" absent: the earlier layout).
+        self.compression = section.get("compression")
+        if self.compression is not None and self.compression not in PAYLOAD_COMPRESSIONS:
+            raise self.failed(
+                "encryption",
+                BadInputError(
+                    f"the payload's compression {self.compression!r} is unknown to this version",
+                    path=MANIFEST,
+                    hint="a newer stella wrote it; verify it with that",
+                ),
+            )
         n = len(section.get("recipients") or [])
         if not self.identities:
             self.passed(
@@ -502,14 +515,20 @@ class _Verification(Recorder):
         from core.age_stream import AgeError, decrypt_stream  # only an encrypted payload, with --identity
 
         sink = _HashingSink()
+        want_sha, want_size = self.plaintext[name]
+        plain = plaintext_sink(sink, self.compression, limit=want_size)
         try:
-            decrypt_stream(reader, sink, self.identities)
+            decrypt_stream(reader, plain, self.identities)
+            plain.close()
         except AgeError as exc:
             raise self.failed(
                 "decryption", SignatureError(f"cannot decrypt with the given identity: {exc}", path=name)
             ) from None
+        except BAD_FRAME:
+            raise self.failed(
+                "decryption", IntegrityError("decrypted plaintext differs from the signed manifest", path=name)
+            ) from None
         reader.drain()
-        want_sha, want_size = self.plaintext[name]
         if sink.size != want_size or sink.sha.hexdigest() != want_sha:
             raise self.failed(
                 "decryption", IntegrityError("decrypted plaintext differs from the signed manifest", path=name)

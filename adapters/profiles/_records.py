@@ -1,12 +1,30 @@
-"""Normalized rows as the JSONL records json:raw ships, streamed in the run's input order."""
+"""Normalized rows as the JSONL records json:raw ships, streamed in the run's input order.
+
+Two ways to the same records. :func:`stream` runs one of the SQL statements below (``ADVISORIES``, ``VEX``,
+``SBOMS``) over windows of input ordinals, with the nested lists built by DuckDB. Each window re-joins whole tables,
+so its cost grows with the store: fine for a few thousand inputs, quadratic for hundreds of thousands.
+:func:`advisory_records`, :func:`vex_records` and :func:`sbom_records` give the same dicts from one pass: each
+table is read once, sorted by (input ordinal, ...) with DuckDB's external sort (it spills instead of growing), and
+the parent rows are merged with their child rows in Python, group by group. Every sorted result is drained at once
+into an anonymous temporary file (marshal, in order) under one lock, :data:`SORTS`, so only one sort holds DuckDB's
+memory at a time: several at once (records beside the raw packs' layout) do not fit the store's memory limit at
+200,000 advisories. ``tests/integration/test_records_one_pass.py`` compares the
+two ways on real fixtures.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import marshal
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
 from datetime import date, datetime
-from typing import Any
+from typing import IO, Any
 
 BATCH = 2000
+#: Rows fetched per round trip by the one-pass readers.
+FETCH = 4096
 
 
 def _plain(value: Any) -> Any:
@@ -116,3 +134,217 @@ def _keep(value: Any, tree: dict[str, Any]) -> Any:
     if isinstance(value, dict):
         return {k: _keep(v, tree[k]) for k, v in value.items() if k in tree}
     return value
+
+
+# -- one pass per table: the same records as ``stream`` over ADVISORIES, VEX and SBOMS ---------------------------
+
+_ADVISORY_ROWS = """
+SELECT i.ordinal, a.advisory_id, i.tenant, a.document_sha256, a.source_format, a.modified, a.published,
+       a.withdrawn, a.summary, a.aliases, a.related, a.cwes
+  FROM export_inputs i
+  JOIN advisories a ON a.tenant = i.tenant AND a.document_sha256 = i.document_sha256
+ WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'advisory'
+ ORDER BY i.ordinal, a.advisory_id
+"""
+
+_SEVERITY_ROWS = """
+SELECT i.ordinal, s.advisory_id, s.type, s.score, s.base_score, s.source
+  FROM export_inputs i
+  JOIN advisory_severities s ON s.tenant = i.tenant AND s.document_sha256 = i.document_sha256
+ WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'advisory'
+ ORDER BY i.ordinal, s.advisory_id, s.type, s.score, s.base_score, s.source
+"""
+
+_AFFECTED_ROWS = """
+SELECT i.ordinal, p.advisory_id, p.ecosystem, p.name, p.purl, p.range_type, p.introduced, p.fixed,
+       p.last_affected, p."limit", p.versions, p.status, p.product_id
+  FROM export_inputs i
+  JOIN affected_packages p ON p.tenant = i.tenant AND p.document_sha256 = i.document_sha256
+ WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'advisory'
+ ORDER BY i.ordinal, p.advisory_id, p.ecosystem, p.name, p.introduced, p.fixed, p.last_affected, p.status,
+          p.range_type, p.purl, p."limit", p.versions, p.product_id
+"""
+
+_SBOM_ROWS = """
+SELECT i.ordinal, i.tenant, d.document_sha256, d.sbom_format, d.spec_version, d.serial_number, d.subject_name,
+       d.subject_version, d.subject_purl, d.created
+  FROM export_inputs i
+  JOIN sbom_documents d ON d.tenant = i.tenant AND d.document_sha256 = i.document_sha256
+ WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'sbom'
+ ORDER BY i.ordinal
+"""
+
+_COMPONENT_ROWS = """
+SELECT i.ordinal, c.ref, c.name, c.version, c.purl, c.type, c.cpe, c.sha1, c.sha256, c.licenses, c.supplier
+  FROM export_inputs i
+  JOIN sbom_components c ON c.tenant = i.tenant AND c.document_sha256 = i.document_sha256
+ WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'sbom'
+ ORDER BY i.ordinal, c.name, c.version, c.purl, c.ref, c.type, c.cpe, c.sha1, c.sha256, c.licenses, c.supplier
+"""
+
+_ONE_PASS_VEX = VEX.replace(" AND i.ordinal >= ? AND i.ordinal < ?", "")
+
+
+#: Held while a large query runs (a sort drained into its spool, the one scan of raw contents): one at a time in
+#: the store's memory, which two of them overflow at 200,000 advisories.
+SORTS = threading.Lock()
+
+
+def sorted_rows(cursor: Any, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """The rows of the sorted query ``sql``, drained now (under :data:`SORTS`) and handed back in order, lazily.
+
+    Times and dates become their RFC 3339 text (as :func:`stream` writes them). The query runs on a cursor made
+    from ``cursor`` (under the lock, so threads never make cursors at the same time).
+    """
+    return sorted_result(cursor, sql, params)[1]
+
+
+def sorted_result(cursor: Any, sql: str, params: list[Any]) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+    """:func:`sorted_rows` with the column names."""
+    # Unlinked at once: nothing is left behind, even on a kill; closed by _unspool, or here on failure.
+    spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
+    try:
+        # A cursor of its own, closed once drained: a finished result still holds its sorted blocks in memory.
+        with SORTS, contextlib.closing(cursor.cursor()) as cur:
+            cur.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            while batch := cur.fetchmany(FETCH):
+                data = marshal.dumps([tuple(_text_times(v) for v in row) for row in batch])
+                spool.write(len(data).to_bytes(8, "little") + data)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return names, _unspool(spool)
+
+
+def _text_times(value: Any) -> Any:
+    return _plain(value) if isinstance(value, date) else value
+
+
+def _unspool(spool: IO[bytes]) -> Iterator[tuple[Any, ...]]:
+    # Length-prefixed batches: marshal.load on a file object reads in tiny steps, loads on one read does not.
+    with spool:
+        while head := spool.read(8):
+            batch = marshal.loads(spool.read(int.from_bytes(head, "little")))  # noqa: S302 (our own file)
+            yield from batch
+
+
+class Children:
+    """The rows of an ordered child query, grouped by their first ``width`` columns and found by that key.
+
+    Keys are asked for in ascending order (the parents' order); a group is not consumed when found, so two
+    parents with the same key get the same children, as the correlated subqueries give them.
+    """
+
+    def __init__(self, rows: Iterable[tuple[Any, ...]], width: int) -> None:
+        self._rows = iter(rows)
+        self._width = width
+        self._row = next(self._rows, None)
+        self._key: tuple[Any, ...] | None = None
+        self._group: list[tuple[Any, ...]] = []
+
+    def _advance(self) -> None:
+        first = self._row
+        assert first is not None
+        self._key = first[: self._width]
+        self._group = [first]
+        for row in self._rows:
+            if row[: self._width] != self._key:
+                self._row = row
+                return
+            self._group.append(row)
+        self._row = None
+
+    def get(self, key: tuple[Any, ...]) -> list[tuple[Any, ...]] | None:
+        while self._key is None or self._key < key:
+            if self._row is None:
+                self._key, self._group = None, []
+                return None
+            self._advance()
+        return self._group if self._key == key else None
+
+
+def _put(record: dict[str, Any], name: str, value: Any) -> None:
+    if value is not None:
+        record[name] = value
+
+
+def advisory_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]:
+    """The records of :data:`ADVISORIES` for a run (params: run id, tenant), in one pass over each table."""
+    severities = Children(sorted_rows(cursor, _SEVERITY_ROWS, params), 2)
+    affected = Children(sorted_rows(cursor, _AFFECTED_ROWS, params), 2)
+    for row in sorted_rows(cursor, _ADVISORY_ROWS, params):
+        ordinal, advisory_id, tenant, sha, fmt, modified, published, withdrawn, summary, aliases, related, cwes = row
+        record: dict[str, Any] = {"tenant": tenant, "advisoryId": advisory_id, "documentSha256": sha}
+        record["sourceFormat"] = fmt
+        _put(record, "modified", modified)
+        _put(record, "published", published)
+        _put(record, "withdrawn", withdrawn)
+        _put(record, "summary", summary)
+        _put(record, "aliases", aliases)
+        _put(record, "related", related)
+        _put(record, "cwes", cwes)
+        key = (ordinal, advisory_id)
+        found = severities.get(key)
+        if found is not None:
+            record["severities"] = [_severity(r) for r in found]
+        found = affected.get(key)
+        if found is not None:
+            record["affected"] = [_affected(r) for r in found]
+        yield record
+
+
+def _severity(row: tuple[Any, ...]) -> dict[str, Any]:
+    _, _, kind, score, base_score, source = row
+    item: dict[str, Any] = {"type": kind, "score": score}
+    _put(item, "baseScore", base_score)
+    _put(item, "source", source)
+    return item
+
+
+_AFFECTED_FIELDS = (
+    "ecosystem",
+    "name",
+    "purl",
+    "rangeType",
+    "introduced",
+    "fixed",
+    "lastAffected",
+    "limit",
+    "versions",
+    "status",
+    "productId",
+)
+
+
+def _affected(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {name: value for name, value in zip(_AFFECTED_FIELDS, row[2:], strict=True) if value is not None}
+
+
+def vex_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]:
+    """The records of :data:`VEX` for a run, in one ordered query."""
+    names, rows = sorted_result(cursor, _ONE_PASS_VEX, params)
+    for values in rows:
+        yield {n: _plain(v) for n, v in zip(names, values, strict=True) if v is not None}
+
+
+_COMPONENT_FIELDS = ("ref", "name", "version", "purl", "type", "cpe", "sha1", "sha256", "licenses", "supplier")
+
+
+def sbom_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]:
+    """The records of :data:`SBOMS` for a run, in one pass over each table."""
+    components = Children(sorted_rows(cursor, _COMPONENT_ROWS, params), 1)
+    for row in sorted_rows(cursor, _SBOM_ROWS, params):
+        ordinal, tenant, sha, fmt, spec_version, serial, name, version, purl, created = row
+        record: dict[str, Any] = {"tenant": tenant, "documentSha256": sha, "sbomFormat": fmt}
+        record["specVersion"] = spec_version
+        _put(record, "serialNumber", serial)
+        record["subject"] = {k: v for k, v in (("name", name), ("version", version), ("purl", purl)) if v is not None}
+        _put(record, "created", created)
+        found = components.get((ordinal,))
+        if found is not None:
+            record["components"] = [
+                {k: v for k, v in zip(_COMPONENT_FIELDS, r[1:], strict=True) if v is not None} for r in found
+            ]
+        yield record

@@ -21,17 +21,19 @@ the sha256 there is the digest it had when it was imported.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import dataclasses
+import threading
 from typing import Any
 
-from adapters.profiles._records import ADVISORIES, RAW, SBOMS, VEX, redact, stream
-from core.bundle import PayloadContext
+from adapters.profiles._raw_content import Placement, layout_rows, scatter_contents
+from adapters.profiles._records import advisory_records, redact, sbom_records, vex_records
+from core.bundle import Beside, PayloadContext, StopOr
 from core.contract.json_raw import index_path, pack_path
 
 _RECORD_FILES = (
-    ("advisory", "data/advisories.jsonl.zst", ADVISORIES),
-    ("vex", "data/vex.jsonl.zst", VEX),
-    ("sbom", "data/sboms.jsonl.zst", SBOMS),
+    ("advisory", "data/advisories.jsonl.zst", advisory_records),
+    ("vex", "data/vex.jsonl.zst", vex_records),
+    ("sbom", "data/sboms.jsonl.zst", sbom_records),
 )
 
 
@@ -49,51 +51,63 @@ class JsonRaw:
         level = ctx.spec.compression_level
         params = [ctx.spec.run_id, ctx.spec.tenant]
         counts: dict[str, int] = {}
-        if allowlist is None:
-            counts["rawDocuments"] = self._write_packs(ctx, params, record_types)
-        else:
-            ctx.extra_manifest["redaction"] = {"allowlist": sorted(allowlist), "rawDocuments": "omitted"}
-        for kind, path, sql in _RECORD_FILES:
-            if kind not in record_types:
-                continue
-            n = 0
-            with ctx.writer.jsonl_zst(path, level) as write:
-                for record in stream(ctx.query, sql, params):
-                    write(redact(record, allowlist))
-                    n += 1
-            counts[{"advisory": "advisories", "vex": "vexStatements", "sbom": "sboms"}[kind]] = n
-        return counts
-
-    def _write_packs(self, ctx: PayloadContext, params: list[Any], record_types: list[str]) -> int:
-        total = 0
-        with contextlib.ExitStack() as stack:
-            packs: dict[str, tuple[Any, Callable[[Any], None]]] = {}
-            offsets: dict[str, int] = {}
-            for row in stream(ctx.query, RAW, params):
-                kind = row["kind"]
+        # The raw packs are written on a second thread, on a cursor of their own, beside the records.
+        raw_cursor = ctx.query.cursor()
+        packs = Beside(lambda stop: self._write_packs(ctx, raw_cursor, stop, params, record_types), name="raw packs")
+        with contextlib.closing(raw_cursor), packs if allowlist is None else contextlib.nullcontext():
+            if allowlist is not None:
+                ctx.extra_manifest["redaction"] = {"allowlist": sorted(allowlist), "rawDocuments": "omitted"}
+            for kind, path, records in _RECORD_FILES:
                 if kind not in record_types:
                     continue
-                if kind not in packs:
-                    pack = stack.enter_context(ctx.writer.stream(pack_path(kind), "application/octet-stream"))
-                    index = stack.enter_context(ctx.writer.jsonl(index_path(kind)))
-                    packs[kind] = (pack, index)
-                    offsets[kind] = 0
-                data = bytes(row["content"]) if "content" in row else ctx.raw_bytes(row["sha256"])
-                pack, index = packs[kind]
-                pack.write(data)
-                index(
+                n = 0
+                with ctx.writer.jsonl_zst(path, level) as write:
+                    for record in records(ctx.query, params):
+                        write(redact(record, allowlist))
+                        n += 1
+                counts[{"advisory": "advisories", "vex": "vexStatements", "sbom": "sboms"}[kind]] = n
+        if allowlist is None:
+            counts["rawDocuments"] = packs.result
+        return counts
+
+    def _write_packs(
+        self, ctx: PayloadContext, cursor: Any, stop: threading.Event, params: list[Any], record_types: list[str]
+    ) -> int:
+        """Every input of ``record_types`` into ``data/raw/<kind>.pack``, in input order, with its index."""
+        ctx = dataclasses.replace(ctx, cancel=StopOr(ctx.cancel, stop))
+        placement = Placement()
+        kinds: dict[str, int] = {}
+        sizes: list[int] = []
+        total = 0
+        with contextlib.ExitStack() as stack:
+            indexes = []
+            for _, sha, kind, media_type, fmt, document_id, size, _, rowid in layout_rows(cursor, params):
+                if kind not in record_types:
+                    continue
+                if kind not in kinds:
+                    kinds[kind] = len(sizes)
+                    sizes.append(0)
+                    indexes.append(stack.enter_context(ctx.writer.jsonl(index_path(kind))))
+                k = kinds[kind]
+                indexes[k](
                     {
-                        "sha256": row["sha256"],
-                        "offset": offsets[kind],
-                        "size": len(data),
-                        "mediaType": row["media_type"],
-                        "format": row["format"],
-                        "documentId": row["document_id"],
+                        "sha256": sha,
+                        "offset": sizes[k],
+                        "size": size,
+                        "mediaType": media_type,
+                        "format": fmt,
+                        "documentId": document_id,
                     }
                 )
-                offsets[kind] += len(data)
+                placement.place(rowid, sha, k, sizes[k], size)
+                sizes[k] += size
                 total += 1
-                ctx.input_done(row["document_id"])
+        with contextlib.ExitStack() as stack:
+            files = [
+                stack.enter_context(ctx.writer.scattered(pack_path(kind), "application/octet-stream", sizes[k]))
+                for kind, k in kinds.items()
+            ]
+            scatter_contents(ctx, cursor, placement, files)
         return total
 
 

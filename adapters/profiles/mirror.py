@@ -22,6 +22,7 @@ receipt, and the delta can be computed without the base bundle at hand.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -36,9 +37,10 @@ import zstandard
 from packageurl import PackageURL
 from tuf.api.metadata import TargetFile  # type: ignore[attr-defined]
 
-from adapters.profiles._records import stream
+from adapters.profiles._raw_content import Placement, layout_rows, scatter_contents
+from adapters.profiles._records import Children, sorted_rows, stream
 from adapters.profiles.json_policy import FINDINGS, SNAPSHOTS
-from core.bundle import HashingFile, PayloadContext
+from core.bundle import PayloadContext, ScatteredFile
 from core.canonical import canonical_json
 from core.clock import utcnow
 from core.contract.json_raw import PACK_SUFFIX
@@ -87,6 +89,35 @@ SELECT r.sha256, r.kind, r.media_type, r.format, r.document_id, r.content, i.sub
  ORDER BY i.ordinal
 """
 
+#: The package URLs each input document names (``~ecosystem~name`` where an OSV package has no purl), one row per
+#: (ordinal, value), by ordinal: the one-pass form of DOCUMENTS' ``purls`` (whose order ``_purls`` discards).
+PURLS = """
+SELECT DISTINCT i.ordinal, k.v
+  FROM export_inputs i
+  JOIN (SELECT tenant, document_sha256, purl AS v FROM affected_packages WHERE purl IS NOT NULL
+        UNION ALL SELECT tenant, document_sha256, '~' || ecosystem || '~' || name FROM affected_packages
+         WHERE purl IS NULL AND ecosystem IS NOT NULL
+        UNION ALL SELECT tenant, document_sha256, product_purl FROM vex_statements WHERE product_purl IS NOT NULL
+        UNION ALL SELECT tenant, document_sha256, purl FROM sbom_components WHERE purl IS NOT NULL
+        UNION ALL SELECT tenant, document_sha256, subject_purl FROM sbom_documents WHERE subject_purl IS NOT NULL
+       ) k ON k.tenant = i.tenant AND k.document_sha256 = i.document_sha256
+ WHERE i.run_id = ? AND i.tenant = ? AND i.ordinal IN (SELECT unnest(?::INTEGER[]))
+ ORDER BY 1, 2
+"""
+
+#: The aliases of each input document other than its own id, distinct and sorted: DOCUMENTS' ``aliases``.
+ALIASES = """
+SELECT DISTINCT i.ordinal, x.alias
+  FROM export_inputs i
+  JOIN raw_documents r ON r.tenant = i.tenant AND r.sha256 = i.document_sha256
+  JOIN (SELECT tenant, document_sha256, unnest(aliases) AS alias FROM advisories
+        UNION ALL SELECT tenant, document_sha256, advisory_id FROM advisories
+       ) x ON x.tenant = i.tenant AND x.document_sha256 = i.document_sha256
+ WHERE i.run_id = ? AND i.tenant = ? AND i.ordinal IN (SELECT unnest(?::INTEGER[]))
+   AND x.alias IS NOT NULL AND x.alias <> r.document_id
+ ORDER BY 1, 2
+"""
+
 #: OSV ecosystems and the purl type their packages have (https://github.com/package-url/purl-spec).
 _PURL_TYPES = {
     "Go": "golang",
@@ -103,6 +134,7 @@ _PURL_TYPES = {
 }
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def package_purl(ecosystem: str, name: str) -> str | None:
     """The versionless purl of an OSV (ecosystem, name), or None for an ecosystem purl does not name."""
     kind = _PURL_TYPES.get(ecosystem)
@@ -233,34 +265,6 @@ def _epoch(when: datetime) -> int:
     return int((when - datetime(1970, 1, 1)).total_seconds())
 
 
-class _Packer:
-    """Writes documents into content-addressed packs of at most ``PACK_LIMIT`` bytes."""
-
-    def __init__(self, ctx: PayloadContext) -> None:
-        self.ctx = ctx
-        self.stack = contextlib.ExitStack()
-        self.pack: HashingFile | None = None
-        self.pending: list[dict[str, Any]] = []
-        self.done: list[IndexedDocument] = []
-
-    def add(self, doc: dict[str, Any], data: bytes) -> None:
-        if self.pack is None:
-            self.pack = self.stack.enter_context(self.ctx.writer.content_addressed(RAW_DIR, PACK_SUFFIX, MIRROR_PACK))
-        self.pending.append({**doc, "offset": self.pack.size, "size": len(data)})
-        self.pack.write(data)
-        if self.pack.size >= PACK_LIMIT:
-            self.close()
-
-    def close(self) -> None:
-        if self.pack is None:
-            return
-        pack = self.pack
-        self.stack.close()
-        assert pack.path is not None
-        self.done.extend(IndexedDocument.from_dict({**d, "pack": pack.path}) for d in self.pending)
-        self.pack, self.pending, self.stack = None, [], contextlib.ExitStack()
-
-
 class Mirror:
     """The ``mirror:full`` and ``mirror:delta`` profiles."""
 
@@ -315,32 +319,7 @@ class Mirror:
         params = [spec.run_id, spec.tenant]
 
         live: dict[str, IndexedDocument] = {}
-        packer = _Packer(ctx)
-        seen: set[str] = set()
-        for row in stream(ctx.query, DOCUMENTS, params):
-            sha = row["sha256"]
-            if sha in seen:
-                continue
-            seen.add(sha)
-            ctx.input_done(row.get("document_id"))
-            if base is not None and sha in base.documents:
-                live[sha] = base.documents[sha]
-                continue
-            data = bytes(row["content"]) if "content" in row else ctx.raw_bytes(sha)
-            fields = {
-                "sha256": sha,
-                "kind": row["kind"],
-                "format": row["format"],
-                "documentId": row["document_id"],
-                "mediaType": row["media_type"],
-                "subject": row.get("subject", ""),
-                "purls": _purls(row.get("purls") or []),
-            }
-            if row.get("aliases"):
-                fields["aliases"] = list(row["aliases"])
-            packer.add(fields, data)
-        packer.close()
-        added = packer.done
+        added, seen = self._pack_documents(ctx, params, base, live)
         live.update((d.sha256, d) for d in added)
         removed_docs = sorted(set(base.documents) - seen) if base is not None else []
 
@@ -444,6 +423,76 @@ class Mirror:
             )
         records.save(StateRecord(state, live))
         return counts
+
+    @staticmethod
+    def _pack_documents(
+        ctx: PayloadContext, params: list[Any], base: StateRecord | None, live: dict[str, IndexedDocument]
+    ) -> tuple[list[IndexedDocument], set[str]]:
+        """Pack the documents the base lacks (all of them without a base), in input order; returns them and the
+        digests of every input.
+
+        One sorted pass over the inputs' sizes (no content) decides what is new and where it goes: documents the
+        base holds are carried over from it and never read. Then the new documents' purls and aliases are read
+        for them alone, and their contents are read once, in storage order, straight into their planned place in
+        content-addressed packs of at most ``PACK_LIMIT`` bytes (cut where the in-order writer cut them).
+        """
+        cursor = ctx.query.cursor()
+        try:
+            fresh: list[tuple[Any, ...]] = []
+            seen: set[str] = set()
+            for row in layout_rows(cursor, params):
+                sha = row[1]
+                if sha in seen:
+                    continue
+                seen.add(sha)
+                ctx.input_done(row[5])
+                if base is not None and sha in base.documents:
+                    live[sha] = base.documents[sha]
+                    continue
+                fresh.append(row)
+            ordinals = [row[0] for row in fresh]
+            purls = Children(sorted_rows(cursor, PURLS, [*params, ordinals]), 1)
+            aliases = Children(sorted_rows(cursor, ALIASES, [*params, ordinals]), 1)
+            placement = Placement()
+            packs: list[list[dict[str, Any]]] = []
+            sizes: list[int] = []
+            for ordinal, sha, kind, media_type, fmt, document_id, size, subject, rowid in fresh:
+                if not sizes or sizes[-1] >= PACK_LIMIT:
+                    packs.append([])
+                    sizes.append(0)
+                fields: dict[str, Any] = {
+                    "sha256": sha,
+                    "kind": kind,
+                    "format": fmt,
+                    "documentId": document_id,
+                    "mediaType": media_type,
+                    "subject": subject or "",
+                    "purls": _purls([r[1] for r in purls.get((ordinal,)) or ()]),
+                    "offset": sizes[-1],
+                    "size": size,
+                }
+                found = aliases.get((ordinal,))
+                if found:
+                    fields["aliases"] = [r[1] for r in found]
+                packs[-1].append(fields)
+                placement.place(rowid, sha, len(packs) - 1, sizes[-1], size)
+                sizes[-1] += size
+            del fresh
+            added: list[IndexedDocument] = []
+            with contextlib.ExitStack() as stack:
+                files: list[ScatteredFile] = [
+                    stack.enter_context(
+                        ctx.writer.scattered_content_addressed(RAW_DIR, PACK_SUFFIX, MIRROR_PACK, size, tag=str(k))
+                    )
+                    for k, size in enumerate(sizes)
+                ]
+                scatter_contents(ctx, cursor, placement, files, only_placed=base is not None)
+            for pack, docs in zip(files, packs, strict=True):
+                assert pack.path is not None
+                added.extend(IndexedDocument.from_dict({**d, "pack": pack.path}) for d in docs)
+            return added, seen
+        finally:
+            cursor.close()
 
     @staticmethod
     def _jsonl_zst(ctx: PayloadContext, sql: str, params: list[Any], level: int) -> bytes:

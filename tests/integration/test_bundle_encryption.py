@@ -85,13 +85,19 @@ def test_bad_recipient_is_refused(stella: Any) -> None:
 
 @pytest.mark.interop
 def test_reference_age_cli_decrypts_our_payload(encrypted: dict[str, Any], tmp_path: Path) -> None:
+    """Compressed, then encrypted: `age -d` gives one zstd frame, and the `zstd` CLI gives the signed plaintext."""
     age = require_tool("age")
+    zstd = require_tool("zstd")
     members = {i.name: d for i, d in read_members(encrypted["bundle"])}
     manifest = json.loads(members["export.json"])
+    assert manifest["encryption"]["compression"] == "zstd"
     for entry in manifest["encryption"]["files"]:
         ct = tmp_path / "ct.age"
         ct.write_bytes(members[entry["path"]])
         out = subprocess.run([age, "-d", "-i", str(encrypted["identity"]), str(ct)], capture_output=True)
         assert out.returncode == 0, out.stderr
-        assert hashlib.sha256(out.stdout).hexdigest() == entry["plaintextSha256"]
-        assert len(out.stdout) == entry["plaintextSize"]
+        assert out.stdout.startswith(b"\x28\xb5\x2f\xfd")  # a zstd frame, not the plaintext itself
+        plain = subprocess.run([zstd, "-d", "-c", "-q"], input=out.stdout, capture_output=True)
+        assert plain.returncode == 0, plain.stderr
+        assert hashlib.sha256(plain.stdout).hexdigest() == entry["plaintextSha256"]
+        assert len(plain.stdout) == entry["plaintextSize"]

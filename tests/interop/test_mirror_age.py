@@ -130,7 +130,11 @@ def _decrypt_all_with_age(members: dict[str, bytes], tmp_path: Path, decrypt: An
         ct, out = tmp_path / f"ct-{n}.age", tmp_path / f"pt-{n}"
         ct.write_bytes(data)
         decrypt(entry["path"], ct, out)
-        plain = out.read_bytes()
+        # Compressed, then encrypted: what age gives back is one zstd frame of the plaintext (the zstd CLI reads it).
+        assert manifest["encryption"]["compression"] == "zstd" and out.read_bytes().startswith(b"\x28\xb5\x2f\xfd")
+        unpacked = subprocess.run([require_tool("zstd"), "-d", "-c", "-q", str(out)], capture_output=True, check=False)
+        assert unpacked.returncode == 0, unpacked.stderr
+        plain = unpacked.stdout
         assert hashlib.sha256(plain).hexdigest() == entry["plaintextSha256"]
         assert len(plain) == entry["plaintextSize"]
         plaintexts[entry["path"]] = plain
