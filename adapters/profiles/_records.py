@@ -161,8 +161,7 @@ SELECT i.ordinal, p.advisory_id, p.ecosystem, p.name, p.purl, p.range_type, p.in
   FROM export_inputs i
   JOIN affected_packages p ON p.tenant = i.tenant AND p.document_sha256 = i.document_sha256
  WHERE i.run_id = ? AND i.tenant = ? AND i.kind = 'advisory'
- ORDER BY i.ordinal, p.advisory_id, p.ecosystem, p.name, p.introduced, p.fixed, p.last_affected, p.status,
-          p.range_type, p.purl, p."limit", p.versions, p.product_id
+ ORDER BY i.ordinal, p.advisory_id
 """
 
 _SBOM_ROWS = """
@@ -190,16 +189,18 @@ _ONE_PASS_VEX = VEX.replace(" AND i.ordinal >= ? AND i.ordinal < ?", "")
 SORTS = threading.Lock()
 
 
-def sorted_rows(cursor: Any, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
+def sorted_rows(cursor: Any, sql: str, params: list[Any], *, times: tuple[int, ...] = ()) -> Iterator[tuple[Any, ...]]:
     """The rows of the sorted query ``sql``, drained now (under :data:`SORTS`) and handed back in order, lazily.
 
-    Times and dates become their RFC 3339 text (as :func:`stream` writes them). The query runs on a cursor made
-    from ``cursor`` (under the lock, so threads never make cursors at the same time).
+    The columns at ``times`` (times and dates) become their RFC 3339 text (as :func:`stream` writes them). The
+    query runs on a cursor made from ``cursor`` (under the lock, so threads never make cursors at the same time).
     """
-    return sorted_result(cursor, sql, params)[1]
+    return sorted_result(cursor, sql, params, times=times)[1]
 
 
-def sorted_result(cursor: Any, sql: str, params: list[Any]) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+def sorted_result(
+    cursor: Any, sql: str, params: list[Any], *, times: tuple[int, ...] = ()
+) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
     """:func:`sorted_rows` with the column names."""
     # Unlinked at once: nothing is left behind, even on a kill; closed by _unspool, or here on failure.
     spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
@@ -209,7 +210,9 @@ def sorted_result(cursor: Any, sql: str, params: list[Any]) -> tuple[list[str], 
             cur.execute(sql, params)
             names = [d[0] for d in cur.description]
             while batch := cur.fetchmany(FETCH):
-                data = marshal.dumps([tuple(_text_times(v) for v in row) for row in batch])
+                if times:
+                    batch = [_text_times(row, times) for row in batch]
+                data = marshal.dumps(batch)
                 spool.write(len(data).to_bytes(8, "little") + data)
         spool.seek(0)
     except BaseException:
@@ -218,8 +221,12 @@ def sorted_result(cursor: Any, sql: str, params: list[Any]) -> tuple[list[str], 
     return names, _unspool(spool)
 
 
-def _text_times(value: Any) -> Any:
-    return _plain(value) if isinstance(value, date) else value
+def _text_times(row: tuple[Any, ...], times: tuple[int, ...]) -> tuple[Any, ...]:
+    values = list(row)
+    for i in times:
+        if values[i] is not None:
+            values[i] = _plain(values[i])
+    return tuple(values)
 
 
 def _unspool(spool: IO[bytes]) -> Iterator[tuple[Any, ...]]:
@@ -274,7 +281,7 @@ def advisory_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]
     """The records of :data:`ADVISORIES` for a run (params: run id, tenant), in one pass over each table."""
     severities = Children(sorted_rows(cursor, _SEVERITY_ROWS, params), 2)
     affected = Children(sorted_rows(cursor, _AFFECTED_ROWS, params), 2)
-    for row in sorted_rows(cursor, _ADVISORY_ROWS, params):
+    for row in sorted_rows(cursor, _ADVISORY_ROWS, params, times=(5, 6, 7)):
         ordinal, advisory_id, tenant, sha, fmt, modified, published, withdrawn, summary, aliases, related, cwes = row
         record: dict[str, Any] = {"tenant": tenant, "advisoryId": advisory_id, "documentSha256": sha}
         record["sourceFormat"] = fmt
@@ -291,7 +298,7 @@ def advisory_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]
             record["severities"] = [_severity(r) for r in found]
         found = affected.get(key)
         if found is not None:
-            record["affected"] = [_affected(r) for r in found]
+            record["affected"] = [_affected(r) for r in sorted(found, key=_affected_order)]
         yield record
 
 
@@ -318,13 +325,29 @@ _AFFECTED_FIELDS = (
 )
 
 
+def _nulls_last(value: Any) -> tuple[bool, Any]:
+    return (value is None, "" if value is None else value)
+
+
+def _affected_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """ADVISORIES' order of an advisory's affected packages: ecosystem, name, introduced, fixed, last affected,
+    status (NULLs last, strings by code point as DuckDB's binary collation), then every other field, so that ties
+    there still come out in one order (the list aggregate left them to the sort)."""
+    _, _, ecosystem, name, purl, range_type, introduced, fixed, last, limit, versions, status, product = row
+    listed = None if versions is None else tuple(_nulls_last(v) for v in versions)
+    return tuple(
+        _nulls_last(v)
+        for v in (ecosystem, name, introduced, fixed, last, status, range_type, purl, limit, listed, product)
+    )
+
+
 def _affected(row: tuple[Any, ...]) -> dict[str, Any]:
     return {name: value for name, value in zip(_AFFECTED_FIELDS, row[2:], strict=True) if value is not None}
 
 
 def vex_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]:
     """The records of :data:`VEX` for a run, in one ordered query."""
-    names, rows = sorted_result(cursor, _ONE_PASS_VEX, params)
+    names, rows = sorted_result(cursor, _ONE_PASS_VEX, params, times=(12,))
     for values in rows:
         yield {n: _plain(v) for n, v in zip(names, values, strict=True) if v is not None}
 
@@ -335,7 +358,7 @@ _COMPONENT_FIELDS = ("ref", "name", "version", "purl", "type", "cpe", "sha1", "s
 def sbom_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]:
     """The records of :data:`SBOMS` for a run, in one pass over each table."""
     components = Children(sorted_rows(cursor, _COMPONENT_ROWS, params), 1)
-    for row in sorted_rows(cursor, _SBOM_ROWS, params):
+    for row in sorted_rows(cursor, _SBOM_ROWS, params, times=(9,)):
         ordinal, tenant, sha, fmt, spec_version, serial, name, version, purl, created = row
         record: dict[str, Any] = {"tenant": tenant, "documentSha256": sha, "sbomFormat": fmt}
         record["specVersion"] = spec_version
