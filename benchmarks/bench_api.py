@@ -11,15 +11,20 @@ create`. Then, each server a child process so its peak RSS (VmHWM) is its own:
   2. *downloads*: each client loops ``GET /api/v1/export/runs/{id}/download`` of one finished run (token, tenant,
      store lookup, digest headers), checking the digest: the like-for-like twin of the baseline.
 - the same-run baseline: uvicorn serving the same bundle file through a bare Starlette ``FileResponse`` (no tokens,
-  no store, no app logic), the same clients downloading it for the same time.
+  no store, no app logic), the same clients downloading it for the same time (and checking its digest too).
+
+Then one run is verified (``POST /api/v1/verify``): when the streamed report's first check line and its result
+line arrive, and how long the one-document form takes.
 
 Figures: requests/s, p50/p95 latency (the SSE streams of the workflow are counted as requests but not in the
 latencies, as a stream lasts as long as its run's build) and each server's peak RSS; the ratios API/baseline for the
 downloads (like for like) and for the workflow; the memory bound and runs lost. The workflow's rate is bounded by the
 builds, which run one at a time in the server's one worker (each client waits for its run before downloading), not
-by the HTTP layer: the downloads phase is the comparison with the baseline.
+by the HTTP layer: the downloads phase is the comparison with the baseline. ``--corpus ZIP`` imports that corpus
+(``benchmarks/osv_corpus.py``) instead of the samples, for bigger bundles and builds.
 
     python benchmarks/bench_api.py [--quick] [--clients 8] [--seconds 20] [--max-rss-mb 1024] [--profile FILE]
+                                   [--corpus .bench/osv-all-20000.zip]
 
 Loopback only; at most 32 clients and 120 s a phase. ``--quick`` is 4 clients for 6 s. ``--profile FILE`` records
 the API server with py-spy (a speedscope JSON). Exit status 1 when a run is lost, did not succeed, a digest
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import signal
 import statistics
@@ -174,6 +180,32 @@ def api_client(url: str, token: str, deadline: float, tally: Tally) -> None:
                 tally.problem(f"download of {run_id}: {got.status_code}, digest {digest}")
 
 
+def verify_timing(url: str, token: str, run_id: str) -> dict[str, float]:
+    """``POST /api/v1/verify`` of one run: when its first check line and its result line arrive (streamed), and how
+    long the one-document form takes; fails the benchmark if the run does not verify."""
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(headers=auth, timeout=600) as client:
+        start = time.perf_counter()
+        first = last = 0.0
+        checks = 0
+        with client.stream("POST", f"{url}/api/v1/verify", json={"run": run_id}) as response:
+            for line in response.iter_lines():
+                item = json.loads(line)
+                if item["type"] == "check":
+                    checks += 1
+                    first = first or (time.perf_counter() - start) * 1000
+                else:
+                    last = (time.perf_counter() - start) * 1000
+                    if not item.get("verified"):
+                        raise SystemExit(f"run {run_id} did not verify: {item}")
+        start = time.perf_counter()
+        whole = client.post(f"{url}/api/v1/verify", json={"run": run_id}, headers={"Accept": "application/json"})
+        document = (time.perf_counter() - start) * 1000
+        if whole.status_code != 200 or not whole.json().get("verified"):
+            raise SystemExit(f"run {run_id} did not verify as one document: {whole.text[:300]}")
+    return {"first": first, "last": last, "checks": checks, "document": document}
+
+
 def download_client(url: str, token: str, run_id: str, digest: str, deadline: float, tally: Tally) -> None:
     with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=300) as client:
         while time.monotonic() < deadline:
@@ -186,12 +218,12 @@ def download_client(url: str, token: str, run_id: str, digest: str, deadline: fl
                 return
 
 
-def static_client(url: str, deadline: float, tally: Tally) -> None:
+def static_client(url: str, digest: str, deadline: float, tally: Tally) -> None:
     with httpx.Client(timeout=300) as client:
         while time.monotonic() < deadline:
             got = tally.timed(client, "GET", f"{url}/bundle", download=True)
-            if got.status_code != 200:
-                tally.problem(f"static GET: {got.status_code}")
+            if got.status_code != 200 or "sha256:" + hashlib.sha256(got.content).hexdigest() != digest:
+                tally.problem(f"static GET: {got.status_code}, or the bytes are not {digest}")
                 return
 
 
@@ -243,6 +275,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--max-rss-mb", type=float, default=1024.0, help="the server's memory bound (default 1024)")
     parser.add_argument("--profile", type=Path, metavar="FILE", help="record the API server with py-spy into FILE")
+    parser.add_argument(
+        "--corpus", type=Path, metavar="ZIP", help="import this (e.g. .bench/osv-all-20000.zip) instead of samples/"
+    )
     args = parser.parse_args()
     if args.quick:
         args.clients, args.seconds = 4, 6.0
@@ -251,14 +286,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         home = Path(tmp) / "home"
-        cli(
-            home,
-            "import",
-            "--quiet",
-            "--tenant",
-            TENANT,
-            *[str(p) for p in sorted((ROOT / "samples").iterdir()) if p.is_dir()],
+        sources = (
+            [str(args.corpus)] if args.corpus else [str(p) for p in sorted((ROOT / "samples").iterdir()) if p.is_dir()]
         )
+        cli(home, "import", "--quiet", "--tenant", TENANT, *sources)
         cli(home, "keys", "generate", "k")
         token = cli(home, "token", "create", "--tenant", TENANT, "--scope", "export:run", "--scope", "export:read",
                     "--scope", "export:download", "--ttl", "1h").strip().splitlines()[-1]  # fmt: skip
@@ -286,6 +317,7 @@ def main() -> int:
             reads, reads_wall = drive(
                 args.clients, args.seconds, download_client, server.url, token, done["id"], digest
             )
+            verified = verify_timing(server.url, token, done["id"])
             rss = server.peak_rss_mb()
         finally:
             server.stop()
@@ -296,7 +328,7 @@ def main() -> int:
 
         static = Served([sys.executable, "-c", STATIC_APP, str(bundle)], dict(os.environ))
         try:
-            base_tally, base_wall = drive(args.clients, args.seconds, static_client, static.url)
+            base_tally, base_wall = drive(args.clients, args.seconds, static_client, static.url, digest)
             base_rss = static.peak_rss_mb()
         finally:
             static.stop()
@@ -317,6 +349,10 @@ def main() -> int:
         print(
             f"runs created {len(work.created)}, listed {len(states)}, succeeded"
             f" {sum(1 for r in work.created if states.get(r) == 'succeeded')}, not succeeded {len(unfinished)}"
+        )
+        print(
+            f"verify one run: streamed, first check line after {verified['first']:.1f} ms, result after"
+            f" {verified['last']:.1f} ms ({verified['checks']} checks); one JSON document {verified['document']:.1f} ms"
         )
         print(f"runs lost: {len(lost)}")
         within = rss <= args.max_rss_mb

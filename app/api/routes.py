@@ -542,7 +542,7 @@ def build_router(
             report = verify_received(home, ReceiveRequest(path), observer).report
             theirs = report.manifest.tenant
             if report.ok and theirs is not None and theirs != tenant:
-                # Only refused earlier when the unverified manifest said so; the verified one decides.
+                # The unverified manifest was checked before any check ran; the verified one decides.
                 raise verify_stream.CrossTenantBundle(theirs, tenant)
             return verify_stream.report_document(report, run=None)
 
