@@ -28,10 +28,11 @@ Format facts (all integers little-endian), from the bbolt sources (etcd-io/bbolt
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TypeAlias
+from typing import IO, BinaryIO, TypeAlias
 
 from core.errors import BadInputError
 
@@ -92,19 +93,17 @@ class BboltWriteResult:
     keys: int
 
 
-@dataclass(frozen=True)
-class _Inode:
-    flags: int
-    key: bytes
-    value: bytes
+_Inode: TypeAlias = tuple[int, bytes, bytes]
+"""A leaf element to be: (flags, key, value)."""
 
 
 class _PageWriter:
     """Appends pages to the file in pgid order; the page id is the position, so writes stay sequential."""
 
-    def __init__(self, fh: BinaryIO, page_size: int) -> None:
+    def __init__(self, fh: BinaryIO, page_size: int, scratch: Path) -> None:
         self._fh = fh
         self.page_size = page_size
+        self.scratch = scratch
         self.next_pgid = FIRST_DATA_PAGE
         self.buckets = 0
         self.keys = 0
@@ -127,11 +126,11 @@ def _leaf_body(inodes: list[_Inode]) -> bytes:
     elements = bytearray()
     data = bytearray()
     n = len(inodes)
-    for i, node in enumerate(inodes):
+    for i, (flags, key, value) in enumerate(inodes):
         pos = (n - i) * ELEMENT_SIZE + len(data)
-        elements += _LEAF_ELEMENT.pack(node.flags, pos, len(node.key), len(node.value))
-        data += node.key
-        data += node.value
+        elements += _LEAF_ELEMENT.pack(flags, pos, len(key), len(value))
+        data += key
+        data += value
     return bytes(elements + data)
 
 
@@ -168,14 +167,70 @@ def _pack(sizes: Iterable[int], page_size: int, min_per_page: int) -> list[tuple
     return ranges
 
 
-def _write_tree(writer: _PageWriter, inodes: list[_Inode]) -> int:
-    """Write a bucket's B+tree (leaves, then branch levels up to one root page) and return the root pgid."""
-    if not inodes:
-        return writer.write_page(LEAF_PAGE, 0, b"")
-    level: list[tuple[bytes, int]] = []
-    for start, stop in _pack((ELEMENT_SIZE + len(n.key) + len(n.value) for n in inodes), writer.page_size, 1):
-        chunk = inodes[start:stop]
-        level.append((chunk[0].key, writer.write_page(LEAF_PAGE, len(chunk), _leaf_body(chunk))))
+#: Leaf pages of one bucket kept in memory before they go to a scratch file (see :class:`_Leaves`).
+SPOOL_MEMORY = 8 << 20
+
+
+class _Leaves:
+    """The leaf pages of one bucket, packed as its entries arrive (the greedy split of :func:`_pack`).
+
+    A bucket's pages follow those of its sub-buckets, which are written while its entries are still arriving,
+    so finished leaf pages wait in a spool (memory up to :data:`SPOOL_MEMORY`, then a scratch file) until the
+    bucket ends; only their first keys and sizes stay in memory.
+    """
+
+    def __init__(self, writer: _PageWriter) -> None:
+        self._writer = writer
+        self.page: list[_Inode] = []  # the page being filled
+        self._used = PAGE_HEADER_SIZE
+        self.total = PAGE_HEADER_SIZE  # header + every element so far: the inline rule's size
+        self._spool: IO[bytes] | None = None
+        self._done: list[tuple[bytes, int, int]] = []  # (first key, element count, body size) per finished page
+
+    def add(self, inode: _Inode) -> None:
+        size = ELEMENT_SIZE + len(inode[1]) + len(inode[2])
+        if self.page and self._used + size > self._writer.page_size:
+            self._finish_page()
+        self.page.append(inode)
+        self._used += size
+        self.total += size
+
+    @property
+    def single_page(self) -> bool:
+        """No page has been finished yet: every entry is in :attr:`page`."""
+        return not self._done
+
+    def _finish_page(self) -> None:
+        if self._spool is None:
+            # Closed by write() or discard(), whichever ends the bucket.
+            self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, dir=str(self._writer.scratch))  # noqa: SIM115
+        body = _leaf_body(self.page)
+        self._spool.write(body)
+        self._done.append((self.page[0][1], len(self.page), len(body)))
+        self.page = []
+        self._used = PAGE_HEADER_SIZE
+
+    def write(self) -> list[tuple[bytes, int]]:
+        """Write every leaf page, in order; returns (first key, pgid) per page for the branch level above."""
+        if not self._done and not self.page:
+            return [(b"", self._writer.write_page(LEAF_PAGE, 0, b""))]
+        level: list[tuple[bytes, int]] = []
+        if self._spool is not None:
+            self._spool.seek(0)
+            for first, count, size in self._done:
+                level.append((first, self._writer.write_page(LEAF_PAGE, count, self._spool.read(size))))
+            self._spool.close()
+        if self.page:
+            level.append((self.page[0][1], self._writer.write_page(LEAF_PAGE, len(self.page), _leaf_body(self.page))))
+        return level
+
+    def discard(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+
+def _write_branches(writer: _PageWriter, level: list[tuple[bytes, int]]) -> int:
+    """Write the branch levels above a bucket's leaf pages, up to one root page; return the root pgid."""
     while len(level) > 1:
         parents: list[tuple[bytes, int]] = []
         for start, stop in _pack((ELEMENT_SIZE + len(k) for k, _ in level), writer.page_size, 2):
@@ -187,43 +242,63 @@ def _write_tree(writer: _PageWriter, inodes: list[_Inode]) -> int:
     return level[0][1]
 
 
-def _bucket_inodes(writer: _PageWriter, bucket: Bucket, where: str) -> tuple[list[_Inode], bool]:
-    """Turn a bucket's entries into sorted leaf inodes, writing page-based sub-buckets on the way.
+def _bucket(writer: _PageWriter, entries: Entries, where: str, *, inline_allowed: bool) -> bytes | int:
+    """Consume a bucket's entries (ascending keys) and write its pages: children first, then its own B+tree.
 
-    Returns the inodes and whether any entry is a sub-bucket.
+    Returns the inline bucket value when the bucket is small enough (bbolt's rule), else its root pgid.
     """
-    inodes: list[_Inode] = []
+    leaves = _Leaves(writer)
     has_sub = False
+    previous: bytes | None = None
+    try:
+        for key, value in entries:
+            if not isinstance(key, bytes):
+                raise BadInputError(f"bucket {where}: key {key!r} is not bytes")
+            if not key or len(key) > MAX_KEY_SIZE:
+                raise BadInputError(f"bucket {where}: key length {len(key)} is outside 1..{MAX_KEY_SIZE}")
+            if previous is not None and key <= previous:
+                raise BadInputError(f"bucket {where}: key {key!r} does not follow {previous!r} (keys must ascend)")
+            previous = key
+            if isinstance(value, bytes):
+                if len(value) > MAX_VALUE_SIZE:
+                    raise BadInputError(f"bucket {where}: value of key {key!r} is too large")
+                leaves.add((0, key, value))
+                writer.keys += 1
+            elif isinstance(value, Iterable) and not isinstance(value, (str, bytearray, memoryview)):
+                has_sub = True
+                writer.buckets += 1
+                sub = _bucket(writer, value, f"{where}/{key!r}", inline_allowed=True)
+                header = sub if isinstance(sub, bytes) else _BUCKET_HEADER.pack(sub, 0)
+                leaves.add((BUCKET_LEAF_FLAG, key, header))
+            else:
+                raise BadInputError(f"bucket {where}: value of key {key!r} is neither bytes nor a bucket")
+    except BaseException:
+        leaves.discard()
+        raise
+    if inline_allowed and not has_sub and leaves.single_page and leaves.total <= writer.page_size // 4:
+        page = _PAGE_HEADER.pack(0, LEAF_PAGE, len(leaves.page), 0) + _leaf_body(leaves.page)
+        return _BUCKET_HEADER.pack(0, 0) + page
+    return _write_branches(writer, leaves.write())
+
+
+Entries: TypeAlias = Iterable[tuple[bytes, "bytes | Entries"]]
+"""A bucket as a stream: (key, value) pairs in ascending key order, a value being bytes or a nested bucket."""
+
+
+def sorted_entries(bucket: Bucket, where: str = "<root>") -> Iterator[tuple[bytes, bytes | Entries]]:
+    """A bucket mapping as :data:`Entries`: keys sorted bytewise, nested mappings turned into entries too."""
     keys = list(bucket)
     for key in keys:
         if not isinstance(key, bytes):
             raise BadInputError(f"bucket {where}: key {key!r} is not bytes")
     for key in sorted(keys):
-        if not key or len(key) > MAX_KEY_SIZE:
-            raise BadInputError(f"bucket {where}: key length {len(key)} is outside 1..{MAX_KEY_SIZE}")
         value = bucket[key]
-        if isinstance(value, bytes):
-            if len(value) > MAX_VALUE_SIZE:
-                raise BadInputError(f"bucket {where}: value of key {key!r} is too large")
-            inodes.append(_Inode(0, key, value))
-            writer.keys += 1
-        elif isinstance(value, Mapping):
-            has_sub = True
-            writer.buckets += 1
-            inodes.append(_Inode(BUCKET_LEAF_FLAG, key, _bucket_value(writer, value, f"{where}/{key!r}")))
+        if isinstance(value, Mapping):
+            yield key, sorted_entries(value, f"{where}/{key!r}")
+        elif isinstance(value, bytes):
+            yield key, value
         else:
             raise BadInputError(f"bucket {where}: value of key {key!r} is neither bytes nor a bucket")
-    return inodes, has_sub
-
-
-def _bucket_value(writer: _PageWriter, bucket: Bucket, where: str) -> bytes:
-    """The value stored under a sub-bucket's key: an inline bucket, or a header pointing at its written tree."""
-    inodes, has_sub = _bucket_inodes(writer, bucket, where)
-    size = PAGE_HEADER_SIZE + sum(ELEMENT_SIZE + len(n.key) + len(n.value) for n in inodes)
-    if not has_sub and size <= writer.page_size // 4:
-        page = _PAGE_HEADER.pack(0, LEAF_PAGE, len(inodes), 0) + _leaf_body(inodes)
-        return _BUCKET_HEADER.pack(0, 0) + page
-    return _BUCKET_HEADER.pack(_write_tree(writer, inodes), 0)
 
 
 def write_bbolt(path: Path, root: Bucket, *, page_size: int = PAGE_SIZE) -> BboltWriteResult:
@@ -236,17 +311,35 @@ def write_bbolt(path: Path, root: Bucket, *, page_size: int = PAGE_SIZE) -> Bbol
 
     Raises :class:`BadInputError` for keys or values bbolt cannot store.
     """
-    if page_size < 1024 or page_size > MAX_PAGE_SIZE or page_size & (page_size - 1):
-        # The upper bound keeps every page below bbolt's 0xFFFF elements (at least 17 bytes each).
-        raise BadInputError(f"page size {page_size} is not a power of two from 1024 to {MAX_PAGE_SIZE}")
     for key, value in root.items():
         if not isinstance(value, Mapping):
             raise BadInputError(f"top-level entry {key!r} is not a bucket (bbolt allows only buckets at the root)")
+    return write_bbolt_entries(path, sorted_entries(root), page_size=page_size)
+
+
+def write_bbolt_entries(path: Path, root: Entries, *, page_size: int = PAGE_SIZE) -> BboltWriteResult:
+    """Write a bbolt database from buckets given as streams of entries, in ascending key order at every level.
+
+    The bytes are those :func:`write_bbolt` writes for the same tree, but nothing is held in memory beyond one
+    page per open bucket (finished leaf pages of a bucket wait in a scratch file beside ``path`` until its
+    sub-buckets are written). Keys out of order, and what :func:`write_bbolt` refuses, raise
+    :class:`BadInputError`.
+    """
+    if page_size < 1024 or page_size > MAX_PAGE_SIZE or page_size & (page_size - 1):
+        # The upper bound keeps every page below bbolt's 0xFFFF elements (at least 17 bytes each).
+        raise BadInputError(f"page size {page_size} is not a power of two from 1024 to {MAX_PAGE_SIZE}")
+
+    def buckets_only(entries: Entries) -> Iterator[tuple[bytes, bytes | Entries]]:
+        for key, value in entries:
+            if isinstance(value, bytes):
+                raise BadInputError(f"top-level entry {key!r} is not a bucket (bbolt allows only buckets at the root)")
+            yield key, value
+
     with path.open("wb") as fh:
         fh.write(b"\0" * (FIRST_DATA_PAGE * page_size))
-        writer = _PageWriter(fh, page_size)
-        inodes, _ = _bucket_inodes(writer, root, "<root>")
-        root_pgid = _write_tree(writer, inodes)
+        writer = _PageWriter(fh, page_size, path.parent)
+        root_pgid = _bucket(writer, buckets_only(root), "<root>", inline_allowed=False)
+        assert isinstance(root_pgid, int)
         high_water = writer.next_pgid
         fh.seek(0)
         for txid in (0, 1):

@@ -8,6 +8,8 @@ Critical 9.0-10.0; v2 has no Critical (NVD: Low 0.1-3.9, Medium 4.0-6.9, High 7.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cvss import CVSS2, CVSS3, CVSS4
 from cvss.exceptions import CVSSError
 
@@ -18,6 +20,7 @@ _SCORERS = {"CVSS_V2": CVSS2, "CVSS_V3": CVSS3, "CVSS_V4": CVSS4}
 _LABELS = {"CVSS_V2": "CVSS v2", "CVSS_V3": "CVSS v3", "CVSS_V4": "CVSS v4"}
 
 
+@lru_cache(maxsize=4096)  # a feed repeats a few thousand distinct vectors; parsing one costs ~100 us
 def base_score(kind: str, vector: str) -> float:
     """The base score of an OSV-style ``CVSS_V2`` / ``CVSS_V3`` / ``CVSS_V4`` vector.
 

@@ -7,13 +7,18 @@ that cannot order every version in play leave things as published rather than gu
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+#: Distinct versions remembered per key function: a feed names the same fixes again and again, and parsing
+#: (PEP 440's above all) costs more than the rest of a lookup. Keys are immutable, so sharing them is safe.
+CACHE_SIZE = 1 << 16
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def semver_key(version: str) -> tuple[Any, ...]:
     """SemVer precedence (build metadata ignored); OSV's ``"0"`` ("since the first version") sorts first."""
     if version == "0":
@@ -28,6 +33,7 @@ def semver_key(version: str) -> tuple[Any, ...]:
     return core, 0, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split("."))
 
 
+@lru_cache(maxsize=CACHE_SIZE)
 def pep440_key(version: str) -> Version:
     """PEP 440 order (``packaging``); legacy, non-PEP 440 versions raise ``ValueError``."""
     try:

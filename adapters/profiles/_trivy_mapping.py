@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from functools import lru_cache
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -219,6 +220,7 @@ def _name_in_collection_url(path: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_purl(text: str | None) -> PackageURL | None:
     """A purl, or None when absent or malformed (a bad purl never fails an export: the row is skipped)."""
     if not text:
@@ -229,6 +231,7 @@ def parse_purl(text: str | None) -> PackageURL | None:
         return None
 
 
+@lru_cache(maxsize=1 << 16)  # a feed names the same packages again and again; a Target is immutable
 def target_of(ecosystem: str | None, name: str, purl_text: str | None) -> Target | None:
     """Where a package's advisories go, from the OSV ecosystem, a CVE 5 collection URL, or the purl.
 
@@ -256,10 +259,12 @@ def target_of(ecosystem: str | None, name: str, purl_text: str | None) -> Target
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class _Interval:
+class _Interval(NamedTuple):
     """Affected versions from ``lower`` (``"0"``: the first version) up to ``upper`` (None: no end), ``upper``
-    itself included when ``closed``. A single version ``V`` is ``_Interval(V, V, closed=True)``."""
+    itself included when ``closed``. A single version ``V`` is ``_Interval(V, V, closed=True)``.
+
+    A named tuple, not a dataclass: a large feed makes millions of them, and a tuple is built several times faster.
+    """
 
     lower: str
     upper: str | None = None
@@ -401,11 +406,15 @@ class _LangValue:
         if self.vendor_ids:
             out["VendorIDs"] = self.vendor_ids
         if self.vulnerable:
-            rendered = [i.render() for i in merge_intervals(self.vulnerable, self.ecosystem)]
-            # "Every version" subsumes the other intervals, and their "<X" bounds would show as fixes that
-            # are none.
-            out["VulnerableVersions"] = [_EVERY_VERSION] if _EVERY_VERSION in rendered else rendered
+            out["VulnerableVersions"] = _vulnerable_versions(self.ecosystem, tuple(self.vulnerable))
         return out
+
+
+@lru_cache(maxsize=1 << 16)  # the same intervals recur across a feed's packages: merge and render them once
+def _vulnerable_versions(ecosystem: str, intervals: tuple[_Interval, ...]) -> list[str]:
+    rendered = [i.render() for i in merge_intervals(intervals, ecosystem)]
+    # "Every version" subsumes the other intervals, and their "<X" bounds would show as fixes that are none.
+    return [_EVERY_VERSION] if _EVERY_VERSION in rendered else rendered
 
 
 @dataclass(slots=True)
@@ -425,8 +434,11 @@ class _OsValue:
 
 
 def _extend(target: list[_T], values: Iterable[_T]) -> None:
+    """Append the values not in ``target`` yet, in order (a list used as an ordered set of hashable values)."""
+    seen = set(target)
     for value in values:
-        if value not in target:
+        if value not in seen:
+            seen.add(value)
             target.append(value)
 
 
@@ -437,6 +449,92 @@ class MappingCounts:
     advisories: int = 0
     withdrawn: int = 0
     unmapped: int = 0  # advisories none of whose packages Trivy can look up
+
+
+@dataclass(slots=True)
+class MappedAdvisory:
+    """One advisory as Trivy sees it: the IDs it is keyed under, a value per package, and its details."""
+
+    keys: list[str]
+    values: list[tuple[Target, _LangValue | _OsValue]]
+    detail: dict[str, Any]
+
+
+def map_advisory(record: Mapping[str, Any], counts: MappingCounts) -> MappedAdvisory | None:
+    """Map one advisory record (the shape ``_records.ADVISORIES`` yields), counting it in ``counts``.
+
+    None when it is withdrawn or none of its packages has a Trivy bucket; several records' values for the same
+    package and ID are merged by :func:`merge_values`, their details by :func:`merge_details`, in input order.
+    """
+    if record.get("withdrawn"):
+        counts.withdrawn += 1
+        return None
+    advisory_id = str(record["advisoryId"])
+    keys, vendor_ids = vulnerability_ids(advisory_id, record.get("aliases") or ())
+    values: list[tuple[Target, _LangValue | _OsValue]] = []
+    for target, rows in _group_rows(record.get("affected") or ()).items():
+        if target.os:
+            value: _LangValue | _OsValue | None = _os_value(rows)
+        else:
+            value = _lang_value(rows, target.ecosystem)
+        if value is None:
+            continue
+        value.vendor_ids = list(vendor_ids)
+        values.append((target, value))
+    counts.advisories += 1
+    if not values:
+        counts.unmapped += 1
+        return None
+    return MappedAdvisory(keys, values, _vulnerability(record))
+
+
+def value_state(value: _LangValue | _OsValue) -> tuple[Any, ...]:
+    """A package value as plain tuples (what ``marshal`` stores): ``(0, ecosystem, intervals, vendor IDs)`` for a
+    language package, ``(1, fix, vendor IDs)`` for an OS package."""
+    if isinstance(value, _LangValue):
+        return (0, value.ecosystem, tuple(tuple(i) for i in value.vulnerable), tuple(value.vendor_ids))
+    return (1, value.fixed, tuple(value.vendor_ids))
+
+
+def _from_state(state: tuple[Any, ...]) -> _LangValue | _OsValue:
+    if state[0] == 0:
+        return _LangValue(state[1], [_Interval(*i) for i in state[2]], list(state[3]))
+    return _OsValue(state[1], list(state[2]))
+
+
+def value_json(value: _LangValue | _OsValue) -> bytes:
+    """The JSON Trivy reads for a package and ID that one record alone names."""
+    return _dumps(value.to_json())
+
+
+def merge_values(states: Iterable[tuple[Any, ...]]) -> bytes:
+    """The JSON Trivy reads for one package and ID, from the :func:`value_state` of every record that has it,
+    in input order (merged as :class:`TrivyDbModel` merges them)."""
+    slot: dict[str, _LangValue | _OsValue] = {}
+    for state in states:
+        _merge(slot, "", _from_state(state))
+    return _dumps(slot[""].to_json())
+
+
+def merge_details(details: Iterable[bytes]) -> bytes:
+    """``vulnerability/<ID>``'s JSON from the details (:func:`detail_json`) of every record keyed under the ID."""
+    merged: dict[str, bytes] = {}
+    for detail in details:
+        if "" in merged:
+            _merge_vulnerability(merged, "", orjson.loads(detail))
+        else:
+            merged[""] = detail
+    return merged[""]
+
+
+def data_source_json() -> bytes:
+    """``data-source/<bucket>``: our data source, as Trivy names it in findings."""
+    return _dumps({"ID": SOURCE_ID, "Name": SOURCE_NAME, "URL": SOURCE_URL})
+
+
+def detail_json(detail: Mapping[str, Any]) -> bytes:
+    """One record's vulnerability details as JSON (sorted keys), the form :func:`merge_details` takes."""
+    return _dumps(detail)
 
 
 class TrivyDbModel:
@@ -454,31 +552,15 @@ class TrivyDbModel:
 
     def add(self, record: Mapping[str, Any]) -> None:
         """Add one advisory record (the shape ``_records.ADVISORIES`` yields)."""
-        if record.get("withdrawn"):
-            self.counts.withdrawn += 1
+        mapped = map_advisory(record, self.counts)
+        if mapped is None:
             return
-        advisory_id = str(record["advisoryId"])
-        keys, vendor_ids = vulnerability_ids(advisory_id, record.get("aliases") or ())
-        placed = False
-        for target, rows in _group_rows(record.get("affected") or ()).items():
-            if target.os:
-                value: _LangValue | _OsValue | None = _os_value(rows)
-            else:
-                value = _lang_value(rows, target.ecosystem)
-            if value is None:
-                continue
-            placed = True
-            value.vendor_ids = list(vendor_ids)
+        for target, value in mapped.values:
             bucket = self.packages.setdefault(target.bucket, {}).setdefault(target.package, {})
-            for key in keys:
+            for key in mapped.keys:
                 _merge(bucket, key, value)
-        self.counts.advisories += 1
-        if not placed:
-            self.counts.unmapped += 1
-            return
-        detail = _vulnerability(record)
-        for key in keys:
-            _merge_vulnerability(self.vulns, key, detail)
+        for key in mapped.keys:
+            _merge_vulnerability(self.vulns, key, mapped.detail)
 
     def take_root(self) -> dict[bytes, Any]:
         """The bbolt bucket tree: data-source, vulnerability, and one root bucket per OS release / ecosystem.
@@ -488,7 +570,7 @@ class TrivyDbModel:
         """
         root: dict[bytes, Any] = {}
         sources: dict[bytes, bytes] = {}
-        source = _dumps({"ID": SOURCE_ID, "Name": SOURCE_NAME, "URL": SOURCE_URL})
+        source = data_source_json()
         while self.packages:
             bucket_name, packages = self.packages.popitem()
             bucket: dict[bytes, Any] = {}
@@ -526,9 +608,12 @@ def _group_rows(affected: Iterable[Mapping[str, Any]]) -> dict[Target, list[Mapp
     return groups
 
 
+_OPEN = ("*", "")
+
+
 def _open_ends(row: Mapping[str, Any]) -> Mapping[str, Any]:
     """CVE 5 writes ``lessThan: "*"`` for "and every later version": that is no upper bound at all."""
-    if all(row.get(k) not in ("*", "") for k in ("fixed", "lastAffected", "limit")):
+    if row.get("fixed") not in _OPEN and row.get("lastAffected") not in _OPEN and row.get("limit") not in _OPEN:
         return row
     return {k: (None if k in ("fixed", "lastAffected", "limit") and v in ("*", "") else v) for k, v in row.items()}
 
@@ -539,30 +624,46 @@ def _purl_version(row: Mapping[str, Any]) -> str | None:
 
 
 def _lang_value(rows: list[Mapping[str, Any]], ecosystem: str) -> _LangValue | None:
-    value = _LangValue(ecosystem)
-    for row in rows:
-        kind = row.get("rangeType")
+    intervals = _lang_intervals(ecosystem, tuple(_range_of(row) for row in rows))
+    return _LangValue(ecosystem, list(intervals)) if intervals else None
+
+
+def _range_of(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What :func:`_lang_intervals` reads of an affected row (not the package: the same ranges recur across many)."""
+    kind = row.get("rangeType")
+    return (
+        kind,
+        row.get("status"),
+        row.get("introduced"),
+        row.get("fixed"),
+        row.get("lastAffected"),
+        row.get("limit"),
+        tuple(row.get("versions") or ()),
+        row.get("purl") if kind == "CSAF" else None,
+    )
+
+
+@lru_cache(maxsize=1 << 16)
+def _lang_intervals(ecosystem: str, ranges: tuple[tuple[Any, ...], ...]) -> tuple[_Interval, ...]:
+    """The affected intervals of one language package's rows (each as :func:`_range_of` gives it), in order."""
+    vulnerable: list[_Interval] = []
+    for kind, status, introduced, fixed, last_affected, limit, versions, purl in ranges:
         if kind == "CSAF":
-            version = _purl_version(row)
+            version = _purl_version({"purl": purl})
             if version is None:
                 continue
-            fixed = row.get("status") == "fixed"
-            _extend(value.vulnerable, [_Interval("0", version) if fixed else _Interval(version, version, closed=True)])
+            _extend(vulnerable, [_Interval("0", version) if status == "fixed" else _Interval(version, version, True)])
         elif kind == "VERSIONS":
             # OSV: a version is affected if a range holds it *or* it is listed (even below the ranges).
-            listed = [_Interval(v, v, closed=True) for v in row.get("versions") or () if _comparable(ecosystem, v)]
-            _extend(value.vulnerable, listed)
-        elif _has_bounds(row):
-            if _empty(row):
-                continue  # "introduced X, fixed X" holds no version; its X is no fix either
-            _extend(
-                value.vulnerable,
-                [_interval(row.get("introduced"), row.get("fixed"), row.get("lastAffected"), row.get("limit"))],
-            )
-        elif row.get("status") == "affected" and not kind:
+            _extend(vulnerable, [_Interval(v, v, True) for v in versions if _comparable(ecosystem, v)])
+        elif introduced or fixed or last_affected or limit:
+            if introduced is not None and introduced in (fixed, limit):
+                continue  # "introduced X, fixed X" holds no version; its X is no fix either (see _empty)
+            _extend(vulnerable, [_interval(introduced, fixed, last_affected, limit)])
+        elif status == "affected" and not kind:
             # An OSV entry with neither ranges nor versions: every version is affected.
-            _extend(value.vulnerable, [_Interval("0")])
-    return value if value.vulnerable else None
+            _extend(vulnerable, [_Interval("0")])
+    return tuple(vulnerable)
 
 
 def _comparable(ecosystem: str, version: str) -> bool:
@@ -585,7 +686,7 @@ def _empty(row: Mapping[str, Any]) -> bool:
 
 
 def _has_bounds(row: Mapping[str, Any]) -> bool:
-    return any(row.get(k) for k in ("introduced", "fixed", "lastAffected", "limit"))
+    return bool(row.get("introduced") or row.get("fixed") or row.get("lastAffected") or row.get("limit"))
 
 
 def _os_value(rows: list[Mapping[str, Any]]) -> _OsValue | None:

@@ -1,20 +1,20 @@
 """``trivy:db``: a Trivy DB (schema 2 bbolt file) built from the run's advisories, for an unmodified Trivy client.
 
-The advisories of the run (latest revisions, in input order) are mapped to Trivy's buckets by
-:mod:`adapters.profiles._trivy_mapping`, written with our bbolt writer (:mod:`core.bbolt`), and shipped as
-``db.tar.gz``, a ready Trivy cache layout and an OCI layout (:mod:`adapters.profiles._trivy_package`).
+The advisories of the run (latest revisions, in input order) are read in three flat streams
+(:mod:`adapters.profiles._trivy_rows`), mapped to Trivy's buckets by :mod:`adapters.profiles._trivy_mapping`,
+sorted and merged in flat memory and streamed into our bbolt writer (:mod:`adapters.profiles._trivy_build`,
+:mod:`core.bbolt`), and shipped as ``db.tar.gz``, a ready Trivy cache layout and an OCI layout
+(:mod:`adapters.profiles._trivy_package`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from adapters.profiles._records import ADVISORIES, stream
-from adapters.profiles._trivy_mapping import TrivyDbModel
+from adapters.profiles._trivy_build import PARALLEL_FROM, TrivyDbBuilder
 from adapters.profiles._trivy_package import MAIN_DB, plan_schema, schema_of, workdir, write_outputs
-from core.bbolt import write_bbolt
+from adapters.profiles._trivy_rows import last_ordinal, write_part
 from core.bundle import PayloadContext
-from core.errors import Cancelled
 from core.store import Store
 
 
@@ -31,35 +31,31 @@ class TrivyDb:
 
     def write_payload(self, ctx: PayloadContext) -> dict[str, int]:
         version = schema_of(ctx, MAIN_DB)
-        model = TrivyDbModel()
-        document: str | None = None
-        advisory_id = ""
-        for n, record in enumerate(stream(ctx.query, ADVISORIES, [ctx.spec.run_id, ctx.spec.tenant]), start=1):
-            if n % 1000 == 0 and ctx.cancel.is_cancelled():
-                raise Cancelled("export cancelled")
-            # Rows come in input order, a document's advisories together: the payload phase counts documents.
-            if record["documentSha256"] != document:
-                if document is not None:
-                    ctx.input_done(advisory_id)
-                document = record["documentSha256"]
-            advisory_id = str(record["advisoryId"])
-            model.add(record)
-        if document is not None:
-            ctx.input_done(advisory_id)
-        counts = {
-            "advisories": model.counts.advisories,
-            "withdrawnSkipped": model.counts.withdrawn,
-            "unmappedSkipped": model.counts.unmapped,
-            "vulnerabilities": len(model.vulns),
-            "packages": model.package_count,
-            "sourceBuckets": len(model.packages),
-        }
-        with workdir(ctx) as work:
+        run_id, tenant = ctx.spec.run_id, ctx.spec.tenant
+        with (
+            workdir(ctx) as work,
+            TrivyDbBuilder(work, report=ctx.input_done, is_cancelled=ctx.cancel.is_cancelled) as builder,
+        ):
+            # A large run is read in two halves, the second first: a worker process maps it while this one
+            # reads and maps the first.
+            end = last_ordinal(ctx.query, run_id, tenant) + 1
+            halves = [(0, end)] if end < PARALLEL_FROM else [(end // 2, end), (0, end // 2)]
+            for lo, hi in halves:
+                index = 0 if lo == 0 else 1
+                builder.map_part(write_part(ctx.query, run_id, tenant, lo, hi, work / f"part-{index}"), index)
             db_path = work / MAIN_DB.db_file
-            result = write_bbolt(db_path, model.take_root())
+            result = builder.write(db_path)
             facts = write_outputs(ctx, MAIN_DB, db_path, version, work)
         ctx.extra_manifest["trivy"] = facts
-        return {**counts, "bboltPages": result.pages}
+        return {
+            "advisories": builder.counts.advisories,
+            "withdrawnSkipped": builder.counts.withdrawn,
+            "unmappedSkipped": builder.counts.unmapped,
+            "vulnerabilities": builder.vulnerabilities,
+            "packages": builder.package_count,
+            "sourceBuckets": builder.source_buckets,
+            "bboltPages": result.pages,
+        }
 
 
 PROFILE = TrivyDb()

@@ -1,0 +1,345 @@
+"""Build ``trivy.db`` from a stream of advisory records in flat memory, on both cores.
+
+:class:`~adapters.profiles._trivy_mapping.TrivyDbModel` holds every package entry and vulnerability of the run
+until the tree is written; at 200,000 advisories that is most of a gigabyte. Here each mapped advisory becomes flat
+entries, ``(bucket, package, ID, n, value)`` and ``(ID, n, details)`` where ``n`` is the advisory's position in
+the run, collected in a buffer of bounded size that is sorted and spilled to a scratch file when full (an external
+merge sort). The sorted runs are merged, each key's values merged in input order (``n``) exactly as the model
+merges them (:func:`merge_values`, :func:`merge_details`), and the result streamed into
+:func:`core.bbolt.write_bbolt_entries` in key order. The bytes are those of the model written with
+:func:`core.bbolt.write_bbolt` (tests compare the two on real records, with and without the worker).
+
+Mapping costs more than reading the rows, so a large run is cut in two parts of input ordinals
+(:mod:`adapters.profiles._trivy_rows` writes each as Arrow files in the scratch directory): a worker process maps
+the second while this one reads and maps the first. The worker (a fresh interpreter, the ``spawn`` start method, as
+the importer's: nothing is forked from a process that runs DuckDB's threads) reads only its part's files and writes
+only its own sorted runs beside them; ``n`` orders equal keys across both sides' runs. It never touches the store,
+ignores SIGINT (this process decides about cancelling, and stops it), and is stopped when the build ends early.
+"""
+
+from __future__ import annotations
+
+import heapq
+import marshal
+import multiprocessing
+import signal
+from collections.abc import Callable, Iterator, Mapping
+from itertools import groupby
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+from adapters.profiles._trivy_mapping import (
+    MappingCounts,
+    data_source_json,
+    detail_json,
+    map_advisory,
+    merge_details,
+    merge_values,
+    value_json,
+    value_state,
+)
+from adapters.profiles._trivy_rows import Part, part_records
+from core.bbolt import BboltWriteResult, Entries, write_bbolt_entries
+from core.errors import Cancelled, EnvironmentFailure
+
+#: Entries held before a sorted run goes to disk, per stream and side: bounds memory whatever the run's size.
+RUN_ENTRIES = 50_000
+#: Entries per marshal block in a run file (one block per run is in memory while merging).
+BLOCK = 2048
+#: Records mapped between two progress reports (and cancel checks).
+REPORT_EVERY = 500
+#: Inputs from which a run is cut in two and the second half mapped by a worker process (below: one process).
+PARALLEL_FROM = 4000
+#: Positions of part ``p``'s advisories start at ``p << PART_SHIFT``: input order across parts.
+PART_SHIFT = 40
+
+
+class _SortedRuns:
+    """An external merge sort of entries by ``key`` (which must include the advisory's position ``n``)."""
+
+    def __init__(self, scratch: Path, name: str, key: Callable[[Any], Any], limit: int) -> None:
+        self._scratch = scratch
+        self._name = name
+        self._key = key
+        self._limit = limit
+        self._buffer: list[Any] = []
+        self.files: list[Path] = []
+
+    def add(self, entry: Any) -> None:
+        self._buffer.append(entry)
+        if len(self._buffer) >= self._limit:
+            self.spill()
+
+    def spill(self) -> None:
+        """Write the buffer, sorted, as one more run file."""
+        if not self._buffer:
+            return
+        self._buffer.sort(key=self._key)
+        path = self._scratch / f"{self._name}-{len(self.files)}.run"
+        with path.open("wb") as fh:
+            for start in range(0, len(self._buffer), BLOCK):
+                marshal.dump(self._buffer[start : start + BLOCK], fh)
+        self.files.append(path)
+        self._buffer = []
+
+    @staticmethod
+    def _read(path: Path) -> Iterator[Any]:
+        with path.open("rb") as fh:
+            while True:
+                try:
+                    block = marshal.load(fh)  # noqa: S302 (a run file this build wrote just before)
+                except EOFError:
+                    break
+                yield from block
+        path.unlink()
+
+    def merged(self, more: list[Path]) -> Iterator[Any]:
+        """Every entry, sorted, with the runs in ``more`` (the worker's); run files are removed once read."""
+        files = self.files + more
+        if not files:
+            self._buffer.sort(key=self._key)
+            buffer, self._buffer = self._buffer, []
+            return iter(buffer)
+        self.spill()
+        return heapq.merge(*(self._read(path) for path in self.files + more), key=self._key)
+
+
+class _Mapper:
+    """One side's mapping: counts, the buckets seen, and the sorted runs of its entries."""
+
+    def __init__(self, scratch: Path, prefix: str, limit: int) -> None:
+        self.counts = MappingCounts()
+        self.buckets: set[str] = set()
+        self.packages = _SortedRuns(scratch, f"{prefix}packages", itemgetter(0, 1, 2, 3), limit)
+        self.vulns = _SortedRuns(scratch, f"{prefix}vulnerabilities", itemgetter(0, 1), limit)
+
+    def map(self, n: int, record: Mapping[str, Any]) -> None:
+        mapped = map_advisory(record, self.counts)
+        if mapped is None:
+            return
+        for target, value in mapped.values:
+            self.buckets.add(target.bucket)
+            # Rendered now, while mapping: most package-ID pairs come from one record, and then this is the value.
+            state, alone = value_state(value), value_json(value)
+            for key in mapped.keys:
+                self.packages.add((target.bucket, target.package, key, n, state, alone))
+        detail = detail_json(mapped.detail)
+        for key in mapped.keys:
+            self.vulns.add((key, n, detail))
+
+    def map_part(self, part: Part, index: int, report: Callable[[list[str]], None]) -> None:
+        """Map every advisory of ``part`` (the ``index``-th of the run); ``report(details)`` is called every
+        :data:`REPORT_EVERY` records and at the end with the input documents finished since the last call, each
+        named by its last advisory's ID (what the payload phase's progress shows)."""
+        document: str | None = None
+        advisory_id = ""
+        finished: list[str] = []
+        base = index << PART_SHIFT
+        for n, record in enumerate(part_records(part)):
+            if record["documentSha256"] != document:
+                if document is not None:
+                    finished.append(advisory_id)
+                document = record["documentSha256"]
+            advisory_id = str(record["advisoryId"])
+            self.map(base + n, record)
+            if n % REPORT_EVERY == REPORT_EVERY - 1:
+                report(finished)
+                finished = []
+        if document is not None:
+            finished.append(advisory_id)
+        report(finished)
+
+
+def _worker(conn: Any, scratch: Path, limit: int, part: Part, index: int) -> None:
+    """The worker process: map ``part``, reporting progress, then send its counts and run files."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        mapper = _Mapper(scratch, f"w{index}-", limit)
+        mapper.map_part(part, index, lambda finished: conn.send(("progress", finished)))
+        mapper.packages.spill()
+        mapper.vulns.spill()
+        conn.send(("ok", (mapper.counts, mapper.buckets, mapper.packages.files, mapper.vulns.files)))
+    except (EOFError, BrokenPipeError):
+        return  # the parent is gone
+    except BaseException as exc:  # reported to the parent, which raises it as its own failure
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class TrivyDbBuilder:
+    """Maps the parts of a run (:meth:`map_part`, :meth:`finish`) and writes ``trivy.db`` (:meth:`write`) without
+    holding the run in memory.
+
+    ``report(detail)`` is called once per input document mapped (``detail``: its last advisory's ID), on either
+    side; ``is_cancelled`` is checked at each report and while waiting for the worker. Part 0 is mapped here; a
+    later part (the run's second half) goes to a worker process (with ``worker``; it is mapped here otherwise).
+    Give the worker's part first, so that it maps while this process reads its own. Use the builder as a context
+    manager, so the worker is stopped on every path.
+    """
+
+    def __init__(
+        self,
+        scratch: Path,
+        *,
+        report: Callable[[str], None] = lambda detail: None,
+        is_cancelled: Callable[[], bool] = lambda: False,
+        run_entries: int = RUN_ENTRIES,
+        worker: bool = True,
+    ) -> None:
+        self._scratch = scratch
+        self._report = report
+        self._is_cancelled = is_cancelled
+        self._local = _Mapper(scratch, "", run_entries)
+        self._limit = run_entries
+        self._use_worker = worker
+        self._process: Any = None
+        self._conn: Any = None
+        self.counts = self._local.counts
+        self._buckets: set[str] = set()
+        self._worker_runs: tuple[list[Path], list[Path]] = ([], [])
+        self._finished = False
+        self.vulnerabilities = 0  # distinct IDs, known once written
+        self.package_count = 0  # distinct (bucket, package), known once written
+
+    def __enter__(self) -> TrivyDbBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker, if one runs (its run files are in the scratch directory, which the caller removes)."""
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join()
+            self._process = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker's process id while one runs."""
+        return None if self._process is None else int(self._process.pid)
+
+    @property
+    def source_buckets(self) -> int:
+        """Root buckets holding packages (every one is named in ``data-source``); known once written."""
+        return len(self._buckets)
+
+    def map_part(self, part: Part, index: int) -> None:
+        """Map the ``index``-th part of the run: here for part 0, in the worker for a later one when it can."""
+        if index == 0 or not self._use_worker or self._process is not None:
+            self._local.map_part(part, index, self._local_report)
+            return
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        process = context.Process(
+            target=_worker, args=(child, self._scratch, self._limit, part, index), name="stella-trivy-map", daemon=True
+        )
+        process.start()
+        self._process = process
+        child.close()  # the worker holds the only other end: its exit, however it comes, reads as the end of the pipe
+
+    def _local_report(self, finished: list[str]) -> None:
+        self._progress(finished)
+        if self._conn is not None:
+            while self._conn.poll():
+                self._receive()
+
+    def _progress(self, finished: list[str]) -> None:
+        for detail in finished:
+            self._report(detail)
+        if self._is_cancelled():
+            raise Cancelled("export cancelled")
+
+    def _receive(self) -> tuple[Any, ...] | None:
+        """Handle one message of the worker: progress (None), its result, or its failure (raised)."""
+        try:
+            message = self._conn.recv()
+        except EOFError:
+            self._process.join(5)
+            raise EnvironmentFailure(
+                f"the Trivy mapping worker (pid {self._process.pid}) ended unexpectedly "
+                f"(exit code {self._process.exitcode})"
+            ) from None
+        if message[0] == "progress":
+            self._progress(message[1])
+            return None
+        if message[0] == "error":
+            raise EnvironmentFailure(f"the Trivy mapping worker failed: {message[1]}")
+        return tuple(message[1])
+
+    def finish(self) -> None:
+        """Wait for the worker's part (reporting its progress, checking for cancel) and take its runs."""
+        if self._finished:
+            return
+        self._finished = True
+        self._buckets = set(self._local.buckets)
+        if self._process is None:
+            return
+        result = None
+        while result is None:
+            if self._conn.poll(0.2):
+                result = self._receive()
+            elif self._is_cancelled():
+                raise Cancelled("export cancelled")
+        counts, buckets, package_runs, vuln_runs = result
+        self.counts.advisories += counts.advisories
+        self.counts.withdrawn += counts.withdrawn
+        self.counts.unmapped += counts.unmapped
+        self._buckets |= buckets
+        self._worker_runs = (package_runs, vuln_runs)
+        self._process.join()
+        self._process = None
+
+    def write(self, path: Path) -> BboltWriteResult:
+        """Write ``trivy.db`` at ``path``: the root buckets in byte order, each streamed from the sorted runs."""
+        self.finish()
+        is_cancelled = self._is_cancelled
+        source = data_source_json()
+        buckets = sorted(b.encode() for b in self._buckets)
+        packages = groupby(self._local.packages.merged(self._worker_runs[0]), key=itemgetter(0))
+        vulns = self._local.vulns.merged(self._worker_runs[1])
+        steps = 0
+
+        def cancel_point() -> None:
+            nonlocal steps
+            steps += 1
+            if steps % 4096 == 0 and is_cancelled():
+                raise Cancelled("export cancelled")
+
+        def values(rows: Iterator[tuple[Any, ...]]) -> Entries:
+            for key, same in groupby(rows, key=itemgetter(2)):
+                cancel_point()
+                rows_of_key = list(same)
+                if len(rows_of_key) == 1:
+                    yield key.encode(), rows_of_key[0][5]
+                else:
+                    yield key.encode(), merge_values([row[4] for row in rows_of_key])
+
+        def package_bucket(rows: Iterator[tuple[Any, ...]]) -> Entries:
+            for package, same in groupby(rows, key=itemgetter(1)):
+                self.package_count += 1
+                yield package.encode(), values(same)
+
+        def vulnerability_bucket() -> Entries:
+            for key, same in groupby(vulns, key=itemgetter(0)):
+                cancel_point()
+                self.vulnerabilities += 1
+                yield key.encode(), merge_details(row[2] for row in same)
+
+        def root() -> Entries:
+            for name in sorted({*buckets, b"data-source", b"vulnerability"}):
+                if name == b"data-source":
+                    yield name, ((bucket, source) for bucket in buckets)
+                elif name == b"vulnerability":
+                    yield name, vulnerability_bucket()
+                else:
+                    bucket, rows = next(packages)
+                    if bucket.encode() != name:  # both are in byte order: a mismatch is a bug here
+                        raise AssertionError(f"package entries of {bucket!r} where {name!r} was due")
+                    yield name, package_bucket(rows)
+
+        return write_bbolt_entries(path, root())
