@@ -198,6 +198,7 @@ class TrivyDbBuilder:
         self._buckets: set[str] = set()
         self._worker_runs: tuple[list[Path], list[Path]] = ([], [])
         self._finished = False
+        self._result: tuple[Any, ...] | None = None  # the worker's counts and runs, once it sent them
         self.vulnerabilities = 0  # distinct IDs, known once written
         self.package_count = 0  # distinct (bucket, package), known once written
 
@@ -245,8 +246,8 @@ class TrivyDbBuilder:
     def _local_report(self, finished: list[str]) -> None:
         self._progress(finished)
         if self._conn is not None:
-            while self._conn.poll():
-                self._receive()
+            while self._result is None and self._conn.poll():
+                self._result = self._receive()
 
     def _progress(self, finished: list[str]) -> None:
         for detail in finished:
@@ -279,13 +280,12 @@ class TrivyDbBuilder:
         self._buckets = set(self._local.buckets)
         if self._process is None:
             return
-        result = None
-        while result is None:
+        while self._result is None:
             if self._conn.poll(0.2):
-                result = self._receive()
+                self._result = self._receive()
             elif self._is_cancelled():
                 raise Cancelled("export cancelled")
-        counts, buckets, package_runs, vuln_runs = result
+        counts, buckets, package_runs, vuln_runs = self._result
         self.counts.advisories += counts.advisories
         self.counts.withdrawn += counts.withdrawn
         self.counts.unmapped += counts.unmapped

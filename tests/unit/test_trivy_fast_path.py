@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -134,6 +135,27 @@ def test_a_generated_feed_gives_the_reference_bytes_through_spilled_runs(stella:
         built, builder = _built(store.cursor(), run_id, tenant, tmp_path / "spilled", worker=True, run_entries=700)
         assert built == reference
         assert (builder.counts.advisories, builder.vulnerabilities) == (3000, 3000)
+
+
+def test_a_worker_done_before_this_side_is_not_lost(stella: Any, tmp_path: Path) -> None:
+    """The worker's result may arrive while this process still maps its own part (read between two reports)."""
+    corpus = tmp_path / "all.zip"
+    write_all_zip(corpus, 2000)
+    run_id, tenant, shipped = _export(stella, tmp_path, corpus)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with Store.open(resolve_home(None), read_only=True) as store, TrivyDbBuilder(scratch) as builder:
+        cursor = store.cursor()
+        end = last_ordinal(cursor, run_id, tenant) + 1
+        builder.map_part(write_part(cursor, run_id, tenant, end - 10, end, scratch / "small"), 1)
+        deadline = time.monotonic() + 60
+        while not (scratch / "w1-vulnerabilities-0.run").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the worker spills its runs just before it sends its result
+        time.sleep(0.5)
+        builder.map_part(write_part(cursor, run_id, tenant, 0, end - 10, scratch / "large"), 0)
+        builder.write(scratch / "trivy.db")
+    assert (scratch / "trivy.db").read_bytes() == shipped.read_bytes()
+    assert builder.counts.advisories == 2000
 
 
 def test_a_cancel_stops_the_worker_and_raises(stella: Any, tmp_path: Path) -> None:
