@@ -60,6 +60,8 @@ BATCH_BYTES = 64 << 20
 PARALLEL_MIN = 4000
 #: Worker processes of a parallel import: one per core, at most this many.
 MAX_WORKERS = 4
+#: Overrides the choice of worker processes (0: parse in the importing process), for operators and benchmarks.
+WORKERS_ENV = "STELLA_IMPORT_WORKERS"
 #: A parallel import's batches are smaller in bytes: several are in flight at once, each held by two processes.
 PARALLEL_BATCH_BYTES = 16 << 20
 _CANCELLED = "import cancelled; documents already committed stay, nothing partial"
@@ -240,7 +242,9 @@ def parse_documents(
                 continue
             epss.append((sha, parsed.epss.scores))
         seen.add(sha)
-        content = None if len(data) > BLOB_THRESHOLD else data
+        # A worker leaves the content out: the writer holds the bytes and puts them in (see _with_content), so they
+        # cross the pipe once.
+        content = None if in_worker or len(data) > BLOB_THRESHOLD else data
         batch.add(job.tenant, StagedDocument(sha, len(data), path, parsed, content), imported_at)
         results[index] = FileResult(
             path,
@@ -300,7 +304,7 @@ class Importer:
         job = ParseJob(tuple(self.sources), self.forced, self.limits, self.tenant)
         workers = self._worker_count(total)
         batch_bytes = BATCH_BYTES if workers == 0 else PARALLEL_BATCH_BYTES
-        with _collector_tuned(), self.store.bulk_writes(), _Pipeline(self, summary, job, workers) as pipeline:
+        with _collector_tuned(), self.store.bulk_writes(), _Pipeline(self, summary, job, workers, total) as pipeline:
             pending: list[InputItem] = []
             pending_bytes = 0
             for path in paths:
@@ -335,6 +339,8 @@ class Importer:
     def _worker_count(self, total: int | None) -> int:
         if self.workers is not None:
             return max(0, self.workers)
+        if os.environ.get(WORKERS_ENV, "").isdigit():
+            return int(os.environ[WORKERS_ENV])
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         # A frozen binary's children would start the binary again, which runs the CLI: parse in this process.
         if total is None or total < PARALLEL_MIN or cores < 2 or getattr(sys, "frozen", False):
@@ -411,6 +417,7 @@ class _Batch:
     existing: set[str]  # already in the store when the batch was read
     overlap: set[str]  # also in a batch still in flight when this one was read: decided when it is written
     big: dict[str, bytes]  # bytes over BLOB_THRESHOLD, for the blob directory (a worker never gets them)
+    small: dict[str, bytes]  # the other documents' bytes, for the content column (a worker does not send them back)
     imported_at: datetime
     parsed: ParsedBatch | None = None
     results: list[FileResult] | None = None  # set once the batch is committed
@@ -426,7 +433,9 @@ class _Pipeline:
     rejection right away when no batch is in flight, else after the batches read before it.
     """
 
-    def __init__(self, importer: Importer, summary: ImportSummary, job: ParseJob, workers: int) -> None:
+    def __init__(
+        self, importer: Importer, summary: ImportSummary, job: ParseJob, workers: int, total: int | None
+    ) -> None:
         self.importer = importer
         self.store = importer.store
         self.summary = summary
@@ -435,6 +444,8 @@ class _Pipeline:
         self.pool: ParserPool | None = None
         self.queue: deque[_Batch | FileResult] = deque()
         self.in_flight: Counter[str] = Counter()
+        self.total = total
+        self.committed: _DigestFilter | None = None
         self.batches = 0
         self.handed = 0  # batches given to the writer thread, in order
         self.unwritten = 0
@@ -448,6 +459,10 @@ class _Pipeline:
             from core.ingest_workers import ParserPool  # only a large import starts processes
 
             self.pool = ParserPool(self.workers, self.job)
+            if not self.store.has_documents(self.importer.tenant):
+                # Nothing of this tenant was stored before: only what this import commits can be a duplicate, and
+                # the store is asked only about digests the filter has seen (not scanned for every batch).
+                self.committed = _DigestFilter(self.total or 0)
             self.writer = threading.Thread(target=self._write_all, name="stella-import-writer", daemon=True)
             self.writer.start()
         return self
@@ -477,10 +492,15 @@ class _Pipeline:
         if not items:
             return
         digests = [hashlib.sha256(it.data).hexdigest() for it in items]
-        existing = self.store.existing_digests(self.importer.tenant, set(digests))
+        if self.committed is None:
+            existing = self.store.existing_digests(self.importer.tenant, set(digests))
+        else:
+            maybe = {sha for sha in digests if sha in self.committed}
+            existing = self.store.existing_digests(self.importer.tenant, maybe) if maybe else set()
         overlap = {sha for sha in digests if sha not in existing and self.in_flight[sha]}
         documents: list[Document] = []
         big: dict[str, bytes] = {}
+        small: dict[str, bytes] = {}
         for index, (item, sha) in enumerate(zip(items, digests, strict=True)):
             if sha in existing:
                 continue
@@ -488,9 +508,11 @@ class _Pipeline:
                 big[sha] = item.data
                 if self.pool is not None:
                     continue  # parsed by the writer, which holds its bytes anyway
+            elif self.pool is not None:
+                small[sha] = item.data
             documents.append((index, item.path, item.data, sha))
         paths = [(it.path, sha) for it, sha in zip(items, digests, strict=True)]
-        batch = _Batch(self.batches, paths, existing, overlap, big, utcnow())
+        batch = _Batch(self.batches, paths, existing, overlap, big, small, utcnow())
         self.batches += 1
         if self.pool is None:
             batch.parsed = parse_documents(self.job, documents, batch.imported_at)
@@ -540,6 +562,10 @@ class _Pipeline:
                 self.in_flight.subtract(sha for _, sha in head.documents)
                 self.in_flight = +self.in_flight
                 results = head.results
+                if self.committed is not None:
+                    for result in results:
+                        if result.outcome is Outcome.IMPORTED and result.sha256 is not None:
+                            self.committed.add(result.sha256)
             else:
                 results = [head]
             self.queue.popleft()
@@ -586,6 +612,8 @@ class _Pipeline:
             results.append(result)
         late = {r.sha256 for r in parsed.results.values() if r.outcome is Outcome.IMPORTED} & existing
         tables = [_without(parsed.tables, late) if late else parsed.tables] + [e.tables for e in extra]
+        if cur is not None:  # from workers: the content column is the writer's to fill
+            tables[0] = _with_content(tables[0], batch.small)
         epss = parsed.epss + [item for e in extra for item in e.epss]
         imported_blobs = [r.sha256 for r in results if r.outcome is Outcome.IMPORTED and r.sha256 in batch.big]
         new_blobs: list[str] = []
@@ -604,6 +632,38 @@ class _Pipeline:
                 self.store.remove_blob(sha)
             raise
         return results
+
+
+class _DigestFilter:
+    """A Bloom filter of sha256 digests (hex): says "maybe" for every digest added, rarely for another.
+
+    About 10 bits per digest, three probes; a digest's own bits are uniformly random, so they are the hash.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.bits = max(1 << 20, capacity * 10)
+        self.array = bytearray((self.bits + 7) // 8)
+
+    def _probes(self, sha256: str) -> tuple[int, int, int]:
+        value = int(sha256[:48], 16)
+        return value % self.bits, (value >> 64) % self.bits, (value >> 128) % self.bits
+
+    def add(self, sha256: str) -> None:
+        for bit in self._probes(sha256):
+            self.array[bit >> 3] |= 1 << (bit & 7)
+
+    def __contains__(self, sha256: str) -> bool:
+        return all(self.array[bit >> 3] & (1 << (bit & 7)) for bit in self._probes(sha256))
+
+
+def _with_content(tables: dict[str, pa.Table], contents: Mapping[str, bytes]) -> dict[str, pa.Table]:
+    """``tables`` with the raw documents' content column filled from ``contents`` (by sha256; None for a blob)."""
+    raw = tables.get("raw_documents")
+    if raw is None:
+        return tables
+    column = raw.schema.get_field_index("content")
+    values = pa.array([contents.get(sha) for sha in raw["sha256"].to_pylist()], pa.binary())
+    return {**tables, "raw_documents": raw.set_column(column, raw.schema.field(column), values)}
 
 
 def _without(tables: dict[str, pa.Table], digests: set[str | None]) -> dict[str, pa.Table]:

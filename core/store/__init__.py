@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 #: Raw documents larger than this go to the blob directory instead of a BLOB column.
 BLOB_THRESHOLD = 1 << 20
 #: How large the WAL may grow during :meth:`Store.bulk_writes` before DuckDB checkpoints it.
-BULK_CHECKPOINT = "256MB"
+BULK_CHECKPOINT = os.environ.get("STELLA_BULK_CHECKPOINT", "64MB")
+BULK_MEMORY = os.environ.get("STELLA_BULK_MEMORY", "64MB")
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -240,11 +241,15 @@ class Store:
         may grow to :data:`BULK_CHECKPOINT`; when it ends the threshold is restored and the WAL checkpointed once,
         so the store is left as compact as before. Commits stay commits: a kill loses nothing committed.
         """
+        memory = self.conn.execute("SELECT current_setting('memory_limit')").fetchone()
         self.conn.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT}'")
+        self.conn.execute(f"SET memory_limit = '{BULK_MEMORY}'")
         try:
             yield
         finally:
             self.conn.execute("RESET checkpoint_threshold")
+            if memory is not None:
+                self.conn.execute(f"SET memory_limit = '{memory[0]}'")
         self.conn.execute("CHECKPOINT")
 
     # -- raw documents and blobs -----------------------------------------------------------
@@ -264,6 +269,12 @@ class Store:
             .fetchall()
         )
         return {r[0] for r in rows}
+
+    def has_documents(self, tenant: str) -> bool:
+        """Whether the tenant holds any raw document."""
+        return (
+            self.conn.execute("SELECT 1 FROM raw_documents WHERE tenant = ? LIMIT 1", [tenant]).fetchone() is not None
+        )
 
     def blob_path(self, sha256: str) -> Path:
         return self.home.blobs_dir / sha256[:2] / sha256
