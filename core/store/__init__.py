@@ -238,19 +238,21 @@ class Store:
 
         By default every 16 MiB of WAL is checkpointed at the commit that crosses it, and a checkpoint's cost grows
         with the store, so a large import spent most of its writing time in checkpoints. Inside this block the WAL
-        may grow to :data:`BULK_CHECKPOINT`; when it ends the threshold is restored and the WAL checkpointed once,
-        so the store is left as compact as before. Commits stay commits: a kill loses nothing committed.
+        may grow to :data:`BULK_CHECKPOINT` and DuckDB's memory is held to :data:`BULK_MEMORY` (rows not yet
+        checkpointed otherwise fill its whole limit); when the block ends the WAL is checkpointed once, so the store
+        is left as compact as before, and both settings are restored. Commits stay commits: a kill loses nothing
+        committed.
         """
         memory = self.conn.execute("SELECT current_setting('memory_limit')").fetchone()
         self.conn.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT}'")
         self.conn.execute(f"SET memory_limit = '{BULK_MEMORY}'")
         try:
             yield
+            self.conn.execute("CHECKPOINT")  # within the import's memory limit
         finally:
             self.conn.execute("RESET checkpoint_threshold")
             if memory is not None:
                 self.conn.execute(f"SET memory_limit = '{memory[0]}'")
-        self.conn.execute("CHECKPOINT")
 
     # -- raw documents and blobs -----------------------------------------------------------
     def existing_digests(
