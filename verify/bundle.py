@@ -197,6 +197,7 @@ class _Verification(Recorder):
         self.trivy_db = False  # a trivy:db bundle: every trivy.db in it gets a bbolt structure check
         self.bbolt_checked: set[str] = set()  # digests already checked (the OCI layer repeats db.tar.gz)
         self.file_sha256: str | None = None  # the bundle file's sha256, from the one pass that read it
+        self.checksums_match: ChecksumsMatch | None = None  # checksums.txt against the manifest, in check_members
 
     # -- members -------------------------------------------------------------------------
     def spool(self, member: Any, limit: int) -> tuple[Path, str]:
@@ -248,6 +249,7 @@ class _Verification(Recorder):
                 )
             checksums_sig, _ = self.spool(fourth, MAX_SIGNATURE)
             self.check_checksums_signature(checksums_path, checksums_sig.read_bytes())
+            self.checksums_match = ChecksumsMatch(checksums_path, manifest_sha)
             head_seen = self.check_members(members, manifest)
             self.file_sha256 = reader.file_sha256
         if self.identities and self.plaintext:
@@ -355,7 +357,8 @@ class _Verification(Recorder):
         return self.signer is not None and self.signer.algorithm is not KeyAlgorithm.ECDSA_P256
 
     def check_members(self, members: Iterator[Any], manifest: ManifestReader) -> dict[str, HeadFile]:
-        listed = manifest.files()
+        # The walk over the manifest's file list also compares checksums.txt with it (reported later, in order).
+        listed = manifest.files() if self.checksums_match is None else self.checksums_match.track(manifest.files())
         head_expected: dict[str, ListedFile] = {}
 
         def next_payload() -> ListedFile | None:
@@ -536,25 +539,19 @@ class _Verification(Recorder):
         self.decrypted += 1
 
     def check_checksums(self, checksums_path: Path, manifest: ManifestReader, manifest_sha: str) -> None:
-        def expected_lines() -> Iterator[bytes]:
-            manifest_line = f"{manifest_sha}  {MANIFEST}\n".encode()
-            for entry in manifest.files():
-                if manifest_line and bundle_order(entry.path) > bundle_order(MANIFEST):
-                    yield manifest_line
-                    manifest_line = b""
-                yield f"{entry.sha256}  {entry.path}\n".encode()
-            if manifest_line:
-                yield manifest_line
-
-        with checksums_path.open("rb") as fh:
-            for n, want in enumerate(expected_lines(), start=1):
-                got = fh.readline()
-                if got != want:
-                    raise self.failed(
-                        "checksums", IntegrityError(f"line {n} differs from the signed manifest", path=CHECKSUMS)
-                    )
-            if fh.read(1):
-                raise self.failed("checksums", IntegrityError("has lines the signed manifest does not", path=CHECKSUMS))
+        """``checksums.txt`` says, line for line, what the signed manifest lists: the verdict
+        :meth:`check_members` took on its walk over the file list, or else (not walked) a walk of its own."""
+        match = self.checksums_match
+        if match is None or not match.done:
+            match = ChecksumsMatch(checksums_path, manifest_sha)
+            for _ in match.track(manifest.files()):
+                pass
+        if match.differs is not None:
+            raise self.failed(
+                "checksums", IntegrityError(f"line {match.differs} differs from the signed manifest", path=CHECKSUMS)
+            )
+        if match.extra:
+            raise self.failed("checksums", IntegrityError("has lines the signed manifest does not", path=CHECKSUMS))
         self.passed("checksums", "checksums.txt agrees with the signed manifest", CHECKSUMS)  # and its signature
 
     def check_provenance(self, head: dict[str, HeadFile]) -> None:
@@ -647,6 +644,43 @@ class _Verification(Recorder):
                 ),
             )
         self.passed("time", f"created {created}" + (f", evaluated at {at.isoformat()}Z" if at else ""))
+
+
+class ChecksumsMatch:
+    """``checksums.txt`` compared, line by line, with the lines the signed manifest's file list gives: each listed
+    file's ``SHA256  PATH``, and ``export.json``'s own line in its bundle-order place.
+
+    :meth:`track` passes the file list through while it compares, so the verifier's one walk over the list serves
+    both the files check and this one; ``differs`` is the first line that differs (None: none), ``extra`` whether
+    the file has lines after the last expected one, ``done`` whether the whole list was walked.
+    """
+
+    def __init__(self, checksums: Path, manifest_sha: str) -> None:
+        self._path = checksums
+        self._manifest_line = f"{manifest_sha}  {MANIFEST}\n".encode()
+        self._lines = 0
+        self.differs: int | None = None
+        self.extra = False
+        self.done = False
+
+    def track(self, files: Iterator[ListedFile]) -> Iterator[ListedFile]:
+        with self._path.open("rb") as fh:
+
+            def compare(want: bytes) -> None:
+                self._lines += 1
+                if self.differs is None and fh.readline() != want:
+                    self.differs = self._lines
+
+            for entry in files:
+                if self._manifest_line and bundle_order(entry.path) > bundle_order(MANIFEST):
+                    compare(self._manifest_line)
+                    self._manifest_line = b""
+                compare(f"{entry.sha256}  {entry.path}\n".encode())
+                yield entry
+            if self._manifest_line:
+                compare(self._manifest_line)
+            self.extra = self.differs is None and bool(fh.read(1))
+            self.done = True
 
 
 def _blob_verifies(key: TrustedKey, signature: bytes, path: Path) -> bool:
