@@ -98,6 +98,8 @@ def scatter_contents(
     """
     tenant = ctx.spec.tenant
     written_total = 0
+    if only_placed and not placement.rows:
+        return  # nothing new to read (a delta whose base holds every document)
     # One large query at a time in the store's memory (this scan holds buffers while it streams), on a cursor
     # closed when it ends.
     with SORTS, contextlib.closing(cursor.cursor()) as cur:
