@@ -14,8 +14,9 @@ The HTTP status is chosen before the first line: until the verifier has reported
 ordinary problem+json answer. A client that prefers ``application/json`` (``Accept``) gets the whole report as one
 document when the verification ends (the form before streaming; the generated SDK asks for it).
 
-The verification runs in its own thread; its checks cross to the event loop through an unbounded queue (a report
-has tens of checks). When the client goes away mid-stream, the verification is cancelled at its next archive read.
+The verification runs in the server's thread pool; its checks cross to the event loop through an unbounded queue
+(a report has tens of checks). When the client goes away mid-stream, the verification is cancelled at its next
+archive read.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from core.errors import ExitCode, IntegrityError, PolicyRefusal, StellaError
 from core.progress import CancelToken, Check, CheckObserver, Observer
@@ -240,10 +241,10 @@ _Item = (
 
 
 class ReportStream:
-    """Runs ``job`` (a verification that reports to the observer it is given) in a thread, and streams its report;
-    ``bundle`` is the file it verifies, whose path on this machine no line names.
+    """Runs ``job`` (a verification that reports to the observer it is given) in the thread pool, and streams its
+    report; ``bundle`` is the file it verifies, whose path on this machine no line names.
 
-    ``cleanup`` runs in that thread once the job is over, whatever happened, before the last line is sent (an
+    ``cleanup`` runs in the job's thread once the job is over, whatever happened, before the last line is sent (an
     uploaded bundle is removed then, not while it is still being read)."""
 
     def __init__(self, job: Job, bundle: Path | None, cleanup: Callable[[], None] | None = None) -> None:
@@ -253,8 +254,8 @@ class ReportStream:
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self.cancel = CancelToken()
-        self._thread = threading.Thread(target=self._work, name="stella-api-verify", daemon=True)
-        self._thread.start()
+        # In the server's thread pool, as every blocking call of a route: verifications at once are bounded by it.
+        self._task = asyncio.ensure_future(run_in_threadpool(self._work))
 
     def _put(self, item: _Item) -> None:
         try:

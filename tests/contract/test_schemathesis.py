@@ -46,7 +46,8 @@ def test_schemathesis_finds_no_server_error_and_no_contract_violation(served: Se
             "--seed",
             "1",
             "--workers",
-            "2",
+            "1",  # two worker threads meet CPython 3.11.7's thread-unsafe ast.parse (hypothesis describing a filter):
+            # "SystemError: AST constructor recursion depth mismatch", a runtime error of the tool under load
             "--max-time",
             str(BUDGET),
             "--request-timeout",

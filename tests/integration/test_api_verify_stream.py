@@ -140,6 +140,7 @@ class Gate:
         self.checks_after_open: list[str] = []
         self.ended: BaseException | str | None = None
         self.cancel_after_first = cancel_after_first
+        self.server_observer: Observer | None = None  # the observer the server gave the service
         real_built, real_received = services.export.verify_built, services.receive.verify_received
 
         def built(home: Home, run: Any, *, observer: Observer | None = None) -> Any:
@@ -158,6 +159,7 @@ class Gate:
     def _around(self, call: Any, observer: Observer | None) -> Any:
         assert observer is not None
         real: Observer = observer
+        self.server_observer = real
         gate = self
 
         class Held:
@@ -316,7 +318,13 @@ def test_a_client_that_leaves_mid_stream_stops_the_verification(
     with httpx.stream("POST", url, content=served["bundles"]["acme"], headers=upload, timeout=60) as got:
         first = json.loads(next(got.iter_lines()))
         assert first["type"] == "check" and len(spool(served["home"])) == 1  # the upload is being verified
-    # The connection is closed; the verifier, released, meets the cancel at its next read, and the upload goes.
+    # The connection is closed: the server cancels the verification (its observer says so), and the verifier,
+    # released, meets the cancel at its next read; the upload goes.
+    deadline = time.monotonic() + 30
+    assert gate.server_observer is not None
+    while not gate.server_observer.is_cancelled():
+        assert time.monotonic() < deadline, "the server did not cancel the verification of a client that left"
+        time.sleep(0.02)
     gate.open.set()
     deadline = time.monotonic() + 30
     while gate.ended is None or spool(served["home"]):
