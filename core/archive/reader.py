@@ -388,6 +388,7 @@ class _ZstdFrame:
                         raise EOFError("zstd stream ends in the middle of a frame (truncated)")
                     return b""
                 end = len(self._data)  # the file ends inside a block: the decompressor says what is wrong
+                self._walk = None  # and nothing is left to walk
             out = self._feed(end)
             if out:
                 return out
