@@ -264,7 +264,7 @@ def _bucket(writer: _PageWriter, entries: Entries, where: str, *, inline_allowed
                     raise BadInputError(f"bucket {where}: value of key {key!r} is too large")
                 leaves.add((0, key, value))
                 writer.keys += 1
-            elif isinstance(value, Iterable) and not isinstance(value, (str, bytearray, memoryview)):
+            elif hasattr(value, "__iter__") and not isinstance(value, (str, bytearray, memoryview)):
                 has_sub = True
                 writer.buckets += 1
                 sub = _bucket(writer, value, f"{where}/{key!r}", inline_allowed=True)

@@ -15,7 +15,7 @@ from packaging.version import InvalidVersion, Version
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
 #: Distinct versions remembered per key function: a feed names the same fixes again and again, and parsing
 #: (PEP 440's above all) costs more than the rest of a lookup. Keys are immutable, so sharing them is safe.
-CACHE_SIZE = 1 << 16
+CACHE_SIZE = 1 << 13
 
 
 @lru_cache(maxsize=CACHE_SIZE)

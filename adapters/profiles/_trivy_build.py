@@ -44,7 +44,7 @@ from core.bbolt import BboltWriteResult, Entries, write_bbolt_entries
 from core.errors import Cancelled, EnvironmentFailure
 
 #: Entries held before a sorted run goes to disk, per stream and side: bounds memory whatever the run's size.
-RUN_ENTRIES = 50_000
+RUN_ENTRIES = 20_000
 #: Entries per marshal block in a run file (one block per run is in memory while merging).
 BLOCK = 2048
 #: Records mapped between two progress reports (and cancel checks).

@@ -36,6 +36,10 @@ from packageurl import PackageURL
 from core import cvss
 from core.versions import pep440_key, semver_key
 
+#: Distinct values remembered per cache (purls, targets, intervals): a feed repeats its packages and ranges; the
+#: bound keeps memory flat (a few MB per cache) however large the feed.
+CACHE_SIZE = 1 << 13
+
 #: Our data source, as Trivy reports it in each finding's ``DataSource``.
 SOURCE_ID = "stellaops"
 SOURCE_NAME = "StellaOps Export Center"
@@ -220,7 +224,7 @@ def _name_in_collection_url(path: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=CACHE_SIZE)
 def parse_purl(text: str | None) -> PackageURL | None:
     """A purl, or None when absent or malformed (a bad purl never fails an export: the row is skipped)."""
     if not text:
@@ -231,7 +235,7 @@ def parse_purl(text: str | None) -> PackageURL | None:
         return None
 
 
-@lru_cache(maxsize=1 << 16)  # a feed names the same packages again and again; a Target is immutable
+@lru_cache(maxsize=CACHE_SIZE)  # a feed names the same packages again and again; a Target is immutable
 def target_of(ecosystem: str | None, name: str, purl_text: str | None) -> Target | None:
     """Where a package's advisories go, from the OSV ecosystem, a CVE 5 collection URL, or the purl.
 
@@ -410,7 +414,7 @@ class _LangValue:
         return out
 
 
-@lru_cache(maxsize=1 << 16)  # the same intervals recur across a feed's packages: merge and render them once
+@lru_cache(maxsize=CACHE_SIZE)  # the same intervals recur across a feed's packages: merge and render them once
 def _vulnerable_versions(ecosystem: str, intervals: tuple[_Interval, ...]) -> list[str]:
     rendered = [i.render() for i in merge_intervals(intervals, ecosystem)]
     # "Every version" subsumes the other intervals, and their "<X" bounds would show as fixes that are none.
@@ -492,7 +496,7 @@ def value_state(value: _LangValue | _OsValue) -> tuple[Any, ...]:
     """A package value as plain tuples (what ``marshal`` stores): ``(0, ecosystem, intervals, vendor IDs)`` for a
     language package, ``(1, fix, vendor IDs)`` for an OS package."""
     if isinstance(value, _LangValue):
-        return (0, value.ecosystem, tuple(tuple(i) for i in value.vulnerable), tuple(value.vendor_ids))
+        return (0, value.ecosystem, tuple(map(tuple, value.vulnerable)), tuple(value.vendor_ids))
     return (1, value.fixed, tuple(value.vendor_ids))
 
 
@@ -598,13 +602,19 @@ def _dumps(value: Any) -> bytes:
 def _group_rows(affected: Iterable[Mapping[str, Any]]) -> dict[Target, list[Mapping[str, Any]]]:
     groups: dict[Target, list[Mapping[str, Any]]] = {}
     for row in affected:
-        if row.get("status", "affected") not in ("affected", "fixed"):
+        status = row.get("status", "affected")
+        if status != "affected" and status != "fixed":
             continue  # not_affected, under_investigation, unknown: Trivy has no way to say "maybe"
-        if str(row.get("rangeType") or "").upper() == "GIT":
+        kind = row.get("rangeType")
+        if kind and str(kind).upper() == "GIT":
             continue  # commit ranges cannot be compared with package versions
         target = target_of(row.get("ecosystem"), str(row["name"]), row.get("purl"))
         if target is not None:
-            groups.setdefault(target, []).append(_open_ends(row))
+            group = groups.get(target)
+            if group is None:
+                groups[target] = [_open_ends(row)]
+            else:
+                group.append(_open_ends(row))
     return groups
 
 
@@ -643,7 +653,7 @@ def _range_of(row: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=CACHE_SIZE)
 def _lang_intervals(ecosystem: str, ranges: tuple[tuple[Any, ...], ...]) -> tuple[_Interval, ...]:
     """The affected intervals of one language package's rows (each as :func:`_range_of` gives it), in order."""
     vulnerable: list[_Interval] = []
