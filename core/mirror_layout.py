@@ -184,11 +184,11 @@ class IndexedDocument:
             document_id=str(doc["documentId"]),
             media_type=str(doc["mediaType"]),
             subject=str(doc["subject"]),
-            purls=tuple(str(p) for p in doc["purls"]),
+            purls=tuple(map(str, doc["purls"])),
             pack=str(doc["pack"]),
             offset=int(doc["offset"]),
             size=int(doc["size"]),
-            aliases=tuple(str(a) for a in doc.get("aliases", ())),
+            aliases=tuple(map(str, doc.get("aliases", ()))),
         )
 
 

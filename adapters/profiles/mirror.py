@@ -208,16 +208,24 @@ class StateRecords:
         except OSError as exc:
             raise EnvironmentFailure(f"cannot record the mirror state: {exc.strerror}", path=str(path)) from exc
 
-    def load(self, digest: str) -> StateRecord:
+    def load(self, digest: str, *, documents: bool = True) -> StateRecord:
+        """The state ``digest`` this home built, with its live documents (``documents=False``: the state alone,
+        read from the record's first line without decoding the documents, which planning does not need)."""
         path = self.dir / f"{digest}.jsonl.zst"
         try:
+            if not documents:
+                with path.open("rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
+                    first = io.BufferedReader(reader).readline()
+                header = orjson.loads(first)
+                state = MirrorState.from_bytes(canonical_json(header["state"]), source=str(path))
+                return StateRecord(state, {})
             data = zstandard.ZstdDecompressor().decompress(path.read_bytes())
         except FileNotFoundError:
             raise NotFoundError(
                 f"this home did not build mirror state {digest[:12]}",
                 hint="a delta needs a base this home exported; build a mirror:full bundle to start a new chain",
             ) from None
-        except (OSError, zstandard.ZstdError) as exc:
+        except (OSError, zstandard.ZstdError, orjson.JSONDecodeError) as exc:
             raise BadInputError(f"cannot read the mirror state record: {exc}", path=str(path)) from None
         lines = data.splitlines()
         header = orjson.loads(lines[0])
@@ -234,7 +242,8 @@ class StateRecords:
 
 
 def resolve_base(store: Store, text: str) -> StateRecord:
-    """The state named by ``--base``: a run id, a ``manifests/state.json`` file, or an import receipt."""
+    """The state named by ``--base``: a run id, a ``manifests/state.json`` file, or an import receipt (the state
+    alone: its documents are read when the delta is built)."""
     records = StateRecords(store.home)
     path = Path(text).expanduser()
     if path.is_file():
@@ -244,9 +253,9 @@ def resolve_base(store: Store, text: str) -> StateRecord:
             raise BadInputError(f"cannot read --base: {exc.strerror}", path=str(path)) from None
         if is_receipt(data):
             body = read_receipt(data, TrustStore(store.home).list(), source=str(path))
-            return records.load(str(body["stateDigest"]))
+            return records.load(str(body["stateDigest"]), documents=False)
         state = MirrorState.from_bytes(data, source=str(path))
-        return records.load(state.digest)
+        return records.load(state.digest, documents=False)
     if not text.startswith("run-"):
         raise UsageError(f"--base {text!r} is neither a file nor a run id", hint="give a run id, state.json or receipt")
     run = RunEngine(store).get_run(text)
@@ -255,7 +264,7 @@ def resolve_base(store: Store, text: str) -> StateRecord:
     digest = records.digest_of_run(run.bundle_run_id)
     if digest is None:
         raise UsageError(f"run {text} did not build a mirror state", hint="name a mirror:full or mirror:delta run")
-    return records.load(digest)
+    return records.load(digest, documents=False)
 
 
 # -- the profile ---------------------------------------------------------------------------------
