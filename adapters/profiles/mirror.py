@@ -463,27 +463,28 @@ class Mirror:
             purls = Children(sorted_rows(cursor, PURLS, [*params, ordinals]), 1)
             aliases = Children(sorted_rows(cursor, ALIASES, [*params, ordinals]), 1)
             placement = Placement()
-            packs: list[list[dict[str, Any]]] = []
+            # Each new document as a tuple until its pack's name (its digest) is known: 200k of them are held.
+            packs: list[list[tuple[Any, ...]]] = []
             sizes: list[int] = []
             for ordinal, sha, kind, media_type, fmt, document_id, size, subject, rowid in fresh:
                 if not sizes or sizes[-1] >= PACK_LIMIT:
                     packs.append([])
                     sizes.append(0)
-                fields: dict[str, Any] = {
-                    "sha256": sha,
-                    "kind": kind,
-                    "format": fmt,
-                    "documentId": document_id,
-                    "mediaType": media_type,
-                    "subject": subject or "",
-                    "purls": _purls([r[1] for r in purls.get((ordinal,)) or ()]),
-                    "offset": sizes[-1],
-                    "size": size,
-                }
                 found = aliases.get((ordinal,))
-                if found:
-                    fields["aliases"] = [r[1] for r in found]
-                packs[-1].append(fields)
+                packs[-1].append(
+                    (
+                        sha,
+                        kind,
+                        fmt,
+                        document_id,
+                        media_type,
+                        subject or "",
+                        tuple(_purls([r[1] for r in purls.get((ordinal,)) or ()])),
+                        sizes[-1],
+                        size,
+                        tuple(r[1] for r in found) if found else (),
+                    )
+                )
                 placement.place(rowid, sha, len(packs) - 1, sizes[-1], size)
                 sizes[-1] += size
             del fresh
@@ -498,7 +499,22 @@ class Mirror:
                 scatter_contents(ctx, cursor, placement, files, only_placed=base is not None)
             for pack, docs in zip(files, packs, strict=True):
                 assert pack.path is not None
-                added.extend(IndexedDocument.from_dict({**d, "pack": pack.path}) for d in docs)
+                added.extend(
+                    IndexedDocument(
+                        sha256=sha,
+                        kind=kind,
+                        format=fmt,
+                        document_id=document_id,
+                        media_type=media_type,
+                        subject=subject,
+                        purls=purl_list,
+                        pack=pack.path,
+                        offset=offset,
+                        size=size,
+                        aliases=alias_list,
+                    )
+                    for sha, kind, fmt, document_id, media_type, subject, purl_list, offset, size, alias_list in docs
+                )
             return added, seen
         finally:
             cursor.close()
