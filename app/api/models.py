@@ -162,3 +162,42 @@ class Hold(BaseModel):
         }
     )
     new: bool
+
+
+_DISTRIBUTION = {
+    "distributionId": "dist-3f2a9c0d1e4b5a68",
+    "runId": "01JEXAMPLE0000000000000000",
+    "type": "oci",
+    "target": "oci://127.0.0.1:5000/default/json-raw@sha256:5d41402abc4b2a76b9719d911017c592",
+    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "size": 48213,
+    "state": "completed",
+    "createdAt": "2026-12-07T09:05:00Z",
+    "resumedFrom": 0,
+}
+
+
+class Distributed(BaseModel):
+    model_config = _open(
+        {
+            "type": "oci",
+            "distribution": _DISTRIBUTION,
+            "reference": "127.0.0.1:5000/default/json-raw:01JEXAMPLE0000000000000000",
+            "manifestDigest": "sha256:5d41402abc4b2a76b9719d911017c592",
+            "layerDigest": "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "blob": "uploaded",
+            "resumedFrom": 0,
+            "referrerDigest": "sha256:7c211433f02071597741e6ff5a8ea34789abbf43",
+            "referrers": "tag-schema",
+            "recorded": True,
+            "trivyReference": None,
+        }
+    )
+    type: str
+    distribution: dict[str, Any]
+
+
+class DistributionList(BaseModel):
+    model_config = _open({"run": "01JEXAMPLE0000000000000000", "distributions": [_DISTRIBUTION]})
+    run: str
+    distributions: list[dict[str, Any]]

@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,10 +38,12 @@ from core.profiles import ProfileStore, parse_overrides, parse_profile_ref
 from core.progress import Observer
 from core.runs import ExportRun, RunEngine, RunState
 from services import tokens
-from services.export import check_selectors, provenance_summary
+from services.distribute import distribute_run
+from services.export import check_selectors, download_run, provenance_summary
 from services.tokens import Principal
 
-from . import models, problems, verify_stream
+from . import distributions, models, problems, verify_stream
+from .distributions import DistributionCreate
 from .runs import RunManager
 from .store import StoreHolder
 
@@ -189,7 +191,13 @@ def _run_view(run: ExportRun, progress: dict[str, Any] | None) -> dict[str, Any]
 
 
 def build_router(
-    home: Home, holder: StoreHolder, runs: RunManager, *, keepalive: float, max_upload: int = MAX_UPLOAD
+    home: Home,
+    holder: StoreHolder,
+    runs: RunManager,
+    *,
+    keepalive: float,
+    max_upload: int = MAX_UPLOAD,
+    distribute_dirs: Sequence[Path] | None = None,
 ) -> APIRouter:
     router = APIRouter()
 
@@ -431,6 +439,56 @@ def build_router(
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
+
+    # -- distributions -------------------------------------------------------------------------------------------
+    @router.post(
+        f"{V1}/export/runs/{{run_id}}/distributions",
+        tags=["distributions"],
+        status_code=201,
+        responses={
+            **_ERRORS,
+            200: {"model": models.Distributed, "description": "already distributed there: the same record"},
+            409: _PROBLEM,
+            500: _PROBLEM,
+            503: _PROBLEM,
+        },
+        operation_id="createDistribution",
+        response_model=models.Distributed,
+    )
+    def create_distribution(run_id: str, body: DistributionCreate, principal: Runner) -> JSONResponse:
+        """Hand a succeeded run's bundle to a registry (``oci://``), a bucket (``s3://``) or a directory on the
+        server host, as `stella distribute RUN --to URL` and `stella export download RUN --to DIR` do; answers what
+        they print with ``--json`` (201: recorded now; 200: the run was already there, the same record). Scope
+        ``export:run``: it acts on the run and records its distribution and a timeline event."""
+        run = tenant_run(principal, run_id)
+        target = distributions.target_of(body, home, distribute_dirs)
+        with holder.use() as store:
+            before = {d.distribution_id for d in RunEngine(store).distributions(run.run_id)}
+        with holder.alone():
+            if target.directory is not None:
+                answer = distributions.file_answer(download_run(home, run.run_id, target.directory))
+            else:
+                assert target.url is not None
+                done = distribute_run(
+                    home, run.run_id, target.url, distributions.access(body), s3=distributions.s3_options(body)
+                )
+                answer = {"type": "oci", **done.to_dict()}  # an S3 answer names its own type
+        new = answer["distribution"]["distributionId"] not in before
+        return JSONResponse(answer, status_code=201 if new else 200)
+
+    @router.get(
+        f"{V1}/export/runs/{{run_id}}/distributions",
+        tags=["distributions"],
+        responses=_ERRORS,
+        operation_id="listDistributions",
+        response_model=models.DistributionList,
+    )
+    def list_distributions(run_id: str, principal: Reader) -> dict[str, Any]:
+        """Where the run's bundle has been handed (``export_distributions``), oldest first."""
+        run = tenant_run(principal, run_id)
+        with holder.use() as store:
+            found = RunEngine(store).distributions(run.run_id)
+        return {"run": run.run_id, "distributions": [d.to_dict() for d in found]}
 
     # -- downloads -----------------------------------------------------------------------------------------------
     def bundle_of(principal: Principal, run_id: str) -> tuple[ExportRun, Path]:

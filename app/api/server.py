@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -121,11 +123,17 @@ class VersionHeader:
 
 
 def create_app(
-    home: Home, *, keepalive: float = 15.0, max_upload: int = MAX_UPLOAD, store_linger: float = LINGER
+    home: Home,
+    *,
+    keepalive: float = 15.0,
+    max_upload: int = MAX_UPLOAD,
+    store_linger: float = LINGER,
+    distribute_dirs: Sequence[Path] | None = None,
 ) -> FastAPI:
     """The API of ``home``: every route calls the services the CLI calls; ``keepalive`` spaces SSE comments,
     ``max_upload`` bounds a bundle uploaded to ``POST /api/v1/verify``, ``store_linger`` is how long the store stays
-    open after its last use (:mod:`app.api.store`)."""
+    open after its last use (:mod:`app.api.store`); ``distribute_dirs``, when given, are the only directories (and
+    their subdirectories) a distribution may copy a bundle into (:mod:`app.api.distributions`)."""
     holder = StoreHolder(home, linger=store_linger)
     runs = RunManager(holder)
     app = FastAPI(
@@ -140,7 +148,9 @@ def create_app(
     app.state.holder = holder
     app.state.runs = runs
     app.state.keepalive = keepalive
-    router = build_router(home, holder, runs, keepalive=keepalive, max_upload=max_upload)
+    router = build_router(
+        home, holder, runs, keepalive=keepalive, max_upload=max_upload, distribute_dirs=distribute_dirs
+    )
     app.include_router(router)
     app.state.routes = list(router.routes)  # for the Allow header of a 405
     app.add_exception_handler(StellaError, problems.stella_error_handler)

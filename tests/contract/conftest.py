@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,8 +25,8 @@ SERVE = (
     "from pathlib import Path\n"
     "from app.api.server import create_app\n"
     "from core.home import Home\n"
-    "uvicorn.run(create_app(Home(Path(sys.argv[1]))), host='127.0.0.1', port=int(sys.argv[2]), "
-    "log_level='warning', http='h11')\n"
+    "app = create_app(Home(Path(sys.argv[1])), distribute_dirs=[Path(sys.argv[3])])\n"
+    "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[2]), log_level='warning', http='h11')\n"
 )
 
 
@@ -42,6 +43,7 @@ class Served:
     home: Home
     token: str  # tenant TENANT, every scope
     other_token: str  # tenant "globex", every scope
+    distribute_dir: Path  # the only directory (a temporary one) the server copies bundles into
 
 
 def _free_port() -> int:
@@ -61,9 +63,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     _, token = create_token(home, tenant=TENANT, scopes=SCOPES, ttl=timedelta(hours=1), subject="contract-tests")
     _, other = create_token(home, tenant="globex", scopes=SCOPES, ttl=timedelta(hours=1), subject="contract-tests")
     port = _free_port()
+    distribute_dir = home.root.parent / "distributions"
+    distribute_dir.mkdir()
     log = (home.root.parent / "server.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(home.root), str(port)],
+        [sys.executable, "-c", SERVE, str(home.root), str(port), str(distribute_dir)],
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -81,7 +85,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the API server did not start: " + (home.root.parent / "server.log").read_text())
             time.sleep(0.2)
-        yield Served(base, home, token, other)
+        yield Served(base, home, token, other, distribute_dir)
     finally:
         proc.terminate()
         try:

@@ -40,6 +40,8 @@ NEEDS = {
     ("get", "/api/v1/export/runs/{run_id}/manifest"): "export:download",
     ("get", "/api/v1/export/runs/{run_id}/provenance"): "export:download",
     ("get", "/api/v1/export/runs/{run_id}/attestation"): "export:download",
+    ("post", "/api/v1/export/runs/{run_id}/distributions"): "export:run",
+    ("get", "/api/v1/export/runs/{run_id}/distributions"): "export:read",
     ("post", "/api/v1/verify"): "export:read",
     ("get", "/metrics"): "export:read",
     ("get", "/api/v1/timeline"): "timeline:read",
@@ -55,6 +57,7 @@ BODIES = {
     ("patch", "/api/v1/export/profiles/{profile_id}"): {"settings": {"compression_level": "3"}},
     ("post", "/api/v1/export/runs"): {"profile": "json:raw", "options": {"key": "api-key"}},
     ("post", "/api/v1/verify"): {"run": "{run_id}"},
+    ("post", "/api/v1/export/runs/{run_id}/distributions"): {"to": "{distribute_dir}"},
     ("post", "/api/v1/evidence/verify"): {"id": "no-such-evidence"},
     ("post", "/api/v1/evidence/hold/{case_id}"): {"bundle": "no-such-evidence", "reason": "matrix"},
     ("post", "/api/v1/evidence/snapshot"): {"kind": "run", "ref": "{run_id}", "key": "api-key"},
@@ -80,7 +83,8 @@ def _call(served: Served, method: str, path: str, run_id: str, headers: dict[str
     url = served.base_url + path.format(case_id="case-matrix", **ids)
     body = BODIES.get((method, path))
     if body is not None:
-        body = {k: v.format(run_id=run_id) for k, v in body.items() if isinstance(v, str)} | {
+        values = {"run_id": run_id, "distribute_dir": served.distribute_dir}
+        body = {k: v.format(**values) for k, v in body.items() if isinstance(v, str)} | {
             k: v for k, v in body.items() if not isinstance(v, str)
         }
     return httpx.request(method, url, headers=headers, json=body, timeout=30)

@@ -1,5 +1,11 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .distributed import Distributed
+from .distributed_distribution import DistributedDistribution
+from .distribution_create import DistributionCreate
+from .distribution_create_object_lock_type_0 import DistributionCreateObjectLockType0
+from .distribution_list import DistributionList
+from .distribution_list_distributions_item import DistributionListDistributionsItem
 from .event_evidence import EventEvidence
 from .evidence import Evidence
 from .evidence_check import EvidenceCheck
@@ -34,6 +40,12 @@ from .verify_report_checks_item import VerifyReportChecksItem
 from .verify_run import VerifyRun
 
 __all__ = (
+    "Distributed",
+    "DistributedDistribution",
+    "DistributionCreate",
+    "DistributionCreateObjectLockType0",
+    "DistributionList",
+    "DistributionListDistributionsItem",
     "EventEvidence",
     "Evidence",
     "EvidenceCheck",
