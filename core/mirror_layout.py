@@ -200,7 +200,7 @@ def segment_bytes(puts: Iterable[IndexedDocument], removes: Iterable[str], level
     for doc in puts:
         lines.write(canonical_json({"op": "put", **doc.to_dict()}) + b"\n")
     cctx = zstandard.ZstdCompressor(level=level, write_checksum=True, write_content_size=True, threads=0)
-    return cctx.compress(lines.getvalue())
+    return cctx.compress(lines.getbuffer())  # no copy of the lines: 200k documents are about 100 MB
 
 
 def read_segment(path: Path) -> Iterator[dict[str, Any]]:

@@ -195,7 +195,7 @@ class StateRecords:
         lines.write(canonical_json({"state": record.state.to_dict()}) + b"\n")
         for sha in sorted(record.documents):
             lines.write(canonical_json(record.documents[sha].to_dict()) + b"\n")
-        data = zstandard.ZstdCompressor(level=3).compress(lines.getvalue())
+        data = zstandard.ZstdCompressor(level=3).compress(lines.getbuffer())  # compressed without a copy
         path = self.dir / f"{record.digest}.jsonl.zst"
         run = self.runs / f"{record.state.run_id}.json"
         try:
