@@ -17,7 +17,6 @@ from core.keys import KeyAlgorithm, KeyInfo, KeyStore, keyid_of, read_passphrase
 from core.passphrase import passphrase_from_env_or_prompt
 from core.signing import Signer, algorithm_of
 from core.trust import TrustedKey, parse_public_key
-from core.tuf_home import TufHome
 
 
 def read_passphrase(path: Path | None, *, ask: str | None = None) -> bytes | None:
@@ -49,6 +48,8 @@ def import_key(home: Home, name: str, pem_file: Path, passphrase_file: Path | No
 
 
 def _tuf_roles_of(home: Home, name: str) -> list[str]:
+    from core.tuf_home import TufHome  # here: it loads tuf (and its boto3), which only delete and rename need
+
     tuf = TufHome(home)
     if not tuf.initialized:
         return []

@@ -17,20 +17,21 @@ identities, bearer and basic credentials, JWTs and ``password=...``-style pairs,
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import re
 import sys
 import threading
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from core import log_fields
 from core.home import Home
+
+if TYPE_CHECKING:
+    from services.log_file import RotatingHomeLog
 
 #: The JSON-lines log in the home, and how it rotates: 10 MiB a file, the current one and 5 older ones.
 LOG_DIR = "logs"
@@ -135,6 +136,8 @@ class LevelGate(logging.Filter):
 def _trace_id(correlation_id: Any) -> str | None:
     if not isinstance(correlation_id, str):
         return None
+    import uuid  # here: a run that writes no JSON line does not load it
+
     try:
         return uuid.UUID(correlation_id).hex
     except ValueError:
@@ -171,29 +174,37 @@ class HumanLines(logging.Formatter):
         return f"{when} {record.levelname.lower():<7} {phase:<10} {run} {record.getMessage()}{tail}"
 
 
-class HomeLogHandler(logging.handlers.RotatingFileHandler):
+class HomeLogHandler(logging.Handler):
     """``HOME/logs/stella.jsonl``, rotated by size; writes only into a home that exists (a receiver that merely
-    verifies a bundle gets no home created by its logs), and creates the directory (0700) and file (0600)."""
+    verifies a bundle gets no home created by its logs), and creates the directory (0700) and file (0600).
+
+    The file's handler (:class:`services.log_file.RotatingHomeLog`, a :class:`logging.handlers.RotatingFileHandler`)
+    is made for the first record this handler's filters let through, so a run that logs nothing does not import
+    :mod:`logging.handlers`; every record goes through it, formatted with this handler's formatter."""
 
     def __init__(self, home: Home, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
+        super().__init__()
         self.home = home
-        super().__init__(log_path(home), maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._file: RotatingHomeLog | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.stream is None:
-            if not self.home.root.is_dir():
-                return
-            directory = self.home.root / LOG_DIR
-            try:
-                directory.mkdir(mode=0o700, exist_ok=True)
-            except OSError:
-                return  # logs never fail a command
-        super().emit(record)
+        if self._file is None:
+            from services.log_file import RotatingHomeLog
 
-    def _open(self) -> Any:
-        """The current file, created 0600 (also after each rollover)."""
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+            self._file = RotatingHomeLog(self.home, log_path(self.home), self.max_bytes, self.backups)
+        self._file.setFormatter(self.formatter)
+        self._file.emit(record)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        super().close()
 
     def handleError(self, record: logging.LogRecord) -> None:
         pass  # a full disk under the log must not turn into a traceback on the terminal

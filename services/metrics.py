@@ -22,10 +22,8 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from core.atomic import write_bytes
-from core.canonical import canonical_json
 from core.clock import utcnow
 from core.errors import BadInputError, StellaError, UsageError
-from core.failure import FailureClass, classify
 from core.home import Home
 
 if TYPE_CHECKING:
@@ -43,8 +41,16 @@ PLAN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 PUSH_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0, 1800.0)
 #: The outcomes of a finished run, the ``outcome`` label.
 OUTCOMES = ("succeeded", "failed", "aborted")
-#: The ``result`` label of exporter_verify_total: verified, or the failure class of what failed.
-VERIFY_RESULTS = ("verified", *(str(c) for c in FailureClass))
+
+
+def verify_results() -> tuple[str, ...]:
+    """The ``result`` labels of exporter_verify_total: verified, or the failure class of what failed.
+
+    (A function, and :mod:`core.failure` and :mod:`core.canonical` imported where used, so that ``stella verify``,
+    which loads this module for its textfile setting, loads neither unless it records an outcome.)"""
+    from core.failure import FailureClass
+
+    return ("verified", *(str(c) for c in FailureClass))
 
 
 class Kind(StrEnum):
@@ -171,6 +177,8 @@ def configured_textfile(home: Home) -> Path | None:
 
 def configure_textfile(home: Home, textfile: Path | None) -> Path | None:
     """Name the textfile every run writes (None: none); the file must end in ``.prom`` (node_exporter reads those)."""
+    from core.canonical import canonical_json
+
     target = None if textfile is None else check_textfile(textfile)
     home.ensure()
     body = {"textfile": None if target is None else str(target)}
@@ -275,7 +283,7 @@ def read_snapshot(store: Store) -> Snapshot:
             ).fetchall()
         }
         plans, pushes = _event_timings(cur)
-        verify = dict.fromkeys(VERIFY_RESULTS, 0)
+        verify = dict.fromkeys(verify_results(), 0)
         for result, n in cur.execute(
             "SELECT result, count(*) FROM metric_events WHERE metric = 'verify' GROUP BY result"
         ).fetchall():
@@ -325,6 +333,8 @@ def _event_timings(cur: Any) -> tuple[dict[str, _Histogram], dict[str, _Histogra
 def record_verify(store: Store, error: StellaError | None, tenant: str = "") -> str:
     """Record one `stella verify` outcome (``verified``, or the failure class of ``error``) of a bundle of
     ``tenant`` ('' when unknown); returns the result."""
+    from core.failure import classify
+
     result = "verified" if error is None else str(classify(error))
     with store.transaction() as cur:
         cur.execute(

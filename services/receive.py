@@ -30,7 +30,6 @@ from core.home import Home
 from core.progress import Observer
 from services.trust import trusted_keys
 from verify.bundle import VerifyReport, verify_bundle
-from verify.risk import FreshnessPolicy
 
 if TYPE_CHECKING:
     from services.attest import AttestationReceipt
@@ -41,6 +40,12 @@ if TYPE_CHECKING:
     from verify.attest import AttestationReport
     from verify.devportal import PortalReport
     from verify.risk import RiskReport
+
+#: The values of :class:`verify.risk.FreshnessPolicy`, in its order, and its default (``block``): spelled out here
+#: so that loading this registry (every ``stella verify``) does not import the risk verifier (the unit test
+#: tests/unit/test_startup_verify_path.py holds them equal to the enum's).
+FRESHNESS_POLICIES = ("warn", "block", "grace")
+DEFAULT_FRESHNESS_POLICY = "block"
 
 R = TypeVar("R", bound=VerifyReport)
 A = TypeVar("A")
@@ -72,7 +77,7 @@ class ReceiveRequest:
     # trivy
     cache_dir: Path | None = None
     # risk
-    policy: str = str(FreshnessPolicy.BLOCK)
+    policy: str = DEFAULT_FRESHNESS_POLICY
     grace: str | None = None
     # attestation
     attestation_key_files: tuple[Path, ...] = ()
@@ -488,8 +493,6 @@ def _json_outcome(done: BundleImport, request: ReceiveRequest, show: ShowPath) -
 
 
 # -- the registry ------------------------------------------------------------------------------------------
-_POLICIES = tuple(str(p) for p in FreshnessPolicy)
-
 MIRROR: Receivable[VerifyReport, ImportResult] = Receivable(
     kind="mirror",
     profiles=(profile_ids.MIRROR_FULL, profile_ids.MIRROR_DELTA),
@@ -540,8 +543,8 @@ RISK: Receivable[RiskReport, RiskReceipt] = Receivable(
             "--policy",
             "freshness policy",
             OptionType.CHOICE,
-            choices=_POLICIES,
-            default=str(FreshnessPolicy.BLOCK),
+            choices=FRESHNESS_POLICIES,
+            default=DEFAULT_FRESHNESS_POLICY,
         ),
         Option("grace", "grace", "--grace", "grace (3d)", OptionType.TEXT),
     ),

@@ -15,7 +15,7 @@ from app.cli import COMMANDS, build_parser
 from tests.conftest import ROOT
 
 # Runs `stella ARGS` in this interpreter, then writes what it imported to the file named first: project modules in
-# full, third-party packages by their top-level name.
+# full, third-party packages by their top-level name, standard-library modules in full.
 DRIVER = """
 import json, sys
 out, argv = sys.argv[1], sys.argv[2:]
@@ -31,6 +31,7 @@ with open(out, "w") as fh:
         "code": code,
         "project": sorted(m for m in sys.modules if m.split(".")[0] in project),
         "third_party": sorted(t for t in top - set(sys.stdlib_module_names) - set(project) if not t.startswith("_")),
+        "stdlib": sorted(m for m in sys.modules if m.split(".")[0] in sys.stdlib_module_names),
     }, fh)
 """
 UI_AND_STORE = {"duckdb", "pyarrow", "textual", "rich"}
@@ -82,6 +83,27 @@ def test_stella_verify_loads_the_verifier_and_nothing_else(tmp_path: Path, bundl
     ]
     assert heavy == [], f"stella verify loaded {heavy}"
     assert "verify.bundle" in loaded["project"]  # the driver saw the verification itself
+
+
+#: What `stella verify` of a good bundle does not need, and once loaded: the log file's rotating handler (and the
+#: socket and pickle modules logging.handlers brings; the file is opened by the first line a run logs, and a good
+#: verification logs none), the risk verifier (the receive registry spells out its freshness policies), the failure
+#: classes (metrics classify an outcome only when they record one), and TUF with boto3.
+NOT_ON_THE_VERIFY_PATH = {
+    "project": {"verify.risk", "verify.extract", "core.contract.risk", "core.failure", "core.tuf_home"}
+    | {"services.log_file"},
+    "stdlib": {"logging.handlers", "socket", "pickle"},
+    "third_party": {"tuf", "boto3", "botocore", "securesystemslib"},
+}
+
+
+def test_stella_verify_leaves_out_what_it_does_not_use(tmp_path: Path, bundle: tuple[Path, Path]) -> None:
+    archive, pub = bundle
+    loaded = loaded_by(tmp_path, "verify", archive, "--key", pub)
+    assert loaded["code"] == 0
+    back = {kind: sorted(names & set(loaded[kind])) for kind, names in NOT_ON_THE_VERIFY_PATH.items()}
+    assert back == {kind: [] for kind in NOT_ON_THE_VERIFY_PATH}, f"stella verify loaded {back}"
+    assert "services.logs" in loaded["project"] and "services.metrics" in loaded["project"]  # they are still used
 
 
 def test_stella_inspect_loads_no_more_than_verify(tmp_path: Path, bundle: tuple[Path, Path]) -> None:

@@ -22,6 +22,16 @@ def test_verify_help_loads_the_parser_and_not_the_verifier(tmp_path: Any) -> Non
     assert "app.commands.verify" in loaded["project"]  # the command's own parser was built
 
 
+def test_export_help_loads_no_tuf(tmp_path: Any) -> None:
+    """services.keys imports core.tuf_home (TUF, and boto3 through it) only to refuse deleting or renaming a key
+    that signs a TUF role; `stella export --help`, whose command module imports services.keys, loads neither."""
+    loaded = loaded_by(tmp_path, "export", "--help")
+    assert loaded["code"] == 0
+    assert not {"tuf", "boto3", "botocore", "securesystemslib"} & set(loaded["third_party"]), loaded["third_party"]
+    assert "core.tuf_home" not in loaded["project"]
+    assert "services.keys" in loaded["project"]  # the path this pins is still taken
+
+
 def _probe(code: str) -> Any:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout)
