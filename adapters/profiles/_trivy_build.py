@@ -79,19 +79,18 @@ class _SortedRuns:
         path = self._scratch / f"{self._name}-{len(self.files)}.run"
         with path.open("wb") as fh:
             for start in range(0, len(self._buffer), BLOCK):
-                marshal.dump(self._buffer[start : start + BLOCK], fh)
+                # Length-prefixed blocks: marshal.load on a file reads it in tiny pieces, loads on bytes does not.
+                block = marshal.dumps(self._buffer[start : start + BLOCK])
+                fh.write(len(block).to_bytes(8, "little"))
+                fh.write(block)
         self.files.append(path)
         self._buffer = []
 
     @staticmethod
     def _read(path: Path) -> Iterator[Any]:
         with path.open("rb") as fh:
-            while True:
-                try:
-                    block = marshal.load(fh)  # noqa: S302 (a run file this build wrote just before)
-                except EOFError:
-                    break
-                yield from block
+            while size := fh.read(8):
+                yield from marshal.loads(fh.read(int.from_bytes(size, "little")))  # noqa: S302 (written just before)
         path.unlink()
 
     def merged(self, more: list[Path]) -> Iterator[Any]:
