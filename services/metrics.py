@@ -23,8 +23,14 @@ import orjson
 
 from core.atomic import write_bytes
 from core.clock import utcnow
-from core.errors import BadInputError, StellaError, UsageError
+from core.errors import StellaError
 from core.home import Home
+
+# The settings (re-exported: callers name them here; `stella verify` imports their module alone).
+from services.metrics_settings import check_textfile as check_textfile
+from services.metrics_settings import config_path as config_path
+from services.metrics_settings import configured_textfile as configured_textfile
+from services.metrics_settings import textfile_for as textfile_for
 
 if TYPE_CHECKING:
     from core.store import Store
@@ -46,8 +52,8 @@ OUTCOMES = ("succeeded", "failed", "aborted")
 def verify_results() -> tuple[str, ...]:
     """The ``result`` labels of exporter_verify_total: verified, or the failure class of what failed.
 
-    (A function, and :mod:`core.failure` and :mod:`core.canonical` imported where used, so that ``stella verify``,
-    which loads this module for its textfile setting, loads neither unless it records an outcome.)"""
+    (A function, and :mod:`core.failure` and :mod:`core.canonical` imported where used, so that loading this module
+    loads neither: ``stella verify`` loads it only to record an outcome.)"""
     from core.failure import FailureClass
 
     return ("verified", *(str(c) for c in FailureClass))
@@ -151,30 +157,6 @@ def series_names() -> frozenset[str]:
 # -- settings --------------------------------------------------------------------------------------
 
 
-def config_path(home: Home) -> Path:
-    """``metrics.json`` in the home: where runs write the textfile unless a command names another."""
-    return home.root / "metrics.json"
-
-
-def configured_textfile(home: Home) -> Path | None:
-    """The textfile the home's settings name (None: no metrics are written unless asked)."""
-    path = config_path(home)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise BadInputError(f"cannot read the metrics settings: {exc.strerror}", path=str(path)) from None
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadInputError(f"the metrics settings are not JSON: {exc}", path=str(path)) from None
-    textfile = value.get("textfile") if isinstance(value, dict) else None
-    if not isinstance(value, dict) or set(value) - {"textfile"} or not isinstance(textfile, str | None):
-        raise BadInputError('the metrics settings must be {"textfile": PATH or null}', path=str(path))
-    return None if textfile is None else Path(textfile)
-
-
 def configure_textfile(home: Home, textfile: Path | None) -> Path | None:
     """Name the textfile every run writes (None: none); the file must end in ``.prom`` (node_exporter reads those)."""
     from core.canonical import canonical_json
@@ -184,25 +166,6 @@ def configure_textfile(home: Home, textfile: Path | None) -> Path | None:
     body = {"textfile": None if target is None else str(target)}
     write_bytes(config_path(home), canonical_json(body) + b"\n", mode=0o600, what="cannot write the metrics settings")
     return target
-
-
-def check_textfile(path: Path) -> Path:
-    """``path`` resolved, refused (exit 2) unless it ends in ``.prom`` and its directory exists."""
-    target = path.expanduser().resolve()
-    if target.suffix != ".prom":
-        raise UsageError(
-            f"{path} does not end in .prom", hint="node_exporter's textfile collector reads only *.prom files"
-        )
-    if not target.parent.is_dir():
-        raise UsageError(f"the directory of {path} does not exist", hint="create it, or name another file")
-    return target
-
-
-def textfile_for(home: Home, explicit: Path | None) -> Path | None:
-    """The textfile a command writes: the one it was given, else the home's setting."""
-    if explicit is not None:
-        return check_textfile(explicit)
-    return configured_textfile(home)
 
 
 # -- collecting ------------------------------------------------------------------------------------

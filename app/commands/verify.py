@@ -127,11 +127,11 @@ def receive_commands(
 def run(args: argparse.Namespace) -> int:
     from core.clock import parse_at
     from core.home import resolve_home
-    from services import metrics
+    from services.metrics_settings import textfile_for  # services.metrics itself only when an outcome is recorded
     from services.receive import ReceiveRequest, verify_received
 
     home = resolve_home(args.home)
-    textfile = metrics.textfile_for(home, args.metrics_textfile)
+    textfile = textfile_for(home, args.metrics_textfile)
     request = ReceiveRequest(
         args.bundle, key_files=tuple(args.key or ()), at=parse_at(args.at), identity_files=tuple(args.identity or ())
     )

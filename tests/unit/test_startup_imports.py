@@ -88,10 +88,11 @@ def test_stella_verify_loads_the_verifier_and_nothing_else(tmp_path: Path, bundl
 #: What `stella verify` of a good bundle does not need, and once loaded: the log file's rotating handler (and the
 #: socket and pickle modules logging.handlers brings; the file is opened by the first line a run logs, and a good
 #: verification logs none), the risk verifier (the receive registry spells out its freshness policies), the failure
-#: classes (metrics classify an outcome only when they record one), and TUF with boto3.
+#: classes and the metric definitions (services.metrics is loaded to record an outcome, when a textfile is set), and
+#: TUF with boto3.
 NOT_ON_THE_VERIFY_PATH = {
     "project": {"verify.risk", "verify.extract", "core.contract.risk", "core.failure", "core.tuf_home"}
-    | {"services.log_file"},
+    | {"services.log_file", "services.metrics"},
     "stdlib": {"logging.handlers", "socket", "pickle"},
     "third_party": {"tuf", "boto3", "botocore", "securesystemslib"},
 }
@@ -103,7 +104,7 @@ def test_stella_verify_leaves_out_what_it_does_not_use(tmp_path: Path, bundle: t
     assert loaded["code"] == 0
     back = {kind: sorted(names & set(loaded[kind])) for kind, names in NOT_ON_THE_VERIFY_PATH.items()}
     assert back == {kind: [] for kind in NOT_ON_THE_VERIFY_PATH}, f"stella verify loaded {back}"
-    assert "services.logs" in loaded["project"] and "services.metrics" in loaded["project"]  # they are still used
+    assert "services.logs" in loaded["project"] and "services.metrics_settings" in loaded["project"]  # still used
 
 
 def test_stella_inspect_loads_no_more_than_verify(tmp_path: Path, bundle: tuple[Path, Path]) -> None:
