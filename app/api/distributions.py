@@ -93,36 +93,38 @@ def target_of(body: DistributionCreate, home: Home, roots: Sequence[Path] | None
     for name in ("plainHttp", "chunkSize"):
         if getattr(body, name) not in (None, False):
             raise UsageError(f"{name} applies to oci:// and s3:// targets only", pointer=f"/{name}")
-    return Target(directory=_directory(body.to, home, roots))
+    return Target(directory=server_directory(body.to, home, roots))
 
 
-def _directory(text: str, home: Home, roots: Sequence[Path] | None) -> Path:
+def server_directory(text: str, home: Home, roots: Sequence[Path] | None, *, pointer: str = "/to") -> Path:
+    """``text`` as an existing directory on the server host, symbolic links resolved; refused (:class:`UsageError`)
+    when relative, missing, not a directory, inside the home, or outside ``roots`` (when given)."""
     if "\x00" in text:
-        raise UsageError("a directory path cannot contain a NUL character", pointer="/to")
+        raise UsageError("a directory path cannot contain a NUL character", pointer=pointer)
     path = Path(text)
     if not path.is_absolute():
         raise UsageError(
             f"the directory {text!r} is not an absolute path",
-            pointer="/to",
+            pointer=pointer,
             hint="name a directory on the server host from its root, e.g. /media/kit/bundles",
         )
     try:
         resolved = path.resolve(strict=True)
     except (OSError, RuntimeError):
-        raise UsageError(f"no directory {text} on the server host", pointer="/to") from None
+        raise UsageError(f"no directory {text} on the server host", pointer=pointer) from None
     if not resolved.is_dir():
-        raise UsageError(f"{text} is not a directory on the server host", pointer="/to")
+        raise UsageError(f"{text} is not a directory on the server host", pointer=pointer)
     private = home.root.resolve()
     if resolved == private or resolved.is_relative_to(private):
         raise UsageError(
             f"{text} is inside the server's home, whose store, keys and blobs are private",
-            pointer="/to",
+            pointer=pointer,
             hint="name a directory outside the home",
         )
     if roots is not None and not any(resolved == r or resolved.is_relative_to(r) for r in _resolved(roots)):
         raise UsageError(
             f"{text} is outside the directories this server distributes to",
-            pointer="/to",
+            pointer=pointer,
             hint="name a directory under one the server was started with",
         )
     return resolved

@@ -201,3 +201,30 @@ class DistributionList(BaseModel):
     model_config = _open({"run": "01JEXAMPLE0000000000000000", "distributions": [_DISTRIBUTION]})
     run: str
     distributions: list[dict[str, Any]]
+
+
+class KitReport(BaseModel):
+    model_config = _open(
+        {
+            "verified": True,
+            "exitCode": 0,
+            "kitId": "kit-20261207T090000Z-3f2a9c",
+            "volumes": [
+                {
+                    "volumeDir": "/media/kit/vol-01",
+                    "verified": True,
+                    "exitCode": 0,
+                    "checks": [{"check": "signature", "ok": True, "detail": "signed by kit-signer"}],
+                    "volume": 1,
+                    "volumes": 1,
+                }
+            ],
+            "present": [1],
+            "missing": [],
+            "completes": ["json-raw-20261207T090000Z-fe53c0.tar.zst"],
+            "sha256sums": [],
+        }
+    )
+    verified: bool
+    exitCode: int
+    volumes: list[dict[str, Any]]

@@ -113,6 +113,16 @@ class VerifyRun(BaseModel):
 BODY_SCHEMAS: dict[str, type[BaseModel]] = {"VerifyRun": VerifyRun}
 
 
+class KitVerify(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dirs: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(
+        min_length=1,
+        max_length=64,
+        description="absolute paths on the server host: kit volume directories or a kit directory (its vol-NN)",
+        examples=[["/media/kit/vol-01"]],
+    )
+
+
 class EvidenceVerify(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1, max_length=200, description="a sealed evidence bundle's id or digest")
@@ -680,6 +690,22 @@ def build_router(
         return await stream.response()
 
     # -- timeline and evidence (services that open the store themselves: run when no build holds it) -----------------
+    @router.post(
+        f"{V1}/kit/verify",
+        tags=["kit"],
+        responses=_ERRORS,
+        operation_id="verifyKit",
+        response_model=models.KitReport,
+    )
+    def kit_verify(body: KitVerify, principal: Reader) -> dict[str, Any]:
+        """Verify Offline Kit volumes on the server host, each alone, then together (`stella kit verify DIR...`,
+        against the home's trust store): the report `--json` prints, check by check per volume. A kit that does not
+        verify is still a 200, with ``verified`` false and the ``exitCode`` the CLI would end with."""
+        from services.kit import verify_kit
+
+        dirs = [distributions.server_directory(d, home, None, pointer=f"/dirs/{i}") for i, d in enumerate(body.dirs)]
+        return verify_kit(home, dirs).to_dict()
+
     TimelineReader = Annotated[Principal, Depends(need(SCOPE_TIMELINE_READ))]
     EvidenceReader = Annotated[Principal, Depends(need(SCOPE_EVIDENCE_READ))]
     EvidenceHolder = Annotated[Principal, Depends(need(SCOPE_EVIDENCE_HOLD))]

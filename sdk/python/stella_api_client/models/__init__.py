@@ -14,6 +14,9 @@ from .get_manifest_response_200 import GetManifestResponse200
 from .get_provenance_response_200 import GetProvenanceResponse200
 from .hold import Hold
 from .hold_request import HoldRequest
+from .kit_report import KitReport
+from .kit_report_volumes_item import KitReportVolumesItem
+from .kit_verify import KitVerify
 from .profile import Profile
 from .profile_create import ProfileCreate
 from .profile_create_settings import ProfileCreateSettings
@@ -54,6 +57,9 @@ __all__ = (
     "GetProvenanceResponse200",
     "Hold",
     "HoldRequest",
+    "KitReport",
+    "KitReportVolumesItem",
+    "KitVerify",
     "Profile",
     "ProfileCreate",
     "ProfileCreateSettings",
