@@ -16,6 +16,7 @@ identities, bearer and basic credentials, JWTs and ``password=...``-style pairs,
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -41,24 +42,36 @@ BACKUPS = 5
 #: Levels ``--log-level`` takes.
 LEVELS = ("debug", "info", "warning", "error")
 REDACTED = "[redacted]"
-#: Environment variables whose values are secrets (matched on the upper-cased name).
-SECRET_ENV = re.compile(r"PASSWORD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|API_KEY")
 #: Shorter values are not matched as text (a 2-character "secret" would redact half of every line).
 MIN_SECRET = 6
 
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.S), REDACTED),
-    (re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]+", re.IGNORECASE), REDACTED),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), REDACTED),  # a JWT, a DPoP proof
-    (re.compile(r"(?i)\b(bearer|basic|dpop)\s+[A-Za-z0-9._~+/=-]{8,}"), rf"\1 {REDACTED}"),
+#: What :func:`redact` replaces, and with what (compiled by the first line logged, see :func:`_patterns`).
+_PATTERNS: tuple[tuple[str, int, str], ...] = (
+    (r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.S, REDACTED),
+    (r"AGE-SECRET-KEY-1[0-9A-Z]+", re.IGNORECASE, REDACTED),
+    (r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", 0, REDACTED),  # a JWT, a DPoP proof
+    (r"(?i)\b(bearer|basic|dpop)\s+[A-Za-z0-9._~+/=-]{8,}", 0, rf"\1 {REDACTED}"),
     (
-        re.compile(
-            r"(?i)\b(password|passphrase|passwd|secret|token|api[_-]?key|authorization)(\s*[=:]\s*)"
-            r"(?:\"[^\"]*\"|'[^']*'|\S+)"
-        ),
+        r"(?i)\b(password|passphrase|passwd|secret|token|api[_-]?key|authorization)(\s*[=:]\s*)"
+        r"(?:\"[^\"]*\"|'[^']*'|\S+)",
+        0,
         rf"\1\2{REDACTED}",
     ),
 )
+
+
+@functools.cache
+def _secret_env() -> re.Pattern[str]:
+    """Environment variables whose values are secrets (matched on the upper-cased name)."""
+    return re.compile(r"PASSWORD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|API_KEY")
+
+
+@functools.cache
+def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+    """:data:`_PATTERNS` compiled, once: here rather than at import, so a run that logs nothing (``stella verify``
+    of a good bundle) does not compile them."""
+    return tuple((re.compile(pattern, flags), replacement) for pattern, flags, replacement in _PATTERNS)
+
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -76,7 +89,8 @@ def register_secret(value: str | bytes | None) -> None:
 
 
 def _env_secrets() -> set[str]:
-    return {v.strip() for k, v in os.environ.items() if SECRET_ENV.search(k.upper()) and len(v.strip()) >= MIN_SECRET}
+    secret = _secret_env()
+    return {v.strip() for k, v in os.environ.items() if secret.search(k.upper()) and len(v.strip()) >= MIN_SECRET}
 
 
 def redact(text: str) -> str:
@@ -86,7 +100,7 @@ def redact(text: str) -> str:
     for secret in sorted(known, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, REDACTED)
-    for pattern, replacement in _PATTERNS:
+    for pattern, replacement in _patterns():
         text = pattern.sub(replacement, text)
     return text
 

@@ -30,7 +30,8 @@ def test_the_verify_metrics_result_labels_are_verified_and_each_failure_class() 
     assert metrics.verify_results() == ("verified", *(c.value for c in FailureClass))
 
 
-# Configures the logs of the home named first, says whether logging.handlers was loaded, logs one line (and, with
+# Configures the logs of the home named first, says whether logging.handlers was loaded (or the redaction patterns
+# compiled), logs one line (and, with
 # a second argument, 40 more of 200 bytes into a 4 KiB file keeping 2 backups), then says it again.
 LOGS = """
 import json, logging, sys
@@ -38,7 +39,7 @@ from pathlib import Path
 from core.home import Home
 from services import logs
 logs.configure(Home(Path(sys.argv[1])), **({"max_bytes": 4096, "backups": 2} if len(sys.argv) > 2 else {}))
-before = "logging.handlers" in sys.modules
+before = "logging.handlers" in sys.modules or logs._patterns.cache_info().currsize > 0  # nor the redaction
 log = logging.getLogger("stella.test")
 log.info("first line")
 for n in range(40 if len(sys.argv) > 2 else 0):
