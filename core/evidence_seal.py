@@ -69,8 +69,9 @@ KINDS = ("run", "policy", "job", "kit")
 #: The templates of the offline verifier, in ``core/bundle_files``.
 _SCRIPT_TEMPLATES = {VERIFY_PY: "evidence_verify.py.txt", VERIFY_SH: "evidence_verify.sh"}
 _EXECUTABLE = (VERIFY_PY, VERIFY_SH)
-#: gzip level of the archive (the reader accepts the header of any level).
-GZIP_LEVEL = 9
+#: gzip level of the archive (the reader accepts the header of any level). 6, gzip's own default: at 200,000 inputs
+#: a run's seal holds ~190 MB of JSON, which level 9 compressed about 3x slower for a ~2% smaller archive.
+GZIP_LEVEL = 6
 
 
 @dataclass(frozen=True)
@@ -285,17 +286,18 @@ def checksums_text(files: Mapping[str, bytes]) -> bytes:
 
 def _pack(files: dict[str, bytes], order: list[str], manifest: Mapping[str, Any], mtime: int) -> SealedEvidence:
     files = {**files, CHECKSUMS: checksums_text(files)}
-    tar = io.BytesIO()
-    offset = 0
-    for name in order:
-        data = files[name]
-        header = member_header(name, len(data), EXEC_MODE if name in _EXECUTABLE else FILE_MODE, mtime)
-        tar.write(header + data + bytes(padding(len(data))))
-        offset += len(header) + len(data) + padding(len(data))
-    tar.write(end_of_archive(offset))
     out = io.BytesIO()
+    offset = 0
+    # Each member goes straight into the compressor: the artifacts of a large run are held once, not in a tar copy.
     with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=GZIP_LEVEL, mtime=0) as gz:
-        gz.write(tar.getvalue())
+        for name in order:
+            data = files[name]
+            header = member_header(name, len(data), EXEC_MODE if name in _EXECUTABLE else FILE_MODE, mtime)
+            gz.write(header)
+            gz.write(data)
+            gz.write(bytes(padding(len(data))))
+            offset += len(header) + len(data) + padding(len(data))
+        gz.write(end_of_archive(offset))
     archive = out.getvalue()
     merkle = manifest["merkle"]
     return SealedEvidence(

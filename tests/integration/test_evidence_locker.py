@@ -462,7 +462,9 @@ def _repack(src: Path, dest: Path, change: Any) -> None:
         offset += len(block)
     raw.write(end_of_archive(offset))
     out = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=9, mtime=0) as gz:
+    from core.evidence_seal import GZIP_LEVEL
+
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=GZIP_LEVEL, mtime=0) as gz:
         gz.write(raw.getvalue())
     dest.write_bytes(out.getvalue())
 

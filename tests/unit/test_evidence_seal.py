@@ -41,6 +41,7 @@ from core.contract.evidence import (
 )
 from core.errors import BadInputError, IntegrityError, UsageError
 from core.evidence_seal import (
+    GZIP_LEVEL,
     EvidenceArtifact,
     PreviousSeal,
     Redaction,
@@ -89,7 +90,7 @@ def repack(archive: bytes, mutate: Callable[[dict[str, bytes]], None], *, fix_su
     import gzip
 
     out = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=9, mtime=0) as gz:
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, compresslevel=GZIP_LEVEL, mtime=0) as gz:
         gz.write(tar.getvalue())
     return out.getvalue()
 
