@@ -32,6 +32,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from core.contract.media_types import NDJSON
 from core.errors import ExitCode, IntegrityError, PolicyRefusal, StellaError
 from core.progress import CancelToken, Check, CheckObserver, Observer
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stella.api")
 
-NDJSON = "application/x-ndjson"
 JSON = "application/json"
 
 #: What each exit code means (the table of docs/architecture.md), sent beside ``exitCode``.
