@@ -232,6 +232,12 @@ def _configure_logs(args: argparse.Namespace) -> None:
 
 def run() -> NoReturn:
     """Console-script entry point."""
+    if getattr(sys, "frozen", False):
+        # In the binary, a worker process (spawned by a large import) starts the binary again: PyInstaller's
+        # multiprocessing hook runs the worker here instead of the CLI.
+        import multiprocessing
+
+        multiprocessing.freeze_support()
     sys.exit(main())
 
 

@@ -81,6 +81,13 @@ smoke() {
     "$SIGSTORE/trivy-cyclonedx-attestation.sigstore.json" > "$work/import.txt"
   tail -n 1 "$work/import.txt" | sed 's/^/  import: /'
   grep -q "^20 imported, 0 duplicate, 0 rejected" "$work/import.txt"
+  # The same import parsed by two worker processes (spawned: the binary started again as a worker, which
+  # multiprocessing.freeze_support() in app/cli.py turns into the worker): the same counts.
+  env -i "PATH=/usr/bin:/bin" "HOME=$work" "TMPDIR=$work" "STELLA_HOME=$work/home-workers" STELLA_IMPORT_WORKERS=2 \
+    "${OFFLINE[@]}" "$bin" import samples/advisories samples/vex samples/sboms samples/attestations samples/policy \
+    samples/risk "$SIGSTORE/trivy-cyclonedx-attestation.sigstore.json" > "$work/import-workers.txt"
+  grep -q "^20 imported, 0 duplicate, 0 rejected" "$work/import-workers.txt"
+  echo "  import with 2 worker processes: $(tail -n 1 "$work/import-workers.txt")"
 
   "${run[@]}" keys generate smoke > /dev/null
   "${run[@]}" keys export-public smoke --out "$work/smoke.pub"
