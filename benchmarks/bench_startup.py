@@ -1,8 +1,9 @@
 """Start-up benchmark: how long `stella` takes before it does anything, each figure against its same-run baseline.
 
-- `stella --version`, `stella --help` and `stella verify --help` against `python -c pass` (the interpreter's own
-  start): the target is within 0.15 s of it, so the top-level parser imports no command module and a command's
-  parser none of the modules its run needs.
+- `stella --version`, `stella --help`, `stella verify --help` and `stella export --help` against `python -c pass`
+  (the interpreter's own start): the target is within 0.15 s of it, so the top-level parser imports no command
+  module and a command's parser none of the modules its run needs (`stella export --help` is over it: the export
+  command's module still imports the export service, the store and the adapters to build its parser).
 - `stella verify` of a sample bundle (built in a temporary home as scripts/demo.sh does), with the project modules
   and third-party packages it loads: a receiver's verification loads the verifier, not the store or the UI.
 - the TUI's first paint against a bare Textual app's (a Static in an App): the target is within 0.4 s of it, the
@@ -130,6 +131,7 @@ def command_line(runs: int, before: Path | None) -> dict[str, tuple[float, float
         "stella --version": [*now_cmd, "--version"],
         "stella --help": [*now_cmd, "--help"],
         "stella verify --help": [*now_cmd, "verify", "--help"],
+        "stella export --help": [*now_cmd, "export", "--help"],
     }
     before_env = {**ENV, "PYTHONPATH": str(before)} if before is not None else None
     now: dict[str, list[float]] = {name: [] for name in figures}
