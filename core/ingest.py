@@ -21,7 +21,6 @@ import hashlib
 import itertools
 import os
 import queue
-import sys
 import threading
 import uuid
 from collections import Counter, deque
@@ -342,8 +341,8 @@ class Importer:
         if os.environ.get(WORKERS_ENV, "").isdigit():
             return int(os.environ[WORKERS_ENV])
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        # A frozen binary's children would start the binary again, which runs the CLI: parse in this process.
-        if total is None or total < PARALLEL_MIN or cores < 2 or getattr(sys, "frozen", False):
+        # In the single binary a spawned worker starts the binary again; app/cli.py's freeze_support() makes it one.
+        if total is None or total < PARALLEL_MIN or cores < 2:
             return 0
         return min(cores, MAX_WORKERS)
 

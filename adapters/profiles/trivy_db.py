@@ -9,7 +9,6 @@ sorted and merged in flat memory and streamed into our bbolt writer (:mod:`adapt
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from adapters.profiles._trivy_build import PARALLEL_FROM, TrivyDbBuilder
@@ -35,12 +34,7 @@ class TrivyDb:
         run_id, tenant = ctx.spec.run_id, ctx.spec.tenant
         with (
             workdir(ctx) as work,
-            TrivyDbBuilder(
-                work,
-                report=ctx.input_done,
-                is_cancelled=ctx.cancel.is_cancelled,
-                worker=not getattr(sys, "frozen", False),  # the binary maps in this process, as its imports parse
-            ) as builder,
+            TrivyDbBuilder(work, report=ctx.input_done, is_cancelled=ctx.cancel.is_cancelled) as builder,
         ):
             # A large run is read in two halves, the second first: a worker process maps it while this one
             # reads and maps the first.
