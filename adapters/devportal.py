@@ -32,11 +32,11 @@ from core.archive.rules import unsafe_path_reason
 from core.canonical import canonical_json
 from core.clock import utcnow
 from core.errors import BadInputError, EnvironmentFailure, IntegrityError, NotFoundError, UsageError
-from core.ingest import DEFAULT_TENANT, validate_tenant
 from core.progress import NullObserver, Observer
 from core.records import DocumentKind, ParsedDocument
 from core.store import BLOB_THRESHOLD, Store
 from core.store.tables import RowBatch, StagedDocument
+from core.tenants import DEFAULT_TENANT, validate_tenant
 
 TREE_SCHEMA = "https://stellaops.dev/schemas/devportal-tree/v1"
 TREE_FORMAT = "devportal-tree"

@@ -35,20 +35,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.clock import utcnow
-from core.errors import BadInputError, Cancelled, ExitCode, IntegrityError, StellaError, UsageError
+from core.errors import BadInputError, Cancelled, ExitCode, IntegrityError, StellaError
 from core.inputs import InputItem, InputLimits, count_documents, iter_inputs
 from core.progress import NullObserver, Observer
 from core.records import EpssScore, ParsedDocument
 from core.sources import Candidate, SourceFormat
 from core.store import BLOB_THRESHOLD, Store, transaction
 from core.store.tables import RowBatch, StagedDocument
+from core.tenants import DEFAULT_TENANT, validate_tenant
 
 if TYPE_CHECKING:
     import duckdb
 
     from core.ingest_workers import ParserPool
 
-DEFAULT_TENANT = "default"
 DEFAULT_BATCH = 2000
 #: Rows of one large table (EPSS scores) written per insert, so a file of millions of rows never becomes one batch.
 ROW_CHUNK = 100_000
@@ -132,14 +132,6 @@ class ImportSummary:
             "skipped": self.skipped,
             "byFormat": dict(sorted(self.by_format.items())),
         }
-
-
-def validate_tenant(tenant: str) -> str:
-    """Tenants are short identifiers: letters, digits, '-', '_' and '.'."""
-    ok = tenant and len(tenant) <= 64 and all(c.isalnum() or c in "-_." for c in tenant)
-    if not ok:
-        raise UsageError(f"invalid tenant {tenant!r}", hint="use letters, digits, '-', '_' or '.' (at most 64)")
-    return tenant
 
 
 def detect(candidate: Candidate, sources: Sequence[SourceFormat]) -> SourceFormat | None:

@@ -22,7 +22,6 @@ import duckdb
 
 from core.clock import rfc3339, utcnow
 from core.errors import BadInputError, UsageError
-from core.ingest import validate_tenant
 from core.keys import KeyStore
 from core.profiles import Profile
 from core.runs import (
@@ -35,6 +34,7 @@ from core.runs import (
 )
 from core.selectors import INPUT_ORDER, InputRef, Selectors, count_inputs, resolve_inputs, selection_sql
 from core.store import Store, transaction
+from core.tenants import validate_tenant
 
 FETCH_ROWS = 5000
 

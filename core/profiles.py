@@ -38,9 +38,9 @@ from core.contract.profiles import (
     TRIVY_JAVA_DB,
 )
 from core.errors import BadInputError, NotFoundError, UsageError
-from core.ingest import validate_tenant
 from core.records import DocumentKind
 from core.store import Store, transaction
+from core.tenants import validate_tenant
 
 #: Every record type a profile may select, in their canonical order.
 RECORD_TYPES: tuple[str, ...] = tuple(k.value for k in DocumentKind)

@@ -21,8 +21,8 @@ from packageurl import PackageURL
 
 from core.clock import rfc3339
 from core.errors import BadInputError, PolicyRefusal, UsageError
-from core.ingest import validate_tenant
 from core.store import Store
+from core.tenants import validate_tenant
 
 #: Every selector key, in the order the docs list them.
 SELECTOR_KEYS: tuple[str, ...] = (

@@ -25,7 +25,7 @@ from core.canonical import canonical_json
 from core.clock import rfc3339
 from core.contract.timeline import TYPE_PREFIX
 from core.errors import BadInputError, NotFoundError, UsageError
-from core.ingest import validate_tenant
+from core.tenants import validate_tenant
 
 #: The CloudEvents version of every envelope.
 SPECVERSION = "1.0"

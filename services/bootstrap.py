@@ -29,11 +29,11 @@ from core.contract.oci import ANNOTATION_REF_NAME as REF_NAME
 from core.contract.profiles import BOOTSTRAP_PACK
 from core.errors import BadInputError, IntegrityError, UsageError
 from core.home import Home
-from core.ingest import validate_tenant
 from core.progress import Observer
 from core.runs import ExportRun
 from core.selectors import parse_selectors
 from core.store import Store
+from core.tenants import validate_tenant
 from services.distribute import Access
 from services.export import build_run, default_out, output_path, plan_export
 from services.trust import trusted_keys

@@ -10,9 +10,9 @@ from typing import Any
 
 from core.errors import UsageError
 from core.home import Home
-from core.ingest import validate_tenant
 from core.query import ListKind, count_rows, list_rows, show
 from core.store import Store
+from core.tenants import validate_tenant
 
 #: The columns of each kind that fit an 80-column terminal; ``--json`` always carries every field.
 SUMMARY_COLUMNS: dict[ListKind, list[str]] = {

@@ -12,11 +12,11 @@ from typing import Any
 from adapters.devportal import PortalImport, import_portal, list_portals, resolve_portal
 from core.contract.profiles import DEVPORTAL_OFFLINE
 from core.home import Home
-from core.ingest import validate_tenant
 from core.progress import Observer
 from core.runs import ExportRun
 from core.selectors import parse_selectors
 from core.store import Store
+from core.tenants import validate_tenant
 from services.export import build_run, default_out, output_path, plan_export
 
 #: The profile of a portal bundle.

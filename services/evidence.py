@@ -73,11 +73,11 @@ from core.evidence_store import (
     Settings,
 )
 from core.home import Home
-from core.ingest import validate_tenant
 from core.progress import NullObserver, Observer
 from core.runs import ExportRun, RunEngine, current_user
 from core.signing import Signer
 from core.store import Store
+from core.tenants import validate_tenant
 from core.trust import TrustStore
 from core.tsa import HttpTimestamper, Timestamper
 from services.keys import signer_for

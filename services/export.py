@@ -26,7 +26,6 @@ from core.clock import utcnow
 from core.contract.bundle import MANIFEST, PROVENANCE
 from core.errors import BadInputError, EnvironmentFailure, StellaError, StoreLockedError, UsageError
 from core.home import Home
-from core.ingest import validate_tenant
 from core.keys import read_passphrase_file
 from core.planner import check_plan, plan_run, preview_selection
 from core.profiles import Profile, ProfileStore, parse_profile_ref
@@ -35,6 +34,7 @@ from core.runs import Distribution, ExportRun, RunEngine, RunEvent, request_canc
 from core.selectors import InputRef, Selectors, parse_selectors
 from core.signing import Signer
 from core.store import Store
+from core.tenants import validate_tenant
 from services import timeline
 from services.keys import signer_for, signer_trusted_key
 from services.logs import register_secret

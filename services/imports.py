@@ -25,10 +25,11 @@ from adapters.sources.registry import SOURCES, get_format
 from core.contract.json_raw import INDEX_SUFFIX, PACK_SUFFIX, RAW_DIR, index_path, pack_path
 from core.errors import BadInputError, IntegrityError, UsageError
 from core.home import Home
-from core.ingest import DEFAULT_TENANT, FileResult, Importer, ImportSummary, Outcome
+from core.ingest import FileResult, Importer, ImportSummary, Outcome
 from core.inputs import DEFAULT_MAX_DOCUMENT, InputItem, is_stella_bundle
 from core.progress import Observer
 from core.store import Store
+from core.tenants import DEFAULT_TENANT
 from services.receive import JSON, ReceiveRequest, not_verified, own_tenant, receivable_for, verify_any
 from verify.bundle import VerifyReport
 from verify.extract import KindVerification

@@ -23,10 +23,10 @@ from core.contract.timeline import INCIDENT_STARTED, INCIDENT_STOPPED
 from core.errors import NotFoundError, UsageError
 from core.evidence_store import EvidenceBundle, EvidenceStore, Incident
 from core.home import Home
-from core.ingest import validate_tenant
 from core.runs import RunEngine, current_user
 from core.store import Store
 from core.store.tables import TABLES
+from core.tenants import validate_tenant
 from services.evidence import (
     DEFAULT_INCIDENT_RETENTION,
     DEFAULT_REDACTION,

@@ -61,7 +61,6 @@ from core.errors import (
 )
 from core.evidence_store import EvidenceBundle
 from core.home import Home
-from core.ingest import DEFAULT_TENANT, validate_tenant
 from core.kit import (
     MAX_VOLUMES,
     BundlePart,
@@ -77,6 +76,7 @@ from core.kit import (
 from core.kit_plan import BundleSource, KitPlan, SupportSize, iso_reserve, plan_kit, sectors
 from core.progress import NullObserver, Observer
 from core.signing import Signer, cosign_blob_signature
+from core.tenants import DEFAULT_TENANT, validate_tenant
 from core.timeline import TimelineEvent
 from services.trust import trusted_keys
 from verify.bundle import VerifyReport

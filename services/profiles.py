@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from core.home import Home
-from core.ingest import validate_tenant
 from core.profiles import Profile, ProfileStore, ProfileUpdate, parse_overrides, parse_profile_ref
 from core.store import Store
+from core.tenants import validate_tenant
 
 # The store is opened writable even to read: the builtin profiles are seeded on first use.
 

@@ -209,7 +209,7 @@ class Receivable(Generic[R, A]):
 # -- shared by the kinds ----------------------------------------------------------------------------------
 def own_tenant(manifest: VerifiedManifest, bundle: Path, tenant: str | None, what: str) -> str:
     """The tenant to import a verified bundle into: ``tenant`` if given, which must be the bundle's own."""
-    from core.ingest import validate_tenant  # loads the store: `stella verify` needs neither
+    from core.tenants import validate_tenant  # loads the store: `stella verify` needs neither
 
     bundle_tenant = str(manifest.tenant)
     chosen = validate_tenant(tenant or bundle_tenant)

@@ -35,10 +35,10 @@ from core.contract.export_attestation import SUFFIX as ATTESTATION_SUFFIX
 from core.durations import human_duration
 from core.errors import NotFoundError
 from core.home import Home
-from core.ingest import validate_tenant
 from core.profiles import ProfileStore, current_profile_id
 from core.runs import Distribution, RunEngine, bundle_condition, current_user, write_event
 from core.store import Store
+from core.tenants import validate_tenant
 from services.evidence import KIND_RUN
 
 #: The event a run gets when the prune removed its bundle or distribution records.

@@ -32,13 +32,13 @@ from core.clock import rfc3339, utcnow
 from core.errors import NotFoundError, StellaError, UsageError
 from core.failure import FailureClass, classify
 from core.home import Home
-from core.ingest import validate_tenant
 from core.keys import KeyStore
 from core.profiles import ProfileStore, current_profile_id
 from core.records import DocumentKind
 from core.runs import RunEngine, current_user
 from core.schedule import Action, Calendar, Schedule, Trigger, check_name, run_key
 from core.store import Store
+from core.tenants import validate_tenant
 from services import retention
 from services.export import build_run, check_selectors, default_out, max_active_runs, plan_export, traced_run
 

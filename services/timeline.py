@@ -36,9 +36,9 @@ from core.contract.timeline import (
 from core.durations import parse_duration
 from core.errors import EnvironmentFailure, StellaError, StoreLockedError, UsageError
 from core.home import Home
-from core.ingest import validate_tenant
 from core.runs import Distribution, ExportRun, RunEngine, RunState
 from core.store import Store
+from core.tenants import validate_tenant
 from core.timeline import (
     AttestationSubject,
     EventDraft,

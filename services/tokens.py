@@ -42,8 +42,8 @@ from core.errors import (
     UsageError,
 )
 from core.home import Home
-from core.ingest import validate_tenant
 from core.jose import ES256, JoseError, parse_compact, public_jwk, sign_compact, thumbprint, verify_signature
+from core.tenants import validate_tenant
 from services import dpop as dpop_proofs
 
 __all__ = [

@@ -9,7 +9,7 @@ from typing import Any
 from app.commands.distribute import _access, _access_options
 from app.output import RichSink, escape, print_json, stdout, table
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT
+from core.tenants import DEFAULT_TENANT
 from services.bootstrap import build_pack, push_pack, verified_pack
 
 HELP = "bootstrap packs: images and Helm charts, signed, offline; list, push"

@@ -8,8 +8,8 @@ from typing import Any
 
 from app.output import escape, json_text, print_json, stdout, table
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT
 from core.query import ListKind
+from core.tenants import DEFAULT_TENANT
 from services.data import data_stats, list_data, raw_document, short_value, show_data
 
 

@@ -14,7 +14,7 @@ from app.commands.verify import CheckPrinter, finish
 from app.output import RichSink, escape, print_json, stderr, stdout, table
 from core.errors import UsageError
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT
+from core.tenants import DEFAULT_TENANT
 from services.devportal import export_devportal, import_devportal, list_devportals
 from services.portal import verified_portal
 from services.receive import DEVPORTAL, ReceiveRequest

@@ -11,7 +11,7 @@ from core.clock import rfc3339
 from core.durations import parse_duration
 from core.evidence_store import EvidenceBundle
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT
+from core.tenants import DEFAULT_TENANT
 from services import evidence as locker
 
 

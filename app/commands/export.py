@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.output import RichSink, escape, print_json, stderr, stdout, table
 from core.errors import StellaError
 from core.home import Home, resolve_home
-from core.ingest import DEFAULT_TENANT
 from core.progress import Check
-from core.runs import ExportRun
-from services import export as export_service
-from services import metrics
-from services.export import (
-    PLAN_FIRST,
-    ExportPlan,
-    ExportRequest,
-    bundle_counts,
-    cancel_export,
-    download_run,
-    list_runs,
-    retry_export,
-    shipped_text,
-    show_run,
-)
-from services.profiles import create_profile, list_profiles, show_profile, update_profile
+from core.tenants import DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    from core.runs import ExportRun
+    from services.export import ExportPlan
+
+# The services (the store, the adapters, DuckDB, pyarrow) are imported by the handler that runs, so that
+# `stella export --help` and the parser of every other command do not load them.
 
 
 class _BuildSink(RichSink):
@@ -91,7 +82,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print what the run would include (counts, first documents, profile revision, output); write nothing",
     )
-    r.add_argument("--first", type=int, default=PLAN_FIRST, metavar="N", help="--dry-run: list the first N documents")
+    r.add_argument("--first", type=int, metavar="N", help="--dry-run: list the first N documents (default 10)")
     r.add_argument(
         "--allow-empty", action="store_true", help="build the bundle even when the selection matches no document"
     )
@@ -158,6 +149,8 @@ TEXTFILE_HELP = (
 
 # -- profiles ------------------------------------------------------------------------------------
 def run_profile_list(args: argparse.Namespace) -> int:
+    from services.profiles import list_profiles
+
     profiles = list_profiles(resolve_home(args.home), args.tenant)
     if args.json:
         print_json({"profiles": [p.to_dict() for p in profiles]})
@@ -171,17 +164,23 @@ def run_profile_list(args: argparse.Namespace) -> int:
 
 
 def run_profile_show(args: argparse.Namespace) -> int:
+    from services.profiles import show_profile
+
     _show_json(args, show_profile(resolve_home(args.home), args.tenant, args.profile).to_dict())
     return 0
 
 
 def run_profile_create(args: argparse.Namespace) -> int:
+    from services.profiles import create_profile
+
     profile = create_profile(resolve_home(args.home), args.tenant, args.profile_id, args.base, args.settings)
     _say(args, profile.to_dict(), f"created profile {profile.ref} from {args.base}")
     return 0
 
 
 def run_profile_update(args: argparse.Namespace) -> int:
+    from services.profiles import update_profile
+
     result = update_profile(resolve_home(args.home), args.tenant, args.profile_id, args.settings)
     _say(args, result.to_dict(), result.text)
     return 0
@@ -189,6 +188,10 @@ def run_profile_update(args: argparse.Namespace) -> int:
 
 # -- runs ----------------------------------------------------------------------------------------
 def run_export(args: argparse.Namespace) -> int:
+    from services import export as export_service
+    from services import metrics
+    from services.export import PLAN_FIRST, ExportRequest
+
     request = ExportRequest(
         tenant=args.tenant,
         profile=args.profile,
@@ -206,7 +209,8 @@ def run_export(args: argparse.Namespace) -> int:
         mkdir=args.mkdir,
     )
     if args.dry_run:
-        _report_plan(args, export_service.dry_run_export(resolve_home(args.home), request, first=args.first))
+        first = PLAN_FIRST if args.first is None else args.first
+        _report_plan(args, export_service.dry_run_export(resolve_home(args.home), request, first=first))
         return 0
     sink = _BuildSink("building bundle")
     home = resolve_home(args.home)
@@ -251,6 +255,9 @@ def _report_plan(args: argparse.Namespace, plan: ExportPlan) -> None:
 
 
 def run_retry(args: argparse.Namespace) -> int:
+    from services import metrics
+    from services.export import retry_export
+
     home = resolve_home(args.home)
     textfile = metrics.textfile_for(home, args.metrics_textfile)
     try:
@@ -272,6 +279,8 @@ def run_retry(args: argparse.Namespace) -> int:
 
 
 def _report_run(args: argparse.Namespace, run: ExportRun) -> None:
+    from services.export import bundle_counts, shipped_text
+
     if args.json:
         print_json(run.to_dict() | {"bundleCounts": bundle_counts(run)})
         return
@@ -285,6 +294,8 @@ def _report_run(args: argparse.Namespace, run: ExportRun) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from services.export import list_runs
+
     runs = list_runs(resolve_home(args.home), args.tenant, limit=args.limit)
     if args.json:
         print_json({"runs": [r.to_dict() for r in runs]})
@@ -295,6 +306,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from services.export import shipped_text, show_run
+
     detail = show_run(resolve_home(args.home), args.run_id)
     if args.json:
         print_json(detail.to_dict())
@@ -339,12 +352,16 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_cancel(args: argparse.Namespace) -> int:
+    from services.export import cancel_export
+
     outcome = cancel_export(resolve_home(args.home), args.run_id)
     _say(args, outcome.to_dict(), outcome.text)
     return 0
 
 
 def run_download(args: argparse.Namespace) -> int:
+    from services.export import download_run
+
     home = resolve_home(args.home)
     dist = download_run(
         home,
@@ -363,6 +380,8 @@ def _write_metrics(home: Home, textfile: Path | None) -> None:
     own outcome and exit code stand)."""
     if textfile is None:
         return
+    from services import metrics
+
     try:
         metrics.update_textfile(home, textfile)
     except StellaError as exc:
@@ -370,6 +389,8 @@ def _write_metrics(home: Home, textfile: Path | None) -> None:
 
 
 def run_metrics(args: argparse.Namespace) -> int:
+    from services import metrics
+
     home = resolve_home(args.home)
     if args.unset_textfile:
         metrics.configure_textfile(home, None)

@@ -10,7 +10,8 @@ from adapters.sources.registry import format_names
 from app.output import RichSink, escape, print_json_line, stderr, stdout
 from core.clock import parse_at
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT, FileResult, Outcome
+from core.ingest import FileResult, Outcome
+from core.tenants import DEFAULT_TENANT
 from services.imports import import_files
 from verify.bundle import VerifyReport
 

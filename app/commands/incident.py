@@ -10,7 +10,7 @@ from app.output import escape, print_json, stdout, table
 from core.clock import rfc3339
 from core.durations import parse_duration
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT
+from core.tenants import DEFAULT_TENANT
 from services.incident import IncidentOutcome, incidents, start_incident, stop_incident
 
 

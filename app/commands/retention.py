@@ -10,7 +10,7 @@ from app.output import escape, print_json, stdout, table
 from core.clock import parse_at, rfc3339
 from core.durations import human_duration, parse_duration
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT
+from core.tenants import DEFAULT_TENANT
 from services import retention
 from services.distribute import Access
 from services.distribute_prune import RemoteCopies

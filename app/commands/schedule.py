@@ -9,8 +9,8 @@ from typing import Any
 from app.output import escape, print_json, stderr, stdout, table
 from core.clock import parse_at, rfc3339
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT
 from core.schedule import RISK_FEED_KINDS, Action
+from core.tenants import DEFAULT_TENANT
 from services import schedule as svc
 
 

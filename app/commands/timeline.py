@@ -11,7 +11,7 @@ from core.clock import rfc3339
 from core.contract.bundle import MANIFEST
 from core.errors import ExitCode, UsageError
 from core.home import resolve_home
-from core.ingest import DEFAULT_TENANT
+from core.tenants import DEFAULT_TENANT
 from core.timeline import EventFilter, TimelineEvent
 from services import notify
 from services.timeline import event_evidence, export_timeline, list_timeline, parse_when, show_event

@@ -86,7 +86,7 @@ class StellaScreen(Screen[None]):
         """The tenant typed in a field, checked as every command checks it. An invalid one shows the command's
         sentence once and the field goes back to the last valid tenant, so the same error cannot come back on the
         next key."""
-        from core.ingest import DEFAULT_TENANT, validate_tenant  # loads the store: not before the first paint
+        from core.tenants import DEFAULT_TENANT, validate_tenant  # loads the store: not before the first paint
 
         field = self.query_one(selector, Input)
         last = self._valid_tenants.get(selector, DEFAULT_TENANT)

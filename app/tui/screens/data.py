@@ -14,8 +14,8 @@ from app.tui.messages import PageRead, Shown
 from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
 from app.tui.text import cells, json_text, plain
-from core.ingest import DEFAULT_TENANT
 from core.query import ListKind
+from core.tenants import DEFAULT_TENANT
 from services.data import DataPage, data_stats, list_data, short_value, show_data
 
 PAGE = 50

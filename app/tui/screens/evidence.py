@@ -26,8 +26,8 @@ from app.tui.text import cells, plain
 from core.clock import rfc3339
 from core.custody import CustodyEvent
 from core.evidence_store import EvidenceBundle, Hold
-from core.ingest import DEFAULT_TENANT
 from core.progress import CancelToken
+from core.tenants import DEFAULT_TENANT
 from services import evidence as locker
 
 #: Custody events shown for one bundle.

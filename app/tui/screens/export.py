@@ -19,10 +19,10 @@ from app.tui.screens.base import StellaScreen, sentence_of, shown_path
 from app.tui.screens.run import RunScreen
 from core.contract.profiles import JSON_RAW, MIRROR_DELTA
 from core.errors import BadInputError, StellaError, UsageError
-from core.ingest import DEFAULT_TENANT, validate_tenant
 from core.keys import KeyInfo
 from core.profiles import Profile
 from core.selectors import SELECTOR_KEYS
+from core.tenants import DEFAULT_TENANT, validate_tenant
 from services.export import ExportPlan, ExportRequest, check_selectors, preview_inputs
 from services.keys import list_keys
 from services.profiles import list_profiles

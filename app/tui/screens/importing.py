@@ -18,8 +18,9 @@ from app.tui.screens.base import StellaScreen
 from app.tui.screens.modals import TextModal
 from app.tui.text import cells, plain
 from core.errors import Cancelled
-from core.ingest import DEFAULT_TENANT, FileResult, ImportSummary, Outcome
+from core.ingest import FileResult, ImportSummary, Outcome
 from core.progress import CancelToken
+from core.tenants import DEFAULT_TENANT
 from services.imports import import_files
 
 

@@ -31,11 +31,11 @@ from app.tui.progress import MessageObserver
 from app.tui.screens.base import StellaScreen, add_check_row, sentence_of, shown_path
 from app.tui.text import cells
 from core.errors import Cancelled, StellaError
-from core.ingest import DEFAULT_TENANT
 from core.kit import volume_dir_name
 from core.kit_plan import MEDIA, KitPlan, parse_size, size_text
 from core.progress import CancelToken
 from core.runs import ExportRun, RunState
+from core.tenants import DEFAULT_TENANT
 from services import kit as kit_service
 from services.export import list_runs
 

@@ -16,8 +16,8 @@ from app.tui.screens.base import StellaScreen
 from app.tui.screens.export import split_words
 from app.tui.screens.forms import Field, FormModal
 from core.contract.profiles import JSON_RAW
-from core.ingest import DEFAULT_TENANT
 from core.profiles import BUILTIN_PROFILES, Profile
+from core.tenants import DEFAULT_TENANT
 from services.profiles import create_profile, list_profiles, profile_revisions, update_profile
 
 SETTINGS_HINT = (

@@ -16,8 +16,8 @@ from app.tui.screens.base import StellaScreen, shown_path
 from app.tui.screens.forms import ConfirmModal
 from app.tui.screens.modals import TextModal
 from core.canonical import canonical_json
-from core.ingest import DEFAULT_TENANT
 from core.runs import ExportRun, RunEvent
+from core.tenants import DEFAULT_TENANT
 from services.export import cancel_export, list_runs, run_events
 
 RUNS_LIMIT = 50

@@ -24,7 +24,7 @@ from app.tui.text import cells, plain
 from core.clock import rfc3339
 from core.contract.bundle import MANIFEST
 from core.errors import StellaError, UsageError
-from core.ingest import DEFAULT_TENANT
+from core.tenants import DEFAULT_TENANT
 from core.timeline import EventFilter, TimelineEvent
 from services.timeline import EventEvidence, event_evidence, list_timeline, parse_when
 
