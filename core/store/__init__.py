@@ -36,6 +36,8 @@ BLOB_THRESHOLD = 1 << 20
 #: How large the WAL may grow during :meth:`Store.bulk_writes` before DuckDB checkpoints it.
 BULK_CHECKPOINT = os.environ.get("STELLA_BULK_CHECKPOINT", "64MB")
 BULK_MEMORY = os.environ.get("STELLA_BULK_MEMORY", "64MB")
+#: DuckDB's own checkpoint_threshold (16 MiB): the WAL size past which a commit checkpoints outside bulk_writes.
+DEFAULT_CHECKPOINT_BYTES = 16 << 20
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -248,7 +250,12 @@ class Store:
         self.conn.execute(f"SET memory_limit = '{BULK_MEMORY}'")
         try:
             yield
-            self.conn.execute("CHECKPOINT")  # within the import's memory limit
+            # Checkpoint once, as DuckDB would have at a commit by default, only if the log grew past its default
+            # threshold: a small import leaves the store as it always did (a checkpoint needs room for new blocks
+            # beside the old ones, and one that fails, on a full disk, invalidates the open database).
+            wal = Path(f"{self.home.store_path}.wal")
+            if wal.exists() and wal.stat().st_size >= DEFAULT_CHECKPOINT_BYTES:
+                self.conn.execute("CHECKPOINT")  # within the import's memory limit
         finally:
             self.conn.execute("RESET checkpoint_threshold")
             if memory is not None:
