@@ -549,6 +549,12 @@ def test_timeline_and_evidence_of_a_run_stay_in_the_tenant(api: dict[str, Any], 
 
 
 def test_a_tenant_beyond_its_active_runs_gets_429_with_quota_headers(tmp_path: Path) -> None:
+    """The tenant's one active run is planned before the server starts, so no build of this server takes it: it stays
+    pending (a run the server builds may end before the next request, samples build in a fraction of a second)."""
+    from core.home import Home
+    from core.store import Store
+    from services.export import check_selectors, default_out, plan_export
+
     home = tmp_path / "home"
     assert (
         cli(
@@ -557,21 +563,33 @@ def test_a_tenant_beyond_its_active_runs_gets_429_with_quota_headers(tmp_path: P
         == 0
     )
     assert cli(home, "keys", "generate", "k").returncode == 0
+    with Store.open(Home(home)) as store:
+        pending = plan_export(
+            store,
+            "acme",
+            "json:raw",
+            check_selectors([]),
+            requested={},
+            key="k",
+            out=default_out(Home(home), "json:raw"),
+        )
     server = Server(home, {"STELLA_MAX_ACTIVE_RUNS": "1"})
     try:
         api = {"url": server.url, "tokens": {"acme": mint(home, "acme", "export:run", "export:read")}}
-        first = start_run(api)
-        assert first.status_code == 202, first.text
-        assert first.headers["x-stella-quota-active-runs-limit"] == "1"
-        second = start_run(api)  # the first is still pending or building
+        second = start_run(api)  # the pending run takes the tenant's one slot
         problem = assert_problem(second, 429, "quota-exceeded")
         assert problem["exitCode"] == 7
+        assert second.headers["x-stella-quota-active-runs-limit"] == "1"
         assert second.headers["x-stella-quota-active-runs-used"] == "1"
         assert second.headers["x-stella-quota-active-runs-remaining"] == "0"
-        assert wait_done(api, first.json()["id"])["status"] == "succeeded"
-        third = start_run(api)  # the first has ended: room again
+        cancelled = httpx.post(
+            f"{api['url']}/api/v1/export/runs/{pending.run_id}/cancel", headers=auth(api["tokens"]["acme"]), timeout=30
+        )
+        assert cancelled.status_code in (200, 202) and cancelled.json()["status"] == "aborted", cancelled.text
+        third = start_run(api)  # the pending run has ended: room again
         assert third.status_code == 202, third.text
-        wait_done(api, third.json()["id"])
+        assert third.headers["x-stella-quota-active-runs-limit"] == "1"
+        assert wait_done(api, third.json()["id"])["status"] == "succeeded"
     finally:
         server.stop()
 
