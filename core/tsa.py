@@ -113,13 +113,15 @@ def read_response(der: bytes, data: bytes, *, nonce: int | None = None, label: s
     if response.status not in _GRANTED:
         detail = "; ".join(response.status_string) or f"status {response.status}"
         raise TrustMetadataError(f"the TSA did not grant the timestamp: {detail}", path=label)
-    info = response.tst_info
-    imprint = info.message_imprint
-    hasher = _IMPRINT_HASHES.get(imprint.hash_algorithm.dotted_string)
+    try:  # the reply's parts are decoded when first read: a malformed TSTInfo surfaces here, not in _decode
+        info = response.tst_info
+        imprint = info.message_imprint
+        algorithm = imprint.hash_algorithm.dotted_string
+    except ValueError as exc:
+        raise BadInputError(f"not an RFC 3161 timestamp reply or token: {exc}", path=label) from None
+    hasher = _IMPRINT_HASHES.get(algorithm)
     if hasher is None:
-        raise TrustMetadataError(
-            f"the timestamp uses an unsupported hash {imprint.hash_algorithm.dotted_string}", path=label
-        )
+        raise TrustMetadataError(f"the timestamp uses an unsupported hash {algorithm}", path=label)
     if imprint.message != hasher(data).digest():
         raise IntegrityError("the timestamp is for other bytes: its message imprint is not their hash", path=label)
     if nonce is not None and info.nonce != nonce:
