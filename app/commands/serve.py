@@ -31,7 +31,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "health and the OpenAPI document needs a token from `stella token create`. It listens on 127.0.0.1 by "
         "default; any other address needs --tls-cert and --tls-key. The first line on stdout is the URL it "
         "listens on. Ctrl-C stops it. Exit codes: 2 bad address or missing TLS, 3 unreadable TLS files, "
-        "8 the port cannot be bound.",
+        "8 the port cannot be bound or a --distribute-dir is not a directory.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8470, help="port (0: any free port; default 8470)")
@@ -43,6 +43,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         default=60.0,
         metavar="SECONDS",
         help="how often the server fires due schedules, as `stella schedule run-due` does (0: never; default 60)",
+    )
+    p.add_argument(
+        "--distribute-dir",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="the only directory (with its subdirectories) an API distribution may copy a bundle into; repeat for "
+        "more (default: any absolute directory outside the home)",
     )
     p.set_defaults(handler=run)
 
@@ -74,6 +83,21 @@ def check_tls(host: str, cert: Path | None, key: Path | None) -> tuple[Path, Pat
     return cert, key
 
 
+def _distribute_dirs(given: list[Path] | None) -> list[Path] | None:
+    """The ``--distribute-dir`` directories, absolute and resolved; each must exist (exit 8 otherwise)."""
+    if not given:
+        return None
+    from core.errors import EnvironmentFailure
+
+    dirs = []
+    for path in given:
+        resolved = path.expanduser().resolve()
+        if not resolved.is_dir():
+            raise EnvironmentFailure("--distribute-dir is not a directory", path=str(path))
+        dirs.append(resolved)
+    return dirs
+
+
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -97,11 +121,12 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.schedule_interval <= 86400:
         raise UsageError(f"--schedule-interval {args.schedule_interval} is not between 0 and 86400 seconds")
     home = resolve_home(args.home)
+    distribute_dirs = _distribute_dirs(args.distribute_dir)
     import uvicorn
 
     from app.api.server import create_app
 
-    app = create_app(home)
+    app = create_app(home, distribute_dirs=distribute_dirs)
     sock = _listen(args.host, args.port)
     port = sock.getsockname()[1]
     scheme = "https" if tls else "http"
