@@ -15,6 +15,7 @@ producer: a notification that cannot be written is reported in its :class:`Deliv
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import ipaddress
 import logging
@@ -188,8 +189,8 @@ def configure(
 
 @dataclass(frozen=True)
 class Delivery:
-    """What notifying one event did. ``webhook`` is ``sent``, ``already-sent``, ``failed``, ``queued`` (in the
-    ``outbox`` file, for :func:`deliver_outbox`) or ``none``."""
+    """What notifying one event did. ``webhook`` is ``sent``, ``already-sent``, ``in-flight`` (another process is
+    sending it now), ``failed``, ``queued`` (in the ``outbox`` file, for :func:`deliver_outbox`) or ``none``."""
 
     tenant: str
     event_id: str
@@ -351,12 +352,29 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedire
 
 
 def _deliver(home: Home, outbox_file: Path, hook: WebhookConfig, *, sleep: Callable[[float], None]) -> _Outcome:
+    """Send one outbox entry, at most once across processes: the sender holds an exclusive lock on the entry while
+    it sends, and a second sender (a background delivery and `stella timeline notify deliver` at the same moment)
+    gets ``in-flight``; the entry is removed only after the ``sent`` record is written, under the lock."""
+    try:
+        fh = outbox_file.open("rb")
+    except FileNotFoundError:  # removed by the sender that just delivered it
+        return _Outcome("already-sent", 0)
+    with fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _Outcome("in-flight", 0)
+        return _send_locked(home, outbox_file, fh.read(), hook, sleep=sleep)
+
+
+def _send_locked(
+    home: Home, outbox_file: Path, body: bytes, hook: WebhookConfig, *, sleep: Callable[[float], None]
+) -> _Outcome:
     sent = _state_dir(home, "sent") / outbox_file.name
-    if sent.exists():  # delivered before: never twice
+    if sent.exists() or not outbox_file.exists():  # delivered before (perhaps while we waited to open it)
         with contextlib.suppress(OSError):
             outbox_file.unlink()
         return _Outcome("already-sent", 0)
-    body = outbox_file.read_bytes()
     event = orjson.loads(body)
     request = urllib.request.Request(  # noqa: S310 - the URL is checked to be http(s) (WebhookConfig.checked)
         hook.url,

@@ -256,3 +256,28 @@ def test_a_slow_webhook_does_not_hold_the_store(stella: Any, home: Path, tmp_pat
     finally:
         answer.set()
         slow.close()
+
+
+def test_an_entry_another_process_is_sending_is_not_sent_twice(stella: Any, home: Path, receiver: Receiver) -> None:
+    """A background delivery and `stella timeline notify deliver` that reach the same outbox entry together: the one
+    that holds the entry's lock sends it, the other reports it in flight and sends nothing."""
+    import fcntl
+
+    receiver.failures = 0
+    failed = EventDraft(
+        "default", EXPORT_FAILED, "urn:stella:default:export", "run:r2", {"error": {}}, datetime(2026, 12, 1)
+    )
+    event = record_events(Home(home), [failed])[0]  # nothing configured yet: not notified
+    assert stella("timeline", "notify", "set", "--webhook", receiver.url, "--backoff", "0").code == 0
+    queued = notify.notify(Home(home), event, deliver=False)
+    assert queued is not None and queued.webhook == "queued" and queued.outbox is not None
+    with queued.outbox.open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # another sender is in the middle of it
+        res = stella("timeline", "notify", "deliver", "--json")
+        assert res.code == 0, res.out
+        assert [d["webhook"] for d in res.json()["deliveries"]] == ["in-flight"]
+        assert receiver.requests == []
+    res = stella("timeline", "notify", "deliver", "--json")
+    assert [d["webhook"] for d in res.json()["deliveries"]] == ["sent"]
+    assert len(receiver.accepted()) == 1
+    assert stella("timeline", "notify", "deliver").out.strip() == "nothing waits in the outbox"
