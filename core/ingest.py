@@ -16,6 +16,7 @@ import stores the same rows and reports the same outcomes as one in a single pro
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import hashlib
 import itertools
@@ -142,6 +143,25 @@ def detect(candidate: Candidate, sources: Sequence[SourceFormat]) -> SourceForma
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def _first_askers(sources: tuple[SourceFormat, ...]) -> tuple[tuple[SourceFormat, frozenset[str]], ...]:
+    """The adapters that can say a document is theirs before the ones listed ahead of them are asked
+    (``sniff_first``), each with the names of those ahead of it."""
+    return tuple(
+        (source, frozenset(s.name for s in sources[:index]))
+        for index, source in enumerate(sources)
+        if hasattr(source, "sniff_first")
+    )
+
+
+def _detect_first(candidate: Candidate, sources: tuple[SourceFormat, ...]) -> SourceFormat | None:
+    """The adapter :func:`detect` would find, when one says so without asking those ahead of it; else None."""
+    for source, before in _first_askers(sources):
+        if source.sniff_first(candidate, before):  # type: ignore[attr-defined]
+            return source
+    return None
+
+
 # -- parsing (in this process or in a worker) ---------------------------------------------------
 
 
@@ -191,7 +211,8 @@ def parse_document(job: ParseJob, path: str, data: bytes) -> ParsedDocument:
                 hint="split the document; stella holds a parsed document in memory",
             )
         return source.parse(candidate)
-    source = job.forced or detect(candidate, job.sources)
+    # The likely format (OSV, in a feed of advisories) first, when it proves no format ahead of it would claim it.
+    source = job.forced or _detect_first(candidate, job.sources) or detect(candidate, job.sources)
     if source is None:
         reason = candidate.json_error if candidate.json is None and candidate.data[:1] in (b"{", b"[") else None
         raise BadInputError(

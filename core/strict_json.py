@@ -6,6 +6,14 @@ key could say one thing to stella and another to a consumer: it is refused (exit
 pointer. orjson does not report repeated keys, so a second, checking pass runs through the standard library's C
 scanner with a small ``object_pairs_hook`` (the cost is measured by ``benchmarks/bench_import.py``); only when it
 finds a repeat is the document walked again to name the pointer.
+
+That pass runs only when a cheap test says an object may repeat a key. orjson's tree keeps each object's distinct
+keys, and orjson writes it back compact, with one colon per distinct key plus the colons inside strings, never
+escaped. The text has one colon per member written plus the colons inside its strings, and while it spells no colon
+as ``\\u003a`` those are the same strings' colons. So the two colon counts are equal exactly when no object repeats
+a key. A text with ``\\u003a``, or nested too deep for orjson to write back (255 levels; the checking pass raises
+RecursionError near 1,000), takes the checking pass. ``tests/unit/test_strict_json_fast.py`` holds the two ways
+equal.
 """
 
 from __future__ import annotations
@@ -53,11 +61,39 @@ def _mark_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _Marker:
     return dict(pairs)
 
 
+_ESCAPED_COLON = (b"\\u003a", b"\\u003A")
+_ESCAPED_COLON_TEXT = ("\\u003a", "\\u003A")
+
+
+def _may_repeat(data: bytes | str) -> bool:
+    """False only when no object in ``data`` (valid JSON) repeats a key: see the module's docstring."""
+    if isinstance(data, bytes):
+        if _ESCAPED_COLON[0] in data or _ESCAPED_COLON[1] in data:
+            return True
+        colons = data.count(b":")
+    else:
+        if _ESCAPED_COLON_TEXT[0] in data or _ESCAPED_COLON_TEXT[1] in data:
+            return True
+        colons = data.count(":")
+    try:
+        compact = orjson.dumps(orjson.loads(data))
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return True
+    return colons != compact.count(b":")
+
+
 def repeated_key(data: bytes | str) -> tuple[str, str] | None:
     """``(key, pointer)`` of the first object (in document order) that repeats a key, or None.
 
     ``data`` must already be valid JSON (orjson accepted it).
     """
+    if not _may_repeat(data):
+        return None
+    return _repeated_key_pass(data)
+
+
+def _repeated_key_pass(data: bytes | str) -> tuple[str, str] | None:
+    """:func:`repeated_key` by the standard library's scanner alone (the checking pass)."""
     try:
         json.loads(data, object_pairs_hook=_refuse_repeats)
     except _Repeated:

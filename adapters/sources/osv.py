@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 from adapters.sources._common import check_purl, get_in, parse_time, validator
@@ -44,6 +44,42 @@ _FOREIGN_KEYS = frozenset(
         "predicateType",
         "statements",
         "catalogVersion",
+    }
+)
+#: The OSV schema's top-level fields (``properties``; tests/unit/test_ingest_detect.py holds them to the schema).
+_FIELDS = frozenset(
+    {
+        "affected",
+        "aliases",
+        "credits",
+        "database_specific",
+        "details",
+        "id",
+        "modified",
+        "published",
+        "references",
+        "related",
+        "schema_version",
+        "severity",
+        "summary",
+        "upstream",
+        "withdrawn",
+    }
+)
+#: Formats whose sniffers claim no JSON object whose keys are all OSV fields (each needs a key of its own, such as
+#: ``mediaType``, ``payloadType``, ``document`` or ``bomFormat``); tests/unit/test_ingest_detect.py checks each.
+_SNIFF_NOTHING_OF_OURS = frozenset(
+    {
+        "sigstore-bundle",
+        "dsse",
+        "intoto-statement",
+        "csaf-vex",
+        "csaf",
+        "cve5",
+        "openvex",
+        "cyclonedx-vex",
+        "cyclonedx",
+        "spdx",
     }
 )
 _CVSS_TYPES = frozenset({"CVSS_V2", "CVSS_V3", "CVSS_V4"})
@@ -471,6 +507,14 @@ class OsvFormat:
             and isinstance(data.get("modified"), str)
             and not _FOREIGN_KEYS.intersection(data)
         )
+
+    def sniff_first(self, candidate: Candidate, before: Collection[str]) -> bool:
+        """True when ``candidate`` is an OSV record that no format named in ``before`` (those detection asks first)
+        can claim: an object of OSV fields only that :meth:`sniff` takes. Detection may then stop here at once."""
+        if not _SNIFF_NOTHING_OF_OURS.issuperset(before):
+            return False
+        data = candidate.json
+        return isinstance(data, dict) and data.keys() <= _FIELDS and self.sniff(candidate)
 
     def parse(self, candidate: Candidate) -> ParsedDocument:
         """Validate (schema and osv-linter rules) and normalize to one :class:`Advisory`."""
