@@ -54,8 +54,26 @@ def _plain_json(value: Any) -> bool:
     if kind is int:
         return bool(-_MAX_SAFE <= value <= _MAX_SAFE)
     if kind is float:
-        return bool(1e-4 <= abs(value) < 1e15 and not value.is_integer())
+        return plain_float(value)
     return False
+
+
+def plain_float(value: float) -> bool:
+    """True when orjson writes the float ``value`` as RFC 8785 does (finite, non-integral, 1e-4 <= |x| < 1e15)."""
+    return bool(1e-4 <= abs(value) < 1e15 and not value.is_integer())
+
+
+def canonical_json_of_plain(value: Any) -> bytes:
+    """:func:`canonical_json` of a value its maker built plain (dicts with ASCII string keys, strings, booleans,
+    ``None``, lists, integers within ``±(2**53 - 1)``, floats accepted by :func:`plain_float`), not checked again.
+
+    For values whose shape the caller fixes (a record of known columns), where walking the value to check it would
+    cost more than serialising it. A string orjson refuses (a lone surrogate) takes the reference path.
+    """
+    try:
+        return orjson.dumps(value, option=_SORTED)
+    except orjson.JSONEncodeError:
+        return reference_canonical_json(value)
 
 
 def canonical_json(value: Any) -> bytes:

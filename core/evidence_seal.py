@@ -25,6 +25,7 @@ import gzip
 import hashlib
 import io
 import tarfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,7 +61,7 @@ from core.contract.evidence import (
 )
 from core.custody import GENESIS, CustodyEvent, verify_chain
 from core.errors import BadInputError, IntegrityError, UsageError
-from core.merkle import consistency_proof, inclusion_proofs, root
+from core.merkle import LEAF_PREFIX, _all_paths, consistency_proof, root
 from core.signing import Signer, dsse_envelope
 from core.tsa import Timestamper, normalize, read_response
 
@@ -143,7 +144,9 @@ def seal_evidence(request: SealRequest, signer: Signer, timestamper: Timestamper
     _check_request(request)
     created = _utc(request.created_at)
     leaves = [a.data for a in request.artifacts]
-    tree_root = root(leaves)
+    digests, leaf_hashes = _hash_artifacts(leaves)
+    # One pass over the leaf hashes gives the root and every inclusion proof (core.merkle's own algorithm).
+    tree_root, paths = _all_paths(leaf_hashes)
     files: dict[str, bytes] = {
         METADATA: canonical_json(
             {
@@ -164,7 +167,7 @@ def seal_evidence(request: SealRequest, signer: Signer, timestamper: Timestamper
     artifacts = [
         {
             "path": ARTIFACTS_DIR + a.path,
-            "sha256": hashlib.sha256(a.data).hexdigest(),
+            "sha256": digests[i],
             "size": len(a.data),
             "mediaType": a.media_type,
             "leafIndex": i,
@@ -199,7 +202,7 @@ def seal_evidence(request: SealRequest, signer: Signer, timestamper: Timestamper
         "rootHash": tree_root.hex(),
         "inclusion": [
             {"leafIndex": i, "path": artifacts[i]["path"], "hashes": [h.hex() for h in path]}
-            for i, path in enumerate(inclusion_proofs(leaves))
+            for i, path in enumerate(paths)
         ],
     }
     if request.previous is not None:
@@ -221,10 +224,38 @@ def seal_evidence(request: SealRequest, signer: Signer, timestamper: Timestamper
     }
     if timestamper is not None:
         files[TIMESTAMP] = normalize(timestamper.timestamp(signature), TIMESTAMP)
+    known: dict[str, str] = {}
     for artifact, entry in zip(request.artifacts, artifacts, strict=True):
         files[str(entry["path"])] = artifact.data
+        known[str(entry["path"])] = str(entry["sha256"])
     order = [*(n for n in HEAD_ORDER if n in files or n == CHECKSUMS), *(str(e["path"]) for e in artifacts)]
-    return _pack(files, order, manifest, int(calendar.timegm(created.timetuple())))
+    return _pack(files, order, manifest, int(calendar.timegm(created.timetuple())), known)
+
+
+def _hash_artifacts(leaves: Sequence[bytes]) -> tuple[list[str], list[bytes]]:
+    """Each artifact's sha256 (hex) and RFC 9162 leaf hash: each hashed once for either, the leaf hashes on a second
+    thread (hashlib releases the GIL on large data), without copying an artifact to prefix it."""
+    leaf_hashes: list[bytes] = []
+    failure: list[BaseException] = []
+
+    def leaf_pass() -> None:
+        try:
+            for data in leaves:
+                h = hashlib.sha256(LEAF_PREFIX)
+                h.update(data)
+                leaf_hashes.append(h.digest())
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=leaf_pass, name="stella seal leaf hashes", daemon=True)
+    thread.start()
+    try:
+        digests = [hashlib.sha256(data).hexdigest() for data in leaves]
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
+    return digests, leaf_hashes
 
 
 def attach_timestamp(archive: bytes, token: bytes) -> SealedEvidence:
@@ -276,16 +307,27 @@ def read_members(archive: bytes) -> tuple[dict[str, bytes], int]:
     return out, mtime
 
 
-def checksums_text(files: Mapping[str, bytes]) -> bytes:
-    """``SHA256SUMS``: ``<hex>  <path>`` for every file but itself, sorted by path (``sha256sum -c`` reads it)."""
+def checksums_text(files: Mapping[str, bytes], known: Mapping[str, str] | None = None) -> bytes:
+    """``SHA256SUMS``: ``<hex>  <path>`` for every file but itself, sorted by path (``sha256sum -c`` reads it).
+
+    ``known`` gives the sha256 (hex) of files already hashed (the artifacts), so they are not hashed again."""
+    known = known or {}
     lines = [
-        f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items()) if name != CHECKSUMS
+        f"{known.get(name) or hashlib.sha256(data).hexdigest()}  {name}\n"
+        for name, data in sorted(files.items())
+        if name != CHECKSUMS
     ]
     return "".join(lines).encode("utf-8")
 
 
-def _pack(files: dict[str, bytes], order: list[str], manifest: Mapping[str, Any], mtime: int) -> SealedEvidence:
-    files = {**files, CHECKSUMS: checksums_text(files)}
+def _pack(
+    files: dict[str, bytes],
+    order: list[str],
+    manifest: Mapping[str, Any],
+    mtime: int,
+    known: Mapping[str, str] | None = None,
+) -> SealedEvidence:
+    files = {**files, CHECKSUMS: checksums_text(files, known)}
     out = io.BytesIO()
     offset = 0
     # Each member goes straight into the compressor: the artifacts of a large run are held once, not in a tar copy.

@@ -18,9 +18,11 @@ import contextlib
 import marshal
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime
 from typing import IO, Any
+
+from core.canonical import canonical_json, canonical_json_of_plain, plain_float
 
 BATCH = 2000
 #: Rows fetched per round trip by the one-pass readers.
@@ -277,11 +279,19 @@ def _put(record: dict[str, Any], name: str, value: Any) -> None:
         record[name] = value
 
 
-def advisory_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]:
-    """The records of :data:`ADVISORIES` for a run (params: run id, tenant), in one pass over each table."""
+def advisory_records(
+    cursor: Any, params: list[Any], drained: Callable[[], None] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The records of :data:`ADVISORIES` for a run (params: run id, tenant), in one pass over each table.
+
+    ``drained`` is called once the three sorted queries are drained into their spools (the store is then free for
+    another large query) and before the first record is made."""
     severities = Children(sorted_rows(cursor, _SEVERITY_ROWS, params), 2)
     affected = Children(sorted_rows(cursor, _AFFECTED_ROWS, params), 2)
-    for row in sorted_rows(cursor, _ADVISORY_ROWS, params, times=(5, 6, 7)):
+    rows = sorted_rows(cursor, _ADVISORY_ROWS, params, times=(5, 6, 7))
+    if drained is not None:
+        drained()
+    for row in rows:
         ordinal, advisory_id, tenant, sha, fmt, modified, published, withdrawn, summary, aliases, related, cwes = row
         record: dict[str, Any] = {"tenant": tenant, "advisoryId": advisory_id, "documentSha256": sha}
         record["sourceFormat"] = fmt
@@ -300,6 +310,20 @@ def advisory_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]
         if found is not None:
             record["affected"] = [_affected(r) for r in sorted(found, key=_affected_order)]
         yield record
+
+
+def advisory_json(record: dict[str, Any]) -> bytes:
+    """:func:`core.canonical.canonical_json` of a record of :func:`advisory_records` (or a redaction of one).
+
+    Such a record is plain JSON by construction (ASCII keys; strings, lists of strings, None) except for the
+    severities' ``baseScore`` (a DOUBLE): when every one of those is a float orjson writes as RFC 8785 does, the
+    record is serialised without walking it again; otherwise the checked path decides.
+    """
+    for severity in record.get("severities", ()):
+        score = severity.get("baseScore") if type(severity) is dict else 0.0
+        if score is not None and (type(score) is not float or not plain_float(score)):
+            return canonical_json(record)
+    return canonical_json_of_plain(record)
 
 
 def _severity(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -345,9 +369,11 @@ def _affected(row: tuple[Any, ...]) -> dict[str, Any]:
     return {name: value for name, value in zip(_AFFECTED_FIELDS, row[2:], strict=True) if value is not None}
 
 
-def vex_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]:
-    """The records of :data:`VEX` for a run, in one ordered query."""
+def vex_records(cursor: Any, params: list[Any], drained: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
+    """The records of :data:`VEX` for a run, in one ordered query (``drained`` as in :func:`advisory_records`)."""
     names, rows = sorted_result(cursor, _ONE_PASS_VEX, params, times=(12,))
+    if drained is not None:
+        drained()
     for values in rows:
         yield {n: _plain(v) for n, v in zip(names, values, strict=True) if v is not None}
 
@@ -355,10 +381,14 @@ def vex_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]:
 _COMPONENT_FIELDS = ("ref", "name", "version", "purl", "type", "cpe", "sha1", "sha256", "licenses", "supplier")
 
 
-def sbom_records(cursor: Any, params: list[Any]) -> Iterator[dict[str, Any]]:
-    """The records of :data:`SBOMS` for a run, in one pass over each table."""
+def sbom_records(cursor: Any, params: list[Any], drained: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
+    """The records of :data:`SBOMS` for a run, in one pass over each table (``drained`` as in
+    :func:`advisory_records`)."""
     components = Children(sorted_rows(cursor, _COMPONENT_ROWS, params), 1)
-    for row in sorted_rows(cursor, _SBOM_ROWS, params, times=(9,)):
+    rows = sorted_rows(cursor, _SBOM_ROWS, params, times=(9,))
+    if drained is not None:
+        drained()
+    for row in rows:
         ordinal, tenant, sha, fmt, spec_version, serial, name, version, purl, created = row
         record: dict[str, Any] = {"tenant": tenant, "documentSha256": sha, "sbomFormat": fmt}
         record["specVersion"] = spec_version

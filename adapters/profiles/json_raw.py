@@ -26,14 +26,16 @@ import threading
 from typing import Any
 
 from adapters.profiles._raw_content import Placement, layout_rows, scatter_contents
-from adapters.profiles._records import advisory_records, redact, sbom_records, vex_records
+from adapters.profiles._records import advisory_json, advisory_records, redact, sbom_records, vex_records
 from core.bundle import Beside, PayloadContext, StopOr
+from core.canonical import canonical_json
 from core.contract.json_raw import index_path, pack_path
+from core.errors import Cancelled
 
 _RECORD_FILES = (
-    ("advisory", "data/advisories.jsonl.zst", advisory_records),
-    ("vex", "data/vex.jsonl.zst", vex_records),
-    ("sbom", "data/sboms.jsonl.zst", sbom_records),
+    ("advisory", "data/advisories.jsonl.zst", advisory_records, advisory_json),
+    ("vex", "data/vex.jsonl.zst", vex_records, canonical_json),
+    ("sbom", "data/sboms.jsonl.zst", sbom_records, canonical_json),
 )
 
 
@@ -51,29 +53,44 @@ class JsonRaw:
         level = ctx.spec.compression_level
         params = [ctx.spec.run_id, ctx.spec.tenant]
         counts: dict[str, int] = {}
-        # The raw packs are written on a second thread, on a cursor of their own, beside the records.
+        # The raw packs are written on a second thread, on a cursor of their own, beside the records. Their scan of
+        # every document's content waits until the advisory queries are drained (one large query at a time in the
+        # store): this thread needs those rows first, the packs thread has the scan's time to catch up meanwhile.
         raw_cursor = ctx.query.cursor()
-        packs = Beside(lambda stop: self._write_packs(ctx, raw_cursor, stop, params, record_types), name="raw packs")
+        drained = threading.Event()
+        packs = Beside(
+            lambda stop: self._write_packs(ctx, raw_cursor, stop, params, record_types, drained), name="raw packs"
+        )
         with contextlib.closing(raw_cursor), packs if allowlist is None else contextlib.nullcontext():
-            if allowlist is not None:
-                ctx.extra_manifest["redaction"] = {"allowlist": sorted(allowlist), "rawDocuments": "omitted"}
-            for kind, path, records in _RECORD_FILES:
-                if kind not in record_types:
-                    continue
-                n = 0
-                with ctx.writer.jsonl_zst(path, level) as write:
-                    for record in records(ctx.query, params):
-                        write(redact(record, allowlist))
-                        n += 1
-                counts[{"advisory": "advisories", "vex": "vexStatements", "sbom": "sboms"}[kind]] = n
+            try:
+                if allowlist is not None:
+                    ctx.extra_manifest["redaction"] = {"allowlist": sorted(allowlist), "rawDocuments": "omitted"}
+                for kind, path, records, encode in _RECORD_FILES:
+                    if kind not in record_types:
+                        continue
+                    n = 0
+                    with ctx.writer.jsonl_zst(path, level, encode) as write:
+                        for record in records(ctx.query, params, drained.set):
+                            write(redact(record, allowlist))
+                            n += 1
+                    counts[{"advisory": "advisories", "vex": "vexStatements", "sbom": "sboms"}[kind]] = n
+            finally:
+                drained.set()
         if allowlist is None:
             counts["rawDocuments"] = packs.result
         return counts
 
     def _write_packs(
-        self, ctx: PayloadContext, cursor: Any, stop: threading.Event, params: list[Any], record_types: list[str]
+        self,
+        ctx: PayloadContext,
+        cursor: Any,
+        stop: threading.Event,
+        params: list[Any],
+        record_types: list[str],
+        drained: threading.Event,
     ) -> int:
-        """Every input of ``record_types`` into ``data/raw/<kind>.pack``, in input order, with its index."""
+        """Every input of ``record_types`` into ``data/raw/<kind>.pack``, in input order, with its index; the
+        contents are read once ``drained`` is set."""
         ctx = dataclasses.replace(ctx, cancel=StopOr(ctx.cancel, stop))
         placement = Placement()
         kinds: dict[str, int] = {}
@@ -102,6 +119,9 @@ class JsonRaw:
                 placement.place(rowid, sha, k, sizes[k], size)
                 sizes[k] += size
                 total += 1
+        while not drained.wait(0.05):
+            if ctx.cancel.is_cancelled():
+                raise Cancelled("export cancelled")
         with contextlib.ExitStack() as stack:
             files = [
                 stack.enter_context(ctx.writer.scattered(pack_path(kind), "application/octet-stream", sizes[k]))

@@ -18,8 +18,10 @@ import gzip
 import hashlib
 import io
 import os
+import queue
 import secrets
 import stat
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,9 +108,9 @@ def write_archive(
         raise EnvironmentFailure(f"cannot create the archive: {exc.strerror}", path=str(out)) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
-            hashed = _HashingWriter(fh)
-            progress.start("archive", sum(sizes))
-            _write_tar(hashed, entries, sizes, mtime, compression, level, progress, cancelled, out)
+            with _HashingWriter(fh) as hashed:
+                progress.start("archive", sum(sizes))
+                _write_tar(hashed, entries, sizes, mtime, compression, level, progress, cancelled, out)
             fh.flush()
             os.fsync(fh.fileno())
         tmp.replace(out)
@@ -225,25 +227,59 @@ def _fsync_dir(directory: Path) -> None:
 
 
 class _HashingWriter(io.RawIOBase):
-    """Hashes and counts the archive's bytes on their way to disk, so the file is never read back."""
+    """Hashes and counts the archive's bytes on their way to disk, so the file is never read back.
 
-    def __init__(self, fh: IO[bytes]) -> None:
+    The hashing and writing run on a second thread, a few chunks behind the compressor (both release the GIL), so
+    the thread that compresses does nothing else. Used as a context manager: its exit waits for every chunk to be
+    written and raises what the thread met; when the block raises, the queued chunks are dropped.
+    """
+
+    def __init__(self, fh: IO[bytes], depth: int = 4) -> None:
         self._fh = fh
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._abandon = False
+        self._thread = threading.Thread(target=self._run, name="stella archive output", daemon=True)
+
+    def __enter__(self) -> _HashingWriter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is not None:
+            self._abandon = True
+        self._queue.put(None)
+        self._thread.join()
+        if exc_type is None and self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is not None or self._abandon:
+                continue
+            try:
+                self.sha256.update(data)
+                self._fh.write(data)
+            except BaseException as exc:  # raised in the compressing thread at its next write, or at the exit
+                self._error = exc
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        self.sha256.update(view)
-        self._fh.write(view)
-        self.size += len(view)
-        return len(view)
+        if self._error is not None:
+            raise self._error
+        # The compressors hand over new bytes objects; anything else (a view of a buffer its owner may reuse) is
+        # copied before it leaves this thread.
+        chunk = data if type(data) is bytes else bytes(memoryview(data).cast("B"))
+        self._queue.put(chunk)
+        self.size += len(chunk)
+        return len(chunk)
 
     def flush(self) -> None:
-        self._fh.flush()
+        pass  # the exit writes out what is queued; the caller flushes and fsyncs the file after it
 
 
 class _SourceReader:

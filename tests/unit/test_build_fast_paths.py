@@ -1,0 +1,75 @@
+"""The build's fast paths give the bytes of the checked paths they stand in for (issue 20)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import pytest
+
+from adapters.profiles._records import advisory_json
+from core.bundle import ResolvedInput, _dependencies_json, _dependency
+from core.canonical import canonical_json, plain_float
+from core.evidence_seal import _hash_artifacts
+from core.merkle import inclusion_proofs, root
+
+
+def _record(*scores: Any) -> dict[str, Any]:
+    return {
+        "tenant": "default",
+        "advisoryId": "GHSA-xxxx-é",
+        "documentSha256": "ab" * 32,
+        "sourceFormat": "osv",
+        "modified": "2026-01-02T03:04:05Z",
+        "aliases": ["CVE-2026-1", "\u2028\x00\x1f"],
+        "severities": [
+            {"type": "CVSS_V3", "score": "CVSS:3.1/AV:N", **({} if s is None else {"baseScore": s})} for s in scores
+        ],
+        "affected": [{"ecosystem": "PyPI", "name": "x", "versions": ["1.0", None, "𝔘"]}],
+    }
+
+
+@pytest.mark.parametrize(
+    "scores",
+    [(), (None,), (7.5,), (9.8, 0.1), (10.0,), (7.5, 10.0), (0.0,), (1e-5,), (1e15 + 0.5,), (-3.3,), (2.5e-4,)],
+)
+def test_advisory_json_is_canonical_json(scores: tuple[Any, ...]) -> None:
+    record = _record(*scores)
+    assert advisory_json(record) == canonical_json(record)
+    del record["severities"]
+    assert advisory_json(record) == canonical_json(record)
+
+
+def test_advisory_json_refuses_what_canonical_json_refuses() -> None:
+    for bad in (math.nan, math.inf):
+        with pytest.raises(Exception) as checked:
+            canonical_json(_record(bad))
+        with pytest.raises(type(checked.value)):
+            advisory_json(_record(bad))
+
+
+def test_plain_float() -> None:
+    assert plain_float(7.5) and plain_float(1e-4 + 1e-9) and not plain_float(10.0) and not plain_float(math.nan)
+
+
+def test_dependencies_json_is_each_canonical_json_joined() -> None:
+    inputs: list[Any] = [
+        ResolvedInput(hashlib.sha256(str(i).encode()).hexdigest(), "advisory", "osv", f'GHSA-{i}-ü\u2028"\\')
+        for i in range(50)
+    ]
+    expected = b",".join(canonical_json(_dependency(i)) for i in inputs)
+    assert _dependencies_json(inputs) == expected
+    mixed = [*inputs[:3], {"uri": "stella:state/x", "digest": {"sha256": "00" * 32}, "annotations": {"n": 10.0}}]
+    assert _dependencies_json(mixed) == b",".join(canonical_json(_dependency(i)) for i in mixed)
+
+
+def test_seal_hashes_match_merkle() -> None:
+    leaves = [b"", b"a", b"x" * 100_000, bytes(range(256)) * 9]
+    digests, hashes = _hash_artifacts(leaves)
+    assert digests == [hashlib.sha256(leaf).hexdigest() for leaf in leaves]
+    from core.merkle import _all_paths
+
+    tree_root, paths = _all_paths(hashes)
+    assert tree_root == root(leaves)
+    assert paths == inclusion_proofs(leaves)
