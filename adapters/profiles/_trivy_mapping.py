@@ -127,9 +127,11 @@ _VERSION_ORDER: dict[str, Callable[[str], Any]] = {
 }
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where one package's advisories go: the root bucket and the (normalized) package bucket."""
+class Target(NamedTuple):
+    """Where one package's advisories go: the root bucket and the (normalized) package bucket.
+
+    A named tuple: hashed (grouping rows by target) with C code, not a dataclass's generated ``__hash__``.
+    """
 
     bucket: str
     package: str
@@ -599,22 +601,26 @@ def _dumps(value: Any) -> bytes:
     return memoryview(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).tobytes()
 
 
-def _group_rows(affected: Iterable[Mapping[str, Any]]) -> dict[Target, list[Mapping[str, Any]]]:
-    groups: dict[Target, list[Mapping[str, Any]]] = {}
+def _group_rows(affected: Iterable[Mapping[str, Any]]) -> dict[Target, list[Any]]:
+    """The affected rows by target: an OS target's rows (open ends made None, :func:`_open_ends`), a language
+    target's as :func:`_range_of` gives them (all :func:`_lang_intervals` reads)."""
+    groups: dict[Target, list[Any]] = {}
     for row in affected:
-        status = row.get("status", "affected")
+        get = row.get
+        status = get("status", "affected")
         if status != "affected" and status != "fixed":
             continue  # not_affected, under_investigation, unknown: Trivy has no way to say "maybe"
-        kind = row.get("rangeType")
+        kind = get("rangeType")
         if kind and str(kind).upper() == "GIT":
             continue  # commit ranges cannot be compared with package versions
-        target = target_of(row.get("ecosystem"), str(row["name"]), row.get("purl"))
+        target = target_of(get("ecosystem"), str(row["name"]), get("purl"))
         if target is not None:
+            item = _open_ends(row) if target.os else _range_of(row)
             group = groups.get(target)
             if group is None:
-                groups[target] = [_open_ends(row)]
+                groups[target] = [item]
             else:
-                group.append(_open_ends(row))
+                group.append(item)
     return groups
 
 
@@ -633,23 +639,31 @@ def _purl_version(row: Mapping[str, Any]) -> str | None:
     return purl.version if purl is not None and purl.version else None
 
 
-def _lang_value(rows: list[Mapping[str, Any]], ecosystem: str) -> _LangValue | None:
-    intervals = _lang_intervals(ecosystem, tuple(_range_of(row) for row in rows))
+def _lang_value(ranges: list[tuple[Any, ...]], ecosystem: str) -> _LangValue | None:
+    intervals = _lang_intervals(ecosystem, tuple(ranges))
     return _LangValue(ecosystem, list(intervals)) if intervals else None
 
 
+def _open(value: Any) -> Any:
+    """An upper bound with :func:`_open_ends` applied: ``"*"`` and ``""`` are none."""
+    return None if value == "*" or value == "" else value
+
+
 def _range_of(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What :func:`_lang_intervals` reads of an affected row (not the package: the same ranges recur across many)."""
-    kind = row.get("rangeType")
+    """What :func:`_lang_intervals` reads of an affected row, its open ends made None (:func:`_open_ends`); not
+    the package: the same ranges recur across many."""
+    get = row.get
+    kind = get("rangeType")
+    versions = get("versions")
     return (
         kind,
-        row.get("status"),
-        row.get("introduced"),
-        row.get("fixed"),
-        row.get("lastAffected"),
-        row.get("limit"),
-        tuple(row.get("versions") or ()),
-        row.get("purl") if kind == "CSAF" else None,
+        get("status"),
+        get("introduced"),
+        _open(get("fixed")),
+        _open(get("lastAffected")),
+        _open(get("limit")),
+        tuple(versions) if versions else (),
+        get("purl") if kind == "CSAF" else None,
     )
 
 
