@@ -156,7 +156,7 @@ def get_in(obj: Any, *keys: str | int) -> Any:
                 return None
             cur = cur[key]
         else:
-            if not isinstance(cur, Mapping):
+            if type(cur) is not dict and not isinstance(cur, Mapping):  # a dict, as parsed JSON is, checked first
                 return None
             cur = cur.get(key)
         if cur is None:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
-from adapters.sources._common import check_purl, get_in, parse_time, validator
+from adapters.sources._common import check_purl, get_in, parse_time, purl_problem, validator
 from adapters.sources._csaf_checks import json_object, parse_cvss3
 from core.cvss import base_score
 from core.errors import SchemaError, UnsupportedFormatError
@@ -213,7 +213,9 @@ def _lint_events(rng: Mapping[str, Any], loc: list[str | int], ecosystem: str | 
                 f"{json_pointer(loc)}: the interval 'introduced: {introduced}', '{end_kind}: {end}' is empty, "
                 "no version lies in it (osv-linter); the range's other intervals are imported"
             )
-    if set(intervals) != set(_pair([_event(e) for e in rng["events"]])):
+    # Without a version order the intervals are the events paired as published: nothing to compare.
+    ordered = _version_key(rng["type"], ecosystem) is not None
+    if ordered and set(intervals) != set(_pair([_event(e) for e in rng["events"]])):
         shown = "; ".join(_show(i) for i in intervals) or "none"
         warnings.append(
             f"{json_pointer(loc)}: the events are not in version order; evaluated in version order as OSV "
@@ -285,12 +287,15 @@ def _check_semantics(doc: Mapping[str, Any], path: str, ranges: _Ranges) -> list
             pointer="/affected" if "affected" in doc else "",
         )
     for i, entry in enumerate(affected):
-        purl = get_in(entry, "package", "purl")
-        if purl is not None:
+        package = entry.get("package") or {}  # the schema made each entry and package an object
+        purl = package.get("purl")
+        if purl is not None and purl_problem(purl) is not None:
             check_purl(purl, path=path, pointer=json_pointer(["affected", i, "package", "purl"]))
+        ecosystem = package.get("ecosystem")
         for j, rng in enumerate(entry.get("ranges") or ()):
-            warnings += _lint_events(rng, ["affected", i, "ranges", j], get_in(entry, "package", "ecosystem"), ranges)
-        warnings += _unranged_versions(entry, i, ranges)
+            warnings += _lint_events(rng, ["affected", i, "ranges", j], ecosystem, ranges)
+        if entry.get("versions"):
+            warnings += _unranged_versions(entry, i, ranges)
     for loc, severities in _severity_lists(doc):
         for j, item in enumerate(severities or ()):
             if item["type"] == "CVSS_V3":

@@ -217,25 +217,19 @@ class StagedDocument:
     content: bytes | None
 
 
+_WIDTHS = {table: len(cols) for table, cols in TABLES.items()}
+
+
 @dataclass
 class RowBatch:
-    """Rows for many documents, column by column, per table."""
+    """Rows for many documents, per table; turned into columns (Arrow) at once when the batch is written."""
 
-    columns: dict[str, dict[str, list[Any]]] = field(
-        default_factory=lambda: {t: {c: [] for c, _ in cols} for t, cols in TABLES.items()}
-    )
-    _lists: dict[str, list[list[Any]]] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        # Each table's column lists in TABLES order: a row is appended without a lookup per column.
-        self._lists = {table: list(cols.values()) for table, cols in self.columns.items()}
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: {t: [] for t in TABLES})
 
     def _add(self, table: str, *values: Any) -> None:
-        columns = self._lists[table]
-        if len(values) != len(columns):
-            raise ValueError(f"{table} has {len(columns)} columns, not {len(values)}")
-        for column, value in zip(columns, values):  # noqa: B905 - lengths checked above
-            column.append(value)
+        if len(values) != _WIDTHS[table]:
+            raise ValueError(f"{table} has {_WIDTHS[table]} columns, not {len(values)}")
+        self.rows[table].append(values)
 
     def add(self, tenant: str, doc: StagedDocument, imported_at: datetime) -> None:
         """Append every row that ``doc`` produces."""
@@ -428,24 +422,19 @@ class RowBatch:
 
     def add_epss_scores(self, tenant: str, sha256: str, scores: Iterable[EpssScore]) -> None:
         """Append EPSS score rows; the writer calls this with bounded slices of a snapshot's scores."""
-        rows = list(scores)
-        cols = self.columns["epss_scores"]
-        cols["tenant"].extend([tenant] * len(rows))
-        cols["document_sha256"].extend([sha256] * len(rows))
-        cols["cve_id"].extend([score.cve_id for score in rows])
-        cols["epss"].extend([score.epss for score in rows])
-        cols["percentile"].extend([score.percentile for score in rows])
+        self.rows["epss_scores"].extend((tenant, sha256, s.cve_id, s.epss, s.percentile) for s in scores)
 
     def arrow_tables(self) -> dict[str, pa.Table]:
         """Non-empty tables as Arrow, with the exact column types of the store."""
         out: dict[str, pa.Table] = {}
-        for table, cols in self.columns.items():
-            if not cols["tenant"]:
+        for table, rows in self.rows.items():
+            if not rows:
                 continue
             schema = pa.schema(TABLES[table])
-            arrays = [pa.array(cols[name], typ, memory_pool=_POOL) for name, typ in TABLES[table]]
+            columns = zip(TABLES[table], zip(*rows, strict=True), strict=True)
+            arrays = [pa.array(values, typ, memory_pool=_POOL) for (_, typ), values in columns]
             out[table] = pa.Table.from_arrays(arrays, schema=schema)
         return out
 
     def __len__(self) -> int:
-        return len(self.columns["raw_documents"]["sha256"])
+        return len(self.rows["raw_documents"])
