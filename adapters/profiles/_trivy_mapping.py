@@ -509,8 +509,9 @@ def _from_state(state: tuple[Any, ...]) -> _LangValue | _OsValue:
 
 
 def value_json(value: _LangValue | _OsValue) -> bytes:
-    """The JSON Trivy reads for a package and ID that one record alone names."""
-    return _dumps(value.to_json())
+    """The JSON Trivy reads for a package and ID that one record alone names (for copying at once: as orjson
+    gives it, not right-sized as :func:`_dumps` makes what is kept)."""
+    return orjson.dumps(value.to_json(), option=orjson.OPT_SORT_KEYS)
 
 
 def merge_values(states: Iterable[tuple[Any, ...]]) -> bytes:
@@ -539,8 +540,9 @@ def data_source_json() -> bytes:
 
 
 def detail_json(detail: Mapping[str, Any]) -> bytes:
-    """One record's vulnerability details as JSON (sorted keys), the form :func:`merge_details` takes."""
-    return _dumps(detail)
+    """One record's vulnerability details as JSON (sorted keys), the form :func:`merge_details` takes (for
+    copying at once, as :func:`value_json`)."""
+    return orjson.dumps(detail, option=orjson.OPT_SORT_KEYS)
 
 
 class TrivyDbModel:
@@ -670,24 +672,32 @@ def _range_of(row: Mapping[str, Any]) -> tuple[Any, ...]:
 @lru_cache(maxsize=CACHE_SIZE)
 def _lang_intervals(ecosystem: str, ranges: tuple[tuple[Any, ...], ...]) -> tuple[_Interval, ...]:
     """The affected intervals of one language package's rows (each as :func:`_range_of` gives it), in order."""
-    vulnerable: list[_Interval] = []
+    # A dict as the ordered set of intervals: setting a key already there keeps its first position.
+    vulnerable: dict[_Interval, None] = {}
     for kind, status, introduced, fixed, last_affected, limit, versions, purl in ranges:
         if kind == "CSAF":
             version = _purl_version({"purl": purl})
             if version is None:
                 continue
-            _extend(vulnerable, [_Interval("0", version) if status == "fixed" else _Interval(version, version, True)])
+            vulnerable[_Interval("0", version) if status == "fixed" else _Interval(version, version, True)] = None
         elif kind == "VERSIONS":
             # OSV: a version is affected if a range holds it *or* it is listed (even below the ranges).
-            _extend(vulnerable, [_Interval(v, v, True) for v in versions if _comparable(ecosystem, v)])
+            pip = ecosystem == "pip"
+            for v in versions:
+                if _comparable(ecosystem, v) if pip else v:
+                    vulnerable[_new_interval(_Interval, (v, v, True))] = None
         elif introduced or fixed or last_affected or limit:
             if introduced is not None and introduced in (fixed, limit):
                 continue  # "introduced X, fixed X" holds no version; its X is no fix either (see _empty)
-            _extend(vulnerable, [_interval(introduced, fixed, last_affected, limit)])
+            vulnerable[_interval(introduced, fixed, last_affected, limit)] = None
         elif status == "affected" and not kind:
             # An OSV entry with neither ranges nor versions: every version is affected.
-            _extend(vulnerable, [_Interval("0")])
+            vulnerable[_Interval("0")] = None
     return tuple(vulnerable)
+
+
+#: Builds an :class:`_Interval` from a full tuple of its fields without the named tuple's Python ``__new__``.
+_new_interval = tuple.__new__
 
 
 def _comparable(ecosystem: str, version: str) -> bool:

@@ -122,7 +122,7 @@ def write_parts(cursor: Any, run_id: str, tenant: str, directory: Path, count: i
 
 def _time(value: datetime) -> str:
     """As ``_records._plain`` writes a time: whole seconds, RFC 3339 with ``Z``."""
-    return value.replace(microsecond=0).isoformat() + "Z"
+    return value.isoformat(timespec="seconds") + "Z"  # the microseconds dropped, as replace(microsecond=0)
 
 
 def _rows(path: Path) -> Iterator[tuple[Any, ...]]:
@@ -136,13 +136,15 @@ def _groups(path: Path, fields: tuple[str, ...]) -> Iterator[tuple[tuple[int, st
     """((ordinal, advisory ID), that advisory's rows as dicts without ``None`` fields), in the file's order."""
     key: tuple[int, str] | None = None
     items: list[dict[str, Any]] = []
-    for row in _rows(path):
-        this = (row[0], row[1])
-        if this != key:
-            if key is not None:
-                yield key, items
-            key, items = this, []
-        items.append({name: value for name, value in zip(fields, row[2:], strict=True) if value is not None})
+    with pa.OSFile(str(path), "rb") as source:
+        for batch in pyarrow.ipc.open_stream(source):
+            ordinals, ids, *columns = (column.to_pylist() for column in batch.columns)
+            for ordinal, advisory_id, values in zip(ordinals, ids, zip(*columns, strict=True), strict=True):
+                if key is None or ordinal != key[0] or advisory_id != key[1]:
+                    if key is not None:
+                        yield key, items
+                    key, items = (ordinal, advisory_id), []
+                items.append({name: value for name, value in zip(fields, values, strict=True) if value is not None})
     if key is not None:
         yield key, items
 
