@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
@@ -38,6 +38,11 @@ from core.tenants import validate_tenant
 
 FETCH_ROWS = 5000
 
+#: A profile's narrowing of the inputs a run pins (a mirror delta pins only what its base lacks): given the planning
+#: cursor, inside the plan's transaction, and the selection's SQL and parameters, it returns the SQL and parameters
+#: of the inputs to pin (the same columns), how many documents the selection matched, and run options to pin.
+Narrowing = Callable[[duckdb.DuckDBPyConnection, str, dict[str, Any]], tuple[str, dict[str, Any], int, dict[str, Any]]]
+
 
 def plan_run(
     store: Store,
@@ -50,6 +55,7 @@ def plan_run(
     created_at: datetime | None = None,
     options: Mapping[str, Any] | None = None,
     allow_empty: bool = True,
+    narrow: Narrowing | None = None,
 ) -> ExportRun:
     """Write a ``pending`` run and its resolved inputs in one transaction; return the run.
 
@@ -59,6 +65,7 @@ def plan_run(
     profile-specific run options (JSON values: a delta's resolved base, encryption recipients, a Trivy
     schema version); they are pinned with the rest, so a retry sees the same ones. Without ``allow_empty`` a
     selection that matches nothing is refused (:class:`EmptySelection`, exit 3) and nothing is written.
+    ``narrow`` pins a part of the selection only (:data:`Narrowing`), with the options it adds.
 
     Raises :class:`core.errors.PolicyRefusal` (exit 7) for a cross-tenant selector, :class:`UsageError`
     when there is no signing key or the output exists, :class:`core.errors.NotFoundError` for an unknown key.
@@ -71,6 +78,10 @@ def plan_run(
     cur = store.cursor()
     try:
         with transaction(cur):
+            selected: int | None = None
+            extra: dict[str, Any] = {}
+            if narrow is not None:
+                sql, params, selected, extra = narrow(cur, sql, params)
             # Resolved and numbered inside the database: nothing is held in memory, however many inputs.
             cur.execute(
                 "INSERT INTO export_inputs (tenant, run_id, ordinal, document_sha256, kind, subject, document_id)"
@@ -79,7 +90,7 @@ def plan_run(
                 {**params, "run_id": run_id},
             )
             count, digest = _inputs_digest(cur, tenant, run_id)
-            if count == 0 and not allow_empty:
+            if (count if selected is None else selected) == 0 and not allow_empty:
                 raise EmptySelection(tenant, profile.ref, selectors)  # rolls the transaction back: nothing planned
             parameters: dict[str, Any] = {
                 "parametersVersion": PARAMETERS_VERSION,
@@ -95,7 +106,7 @@ def plan_run(
                 "outPath": str(out),
                 "createdAt": rfc3339(when),
                 "inputs": {"count": count, "sha256": digest},
-                "options": dict(options or {}),
+                "options": {**(options or {}), **extra},
             }
             run = ExportRun.pending(
                 tenant=tenant,

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from adapters.profiles.builder import bundle_builder
-from adapters.profiles.registry import run_options
+from adapters.profiles.registry import get_profile, run_options
 from adapters.sources.registry import format_names
 from core import log_fields
 from core.archive.reader import ReaderLimits, SafeArchiveReader
@@ -290,8 +290,17 @@ def plan_export(
     name, revision = parse_profile_ref(profile_ref)
     profile = ProfileStore(store).get(tenant, name, revision)
     options = run_options(profile.config, requested, store)
+    narrowing = getattr(get_profile(profile.config.kind, profile.config.variant), "narrow_inputs", None)
     return plan_run(
-        store, tenant, profile, selectors, key_name=key, out_path=out, options=options, allow_empty=allow_empty
+        store,
+        tenant,
+        profile,
+        selectors,
+        key_name=key,
+        out_path=out,
+        options=options,
+        allow_empty=allow_empty,
+        narrow=narrowing(options, store) if narrowing is not None else None,
     )
 
 

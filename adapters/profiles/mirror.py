@@ -14,9 +14,12 @@ A delta names its base by state digest in the signed manifest (``base``) and lis
 drops (``mirror.removed``). Unchanged documents stay in the base's packs (content-addressed reuse), so a
 delta's size follows what changed, not the store's size. A full bundle starts a new chain.
 
-The sender keeps a record of each state it built (``HOME/mirror/states/<digest>.jsonl.zst``: the state and
-its live documents) so that ``--base`` can name a run id, a ``state.json`` file or a receiver's import
-receipt, and the delta can be computed without the base bundle at hand.
+The sender keeps a record of each state it built (``HOME/mirror/states/<digest>.arrow``: the state, and its
+live documents or, for a delta, what it put and removed beside its base's record) so that ``--base`` can name a
+run id, a ``state.json`` file or a receiver's import receipt, and the delta can be computed without the base bundle
+at hand. A delta run pins only the documents its base lacks (and the removals, as a run option): planning compares
+the selection with the base's live documents in the store, so neither planning nor building reads, pins or records
+the documents that did not change.
 """
 
 from __future__ import annotations
@@ -26,13 +29,16 @@ import functools
 import hashlib
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc
 import zstandard
 from packageurl import PackageURL
 from tuf.api.metadata import TargetFile  # type: ignore[attr-defined]
@@ -56,6 +62,7 @@ from core.mirror_layout import (
     segment_bytes,
 )
 from core.mirror_receipt import is_receipt, read_receipt
+from core.planner import Narrowing
 from core.runs import RunEngine, RunState
 from core.store import Store
 from core.trust import TrustStore
@@ -170,68 +177,170 @@ _POLICY_FILES = (
 
 # -- the sender's state records ------------------------------------------------------------------
 
+#: A record's columns: one row per live document (a full record), or per document a delta put or removed (a chained
+#: record). Only what a later delta needs: which documents are live, their kinds (the counts) and packs (the files).
+RECORD_SCHEMA = pa.schema([("op", pa.string()), ("sha256", pa.string()), ("kind", pa.string()), ("pack", pa.string())])
+#: The schema metadata key holding a record's header: the state, and the base record it chains from.
+_HEADER = b"stella.mirror-record"
+#: A chained record is compacted into a full one past this many records since the last full one, or once its chain
+#: holds more rows than a quarter of the live documents: loading a base reads at most that much beyond a full record.
+MAX_CHAIN = 16
+_IPC = pa.ipc.IpcWriteOptions(compression="zstd")
+
 
 @dataclass(frozen=True)
 class StateRecord:
-    """A state this home built: the state and its live documents by sha256."""
+    """A state this home built, as its record's header tells: the state and, for a chained record, the record it
+    extends (``chain_base``), how many chained records lead back to a full one (``depth``) and their rows."""
 
     state: MirrorState
-    documents: dict[str, IndexedDocument]
+    chain_base: str | None = None
+    depth: int = 0
+    chain_rows: int = 0
 
     @property
     def digest(self) -> str:
         return self.state.digest
 
 
+def live_table(shas: list[str], kinds: list[str], packs: list[str]) -> pa.Table:
+    """A full record's rows: every live document put."""
+    return pa.table(
+        [
+            pa.array(["put"] * len(shas), pa.string()),
+            pa.array(shas, pa.string()),
+            pa.array(kinds, pa.string()),
+            pa.array(packs, pa.string()),
+        ],
+        schema=RECORD_SCHEMA,
+    )
+
+
 class StateRecords:
-    """``HOME/mirror/states``: every mirror state this home built, by digest; ``runs/`` maps run ids to them."""
+    """``HOME/mirror/states``: every mirror state this home built, by digest; ``runs/`` maps run ids to them.
+
+    A record (``<digest>.arrow``, an Arrow IPC file) lists the state's live documents (sha256, kind, pack), or, for
+    a delta, only what it put and removed beside the record of its base (a chain, compacted past :data:`MAX_CHAIN`),
+    so that a delta reads and writes what changed, not the whole store. The state itself is in the header. Records
+    of earlier versions (``<digest>.jsonl.zst``: the state, then every live document) are read as full records.
+    """
 
     def __init__(self, home: Home) -> None:
         self.dir = home.root / "mirror" / "states"
         self.runs = home.root / "mirror" / "runs"
 
-    def save(self, record: StateRecord) -> None:
-        lines = io.BytesIO()
-        lines.write(canonical_json({"state": record.state.to_dict()}) + b"\n")
-        for sha in sorted(record.documents):
-            lines.write(canonical_json(record.documents[sha].to_dict()) + b"\n")
-        data = zstandard.ZstdCompressor(level=3).compress(lines.getbuffer())  # compressed without a copy
-        path = self.dir / f"{record.digest}.jsonl.zst"
-        run = self.runs / f"{record.state.run_id}.json"
+    def save(self, state: MirrorState, rows: pa.Table, base: StateRecord | None = None) -> None:
+        """Record ``state`` with ``rows``: every live document (``base`` None), or what a delta put and removed
+        beside ``base``'s record."""
+        chain = None
+        if base is not None:
+            chain = {"base": base.digest, "depth": base.depth + 1, "rows": base.chain_rows + rows.num_rows}
+        header = {"version": 2, "state": state.to_dict(), "chain": chain}
+        table = rows.replace_schema_metadata({_HEADER: orjson.dumps(header)})
+        path = self.dir / f"{state.digest}.arrow"
+        run = self.runs / f"{state.run_id}.json"
         try:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.runs.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=_IPC) as writer:
+                writer.write_table(table)
             tmp.replace(path)
-            run.write_text(json.dumps({"stateDigest": record.digest}) + "\n", encoding="utf-8")
+            run.write_text(json.dumps({"stateDigest": state.digest}) + "\n", encoding="utf-8")
         except OSError as exc:
             raise EnvironmentFailure(f"cannot record the mirror state: {exc.strerror}", path=str(path)) from exc
 
-    def load(self, digest: str, *, documents: bool = True) -> StateRecord:
-        """The state ``digest`` this home built, with its live documents (``documents=False``: the state alone,
-        read from the record's first line without decoding the documents, which planning does not need)."""
-        path = self.dir / f"{digest}.jsonl.zst"
+    def save_delta(
+        self, state: MirrorState, base: StateRecord, removed: list[str], added: list[IndexedDocument]
+    ) -> None:
+        """Record a delta's state: chained to its base's record, or compacted into a full record past the bound."""
+        rows = pa.table(
+            [
+                pa.array(["remove"] * len(removed) + ["put"] * len(added), pa.string()),
+                pa.array(removed + [d.sha256 for d in added], pa.string()),
+                pa.array([None] * len(removed) + [d.kind for d in added], pa.string()),
+                pa.array([None] * len(removed) + [d.pack for d in added], pa.string()),
+            ],
+            schema=RECORD_SCHEMA,
+        )
+        documents = int(state.counts.get("documents", 0))
+        if base.depth + 1 <= MAX_CHAIN and (base.chain_rows + rows.num_rows) * 4 <= documents:
+            self.save(state, rows, base)
+            return
+        live = self.live(base.digest)
+        if removed:
+            live = live.filter(pc.invert(pc.is_in(live["sha256"], value_set=pa.array(removed, pa.string()))))
+        puts = live_table([d.sha256 for d in added], [d.kind for d in added], [d.pack for d in added])
+        self.save(state, pa.concat_tables([live, puts]).combine_chunks())
+
+    def load(self, digest: str) -> StateRecord:
+        """The header of the record of state ``digest``: the state, and what its record chains from."""
+        return self._read(digest, rows=False)[0]
+
+    def live(self, digest: str) -> pa.Table:
+        """Every live document of state ``digest`` (op, sha256, kind, pack): its chain of records resolved."""
+        chained: list[pa.Table] = []
+        record, rows = self._read(digest, rows=True)
+        while record.chain_base is not None:
+            chained.append(rows)
+            record, rows = self._read(record.chain_base, rows=True)
+        if not chained:
+            return rows
+        latest: dict[str, tuple[str, str] | None] = {}
+        for table in reversed(chained):  # oldest first: a later put or removal wins
+            columns = [table[name].to_pylist() for name in ("op", "sha256", "kind", "pack")]
+            for op, sha, kind, pack in zip(*columns, strict=True):
+                latest[sha] = (kind, pack) if op == "put" else None
+        kept = rows.filter(pc.invert(pc.is_in(rows["sha256"], value_set=pa.array(list(latest), pa.string()))))
+        puts = [(sha, doc) for sha, doc in latest.items() if doc is not None]
+        added = live_table([s for s, _ in puts], [d[0] for _, d in puts], [d[1] for _, d in puts])
+        return pa.concat_tables([kept, added]).combine_chunks()
+
+    def _read(self, digest: str, *, rows: bool) -> tuple[StateRecord, pa.Table]:
+        path = self.dir / f"{digest}.arrow"
+        if not path.is_file() and (self.dir / f"{digest}.jsonl.zst").is_file():
+            return self._read_v1(digest, rows=rows)
         try:
-            if not documents:
-                with path.open("rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
-                    first = io.BufferedReader(reader).readline()
-                header = orjson.loads(first)
-                state = MirrorState.from_bytes(canonical_json(header["state"]), source=str(path))
-                return StateRecord(state, {})
-            data = zstandard.ZstdDecompressor().decompress(path.read_bytes())
+            with pa.memory_map(str(path)) as source:
+                reader = pa.ipc.open_file(source)
+                header = orjson.loads(reader.schema.metadata[_HEADER])
+                table = reader.read_all() if rows else RECORD_SCHEMA.empty_table()
         except FileNotFoundError:
             raise NotFoundError(
                 f"this home did not build mirror state {digest[:12]}",
                 hint="a delta needs a base this home exported; build a mirror:full bundle to start a new chain",
             ) from None
-        except (OSError, zstandard.ZstdError, orjson.JSONDecodeError) as exc:
+        except (OSError, pa.ArrowException, KeyError, TypeError, orjson.JSONDecodeError) as exc:
             raise BadInputError(f"cannot read the mirror state record: {exc}", path=str(path)) from None
-        lines = data.splitlines()
-        header = orjson.loads(lines[0])
         state = MirrorState.from_bytes(canonical_json(header["state"]), source=str(path))
-        docs = {d.sha256: d for d in (IndexedDocument.from_dict(orjson.loads(line)) for line in lines[1:])}
-        return StateRecord(state, docs)
+        chain = header.get("chain")
+        if chain is None:
+            return StateRecord(state), table
+        return StateRecord(state, str(chain["base"]), int(chain["depth"]), int(chain["rows"])), table
+
+    def _read_v1(self, digest: str, *, rows: bool) -> tuple[StateRecord, pa.Table]:
+        """A record of the first format: the state on the first line, then every live document (JSON Lines)."""
+        path = self.dir / f"{digest}.jsonl.zst"
+        try:
+            with path.open("rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
+                if not rows:
+                    first, body = io.BufferedReader(reader).readline(), b""
+                else:
+                    data = reader.read()
+                    end = data.find(b"\n") + 1 or len(data)
+                    first, body = data[:end], data[end:]
+            header = orjson.loads(first)
+            state = MirrorState.from_bytes(canonical_json(header["state"]), source=str(path))
+            docs = [orjson.loads(line) for line in body.splitlines()]
+        except (OSError, zstandard.ZstdError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise BadInputError(f"cannot read the mirror state record: {exc}", path=str(path)) from None
+        try:
+            table = live_table(
+                [str(d["sha256"]) for d in docs], [str(d["kind"]) for d in docs], [str(d["pack"]) for d in docs]
+            )
+        except (KeyError, TypeError) as exc:
+            raise BadInputError(f"mirror state record is malformed: {exc!r}", path=str(path)) from None
+        return StateRecord(state), table
 
     def digest_of_run(self, bundle_run_id: str) -> str | None:
         path = self.runs / f"{bundle_run_id}.json"
@@ -242,8 +351,8 @@ class StateRecords:
 
 
 def resolve_base(store: Store, text: str) -> StateRecord:
-    """The state named by ``--base``: a run id, a ``manifests/state.json`` file, or an import receipt (the state
-    alone: its documents are read when the delta is built)."""
+    """The state named by ``--base``: a run id, a ``manifests/state.json`` file, or an import receipt (its record's
+    header: the live documents are read when the delta is planned and built)."""
     records = StateRecords(store.home)
     path = Path(text).expanduser()
     if path.is_file():
@@ -253,9 +362,9 @@ def resolve_base(store: Store, text: str) -> StateRecord:
             raise BadInputError(f"cannot read --base: {exc.strerror}", path=str(path)) from None
         if is_receipt(data):
             body = read_receipt(data, TrustStore(store.home).list(), source=str(path))
-            return records.load(str(body["stateDigest"]), documents=False)
+            return records.load(str(body["stateDigest"]))
         state = MirrorState.from_bytes(data, source=str(path))
-        return records.load(state.digest, documents=False)
+        return records.load(state.digest)
     if not text.startswith("run-"):
         raise UsageError(f"--base {text!r} is neither a file nor a run id", hint="give a run id, state.json or receipt")
     run = RunEngine(store).get_run(text)
@@ -264,10 +373,31 @@ def resolve_base(store: Store, text: str) -> StateRecord:
     digest = records.digest_of_run(run.bundle_run_id)
     if digest is None:
         raise UsageError(f"run {text} did not build a mirror state", hint="name a mirror:full or mirror:delta run")
-    return records.load(digest, documents=False)
+    return records.load(digest)
 
 
 # -- the profile ---------------------------------------------------------------------------------
+
+#: The base state's live documents (sha256), registered on a cursor beside the store's tables.
+_BASE = "mirror_base_live"
+#: The selection a delta is planned over, held for the planning transaction.
+_SELECTION = "mirror_delta_selection"
+
+#: A delta's new documents: the run's inputs its base lacks, laid out as ``layout_rows`` lays out every input.
+FRESH_LAYOUT = f"""
+SELECT i.ordinal, r.sha256, r.kind, r.media_type, r.format, r.document_id, r.size, i.subject, r.rowid
+  FROM export_inputs i
+  JOIN raw_documents r ON r.tenant = i.tenant AND r.sha256 = i.document_sha256
+ WHERE i.run_id = ? AND i.tenant = ? AND i.document_sha256 NOT IN (SELECT sha256 FROM {_BASE})
+ ORDER BY i.ordinal
+"""
+
+#: The base's documents that are not inputs of the run: what a delta planned with every live document removes.
+GONE = f"""
+SELECT sha256 FROM {_BASE}
+ WHERE sha256 NOT IN (SELECT document_sha256 FROM export_inputs WHERE run_id = ? AND tenant = ?)
+ ORDER BY sha256
+"""
 
 
 def _epoch(when: datetime) -> int:
@@ -309,6 +439,36 @@ class Mirror:
             },
         }
 
+    def narrow_inputs(self, options: Mapping[str, Any], store: Store) -> Narrowing | None:
+        """How a delta narrows its inputs (:func:`core.planner.plan_run`): it pins the documents its base lacks, and
+        the policy documents its policy files are made of, not every live document; the base's documents that the
+        selection no longer has are pinned as the option ``removed``. The comparison runs in the store, against the
+        base's live documents as its record lists them."""
+        base = options.get("base")
+        if self.variant != "delta" or not isinstance(base, dict):
+            return None
+        live = StateRecords(store.home).live(str(base["stateDigest"])).select(["sha256"])
+
+        def narrow(cur: Any, sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any], int, dict[str, Any]]:
+            cur.register(_BASE, live)
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {_SELECTION} AS SELECT * FROM ({sql}) s", params)
+            row = cur.execute(f"SELECT count(*) FROM {_SELECTION}").fetchone()
+            removed = cur.execute(
+                f"SELECT sha256 FROM {_BASE} WHERE sha256 NOT IN (SELECT sha256 FROM {_SELECTION}) ORDER BY sha256"
+            ).fetchall()
+            narrowed = (
+                f"SELECT * FROM {_SELECTION}"
+                f" WHERE sha256 NOT IN (SELECT sha256 FROM {_BASE}) OR kind IN ('policy', 'findings')"
+            )
+            return (
+                narrowed,
+                {"tenant": params["tenant"]},
+                int(row[0]) if row else 0,
+                {"removed": [r[0] for r in removed]},
+            )
+
+        return narrow
+
     def write_payload(self, ctx: PayloadContext) -> dict[str, int]:
         spec = ctx.spec
         if ctx.home is None:
@@ -327,16 +487,32 @@ class Mirror:
         level = spec.compression_level
         params = [spec.run_id, spec.tenant]
 
-        live: dict[str, IndexedDocument] = {}
-        added, seen = self._pack_documents(ctx, params, base, live)
-        live.update((d.sha256, d) for d in added)
-        removed_docs = sorted(set(base.documents) - seen) if base is not None else []
-
         base_files = base.state.file_map() if base is not None else {}
+        kinds: dict[str, int] = {}
+        live_packs: set[str] = set()
+        if base is None:
+            added = self._pack_documents(ctx, params, None)
+            removed_docs: list[str] = []
+            carried = 0
+        else:
+            live = records.live(base.digest)
+            added = self._pack_documents(ctx, params, live)
+            pinned = spec.options.get("removed")
+            # A delta planned before deltas pinned only their changes has every live document as an input.
+            removed_docs = self._gone(ctx, params, live) if pinned is None else [str(sha) for sha in pinned]
+            if removed_docs:
+                live = live.filter(pc.invert(pc.is_in(live["sha256"], value_set=pa.array(removed_docs, pa.string()))))
+            carried = live.num_rows
+            for entry in live["kind"].value_counts().to_pylist():
+                kinds[f"documents.{entry['values']}"] = int(entry["counts"])
+            live_packs = set(pc.unique(live["pack"]).to_pylist())
+            del live
+        live_packs.update(d.pack for d in added)
+
         files: dict[str, StateFile] = {e.path: StateFile(e.path, e.sha256, e.size) for e in ctx.writer.files.values()}
-        for doc in live.values():
-            if doc.pack not in files:
-                files[doc.pack] = base_files[doc.pack]
+        for pack in live_packs:
+            if pack not in files:
+                files[pack] = base_files[pack]
 
         segments = list(base.state.segments) if base is not None else []
         if base is None or added or removed_docs:
@@ -363,8 +539,9 @@ class Mirror:
                 entry = ctx.writer.add_bytes(path, data, NDJSON_ZSTD)
                 files[path] = StateFile(path, entry.sha256, entry.size)
 
-        counts: dict[str, int] = {"documents": len(live), "added": len(added), "removed": len(removed_docs)}
-        for doc in live.values():
+        counts: dict[str, int] = {"documents": carried + len(added), "added": len(added), "removed": len(removed_docs)}
+        counts.update(kinds)
+        for doc in added:
             counts[f"documents.{doc.kind}"] = counts.get(f"documents.{doc.kind}", 0) + 1
         state = MirrorState(
             tenant=spec.tenant,
@@ -430,34 +607,48 @@ class Mirror:
                     "annotations": {"runId": base.state.run_id, "sequence": base.state.sequence},
                 }
             )
-        records.save(StateRecord(state, live))
+        if base is None:
+            records.save(state, live_table([d.sha256 for d in added], [d.kind for d in added], [d.pack for d in added]))
+        else:
+            records.save_delta(state, base, removed_docs, added)
         return counts
 
     @staticmethod
-    def _pack_documents(
-        ctx: PayloadContext, params: list[Any], base: StateRecord | None, live: dict[str, IndexedDocument]
-    ) -> tuple[list[IndexedDocument], set[str]]:
-        """Pack the documents the base lacks (all of them without a base), in input order; returns them and the
-        digests of every input.
+    def _gone(ctx: PayloadContext, params: list[Any], live: pa.Table) -> list[str]:
+        """The base's live documents that are not inputs of the run (sorted)."""
+        with contextlib.closing(ctx.query.cursor()) as cursor:
+            cursor.register(_BASE, live.select(["sha256"]))
+            return [str(r[0]) for r in cursor.execute(GONE, params).fetchall()]
 
-        One sorted pass over the inputs' sizes (no content) decides what is new and where it goes: documents the
-        base holds are carried over from it and never read. Then the new documents' purls and aliases are read
-        for them alone, and their contents are read once, in storage order, straight into their planned place in
-        content-addressed packs of at most ``PACK_LIMIT`` bytes (cut where the in-order writer cut them).
+    @staticmethod
+    def _pack_documents(ctx: PayloadContext, params: list[Any], base: pa.Table | None) -> list[IndexedDocument]:
+        """Pack the inputs the base lacks (every input without a base), in input order, and return them.
+
+        One sorted pass over the inputs' sizes (no content) decides where each goes; a delta's pass reads only the
+        inputs its base lacks (compared in the store with the base's live documents), never the others. Then the new
+        documents' purls and aliases are read for them alone, and their contents are read once, in storage order,
+        straight into their planned place in content-addressed packs of at most ``PACK_LIMIT`` bytes (cut where
+        the in-order writer cut them).
         """
         cursor = ctx.query.cursor()
         try:
             fresh: list[tuple[Any, ...]] = []
             seen: set[str] = set()
-            for row in layout_rows(cursor, params):
+            if base is None:
+                rows: Iterable[tuple[Any, ...]] = layout_rows(cursor, params)
+            else:
+                cursor.register(_BASE, base.select(["sha256"]))
+                rows = cursor.execute(FRESH_LAYOUT, params).fetchall()
+                row = cursor.execute(
+                    "SELECT count(DISTINCT document_sha256) FROM export_inputs WHERE run_id = ? AND tenant = ?", params
+                ).fetchone()
+                ctx.sink.advance((int(row[0]) if row else 0) - len({r[1] for r in rows}))  # inputs carried over
+            for row in rows:
                 sha = row[1]
                 if sha in seen:
                     continue
                 seen.add(sha)
                 ctx.input_done(row[5])
-                if base is not None and sha in base.documents:
-                    live[sha] = base.documents[sha]
-                    continue
                 fresh.append(row)
             ordinals = [row[0] for row in fresh]
             purls = Children(sorted_rows(cursor, PURLS, [*params, ordinals]), 1)
@@ -515,7 +706,7 @@ class Mirror:
                     )
                     for sha, kind, fmt, document_id, media_type, subject, purl_list, offset, size, alias_list in docs
                 )
-            return added, seen
+            return added
         finally:
             cursor.close()
 

@@ -219,7 +219,7 @@ def run_export(args: argparse.Namespace) -> int:
         run = export_service.run_export(home, request, observer=sink, trace_file=args.trace_file)
     finally:
         _write_metrics(home, textfile)
-    if run.input_count == 0:
+    if run.input_count == 0 and not run.options.get("base"):  # a delta pins only its changes: none is not empty
         stderr.print("[bold yellow]warning:[/] the selection matched no document: the bundle is empty (--allow-empty)")
     _report_run(args, run)
     return 0
