@@ -535,6 +535,7 @@ def _encrypt_payload(
 
 
 _HOLE = "@@stella-stream-hole@@"
+_HOLE_SIG = "@@stella-stream-signature@@"
 
 
 def _split(skeleton: Any, hole: Any) -> tuple[bytes, bytes]:
@@ -542,12 +543,6 @@ def _split(skeleton: Any, hole: Any) -> tuple[bytes, bytes]:
     head, sep, tail = canonical_json(skeleton).partition(canonical_json(hole))
     assert sep and canonical_json(hole) not in tail
     return head, tail
-
-
-def _b64_file(path: Path, out: HashingFile) -> None:
-    with path.open("rb") as fh:
-        while chunk := fh.read(3 * CHUNK):  # a multiple of 3: chunks encode without padding in between
-            out.write(base64.b64encode(chunk))
 
 
 def _write_provenance(
@@ -575,32 +570,53 @@ def _write_provenance(
     statement = writer.staging / PROVENANCE
     size = writer.files[PROVENANCE].size
     prefix = pae_prefix(IN_TOTO, size)
-    if signer.algorithm is KeyAlgorithm.ECDSA_P256:
-        digest = hashlib.sha256(prefix)
-        with statement.open("rb") as fh:
-            while chunk := fh.read(CHUNK):
-                digest.update(chunk)
-        signature = signer.sign_prehashed_sha256(digest.digest())
-    else:
-        signature = signer.sign(prefix + statement.read_bytes())
-    envelope = {
+    # Both envelopes hold the statement's base64 before their signature (canonical key order: "payload" comes
+    # before "signatures", "dsseEnvelope" before the rest): one read of the statement feeds the PAE digest and
+    # both envelopes' payload; the signature and what follows it are written once it is made.
+    placeholder = {
         "payload": _HOLE,
         "payloadType": IN_TOTO,
-        "signatures": [{"keyid": "", "sig": base64.b64encode(signature).decode("ascii")}],
+        "signatures": [{"keyid": "", "sig": _HOLE_SIG}],
     }
-    bundle = {
-        "dsseEnvelope": envelope,
+    placeholder_bundle = {
+        "dsseEnvelope": placeholder,
         "mediaType": SIGSTORE_BUNDLE_V03,
         "verificationMaterial": {"publicKey": {"hint": signer.hint}, "tlogEntries": []},
     }
-    for name, skeleton_doc, media in (
-        (PROVENANCE_DSSE, envelope, DSSE_ENVELOPE),
-        (PROVENANCE_SIGSTORE, bundle, SIGSTORE_BUNDLE_V03),
-    ):
-        head, tail = _split(skeleton_doc, _HOLE)
-        with writer.stream(name, media) as out:
+    heads = [_split(doc, _HOLE)[0] for doc in (placeholder, placeholder_bundle)]
+    prehashed = signer.algorithm is KeyAlgorithm.ECDSA_P256
+    digest = hashlib.sha256(prefix)
+    with contextlib.ExitStack() as stack:
+        outs = [
+            stack.enter_context(writer.stream(name, media))
+            for name, media in ((PROVENANCE_DSSE, DSSE_ENVELOPE), (PROVENANCE_SIGSTORE, SIGSTORE_BUNDLE_V03))
+        ]
+        for out, head in zip(outs, heads, strict=True):
             out.write(head + b'"')
-            _b64_file(statement, out)
+        with statement.open("rb") as fh:
+            while chunk := fh.read(3 * CHUNK):  # a multiple of 3: chunks encode without padding in between
+                if prehashed:
+                    digest.update(chunk)
+                encoded = base64.b64encode(chunk)
+                for out in outs:
+                    out.write(encoded)
+        if prehashed:
+            signature = signer.sign_prehashed_sha256(digest.digest())
+        else:  # Ed25519 cannot sign a digest: it reads the statement once into memory
+            signature = signer.sign(prefix + statement.read_bytes())
+        envelope = {
+            "payload": _HOLE,
+            "payloadType": IN_TOTO,
+            "signatures": [{"keyid": "", "sig": base64.b64encode(signature).decode("ascii")}],
+        }
+        bundle = {
+            "dsseEnvelope": envelope,
+            "mediaType": SIGSTORE_BUNDLE_V03,
+            "verificationMaterial": {"publicKey": {"hint": signer.hint}, "tlogEntries": []},
+        }
+        for out, head, doc in zip(outs, heads, (envelope, bundle), strict=True):
+            real_head, tail = _split(doc, _HOLE)
+            assert real_head == head  # nothing before the payload depends on the signature
             out.write(b'"' + tail)
 
 
@@ -625,13 +641,9 @@ def _dependencies_json(batch: list[Dependency]) -> bytes:
     An input document's descriptor is plain JSON (fixed ASCII keys, string values), so a batch of them is one
     orjson call, whose array is RFC 8785 of the list; a ready descriptor (any dict) takes the checked path.
     """
-    if all(type(i) is ResolvedInput and _strings(i) for i in batch):
+    if all(type(i) is ResolvedInput for i in batch):
         return canonical_json_of_plain([_dependency(i) for i in batch])[1:-1]
     return b",".join(canonical_json(_dependency(i)) for i in batch)
-
-
-def _strings(i: ResolvedInput) -> bool:
-    return type(i.sha256) is str and type(i.kind) is str and type(i.format) is str and type(i.document_id) is str
 
 
 def _template(name: str) -> bytes:

@@ -6,7 +6,7 @@ so its cost grows with the store: fine for a few thousand inputs, quadratic for 
 :func:`advisory_records`, :func:`vex_records` and :func:`sbom_records` give the same dicts from one pass: each
 table is read once, sorted by (input ordinal, ...) with DuckDB's external sort (it spills instead of growing), and
 the parent rows are merged with their child rows in Python, group by group. Every sorted result is drained at once
-into an anonymous temporary file (marshal, in order) under one lock, :data:`SORTS`, so only one sort holds DuckDB's
+into an anonymous temporary file (Arrow IPC, in order) under one lock, :data:`SORTS`, so only one sort holds DuckDB's
 memory at a time: several at once (records beside the raw packs' layout) do not fit the store's memory limit at
 200,000 advisories. ``tests/integration/test_records_one_pass.py`` compares the
 two ways on real fixtures.
@@ -203,24 +203,76 @@ def sorted_rows(cursor: Any, sql: str, params: list[Any], *, times: tuple[int, .
 def sorted_result(
     cursor: Any, sql: str, params: list[Any], *, times: tuple[int, ...] = ()
 ) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
-    """:func:`sorted_rows` with the column names."""
-    # Unlinked at once: nothing is left behind, even on a kill; closed by _unspool, or here on failure.
+    """:func:`sorted_rows` with the column names.
+
+    The result is drained as Arrow record batches into an Arrow IPC stream in an anonymous temporary file: the
+    drain (which holds :data:`SORTS`) is then mostly DuckDB's and pyarrow's C++ work, without the GIL, and rows
+    become Python tuples only once, as they are read back. A result with a column type whose Python value could
+    differ between DuckDB's rows and Arrow's (anything but booleans, integers, floats, text, dates, timestamps and
+    lists of those) takes the row path: fetched rows, spooled with marshal.
+    """
+    # Unlinked at once: nothing is left behind, even on a kill; closed by the reader, or here on failure.
     spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
     try:
         # A cursor of its own, closed once drained: a finished result still holds its sorted blocks in memory.
         with SORTS, contextlib.closing(cursor.cursor()) as cur:
-            cur.execute(sql, params)
-            names = [d[0] for d in cur.description]
-            while batch := cur.fetchmany(FETCH):
-                if times:
-                    batch = [_text_times(row, times) for row in batch]
-                data = marshal.dumps(batch)
-                spool.write(len(data).to_bytes(8, "little") + data)
+            relation = cur.sql(sql, params=params)
+            names = list(relation.columns)
+            if all(_arrow_safe(str(t)) for t in relation.types):
+                _drain_arrow(relation, spool)
+                rows = _unspool_arrow(spool, times)
+            else:
+                cur.execute(sql, params)
+                while batch := cur.fetchmany(FETCH):
+                    if times:
+                        batch = [_text_times(row, times) for row in batch]
+                    data = marshal.dumps(batch)
+                    spool.write(len(data).to_bytes(8, "little") + data)
+                rows = _unspool(spool)
         spool.seek(0)
     except BaseException:
         spool.close()
         raise
-    return names, _unspool(spool)
+    return names, rows
+
+
+#: DuckDB column types whose Python values are the same whether fetched as rows or read from Arrow.
+_ARROW_SAFE = frozenset(
+    {"BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+    | {"DOUBLE", "FLOAT", "VARCHAR", "DATE", "TIMESTAMP"}
+)
+#: Rows per Arrow record batch drained from DuckDB (a batch is read back FETCH rows at a time).
+ARROW_BATCH = 32768
+
+
+def _arrow_safe(kind: str) -> bool:
+    while kind.endswith("[]"):
+        kind = kind[:-2]
+    return kind in _ARROW_SAFE
+
+
+def _drain_arrow(relation: Any, spool: IO[bytes]) -> None:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    reader = relation.to_arrow_reader(ARROW_BATCH)
+    with ipc.new_stream(pa.PythonFile(spool, mode="w"), reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+
+
+def _unspool_arrow(spool: IO[bytes], times: tuple[int, ...]) -> Iterator[tuple[Any, ...]]:
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with spool:
+        for batch in ipc.open_stream(pa.PythonFile(spool, mode="r")):
+            for start in range(0, batch.num_rows, FETCH):
+                part = batch.slice(start, FETCH)
+                columns = [column.to_pylist() for column in part.columns]
+                for i in times:
+                    columns[i] = [None if v is None else _plain(v) for v in columns[i]]
+                yield from zip(*columns, strict=True)
 
 
 def _text_times(row: tuple[Any, ...], times: tuple[int, ...]) -> tuple[Any, ...]:
@@ -359,9 +411,30 @@ def _affected_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
     there still come out in one order (the list aggregate left them to the sort)."""
     _, _, ecosystem, name, purl, range_type, introduced, fixed, last, limit, versions, status, product = row
     listed = None if versions is None else tuple(_nulls_last(v) for v in versions)
-    return tuple(
-        _nulls_last(v)
-        for v in (ecosystem, name, introduced, fixed, last, status, range_type, purl, limit, listed, product)
+    # Flat (is None, value or "") pairs: the same order as a tuple of _nulls_last pairs, without a call per field.
+    return (
+        ecosystem is None,
+        "" if ecosystem is None else ecosystem,
+        name is None,
+        "" if name is None else name,
+        introduced is None,
+        "" if introduced is None else introduced,
+        fixed is None,
+        "" if fixed is None else fixed,
+        last is None,
+        "" if last is None else last,
+        status is None,
+        "" if status is None else status,
+        range_type is None,
+        "" if range_type is None else range_type,
+        purl is None,
+        "" if purl is None else purl,
+        limit is None,
+        "" if limit is None else limit,
+        listed is None,
+        "" if listed is None else listed,
+        product is None,
+        "" if product is None else product,
     )
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
+import random
 from typing import Any
 
 import pytest
 
-from adapters.profiles._records import advisory_json
+from adapters.profiles._records import _affected_order, _nulls_last, advisory_json
 from core.bundle import ResolvedInput, _dependencies_json, _dependency
 from core.canonical import canonical_json, plain_float
 from core.evidence_seal import _hash_artifacts
@@ -73,3 +75,32 @@ def test_seal_hashes_match_merkle() -> None:
     tree_root, paths = _all_paths(hashes)
     assert tree_root == root(leaves)
     assert paths == inclusion_proofs(leaves)
+
+
+def _nested_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The affected packages' order as it was written before: a tuple of (is None, value) pairs."""
+    _, _, ecosystem, name, purl, range_type, introduced, fixed, last, limit, versions, status, product = row
+    listed = None if versions is None else tuple(_nulls_last(v) for v in versions)
+    return tuple(
+        _nulls_last(v)
+        for v in (ecosystem, name, introduced, fixed, last, status, range_type, purl, limit, listed, product)
+    )
+
+
+def test_affected_order_is_the_nested_order() -> None:
+    rng = random.Random(20)
+    values = [None, "", "a", "b", "é", "𝔘", "A"]
+
+    def pick() -> Any:
+        return rng.choice(values)
+
+    def versions() -> Any:
+        return None if rng.random() < 0.3 else [pick() for _ in range(rng.randint(0, 3))]
+
+    rows = [
+        (1, "X", pick(), pick(), pick(), pick(), pick(), pick(), pick(), pick(), versions(), pick(), pick())
+        for _ in range(5000)
+    ]
+    assert sorted(rows, key=_affected_order) == sorted(rows, key=_nested_order)
+    for a, b in itertools.pairwise(rows):
+        assert (_affected_order(a) < _affected_order(b)) == (_nested_order(a) < _nested_order(b))
