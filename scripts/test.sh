@@ -27,7 +27,7 @@ echo "== ruff";          ruff check .
 echo "== ruff format";   ruff format --check .
 echo "== mypy --strict"; mypy
 echo "== import-linter"; lint-imports
-echo "== pytest";        pytest -n 2 "$@"
+echo "== pytest";        pytest -n 2 --dist loadgroup "$@"
 # Coverage-guided fuzzing of every parser a hostile sender reaches, about three minutes in all (tests/fuzz/).
 if [ "${CI:-}" = true ]; then echo "== fuzz"; scripts/fuzz.sh; fi
 if [ "${CI:-}" = true ] || [ "${STELLA_BINARY_SMOKE:-}" = 1 ]; then echo "== binary"; time (STELLA_REPRO_CHECK=1 scripts/build-binary.sh && scripts/smoke-binary.sh); fi
