@@ -186,6 +186,8 @@ _HEADER = b"stella.mirror-record"
 #: holds more rows than a quarter of the live documents: loading a base reads at most that much beyond a full record.
 MAX_CHAIN = 16
 _IPC = pa.ipc.IpcWriteOptions(compression="zstd")
+#: The live documents a delta's planning resolved, held for its build (records never change once written).
+_HELD: dict[str, pa.Table] = {}
 
 
 @dataclass(frozen=True)
@@ -277,8 +279,21 @@ class StateRecords:
         """The header of the record of state ``digest``: the state, and what its record chains from."""
         return self._read(digest, rows=False)[0]
 
-    def live(self, digest: str) -> pa.Table:
-        """Every live document of state ``digest`` (op, sha256, kind, pack): its chain of records resolved."""
+    def live(self, digest: str, *, keep: bool = False) -> pa.Table:
+        """Every live document of state ``digest`` (op, sha256, kind, pack): its chain of records resolved.
+
+        ``keep`` holds the table for the next call (a delta's planning, for its build in the same process); a call
+        without it takes the table held and holds none."""
+        path = str(self.dir / digest)
+        table = _HELD.pop(path, None)
+        if table is None:
+            table = self._resolve(digest)
+        if keep:
+            _HELD.clear()
+            _HELD[path] = table
+        return table
+
+    def _resolve(self, digest: str) -> pa.Table:
         chained: list[pa.Table] = []
         record, rows = self._read(digest, rows=True)
         while record.chain_base is not None:
@@ -447,7 +462,7 @@ class Mirror:
         base = options.get("base")
         if self.variant != "delta" or not isinstance(base, dict):
             return None
-        live = StateRecords(store.home).live(str(base["stateDigest"])).select(["sha256"])
+        live = StateRecords(store.home).live(str(base["stateDigest"]), keep=True).select(["sha256"])
 
         def narrow(cur: Any, sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any], int, dict[str, Any]]:
             cur.register(_BASE, live)
