@@ -123,15 +123,17 @@ class _PageWriter:
 
 def _leaf_body(inodes: list[_Inode]) -> bytes:
     """Elements then packed key/value data, exactly as bbolt lays out a leaf page after its header."""
-    elements = bytearray()
-    data = bytearray()
-    n = len(inodes)
-    for i, (flags, key, value) in enumerate(inodes):
-        pos = (n - i) * ELEMENT_SIZE + len(data)
-        elements += _LEAF_ELEMENT.pack(flags, pos, len(key), len(value))
-        data += key
-        data += value
-    return bytes(elements + data)
+    pack = _LEAF_ELEMENT.pack
+    elements: list[bytes] = []
+    data: list[bytes] = []
+    # The i-th element's pos: from itself, past the elements after it, to its key: (n - i) * 16 + data so far.
+    pos = len(inodes) * ELEMENT_SIZE
+    for flags, key, value in inodes:
+        elements.append(pack(flags, pos, len(key), len(value)))
+        data.append(key)
+        data.append(value)
+        pos += len(key) + len(value) - ELEMENT_SIZE
+    return b"".join(elements) + b"".join(data)
 
 
 def _branch_body(children: list[tuple[bytes, int]]) -> bytes:
@@ -172,7 +174,8 @@ SPOOL_MEMORY = 8 << 20
 
 
 class _Leaves:
-    """The leaf pages of one bucket, packed as its entries arrive (the greedy split of :func:`_pack`).
+    """The leaf pages of one bucket, packed as its entries arrive (the greedy split of :func:`_pack`, done by
+    :func:`_bucket`).
 
     A bucket's pages follow those of its sub-buckets, which are written while its entries are still arriving,
     so finished leaf pages wait in a spool (memory up to :data:`SPOOL_MEMORY`, then a scratch file) until the
@@ -181,26 +184,17 @@ class _Leaves:
 
     def __init__(self, writer: _PageWriter) -> None:
         self._writer = writer
-        self.page: list[_Inode] = []  # the page being filled
-        self._used = PAGE_HEADER_SIZE
-        self.total = PAGE_HEADER_SIZE  # header + every element so far: the inline rule's size
+        self.page: list[_Inode] = []  # the page being filled (by _bucket)
         self._spool: IO[bytes] | None = None
         self._done: list[tuple[bytes, int, int]] = []  # (first key, element count, body size) per finished page
-
-    def add(self, inode: _Inode) -> None:
-        size = ELEMENT_SIZE + len(inode[1]) + len(inode[2])
-        if self.page and self._used + size > self._writer.page_size:
-            self._finish_page()
-        self.page.append(inode)
-        self._used += size
-        self.total += size
 
     @property
     def single_page(self) -> bool:
         """No page has been finished yet: every entry is in :attr:`page`."""
         return not self._done
 
-    def _finish_page(self) -> None:
+    def finish_page(self) -> None:
+        """Put :attr:`page` (full) in the spool and start an empty one."""
         if self._spool is None:
             # Closed by write() or discard(), whichever ends the bucket.
             self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY, dir=str(self._writer.scratch))  # noqa: SIM115
@@ -208,7 +202,6 @@ class _Leaves:
         self._spool.write(body)
         self._done.append((self.page[0][1], len(self.page), len(body)))
         self.page = []
-        self._used = PAGE_HEADER_SIZE
 
     def write(self) -> list[tuple[bytes, int]]:
         """Write every leaf page, in order; returns (first key, pgid) per page for the branch level above."""
@@ -249,36 +242,63 @@ def _bucket(writer: _PageWriter, entries: Entries, where: str, *, inline_allowed
     """
     leaves = _Leaves(writer)
     has_sub = False
-    previous: bytes | None = None
+    previous = b""  # keys are never empty: every valid first key sorts after it
+    page_size = writer.page_size
+    # The page being filled, kept in locals (the hot loop of a large build); _Leaves takes it when it is full.
+    page = leaves.page
+    used = PAGE_HEADER_SIZE
+    total = PAGE_HEADER_SIZE
+    keys = 0
     try:
         for key, value in entries:
-            if not isinstance(key, bytes):
-                raise BadInputError(f"bucket {where}: key {key!r} is not bytes")
-            if not key or len(key) > MAX_KEY_SIZE:
-                raise BadInputError(f"bucket {where}: key length {len(key)} is outside 1..{MAX_KEY_SIZE}")
-            if previous is not None and key <= previous:
-                raise BadInputError(f"bucket {where}: key {key!r} does not follow {previous!r} (keys must ascend)")
+            if type(key) is not bytes or key <= previous or len(key) > MAX_KEY_SIZE:
+                _refuse_key(key, previous, where)
             previous = key
-            if isinstance(value, bytes):
+            if type(value) is bytes:
                 if len(value) > MAX_VALUE_SIZE:
                     raise BadInputError(f"bucket {where}: value of key {key!r} is too large")
-                leaves.add((0, key, value))
-                writer.keys += 1
+                inode: _Inode = (0, key, value)
+                keys += 1
+            elif isinstance(value, bytes):
+                if len(value) > MAX_VALUE_SIZE:
+                    raise BadInputError(f"bucket {where}: value of key {key!r} is too large")
+                inode = (0, key, value)
+                keys += 1
             elif hasattr(value, "__iter__") and not isinstance(value, (str, bytearray, memoryview)):
                 has_sub = True
                 writer.buckets += 1
                 sub = _bucket(writer, value, f"{where}/{key!r}", inline_allowed=True)
-                header = sub if isinstance(sub, bytes) else _BUCKET_HEADER.pack(sub, 0)
-                leaves.add((BUCKET_LEAF_FLAG, key, header))
+                inode = (BUCKET_LEAF_FLAG, key, sub if isinstance(sub, bytes) else _BUCKET_HEADER.pack(sub, 0))
             else:
                 raise BadInputError(f"bucket {where}: value of key {key!r} is neither bytes nor a bucket")
+            size = ELEMENT_SIZE + len(key) + len(inode[2])
+            if page and used + size > page_size:
+                leaves.page = page
+                leaves.finish_page()
+                page = leaves.page
+                used = PAGE_HEADER_SIZE
+            page.append(inode)
+            used += size
+            total += size
     except BaseException:
         leaves.discard()
         raise
-    if inline_allowed and not has_sub and leaves.single_page and leaves.total <= writer.page_size // 4:
-        page = _PAGE_HEADER.pack(0, LEAF_PAGE, len(leaves.page), 0) + _leaf_body(leaves.page)
-        return _BUCKET_HEADER.pack(0, 0) + page
+    finally:
+        writer.keys += keys
+    leaves.page = page
+    if inline_allowed and not has_sub and leaves.single_page and total <= page_size // 4:
+        return _BUCKET_HEADER.pack(0, 0) + _PAGE_HEADER.pack(0, LEAF_PAGE, len(page), 0) + _leaf_body(page)
     return _write_branches(writer, leaves.write())
+
+
+def _refuse_key(key: object, previous: bytes, where: str) -> None:
+    """Raise what is wrong with a key the fast check of :func:`_bucket` did not pass (``previous``: b"" first)."""
+    if not isinstance(key, bytes):
+        raise BadInputError(f"bucket {where}: key {key!r} is not bytes")
+    if not key or len(key) > MAX_KEY_SIZE:
+        raise BadInputError(f"bucket {where}: key length {len(key)} is outside 1..{MAX_KEY_SIZE}")
+    if previous and key <= previous:
+        raise BadInputError(f"bucket {where}: key {key!r} does not follow {previous!r} (keys must ascend)")
 
 
 Entries: TypeAlias = Iterable[tuple[bytes, "bytes | Entries"]]

@@ -421,7 +421,8 @@ class _PackageEntries:
             self._where = entry[:where_end]
             self.bucket = _untext(entry[: bucket_end - 2])
             self._package = _untext(entry[bucket_end : where_end - 2])
-        self._key = _untext(entry[where_end : head_end - 2])
+        key = entry[where_end : head_end - 2]
+        self._key = key.replace(b"\0\1", b"\0") if b"\0" in key else key  # _untext, inline: once per entry
 
     def bucket_entries(self) -> Entries:
         """The packages of the current root bucket, each a bucket of its IDs."""
