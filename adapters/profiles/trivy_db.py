@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.profiles._trivy_build import PARALLEL_FROM, TrivyDbBuilder
+from adapters.profiles._trivy_build import PARALLEL_FROM, TrivyDbBuilder, worker_split
 from adapters.profiles._trivy_package import MAIN_DB, plan_schema, schema_of, workdir, write_outputs
 from adapters.profiles._trivy_rows import last_ordinal, write_part
 from core.bundle import PayloadContext
@@ -36,10 +36,15 @@ class TrivyDb:
             workdir(ctx) as work,
             TrivyDbBuilder(work, report=ctx.input_done, is_cancelled=ctx.cancel.is_cancelled) as builder,
         ):
-            # A large run is read in two halves, the second first: a worker process maps it while this one
-            # reads and maps the first.
+            # A large run is read in two parts, the second first: a worker process (started first, so that it
+            # loads while the store is read) maps it while this one reads and maps the first.
             end = last_ordinal(ctx.query, run_id, tenant) + 1
-            halves = [(0, end)] if end < PARALLEL_FROM else [(end // 2, end), (0, end // 2)]
+            if end < PARALLEL_FROM:
+                halves = [(0, end)]
+            else:
+                builder.start_worker()
+                split = worker_split(end)
+                halves = [(split, end), (0, split)]
             for lo, hi in halves:
                 index = 0 if lo == 0 else 1
                 builder.map_part(write_part(ctx.query, run_id, tenant, lo, hi, work / f"part-{index}"), index)
