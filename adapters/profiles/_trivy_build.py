@@ -141,6 +141,8 @@ class _Mapper:
         position = n.to_bytes(8, "big")
         keys = [_text(key) for key in mapped.keys]
         add = self.packages.add
+        join = b"".join
+        pack = _PACKAGE_TRAILER.pack
         for target, value in mapped.values:
             self.buckets.add(target.bucket)
             bucket = _text(target.bucket)
@@ -149,13 +151,24 @@ class _Mapper:
             # the value's state follows, for the few pairs that several records name (merge_values).
             payload = value_json(value)
             state = marshal.dumps(value_state(value))
+            bucket_end, where_end, size = len(bucket), len(where), len(payload)
             for key in keys:
-                head = where + key
-                trailer = _PACKAGE_TRAILER.pack(len(bucket), len(where), len(head), len(head) + 8 + len(payload))
-                add(head + position + payload + state + trailer)
+                head_end = where_end + len(key)
+                add(
+                    join(
+                        (
+                            where,
+                            key,
+                            position,
+                            payload,
+                            state,
+                            pack(bucket_end, where_end, head_end, head_end + 8 + size),
+                        )
+                    )
+                )
         detail = detail_json(mapped.detail)
         for key in keys:
-            self.vulns.add(key + position + detail + _VULN_TRAILER.pack(len(key)))
+            self.vulns.add(join((key, position, detail, _VULN_TRAILER.pack(len(key)))))
 
     def map_part(self, part: Part, index: int, report: Callable[[list[str]], None]) -> None:
         """Map every advisory of ``part`` (the ``index``-th of the run); ``report(details)`` is called every
