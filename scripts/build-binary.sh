@@ -18,22 +18,32 @@ export PYTHONHASHSEED=0
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(stat -c %Y pyproject.toml)}"
 mkdir -p dist build
 
-build() {  # build VARIANT DISTPATH WORKPATH
-  local variant=$1 dist=$2 work=$3 start end
+build() {  # build VARIANT DISTPATH WORKPATH; its own PyInstaller cache, so that two builds can run at once
+  local variant=$1 dist=$2 work=$3 start end onedir=""
   start=$(date +%s.%N)
-  if [ "$variant" = onedir ]; then
-    STELLA_ONEDIR=1 "$PY" -m PyInstaller --clean --noconfirm --log-level WARN --distpath "$dist" --workpath "$work" \
-      pyinstaller.spec
-  else
-    "$PY" -m PyInstaller --clean --noconfirm --log-level WARN --distpath "$dist" --workpath "$work" pyinstaller.spec
+  [ "$variant" = onedir ] && onedir=1
+  mkdir -p "$work"
+  if ! STELLA_ONEDIR="$onedir" PYINSTALLER_CONFIG_DIR="$work/cache" "$PY" -m PyInstaller --clean --noconfirm \
+    --log-level WARN --distpath "$dist" --workpath "$work" pyinstaller.spec >"$work.log" 2>&1; then
+    cat "$work.log" >&2
+    echo "PyInstaller failed building $variant" >&2
+    return 1
   fi
+  cat "$work.log"
   end=$(date +%s.%N)
   printf "built %s in %s s\n" "$variant" "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')"
 }
 
+both() {  # both DISTPATH WORKROOT: onefile and onedir side by side (PyInstaller is mostly one core each)
+  local pids=() rc=0
+  build onefile "$1" "$2/pyinstaller-onefile" & pids+=($!)
+  build onedir "$1" "$2/pyinstaller-onedir" & pids+=($!)
+  for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
+  return "$rc"
+}
+
 rm -rf dist/stella dist/stella-onedir
-build onefile dist build/pyinstaller-onefile
-build onedir dist build/pyinstaller-onedir
+both dist build
 printf 'onefile: %s bytes; onedir: %s\n' "$(stat -c %s dist/stella)" "$(du -sh dist/stella-onedir | cut -f1)"
 
 digests() {  # digests DIST: the onefile's sha256, then every onedir file's, by path
@@ -42,8 +52,7 @@ digests() {  # digests DIST: the onefile's sha256, then every onedir file's, by 
 
 if [ "${STELLA_REPRO_CHECK:-}" = 1 ]; then
   rm -rf build/repro
-  build onefile build/repro/dist build/repro/onefile
-  build onedir build/repro/dist build/repro/onedir
+  both build/repro/dist build/repro
   if ! diff <(digests dist) <(digests build/repro/dist) >&2; then
     echo "not reproducible: the second build differs from the first (lines above)" >&2
     exit 1
