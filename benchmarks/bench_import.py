@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,8 @@ class Run:
     reimport_seconds: float
     floor_seconds: float
     load: tuple[float, float]
+    cpu_seconds: float
+    floor_cpu_seconds: float
 
     @property
     def rate(self) -> float:
@@ -69,17 +72,23 @@ class Run:
         return self.seconds / self.floor_seconds
 
 
-def floor(corpus: Path) -> float:
-    """Read every member, orjson-parse it and validate it against stella's OSV schema, in this process."""
+def floor(corpus: Path) -> tuple[float, float]:
+    """Read every member, orjson-parse it and validate it against stella's OSV schema, in this process: wall
+    seconds and CPU seconds."""
     validator = jsonschema_rs.validator_for(
         load_schema("osv/osv-schema.json"), validate_formats=True, ignore_unknown_formats=True
     )
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with zipfile.ZipFile(corpus) as zf:
         for info in zf.infolist():
             if not validator.is_valid(orjson.loads(zf.read(info))):
                 raise SystemExit(f"{info.filename} fails the OSV schema: the corpus is not what stella imports")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _tree(pid: int) -> list[int]:
@@ -121,8 +130,11 @@ class RssSampler(threading.Thread):
             time.sleep(0.02)
 
 
-def stella_import(stella: str, corpus: Path, home: Path) -> tuple[float, float, float, str]:
+def stella_import(stella: str, corpus: Path, home: Path) -> tuple[float, float, float, str, float]:
+    """Wall seconds, peak RSS of one process and of the tree (MB), the summary line, and the CPU seconds of the
+    import and its workers (user + system; on a loaded machine steadier than the wall time)."""
     env = dict(os.environ, STELLA_HOME=str(home))
+    cpu = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.Popen(
         [stella, "import", "--quiet", str(corpus)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -135,7 +147,8 @@ def stella_import(stella: str, corpus: Path, home: Path) -> tuple[float, float, 
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"import failed ({proc.returncode}): {err[-2000:]}")
-    return elapsed, sampler.peak_process / 1024, sampler.peak_total / 1024, out.strip().splitlines()[-1]
+    line = out.strip().splitlines()[-1]
+    return elapsed, sampler.peak_process / 1024, sampler.peak_total / 1024, line, _children_cpu() - cpu
 
 
 def measure(count: int, workdir: Path, stella: str) -> Run:
@@ -149,14 +162,16 @@ def measure(count: int, workdir: Path, stella: str) -> Run:
     try:
         # The floor right before and after the import, so both see the same machine; the better of the two counts.
         first = floor(corpus)
-        seconds, peak_process, peak_total, line = stella_import(stella, corpus, home)
+        seconds, peak_process, peak_total, line, cpu = stella_import(stella, corpus, home)
         second = floor(corpus)
         print(f"  {line}")
-        again, _, _, line = stella_import(stella, corpus, home)
+        again, _, _, line, _ = stella_import(stella, corpus, home)
         print(f"  {line}")
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    return Run(count, seconds, peak_process, peak_total, again, min(first, second), (load_before, os.getloadavg()[0]))
+    best = min(first, second)
+    load = (load_before, os.getloadavg()[0])
+    return Run(count, seconds, peak_process, peak_total, again, best[0], load, cpu, min(first[1], second[1]))
 
 
 def verdict(ok: bool) -> str:
@@ -181,6 +196,10 @@ def main() -> None:
         print(f"  import:             {run.seconds:7.1f} s  {run.rate:9,.0f} advisories/s")
         print(f"  floor:              {run.floor_seconds:7.1f} s  (read + orjson + jsonschema-rs of the same members)")
         print(f"  ratio to floor:     {run.ratio:7.2f}x")
+        print(
+            f"  CPU:                {run.cpu_seconds:7.1f} s  import and workers, user + system; floor "
+            f"{run.floor_cpu_seconds:.1f} s ({run.cpu_seconds / run.floor_cpu_seconds:.2f}x)"
+        )
         print(f"  peak RSS:           {run.peak_process_mb:7.0f} MB largest process, {run.peak_total_mb:.0f} MB all")
         print(f"  re-import (dups):   {run.reimport_seconds:7.1f} s  {run.count / run.reimport_seconds:9,.0f} docs/s")
         print(f"  load average:       {run.load[0]:.1f} before, {run.load[1]:.1f} after")

@@ -403,7 +403,13 @@ def _unranged_versions(entry: Mapping[str, Any], i: int, ranged: _Ranges) -> lis
         intervals = [(key, _keyed(key, i)) for key, rng in pairs if key for i in ranged.intervals(rng, ecosystem)]
         if len(versions) * len(intervals) > _CHECK_BUDGET:
             return []  # a hostile size: the check is advice, the import must not stall on it
-        outside = [v for v in versions if not any(_covered(key(v), i) for key, i in intervals)]
+        outside = []
+        for version in versions:
+            for key, keyed in intervals:
+                if _covered(key(version), keyed):
+                    break
+            else:
+                outside.append(version)
     except (ValueError, TypeError):
         return []
     if not outside:
