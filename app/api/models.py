@@ -228,3 +228,44 @@ class KitReport(BaseModel):
     verified: bool
     exitCode: int
     volumes: list[dict[str, Any]]
+
+
+_PACK_ENTRY = {
+    "type": "image",
+    "refName": "library/busybox:1.36",
+    "digest": "sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79",
+    "mediaType": "application/vnd.oci.image.index.v1+json",
+    "size": 2295,
+    "source": "oci-layout://images/busybox",
+    "platforms": [{"os": "linux", "architecture": "amd64"}],
+}
+
+
+class BootstrapPack(BaseModel):
+    model_config = _open(
+        {
+            "verification": {"verified": True, "exitCode": 0, "checks": [{"check": "signature", "ok": True}]},
+            "entries": [_PACK_ENTRY],
+        }
+    )
+    verification: dict[str, Any]
+    entries: list[dict[str, Any]]
+
+
+class BootstrapPushed(BaseModel):
+    model_config = _open(
+        {
+            "run": "01JEXAMPLE0000000000000000",
+            "pushed": [
+                {
+                    "refName": "library/busybox:1.36",
+                    "type": "image",
+                    "reference": "127.0.0.1:5000/mirror/library/busybox:1.36@" + str(_PACK_ENTRY["digest"]),
+                    "digest": _PACK_ENTRY["digest"],
+                    "blobs": {"uploaded": 3, "mounted": 0, "present": 0},
+                }
+            ],
+        }
+    )
+    run: str
+    pushed: list[dict[str, Any]]

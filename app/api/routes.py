@@ -31,7 +31,7 @@ from core.contract.api import (
     SCOPE_TIMELINE_READ,
 )
 from core.contract.bundle import MANIFEST, PROVENANCE
-from core.contract.profiles import JSON_RAW
+from core.contract.profiles import BOOTSTRAP_PACK, JSON_RAW
 from core.errors import BadInputError, ExitCode, NotFoundError, PolicyRefusal, StellaError
 from core.home import Home
 from core.profiles import ProfileStore, parse_overrides, parse_profile_ref
@@ -120,6 +120,19 @@ class KitVerify(BaseModel):
         max_length=64,
         description="absolute paths on the server host: kit volume directories or a kit directory (its vol-NN)",
         examples=[["/media/kit/vol-01"]],
+    )
+
+
+class BootstrapPush(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    registry: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="HOST[/PREFIX] (or oci://HOST[/PREFIX]): where every image and chart of the pack goes, by digest",
+        examples=["127.0.0.1:5000/mirror"],
+    )
+    plainHttp: bool = Field(
+        default=False, description="HTTP without TLS, only for a registry on 127.0.0.1/::1/localhost"
     )
 
 
@@ -705,6 +718,48 @@ def build_router(
 
         dirs = [distributions.server_directory(d, home, None, pointer=f"/dirs/{i}") for i, d in enumerate(body.dirs)]
         return verify_kit(home, dirs).to_dict()
+
+    # -- bootstrap packs (`stella bootstrap list|push` of a run's pack) ----------------------------------------------
+    def pack_of(principal: Principal, run_id: str) -> Path:
+        run, bundle = bundle_of(principal, run_id)
+        if run.profile_id != BOOTSTRAP_PACK:
+            raise PolicyRefusal(f"run {run_id} built {run.profile_id}, not a bootstrap pack")
+        return bundle
+
+    @router.get(
+        f"{V1}/export/runs/{{run_id}}/bootstrap",
+        tags=["bootstrap"],
+        responses={**_ERRORS, 409: _PROBLEM},
+        operation_id="listBootstrapPack",
+        response_model=models.BootstrapPack,
+    )
+    def bootstrap_list(run_id: str, principal: Reader) -> dict[str, Any]:
+        """Verify a bootstrap pack run's bundle against the home's trust store, then list its images and charts
+        (`stella bootstrap list PACK --json`). A pack that does not verify is the CLI's problem and exit code."""
+        from services.bootstrap import verified_pack
+
+        bundle = pack_of(principal, run_id)
+        with holder.alone():
+            return verified_pack(home, bundle).to_dict()
+
+    @router.post(
+        f"{V1}/export/runs/{{run_id}}/bootstrap/push",
+        tags=["bootstrap"],
+        responses={**_ERRORS, 409: _PROBLEM, 500: _PROBLEM, 503: _PROBLEM},
+        operation_id="pushBootstrapPack",
+        response_model=models.BootstrapPushed,
+    )
+    def bootstrap_push(run_id: str, body: BootstrapPush, principal: Runner) -> dict[str, Any]:
+        """Verify a bootstrap pack run's bundle, then push every image and chart by digest to ``registry``
+        (`stella bootstrap push PACK --registry HOST[/PREFIX] --json`), with no credentials (a registry that admits
+        the push anonymously, as the distributions endpoint pushes). Scope ``export:run``."""
+        from services.bootstrap import push_pack
+        from services.distribute import Access
+
+        bundle = pack_of(principal, run_id)
+        with holder.alone():
+            pushed = push_pack(home, bundle, body.registry, Access(plain_http=body.plainHttp))
+        return {"run": run_id, "pushed": [p.to_dict() for p in pushed]}
 
     TimelineReader = Annotated[Principal, Depends(need(SCOPE_TIMELINE_READ))]
     EvidenceReader = Annotated[Principal, Depends(need(SCOPE_EVIDENCE_READ))]

@@ -44,6 +44,8 @@ NEEDS = {
     ("get", "/api/v1/export/runs/{run_id}/distributions"): "export:read",
     ("post", "/api/v1/verify"): "export:read",
     ("post", "/api/v1/kit/verify"): "export:read",
+    ("get", "/api/v1/export/runs/{run_id}/bootstrap"): "export:read",
+    ("post", "/api/v1/export/runs/{run_id}/bootstrap/push"): "export:run",
     ("get", "/metrics"): "export:read",
     ("get", "/api/v1/timeline"): "timeline:read",
     ("get", "/api/v1/timeline/{event_id}"): "timeline:read",
@@ -53,13 +55,14 @@ NEEDS = {
     ("post", "/api/v1/evidence/hold/{case_id}"): "evidence:hold",
     ("post", "/api/v1/evidence/snapshot"): "evidence:hold",
 }
-BODIES = {
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/api/v1/export/profiles"): {"id": "matrix", "base": "json:raw", "settings": {}},
     ("patch", "/api/v1/export/profiles/{profile_id}"): {"settings": {"compression_level": "3"}},
     ("post", "/api/v1/export/runs"): {"profile": "json:raw", "options": {"key": "api-key"}},
     ("post", "/api/v1/verify"): {"run": "{run_id}"},
     ("post", "/api/v1/export/runs/{run_id}/distributions"): {"to": "{distribute_dir}"},
     ("post", "/api/v1/kit/verify"): {"dirs": ["/"]},
+    ("post", "/api/v1/export/runs/{run_id}/bootstrap/push"): {"registry": "127.0.0.1:9/matrix", "plainHttp": True},
     ("post", "/api/v1/evidence/verify"): {"id": "no-such-evidence"},
     ("post", "/api/v1/evidence/hold/{case_id}"): {"bundle": "no-such-evidence", "reason": "matrix"},
     ("post", "/api/v1/evidence/snapshot"): {"kind": "run", "ref": "{run_id}", "key": "api-key"},

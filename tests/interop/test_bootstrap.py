@@ -438,3 +438,67 @@ def test_an_image_from_a_registry_is_fetched_checked_and_packed(
     res = stella("bootstrap", "build", spec, "--out", tmp_path / "q.tar.zst", "--signing-key", "k", "--plain-http")
     assert res.code == 4, res.err
     assert not (tmp_path / "q.tar.zst").exists()
+
+
+def test_a_pack_run_is_listed_and_pushed_over_the_api(
+    stella: Any,
+    home: Path,
+    tmp_path: Path,
+    inputs: dict[str, Any],
+    registry_factory: Any,  # noqa: F811
+) -> None:
+    """`GET /api/v1/export/runs/{id}/bootstrap` and `POST .../bootstrap/push` answer what `stella bootstrap list`
+    and `push` print with --json, for the tenant's own pack run only, and refuse a run that is not a pack."""
+    from datetime import timedelta
+
+    import httpx
+
+    from core.home import Home
+    from services.tokens import create_token
+    from tests.integration.test_api_verify_stream import InProcess
+
+    reg = registry_factory()
+    assert stella("keys", "generate", "k").code == 0
+    run = _build(stella, inputs["spec"], tmp_path / "pack.tar.zst")
+    raw_out = tmp_path / "raw.tar.zst"
+    raw = stella("export", "run", "--profile", "json:raw", "--key", "k", "--out", raw_out, "--allow-empty", "--json")
+    assert raw.code == 0, raw.err
+    assert stella("keys", "export-public", "k", "--out", tmp_path / "k.pub").code == 0
+    assert stella("trust", "add", "packs", tmp_path / "k.pub").code == 0  # the API verifies against the trust store
+    cli_list = stella("bootstrap", "list", tmp_path / "pack.tar.zst", "--json").json()
+    tokens = {
+        tenant: create_token(
+            Home(home), tenant=tenant, scopes=("export:read", "export:run"), ttl=timedelta(hours=1), subject="pack-api"
+        )[1]
+        for tenant in ("default", "acme")
+    }
+    server = InProcess(Home(home), store_linger=0)
+    try:
+        url = f"{server.url}/api/v1/export/runs"
+        auth = {"Authorization": f"Bearer {tokens['default']}"}
+        listed = httpx.get(f"{url}/{run['runId']}/bootstrap", headers=auth, timeout=60)
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["entries"] == cli_list["entries"]
+        assert listed.json()["verification"]["verified"] is True
+        other = httpx.get(f"{url}/{run['runId']}/bootstrap", headers={"Authorization": f"Bearer {tokens['acme']}"})
+        assert other.status_code == 404  # another tenant's run does not exist for it
+        not_pack = httpx.get(f"{url}/{raw.json()['runId']}/bootstrap", headers=auth, timeout=60)
+        assert not_pack.status_code == 409 and "not a bootstrap pack" in not_pack.json()["detail"]
+        body = {"registry": f"{reg.host}/api", "plainHttp": True}
+        pushed = httpx.post(f"{url}/{run['runId']}/bootstrap/push", json=body, headers=auth, timeout=120)
+        assert pushed.status_code == 200, pushed.text
+        refs = {p["refName"]: p for p in pushed.json()["pushed"]}
+        assert set(refs) == NAMES
+        for entry in cli_list["entries"]:
+            assert refs[entry["refName"]]["digest"] == entry["digest"]
+        skopeo = require_tool("skopeo")
+        for name, digest in inputs["digests"].items():
+            repo, _, tag = name.rpartition(":")
+            seen = subprocess.run(
+                [skopeo, "inspect", "--tls-verify=false", f"docker://{reg.host}/api/{repo}:{tag}"],
+                capture_output=True,
+                check=True,
+            )
+            assert json.loads(seen.stdout)["Digest"] == digest
+    finally:
+        server.stop()

@@ -1,5 +1,11 @@
 """Contains all the data models used in inputs/outputs"""
 
+from .bootstrap_pack import BootstrapPack
+from .bootstrap_pack_entries_item import BootstrapPackEntriesItem
+from .bootstrap_pack_verification import BootstrapPackVerification
+from .bootstrap_push import BootstrapPush
+from .bootstrap_pushed import BootstrapPushed
+from .bootstrap_pushed_pushed_item import BootstrapPushedPushedItem
 from .distributed import Distributed
 from .distributed_distribution import DistributedDistribution
 from .distribution_create import DistributionCreate
@@ -43,6 +49,12 @@ from .verify_report_checks_item import VerifyReportChecksItem
 from .verify_run import VerifyRun
 
 __all__ = (
+    "BootstrapPack",
+    "BootstrapPackEntriesItem",
+    "BootstrapPackVerification",
+    "BootstrapPush",
+    "BootstrapPushed",
+    "BootstrapPushedPushedItem",
     "Distributed",
     "DistributedDistribution",
     "DistributionCreate",
