@@ -603,41 +603,85 @@ def _dumps(value: Any) -> bytes:
     return memoryview(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).tobytes()
 
 
-def _group_rows(affected: Iterable[Mapping[str, Any]]) -> dict[Target, list[Any]]:
-    """The affected rows by target: an OS target's rows (open ends made None, :func:`_open_ends`), a language
-    target's as :func:`_range_of` gives them (all :func:`_lang_intervals` reads)."""
-    groups: dict[Target, list[Any]] = {}
+#: An affected package row as a tuple (what :func:`map_advisory` also takes in place of a dict): these fields, in
+#: this order, None where a dict would lack the field.
+AFFECTED_FIELDS = (
+    "ecosystem",
+    "name",
+    "purl",
+    "rangeType",
+    "introduced",
+    "fixed",
+    "lastAffected",
+    "limit",
+    "versions",
+    "status",
+)
+
+
+def _as_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """An affected row given as a dict, as the tuple of :data:`AFFECTED_FIELDS` (the name is required)."""
+    get = row.get
+    return (
+        get("ecosystem"),
+        row["name"],
+        get("purl"),
+        get("rangeType"),
+        get("introduced"),
+        get("fixed"),
+        get("lastAffected"),
+        get("limit"),
+        get("versions"),
+        get("status"),
+    )
+
+
+def _open(value: Any) -> Any:
+    """An upper bound as meant: CVE 5 writes ``lessThan: "*"`` for "and every later version", which is no upper
+    bound at all; so is an empty one."""
+    return None if value == "*" or value == "" else value
+
+
+def _group_rows(affected: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> dict[Target, list[tuple[Any, ...]]]:
+    """The affected rows (dicts, or tuples of :data:`AFFECTED_FIELDS`) by target, each reduced to what its
+    value reads, open ends (:func:`_open`) made None: ``(kind, status, introduced, fixed, last affected, limit,
+    purl)`` for an OS target; for a language target, what :func:`_lang_intervals` reads (not the package: the
+    same ranges recur across many)."""
+    groups: dict[Target, list[tuple[Any, ...]]] = {}
     for row in affected:
-        get = row.get
-        status = get("status", "affected")
-        if status != "affected" and status != "fixed":
+        ecosystem, name, purl, kind, introduced, fixed, last_affected, limit, versions, status = (
+            row if type(row) is tuple else _as_row(row)  # type: ignore[arg-type]
+        )
+        if status is not None and status != "affected" and status != "fixed":
             continue  # not_affected, under_investigation, unknown: Trivy has no way to say "maybe"
-        kind = get("rangeType")
         if kind and str(kind).upper() == "GIT":
             continue  # commit ranges cannot be compared with package versions
-        target = target_of(get("ecosystem"), str(row["name"]), get("purl"))
-        if target is not None:
-            item = _open_ends(row) if target.os else _range_of(row)
-            group = groups.get(target)
-            if group is None:
-                groups[target] = [item]
-            else:
-                group.append(item)
+        target = target_of(ecosystem, str(name), purl)
+        if target is None:
+            continue
+        if target.os:
+            item: tuple[Any, ...] = (kind, status, introduced, _open(fixed), _open(last_affected), _open(limit), purl)
+        else:
+            item = (
+                kind,
+                status,
+                introduced,
+                _open(fixed),
+                _open(last_affected),
+                _open(limit),
+                tuple(versions) if versions else (),
+                purl if kind == "CSAF" else None,
+            )
+        group = groups.get(target)
+        if group is None:
+            groups[target] = [item]
+        else:
+            group.append(item)
     return groups
 
 
-_OPEN = ("*", "")
-
-
-def _open_ends(row: Mapping[str, Any]) -> Mapping[str, Any]:
-    """CVE 5 writes ``lessThan: "*"`` for "and every later version": that is no upper bound at all."""
-    if row.get("fixed") not in _OPEN and row.get("lastAffected") not in _OPEN and row.get("limit") not in _OPEN:
-        return row
-    return {k: (None if k in ("fixed", "lastAffected", "limit") and v in ("*", "") else v) for k, v in row.items()}
-
-
-def _purl_version(row: Mapping[str, Any]) -> str | None:
-    purl = parse_purl(row.get("purl"))
+def _purl_version(purl_text: str | None) -> str | None:
+    purl = parse_purl(purl_text)
     return purl.version if purl is not None and purl.version else None
 
 
@@ -646,37 +690,14 @@ def _lang_value(ranges: list[tuple[Any, ...]], ecosystem: str) -> _LangValue | N
     return _LangValue(ecosystem, list(intervals)) if intervals else None
 
 
-def _open(value: Any) -> Any:
-    """An upper bound with :func:`_open_ends` applied: ``"*"`` and ``""`` are none."""
-    return None if value == "*" or value == "" else value
-
-
-def _range_of(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What :func:`_lang_intervals` reads of an affected row, its open ends made None (:func:`_open_ends`); not
-    the package: the same ranges recur across many."""
-    get = row.get
-    kind = get("rangeType")
-    versions = get("versions")
-    return (
-        kind,
-        get("status"),
-        get("introduced"),
-        _open(get("fixed")),
-        _open(get("lastAffected")),
-        _open(get("limit")),
-        tuple(versions) if versions else (),
-        get("purl") if kind == "CSAF" else None,
-    )
-
-
 @lru_cache(maxsize=CACHE_SIZE)
 def _lang_intervals(ecosystem: str, ranges: tuple[tuple[Any, ...], ...]) -> tuple[_Interval, ...]:
-    """The affected intervals of one language package's rows (each as :func:`_range_of` gives it), in order."""
+    """The affected intervals of one language package's rows (each as :func:`_group_rows` gives it), in order."""
     # A dict as the ordered set of intervals: setting a key already there keeps its first position.
     vulnerable: dict[_Interval, None] = {}
     for kind, status, introduced, fixed, last_affected, limit, versions, purl in ranges:
         if kind == "CSAF":
-            version = _purl_version({"purl": purl})
+            version = _purl_version(purl)
             if version is None:
                 continue
             vulnerable[_Interval("0", version) if status == "fixed" else _Interval(version, version, True)] = None
@@ -688,7 +709,7 @@ def _lang_intervals(ecosystem: str, ranges: tuple[tuple[Any, ...], ...]) -> tupl
                     vulnerable[_new_interval(_Interval, (v, v, True))] = None
         elif introduced or fixed or last_affected or limit:
             if introduced is not None and introduced in (fixed, limit):
-                continue  # "introduced X, fixed X" holds no version; its X is no fix either (see _empty)
+                continue  # "introduced X, fixed X" holds no version; its X is no fix either (see _os_value)
             vulnerable[_interval(introduced, fixed, last_affected, limit)] = None
         elif status == "affected" and not kind:
             # An OSV entry with neither ranges nor versions: every version is affected.
@@ -713,32 +734,23 @@ def _comparable(ecosystem: str, version: str) -> bool:
     return True
 
 
-def _empty(row: Mapping[str, Any]) -> bool:
-    """An interval that holds no version: its end (a fix or a limit) is its start."""
-    start = row.get("introduced")
-    return start is not None and start in (row.get("fixed"), row.get("limit"))
-
-
-def _has_bounds(row: Mapping[str, Any]) -> bool:
-    return bool(row.get("introduced") or row.get("fixed") or row.get("lastAffected") or row.get("limit"))
-
-
-def _os_value(rows: list[Mapping[str, Any]]) -> _OsValue | None:
-    """One OS advisory: the fix of the range that starts at the beginning (else the first fix), or unfixed."""
+def _os_value(rows: list[tuple[Any, ...]]) -> _OsValue | None:
+    """One OS advisory (its rows as :func:`_group_rows` gives them): the fix of the range that starts at the
+    beginning (else the first fix), or unfixed."""
     fixes: list[tuple[bool, str]] = []
     affected = False
-    for row in rows:
-        if row.get("rangeType") == "CSAF":
-            version = _purl_version(row)
-            if row.get("status") == "fixed" and version:
+    for kind, status, introduced, fixed, last_affected, limit, purl in rows:
+        if kind == "CSAF":
+            version = _purl_version(purl)
+            if status == "fixed" and version:
                 fixes.append((True, version))
             else:
                 affected = True
-        elif _empty(row):
-            continue
-        elif row.get("fixed"):
-            fixes.append((str(row.get("introduced") or "0") in _NO_LOWER_BOUND, str(row["fixed"])))
-        elif row.get("lastAffected") or row.get("limit"):
+        elif introduced is not None and introduced in (fixed, limit):
+            continue  # an interval that holds no version: its end (a fix or a limit) is its start
+        elif fixed:
+            fixes.append((str(introduced or "0") in _NO_LOWER_BOUND, str(fixed)))
+        elif last_affected or limit:
             continue  # "up to and including L" has no OS-bucket form: leave it out rather than over-report
         else:
             affected = True

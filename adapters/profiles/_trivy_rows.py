@@ -28,6 +28,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc
 
+from adapters.profiles._trivy_mapping import AFFECTED_FIELDS
+
 #: Rows per Arrow batch, written and read: large enough that the per-batch cost vanishes, small enough to keep
 #: memory flat.
 BATCH_ROWS = 8192
@@ -60,18 +62,6 @@ SELECT i.ordinal, p.advisory_id, p.ecosystem, p.name, p.purl, p.range_type, p.in
 """
 
 _SEVERITY_FIELDS = ("type", "score", "baseScore")
-_AFFECTED_FIELDS = (
-    "ecosystem",
-    "name",
-    "purl",
-    "rangeType",
-    "introduced",
-    "fixed",
-    "lastAffected",
-    "limit",
-    "versions",
-    "status",
-)
 
 
 @dataclass(frozen=True)
@@ -132,10 +122,13 @@ def _rows(path: Path) -> Iterator[tuple[Any, ...]]:
             yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
 
 
-def _groups(path: Path, fields: tuple[str, ...]) -> Iterator[tuple[tuple[int, str], list[dict[str, Any]]]]:
-    """((ordinal, advisory ID), that advisory's rows as dicts without ``None`` fields), in the file's order."""
+def _groups(
+    path: Path, fields: tuple[str, ...], *, as_tuples: bool = False
+) -> Iterator[tuple[tuple[int, str], list[Any]]]:
+    """((ordinal, advisory ID), that advisory's rows as dicts without ``None`` fields), in the file's order; with
+    ``as_tuples``, each row as the tuple of its ``fields`` (None where the dict would lack the field)."""
     key: tuple[int, str] | None = None
-    items: list[dict[str, Any]] = []
+    items: list[Any] = []
     with pa.OSFile(str(path), "rb") as source:
         for batch in pyarrow.ipc.open_stream(source):
             ordinals, ids, *columns = (column.to_pylist() for column in batch.columns)
@@ -144,7 +137,10 @@ def _groups(path: Path, fields: tuple[str, ...]) -> Iterator[tuple[tuple[int, st
                     if key is not None:
                         yield key, items
                     key, items = (ordinal, advisory_id), []
-                items.append({name: value for name, value in zip(fields, values, strict=True) if value is not None})
+                if as_tuples:
+                    items.append(values)
+                else:
+                    items.append({name: value for name, value in zip(fields, values, strict=True) if value is not None})
     if key is not None:
         yield key, items
 
@@ -166,10 +162,12 @@ class _Children:
         return None
 
 
-def part_records(part: Part) -> Iterator[dict[str, Any]]:
-    """The advisories of a part in input order, each as the record the Trivy mapping takes."""
+def part_records(part: Part, *, affected_rows: bool = False) -> Iterator[dict[str, Any]]:
+    """The advisories of a part in input order, each as the record the Trivy mapping takes; with
+    ``affected_rows``, its affected packages as tuples of :data:`~adapters.profiles._trivy_mapping.AFFECTED_FIELDS`
+    (which the mapping also takes: no dict is made per row)."""
     severities = _Children(_groups(part.severities, _SEVERITY_FIELDS))
-    affected = _Children(_groups(part.affected, _AFFECTED_FIELDS))
+    affected = _Children(_groups(part.affected, AFFECTED_FIELDS, as_tuples=affected_rows))
     for ordinal, advisory_id, document, modified, published, withdrawn, summary, aliases, cwes in _rows(
         part.advisories
     ):
