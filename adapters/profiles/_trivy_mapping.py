@@ -24,7 +24,7 @@ Package names are normalized exactly as Trivy normalizes the scanned package (``
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
@@ -495,14 +495,15 @@ def map_advisory(record: Mapping[str, Any], counts: MappingCounts) -> MappedAdvi
 
 
 def value_state(value: _LangValue | _OsValue) -> tuple[Any, ...]:
-    """A package value as plain tuples (what ``marshal`` stores): ``(0, ecosystem, intervals, vendor IDs)`` for a
-    language package, ``(1, fix, vendor IDs)`` for an OS package."""
+    """A package value as plain tuples: ``(0, ecosystem, intervals, vendor IDs)`` for a language package,
+    ``(1, fix, vendor IDs)`` for an OS package. The build stores it as JSON; :func:`merge_values` takes it back
+    with lists for tuples as well."""
     if isinstance(value, _LangValue):
         return (0, value.ecosystem, tuple(map(tuple, value.vulnerable)), tuple(value.vendor_ids))
     return (1, value.fixed, tuple(value.vendor_ids))
 
 
-def _from_state(state: tuple[Any, ...]) -> _LangValue | _OsValue:
+def _from_state(state: Sequence[Any]) -> _LangValue | _OsValue:
     if state[0] == 0:
         return _LangValue(state[1], [_Interval(*i) for i in state[2]], list(state[3]))
     return _OsValue(state[1], list(state[2]))
@@ -514,7 +515,7 @@ def value_json(value: _LangValue | _OsValue) -> bytes:
     return orjson.dumps(value.to_json(), option=orjson.OPT_SORT_KEYS)
 
 
-def merge_values(states: Iterable[tuple[Any, ...]]) -> bytes:
+def merge_values(states: Iterable[Sequence[Any]]) -> bytes:
     """The JSON Trivy reads for one package and ID, from the :func:`value_state` of every record that has it,
     in input order (merged as :class:`TrivyDbModel` merges them)."""
     slot: dict[str, _LangValue | _OsValue] = {}
@@ -636,15 +637,9 @@ def _as_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _open(value: Any) -> Any:
-    """An upper bound as meant: CVE 5 writes ``lessThan: "*"`` for "and every later version", which is no upper
-    bound at all; so is an empty one."""
-    return None if value == "*" or value == "" else value
-
-
 def _group_rows(affected: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> dict[Target, list[tuple[Any, ...]]]:
     """The affected rows (dicts, or tuples of :data:`AFFECTED_FIELDS`) by target, each reduced to what its
-    value reads, open ends (:func:`_open`) made None: ``(kind, status, introduced, fixed, last affected, limit,
+    value reads, open upper bounds made None: ``(kind, status, introduced, fixed, last affected, limit,
     purl)`` for an OS target; for a language target, what :func:`_lang_intervals` reads (not the package: the
     same ranges recur across many)."""
     groups: dict[Target, list[tuple[Any, ...]]] = {}
@@ -659,19 +654,18 @@ def _group_rows(affected: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> dict
         target = target_of(ecosystem, str(name), purl)
         if target is None:
             continue
+        # CVE 5 writes ``lessThan: "*"`` for "and every later version": that is no upper bound at all; nor is "".
+        if fixed == "*" or fixed == "":
+            fixed = None
+        if last_affected == "*" or last_affected == "":
+            last_affected = None
+        if limit == "*" or limit == "":
+            limit = None
         if target.os:
-            item: tuple[Any, ...] = (kind, status, introduced, _open(fixed), _open(last_affected), _open(limit), purl)
+            item: tuple[Any, ...] = (kind, status, introduced, fixed, last_affected, limit, purl)
         else:
-            item = (
-                kind,
-                status,
-                introduced,
-                _open(fixed),
-                _open(last_affected),
-                _open(limit),
-                tuple(versions) if versions else (),
-                purl if kind == "CSAF" else None,
-            )
+            versions = tuple(versions) if versions else ()
+            item = (kind, status, introduced, fixed, last_affected, limit, versions, purl if kind == "CSAF" else None)
         group = groups.get(target)
         if group is None:
             groups[target] = [item]
