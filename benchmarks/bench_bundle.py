@@ -102,6 +102,9 @@ def main() -> None:
         )
         print(f"floor zstd -{LEVEL} -T1:   {f['s']:.1f} s on the same tar (same run)")
         print(f"build / floor:       {ratio:.2f}x  (target <= 2x)  {'OK' if ratio <= 2 else 'MISSES target'}")
+        # On a loaded machine wall times say more about the load than the build: CPU seconds are steadier.
+        cpu, floor_cpu = b["user"] + b["sys"], f["user"] + f["sys"]
+        print(f"CPU (user + system): {cpu:.1f} s against the floor's {floor_cpu:.1f} s ({cpu / floor_cpu:.2f}x)")
     if len(results) >= 2:
         small, big = results[0], results[-1]
         growth = big["build"]["rss"] / small["build"]["rss"] - 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import itertools
 import os
 import queue
 import shutil
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Protocol
+from typing import IO, Any, NamedTuple, Protocol
 
 import pyrage
 import zstandard
@@ -66,6 +67,8 @@ CHUNK = 1 << 20
 #: Canonical JSON lines are gathered into batches of about this many bytes before they are written (or handed to
 #: the compression thread): one write per batch instead of one per record.
 BATCH_BYTES = 1 << 20
+#: JSON Lines writers ask whether the build was cancelled at their first record and every this many records after.
+CANCEL_EVERY = 64
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,8 @@ class BundleSpec:
         return self.created_at.replace(microsecond=0).isoformat() + "Z"
 
 
-@dataclass(frozen=True)
-class ResolvedInput:
-    """An input document as provenance names it."""
+class ResolvedInput(NamedTuple):
+    """An input document as provenance names it (a named tuple: a large run makes one per input)."""
 
     sha256: str
     kind: str
@@ -228,15 +230,17 @@ class PayloadWriter:
         out.path = path
 
     @contextlib.contextmanager
-    def jsonl(self, path: str) -> Iterator[Callable[[Any], None]]:
-        """Add an uncompressed canonical JSON Lines file; yields a function that writes one record."""
+    def jsonl(self, path: str, encode: Callable[[Any], bytes] = canonical_json) -> Iterator[Callable[[Any], None]]:
+        """Add an uncompressed canonical JSON Lines file; yields a function that writes one record (``encode`` as
+        in :meth:`jsonl_zst`)."""
         with self.stream(path, NDJSON) as out:
             batch = bytearray()
+            written = itertools.count()
 
             def write(record: Any) -> None:
-                if self.cancel.is_cancelled():
+                if not next(written) % CANCEL_EVERY and self.cancel.is_cancelled():
                     raise Cancelled("export cancelled")
-                batch.extend(canonical_json(record))
+                batch.extend(encode(record))
                 batch.extend(b"\n")
                 if len(batch) >= BATCH_BYTES:
                     out.write(bytes(batch))
@@ -263,9 +267,11 @@ class PayloadWriter:
             zw = cctx.stream_writer(out, closefd=False)  # type: ignore[arg-type]
             with zw, BackgroundWriter(zw.write, name=f"compress {path}") as background:
                 batch = bytearray()
+                written = itertools.count()
 
                 def write(record: Any) -> None:
-                    if self.cancel.is_cancelled():
+                    # Cancellation is asked for at the first record and every CANCEL_EVERY after it, not per record.
+                    if not next(written) % CANCEL_EVERY and self.cancel.is_cancelled():
                         raise Cancelled("export cancelled")
                     batch.extend(encode(record))
                     batch.extend(b"\n")
@@ -717,9 +723,13 @@ def _manifest(
 
 def _provenance_inputs(ctx: PayloadContext, inputs: Iterator[Dependency]) -> Iterator[Dependency]:
     keep = ctx.provenance_keep
+    if keep is None:
+        yield from inputs
+        yield from ctx.extra_dependencies
+        return
     for item in inputs:
         sha = item.sha256 if isinstance(item, ResolvedInput) else item.get("digest", {}).get("sha256")
-        if keep is None or sha in keep:
+        if sha in keep:
             yield item
     yield from ctx.extra_dependencies
 

@@ -25,6 +25,8 @@ import orjson
 import rfc8785
 
 _MAX_SAFE = 2**53 - 1
+#: The largest integer JSON numbers hold exactly (RFC 8785 refuses larger ones).
+MAX_SAFE_INTEGER = _MAX_SAFE
 _SORTED = orjson.OPT_SORT_KEYS
 
 

@@ -31,7 +31,7 @@ FETCH = 4096
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.replace(microsecond=0).isoformat() + "Z"
+        return (value.replace(microsecond=0) if value.microsecond else value).isoformat() + "Z"
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list):

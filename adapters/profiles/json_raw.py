@@ -28,7 +28,7 @@ from typing import Any
 from adapters.profiles._raw_content import Placement, layout_rows, scatter_contents
 from adapters.profiles._records import advisory_json, advisory_records, redact, sbom_records, vex_records
 from core.bundle import Beside, PayloadContext, StopOr
-from core.canonical import canonical_json
+from core.canonical import MAX_SAFE_INTEGER, canonical_json, canonical_json_of_plain
 from core.contract.json_raw import index_path, pack_path
 from core.errors import Cancelled
 
@@ -104,7 +104,7 @@ class JsonRaw:
                 if kind not in kinds:
                     kinds[kind] = len(sizes)
                     sizes.append(0)
-                    indexes.append(stack.enter_context(ctx.writer.jsonl(index_path(kind))))
+                    indexes.append(stack.enter_context(ctx.writer.jsonl(index_path(kind), _index_json)))
                 k = kinds[kind]
                 indexes[k](
                     {
@@ -129,6 +129,13 @@ class JsonRaw:
             ]
             scatter_contents(ctx, cursor, placement, files)
         return total
+
+
+def _index_json(line: dict[str, Any]) -> bytes:
+    """Canonical JSON of an index line: strings and two integers, plain JSON unless a number is past 2**53 - 1."""
+    if line["offset"] + line["size"] <= MAX_SAFE_INTEGER:
+        return canonical_json_of_plain(line)
+    return canonical_json(line)
 
 
 PROFILE = JsonRaw()

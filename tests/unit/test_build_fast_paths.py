@@ -104,3 +104,24 @@ def test_affected_order_is_the_nested_order() -> None:
     assert sorted(rows, key=_affected_order) == sorted(rows, key=_nested_order)
     for a, b in itertools.pairwise(rows):
         assert (_affected_order(a) < _affected_order(b)) == (_nested_order(a) < _nested_order(b))
+
+
+@pytest.mark.parametrize(("offset", "size"), [(0, 0), (123, 4567), (2**53 - 10, 9), (2**53 - 10, 10), (2**60, 1)])
+def test_index_json_is_canonical_json(offset: int, size: int) -> None:
+    from adapters.profiles.json_raw import _index_json
+
+    line = {
+        "sha256": "ab" * 32,
+        "offset": offset,
+        "size": size,
+        "mediaType": "application/json",
+        "format": "osv",
+        "documentId": 'GHSA-é\u2028"x',
+    }
+    try:
+        expected = canonical_json(line)
+    except Exception as exc:  # a number past 2**53 - 1: the same refusal
+        with pytest.raises(type(exc)):
+            _index_json(line)
+    else:
+        assert _index_json(line) == expected
