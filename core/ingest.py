@@ -571,8 +571,13 @@ class _Pipeline:
                 if head.results is None:
                     return
                 self.unwritten -= 1
-                self.in_flight.subtract(sha for _, sha in head.documents)
-                self.in_flight = +self.in_flight
+                in_flight = self.in_flight
+                for _, sha in head.documents:  # each was counted once per occurrence when the batch was read
+                    left = in_flight[sha] - 1
+                    if left:
+                        in_flight[sha] = left
+                    else:
+                        del in_flight[sha]
                 results = head.results
                 if self.committed is not None:
                     for result in results:
@@ -661,11 +666,18 @@ class _DigestFilter:
         return value % self.bits, (value >> 64) % self.bits, (value >> 128) % self.bits
 
     def add(self, sha256: str) -> None:
+        array = self.array
         for bit in self._probes(sha256):
-            self.array[bit >> 3] |= 1 << (bit & 7)
+            array[bit >> 3] |= 1 << (bit & 7)
 
     def __contains__(self, sha256: str) -> bool:
-        return all(self.array[bit >> 3] & (1 << (bit & 7)) for bit in self._probes(sha256))
+        array = self.array
+        one, two, three = self._probes(sha256)
+        return bool(
+            array[one >> 3] & (1 << (one & 7))
+            and array[two >> 3] & (1 << (two & 7))
+            and array[three >> 3] & (1 << (three & 7))
+        )
 
 
 def _with_content(tables: dict[str, pa.Table], contents: Mapping[str, bytes]) -> dict[str, pa.Table]:
