@@ -179,15 +179,15 @@ _POLICY_FILES = (
 
 #: A record's columns: one row per live document (a full record), or per document a delta put or removed (a chained
 #: record). Only what a later delta needs: which documents are live, their kinds (the counts) and packs (the files).
-RECORD_SCHEMA = pa.schema([("op", pa.string()), ("sha256", pa.string()), ("kind", pa.string()), ("pack", pa.string())])
+_WORDS = pa.dictionary(pa.int32(), pa.string())
+RECORD_SCHEMA = pa.schema([("op", _WORDS), ("sha256", pa.string()), ("kind", _WORDS), ("pack", _WORDS)])
 #: The schema metadata key holding a record's header: the state, and the base record it chains from.
 _HEADER = b"stella.mirror-record"
 #: A chained record is compacted into a full one past this many records since the last full one, or once its chain
 #: holds more rows than a quarter of the live documents: loading a base reads at most that much beyond a full record.
 MAX_CHAIN = 16
-_IPC = pa.ipc.IpcWriteOptions(compression="zstd")
-#: The live documents a delta's planning resolved, held for its build (records never change once written).
-_HELD: dict[str, pa.Table] = {}
+#: The live documents a delta's planning read, held for its build (records never change once written).
+_HELD: dict[str, LiveDocuments] = {}
 
 
 @dataclass(frozen=True)
@@ -205,17 +205,48 @@ class StateRecord:
         return self.state.digest
 
 
+def _words(values: list[str | None]) -> pa.Array:
+    return pa.array(values, pa.string()).dictionary_encode()
+
+
+def record_rows(ops: list[str], shas: list[str], kinds: list[str | None], packs: list[str | None]) -> pa.Table:
+    """Rows of a record (op, sha256, kind, pack), as it stores them."""
+    return pa.table(
+        [_words(list(ops)), pa.array(shas, pa.string()), _words(kinds), _words(packs)], schema=RECORD_SCHEMA
+    )
+
+
 def live_table(shas: list[str], kinds: list[str], packs: list[str]) -> pa.Table:
     """A full record's rows: every live document put."""
-    return pa.table(
-        [
-            pa.array(["put"] * len(shas), pa.string()),
-            pa.array(shas, pa.string()),
-            pa.array(kinds, pa.string()),
-            pa.array(packs, pa.string()),
-        ],
-        schema=RECORD_SCHEMA,
-    )
+    return record_rows(["put"] * len(shas), shas, list(kinds), list(packs))
+
+
+@dataclass(frozen=True)
+class LiveDocuments:
+    """A state's live documents as its records list them: a full record's rows, less the documents that the chained
+    records after it put or removed, plus those they put (``changes``: each such document's last put or removal)."""
+
+    full: pa.Table
+    changes: pa.Table
+
+    def register(self, cursor: Any, name: str) -> None:
+        """Make ``name`` a view of the live documents (sha256, kind, pack) on ``cursor``: resolved in the store."""
+        cursor.register(f"{name}_full", self.full)
+        cursor.register(f"{name}_changes", self.changes)
+        cursor.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS"
+            f" SELECT sha256, kind, pack FROM {name}_full"
+            f"  WHERE sha256 NOT IN (SELECT sha256 FROM {name}_changes)"
+            f" UNION ALL SELECT sha256, kind, pack FROM {name}_changes WHERE op = 'put'"
+        )
+
+    def table(self) -> pa.Table:
+        """The live documents as a full record's rows."""
+        if not self.changes.num_rows:
+            return self.full
+        touched = pc.is_in(self.full["sha256"], value_set=self.changes["sha256"].combine_chunks())
+        puts = self.changes.filter(pc.equal(self.changes["op"].cast(pa.string()), "put"))
+        return pa.concat_tables([self.full.filter(pc.invert(touched)), puts]).combine_chunks()
 
 
 class StateRecords:
@@ -245,7 +276,7 @@ class StateRecords:
             self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.runs.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_suffix(".tmp")
-            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema, options=_IPC) as writer:
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
                 writer.write_table(table)
             tmp.replace(path)
             run.write_text(json.dumps({"stateDigest": state.digest}) + "\n", encoding="utf-8")
@@ -256,20 +287,18 @@ class StateRecords:
         self, state: MirrorState, base: StateRecord, removed: list[str], added: list[IndexedDocument]
     ) -> None:
         """Record a delta's state: chained to its base's record, or compacted into a full record past the bound."""
-        rows = pa.table(
-            [
-                pa.array(["remove"] * len(removed) + ["put"] * len(added), pa.string()),
-                pa.array(removed + [d.sha256 for d in added], pa.string()),
-                pa.array([None] * len(removed) + [d.kind for d in added], pa.string()),
-                pa.array([None] * len(removed) + [d.pack for d in added], pa.string()),
-            ],
-            schema=RECORD_SCHEMA,
+        none: list[str | None] = [None] * len(removed)
+        rows = record_rows(
+            ["remove"] * len(removed) + ["put"] * len(added),
+            removed + [d.sha256 for d in added],
+            none + [d.kind for d in added],
+            none + [d.pack for d in added],
         )
         documents = int(state.counts.get("documents", 0))
         if base.depth + 1 <= MAX_CHAIN and (base.chain_rows + rows.num_rows) * 4 <= documents:
             self.save(state, rows, base)
             return
-        live = self.live(base.digest)
+        live = self.live(base.digest).table()
         if removed:
             live = live.filter(pc.invert(pc.is_in(live["sha256"], value_set=pa.array(removed, pa.string()))))
         puts = live_table([d.sha256 for d in added], [d.kind for d in added], [d.pack for d in added])
@@ -279,47 +308,48 @@ class StateRecords:
         """The header of the record of state ``digest``: the state, and what its record chains from."""
         return self._read(digest, rows=False)[0]
 
-    def live(self, digest: str, *, keep: bool = False) -> pa.Table:
-        """Every live document of state ``digest`` (op, sha256, kind, pack): its chain of records resolved.
+    def live(self, digest: str, *, keep: bool = False) -> LiveDocuments:
+        """Every live document of state ``digest``: its full record, and what the chained records after it changed.
 
-        ``keep`` holds the table for the next call (a delta's planning, for its build in the same process); a call
-        without it takes the table held and holds none."""
+        ``keep`` holds them for the next call (a delta's planning, for its build in the same process); a call
+        without it takes what is held and holds nothing."""
         path = str(self.dir / digest)
-        table = _HELD.pop(path, None)
-        if table is None:
-            table = self._resolve(digest)
+        live = _HELD.pop(path, None)
+        if live is None:
+            live = self._resolve(digest)
         if keep:
             _HELD.clear()
-            _HELD[path] = table
-        return table
+            _HELD[path] = live
+        return live
 
-    def _resolve(self, digest: str) -> pa.Table:
+    def _resolve(self, digest: str) -> LiveDocuments:
         chained: list[pa.Table] = []
         record, rows = self._read(digest, rows=True)
         while record.chain_base is not None:
             chained.append(rows)
             record, rows = self._read(record.chain_base, rows=True)
-        if not chained:
-            return rows
-        latest: dict[str, tuple[str, str] | None] = {}
+        latest: dict[str, tuple[str, str | None, str | None]] = {}
         for table in reversed(chained):  # oldest first: a later put or removal wins
             columns = [table[name].to_pylist() for name in ("op", "sha256", "kind", "pack")]
             for op, sha, kind, pack in zip(*columns, strict=True):
-                latest[sha] = (kind, pack) if op == "put" else None
-        kept = rows.filter(pc.invert(pc.is_in(rows["sha256"], value_set=pa.array(list(latest), pa.string()))))
-        puts = [(sha, doc) for sha, doc in latest.items() if doc is not None]
-        added = live_table([s for s, _ in puts], [d[0] for _, d in puts], [d[1] for _, d in puts])
-        return pa.concat_tables([kept, added]).combine_chunks()
+                latest[sha] = (op, kind, pack)
+        changes = record_rows(
+            [v[0] for v in latest.values()],
+            list(latest),
+            [v[1] for v in latest.values()],
+            [v[2] for v in latest.values()],
+        )
+        return LiveDocuments(rows, changes)
 
     def _read(self, digest: str, *, rows: bool) -> tuple[StateRecord, pa.Table]:
         path = self.dir / f"{digest}.arrow"
         if not path.is_file() and (self.dir / f"{digest}.jsonl.zst").is_file():
             return self._read_v1(digest, rows=rows)
         try:
-            with pa.memory_map(str(path)) as source:
-                reader = pa.ipc.open_file(source)
-                header = orjson.loads(reader.schema.metadata[_HEADER])
-                table = reader.read_all() if rows else RECORD_SCHEMA.empty_table()
+            # Mapped, not read: the columns are the file's pages (the map lives as long as the table).
+            reader = pa.ipc.open_file(pa.memory_map(str(path)))
+            header = orjson.loads(reader.schema.metadata[_HEADER])
+            table = reader.read_all() if rows else RECORD_SCHEMA.empty_table()
         except FileNotFoundError:
             raise NotFoundError(
                 f"this home did not build mirror state {digest[:12]}",
@@ -407,6 +437,14 @@ SELECT i.ordinal, r.sha256, r.kind, r.media_type, r.format, r.document_id, r.siz
  ORDER BY i.ordinal
 """
 
+#: The documents a delta removes, registered beside the base's.
+_REMOVED = "mirror_removed"
+
+#: The base's live documents a delta keeps, by kind and pack: its counts and the packs it carries over.
+CARRIED = f"""
+SELECT kind, pack, count(*) FROM {_BASE} WHERE sha256 NOT IN (SELECT sha256 FROM {_REMOVED}) GROUP BY kind, pack
+"""
+
 #: The base's documents that are not inputs of the run: what a delta planned with every live document removes.
 GONE = f"""
 SELECT sha256 FROM {_BASE}
@@ -462,10 +500,10 @@ class Mirror:
         base = options.get("base")
         if self.variant != "delta" or not isinstance(base, dict):
             return None
-        live = StateRecords(store.home).live(str(base["stateDigest"]), keep=True).select(["sha256"])
+        live = StateRecords(store.home).live(str(base["stateDigest"]), keep=True)
 
         def narrow(cur: Any, sql: str, params: dict[str, Any]) -> tuple[str, dict[str, Any], int, dict[str, Any]]:
-            cur.register(_BASE, live)
+            live.register(cur, _BASE)
             cur.execute(f"CREATE OR REPLACE TEMP TABLE {_SELECTION} AS SELECT * FROM ({sql}) s", params)
             row = cur.execute(f"SELECT count(*) FROM {_SELECTION}").fetchone()
             removed = cur.execute(
@@ -505,23 +543,27 @@ class Mirror:
         base_files = base.state.file_map() if base is not None else {}
         kinds: dict[str, int] = {}
         live_packs: set[str] = set()
-        if base is None:
-            added = self._pack_documents(ctx, params, None)
-            removed_docs: list[str] = []
-            carried = 0
-        else:
-            live = records.live(base.digest)
-            added = self._pack_documents(ctx, params, live)
-            pinned = spec.options.get("removed")
-            # A delta planned before deltas pinned only their changes has every live document as an input.
-            removed_docs = self._gone(ctx, params, live) if pinned is None else [str(sha) for sha in pinned]
-            if removed_docs:
-                live = live.filter(pc.invert(pc.is_in(live["sha256"], value_set=pa.array(removed_docs, pa.string()))))
-            carried = live.num_rows
-            for entry in live["kind"].value_counts().to_pylist():
-                kinds[f"documents.{entry['values']}"] = int(entry["counts"])
-            live_packs = set(pc.unique(live["pack"]).to_pylist())
-            del live
+        carried = 0
+        with contextlib.closing(ctx.query.cursor()) as cursor:
+            if base is None:
+                added = self._pack_documents(ctx, params, cursor, delta=False)
+                removed_docs: list[str] = []
+            else:
+                records.live(base.digest).register(cursor, _BASE)
+                pinned = spec.options.get("removed")
+                # A delta planned before deltas pinned only their changes has every live document as an input.
+                removed_docs = (
+                    [str(r[0]) for r in cursor.execute(GONE, params).fetchall()]
+                    if pinned is None
+                    else [str(sha) for sha in pinned]
+                )
+                cursor.register(_REMOVED, pa.table({"sha256": pa.array(removed_docs, pa.string())}))
+                for kind, pack, n in cursor.execute(CARRIED).fetchall():
+                    carried += int(n)
+                    kinds[f"documents.{kind}"] = kinds.get(f"documents.{kind}", 0) + int(n)
+                    live_packs.add(str(pack))
+                # Last: packing may leave a result open on the cursor (its sorted reads), so the queries come first.
+                added = self._pack_documents(ctx, params, cursor, delta=True)
         live_packs.update(d.pack for d in added)
 
         files: dict[str, StateFile] = {e.path: StateFile(e.path, e.sha256, e.size) for e in ctx.writer.files.values()}
@@ -629,101 +671,89 @@ class Mirror:
         return counts
 
     @staticmethod
-    def _gone(ctx: PayloadContext, params: list[Any], live: pa.Table) -> list[str]:
-        """The base's live documents that are not inputs of the run (sorted)."""
-        with contextlib.closing(ctx.query.cursor()) as cursor:
-            cursor.register(_BASE, live.select(["sha256"]))
-            return [str(r[0]) for r in cursor.execute(GONE, params).fetchall()]
-
-    @staticmethod
-    def _pack_documents(ctx: PayloadContext, params: list[Any], base: pa.Table | None) -> list[IndexedDocument]:
+    def _pack_documents(ctx: PayloadContext, params: list[Any], cursor: Any, *, delta: bool) -> list[IndexedDocument]:
         """Pack the inputs the base lacks (every input without a base), in input order, and return them.
 
         One sorted pass over the inputs' sizes (no content) decides where each goes; a delta's pass reads only the
         inputs its base lacks (compared in the store with the base's live documents), never the others. Then the new
         documents' purls and aliases are read for them alone, and their contents are read once, in storage order,
         straight into their planned place in content-addressed packs of at most ``PACK_LIMIT`` bytes (cut where
-        the in-order writer cut them).
+        the in-order writer cut them). A delta's ``cursor`` has the base's live documents as a view.
         """
-        cursor = ctx.query.cursor()
-        try:
-            fresh: list[tuple[Any, ...]] = []
-            seen: set[str] = set()
-            if base is None:
-                rows: Iterable[tuple[Any, ...]] = layout_rows(cursor, params)
-            else:
-                cursor.register(_BASE, base.select(["sha256"]))
-                rows = cursor.execute(FRESH_LAYOUT, params).fetchall()
-                row = cursor.execute(
-                    "SELECT count(DISTINCT document_sha256) FROM export_inputs WHERE run_id = ? AND tenant = ?", params
-                ).fetchone()
-                ctx.sink.advance((int(row[0]) if row else 0) - len({r[1] for r in rows}))  # inputs carried over
-            for row in rows:
-                sha = row[1]
-                if sha in seen:
-                    continue
-                seen.add(sha)
-                ctx.input_done(row[5])
-                fresh.append(row)
-            ordinals = [row[0] for row in fresh]
-            purls = Children(sorted_rows(cursor, PURLS, [*params, ordinals]), 1)
-            aliases = Children(sorted_rows(cursor, ALIASES, [*params, ordinals]), 1)
-            placement = Placement()
-            # Each new document as a tuple until its pack's name (its digest) is known: 200k of them are held.
-            packs: list[list[tuple[Any, ...]]] = []
-            sizes: list[int] = []
-            for ordinal, sha, kind, media_type, fmt, document_id, size, subject, rowid in fresh:
-                if not sizes or sizes[-1] >= PACK_LIMIT:
-                    packs.append([])
-                    sizes.append(0)
-                found = aliases.get((ordinal,))
-                packs[-1].append(
-                    (
-                        sha,
-                        kind,
-                        fmt,
-                        document_id,
-                        media_type,
-                        subject or "",
-                        tuple(_purls([r[1] for r in purls.get((ordinal,)) or ()])),
-                        sizes[-1],
-                        size,
-                        tuple(r[1] for r in found) if found else (),
-                    )
+        fresh: list[tuple[Any, ...]] = []
+        seen: set[str] = set()
+        if not delta:
+            rows: Iterable[tuple[Any, ...]] = layout_rows(cursor, params)
+        else:
+            rows = cursor.execute(FRESH_LAYOUT, params).fetchall()
+            row = cursor.execute(
+                "SELECT count(DISTINCT document_sha256) FROM export_inputs WHERE run_id = ? AND tenant = ?", params
+            ).fetchone()
+            ctx.sink.advance((int(row[0]) if row else 0) - len({r[1] for r in rows}))  # inputs carried over
+        for row in rows:
+            sha = row[1]
+            if sha in seen:
+                continue
+            seen.add(sha)
+            ctx.input_done(row[5])
+            fresh.append(row)
+        ordinals = [row[0] for row in fresh]
+        purls = Children(sorted_rows(cursor, PURLS, [*params, ordinals]), 1)
+        aliases = Children(sorted_rows(cursor, ALIASES, [*params, ordinals]), 1)
+        placement = Placement()
+        # Each new document as a tuple until its pack's name (its digest) is known: 200k of them are held.
+        packs: list[list[tuple[Any, ...]]] = []
+        sizes: list[int] = []
+        for ordinal, sha, kind, media_type, fmt, document_id, size, subject, rowid in fresh:
+            if not sizes or sizes[-1] >= PACK_LIMIT:
+                packs.append([])
+                sizes.append(0)
+            found = aliases.get((ordinal,))
+            packs[-1].append(
+                (
+                    sha,
+                    kind,
+                    fmt,
+                    document_id,
+                    media_type,
+                    subject or "",
+                    tuple(_purls([r[1] for r in purls.get((ordinal,)) or ()])),
+                    sizes[-1],
+                    size,
+                    tuple(r[1] for r in found) if found else (),
                 )
-                placement.place(rowid, sha, len(packs) - 1, sizes[-1], size)
-                sizes[-1] += size
-            del fresh
-            added: list[IndexedDocument] = []
-            with contextlib.ExitStack() as stack:
-                files: list[ScatteredFile] = [
-                    stack.enter_context(
-                        ctx.writer.scattered_content_addressed(RAW_DIR, PACK_SUFFIX, MIRROR_PACK, size, tag=str(k))
-                    )
-                    for k, size in enumerate(sizes)
-                ]
-                scatter_contents(ctx, cursor, placement, files, only_placed=base is not None)
-            for pack, docs in zip(files, packs, strict=True):
-                assert pack.path is not None
-                added.extend(
-                    IndexedDocument(
-                        sha256=sha,
-                        kind=kind,
-                        format=fmt,
-                        document_id=document_id,
-                        media_type=media_type,
-                        subject=subject,
-                        purls=purl_list,
-                        pack=pack.path,
-                        offset=offset,
-                        size=size,
-                        aliases=alias_list,
-                    )
-                    for sha, kind, fmt, document_id, media_type, subject, purl_list, offset, size, alias_list in docs
+            )
+            placement.place(rowid, sha, len(packs) - 1, sizes[-1], size)
+            sizes[-1] += size
+        del fresh
+        added: list[IndexedDocument] = []
+        with contextlib.ExitStack() as stack:
+            files: list[ScatteredFile] = [
+                stack.enter_context(
+                    ctx.writer.scattered_content_addressed(RAW_DIR, PACK_SUFFIX, MIRROR_PACK, size, tag=str(k))
                 )
-            return added
-        finally:
-            cursor.close()
+                for k, size in enumerate(sizes)
+            ]
+            scatter_contents(ctx, cursor, placement, files, only_placed=delta)
+        for pack, docs in zip(files, packs, strict=True):
+            assert pack.path is not None
+            added.extend(
+                IndexedDocument(
+                    sha256=sha,
+                    kind=kind,
+                    format=fmt,
+                    document_id=document_id,
+                    media_type=media_type,
+                    subject=subject,
+                    purls=purl_list,
+                    pack=pack.path,
+                    offset=offset,
+                    size=size,
+                    aliases=alias_list,
+                )
+                for sha, kind, fmt, document_id, media_type, subject, purl_list, offset, size, alias_list in docs
+            )
+        return added
 
     @staticmethod
     def _jsonl_zst(ctx: PayloadContext, sql: str, params: list[Any], level: int) -> bytes:

@@ -70,7 +70,7 @@ def _receiver_live(sender: dict[str, Any]) -> set[tuple[str, str, str]]:
 
 
 def _sender_live(home: Path, digest: str) -> set[tuple[str, str, str]]:
-    table = StateRecords(Home(home)).live(digest)
+    table = StateRecords(Home(home)).live(digest).table()
     return set(zip(*(table[c].to_pylist() for c in ("sha256", "kind", "pack")), strict=True))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import duckdb
 import orjson
 import pytest
 import zstandard
@@ -42,8 +43,16 @@ def _state(sequence: int, documents: int, base: str | None = None) -> MirrorStat
 
 
 def _live(records: StateRecords, digest: str) -> set[tuple[str, str, str]]:
-    table = records.live(digest)
-    return set(zip(*(table[c].to_pylist() for c in ("sha256", "kind", "pack")), strict=True))
+    """The live documents of ``digest`` resolved in Python, checked against the view a delta resolves them with in
+    the store."""
+    live = records.live(digest)
+    table = live.table()
+    resolved = set(zip(*(table[c].to_pylist() for c in ("sha256", "kind", "pack")), strict=True))
+    conn = duckdb.connect()
+    live.register(conn, "base")
+    assert set(conn.execute("SELECT sha256, kind, pack FROM base").fetchall()) == resolved
+    assert conn.execute("SELECT count(*) FROM base").fetchone() == (len(resolved),)
+    return resolved
 
 
 def _expected(docs: dict[str, IndexedDocument]) -> set[tuple[str, str, str]]:
@@ -97,7 +106,7 @@ def test_a_chain_of_deltas_resolves_to_what_a_full_record_lists(
     monkeypatch.setattr(mirror, "MAX_CHAIN", 0)
     compact = StateRecords(Home(records.dir.parent.parent.parent / "other"))
     base_state, base_docs = chain[-2]
-    compact.save(base_state, records.live(base_state.digest))
+    compact.save(base_state, records.live(base_state.digest).table())
     final, final_docs = _delta(compact, base_state, base_docs, [101], [2, 3, 103], "data/raw/d2.pack")
     assert compact.load(final.digest).chain_base is None
     assert _live(compact, final.digest) == _live(records, chain[-1][0].digest) == _expected(final_docs)
