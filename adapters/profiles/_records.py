@@ -439,7 +439,33 @@ def _affected_order(row: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _affected(row: tuple[Any, ...]) -> dict[str, Any]:
-    return {name: value for name, value in zip(_AFFECTED_FIELDS, row[2:], strict=True) if value is not None}
+    """The non-null fields of an affected-package row, named as in :data:`_AFFECTED_FIELDS` and in that order
+    (spelled out: about twice as fast as a comprehension over the names, once per affected row)."""
+    _, _, ecosystem, name, purl, range_type, introduced, fixed, last, limit, versions, status, product = row
+    item: dict[str, Any] = {}
+    if ecosystem is not None:
+        item["ecosystem"] = ecosystem
+    if name is not None:
+        item["name"] = name
+    if purl is not None:
+        item["purl"] = purl
+    if range_type is not None:
+        item["rangeType"] = range_type
+    if introduced is not None:
+        item["introduced"] = introduced
+    if fixed is not None:
+        item["fixed"] = fixed
+    if last is not None:
+        item["lastAffected"] = last
+    if limit is not None:
+        item["limit"] = limit
+    if versions is not None:
+        item["versions"] = versions
+    if status is not None:
+        item["status"] = status
+    if product is not None:
+        item["productId"] = product
+    return item
 
 
 def vex_records(cursor: Any, params: list[Any], drained: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:

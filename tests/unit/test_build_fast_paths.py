@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from adapters.profiles._records import _affected_order, _nulls_last, advisory_json
+from adapters.profiles._records import _AFFECTED_FIELDS, _affected, _affected_order, _nulls_last, advisory_json
 from core.bundle import ResolvedInput, _dependencies_json, _dependency
 from core.canonical import canonical_json, plain_float
 from core.evidence_seal import _hash_artifacts
@@ -125,3 +125,12 @@ def test_index_json_is_canonical_json(offset: int, size: int) -> None:
             _index_json(line)
     else:
         assert _index_json(line) == expected
+
+
+def test_affected_is_the_named_non_null_fields_in_order() -> None:
+    rng = random.Random(7)
+    for _ in range(2000):
+        row = (1, "X", *(rng.choice([None, "v", ["1", None]]) for _ in _AFFECTED_FIELDS))
+        expected = {k: v for k, v in zip(_AFFECTED_FIELDS, row[2:], strict=True) if v is not None}
+        got = _affected(row)
+        assert got == expected and list(got) == list(expected)
