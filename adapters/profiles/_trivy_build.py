@@ -180,7 +180,7 @@ class _Mapper:
         advisory_id = ""
         finished: list[str] = []
         base = index << PART_SHIFT
-        for n, record in enumerate(part_records(part, affected_rows=True)):
+        for n, record in enumerate(part_records(part, tuples=True)):
             if record["documentSha256"] != document:
                 if document is not None:
                     finished.append(advisory_id)

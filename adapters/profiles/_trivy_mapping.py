@@ -343,52 +343,73 @@ def merge_intervals(intervals: Iterable[_Interval], ecosystem: str) -> list[_Int
     return [item for _, item in merged] + kept
 
 
-def severity_of(severities: Iterable[Mapping[str, Any]]) -> int:
+#: A severity row as a tuple (what :func:`map_advisory` also takes in place of a dict), None where a dict would
+#: lack the field.
+SEVERITY_FIELDS = ("type", "score", "baseScore")
+
+
+def _as_severity(item: Mapping[str, Any] | tuple[Any, ...]) -> tuple[Any, ...]:
+    """A severity row, given as a dict or as the tuple of :data:`SEVERITY_FIELDS`, as that tuple."""
+    if type(item) is tuple:
+        return item
+    get = item.get  # type: ignore[union-attr]
+    return (get("type"), get("score"), get("baseScore"))
+
+
+def severity_of(severities: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> int:
     """Trivy severity (0-4) of an advisory: the GHSA label; else the highest rating of its CVSS base scores
     (v2, v3.x, v4.0), each rated on its own version's scale (:func:`core.cvss.rating`: v2 tops out at high);
     else CSAF's text. A vector stored without a score is scored here."""
-    items = list(severities)
-    labels = [_GHSA_LABELS.get(str(s.get("score", "")).upper(), 0) for s in items if s.get("type") == "GHSA"]
+    return _severity_level([_as_severity(s) for s in severities])
+
+
+def _severity_level(items: list[tuple[Any, ...]]) -> int:
+    labels = [
+        _GHSA_LABELS.get(str("" if score is None else score).upper(), 0) for kind, score, _ in items if kind == "GHSA"
+    ]
     if any(labels):
         return max(labels)
     ratings = [cvss.rating(kind, score) for kind, score in _scores(items)]
     if ratings:
         return max(ratings)
-    texts = [_CSAF_LABELS.get(str(s.get("score", "")).lower(), 0) for s in items if s.get("type") == "CSAF"]
+    texts = [
+        _CSAF_LABELS.get(str("" if score is None else score).lower(), 0) for kind, score, _ in items if kind == "CSAF"
+    ]
     return max(texts, default=0)
 
 
-def _base_score(item: Mapping[str, Any]) -> float | None:
-    if item.get("baseScore") is not None:
-        return float(item["baseScore"])
+def _base_score(kind: Any, score: Any, base: Any) -> float | None:
+    """A severity row's base score: the stored one, else its vector's."""
+    if base is not None:
+        return float(base)
     try:
-        return cvss.base_score(str(item.get("type")), str(item.get("score")))
+        return cvss.base_score(str(kind), str(score))
     except ValueError:
         return None  # a malformed vector (the importer warned about it): no score rather than a wrong one
 
 
-def _scores(items: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, float]]:
-    for item in items:
-        kind = str(item.get("type"))
+def _scores(items: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, float]]:
+    for kind, score, base in items:
+        kind = str(kind)
         if kind in _CVSS_PREFIX:
-            score = _base_score(item)
-            if score is not None:
-                yield kind, score
+            value = _base_score(kind, score, base)
+            if value is not None:
+                yield kind, value
 
 
 _CVSS_PREFIX = {"CVSS_V2": "V2", "CVSS_V3": "V3", "CVSS_V4": "V40"}
 
 
-def _cvss(severities: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+def _cvss(severities: Iterable[tuple[Any, ...]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for s in severities:
-        prefix = _CVSS_PREFIX.get(str(s.get("type")))
+    for kind, score, base in severities:
+        prefix = _CVSS_PREFIX.get(str(kind))
         if prefix is None or f"{prefix}Vector" in out:
             continue
-        out[f"{prefix}Vector"] = s.get("score")
-        base = _base_score(s)
-        if base is not None:
-            out[f"{prefix}Score"] = base
+        out[f"{prefix}Vector"] = score
+        value = _base_score(kind, score, base)
+        if value is not None:
+            out[f"{prefix}Score"] = value
     return out
 
 
@@ -773,8 +794,8 @@ def _merge(bucket: dict[str, _LangValue | _OsValue], key: str, value: _LangValue
 
 
 def _vulnerability(record: Mapping[str, Any]) -> dict[str, Any]:
-    severities = record.get("severities") or []
-    level = severity_of(severities)
+    severities = [_as_severity(s) for s in record.get("severities") or ()]
+    level = _severity_level(severities)
     out: dict[str, Any] = {}
     if record.get("summary"):
         out["Title"] = record["summary"]

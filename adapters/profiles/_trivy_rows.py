@@ -28,7 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.ipc
 
-from adapters.profiles._trivy_mapping import AFFECTED_FIELDS
+from adapters.profiles._trivy_mapping import AFFECTED_FIELDS, SEVERITY_FIELDS
 
 #: Rows per Arrow batch, written and read: large enough that the per-batch cost vanishes, small enough to keep
 #: memory flat.
@@ -60,8 +60,6 @@ SELECT i.ordinal, p.advisory_id, p.ecosystem, p.name, p.purl, p.range_type, p.in
  ORDER BY i.ordinal, p.advisory_id, p.ecosystem, p.name, p.introduced, p.fixed, p.last_affected, p.status,
           p.rowid
 """
-
-_SEVERITY_FIELDS = ("type", "score", "baseScore")
 
 
 @dataclass(frozen=True)
@@ -162,12 +160,12 @@ class _Children:
         return None
 
 
-def part_records(part: Part, *, affected_rows: bool = False) -> Iterator[dict[str, Any]]:
-    """The advisories of a part in input order, each as the record the Trivy mapping takes; with
-    ``affected_rows``, its affected packages as tuples of :data:`~adapters.profiles._trivy_mapping.AFFECTED_FIELDS`
-    (which the mapping also takes: no dict is made per row)."""
-    severities = _Children(_groups(part.severities, _SEVERITY_FIELDS))
-    affected = _Children(_groups(part.affected, AFFECTED_FIELDS, as_tuples=affected_rows))
+def part_records(part: Part, *, tuples: bool = False) -> Iterator[dict[str, Any]]:
+    """The advisories of a part in input order, each as the record the Trivy mapping takes; with ``tuples``, its
+    severities and affected packages as tuples of the mapping's ``SEVERITY_FIELDS`` and ``AFFECTED_FIELDS``
+    (which it also takes: no dict is made and read back per row)."""
+    severities = _Children(_groups(part.severities, SEVERITY_FIELDS, as_tuples=tuples))
+    affected = _Children(_groups(part.affected, AFFECTED_FIELDS, as_tuples=tuples))
     for ordinal, advisory_id, document, modified, published, withdrawn, summary, aliases, cwes in _rows(
         part.advisories
     ):
