@@ -427,18 +427,27 @@ class _LangValue:
     ecosystem: str
     vulnerable: list[_Interval] = field(default_factory=list)
     vendor_ids: list[str] = field(default_factory=list)
+    # ``VulnerableVersions`` of ``vulnerable`` when known from the start (one record's value, never changed).
+    rendered: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.vendor_ids:
             out["VendorIDs"] = self.vendor_ids
         if self.vulnerable:
-            out["VulnerableVersions"] = _vulnerable_versions(self.ecosystem, tuple(self.vulnerable))
+            rendered = self.rendered
+            if rendered is None:
+                rendered = _vulnerable_versions(self.ecosystem, tuple(self.vulnerable))
+            out["VulnerableVersions"] = rendered
         return out
 
 
 @lru_cache(maxsize=CACHE_SIZE)  # the same intervals recur across a feed's packages: merge and render them once
 def _vulnerable_versions(ecosystem: str, intervals: tuple[_Interval, ...]) -> list[str]:
+    return _render_versions(ecosystem, intervals)
+
+
+def _render_versions(ecosystem: str, intervals: tuple[_Interval, ...]) -> list[str]:
     rendered = [i.render() for i in merge_intervals(intervals, ecosystem)]
     # "Every version" subsumes the other intervals, and their "<X" bounds would show as fixes that are none.
     return [_EVERY_VERSION] if _EVERY_VERSION in rendered else rendered
@@ -701,13 +710,14 @@ def _purl_version(purl_text: str | None) -> str | None:
 
 
 def _lang_value(ranges: list[tuple[Any, ...]], ecosystem: str) -> _LangValue | None:
-    intervals = _lang_intervals(ecosystem, tuple(ranges))
-    return _LangValue(ecosystem, list(intervals)) if intervals else None
+    intervals, rendered = _lang_intervals(ecosystem, tuple(ranges))
+    return _LangValue(ecosystem, list(intervals), rendered=rendered) if intervals else None
 
 
 @lru_cache(maxsize=CACHE_SIZE)
-def _lang_intervals(ecosystem: str, ranges: tuple[tuple[Any, ...], ...]) -> tuple[_Interval, ...]:
-    """The affected intervals of one language package's rows (each as :func:`_group_rows` gives it), in order."""
+def _lang_intervals(ecosystem: str, ranges: tuple[tuple[Any, ...], ...]) -> tuple[tuple[_Interval, ...], list[str]]:
+    """The affected intervals of one language package's rows (each as :func:`_group_rows` gives it), in order,
+    and their ``VulnerableVersions`` (as :func:`_vulnerable_versions` renders them: one cache for both)."""
     # A dict as the ordered set of intervals: setting a key already there keeps its first position.
     vulnerable: dict[_Interval, None] = {}
     for kind, status, introduced, fixed, last_affected, limit, versions, purl in ranges:
@@ -729,7 +739,8 @@ def _lang_intervals(ecosystem: str, ranges: tuple[tuple[Any, ...], ...]) -> tupl
         elif status == "affected" and not kind:
             # An OSV entry with neither ranges nor versions: every version is affected.
             vulnerable[_Interval("0")] = None
-    return tuple(vulnerable)
+    intervals = tuple(vulnerable)
+    return intervals, _render_versions(ecosystem, intervals) if intervals else []
 
 
 #: Builds an :class:`_Interval` from a full tuple of its fields without the named tuple's Python ``__new__``.
