@@ -52,6 +52,7 @@ class StellaApp(App[None]):
         "timeline": _lazy("app.tui.screens.timeline", "TimelineScreen"),
         "kit": _lazy("app.tui.screens.kit", "KitScreen"),
         "evidence": _lazy("app.tui.screens.evidence", "EvidenceScreen"),
+        "bootstrap": _lazy("app.tui.screens.bootstrap", "BootstrapScreen"),
     }
     DEFAULT_MODE: ClassVar[str] = "dashboard"
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -17,7 +17,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "tui",
         parents=[common],
-        help="open the terminal UI (dashboard, import, data, profiles, export runs, verify, keys)",
+        help="open the terminal UI (dashboard, import, data, profiles, export runs, verify, keys, bootstrap packs)",
         description="Open the terminal UI on the home. `stella` with no arguments on a terminal does the same.",
     )
     p.add_argument(

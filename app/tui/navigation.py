@@ -20,11 +20,12 @@ SCREENS_HELP: dict[str, tuple[str, str, str]] = {
     "timeline": ("w", "Timeline", "what happened, in order: export runs, evidence, holds, incidents (filters)"),
     "kit": ("u", "Kit", "Offline Kit: put finished runs on DVD, Blu-ray or USB volumes; plan, assemble, verify"),
     "evidence": ("y", "Evidence", "the evidence locker: sealed bundles, verify, legal holds, export"),
+    "bootstrap": ("j", "Bootstrap", "bootstrap packs of images and Helm charts: build, verify and list, push"),
 }
 
 
 #: Screens the dashboard's footer leaves out (80 columns hold no more); their keys work, help and the palette list them.
-FOOTER_UNLISTED = ("timeline", "kit", "evidence")
+FOOTER_UNLISTED = ("timeline", "kit", "evidence", "bootstrap")
 
 
 def nav_bindings(*, show: bool, prefix: str = "") -> list[Binding]:
@@ -101,6 +102,16 @@ ACTIONS: tuple[PaletteAction, ...] = (
     ),
     PaletteAction(
         "Export the highlighted evidence bundle", "evidence", "export", "stella evidence export ID --out FILE.tgz"
+    ),
+    PaletteAction(
+        "Build a bootstrap pack", "bootstrap", "focus('#boot-spec')", "stella bootstrap build SPEC --out PACK"
+    ),
+    PaletteAction("List a bootstrap pack (verified)", "bootstrap", "focus('#boot-pack')", "stella bootstrap list PACK"),
+    PaletteAction(
+        "Push a bootstrap pack to a registry",
+        "bootstrap",
+        "focus('#boot-registry')",
+        "stella bootstrap push PACK --registry HOST/PREFIX",
     ),
     PaletteAction("Filter the timeline", "timeline", "focus('#timeline-filter')", "stella timeline list --type T"),
 )

@@ -78,6 +78,9 @@ EXPECTED: dict[str, type[object] | str | None] = {
     "Release a legal hold on the highlighted evidence": None,
     "Export the highlighted evidence bundle": None,
     "Filter the timeline": "timeline-filter",
+    "Build a bootstrap pack": "boot-spec",
+    "List a bootstrap pack (verified)": "boot-pack",
+    "Push a bootstrap pack to a registry": "boot-registry",
 }
 
 
