@@ -242,7 +242,7 @@ _ARROW_SAFE = frozenset(
     | {"DOUBLE", "FLOAT", "VARCHAR", "DATE", "TIMESTAMP"}
 )
 #: Rows per Arrow record batch drained from DuckDB (a batch is read back FETCH rows at a time).
-ARROW_BATCH = 32768
+ARROW_BATCH = 16384
 
 
 def _arrow_safe(kind: str) -> bool:
@@ -266,7 +266,9 @@ def _unspool_arrow(spool: IO[bytes], times: tuple[int, ...]) -> Iterator[tuple[A
     import pyarrow.ipc as ipc
 
     with spool:
-        for batch in ipc.open_stream(pa.PythonFile(spool, mode="r")):
+        # The system allocator: a batch's buffers go back to the OS when it is done with, where the default pool
+        # (mimalloc) keeps them, and the process stays that much larger for the rest of the build and the seal.
+        for batch in ipc.open_stream(pa.PythonFile(spool, mode="r"), memory_pool=pa.system_memory_pool()):
             for start in range(0, batch.num_rows, FETCH):
                 part = batch.slice(start, FETCH)
                 columns = [column.to_pylist() for column in part.columns]
