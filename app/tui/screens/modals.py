@@ -66,6 +66,11 @@ Screens (letters work when no text field has the focus)
   k  Keys        g generate, I import, n rename, D delete, x export public
                  key, a trust a key, c trust a receipt key, del untrust;
                  TUF roles: t init, l expiry, o rotate
+  w  Timeline    what happened, in order: runs, evidence, holds, incidents
+  u  Kit         Offline Kit volumes: plan, assemble, verify
+  y  Evidence    the evidence locker: sealed bundles, verify, legal holds
+  j  Bootstrap   bootstrap packs of images and Helm charts: ctrl+b build,
+                 ctrl+t verify and list, ctrl+o push to a registry
 
 Everywhere
   ?       this help
@@ -77,7 +82,8 @@ Everywhere
 
 Every action here has a CLI twin with the same messages: stella import,
 stella data, stella export profile|run|runs|show|cancel, stella verify,
-stella mirror, stella keys, stella trust, stella tuf.
+stella mirror, stella keys, stella trust, stella tuf, stella timeline,
+stella kit, stella evidence, stella bootstrap.
 """
 
 
