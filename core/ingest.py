@@ -64,6 +64,8 @@ MAX_WORKERS = 4
 WORKERS_ENV = "STELLA_IMPORT_WORKERS"
 #: A parallel import's batches are smaller in bytes: several are in flight at once, each held by two processes.
 PARALLEL_BATCH_BYTES = 16 << 20
+#: Parsed batches the writer thread commits together when they are waiting for it.
+WRITE_GROUP = 4
 _CANCELLED = "import cancelled; documents already committed stay, nothing partial"
 
 
@@ -595,26 +597,90 @@ class _Pipeline:
                 self.importer._emit(self.summary, result)
 
     def _write_all(self) -> None:
-        """The writer thread: each batch in order, with its own cursor; the first failure stops it."""
+        """The writer thread: batches in order, with its own cursor; the first failure stops it.
+
+        The batches already parsed and waiting when the writer is free (at most :data:`WRITE_GROUP`) are written in
+        one transaction: each still whole or not at all, and a commit costs about as much for one batch as for
+        several.
+        """
         cur = self.store.cursor()
         try:
-            while (batch := self.to_write.get()) is not None:
+            ended = False
+            while not ended and (batch := self.to_write.get()) is not None:
+                group = [batch]
+                while len(group) < WRITE_GROUP:
+                    try:
+                        more = self.to_write.get_nowait()
+                    except queue.Empty:
+                        break
+                    if more is None:
+                        ended = True
+                        break
+                    group.append(more)
                 if self.stopping or self.failure is not None:
                     continue
                 try:
-                    batch.results = self._write(batch, cur)
+                    written = self._write_group(group, cur)
                 except BaseException as exc:  # raised again in the importer's thread
                     self.failure = exc
+                    continue
+                for each, results in zip(group, written, strict=True):
+                    each.results = results
         finally:
             cur.close()
 
+    def _write_group(self, group: list[_Batch], cur: duckdb.DuckDBPyConnection) -> list[list[FileResult]]:
+        """Write batches in input order in one transaction; each batch's outcomes are decided once the batches
+        before it are written (inside the transaction, which sees them)."""
+        new_blobs: list[str] = []
+        out: list[list[FileResult]] = []
+        try:
+            with transaction(cur):
+                for batch in group:
+                    results, tables, epss, blobs = self._decide(batch, cur)
+                    for sha in blobs:
+                        if self.store.put_blob(sha, batch.big[sha]):
+                            new_blobs.append(sha)
+                    for each in tables:
+                        self.store.write_tables(each, cur=cur)
+                    for sha, scores in epss:
+                        self.importer._write_epss_scores(sha, scores, cur=cur)
+                    out.append(results)
+        except BaseException:
+            for sha in new_blobs:
+                self.store.remove_blob(sha)
+            raise
+        return out
+
     def _write(self, batch: _Batch, cur: duckdb.DuckDBPyConnection | None) -> list[FileResult]:
         """Decide each document's outcome in input order and write the imported ones in one transaction."""
+        results, tables, epss, imported_blobs = self._decide(batch, cur)
+        new_blobs: list[str] = []
+        try:
+            for sha in imported_blobs:
+                if self.store.put_blob(sha, batch.big[sha]):
+                    new_blobs.append(sha)
+            if any(tables) or epss:
+                with transaction(cur or self.store.conn):
+                    for each in tables:
+                        self.store.write_tables(each, cur=cur)
+                    for sha, scores in epss:
+                        self.importer._write_epss_scores(sha, scores, cur=cur)
+        except BaseException:
+            for sha in new_blobs:
+                self.store.remove_blob(sha)
+            raise
+        return results
+
+    def _decide(
+        self, batch: _Batch, cur: duckdb.DuckDBPyConnection | None
+    ) -> tuple[list[FileResult], list[dict[str, pa.Table]], list[tuple[str, Collection[EpssScore]]], list[str]]:
+        """Each document's outcome in input order, the tables and EPSS scores to write, and the blobs to store."""
         parsed = batch.parsed
         assert parsed is not None
         tenant = self.importer.tenant
         existing = batch.existing
-        if batch.overlap:  # an earlier batch held the same bytes; it is committed now, so the store knows
+        if batch.overlap:  # an earlier batch held the same bytes; it is written now, so the store knows
             existing = existing | self.store.existing_digests(tenant, batch.overlap, cur=cur)
         seen: set[str] = set()
         results: list[FileResult] = []
@@ -637,23 +703,8 @@ class _Pipeline:
         if cur is not None:  # from workers: the content column is the writer's to fill
             tables[0] = _with_content(tables[0], batch.small)
         epss = parsed.epss + [item for e in extra for item in e.epss]
-        imported_blobs = [r.sha256 for r in results if r.outcome is Outcome.IMPORTED and r.sha256 in batch.big]
-        new_blobs: list[str] = []
-        try:
-            for sha in imported_blobs:
-                if sha is not None and self.store.put_blob(sha, batch.big[sha]):
-                    new_blobs.append(sha)
-            if any(tables) or epss:
-                with transaction(cur or self.store.conn):
-                    for each in tables:
-                        self.store.write_tables(each, cur=cur)
-                    for sha, scores in epss:
-                        self.importer._write_epss_scores(sha, scores, cur=cur)
-        except BaseException:
-            for sha in new_blobs:
-                self.store.remove_blob(sha)
-            raise
-        return results
+        blobs = [r.sha256 for r in results if r.outcome is Outcome.IMPORTED and r.sha256 in batch.big]
+        return results, tables, epss, [sha for sha in blobs if sha is not None]
 
 
 class _DigestFilter:
