@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from app.output import escape, print_json, stderr
 from app.visible import visible
-from core import __version__
+from core import __version__, lean_imports
 from core.errors import ExitCode, StellaError
 from core.passphrase import allow_prompt
 
@@ -163,6 +163,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code."""
+    lean_imports.install()
     args_list = list(sys.argv[1:] if argv is None else argv)
     if _only_home(args_list) and sys.stdin.isatty() and sys.stdout.isatty():
         args_list = [*args_list, "tui"]  # `stella` (or `stella --home DIR`) alone on a terminal opens the TUI

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Smoke-test the built binaries, not the venv, with the network unavailable:
 #   --version, import the samples, generate a key, build a json:raw bundle, verify it (and refuse a damaged
-#   copy), build and verify an attestation bundle (keyless Sigstore bundles through sigstore-python and its
-#   embedded production root), open the TUI headless and save a screenshot of its first screen, and serve the
+#   copy), build a mirror:full bundle and import it through TUF into a mirror directory, build and verify an
+#   attestation bundle (keyless Sigstore bundles through sigstore-python and its embedded production root), open the TUI headless and save a screenshot of its first screen, and serve the
 #   local API: `serve --port 0`, /health/ready, an authenticated GET with a token the binary minted, then stop.
 # Usage: scripts/smoke-binary.sh [BINARY...]   (default: dist/stella and dist/stella-onedir/stella)
 # The network is removed with `unshare -rn` (a new user and network namespace: only a loopback that is down).
@@ -110,6 +110,15 @@ PY
   "${run[@]}" verify "$work/damaged.tar.zst" --key "$work/smoke.pub" > /dev/null 2>&1 || code=$?
   case "$code" in 3|4|5) echo "  verify of a damaged copy: refused (exit $code)" ;;
     *) echo "a damaged bundle was not refused (exit $code)" >&2; return 1 ;; esac
+
+  # A mirror bundle with TUF metadata, imported through TUF's client (python-tuf and securesystemslib inside the
+  # binary, without boto3: core/lean_imports.py) into a mirror directory, pinned to the home's root.
+  "${run[@]}" tuf init --key smoke > /dev/null
+  "${run[@]}" export run --profile mirror:full --key smoke --out "$work/mirror.tar.zst" > /dev/null
+  "${run[@]}" mirror import "$work/mirror.tar.zst" --into "$work/mirror" --trust-root "$work/home/tuf/root/1.root.json" \
+    --key "$work/smoke.pub" > "$work/mirror.txt"
+  grep -q "^imported " "$work/mirror.txt" || { cat "$work/mirror.txt" >&2; echo "mirror import failed" >&2; return 1; }
+  echo "  mirror:full export and TUF-checked import: $(grep "^imported " "$work/mirror.txt" | sed "s/^imported [^:]*: //")"
 
   # Attestations: the production trusted root the exporter ships comes from sigstore's package data inside the
   # binary; sigstore-python checks both keyless bundles. The unsigned sample Statement fails (exit 5), as it must.
