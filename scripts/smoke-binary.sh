@@ -2,7 +2,8 @@
 # Smoke-test the built binaries, not the venv, with the network unavailable:
 #   --version, import the samples, generate a key, build a json:raw bundle, verify it (and refuse a damaged
 #   copy), build a mirror:full bundle and import it through TUF into a mirror directory, build and verify an
-#   attestation bundle (keyless Sigstore bundles through sigstore-python and its embedded production root), open the TUI headless and save a screenshot of its first screen, and serve the
+#   attestation bundle (keyless Sigstore bundles through sigstore-python and its embedded production root), open
+#   the TUI headless and save a screenshot of its first screen, and serve the
 #   local API: `serve --port 0`, /health/ready, an authenticated GET with a token the binary minted, then stop.
 # Usage: scripts/smoke-binary.sh [BINARY...]   (default: dist/stella and dist/stella-onedir/stella)
 # The network is removed with `unshare -rn` (a new user and network namespace: only a loopback that is down).
