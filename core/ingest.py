@@ -64,6 +64,9 @@ MAX_WORKERS = 4
 WORKERS_ENV = "STELLA_IMPORT_WORKERS"
 #: A parallel import's batches are smaller in bytes: several are in flight at once, each held by two processes.
 PARALLEL_BATCH_BYTES = 16 << 20
+#: ... and at most this many documents: the importer holds a few batches in flight (their bytes, then their rows),
+#: and the writer commits several waiting batches together anyway (:data:`WRITE_GROUP`).
+PARALLEL_BATCH = 1000
 #: Parsed batches the writer thread commits together when they are waiting for it.
 WRITE_GROUP = 4
 _CANCELLED = "import cancelled; documents already committed stay, nothing partial"
@@ -323,6 +326,7 @@ class Importer:
         job = ParseJob(tuple(self.sources), self.forced, self.limits, self.tenant)
         workers = self._worker_count(total)
         batch_bytes = BATCH_BYTES if workers == 0 else PARALLEL_BATCH_BYTES
+        batch_size = self.batch_size if workers == 0 else min(self.batch_size, PARALLEL_BATCH)
         with _collector_tuned(), self.store.bulk_writes(), _Pipeline(self, summary, job, workers, total) as pipeline:
             pending: list[InputItem] = []
             pending_bytes = 0
@@ -340,7 +344,7 @@ class Importer:
                             continue
                         pending.append(item)
                         pending_bytes += len(item.data)
-                        if len(pending) >= self.batch_size or pending_bytes >= batch_bytes:
+                        if len(pending) >= batch_size or pending_bytes >= batch_bytes:
                             pipeline.submit(pending)
                             pending, pending_bytes = [], 0
                 except (BadInputError, IntegrityError) as exc:
