@@ -95,7 +95,7 @@ def _parse_json(data: bytes, cand: Candidate) -> tuple[Any, str | None]:
     except orjson.JSONDecodeError as exc:
         first_error = str(exc)
     else:
-        check_no_repeated_keys(raw, path=cand.path)
+        check_no_repeated_keys(raw, path=cand.path, parsed=value)
         return value, None
     # JSON Lines: one value per line (e.g. ``*.intoto.jsonl``).
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw

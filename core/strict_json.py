@@ -61,8 +61,12 @@ def _mark_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _Marker:
     return dict(pairs)
 
 
-def _may_repeat(data: bytes | str) -> bool:
-    """False only when no object in ``data`` (valid JSON) repeats a key: see the module's docstring."""
+_UNPARSED: Any = object()
+
+
+def _may_repeat(data: bytes | str, parsed: Any = _UNPARSED) -> bool:
+    """False only when no object in ``data`` (valid JSON) repeats a key: see the module's docstring. ``parsed`` is
+    orjson's tree of ``data`` when the caller has it (it is not parsed twice)."""
     # Any \u003x escape, not only \u003a, takes the checking pass: one search, after a cheap one for a backslash.
     if isinstance(data, bytes):
         if b"\\" in data and b"\\u003" in data:
@@ -73,18 +77,19 @@ def _may_repeat(data: bytes | str) -> bool:
             return True
         colons = data.count(":")
     try:
-        compact = orjson.dumps(orjson.loads(data))
+        compact = orjson.dumps(orjson.loads(data) if parsed is _UNPARSED else parsed)
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return True
     return colons != compact.count(b":")
 
 
-def repeated_key(data: bytes | str) -> tuple[str, str] | None:
+def repeated_key(data: bytes | str, parsed: Any = _UNPARSED) -> tuple[str, str] | None:
     """``(key, pointer)`` of the first object (in document order) that repeats a key, or None.
 
-    ``data`` must already be valid JSON (orjson accepted it).
+    ``data`` must already be valid JSON (orjson accepted it); ``parsed``, when given, is what ``orjson.loads(data)``
+    returned, unchanged since.
     """
-    if not _may_repeat(data):
+    if not _may_repeat(data, parsed):
         return None
     return _repeated_key_pass(data)
 
@@ -116,14 +121,17 @@ def loads(data: bytes | str, *, path: str, base_pointer: str = "", what: str = "
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise SchemaError(f"the {what} is malformed JSON: {exc}", path=path, pointer=base_pointer or None) from None
-    check_no_repeated_keys(data, path=path, base_pointer=base_pointer)
+    check_no_repeated_keys(data, path=path, base_pointer=base_pointer, parsed=value)
     return value
 
 
-def check_no_repeated_keys(data: bytes | str, *, path: str, base_pointer: str = "", where: str = "") -> None:
-    """Raise :class:`SchemaError` naming the key and its JSON pointer when an object in ``data`` repeats a key."""
+def check_no_repeated_keys(
+    data: bytes | str, *, path: str, base_pointer: str = "", where: str = "", parsed: Any = _UNPARSED
+) -> None:
+    """Raise :class:`SchemaError` naming the key and its JSON pointer when an object in ``data`` repeats a key
+    (``parsed``: orjson's tree of ``data``, when the caller has it)."""
     try:
-        found = repeated_key(data)
+        found = repeated_key(data, parsed)
     except RecursionError:
         raise SchemaError("JSON nesting is too deep to check", path=path) from None
     if found is not None:

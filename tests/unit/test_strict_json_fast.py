@@ -62,12 +62,13 @@ def _value(draw: st.DrawFn, depth: int = 0) -> str:
 def test_the_shortcut_finds_what_the_checking_pass_finds(text: str) -> None:
     data = text.encode("utf-8")
     try:
-        orjson.loads(data)
+        parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
         return  # the check runs only on what orjson accepted
     expected = strict_json._repeated_key_pass(data)
     assert strict_json.repeated_key(data) == expected
     assert strict_json.repeated_key(text) == expected
+    assert strict_json.repeated_key(data, parsed) == expected  # the tree a caller already parsed: the same verdict
 
 
 @pytest.mark.parametrize(
