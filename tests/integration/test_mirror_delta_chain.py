@@ -18,6 +18,7 @@ from core.canonical import canonical_json
 from core.home import Home
 from core.mirror_layout import MirrorState, live_documents, load_state
 from tests.conftest import ROOT
+from tests.integration.mirror_helpers import export_mirror, import_mirror
 
 SAMPLES = ROOT / "samples"
 GO_ADVISORY = SAMPLES / "advisories" / "GO-2020-0001.json"
@@ -32,20 +33,6 @@ def sender(stella: Any, home: Path, tmp_path: Path) -> dict[str, Any]:
     assert stella("keys", "export-public", "signer", "--out", pub).code == 0
     assert stella("trust", "add", "receiver", pub).code == 0
     return {"pub": pub, "root": home / "tuf" / "root" / "1.root.json", "mirror": tmp_path / "mirror", "home": home}
-
-
-def _export(stella: Any, tmp_path: Path, profile: str, *extra: str | Path) -> tuple[Path, dict[str, Any]]:
-    out = tmp_path / f"{profile.replace(':', '-')}-{len(list(tmp_path.glob('*.tar.zst')))}.tar.zst"
-    result = stella("export", "run", "--profile", profile, "--key", "signer", "--out", out, *extra, "--json")
-    assert result.code == 0, result.err
-    return out, result.json()
-
-
-def _import(stella: Any, sender: dict[str, Any], bundle: Path, *extra: str | Path) -> dict[str, Any]:
-    result = stella("mirror", "import", bundle, "--into", sender["mirror"], "--key", sender["pub"], *extra, "--json")
-    assert result.code == 0, result.err
-    body: dict[str, Any] = result.json()
-    return body
 
 
 def _revise(stella: Any, tmp_path: Path, summary: str) -> None:
@@ -88,24 +75,24 @@ def test_delta_after_delta_after_full_records_a_chain_and_imports(
     stella: Any, sender: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = sender["home"]
-    full, full_run = _export(stella, tmp_path, "mirror:full")
-    _import(stella, sender, full, "--trust-root", sender["root"])
+    full, full_run = export_mirror(stella, tmp_path, "mirror:full")
+    import_mirror(stella, sender, full, "--trust-root", sender["root"])
     state_size = full_run["parameters"]["inputs"]["count"]
     counts = load_state(sender["mirror"] / "current" / "tree").counts
     policy = counts.get("documents.policy", 0) + counts.get("documents.findings", 0)
 
     _revise(stella, tmp_path, "first revision")
-    delta1, run1 = _export(stella, tmp_path, "mirror:delta", "--base", full_run["runId"])
+    delta1, run1 = export_mirror(stella, tmp_path, "mirror:delta", "--base", full_run["runId"])
     # The run pins the new revision (and the policy documents its policy files are made of) and the old revision as
     # removed, not every live document.
     assert state_size > 1 + policy
     assert run1["parameters"]["inputs"]["count"] == 1 + policy and len(run1["parameters"]["options"]["removed"]) == 1
-    assert _import(stella, sender, delta1)["sequence"] == 1
+    assert import_mirror(stella, sender, delta1)["sequence"] == 1
 
     _revise(stella, tmp_path, "second revision")
-    delta2, run2 = _export(stella, tmp_path, "mirror:delta", "--base", run1["runId"])
+    delta2, run2 = export_mirror(stella, tmp_path, "mirror:delta", "--base", run1["runId"])
     assert run2["parameters"]["inputs"]["count"] == 1 + policy
-    assert _import(stella, sender, delta2)["sequence"] == 2
+    assert import_mirror(stella, sender, delta2)["sequence"] == 2
     raw = stella("mirror", "query", sender["mirror"], "--id", "GO-2020-0001", "--raw")
     assert json.loads(raw.out)["summary"] == "second revision"
 
@@ -118,7 +105,7 @@ def test_delta_after_delta_after_full_records_a_chain_and_imports(
 
     # The same delta on a compacted record (a full one) ships the same payload and state.
     monkeypatch.setattr(mirror, "MAX_CHAIN", 0)
-    again, run2b = _export(stella, tmp_path, "mirror:delta", "--base", run1["runId"])
+    again, run2b = export_mirror(stella, tmp_path, "mirror:delta", "--base", run1["runId"])
     assert records.load(_state_digest(run2b, home)).chain_base is None
     assert _payload(again, tmp_path / "again") == _payload(delta2, tmp_path / "delta2")
     assert _sender_live(home, _state_digest(run2b, home)) == _sender_live(home, digest2)
@@ -131,8 +118,8 @@ def test_delta_after_delta_after_full_records_a_chain_and_imports(
 
 def test_a_first_format_record_serves_as_a_base(stella: Any, sender: dict[str, Any], tmp_path: Path) -> None:
     home = sender["home"]
-    full, full_run = _export(stella, tmp_path, "mirror:full")
-    _import(stella, sender, full, "--trust-root", sender["root"])
+    full, full_run = export_mirror(stella, tmp_path, "mirror:full")
+    import_mirror(stella, sender, full, "--trust-root", sender["root"])
     # Rewrite the full bundle's record as the first format wrote it: the state, then every live document.
     digest = _state_digest(full_run, home)
     states = home / "mirror" / "states"
@@ -144,8 +131,8 @@ def test_a_first_format_record_serves_as_a_base(stella: Any, sender: dict[str, A
     (states / f"{digest}.arrow").unlink()
 
     _revise(stella, tmp_path, "after the upgrade")
-    delta, run = _export(stella, tmp_path, "mirror:delta", "--base", tree / "manifests" / "state.json")
-    assert _import(stella, sender, delta)["sequence"] == 1
+    delta, run = export_mirror(stella, tmp_path, "mirror:delta", "--base", tree / "manifests" / "state.json")
+    assert import_mirror(stella, sender, delta)["sequence"] == 1
     assert _sender_live(home, _state_digest(run, home)) == _receiver_live(sender)
     current = MirrorState.from_bytes((sender["mirror"] / "current" / "tree" / "manifests" / "state.json").read_bytes())
     assert current.base == digest and current.counts["removed"] == 1 and current.counts["added"] == 1

@@ -25,6 +25,7 @@ import pytest
 from core.contract.mirror import STATE
 from core.mirror_layout import MirrorState
 from tests.conftest import ROOT, require_tool
+from tests.integration.mirror_helpers import export_mirror, import_mirror
 from tests.integration.test_mirror import _new_revision
 
 pytestmark = pytest.mark.interop
@@ -84,23 +85,9 @@ def sender(stella: Any, home: Path, tmp_path: Path) -> dict[str, Any]:
     return {"pub": pub, "root": pinned, "mirror": tmp_path / "mirror"}
 
 
-def _export(stella: Any, tmp_path: Path, profile: str, *extra: str | Path) -> tuple[Path, dict[str, Any]]:
-    out = tmp_path / f"{profile.replace(':', '-')}-{len(list(tmp_path.glob('*.tar.zst')))}.tar.zst"
-    result = stella("export", "run", "--profile", profile, "--key", "signer", "--out", out, *extra, "--json")
-    assert result.code == 0, result.err
-    return out, result.json()
-
-
-def _import(stella: Any, sender: dict[str, Any], bundle: Path, *extra: str | Path) -> dict[str, Any]:
-    result = stella("mirror", "import", bundle, "--into", sender["mirror"], "--key", sender["pub"], *extra, "--json")
-    assert result.code == 0, result.err
-    body: dict[str, Any] = result.json()
-    return body
-
-
 def _full_mirror(stella: Any, sender: dict[str, Any], tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    bundle, run = _export(stella, tmp_path, "mirror:full")
-    _import(stella, sender, bundle, "--trust-root", sender["root"])
+    bundle, run = export_mirror(stella, tmp_path, "mirror:full")
+    import_mirror(stella, sender, bundle, "--trust-root", sender["root"])
     return sender["mirror"] / "current" / "tree", run
 
 
@@ -164,8 +151,8 @@ def test_tuf_js_follows_root_and_targets_rotation_from_the_old_pinned_root(
     assert stella("tuf", "rotate", "root", "--key", "newkey").code == 0
     assert stella("tuf", "rotate", "targets", "--key", "newkey").code == 0
     assert stella("import", "--quiet", _new_revision(tmp_path, "after rotation")).code == 0
-    delta, _ = _export(stella, tmp_path, "mirror:delta", "--base", full_run["runId"])
-    assert _import(stella, sender, delta, "--receipt-key", "signer")["tuf"]["rootVersion"] == 3
+    delta, _ = export_mirror(stella, tmp_path, "mirror:delta", "--base", full_run["runId"])
+    assert import_mirror(stella, sender, delta, "--receipt-key", "signer")["tuf"]["rootVersion"] == 3
 
     files = _targets_on_disk(tree)
     body = _assert_fetched_exactly(_fetch(sender["root"], tree, tmp_path / "after", sorted(files)), files)
