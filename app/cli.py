@@ -103,7 +103,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "app.commands.serve",
         "serve the local HTTP API (tokens from `stella token create`) on 127.0.0.1, or over TLS elsewhere",
     ),
-    "tui": ("app.tui.command", "open the terminal UI (dashboard, import, data, profiles, export runs, verify, keys)"),
+    "tui": (
+        "app.tui.command",
+        "open the terminal UI (dashboard, import, data, profiles, export runs, verify, keys, bootstrap packs)",
+    ),
 }
 
 

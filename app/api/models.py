@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from core.contract.bundle import MANIFEST
+from core.contract.media_types import OCI_INDEX
 from core.contract.profiles import JSON_RAW
 
 
@@ -234,7 +235,7 @@ _PACK_ENTRY = {
     "type": "image",
     "refName": "library/busybox:1.36",
     "digest": "sha256:3fbc632167424a6d997e74f52b878d7cc478225cffac6bc977eedfe51c7f4e79",
-    "mediaType": "application/vnd.oci.image.index.v1+json",
+    "mediaType": OCI_INDEX,
     "size": 2295,
     "source": "oci-layout://images/busybox",
     "platforms": [{"os": "linux", "architecture": "amd64"}],

@@ -21,7 +21,7 @@ ALLOWED = {
 
 
 def _literals(path: Path) -> Iterator[tuple[str, int]]:
-    """Every string literal of a module (f-string parts included), docstrings excepted."""
+    """Every string literal of a module (f-string parts included), docstrings and ``__all__``'s names excepted."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     docstrings: set[int] = set()
     for node in ast.walk(tree):
@@ -29,6 +29,8 @@ def _literals(path: Path) -> Iterator[tuple[str, int]]:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 docstrings.add(id(first.value))
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            docstrings.update(id(c) for c in ast.walk(node.value) if isinstance(c, ast.Constant))
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
             yield node.value, node.lineno
