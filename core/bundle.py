@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import itertools
 import os
-import queue
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -36,7 +35,7 @@ import zstandard
 from core import __version__
 from core.age_stream import encrypt_stream
 from core.archive.rules import Compression
-from core.archive.writer import ArchiveEntry, write_archive
+from core.archive.writer import ArchiveEntry, BackgroundWriter, write_archive
 from core.canonical import canonical_json, canonical_json_of_plain
 from core.contract.bundle import (
     BUILD_TYPE,
@@ -325,48 +324,6 @@ class ScatteredFile:
                     raise Cancelled("export cancelled")
                 sha.update(chunk)  # hashlib releases the GIL on large updates
         return sha.hexdigest()
-
-
-class BackgroundWriter:
-    """Hands byte batches to ``write`` on a second thread, a few batches ahead of the caller.
-
-    Used where ``write`` releases the GIL for most of its time (zstd compression), so the caller's Python work
-    and the compression run on two cores. The queue is bounded: memory stays at a few batches. An exception in
-    the thread is raised in the caller at its next ``put`` or when the block ends; when the block raises, the
-    thread drops what is queued and stops before the exception goes on.
-    """
-
-    def __init__(self, write: Callable[[bytes], Any], *, name: str, depth: int = 4) -> None:
-        self._write = write
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._abandon = False
-        self._thread = threading.Thread(target=self._run, name=f"stella {name}", daemon=True)
-
-    def __enter__(self) -> BackgroundWriter:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is None and not self._abandon:
-                try:
-                    self._write(item)
-                except BaseException as exc:  # handed to the caller's thread
-                    self._error = exc
-
-    def put(self, data: bytes) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(data)
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        if exc_type is not None:
-            self._abandon = True
-        self._queue.put(None)
-        self._thread.join()
-        if exc_type is None and self._error is not None:
-            raise self._error
 
 
 class Beside:

@@ -226,26 +226,38 @@ def _fsync_dir(directory: Path) -> None:
         os.close(dfd)
 
 
-class _HashingWriter(io.RawIOBase):
-    """Hashes and counts the archive's bytes on their way to disk, so the file is never read back.
+class BackgroundWriter:
+    """Hands byte batches to ``write`` on a second thread, a few batches ahead of the caller.
 
-    The hashing and writing run on a second thread, a few chunks behind the compressor (both release the GIL), so
-    the thread that compresses does nothing else. Used as a context manager: its exit waits for every chunk to be
-    written and raises what the thread met; when the block raises, the queued chunks are dropped.
+    Used where ``write`` releases the GIL for most of its time (zstd compression), so the caller's Python work
+    and the compression run on two cores. The queue is bounded: memory stays at a few batches. An exception in
+    the thread is raised in the caller at its next ``put`` or when the block ends; when the block raises, the
+    thread drops what is queued and stops before the exception goes on.
     """
 
-    def __init__(self, fh: IO[bytes], depth: int = 4) -> None:
-        self._fh = fh
-        self.sha256 = hashlib.sha256()
-        self.size = 0
+    def __init__(self, write: Callable[[bytes], Any], *, name: str, depth: int = 4) -> None:
+        self._write = write
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._abandon = False
-        self._thread = threading.Thread(target=self._run, name="stella archive output", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"stella {name}", daemon=True)
 
-    def __enter__(self) -> _HashingWriter:
+    def __enter__(self) -> BackgroundWriter:
         self._thread.start()
         return self
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None and not self._abandon:
+                try:
+                    self._write(item)
+                except BaseException as exc:  # handed to the caller's thread
+                    self._error = exc
+
+    def put(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         if exc_type is not None:
@@ -255,26 +267,40 @@ class _HashingWriter(io.RawIOBase):
         if exc_type is None and self._error is not None:
             raise self._error
 
-    def _run(self) -> None:
-        while (data := self._queue.get()) is not None:
-            if self._error is not None or self._abandon:
-                continue
-            try:
-                self.sha256.update(data)
-                self._fh.write(data)
-            except BaseException as exc:  # raised in the compressing thread at its next write, or at the exit
-                self._error = exc
+
+class _HashingWriter(io.RawIOBase):
+    """Hashes and counts the archive's bytes on their way to disk, so the file is never read back.
+
+    The hashing and writing run on a :class:`BackgroundWriter` thread, a few chunks behind the compressor (both
+    release the GIL), so the thread that compresses does nothing else. Used as a context manager: its exit waits for
+    every chunk to be written and raises what the thread met; when the block raises, the queued chunks are dropped.
+    """
+
+    def __init__(self, fh: IO[bytes], depth: int = 4) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self._background = BackgroundWriter(self._hash_and_write, name="archive output", depth=depth)
+
+    def _hash_and_write(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self._fh.write(data)
+
+    def __enter__(self) -> _HashingWriter:
+        self._background.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        self._background.__exit__(exc_type, *rest)
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        if self._error is not None:
-            raise self._error
         # The compressors hand over new bytes objects; anything else (a view of a buffer its owner may reuse) is
         # copied before it leaves this thread.
         chunk = data if type(data) is bytes else bytes(memoryview(data).cast("B"))
-        self._queue.put(chunk)
+        self._background.put(chunk)
         self.size += len(chunk)
         return len(chunk)
 
